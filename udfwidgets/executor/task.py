@@ -1,0 +1,155 @@
+"""The work done for one partition, on whichever worker runs it.
+
+Every UDF gets a fresh copy (unpickled from the run's UDF blob), its
+partition-local buffers, ``preprocess``, its process method over the
+partition's frames, and ``postprocess``. Frames are read once and shared by
+all UDFs of the run; they are converted to each UDF's input dtype one tile at
+a time into a reused buffer.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import SimpleNamespace
+
+import cloudpickle
+import numpy as np
+
+from ..io.dataset import Partition
+from ..io.shape import Shape
+from ..udf.base import BufferNamespace, process_method_of
+from ..udf.buffers import zeros
+from ..udf.meta import UDFMeta
+from .plan import validate_buffers
+
+__all__ = ["PartitionTask", "PartitionResult", "run_partition", "DEFAULT_TILE_BYTES"]
+
+#: Frames per tile are chosen so that one tile of input is about this big
+#: (fits the L2 cache of current CPUs together with the buffers).
+DEFAULT_TILE_BYTES = 1 << 20
+
+
+@dataclass
+class PartitionTask:
+    """Everything a worker needs for one partition; small to pickle."""
+
+    partition: Partition
+    udfs_blob: bytes
+    roi: np.ndarray | None  # flat nav mask of the whole dataset, or None
+    tile_bytes: int = DEFAULT_TILE_BYTES
+
+
+@dataclass
+class PartitionResult:
+    """The partition-local buffers of every UDF, in the run's UDF order."""
+
+    index: int
+    num_frames: int
+    buffers: list[dict[str, np.ndarray]]
+
+
+def make_meta(udf, shape: Shape, dtype, roi_flat, num_frames: int) -> UDFMeta:
+    input_dtype = np.result_type(udf.get_preferred_input_dtype(), dtype)
+    roi = None if roi_flat is None else roi_flat.reshape(shape.nav)
+    return UDFMeta(shape, dtype, input_dtype, roi,
+                   Shape((num_frames,) + tuple(shape.sig), sig_dims=shape.sig_dims))
+
+
+def _set_whole(udf, arrays: dict[str, np.ndarray], indices: np.ndarray) -> None:
+    udf.results.__dict__.update(arrays)
+    udf.meta._indices = indices
+    udf.meta._frame = None
+
+
+def run_partition(task: PartitionTask) -> PartitionResult:
+    """Run all UDFs of a run over one partition and return their buffers."""
+    part = task.partition
+    shape = part.shape
+    udfs = cloudpickle.loads(task.udfs_blob)
+    if task.roi is None:
+        indices = np.arange(part.start, part.stop, dtype=np.int64)
+    else:
+        indices = np.flatnonzero(task.roi[part.start:part.stop]) + part.start
+    n = len(indices)
+    sig = tuple(shape.sig)
+
+    states = []  # (udf, method, arrays, nav buffers)
+    for udf in udfs:
+        udf.meta = make_meta(udf, shape, part.dtype, task.roi, n)
+        decls = validate_buffers(udf)
+        arrays = {name: zeros(d.shape_for(n, sig), d.dtype)
+                  for name, d in decls.items() if d.use != "result_only"}
+        navs = [(name, arrays[name], not decls[name].extra_shape)
+                for name in arrays if decls[name].kind == "nav"]
+        udf.task_data = SimpleNamespace(**(udf.get_task_data() or {}))
+        udf.results = BufferNamespace(dict(arrays), type(udf).__name__)
+        _set_whole(udf, arrays, indices)
+        udf.preprocess()
+        states.append((udf, process_method_of(udf), arrays, navs))
+
+    if n:
+        native = part.read(part.start, part.stop) if task.roi is None else part.take(indices)
+        native = native.view()
+        native.flags.writeable = False
+        _process(states, native, indices, sig, task.tile_bytes)
+
+    out = []
+    for udf, _, arrays, _ in states:
+        _set_whole(udf, arrays, indices)
+        udf.postprocess()
+        out.append(arrays)
+    return PartitionResult(part.index, n, out)
+
+
+def _process(states, native: np.ndarray, indices: np.ndarray, sig, tile_bytes: int) -> None:
+    whole: dict[np.dtype, np.ndarray] = {native.dtype: native}
+    tiled = []
+    for state in states:
+        udf, method, arrays, _ = state
+        dt = udf.meta.input_dtype
+        if method == "process_partition":
+            if dt not in whole:
+                whole[dt] = native.astype(dt)
+            _set_whole(udf, arrays, indices)
+            udf.process_partition(whole[dt])
+        else:
+            tiled.append(state)
+    if not tiled:
+        return
+
+    n = len(native)
+    frame_size = int(np.prod(sig))
+    itemsize = max(s[0].meta.input_dtype.itemsize for s in tiled)
+    tile_frames = max(1, min(n, tile_bytes // max(1, frame_size * itemsize)))
+    scratch = {s[0].meta.input_dtype: None for s in tiled if s[0].meta.input_dtype not in whole}
+    for dt in scratch:
+        scratch[dt] = np.empty((tile_frames,) + tuple(sig), dtype=dt)
+
+    for t0 in range(0, n, tile_frames):
+        t1 = min(n, t0 + tile_frames)
+        tiles = {}
+        for udf, method, arrays, navs in tiled:
+            dt = udf.meta.input_dtype
+            tile = tiles.get(dt)
+            if tile is None:
+                if dt in whole:
+                    tile = whole[dt][t0:t1]
+                else:
+                    tile = scratch[dt][: t1 - t0]
+                    np.copyto(tile, native[t0:t1], casting="unsafe")
+                tiles[dt] = tile
+            meta = udf.meta
+            meta._indices = indices[t0:t1]
+            meta._frame = None
+            rd = udf.results.__dict__
+            if method == "process_tile":
+                for name, arr, _ in navs:
+                    rd[name] = arr[t0:t1]
+                udf.process_tile(tile)
+            else:
+                pf = udf.process_frame
+                for i in range(t1 - t0):
+                    j = t0 + i
+                    for name, arr, scalar in navs:
+                        rd[name] = arr[j:j + 1] if scalar else arr[j]
+                    meta._frame = i
+                    pf(tile[i])

@@ -1,0 +1,188 @@
+"""File-backed datasets read through memory maps: ``.npy`` and raw binary."""
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+
+from .dataset import (DataSet, DataSetError, Partition, as_shape_tuple, check_sig_dims,
+                      existing_file)
+from .shape import Shape
+
+__all__ = ["NpyDataSet", "RawDataSet"]
+
+# One memory map per file and worker process, opened on first use.
+_MAPS: dict[tuple, np.ndarray] = {}
+
+
+def _memmap(path: str, dtype: np.dtype, offset: int, num_frames: int,
+            sig_shape: tuple[int, ...], mtime: float) -> np.ndarray:
+    key = (path, dtype.str, offset, num_frames, sig_shape, mtime)
+    arr = _MAPS.get(key)
+    if arr is None:
+        arr = np.memmap(path, dtype=dtype, mode="r", offset=offset,
+                        shape=(num_frames,) + sig_shape)
+        if len(_MAPS) > 32:
+            _MAPS.clear()
+        _MAPS[key] = arr
+    return arr
+
+
+class FilePartition(Partition):
+    """Frames of a file, read through a memory map opened in the worker.
+
+    ``sync_offset`` shifts the file against the scan: navigation frame ``i``
+    is file frame ``i + sync_offset``; frames that fall outside the file read
+    as zeros.
+    """
+
+    def __init__(self, shape, dtype, start, stop, index, *, path, offset,
+                 file_frames, sync_offset, mtime):
+        super().__init__(shape, dtype, start, stop, index)
+        self.path = path
+        self.offset = offset
+        self.file_frames = file_frames
+        self.sync_offset = sync_offset
+        self.mtime = mtime
+
+    def _map(self) -> np.ndarray:
+        return _memmap(self.path, self.dtype, self.offset, self.file_frames,
+                       tuple(self.shape.sig), self.mtime)
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        mm = self._map()
+        so = self.sync_offset
+        if so == 0:
+            return mm[start:stop]
+        lo, hi = start + so, stop + so
+        if 0 <= lo and hi <= self.file_frames:
+            return mm[lo:hi]
+        out = np.zeros((stop - start,) + tuple(self.shape.sig), dtype=self.dtype)
+        a, b = max(lo, 0), min(hi, self.file_frames)
+        if a < b:
+            out[a - lo: b - lo] = mm[a:b]
+        return out
+
+    def take(self, indices: np.ndarray) -> np.ndarray:
+        if self.sync_offset == 0:
+            return self._map()[indices]
+        return super().take(indices)
+
+
+class _FileDataSet(DataSet):
+    path: str
+    offset: int
+    file_frames: int
+    sync_offset: int = 0
+
+    def _make_partition(self, start, stop, index):
+        return FilePartition(self.shape, self.dtype, start, stop, index, path=self.path,
+                             offset=self.offset, file_frames=self.file_frames,
+                             sync_offset=self.sync_offset, mtime=os.path.getmtime(self.path))
+
+
+class NpyDataSet(_FileDataSet):
+    """A ``.npy`` file, memory-mapped, never loaded whole.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The ``.npy`` file (C order).
+    sig_dims : int
+        Number of trailing signal dimensions, 1 or 2.
+    num_partitions : int, optional
+        Override the default number of partitions.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, os
+    >>> from udfwidgets.io.files import NpyDataSet
+    >>> path = os.path.join(tempfile.mkdtemp(), "scan.npy")
+    >>> np.save(path, np.ones((2, 3, 4, 4), dtype=np.float32))
+    >>> NpyDataSet(path).shape
+    Shape((2, 3, 4, 4), sig_dims=2)
+    """
+
+    def __init__(self, path, sig_dims: int = 2, num_partitions: int | None = None):
+        super().__init__(num_partitions)
+        self.path = existing_file(path)
+        try:
+            arr = np.load(self.path, mmap_mode="r")
+        except Exception as e:
+            raise DataSetError(f"{self.path!r} is not a readable .npy file: {e}") from e
+        if not isinstance(arr, np.memmap):
+            raise DataSetError(f"{self.path!r} cannot be memory-mapped (object arrays are not supported)")
+        if arr.ndim > 1 and arr.flags.f_contiguous and not arr.flags.c_contiguous:
+            raise DataSetError(f"{self.path!r} is stored in Fortran order; save it in C order "
+                               "(np.save(path, np.ascontiguousarray(a)))")
+        check_sig_dims(arr.ndim, sig_dims)
+        self.shape = Shape(arr.shape, sig_dims=sig_dims)
+        self.dtype = arr.dtype
+        self.offset = int(arr.offset)
+        self.file_frames = self.shape.nav.size
+
+
+class RawDataSet(_FileDataSet):
+    """A headerless binary file of frames in C order.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file.
+    nav_shape : tuple of int
+        Scan dimensions (1 to 3).
+    sig_shape : tuple of int
+        Frame dimensions (1 or 2).
+    dtype : numpy dtype
+        The stored dtype, e.g. ``"float32"`` or ``">u2"``.
+    sync_offset : int
+        Navigation frame ``i`` is file frame ``i + sync_offset``; frames that
+        fall outside the file read as zeros. Must be smaller than the number of
+        frames in magnitude.
+    num_partitions : int, optional
+        Override the default number of partitions.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, os
+    >>> from udfwidgets.io.files import RawDataSet
+    >>> path = os.path.join(tempfile.mkdtemp(), "scan.raw")
+    >>> np.ones((2, 3, 4, 4), dtype=np.uint16).tofile(path)
+    >>> RawDataSet(path, nav_shape=(2, 3), sig_shape=(4, 4), dtype="uint16").shape.nav
+    (2, 3)
+    """
+
+    def __init__(self, path, nav_shape, sig_shape, dtype, sync_offset: int = 0,
+                 num_partitions: int | None = None):
+        super().__init__(num_partitions)
+        self.path = existing_file(path)
+        nav_shape = as_shape_tuple(nav_shape, "nav_shape")
+        sig_shape = as_shape_tuple(sig_shape, "sig_shape")
+        check_sig_dims(len(nav_shape) + len(sig_shape), len(sig_shape))
+        try:
+            self.dtype = np.dtype(dtype)
+        except TypeError as e:
+            raise DataSetError(f"dtype={dtype!r} is not a NumPy dtype") from e
+        if self.dtype.hasobject:
+            raise DataSetError("raw files cannot hold dtype object")
+        self.shape = Shape(nav_shape + sig_shape, sig_dims=len(sig_shape))
+        self.offset = 0
+        frame_bytes = math.prod(sig_shape) * self.dtype.itemsize
+        size = os.path.getsize(self.path)
+        expected = self.shape.nav.size * frame_bytes
+        if size != expected:
+            hint = ""
+            if size % frame_bytes == 0:
+                hint = f" The file holds {size // frame_bytes} frames of {sig_shape}."
+            raise DataSetError(
+                f"{self.path!r} has {size} bytes, but nav_shape={nav_shape} x sig_shape={sig_shape} "
+                f"x dtype={self.dtype} needs {expected} bytes.{hint} Check the shapes and dtype.")
+        self.file_frames = self.shape.nav.size
+        if not isinstance(sync_offset, (int, np.integer)):
+            raise DataSetError(f"sync_offset must be an integer, got {sync_offset!r}")
+        if abs(sync_offset) >= self.file_frames:
+            raise DataSetError(
+                f"sync_offset={sync_offset} is past the end of the data: it must lie between "
+                f"{-(self.file_frames - 1)} and {self.file_frames - 1}")
+        self.sync_offset = int(sync_offset)
