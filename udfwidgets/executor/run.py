@@ -1,6 +1,7 @@
 """The main-node side of a run: plan, dispatch partitions, merge, publish results."""
 from __future__ import annotations
 
+import warnings
 from types import SimpleNamespace
 from typing import Any, Iterator, Sequence
 
@@ -13,6 +14,7 @@ from ..results import UDFResults
 from ..udf.base import UDF, BufferNamespace, merge_missing_message
 from ..udf.buffers import BufferError, BufferWrapper, empty_filled, zeros
 from .backends import Executor
+from .errors import annotate_udf_error
 from .plan import clean_copies, dumps_udfs, normalize_roi, validate_buffers
 from .task import DEFAULT_TILE_BYTES, PartitionTask, make_meta, run_partition
 
@@ -105,16 +107,22 @@ class UDFRun:
                             sub.new_data(partial, partial.damage, force=False)
                         if partials:
                             yield partial
-            except _terminated_errors() as e:
-                names = ", ".join(type(u).__name__ for u in self.udfs)
-                raise WorkerDiedError(
-                    f"a worker process died while running {names} (killed, crashed, or out of "
-                    f"memory): {e}. The Context stays usable; the next run starts fresh "
-                    "workers.") from e
+            except Exception as e:
+                if isinstance(e, _terminated_errors()):
+                    names = ", ".join(type(u).__name__ for u in self.udfs)
+                    raise WorkerDiedError(
+                        f"a worker process died while running {names} (killed, crashed, or out "
+                        f"of memory): {e}. The Context stays usable; the next run starts fresh "
+                        "workers.") from e
+                annotate_udf_error(e, self.udfs)
+                raise
             finally:
                 close = getattr(stream, "close", None)
                 if close is not None:
-                    close()
+                    with warnings.catch_warnings():
+                        # joblib warns that tasks were cancelled: that is what we asked for
+                        warnings.simplefilter("ignore", UserWarning)
+                        close()
             final = UDFResults(self._compute_results, self._damage_wrapper(), finished=True)
             final.buffers  # compute now: errors in get_results surface here
             for sub in subscribers:
