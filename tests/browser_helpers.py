@@ -1,0 +1,340 @@
+"""Helpers for the real-browser test: a private JupyterLab server and a Chromium page.
+
+Facts this relies on (see ``shared/browser-testing.md``): Debian's Chromium at
+``/usr/bin/chromium`` driven by Playwright for Python; JupyterLab started with
+``--LabApp.expose_app_in_browser=True`` so that ``window.jupyterapp`` runs commands;
+ipympl draws a figure on a canvas inside ``.jupyter-matplotlib`` and listens for
+the mouse on the top-most canvas of that figure.
+
+Examples
+--------
+::
+
+    with LabServer(root_dir) as server, chromium_page() as page:
+        nb = NotebookPage(page, server)
+        nb.open("01-getting-started.ipynb")
+        nb.run_all()
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any, Iterator
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free right now.
+
+    Examples
+    --------
+    >>> 0 < free_port() < 65536
+    True
+    """
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LabServer:
+    """JupyterLab on 127.0.0.1 with private config, data, runtime and settings dirs.
+
+    The kernel is this interpreter (``sys.executable``): a ``python3``
+    kernelspec in the private data dir takes precedence over any other.
+
+    Parameters
+    ----------
+    root_dir : Path
+        What the server serves (a copy of the notebooks, so that the browser
+        never saves over the originals).
+    log_path : Path, optional
+        Where the server's output goes.
+
+    Examples
+    --------
+    ::
+
+        with LabServer(tmp_path) as server:
+            print(server.url("lab/tree/x.ipynb"))
+    """
+
+    def __init__(self, root_dir: Path, log_path: Path | None = None):
+        self.root_dir = Path(root_dir)
+        self.token = secrets.token_hex(16)
+        self.port = free_port()
+        self._home = Path(tempfile.mkdtemp(prefix="udfw-lab-"))
+        self.log_path = log_path or self._home / "server.log"
+        self.proc: subprocess.Popen | None = None
+
+    def url(self, path: str = "") -> str:
+        sep = "&" if "?" in path else "?"
+        return f"http://127.0.0.1:{self.port}/{path}{sep}token={self.token}"
+
+    def _environment(self) -> dict[str, str]:
+        home = self._home
+        dirs = {name: home / name for name in ("config", "data", "runtime", "settings",
+                                               "workspaces", "ipython")}
+        for d in dirs.values():
+            d.mkdir(parents=True, exist_ok=True)
+        kernel_dir = dirs["data"] / "kernels" / "python3"
+        kernel_dir.mkdir(parents=True, exist_ok=True)
+        (kernel_dir / "kernel.json").write_text(json.dumps({
+            "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+            "display_name": "Python 3 (ipykernel)", "language": "python",
+            "metadata": {"debugger": False}}))
+        labconfig = dirs["config"] / "labconfig"
+        labconfig.mkdir(exist_ok=True)
+        (labconfig / "page_config.json").write_text(json.dumps({"disabledExtensions": {
+            "@jupyterlab/apputils-extension:announcements": True}}))
+        docmanager = dirs["settings"] / "@jupyterlab" / "docmanager-extension"
+        docmanager.mkdir(parents=True, exist_ok=True)
+        (docmanager / "plugin.jupyterlab-settings").write_text(json.dumps({"autosave": False}))
+        env = dict(os.environ)
+        env.update(JUPYTER_CONFIG_DIR=str(dirs["config"]), JUPYTER_DATA_DIR=str(dirs["data"]),
+                   JUPYTER_RUNTIME_DIR=str(dirs["runtime"]),
+                   JUPYTERLAB_SETTINGS_DIR=str(dirs["settings"]),
+                   JUPYTERLAB_WORKSPACES_DIR=str(dirs["workspaces"]),
+                   IPYTHONDIR=str(dirs["ipython"]), JUPYTER_PLATFORM_DIRS="1")
+        env.pop("MPLBACKEND", None)
+        return env
+
+    def start(self, timeout: float = 60.0) -> "LabServer":
+        cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1",
+               f"--port={self.port}", f"--IdentityProvider.token={self.token}",
+               "--ServerApp.password=", f"--ServerApp.root_dir={self.root_dir}",
+               "--LabApp.expose_app_in_browser=True", "--LabApp.extension_manager=readonly",
+               "--ServerApp.open_browser=False"]
+        if hasattr(os, "geteuid") and os.geteuid() == 0:
+            cmd.append("--allow-root")
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(cmd, env=self._environment(), stdout=self._log,
+                                     stderr=subprocess.STDOUT, cwd=self.root_dir)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"JupyterLab exited early; see {self.log_path}:\n"
+                                   + Path(self.log_path).read_text()[-3000:])
+            try:
+                with urllib.request.urlopen(self.url("api/status"), timeout=2) as r:
+                    if r.status == 200:
+                        return self
+            except OSError:
+                time.sleep(0.25)
+        self.stop()
+        raise TimeoutError(f"JupyterLab did not answer on port {self.port} in {timeout} s")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        self.proc = None
+        if getattr(self, "_log", None):
+            self._log.close()
+        shutil.rmtree(self._home, ignore_errors=True)
+
+    def __enter__(self) -> "LabServer":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+@contextlib.contextmanager
+def chromium_page(viewport=(1400, 1000)) -> Iterator[Any]:
+    """A Playwright page in Debian's Chromium with a fresh profile directory."""
+    from playwright.sync_api import sync_playwright
+
+    profile = tempfile.mkdtemp(prefix="udfw-chromium-")
+    try:
+        with sync_playwright() as p:
+            # A fresh --user-data-dir: Playwright takes it as launch_persistent_context's
+            # user_data_dir (it refuses the flag in args).
+            context = p.chromium.launch_persistent_context(
+                profile, executable_path=CHROMIUM, args=CHROMIUM_ARGS,
+                viewport={"width": viewport[0], "height": viewport[1]})
+            try:
+                page = context.pages[0] if context.pages else context.new_page()
+                yield page
+            finally:
+                context.close()
+    finally:
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+# JavaScript run in the page. ``window.jupyterapp`` exists thanks to
+# --LabApp.expose_app_in_browser; the current widget is the open notebook panel.
+_JS_KERNEL_READY = """async () => {
+  const panel = window.jupyterapp.shell.currentWidget;
+  if (!panel || !panel.sessionContext) return 'no-panel';
+  await panel.sessionContext.ready;
+  const kernel = panel.sessionContext.session && panel.sessionContext.session.kernel;
+  if (!kernel) return 'no-kernel';
+  return kernel.connectionStatus + '/' + kernel.status;
+}"""
+
+_JS_CELLS = """() => {
+  const nb = window.jupyterapp.shell.currentWidget.content;
+  return nb.widgets.map(c => ({type: c.model.type, source: c.model.sharedModel.getSource()}));
+}"""
+
+_JS_RUN_CELL = """async (i) => {
+  const panel = window.jupyterapp.shell.currentWidget;
+  panel.content.activeCellIndex = i;
+  const ok = await window.jupyterapp.commands.execute('notebook:run-cell');
+  const cell = panel.content.widgets[i];
+  const outputs = cell.model.type === 'code' ? cell.model.outputs.toJSON() : [];
+  return {ok: ok, outputs: outputs};
+}"""
+
+_JS_KERNEL_EXEC = """async (code) => {
+  const kernel = window.jupyterapp.shell.currentWidget.sessionContext.session.kernel;
+  const future = kernel.requestExecute({code: code, store_history: false});
+  let out = '';
+  future.onIOPub = (msg) => {
+    const t = msg.header.msg_type;
+    if (t === 'stream') out += msg.content.text;
+    else if (t === 'execute_result') out += msg.content.data['text/plain'] + '\\n';
+    else if (t === 'error') out += 'ERROR ' + msg.content.ename + ': ' + msg.content.evalue;
+  };
+  await future.done;
+  return out;
+}"""
+
+# A fingerprint of the image shown by every ipympl figure in a cell's output:
+# its first canvas holds the rendered figure (the others are overlays).
+_JS_CANVAS_IMAGES = """(i) => {
+  const cell = window.jupyterapp.shell.currentWidget.content.widgets[i];
+  const figs = cell.node.querySelectorAll('.jupyter-matplotlib-figure');
+  return Array.from(figs).map(f => {
+    const c = f.querySelector('canvas');
+    return c ? c.toDataURL() : '';
+  });
+}"""
+
+
+class CellError(AssertionError):
+    """A notebook cell raised an error in the browser's kernel."""
+
+
+class NotebookPage:
+    """Drive one notebook in JupyterLab: open it, run cells, read the kernel's state.
+
+    Parameters
+    ----------
+    page : playwright.sync_api.Page
+    server : LabServer
+
+    Examples
+    --------
+    ::
+
+        nb = NotebookPage(page, server)
+        nb.open("01-getting-started.ipynb")
+        for i in nb.code_cells():
+            nb.run_cell(i)
+        print(nb.kernel_exec("print(1 + 1)"))
+    """
+
+    def __init__(self, page: Any, server: LabServer):
+        self.page = page
+        self.server = server
+
+    def open(self, name: str, timeout: float = 60.0) -> None:
+        self.page.goto(self.server.url(f"lab/tree/{name}"))
+        self.page.wait_for_selector(".jp-Notebook", timeout=timeout * 1000)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            dialog = self.page.locator(".jp-Dialog button:has-text('Select')")
+            if dialog.count():
+                dialog.first.click()
+            state = self.page.evaluate(_JS_KERNEL_READY)
+            if state == "connected/idle":
+                return
+            time.sleep(0.25)
+        raise TimeoutError(f"the kernel of {name} did not become idle (last state: {state})")
+
+    def cells(self) -> list[dict[str, str]]:
+        return self.page.evaluate(_JS_CELLS)
+
+    def code_cells(self) -> list[int]:
+        return [i for i, c in enumerate(self.cells()) if c["type"] == "code"]
+
+    def run_cell(self, index: int) -> list[dict]:
+        """Run one cell, wait until it finished, raise :class:`CellError` on an error output."""
+        result = self.page.evaluate(_JS_RUN_CELL, index)
+        errors = [o for o in result["outputs"] if o.get("output_type") == "error"]
+        if errors or not result["ok"]:
+            src = self.cells()[index]["source"]
+            detail = "; ".join(f"{e.get('ename')}: {e.get('evalue')}" for e in errors)
+            raise CellError(f"cell {index} failed ({detail or 'not ok'}):\n{src}")
+        return result["outputs"]
+
+    def kernel_exec(self, code: str) -> str:
+        """Run ``code`` in the notebook's kernel (not as a cell); return what it printed."""
+        out = self.page.evaluate(_JS_KERNEL_EXEC, code)
+        if "ERROR " in out:
+            raise CellError(f"kernel_exec failed: {out}\ncode:\n{code}")
+        return out
+
+    def kernel_json(self, expression: str) -> Any:
+        """Evaluate a Python expression in the kernel and return it through JSON."""
+        out = self.kernel_exec(f"import json as _j\nprint(_j.dumps({expression}))")
+        return json.loads(out.strip().splitlines()[-1])
+
+    def canvas_images(self, index: int) -> list[str]:
+        """Fingerprints (sha1 of the PNG) of the figures shown in cell ``index``."""
+        urls = self.page.evaluate(_JS_CANVAS_IMAGES, index)
+        return [hashlib.sha1(u.encode()).hexdigest() if u else "" for u in urls]
+
+    def cell_locator(self, index: int):
+        return self.page.locator(".jp-Notebook .jp-Cell").nth(index)
+
+    def figure_canvas(self, index: int, figure: int = 0):
+        """The top-most canvas of a figure (the one with ipympl's mouse listeners)."""
+        fig = self.cell_locator(index).locator(".jupyter-matplotlib-figure").nth(figure)
+        return fig.locator("canvas").last
+
+    def drag(self, locator, start: tuple[float, float], end: tuple[float, float]) -> None:
+        """Press at ``start``, move to ``end``, release; positions are fractions of the box."""
+        locator.scroll_into_view_if_needed()
+        box = locator.bounding_box()
+        x0 = box["x"] + start[0] * box["width"]
+        y0 = box["y"] + start[1] * box["height"]
+        x1 = box["x"] + end[0] * box["width"]
+        y1 = box["y"] + end[1] * box["height"]
+        mouse = self.page.mouse
+        mouse.move(x0, y0)
+        mouse.down()
+        mouse.move(x1, y1, steps=15)
+        self.page.wait_for_timeout(200)
+        mouse.up()
+
+    def screenshot(self, path: Path, index: int | None = None) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if index is None:
+            self.page.screenshot(path=str(path))
+        else:
+            loc = self.cell_locator(index)
+            loc.scroll_into_view_if_needed()
+            loc.screenshot(path=str(path))
+        return path
