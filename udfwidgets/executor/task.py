@@ -87,10 +87,14 @@ def run_partition(task: PartitionTask) -> PartitionResult:
         states.append((udf, process_method_of(udf), arrays, navs))
 
     if n:
-        native = part.read(part.start, part.stop) if task.roi is None else part.take(indices)
-        native = native.view()
-        native.flags.writeable = False
-        _process(states, native, indices, sig, task.tile_bytes)
+        try:
+            native = part.read(part.start, part.stop) if task.roi is None else part.take(indices)
+            native = native.view()
+            native.flags.writeable = False
+            _process(states, native, indices, sig, task.tile_bytes)
+        finally:
+            native = None
+            part.close()
 
     out = []
     for udf, _, arrays, _ in states:
@@ -109,6 +113,7 @@ def _process(states, native: np.ndarray, indices: np.ndarray, sig, tile_bytes: i
         if method == "process_partition":
             if dt not in whole:
                 whole[dt] = native.astype(dt)
+                whole[dt].flags.writeable = False
             _set_whole(udf, arrays, indices)
             udf.process_partition(whole[dt])
         else:
@@ -136,6 +141,7 @@ def _process(states, native: np.ndarray, indices: np.ndarray, sig, tile_bytes: i
                 else:
                     tile = scratch[dt][: t1 - t0]
                     np.copyto(tile, native[t0:t1], casting="unsafe")
+                    tile.flags.writeable = False  # shared by every UDF of this dtype
                 tiles[dt] = tile
             meta = udf.meta
             meta._indices = indices[t0:t1]

@@ -68,6 +68,9 @@ class Partition:
         """
         raise NotImplementedError
 
+    def close(self) -> None:
+        """Release what :meth:`read` opened (file maps); reading again reopens."""
+
     def take(self, indices: np.ndarray) -> np.ndarray:
         """Frames at ascending dataset flat-nav ``indices`` as ``(n, *sig)``."""
         lo, hi = int(indices[0]), int(indices[-1]) + 1
@@ -140,7 +143,7 @@ def as_shape_tuple(value: Sequence[int] | int, what: str) -> tuple[int, ...]:
         value = (int(value),)
     try:
         dims = tuple(int(v) for v in value)
-    except TypeError:
+    except (TypeError, ValueError):
         raise DataSetError(f"{what} must be a tuple of positive integers, got {value!r}") from None
     if not dims or any(d < 1 for d in dims):
         raise DataSetError(f"{what} must be a tuple of positive integers, got {value!r}")

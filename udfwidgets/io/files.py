@@ -12,61 +12,62 @@ from .shape import Shape
 
 __all__ = ["NpyDataSet", "RawDataSet"]
 
-# One memory map per file and worker process, opened on first use.
-_MAPS: dict[tuple, np.ndarray] = {}
-
-
-def _memmap(path: str, dtype: np.dtype, offset: int, num_frames: int,
-            sig_shape: tuple[int, ...], mtime: float) -> np.ndarray:
-    key = (path, dtype.str, offset, num_frames, sig_shape, mtime)
-    arr = _MAPS.get(key)
-    if arr is None:
-        arr = np.memmap(path, dtype=dtype, mode="r", offset=offset,
-                        shape=(num_frames,) + sig_shape)
-        if len(_MAPS) > 32:
-            _MAPS.clear()
-        _MAPS[key] = arr
-    return arr
-
-
 class FilePartition(Partition):
-    """Frames of a file, read through a memory map opened in the worker.
+    """Frames of a file, read through a memory map of just this partition's bytes.
 
+    The map is opened in the worker on first read and dropped by :meth:`close`,
+    so a process never holds more than the partitions it is working on.
     ``sync_offset`` shifts the file against the scan: navigation frame ``i``
     is file frame ``i + sync_offset``; frames that fall outside the file read
     as zeros.
     """
 
     def __init__(self, shape, dtype, start, stop, index, *, path, offset,
-                 file_frames, sync_offset, mtime):
+                 file_frames, sync_offset):
         super().__init__(shape, dtype, start, stop, index)
         self.path = path
         self.offset = offset
         self.file_frames = file_frames
         self.sync_offset = sync_offset
-        self.mtime = mtime
+        self._mm = None
+        self._lo = 0
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_mm"] = None
+        return state
 
     def _map(self) -> np.ndarray:
-        return _memmap(self.path, self.dtype, self.offset, self.file_frames,
-                       tuple(self.shape.sig), self.mtime)
+        if self._mm is None:
+            sig = tuple(self.shape.sig)
+            lo = min(max(self.start + self.sync_offset, 0), self.file_frames)
+            hi = max(min(self.stop + self.sync_offset, self.file_frames), lo)
+            if hi == lo:
+                self._mm = np.zeros((0,) + sig, dtype=self.dtype)
+            else:
+                frame_bytes = math.prod(sig) * self.dtype.itemsize
+                self._mm = np.memmap(self.path, dtype=self.dtype, mode="r",
+                                     offset=self.offset + lo * frame_bytes, shape=(hi - lo,) + sig)
+            self._lo = lo
+        return self._mm
+
+    def close(self) -> None:
+        self._mm = None
 
     def read(self, start: int, stop: int) -> np.ndarray:
         mm = self._map()
-        so = self.sync_offset
-        if so == 0:
-            return mm[start:stop]
-        lo, hi = start + so, stop + so
-        if 0 <= lo and hi <= self.file_frames:
+        lo, hi = start + self.sync_offset - self._lo, stop + self.sync_offset - self._lo
+        if 0 <= lo and hi <= len(mm):
             return mm[lo:hi]
         out = np.zeros((stop - start,) + tuple(self.shape.sig), dtype=self.dtype)
-        a, b = max(lo, 0), min(hi, self.file_frames)
+        a, b = max(lo, 0), min(hi, len(mm))
         if a < b:
             out[a - lo: b - lo] = mm[a:b]
         return out
 
     def take(self, indices: np.ndarray) -> np.ndarray:
         if self.sync_offset == 0:
-            return self._map()[indices]
+            return self._map()[indices - self._lo]
         return super().take(indices)
 
 
@@ -79,7 +80,7 @@ class _FileDataSet(DataSet):
     def _make_partition(self, start, stop, index):
         return FilePartition(self.shape, self.dtype, start, stop, index, path=self.path,
                              offset=self.offset, file_frames=self.file_frames,
-                             sync_offset=self.sync_offset, mtime=os.path.getmtime(self.path))
+                             sync_offset=self.sync_offset)
 
 
 class NpyDataSet(_FileDataSet):

@@ -1,0 +1,181 @@
+"""Datasets: memory, npy, raw and auto; shapes, partitions, sync_offset and bad input."""
+import os
+
+import numpy as np
+import pytest
+
+from udfwidgets import DataSetError
+from udfwidgets.io import Shape, load
+from udfwidgets.io.dataset import default_num_partitions
+from udfwidgets.udf.sum import SumUDF
+from udfwidgets.udf.sumsigudf import SumSigUDF
+
+
+@pytest.fixture
+def npy_file(tmp_path, data4d_int):
+    path = tmp_path / "scan.npy"
+    np.save(path, data4d_int)
+    return path
+
+
+@pytest.fixture
+def raw_file(tmp_path, data4d_int):
+    path = tmp_path / "scan.raw"
+    data4d_int.tofile(path)
+    return path
+
+
+def test_shape():
+    s = Shape((3, 4, 5, 6), sig_dims=2)
+    assert s.nav == (3, 4) and s.sig == (5, 6) and len(s) == 4
+    assert s.nav.size == 12 and s.sig.size == 30 and s.size == 360
+    assert s.flatten_nav == (12, 5, 6)
+    assert np.zeros(s.nav).shape == (3, 4)
+
+
+def test_memory_dataset(ctx, data4d):
+    ds = ctx.load("memory", data=data4d)
+    assert ds.shape.nav == (7, 9) and ds.shape.sig == (6, 5) and ds.dtype == np.float32
+    assert len(ds.shape) == 4
+
+
+@pytest.mark.parametrize("executor", ["inline", "processes"])
+def test_npy_and_raw_and_auto_read_the_same(request, _contexts, npy_file, raw_file, data4d_int, executor):
+    from conftest import _get_ctx
+    ctx = _get_ctx(executor, _contexts, request)
+    kw = dict(nav_shape=(6, 5), sig_shape=(8, 7), dtype="uint16")
+    datasets = [
+        ctx.load("npy", path=npy_file, num_partitions=3),
+        ctx.load("raw", path=raw_file, num_partitions=4, **kw),
+        ctx.load("auto", path=str(npy_file)),
+        ctx.load("auto", path=raw_file, **kw),
+    ]
+    expected_sum = data4d_int.sum(axis=(0, 1), dtype=np.float64)
+    expected_nav = data4d_int.sum(axis=(2, 3), dtype=np.float64)
+    roi = np.zeros((6, 5), bool)
+    roi[1:4, 2:] = True
+    for ds in datasets:
+        assert ds.shape == (6, 5, 8, 7) and ds.dtype == np.uint16
+        a, b = ctx.run_udf(dataset=ds, udf=[SumUDF(), SumSigUDF()])
+        np.testing.assert_allclose(a["intensity"].data, expected_sum, rtol=1e-6)
+        np.testing.assert_allclose(b["intensity"].data, expected_nav, rtol=1e-6)
+        c = ctx.run_udf(dataset=ds, udf=SumSigUDF(), roi=roi)
+        np.testing.assert_allclose(c["intensity"].raw_data, expected_nav[roi], rtol=1e-6)
+
+
+def test_file_partitions_carry_no_frames(npy_file):
+    """File-backed partitions pickle the path only, never the frames."""
+    import pickle
+    ds = load("npy", path=npy_file)
+    for part in ds.get_partitions(2):
+        assert len(pickle.dumps(part)) < 1000
+        assert not hasattr(part, "frames")
+
+
+@pytest.mark.parametrize("sync_offset", [-7, -1, 0, 3, 29])
+def test_raw_sync_offset(ctx, raw_file, data4d_int, sync_offset):
+    ds = ctx.load("raw", path=raw_file, nav_shape=(6, 5), sig_shape=(8, 7), dtype="uint16",
+                  sync_offset=sync_offset, num_partitions=3)
+    flat = data4d_int.reshape(30, 8, 7).astype(np.float64)
+    shifted = np.zeros_like(flat)
+    for i in range(30):
+        j = i + sync_offset
+        if 0 <= j < 30:
+            shifted[i] = flat[j]
+    res = ctx.run_udf(dataset=ds, udf=SumSigUDF())
+    np.testing.assert_allclose(res["intensity"].data.reshape(-1), shifted.sum(axis=(1, 2)))
+    roi = np.arange(30).reshape(6, 5) % 3 == 0
+    res = ctx.run_udf(dataset=ds, udf=SumSigUDF(), roi=roi)
+    np.testing.assert_allclose(res["intensity"].raw_data, shifted.sum(axis=(1, 2))[roi.reshape(-1)])
+
+
+def test_missing_file(ctx, tmp_path):
+    with pytest.raises(DataSetError, match="no such file"):
+        ctx.load("npy", path=tmp_path / "nope.npy")
+    with pytest.raises(DataSetError, match="no such file"):
+        ctx.load("raw", path=tmp_path / "nope.raw", nav_shape=(2, 2), sig_shape=(2, 2), dtype="u2")
+
+
+def test_raw_size_mismatch_says_what_the_file_holds(ctx, raw_file):
+    with pytest.raises(DataSetError, match=r"has 3360 bytes, but nav_shape=\(6, 6\) x sig_shape=\(8, 7\) "
+                                           r"x dtype=uint16 needs 4032 bytes. The file holds 30 frames"):
+        ctx.load("raw", path=raw_file, nav_shape=(6, 6), sig_shape=(8, 7), dtype="uint16")
+
+
+def test_raw_sync_offset_past_the_end(ctx, raw_file):
+    with pytest.raises(DataSetError, match="sync_offset=30 is past the end"):
+        ctx.load("raw", path=raw_file, nav_shape=(6, 5), sig_shape=(8, 7), dtype="uint16",
+                 sync_offset=30)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(nav_shape=(0, 5)), "nav_shape must be a tuple of positive integers"),
+    (dict(sig_shape="x"), "sig_shape must be a tuple of positive integers"),
+    (dict(dtype="nonsense"), "is not a NumPy dtype"),
+    (dict(nav_shape=(2, 3, 5, 1), sig_shape=(8, 7)), "4 navigation dimensions; 1 to 3 are supported"),
+    (dict(nav_shape=(30,), sig_shape=(1, 8, 7)), "sig_dims must be 1 or 2"),
+])
+def test_raw_bad_parameters(ctx, raw_file, kwargs, message):
+    full = dict(nav_shape=(6, 5), sig_shape=(8, 7), dtype="uint16")
+    full.update(kwargs)
+    with pytest.raises(DataSetError, match=message):
+        ctx.load("raw", path=raw_file, **full)
+
+
+def test_bad_kinds_and_arguments(ctx, tmp_path):
+    with pytest.raises(DataSetError, match="unknown dataset kind 'hdf9'"):
+        ctx.load("hdf9", path="x")
+    with pytest.raises(DataSetError, match="needs a NumPy array"):
+        ctx.load("memory", data=None)
+    with pytest.raises(DataSetError, match="navigation dimensions; 1 to 3"):
+        ctx.load("memory", data=np.zeros((2, 2, 2, 2, 2, 2)))
+    with pytest.raises(DataSetError, match="num_partitions must be a positive integer"):
+        ctx.load("memory", data=np.zeros((2, 2, 2, 2)), num_partitions=0)
+    path = tmp_path / "frames.bin"
+    np.zeros(8, np.uint8).tofile(path)
+    with pytest.raises(DataSetError, match="give nav_shape=, sig_shape= and dtype="):
+        ctx.load("auto", path=path)
+    bad = tmp_path / "bad.npy"
+    bad.write_bytes(b"not an npy file")
+    with pytest.raises(DataSetError, match="not a readable .npy file"):
+        ctx.load("npy", path=bad)
+
+
+def test_default_partitioning():
+    assert default_num_partitions(2**30, 16384, 2) == 8          # 128 MiB each
+    assert default_num_partitions(2**20, 100, 2) == 4            # two per worker
+    assert default_num_partitions(2**20, 3, 8) == 3              # never more than frames
+    assert default_num_partitions(4 * 2**30, 65536, 2) == 32
+
+
+def test_partitions_cover_the_dataset_once(data4d):
+    ds = load("memory", data=data4d, num_partitions=4)
+    parts = ds.get_partitions(2)
+    assert [p.start for p in parts][0] == 0 and parts[-1].stop == 63
+    assert all(a.stop == b.start for a, b in zip(parts, parts[1:]))
+    assert sum(p.num_frames for p in parts) == 63
+
+
+def test_npy_fortran_order_is_refused(ctx, tmp_path):
+    path = tmp_path / "f.npy"
+    np.save(path, np.asfortranarray(np.zeros((3, 4, 5, 6))))
+    with pytest.raises(DataSetError, match="Fortran order"):
+        ctx.load("npy", path=path)
+
+
+def test_large_file_is_never_loaded_whole(tmp_path):
+    """A 256 MiB raw file reduced in a worker process: the main process RSS stays small."""
+    psutil = pytest.importorskip("psutil")
+    from udfwidgets import Context
+    path = tmp_path / "big.raw"
+    n_frames, sig = 4096, (128, 128)
+    with open(path, "wb") as f:
+        f.truncate(n_frames * sig[0] * sig[1] * 4)  # sparse zeros
+    proc = psutil.Process()
+    before = proc.memory_info().rss
+    with Context(executor="inline") as ctx:
+        ds = ctx.load("raw", path=path, nav_shape=(64, 64), sig_shape=sig, dtype="float32")
+        res = ctx.run_udf(dataset=ds, udf=SumUDF())
+    assert float(res["intensity"].data.sum()) == 0.0
+    assert proc.memory_info().rss - before < 150 * 2**20
+    assert os.path.getsize(path) == 256 * 2**20
