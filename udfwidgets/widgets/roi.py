@@ -1,0 +1,177 @@
+"""Draw a region of interest on a navigation image, or a detector on a diffraction pattern.
+
+:class:`RoiSelector` yields ``selector.roi``, a bool array of the navigation
+shape for ``ctx.run_udf(..., roi=selector.roi)``; :class:`SigMaskSelector`
+yields ``selector.mask``, a bool array of the signal shape for a virtual
+detector. Both share one base class (``_sel_base.MaskSelectorBase``).
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+import traitlets
+
+from ._sel_base import MaskSelectorBase
+
+__all__ = ["RoiSelector", "SigMaskSelector"]
+
+
+class RoiSelector(MaskSelectorBase):
+    """Select navigation positions by drawing on a navigation image.
+
+    Parameters
+    ----------
+    image : array_like or BufferWrapper
+        A 2D image of the navigation shape, e.g. the ``intensity`` of a
+        :class:`~udfwidgets.udf.sumsigudf.SumSigUDF` run.
+    title : str, optional
+        Axes title.
+    cmap : str
+        Colour map of the image.
+    tool : {"rectangle", "ellipse", "polygon", "lasso", "point"}
+        The tool active at start (default "rectangle").
+    mode : {"add", "subtract", "replace"}
+        How a new shape combines with the selection.
+    figsize : tuple of float
+        Figure size in inches.
+
+    Attributes
+    ----------
+    roi : numpy.ndarray of bool
+        The selection, of the image's shape; an observable traitlet
+        (``selector.observe(callback, "roi")``), read-only in place: assign a
+        new array to change it.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from udfwidgets import Context
+    >>> from udfwidgets.udf.sum import SumUDF
+    >>> from udfwidgets.widgets import RoiSelector
+    >>> ctx = Context(executor="inline")
+    >>> ds = ctx.load("memory", data=np.ones((4, 4, 2, 2), dtype=np.float32))
+    >>> sel = RoiSelector(np.zeros((4, 4)))
+    >>> _ = sel.set_rectangle(0, 0, 1, 1)
+    >>> ctx.run_udf(dataset=ds, udf=SumUDF(), roi=sel.roi)["intensity"].data
+    array([[4., 4.],
+           [4., 4.]], dtype=float32)
+    """
+
+    _value_name = "roi"
+    _tools = ("rectangle", "ellipse", "polygon", "lasso", "point")
+    _what = "navigation image"
+
+    roi = traitlets.Any(None, allow_none=True)
+
+    @traitlets.validate("roi")
+    def _check_roi(self, proposal):
+        return self._validate_mask(proposal["value"])
+
+    @traitlets.observe("roi")
+    def _roi_changed(self, change):
+        self._selection_changed(change)
+
+    @classmethod
+    def for_dataset(cls, ctx: Any, dataset: Any, **kwargs) -> "RoiSelector":
+        """Run :class:`~udfwidgets.udf.sumsigudf.SumSigUDF` on ``dataset`` and select on its image.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from udfwidgets import Context
+        >>> from udfwidgets.widgets import RoiSelector
+        >>> ctx = Context(executor="inline")
+        >>> ds = ctx.load("memory", data=np.ones((3, 5, 2, 2)))
+        >>> RoiSelector.for_dataset(ctx, ds).roi.shape
+        (3, 5)
+        """
+        from ..udf.sumsigudf import SumSigUDF
+
+        nav = tuple(dataset.shape.nav)
+        if len(nav) != 2:
+            raise ValueError(f"RoiSelector.for_dataset needs a 2D navigation shape, the dataset "
+                             f"has {nav}")
+        image = ctx.run_udf(dataset=dataset, udf=SumSigUDF())["intensity"]
+        kwargs.setdefault("title", "sum over the signal")
+        return cls(image, **kwargs)
+
+
+class SigMaskSelector(MaskSelectorBase):
+    """Draw a virtual detector (disk, ring, rectangle, polygon) on a diffraction pattern.
+
+    Parameters are those of :class:`RoiSelector`; ``image`` is of the signal
+    shape and ``tool`` one of ``"disk"``, ``"ring"``, ``"rectangle"``,
+    ``"polygon"``. The ring tool draws the outer circle; its inner radius is
+    the ``inner/outer`` slider (trait :attr:`ring_ratio`) times the outer one.
+
+    Attributes
+    ----------
+    mask : numpy.ndarray of bool
+        The detector, of the signal shape; an observable traitlet.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from udfwidgets.widgets import SigMaskSelector
+    >>> sel = SigMaskSelector(np.zeros((5, 5)))
+    >>> sel.set_ring(2, 2, 0.5, 1).astype(int)[1:4, 1:4]
+    array([[0, 1, 0],
+           [1, 0, 1],
+           [0, 1, 0]])
+    >>> sel.mask_float32().dtype
+    dtype('float32')
+    """
+
+    _value_name = "mask"
+    _tools = ("disk", "ring", "rectangle", "polygon")
+    _what = "diffraction pattern"
+
+    mask = traitlets.Any(None, allow_none=True)
+
+    @traitlets.validate("mask")
+    def _check_mask(self, proposal):
+        return self._validate_mask(proposal["value"])
+
+    @traitlets.observe("mask")
+    def _mask_trait_changed(self, change):
+        self._selection_changed(change)
+
+    def mask_float32(self) -> np.ndarray:
+        """The detector as a float32 array (1 inside, 0 outside), e.g. for ``ApplyMasksUDF``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from udfwidgets.widgets import SigMaskSelector
+        >>> sel = SigMaskSelector(np.zeros((2, 2)))
+        >>> sel.mask = np.eye(2, dtype=bool)
+        >>> sel.mask_float32().tolist()
+        [[1.0, 0.0], [0.0, 1.0]]
+        """
+        return self.mask.astype(np.float32)
+
+    def mask_factory(self) -> Callable[[], np.ndarray]:
+        """A snapshot of the detector as a mask factory (a callable returning the float32 mask).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from udfwidgets.widgets import SigMaskSelector
+        >>> sel = SigMaskSelector(np.zeros((3, 3)))
+        >>> _ = sel.set_disk(1, 1, 1)
+        >>> int(sel.mask_factory()().sum())
+        5
+        """
+        mask = self.mask_float32()
+        return _ConstantFactory(mask)
+
+
+class _ConstantFactory:
+    """A picklable callable that returns a fixed array."""
+
+    def __init__(self, array: np.ndarray):
+        self.array = array
+
+    def __call__(self) -> np.ndarray:
+        return self.array
