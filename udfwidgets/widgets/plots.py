@@ -1,0 +1,428 @@
+"""Live plots of UDF results: images and lines that grow while a run goes on.
+
+``ctx.run_udf(..., plots=True)`` makes a :class:`MatplotlibLivePlot` for every
+drawable buffer (see :func:`make_plots`); any object with a ``new_data``
+method can subscribe instead (``plots=[my_plot]``), see :class:`LivePlot`.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from ._figure import FigureHost
+from ._plotbase import LivePlot
+from ._plotspec import declarations_of, parse_plot_spec
+
+__all__ = ["LivePlot", "MatplotlibLivePlot", "make_plots", "COLORMAPS"]
+
+#: Colour maps offered by the colour-map control (any other name can be given).
+COLORMAPS = ("viridis", "magma", "inferno", "plasma", "cividis", "gray", "gray_r", "hot",
+             "coolwarm", "RdBu_r", "twilight")
+
+#: Colour of pixels not computed yet (and outside the roi).
+MISSING_COLOR = "0.85"
+
+
+def value_range(array: np.ndarray, bad: np.ndarray | None, log: bool) -> tuple[float, float] | None:
+    """Colour limits from the good entries (``~bad``; positive ones only for ``log``).
+
+    None when there is no good entry. Equal limits are widened, so that a
+    constant image still has a valid norm.
+
+    Examples
+    --------
+    >>> a = np.array([[0., 5.], [2., 100.]])
+    >>> value_range(a, np.array([[False, False], [False, True]]), log=False)
+    (0.0, 5.0)
+    >>> value_range(a, None, log=True)
+    (2.0, 100.0)
+    """
+    good = None if bad is None else ~bad
+    if log:
+        positive = array > 0
+        good = positive if good is None else good & positive
+    if good is not None and not good.any():
+        return None
+    kind = array.dtype.kind
+    if kind == "f":
+        top, bottom = np.inf, -np.inf
+    elif kind in "iu":
+        info = np.iinfo(array.dtype)
+        top, bottom = info.max, info.min
+    else:
+        array = array.astype(np.float64)
+        top, bottom = np.inf, -np.inf
+    if good is None:
+        lo, hi = float(array.min()), float(array.max())
+    else:
+        lo = float(np.min(array, where=good, initial=top))
+        hi = float(np.max(array, where=good, initial=bottom))
+    if lo == hi:
+        if log:
+            lo, hi = lo / 2, hi * 2
+        else:
+            pad = abs(lo) * 0.05 or 0.5
+            lo, hi = lo - pad, hi + pad
+    return lo, hi
+
+
+def _drawable(array: np.ndarray) -> np.ndarray:
+    if array.dtype.kind == "b":
+        return array.astype(np.uint8)
+    if array.dtype == np.float16:
+        return array.astype(np.float32)
+    return array
+
+
+class MatplotlibLivePlot(LivePlot):
+    """A live matplotlib plot of one buffer: an image (2D) or a line (1D).
+
+    In Jupyter with ipympl the figure is an interactive widget that updates in
+    place while the run goes on (use ``sync=False`` to keep the cell free, so
+    the browser can fetch new pictures). Under a kernel without ipympl, the
+    figure is shown as a PNG in an ``ipywidgets.Image``. Elsewhere (terminal,
+    tests) the figure is plain matplotlib (Agg): nothing is shown, and
+    :meth:`save` writes it to a file.
+
+    Next to the figure: a log-scale checkbox (:attr:`log_scale`), a colour-map
+    menu (:attr:`colormap`), a channel menu for buffers with ``extra_shape``
+    (:attr:`channel_select`, first channel by default) and a frames-done
+    indicator (:attr:`frames_progress`, :attr:`frames_label`). Pixels not
+    computed yet are masked (drawn light grey); colour limits come from the
+    computed pixels only.
+
+    Parameters
+    ----------
+    name, udf_index, channel, channel_index, min_delta, title, roi, optional
+        See :class:`LivePlot`.
+    cmap : str
+        Matplotlib colour map name (default ``"viridis"``).
+    log : bool
+        Start with a logarithmic colour scale (images) or y axis (lines).
+    figsize : tuple of float
+        Figure size in inches.
+    backend : {"auto", "ipympl", "image", "agg"}
+        Where the figure lives; ``"auto"`` chooses by environment.
+
+    Attributes
+    ----------
+    figure : matplotlib.figure.Figure
+    axes : matplotlib.axes.Axes
+    image : matplotlib.image.AxesImage or None
+        The image artist, once 2D data arrived.
+    line : matplotlib.lines.Line2D or None
+        The line artist, once 1D data arrived.
+    colorbar : matplotlib.colorbar.Colorbar or None
+    widget : ipywidgets.VBox
+        Controls, figure and indicator, as displayed by :meth:`display`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from udfwidgets import Context
+    >>> from udfwidgets.udf.sumsigudf import SumSigUDF
+    >>> from udfwidgets.widgets import MatplotlibLivePlot
+    >>> ctx = Context(executor="inline")
+    >>> ds = ctx.load("memory", data=np.ones((4, 6, 2, 2)), num_partitions=3)
+    >>> plot = MatplotlibLivePlot("intensity", min_delta=0)
+    >>> res = ctx.run_udf(dataset=ds, udf=SumSigUDF(), plots=[plot])
+    >>> plot.image.get_array().shape, plot.n_updates, plot.frames_label.value
+    ((4, 6), 3, '24 / 24 frames')
+    >>> plot.save("intensity.png")  # doctest: +SKIP
+    """
+
+    def __init__(self, name: str, udf_index: int = 0, channel: Callable | None = None, *,
+                 channel_index: Sequence[int] | None = None, min_delta: float = 0.2,
+                 title: str | None = None, roi: Any = None, optional: bool = False,
+                 cmap: str = "viridis", log: bool = False,
+                 figsize: tuple[float, float] = (5.0, 4.0), backend: str = "auto"):
+        super().__init__(name, udf_index, channel, channel_index=channel_index,
+                         min_delta=min_delta, title=title, roi=roi, optional=optional)
+        import ipywidgets
+        import matplotlib
+
+        try:
+            matplotlib.colormaps[cmap]
+        except KeyError:
+            raise ValueError(f"cmap={cmap!r} is not a matplotlib colour map; try one of "
+                             f"{', '.join(COLORMAPS)}") from None
+        self.host = FigureHost(backend, figsize)
+        self.figure = self.host.figure
+        self.axes = self.figure.add_subplot()
+        self.axes.set_title(self.title, fontsize="medium")
+        self.image = None
+        self.line = None
+        self.colorbar = None
+        self._drawn_title = self.title
+
+        options = list(COLORMAPS) + ([cmap] if cmap not in COLORMAPS else [])
+        self.log_scale = ipywidgets.Checkbox(value=bool(log), description="log scale",
+                                             indent=False, layout=ipywidgets.Layout(width="auto"))
+        self.colormap = ipywidgets.Dropdown(options=options, value=cmap, description="colours",
+                                            layout=ipywidgets.Layout(width="190px"))
+        self.channel_select = ipywidgets.Dropdown(options=[], description="channel",
+                                                  layout=ipywidgets.Layout(width="190px",
+                                                                           display="none"))
+        total = self.frames_total
+        self.frames_progress = ipywidgets.IntProgress(value=0, min=0, max=max(total or 1, 1),
+                                                      layout=ipywidgets.Layout(width="160px"))
+        self.frames_label = ipywidgets.Label(
+            value=f"0 / {total if total is not None else '?'} frames")
+        self.log_scale.observe(self._on_style, names="value")
+        self.colormap.observe(self._on_style, names="value")
+        self.channel_select.observe(self._on_channel, names="value")
+        self._quiet = False  # True while the plot itself sets widget values
+
+        controls = ipywidgets.HBox([self.log_scale, self.colormap, self.channel_select])
+        status = ipywidgets.HBox([self.frames_progress, self.frames_label])
+        middle = [self.host.view] if self.host.view is not None else []
+        self.widget = ipywidgets.VBox([controls, *middle, status])
+
+    # --- showing ----------------------------------------------------------------
+    @property
+    def backend(self) -> str:
+        """The resolved backend: ``"ipympl"``, ``"image"`` or ``"agg"``."""
+        return self.host.mode
+
+    def display(self) -> None:
+        """Show controls, figure and indicator in Jupyter; does nothing elsewhere.
+
+        Examples
+        --------
+        >>> MatplotlibLivePlot("intensity", backend="agg").display()  # no output outside Jupyter
+        """
+        if self.host.mode == "agg":
+            return
+        from IPython.display import display
+
+        display(self.widget)
+
+    def _repr_mimebundle_(self, **kwargs):
+        return self.widget._repr_mimebundle_(**kwargs)
+
+    def save(self, path: Any, **kwargs: Any) -> None:
+        """Write the figure to ``path`` (format from the suffix: png, pdf, svg, ...).
+
+        Keyword arguments go to :meth:`matplotlib.figure.Figure.savefig`.
+
+        Examples
+        --------
+        >>> import os, tempfile
+        >>> plot = MatplotlibLivePlot("intensity", backend="agg")
+        >>> path = os.path.join(tempfile.mkdtemp(), "plot.png")
+        >>> plot.save(path); open(path, "rb").read(4)
+        b'\\x89PNG'
+        """
+        with self._lock:
+            self.figure.savefig(path, **kwargs)
+
+    def close(self) -> None:
+        """Close the widgets (and the ipympl canvas) of this plot."""
+        for w in (self.log_scale, self.colormap, self.channel_select, self.frames_progress,
+                  self.frames_label, self.widget) + ((self.host.view,) if self.host.view else ()):
+            w.close()
+
+    # --- drawing ----------------------------------------------------------------
+    def update(self, array: np.ndarray, valid_mask: np.ndarray | None) -> None:
+        """Draw ``array`` in place: ``set_data`` on the image, ``set_ydata`` on the line.
+
+        Entries that are not finite or not in ``valid_mask`` are masked and do
+        not count for the colour limits.
+        """
+        array = _drawable(np.asarray(array))
+        bad = ~np.isfinite(array) if array.dtype.kind == "f" else None
+        if valid_mask is not None and valid_mask.shape == array.shape:
+            bad = ~valid_mask if bad is None else (bad | ~valid_mask)
+        masked = np.ma.masked_array(array, mask=np.ma.nomask if bad is None else bad)
+        log = bool(self.log_scale.value)
+        limits = value_range(array, bad, log)
+        with self._lock:
+            if array.ndim == 2:
+                self._draw_image(masked, limits, log)
+            else:
+                self._draw_line(masked, limits, log)
+            self._draw_title()
+            self._show_frames()
+            self.host.refresh()
+
+    def _reset_axes(self) -> None:
+        if self.colorbar is not None:
+            self.colorbar.remove()
+            self.colorbar = None
+        self.axes.clear()
+        self.image = self.line = None
+        self._drawn_title = None
+
+    def _norm(self, limits, log: bool):
+        from matplotlib.colors import LogNorm, Normalize
+
+        lo, hi = limits if limits is not None else ((1.0, 10.0) if log else (0.0, 1.0))
+        return LogNorm(lo, hi) if log else Normalize(lo, hi)
+
+    def _cmap(self):
+        import matplotlib
+
+        return matplotlib.colormaps[self.colormap.value].with_extremes(bad=MISSING_COLOR)
+
+    def _draw_image(self, masked, limits, log: bool) -> None:
+        from matplotlib.colors import LogNorm
+
+        if self.image is None or self.image.get_array().shape != masked.shape:
+            self._reset_axes()
+            h, w = masked.shape
+            aspect = "equal" if max(h, w) <= 8 * min(h, w) else "auto"
+            self.image = self.axes.imshow(masked, cmap=self._cmap(), norm=self._norm(limits, log),
+                                          interpolation="nearest", aspect=aspect)
+            self.colorbar = self.figure.colorbar(self.image, ax=self.axes)
+            self.colormap.disabled = False
+            return
+        self.image.set_data(masked)
+        if isinstance(self.image.norm, LogNorm) != log:
+            self.image.set_norm(self._norm(limits, log))
+        elif limits is not None:
+            self.image.set_clim(*limits)
+        if self.image.get_cmap().name != self.colormap.value:
+            self.image.set_cmap(self._cmap())
+
+    def _draw_line(self, masked, limits, log: bool) -> None:
+        n = masked.shape[0]
+        if self.line is None or len(self.line.get_ydata()) != n:
+            self._reset_axes()
+            (self.line,) = self.axes.plot(np.arange(n), masked, linewidth=1)
+            self.axes.set_xlim(0, max(n - 1, 1))
+            self.axes.set_xlabel("index")
+            self.colormap.disabled = True  # one colour for a line
+        else:
+            self.line.set_ydata(masked)
+        scale = "log" if log else "linear"
+        if self.axes.get_yscale() != scale:
+            self.axes.set_yscale(scale)
+        if limits is not None:
+            lo, hi = limits
+            if log:
+                self.axes.set_ylim(lo / 1.2, hi * 1.2)
+            else:
+                pad = (hi - lo) * 0.05
+                self.axes.set_ylim(lo - pad, hi + pad)
+
+    def _draw_title(self) -> None:
+        title = self.title
+        if self.channel_shape:
+            title += f" [{', '.join(map(str, self.channel_index))}]"
+        if self.missing:
+            title += " (not in results)"
+        if title != self._drawn_title:
+            self.axes.set_title(title, fontsize="medium")
+            self._drawn_title = title
+
+    def _show_frames(self) -> None:
+        total = self.frames_total if self.frames_total is not None else 0
+        with self.frames_progress.hold_sync():
+            self.frames_progress.max = max(total, 1)
+            self.frames_progress.value = min(self.frames_done, max(total, 1))
+            self.frames_progress.bar_style = "success" if self.finished else ""
+        self.frames_label.value = f"{self.frames_done} / {total} frames"
+
+    # --- widget callbacks and hooks ----------------------------------------------
+    def on_channels(self, channel_shape: tuple[int, ...]) -> None:
+        """Fill the channel menu with one entry per index of the channel axes."""
+        options = [(", ".join(map(str, idx)), tuple(idx)) for idx in np.ndindex(*channel_shape)] \
+            if channel_shape else []
+        self._quiet = True
+        try:
+            with self.channel_select.hold_sync():
+                self.channel_select.options = options
+                if options:
+                    self.channel_select.value = tuple(self.channel_index)
+                self.channel_select.layout.display = None if options else "none"
+        finally:
+            self._quiet = False
+
+    def on_missing(self) -> None:
+        """Hide a ``plots=True`` plot whose buffer ``get_results`` did not return."""
+        self.widget.layout.display = "none"
+        with self._lock:
+            self._draw_title()
+
+    def _on_style(self, change) -> None:
+        if not self._quiet:
+            self.redraw()
+
+    def _on_channel(self, change) -> None:
+        if self._quiet or change["new"] is None:
+            return
+        self.channel_index = tuple(change["new"])
+        self.redraw()
+
+
+def make_plots(spec: Any, dataset: Any, udfs: Any, decls: Sequence[dict] | None = None,
+               roi: Any = None, **plot_kwargs: Any) -> list[MatplotlibLivePlot]:
+    """Make the live plots that ``plots=`` asks for.
+
+    Parameters
+    ----------
+    spec : True or list
+        ``True``: a plot for every drawable buffer of every UDF (nav buffers of
+        1D/2D-nav datasets, sig buffers of 1D/2D-sig datasets; 2D as images,
+        1D as lines; ``extra_shape`` through a channel menu; buffers of
+        non-numeric dtype or with more than two axes are skipped).
+        A list with one entry per UDF: a list of buffer names or
+        ``(name, function)`` pairs (the function is applied to the data before
+        drawing, e.g. ``np.log1p``), ``True`` (all of that UDF) or ``None``.
+        For a run of one UDF, a flat list of names and pairs also works.
+    dataset : DataSet
+        The dataset the UDFs run on.
+    udfs : UDF or list of UDF
+        The UDFs of the run, in order.
+    decls : list of dict, optional
+        Validated buffer declarations per UDF (the Context passes them);
+        computed from the UDFs when not given.
+    roi : array of bool, optional
+        The run's roi.
+    **plot_kwargs
+        Passed to every :class:`MatplotlibLivePlot` (``min_delta``, ``cmap``,
+        ``log``, ``figsize``, ``backend``).
+
+    Returns
+    -------
+    list of MatplotlibLivePlot
+
+    Raises
+    ------
+    ValueError
+        For an unknown or private buffer name (the message lists the
+        available ones), a buffer that cannot be drawn without a function, or
+        a list whose length does not match the number of UDFs.
+
+    Examples
+    --------
+    Make the plots yourself to keep them (and save them after the run):
+
+    >>> import numpy as np
+    >>> from udfwidgets import Context
+    >>> from udfwidgets.udf.sum import SumUDF
+    >>> from udfwidgets.udf.sumsigudf import SumSigUDF
+    >>> from udfwidgets.widgets import make_plots
+    >>> ctx = Context(executor="inline")
+    >>> ds = ctx.load("memory", data=np.ones((4, 4, 3, 3)), num_partitions=2)
+    >>> udfs = [SumUDF(), SumSigUDF()]
+    >>> plots = make_plots([["intensity"], [("intensity", np.log1p)]], ds, udfs)
+    >>> [p.title for p in plots]
+    ['SumUDF: intensity', 'SumSigUDF: intensity (log1p)']
+    >>> _ = ctx.run_udf(dataset=ds, udf=udfs, plots=plots)
+    >>> float(plots[1].image.get_array().max()) == float(np.log1p(9))
+    True
+    """
+    from ..executor.plan import normalize_roi
+    from ..udf.base import UDF
+
+    udf_list = [udfs] if isinstance(udfs, UDF) else list(udfs)
+    nav_shape, sig_shape = tuple(dataset.shape.nav), tuple(dataset.shape.sig)
+    roi_flat = normalize_roi(roi, nav_shape)
+    if decls is None:
+        decls = [declarations_of(udf, dataset, roi_flat) for udf in udf_list]
+    choices = parse_plot_spec(spec, udf_list, decls, nav_shape, sig_shape)
+    return [MatplotlibLivePlot(c.name, c.udf_index, c.function, title=c.title, roi=roi_flat,
+                               optional=c.optional, **plot_kwargs)
+            for c in choices]
