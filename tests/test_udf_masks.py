@@ -1,0 +1,119 @@
+"""ApplyMasksUDF against an einsum reference over executors, partitions and rois."""
+from __future__ import annotations
+
+import sys
+from functools import partial
+
+import numpy as np
+import pytest
+
+from test_masks import assert_results, nav_expected, run_configs
+from udfwidgets import masks
+from udfwidgets.udf.masks import ApplyMasksUDF
+
+SIG = (6, 5)
+
+
+def mask_stack() -> np.ndarray:
+    """Three masks for 6 x 5 frames: a disk, a ring and a float-weighted gradient."""
+    grad = np.linspace(-1, 1, 30, dtype=np.float32).reshape(SIG)
+    return np.stack([masks.disk(SIG, (2.5, 2), 1.5), masks.ring(SIG, (2.5, 2), 1.5, 3), grad])
+
+
+def reference(data, stack, roi, sig_dims=2):
+    nav = data.shape[:data.ndim - sig_dims]
+    flat = data.reshape(nav + (-1,)).astype(np.float64)
+    vals = flat @ stack.reshape(len(stack), -1).astype(np.float64).T
+    return nav_expected(vals, roi, nav)
+
+
+def test_mask_factories_match_numpy(any_ctx, data4d):
+    stack = mask_stack()
+    factories = [partial(masks.disk, SIG, (2.5, 2), 1.5),
+                 lambda: masks.ring(SIG, (2.5, 2), 1.5, 3),
+                 lambda: np.linspace(-1, 1, 30, dtype=np.float32).reshape(SIG)]
+    for roi, n, res in run_configs(any_ctx, data4d, lambda: ApplyMasksUDF(mask_factories=factories)):
+        assert res["intensity"].kind == "nav" and res["intensity"].extra_shape == (3,)
+        assert res["intensity"].dtype == np.float32
+        assert_results(res, {"intensity": reference(data4d, stack, roi)}, f"{n} partitions")
+
+
+def test_mask_array_stack_integer_data_float64(ctx, data4d_int):
+    sig = data4d_int.shape[2:]
+    stack = np.stack([masks.point(sig, 1, 2), masks.rectangle(sig, 2, 1, 4, 3)])
+    udf = lambda: ApplyMasksUDF(masks=stack, dtype="float64")  # noqa: E731
+    for roi, n, res in run_configs(ctx, data4d_int, udf):
+        assert res["intensity"].dtype == np.float64
+        assert_results(res, {"intensity": reference(data4d_int, stack, roi)}, f"{n} partitions",
+                       rtol=1e-12)
+        # the point mask picks one pixel exactly
+        picked = res["intensity"].data[..., 0]
+        ok = ~np.isnan(picked)
+        np.testing.assert_array_equal(picked[ok], data4d_int[..., 1, 2][ok])
+
+
+def test_single_mask_list_of_masks_and_stack_factory(ctx, data4d):
+    stack = mask_stack()
+    ds = ctx.load("memory", data=data4d, num_partitions=2)
+    for kwargs, expect in [
+        ({"masks": stack[0]}, stack[:1]),
+        ({"masks": [stack[0], stack[2]]}, stack[[0, 2]]),
+        ({"masks": stack.astype(bool)}, stack.astype(bool)),
+        ({"mask_factories": mask_stack}, stack),  # one callable returning a stack
+    ]:
+        res = ctx.run_udf(dataset=ds, udf=ApplyMasksUDF(**kwargs))
+        assert_results(res, {"intensity": reference(data4d, expect, None)}, str(list(kwargs)))
+
+
+def test_one_dimensional_signal(ctx, rng):
+    data = rng.random((4, 5, 12), dtype=np.float32)
+    stack = rng.random((2, 12), dtype=np.float32)
+    for roi, n, res in run_configs(ctx, data, lambda: ApplyMasksUDF(masks=stack), sig_dims=1):
+        assert_results(res, {"intensity": reference(data, stack, roi, sig_dims=1)}, f"{n}")
+
+
+def test_sparse_masks_match_dense(any_ctx, data4d):
+    sp = pytest.importorskip("scipy.sparse", reason="SciPy is optional; run with it installed")
+    stack = mask_stack()
+    sparse = sp.csr_matrix(stack.reshape(3, -1))
+    for roi, n, res in run_configs(any_ctx, data4d, lambda: ApplyMasksUDF(masks=sparse),
+                                   partitions=(3,)):
+        assert_results(res, {"intensity": reference(data4d, stack, roi)}, f"sparse {n}")
+    ds = any_ctx.load("memory", data=data4d)
+    res = any_ctx.run_udf(dataset=ds, udf=ApplyMasksUDF(masks=stack, use_sparse=True))
+    assert_results(res, {"intensity": reference(data4d, stack, None)}, "use_sparse=True")
+
+
+def test_use_sparse_without_scipy_says_what_to_do(ctx, data4d, monkeypatch):
+    monkeypatch.setitem(sys.modules, "scipy", None)
+    monkeypatch.setitem(sys.modules, "scipy.sparse", None)
+    ds = ctx.load("memory", data=data4d)
+    with pytest.raises(ImportError, match="pip install scipy"):
+        ctx.run_udf(dataset=ds, udf=ApplyMasksUDF(masks=mask_stack(), use_sparse=True))
+
+
+@pytest.mark.parametrize("kwargs, exc, match", [
+    ({}, ValueError, "exactly one of"),
+    ({"masks": np.ones(SIG), "mask_factories": [np.ones]}, ValueError, "both"),
+    ({"mask_factories": [np.ones((2, 2))]}, TypeError, r"mask_factories\[0\]"),
+    ({"mask_factories": 3}, TypeError, "callable"),
+    ({"mask_factories": []}, ValueError, "empty"),
+    ({"masks": np.ones(SIG), "dtype": "nope"}, ValueError, "dtype"),
+    ({"masks": np.ones(SIG), "use_sparse": "yes"}, ValueError, "use_sparse"),
+])
+def test_constructor_errors(kwargs, exc, match):
+    with pytest.raises(exc, match=match):
+        ApplyMasksUDF(**kwargs)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"masks": np.ones((5, 6))}, r"masks has shape \(5, 6\).*signal shape \(6, 5\)"),
+    ({"mask_factories": [lambda: np.ones((6, 5)), lambda: np.ones(3)]},
+     r"mask_factories\[1\]\(\) has shape \(3,\)"),
+    ({"masks": np.ones((0, 6, 5))}, "empty"),
+    ({"masks": np.array([["a"] * 5] * 6)}, "dtype"),
+])
+def test_mask_shape_errors_at_run(ctx, data4d, kwargs, match):
+    ds = ctx.load("memory", data=data4d)
+    with pytest.raises(ValueError, match=match):
+        ctx.run_udf(dataset=ds, udf=ApplyMasksUDF(**kwargs))

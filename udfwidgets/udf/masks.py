@@ -1,0 +1,175 @@
+"""Apply a stack of masks to every frame: virtual detectors in one matrix product."""
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from ..masks import _import_scipy_sparse, is_sparse
+from .base import UDF
+
+__all__ = ["ApplyMasksUDF"]
+
+
+class ApplyMasksUDF(UDF):
+    """The dot product of every frame with each of a stack of masks.
+
+    Result buffer ``intensity`` (kind ``"nav"``, ``extra_shape=(n_masks,)``):
+    ``intensity[..., k]`` is ``sum(frame * mask_k)`` for every frame, so a
+    disk mask gives a bright-field image and a ring an annular dark-field
+    image (virtual detectors).
+
+    The masks are built once per partition (in :meth:`get_task_data`, on the
+    worker) as a ``(n_masks, pixels)`` matrix; each tile of frames is then one
+    matrix product ``tile.reshape(n, -1) @ masks.T``.
+
+    Parameters
+    ----------
+    mask_factories : callable or sequence of callables, optional
+        Functions without arguments, each returning one mask of the signal
+        shape; or one function returning a stack ``(n_masks, *sig)``. They
+        are called on the workers, so a big mask never travels. Give either
+        this or ``masks``.
+    masks : array_like or scipy.sparse matrix, optional
+        A mask of the signal shape, a stack ``(n_masks, *sig)``, a list of
+        masks, or a sparse matrix ``(n_masks, pixels)``.
+    dtype : numpy dtype, optional
+        Result and computation dtype; by default
+        ``np.result_type(input dtype, mask dtype)`` (float32 for float32
+        masks on integer detectors).
+    use_sparse : bool, optional
+        Multiply with a ``scipy.sparse`` matrix (needs SciPy; pays off when
+        the masks cover a small part of the frame). ``None`` (default): sparse
+        if any given mask is sparse.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from functools import partial
+    >>> from udfwidgets import Context, masks
+    >>> from udfwidgets.udf.masks import ApplyMasksUDF
+    >>> ctx = Context(executor="inline")
+    >>> ds = ctx.load("memory", data=np.ones((2, 3, 16, 16), dtype=np.uint16))
+    >>> udf = ApplyMasksUDF(mask_factories=[
+    ...     partial(masks.disk, (16, 16), centre=(8, 8), radius=2),
+    ...     partial(masks.ring, (16, 16), centre=(8, 8), inner=4, outer=6)])
+    >>> res = ctx.run_udf(dataset=ds, udf=udf)
+    >>> res["intensity"].data.shape, res["intensity"].data[0, 0]
+    ((2, 3, 2), array([13., 64.], dtype=float32))
+    """
+
+    def __init__(self, mask_factories: Callable | Sequence[Callable] | None = None,
+                 masks: Any = None, dtype: Any = None, use_sparse: bool | None = None):
+        if (mask_factories is None) == (masks is None):
+            raise ValueError("ApplyMasksUDF needs exactly one of mask_factories=[callables] "
+                             "or masks=array (stack of masks), got "
+                             + ("both" if masks is not None else "neither"))
+        if mask_factories is not None:
+            facs = [mask_factories] if callable(mask_factories) else mask_factories
+            try:
+                facs = list(facs)
+            except TypeError:
+                raise TypeError("mask_factories must be a callable or a list of callables, got "
+                                f"{type(mask_factories).__name__}") from None
+            if not facs:
+                raise ValueError("mask_factories is empty: give at least one mask factory")
+            for i, f in enumerate(facs):
+                if not callable(f):
+                    raise TypeError(f"mask_factories[{i}] is a {type(f).__name__}, not a callable; "
+                                    "pass functions returning masks, or the arrays as masks=")
+        if dtype is not None:
+            try:
+                np.dtype(dtype)
+            except TypeError:
+                raise ValueError(f"dtype must be a NumPy dtype or None, got {dtype!r}") from None
+        if use_sparse not in (None, True, False):
+            raise ValueError(f"use_sparse must be True, False or None, got {use_sparse!r}")
+        super().__init__(mask_factories=mask_factories, masks=masks, dtype=dtype,
+                         use_sparse=use_sparse)
+
+    # --- masks -------------------------------------------------------------------
+    def _raw_masks(self) -> list:
+        """The masks as given or made by the factories: a list of 2D-or-sparse items."""
+        p = self.params
+        if p.masks is not None:
+            items, what = [p.masks], "masks"
+        elif callable(p.mask_factories):
+            items, what = [p.mask_factories()], "mask_factories()"
+        else:
+            items = [f() for f in p.mask_factories]
+            what = "mask_factories[{}]()"
+        sig = tuple(self.meta.dataset_shape.sig)
+        size = int(np.prod(sig))
+        out = []
+        for i, m in enumerate(items):
+            name = what.format(i)
+            if is_sparse(m):
+                if m.ndim != 2 or m.shape[1] != size:
+                    raise ValueError(f"{name}: a sparse mask must have shape (n_masks, {size}) "
+                                     f"for frames of shape {sig}, got {m.shape}")
+                out.append(m)
+                continue
+            if isinstance(m, (list, tuple)) and what == "masks":
+                m = np.stack([np.asarray(x) for x in m]) if m else np.zeros((0,) + sig)
+            arr = np.asarray(m)
+            if arr.shape == sig:
+                arr = arr[None]
+            if arr.ndim != len(sig) + 1 or arr.shape[1:] != sig:
+                raise ValueError(f"{name} has shape {arr.shape}, but a mask must have the signal "
+                                 f"shape {sig} (or be a stack (n_masks, *{sig}))")
+            if arr.dtype.kind not in "biuf":
+                raise ValueError(f"{name} has dtype {arr.dtype}; masks must be bool, integer "
+                                 "or float")
+            out.append(arr.reshape(arr.shape[0], size))
+        if sum(m.shape[0] for m in out) == 0:
+            raise ValueError("no masks given: the mask stack is empty")
+        return out
+
+    def _prepared(self):
+        """``(matrix (n_masks, pixels), is_sparse)``, built once and cached on this copy."""
+        cached = self.__dict__.get("_prepared_masks")
+        if cached is not None:
+            return cached
+        raw = self._raw_masks()
+        any_sparse = any(is_sparse(m) for m in raw)
+        sparse = any_sparse if self.params.use_sparse is None else self.params.use_sparse
+        dtype = self._compute_dtype(raw)
+        if sparse:
+            sp = _import_scipy_sparse()
+            matrix = sp.vstack([sp.csr_matrix(m) for m in raw], format="csr").astype(dtype)
+        else:
+            matrix = np.concatenate([m.toarray() if is_sparse(m) else m for m in raw]).astype(dtype)
+        self.__dict__["_prepared_masks"] = (matrix, sparse)
+        return matrix, sparse
+
+    def _compute_dtype(self, raw) -> np.dtype:
+        if self.params.dtype is not None:
+            return np.dtype(self.params.dtype)
+        mask_dtype = np.result_type(*[m.dtype for m in raw])
+        return np.result_type(self.meta.input_dtype, mask_dtype, np.float32)
+
+    # --- UDF interface -----------------------------------------------------------
+    def get_preferred_input_dtype(self):
+        if self.params.dtype is not None:
+            return np.dtype(self.params.dtype)
+        return np.float32
+
+    def get_result_buffers(self):
+        matrix, _ = self._prepared()
+        return {"intensity": self.buffer(kind="nav", extra_shape=(matrix.shape[0],),
+                                         dtype=matrix.dtype)}
+
+    def get_task_data(self):
+        matrix, sparse = self._prepared()
+        return {"masks": matrix, "sparse": sparse}
+
+    def process_tile(self, tile):
+        flat = tile.reshape(tile.shape[0], -1)
+        m = self.task_data.masks
+        if self.task_data.sparse:
+            # (n_masks, pixels) @ (pixels, frames): sparse times dense is dense
+            self.results.intensity[:] = np.asarray(m @ flat.T).T
+        else:
+            if flat.dtype != m.dtype:
+                flat = flat.astype(m.dtype)
+            np.matmul(flat, m.T, out=self.results.intensity)
