@@ -1,0 +1,185 @@
+"""The linked explorer: images against plain NumPy sums; debouncing and cancellation."""
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+from matplotlib.testing.widgets import click_and_drag
+
+from udfwidgets.widgets import Explorer, explore
+
+SHAPE = (16, 16, 32, 32)
+
+
+@pytest.fixture
+def data(rng):
+    return rng.random(SHAPE, dtype=np.float32)
+
+
+@pytest.fixture
+def ds(ctx, data):
+    return ctx.load("memory", data=data, num_partitions=4)
+
+
+def shown(selector):
+    """The image data of the matplotlib artist (what the user sees)."""
+    return np.asarray(selector._im.get_array())
+
+
+def test_initial_images(ctx, ds, data):
+    ex = explore(ctx, ds)
+    np.testing.assert_allclose(ex.virtual_image, data.sum(axis=(2, 3)), rtol=1e-5)
+    np.testing.assert_allclose(ex.pattern, data.sum(axis=(0, 1)), rtol=1e-5)
+    np.testing.assert_allclose(shown(ex.sig), data.sum(axis=(0, 1)), rtol=1e-5)
+    assert ex.nav.roi.shape == (16, 16) and ex.sig.mask.shape == (32, 32)
+    ex.close()
+
+
+def test_drawing_updates_both_images(ctx, ds, data):
+    ex = Explorer(ctx, ds, debounce=0.0)
+    click_and_drag(ex.nav.selectors["rectangle"], start=(2.4, 3.3), end=(9.6, 7.7))
+    assert ex.wait(30), ex.last_error
+    roi = np.zeros((16, 16), bool)
+    roi[4:8, 3:10] = True
+    np.testing.assert_array_equal(ex.nav.roi, roi)
+    np.testing.assert_allclose(ex.pattern, data[roi].sum(axis=0), rtol=1e-5)
+    np.testing.assert_allclose(shown(ex.sig), data[roi].sum(axis=0), rtol=1e-5)
+
+    click_and_drag(ex.sig.selectors["disk"], start=(15.2, 16.1), end=(21.1, 16.4))
+    assert ex.wait(30), ex.last_error
+    rows, cols = np.indices((32, 32))
+    mask = (cols - 15.2) ** 2 + (rows - 16.1) ** 2 <= 5.9 ** 2
+    np.testing.assert_array_equal(ex.sig.mask, mask)
+    expected = (data * mask).sum(axis=(2, 3))
+    np.testing.assert_allclose(ex.virtual_image, expected, rtol=1e-4)
+    np.testing.assert_allclose(shown(ex.nav), expected, rtol=1e-4)
+    # the pattern did not change with the detector
+    np.testing.assert_allclose(ex.pattern, data[roi].sum(axis=0), rtol=1e-5)
+    assert set(ex.timings) == {"pattern", "virtual"}
+    assert "updated" in ex._status.value
+    assert ex.stats["completed"] == 2 and ex.stats["failed"] == 0
+    ex.close()
+
+
+def test_empty_selection_shows_totals(ctx, ds, data):
+    ex = Explorer(ctx, ds, debounce=0.0)
+    ex.nav.set_point(3, 4)
+    ex.sig.set_rectangle(0, 0, 3, 3)
+    assert ex.wait(30)
+    np.testing.assert_allclose(ex.pattern, data[4, 3], rtol=1e-6)
+    np.testing.assert_allclose(ex.virtual_image, data[..., :4, :4].sum(axis=(2, 3)), rtol=1e-5)
+    ex.nav.clear()
+    ex.sig.clear()
+    assert ex.wait(30)
+    np.testing.assert_allclose(ex.pattern, data.sum(axis=(0, 1)), rtol=1e-5)
+    np.testing.assert_allclose(ex.virtual_image, data.sum(axis=(2, 3)), rtol=1e-5)
+    ex.close()
+
+
+def test_debounce_runs_only_the_last_selection(ctx, ds, data):
+    ex = Explorer(ctx, ds, debounce=0.5)
+    for i in range(5):
+        ex.nav.set_rectangle(0, 0, i, i, mode="replace")
+    assert ex.wait(30)
+    assert ex.stats["submitted"] == 5 and ex.stats["started"] == 1
+    np.testing.assert_allclose(ex.pattern, data[:5, :5].sum(axis=(0, 1)), rtol=1e-5)
+    ex.close()
+
+
+class SlowContext:
+    """Wraps a Context: every partial result arrives 0.1 s late; records runs and closings."""
+
+    def __init__(self, ctx):
+        self.ctx = ctx
+        self.started = threading.Event()
+        self.log = []
+
+    def run_udf(self, *args, **kwargs):
+        return self.ctx.run_udf(*args, **kwargs)
+
+    def run_udf_iter(self, *args, **kwargs):
+        entry = {"items": 0, "finished": False, "closed": False}
+        self.log.append(entry)
+        gen = self.ctx.run_udf_iter(*args, **kwargs)
+
+        def slow():
+            try:
+                for item in gen:
+                    self.started.set()
+                    time.sleep(0.1)
+                    entry["items"] += 1
+                    entry["finished"] = item.finished
+                    yield item
+            finally:
+                entry["closed"] = True
+                gen.close()
+        return slow()
+
+
+def test_newer_selection_cancels_running(ctx, data):
+    ds = ctx.load("memory", data=data, num_partitions=8)
+    slow = SlowContext(ctx)
+    ex = Explorer(slow, ds, debounce=0.0, partial_interval=100.0)
+    ex.nav.set_rectangle(0, 0, 15, 15)  # everything: 8 slow partitions
+    assert slow.started.wait(10)
+    ex.nav.set_rectangle(2, 2, 4, 4, mode="replace")
+    assert ex.wait(30), ex.last_error
+    first, second = slow.log
+    assert first["closed"] and not first["finished"] and first["items"] < 8
+    assert second["finished"]
+    assert ex.stats["cancelled"] == 1 and ex.stats["completed"] == 1
+    np.testing.assert_allclose(ex.pattern, data[2:5, 2:5].sum(axis=(0, 1)), rtol=1e-5)
+    ex.close()
+
+
+def test_update_now_is_synchronous(ctx, ds, data):
+    ex = Explorer(ctx, ds, debounce=60.0)  # the background would wait a minute
+    roi = np.zeros((16, 16), bool)
+    roi[::3, 1::2] = True
+    ex.nav.roi = roi
+    mask = np.zeros((32, 32), bool)
+    mask[10:20, 5:9] = True
+    ex.sig.mask = mask
+    ex.update_now()
+    assert not ex._runner.busy()  # the pending requests were dropped
+    np.testing.assert_allclose(ex.pattern, data[roi].sum(axis=0), rtol=1e-5)
+    np.testing.assert_allclose(ex.virtual_image, (data * mask).sum(axis=(2, 3)), rtol=1e-4)
+    ex.close()
+
+
+def test_threads_executor(threads_ctx, data):
+    ds = threads_ctx.load("memory", data=data)
+    ex = Explorer(threads_ctx, ds, debounce=0.0)
+    ex.nav.set_ellipse(8, 8, 4, 3)
+    ex.sig.set_ring(16, 16, 4, 9)
+    assert ex.wait(30), ex.last_error
+    rows, cols = np.indices((16, 16))
+    roi = ((cols - 8) / 4) ** 2 + ((rows - 8) / 3) ** 2 <= 1
+    rows, cols = np.indices((32, 32))
+    d2 = (cols - 16) ** 2 + (rows - 16) ** 2
+    mask = (d2 <= 81) & (d2 > 16)
+    np.testing.assert_allclose(ex.pattern, data[roi].sum(axis=0), rtol=1e-5)
+    np.testing.assert_allclose(ex.virtual_image, (data * mask).sum(axis=(2, 3)), rtol=1e-4)
+    ex.close()
+
+
+class FailingContext(SlowContext):
+    def run_udf_iter(self, *args, **kwargs):
+        raise RuntimeError("disk on fire")
+
+
+def test_errors_are_shown_not_raised(ctx, ds):
+    ex = Explorer(FailingContext(ctx), ds, debounce=0.0)
+    ex.nav.set_point(1, 1)
+    assert ex.wait(30)
+    assert isinstance(ex.last_error, RuntimeError)
+    assert "disk on fire" in ex._status.value and ex.stats["failed"] == 1
+    ex.close()
+
+
+def test_needs_2d_shapes(ctx):
+    ds = ctx.load("memory", data=np.zeros((5, 4, 4)))
+    with pytest.raises(ValueError, match="2D navigation and 2D signal"):
+        Explorer(ctx, ds)
