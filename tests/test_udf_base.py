@@ -260,8 +260,10 @@ def test_results_of_get_results_in_nav_shape_with_roi(ctx, ds, rng):
     np.testing.assert_allclose(res["twice"].raw_data, 2 * expected[roi], rtol=1e-5)
 
 
-def test_unpicklable_parameter_is_named(ctx, ds):
+def test_unpicklable_parameter_is_named(processes_ctx, data4d):
     import threading
+    ctx = processes_ctx
+    ds = ctx.load("memory", data=data4d, num_partitions=3)
 
     class LockUDF(NavUDF):
         def __init__(self, lock=None):
@@ -278,6 +280,22 @@ def test_unpicklable_parameter_is_named(ctx, ds):
     with pytest.raises(TypeError, match=r"attribute 'lock' of AttrUDF cannot be pickled"):
         ctx.run_udf(dataset=ds, udf=AttrUDF())
     assert ctx.run_udf(dataset=ds, udf=NavUDF())["x"].data.shape == (7, 9)
+
+
+def test_in_process_executors_do_not_pickle(ctx, threads_ctx, ds):
+    import threading
+
+    class LockUDF(NavUDF):
+        def __init__(self, lock=None):
+            super().__init__(lock=lock)
+
+        def process_frame(self, frame):
+            with self.params.lock:
+                self.results.x[:] = frame.sum()
+
+    for c in (ctx, threads_ctx):
+        res = c.run_udf(dataset=ds, udf=LockUDF(lock=threading.Lock()))
+        np.testing.assert_allclose(res["x"].data, ds.data.sum(axis=(2, 3)), rtol=1e-5)
 
 
 def test_frames_are_read_only(ctx, ds):

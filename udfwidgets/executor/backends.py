@@ -23,6 +23,10 @@ class Executor:
 
     name: str = "base"
     n_workers: int = 1
+    #: Tasks travel to other processes: UDFs are sent pickled. In-process
+    #: executors give each task fresh copies instead (a pickle round trip in
+    #: the same process would rebind the user's class to copied code).
+    pickles_tasks: bool = True
 
     def imap_unordered(self, fn: Callable, tasks: Iterable) -> Iterator:
         raise NotImplementedError
@@ -39,6 +43,7 @@ class InlineExecutor(Executor):
 
     name = "inline"
     n_workers = 1
+    pickles_tasks = False
 
     def imap_unordered(self, fn, tasks):
         return (fn(t) for t in tasks)
@@ -59,6 +64,7 @@ class JoblibExecutor(Executor):
             self.n_workers = n_jobs or nthreads
         else:
             self.name = "threads" if backend == "threading" else "processes"
+            self.pickles_tasks = backend != "threading"
             if n_jobs is not None and n_jobs < 0:
                 n_jobs = max(1, cpus + 1 + n_jobs)
             self.n_workers = n_jobs or cpus

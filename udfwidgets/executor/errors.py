@@ -33,9 +33,11 @@ def _remote_frames(exc: BaseException) -> list[tuple[int, str]]:
 def _locate(udfs: Sequence, lineno: int, name: str) -> str | None:
     for udf in udfs:
         for cls in type(udf).__mro__:
-            func = cls.__dict__.get(name)
-            code = getattr(func, "__code__", None)
-            if code is None:
+            for attr, func in vars(cls).items():
+                code = getattr(func, "__code__", None)
+                if code is not None and code.co_name == name:
+                    break
+            else:
                 continue
             lines = [ln for _, _, ln in code.co_lines() if ln is not None]
             if lines and min(lines) <= lineno <= max(lines):
@@ -47,7 +49,7 @@ def _locate(udfs: Sequence, lineno: int, name: str) -> str | None:
                         source = src[lineno - first].strip()
                     except (OSError, TypeError, IndexError):
                         source = ""
-                text = f'  File "{filename}", line {lineno}, in {cls.__name__}.{name}'
+                text = f'  File "{filename}", line {lineno}, in {cls.__name__}.{attr}'
                 return text + (f"\n    {source}" if source else "")
     return None
 

@@ -1,6 +1,6 @@
 """The work done for one partition, on whichever worker runs it.
 
-Every UDF gets a fresh copy (unpickled from the run's UDF blob), its
+Every UDF gets a fresh copy (unpickled, or re-instantiated by in-process executors), its
 partition-local buffers, ``preprocess``, its process method over the
 partition's frames, and ``postprocess``. Frames are read once and shared by
 all UDFs of the run; they are converted to each UDF's input dtype one tile at
@@ -33,7 +33,7 @@ class PartitionTask:
     """Everything a worker needs for one partition; small to pickle."""
 
     partition: Partition
-    udfs_blob: bytes
+    udfs: bytes | list  # cloudpickled UDFs, or UDF prototypes to copy (in-process executors)
     roi: np.ndarray | None  # flat nav mask of the whole dataset, or None
     tile_bytes: int = DEFAULT_TILE_BYTES
 
@@ -64,7 +64,10 @@ def run_partition(task: PartitionTask) -> PartitionResult:
     """Run all UDFs of a run over one partition and return their buffers."""
     part = task.partition
     shape = part.shape
-    udfs = cloudpickle.loads(task.udfs_blob)
+    if isinstance(task.udfs, bytes):
+        udfs = cloudpickle.loads(task.udfs)
+    else:
+        udfs = [udf.copy() for udf in task.udfs]
     if task.roi is None:
         indices = np.arange(part.start, part.stop, dtype=np.int64)
     else:
