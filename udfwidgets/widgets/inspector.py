@@ -1,0 +1,423 @@
+"""Look inside any result: one entry per buffer with its statistics and a view.
+
+The numbers and tables come from :mod:`._insp_data` (plain NumPy); this
+module is the widget: a buffer selector, a statistics table, sliders over the
+axes that are not drawn, colour-map and log-scale controls, and a figure
+(image for 2D, line for 1D; for nav buffers with extra dims a click on the
+scan shows that position's values).
+"""
+from __future__ import annotations
+
+import html
+import threading
+import time
+from typing import Any
+
+import ipywidgets as widgets
+import numpy as np
+import traitlets
+
+from ._insp_data import (Entry, entries_from, object_repr, stats_table, summary_table,
+                         take_view, view_axes)
+from ._sel_figure import canvas_widget, finite_limits, make_figure, redraw
+
+__all__ = ["BufferInspector"]
+
+CMAPS = ("viridis", "gray", "magma", "inferno", "cividis", "twilight", "RdBu_r")
+
+
+class BufferInspector(widgets.VBox):
+    """Inspect the result buffers of a run.
+
+    Parameters
+    ----------
+    results : dict, tuple of dict, UDFResults, optional
+        What ``ctx.run_udf`` returns (for one UDF or a list of them), or an
+        item of ``ctx.run_udf_iter``. Plain arrays in a dict work too. Leave
+        it out to fill the inspector from a run with ``plots=[inspector]``.
+    throttle : float
+        Minimum seconds between refreshes from partial results of a run.
+    figsize : tuple of float
+        Figure size in inches.
+
+    Attributes
+    ----------
+    buffer : str
+        Label of the buffer shown (``"name"``, or ``"udf<i>.name"`` for several
+        UDFs); a traitlet linked to the drop-down.
+    cmap : str
+        Colour map of image views.
+    log : bool
+        Log scale for the colours (images) or the y axis (lines).
+    position : tuple of int or None
+        For nav buffers with extra dims: the navigation position whose values
+        are shown next to the scan (set by a click on the scan, or from code).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from udfwidgets import Context
+    >>> from udfwidgets.udf.sum import SumUDF
+    >>> from udfwidgets.widgets import BufferInspector
+    >>> ctx = Context(executor="inline")
+    >>> ds = ctx.load("memory", data=np.ones((2, 2, 3, 3), dtype=np.float32))
+    >>> insp = BufferInspector(ctx.run_udf(dataset=ds, udf=SumUDF()))
+    >>> insp.buffer, insp.selected.shape, float(insp.stats["mean"])
+    ('intensity', (3, 3), 4.0)
+    """
+
+    buffer = traitlets.Unicode(None, allow_none=True)
+    cmap = traitlets.Unicode("viridis")
+    log = traitlets.Bool(False)
+    position = traitlets.Any(None, allow_none=True)
+
+    def __init__(self, results: Any = None, *, throttle: float = 0.5, figsize=(8.0, 3.6)):
+        self.throttle = float(throttle)
+        self._entries: dict[str, Entry] = {}
+        self._indices: dict[int, int] = {}
+        self._view: tuple[int, ...] = ()
+        self._selected: np.ndarray | None = None
+        self._last_refresh = float("-inf")
+        self._lock = threading.RLock()
+        self._fig = make_figure(figsize)
+        self._main_ax = None
+        self._pick_ax = None
+        self._cid = self._fig.canvas.mpl_connect("button_press_event", self._on_click)
+
+        self._dropdown = widgets.Dropdown(description="buffer", options=[])
+        self._cmap_dd = widgets.Dropdown(description="colours", options=list(CMAPS),
+                                         value=self.cmap, layout={"width": "200px"})
+        self._log_cb = widgets.Checkbox(description="log scale", value=False, indent=False)
+        self._table = widgets.HTML()
+        self._message = widgets.HTML()
+        self._sliders = widgets.VBox()
+        self._pos_label = widgets.HTML()
+        widgets.link((self._dropdown, "value"), (self, "buffer"))
+        widgets.link((self._cmap_dd, "value"), (self, "cmap"))
+        widgets.link((self._log_cb, "value"), (self, "log"))
+
+        canvas = canvas_widget(self._fig)
+        view = [self._sliders, self._message, self._pos_label] + ([canvas] if canvas else [])
+        super().__init__(children=[
+            widgets.HBox([self._dropdown, self._cmap_dd, self._log_cb]),
+            widgets.HBox([self._table, widgets.VBox(view)]),
+        ])
+        if results is not None:
+            self._load(entries_from(results))
+        else:
+            self._draw()
+
+    # --- public read-outs ---------------------------------------------------------
+    @property
+    def entries(self) -> list[str]:
+        """Labels of all buffers, in order."""
+        return list(self._entries)
+
+    @property
+    def entry(self) -> Entry | None:
+        """The entry shown now."""
+        return self._entries.get(self.buffer) if self.buffer is not None else None
+
+    @property
+    def selected(self) -> np.ndarray | None:
+        """A copy of the array shown in the main view (the slice the sliders pick).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from udfwidgets.widgets import BufferInspector
+        >>> insp = BufferInspector({"cube": np.arange(24).reshape(2, 3, 4)})
+        >>> insp.set_index(0, 1)
+        >>> insp.selected[0].tolist()
+        [12, 13, 14, 15]
+        """
+        return None if self._selected is None else np.array(self._selected)
+
+    @property
+    def stats(self) -> dict[str, Any]:
+        """Statistics of the shown buffer over its valid values (see the table)."""
+        from ._insp_data import buffer_stats
+
+        entry = self.entry
+        return {} if entry is None else buffer_stats(entry)
+
+    @property
+    def slider_axes(self) -> dict[int, widgets.IntSlider]:
+        """The slider of each axis that is not drawn, by axis number."""
+        return {s.axis: s for s in self._sliders.children}
+
+    @property
+    def position_values(self) -> np.ndarray | None:
+        """The values at :attr:`position` (nav buffers with extra dims), else None."""
+        entry = self.entry
+        if entry is None or self.position is None:
+            return None
+        return np.array(entry.array[tuple(self.position)])
+
+    def set_index(self, axis: int, index: int) -> None:
+        """Fix a non-drawn ``axis`` at ``index`` (what its slider does).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from udfwidgets.widgets import BufferInspector
+        >>> insp = BufferInspector({"a": np.zeros((3, 4, 5))})
+        >>> insp.set_index(0, 2); insp.slider_axes[0].value
+        2
+        """
+        sliders = self.slider_axes
+        if axis not in sliders:
+            raise ValueError(f"axis {axis} of {self.buffer!r} is drawn or does not exist; the "
+                             f"axes with sliders are {sorted(sliders)}")
+        slider = sliders[axis]
+        if not slider.min <= index <= slider.max:
+            raise ValueError(f"index {index} is out of range for axis {axis} "
+                             f"(0 to {slider.max})")
+        slider.value = int(index)
+
+    def summary_html(self) -> str:
+        """An HTML table with one row per buffer (also the ``_repr_html_``)."""
+        with self._lock:
+            entries = list(self._entries.values())
+        if not entries:
+            return "<p>BufferInspector: no results yet</p>"
+        return summary_table(entries)
+
+    def _repr_html_(self) -> str:
+        return self.summary_html()
+
+    @property
+    def figure(self):
+        """The matplotlib figure of the view."""
+        return self._fig
+
+    # --- live updates --------------------------------------------------------------------
+    def new_data(self, udf_results: Any, damage: Any = None, force: bool = False) -> None:
+        """Show new (partial) results; for ``ctx.run_udf_iter(..., plots=[inspector])``.
+
+        Refreshes at most every :attr:`throttle` seconds unless ``force``
+        (the final result of a run comes with ``force=True``). Safe to call
+        from a background thread: it only updates widget state, never prints.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from udfwidgets import Context
+        >>> from udfwidgets.udf.sum import SumUDF
+        >>> from udfwidgets.widgets import BufferInspector
+        >>> ctx = Context(executor="inline")
+        >>> ds = ctx.load("memory", data=np.ones((4, 2, 2)), num_partitions=2)
+        >>> insp = BufferInspector()
+        >>> _ = ctx.run_udf(dataset=ds, udf=SumUDF(), plots=[insp])
+        >>> insp.selected.tolist()
+        [[4.0, 4.0], [4.0, 4.0]]
+        """
+        now = time.monotonic()
+        if not force and now - self._last_refresh < self.throttle:
+            return
+        self._last_refresh = now
+        self._load(entries_from(udf_results))
+
+    def refresh(self) -> None:
+        """Redraw the view and the table."""
+        with self._lock:
+            self._table.value = stats_table(self.entry) if self.entry is not None else ""
+            self._draw()
+
+    # --- internals -----------------------------------------------------------------------
+    def _load(self, entries: list[Entry]) -> None:
+        with self._lock:
+            old = self.entry
+            self._entries = {e.label: e for e in entries}
+            labels = list(self._entries)
+            if list(self._dropdown.options) != labels:
+                with self.hold_trait_notifications():
+                    self._dropdown.options = labels
+            keep = self.buffer in self._entries
+            new = self.entry if keep else None
+            same_layout = (keep and old is not None and new.array.shape == old.array.shape
+                           and new.kind == old.kind)
+            if not keep:
+                self.buffer = labels[0] if labels else None  # observer rebuilds and draws
+                if not labels:
+                    self.refresh()
+            elif not same_layout:
+                self._setup_entry()
+            else:
+                self.refresh()
+
+    @traitlets.observe("buffer")
+    def _buffer_changed(self, change) -> None:
+        if hasattr(self, "_sliders"):
+            self._setup_entry()
+
+    @traitlets.observe("cmap", "log")
+    def _style_changed(self, change) -> None:
+        if hasattr(self, "_sliders"):
+            self._draw()
+
+    @traitlets.validate("position")
+    def _check_position(self, proposal):
+        value = proposal["value"]
+        if value is None:
+            return None
+        entry = self.entry
+        if entry is None or not self._picking(entry):
+            raise traitlets.TraitError("position applies only to nav buffers with extra "
+                                       f"dimensions; {self.buffer!r} is not one")
+        nav = entry.base_shape
+        try:
+            pos = tuple(int(v) for v in value)
+        except TypeError:
+            raise traitlets.TraitError(f"position must be a tuple of {len(nav)} ints") from None
+        if len(pos) != len(nav) or any(not 0 <= p < n for p, n in zip(pos, nav)):
+            raise traitlets.TraitError(f"position {value!r} lies outside the navigation shape "
+                                       f"{nav}")
+        return pos
+
+    @traitlets.observe("position")
+    def _position_changed(self, change) -> None:
+        self._draw()
+
+    def _setup_entry(self) -> None:
+        """New buffer: new sliders, indices and position; then draw."""
+        with self._lock:
+            entry = self.entry
+            self._indices = {}
+            sliders = []
+            if entry is not None:
+                self._view, others = view_axes(entry)
+                for ax in others:
+                    slider = widgets.IntSlider(value=0, min=0, max=entry.array.shape[ax] - 1,
+                                               description=self._axis_name(entry, ax),
+                                               continuous_update=False)
+                    slider.axis = ax
+                    slider.observe(self._slider_moved, "value")
+                    self._indices[ax] = 0
+                    sliders.append(slider)
+            self._sliders.children = sliders
+            with self.hold_trait_notifications():
+                self.position = None
+            self.refresh()
+
+    @staticmethod
+    def _axis_name(entry: Entry, axis: int) -> str:
+        n_base = len(entry.base_shape)
+        if entry.kind in ("nav", "sig") and axis < n_base:
+            return f"{entry.kind} {axis}"
+        if entry.kind in ("nav", "sig"):
+            return f"extra {axis - n_base}"
+        return f"axis {axis}"
+
+    def _slider_moved(self, change) -> None:
+        self._indices[change["owner"].axis] = int(change["new"])
+        self._draw()
+
+    @staticmethod
+    def _picking(entry: Entry) -> bool:
+        return entry.kind == "nav" and len(entry.extra_shape) > 0
+
+    def _draw(self) -> None:
+        with self._lock:
+            fig = self._fig
+            fig.clear()
+            self._main_ax = self._pick_ax = None
+            self._selected = None
+            entry = self.entry
+            self._pos_label.value = ""
+            if entry is None:
+                self._message.value = "<i>no results yet</i>"
+                redraw(fig)
+                return
+            data = take_view(entry.array, self._view, self._indices)
+            self._selected = data
+            if entry.dtype.kind == "O":
+                self._message.value = f"<pre>{html.escape(object_repr(data))}</pre>"
+                redraw(fig)
+                return
+            if entry.n_valid == 0:
+                self._message.value = (
+                    "<b>No valid values</b> in this buffer: the roi selected no frames, or no "
+                    "partition has finished yet.")
+                redraw(fig)
+                return
+            self._message.value = ""
+            picking = self._picking(entry)
+            self._main_ax = fig.add_subplot(1, 2 if picking else 1, 1)
+            valid = self._valid_view(entry)
+            self._plot(self._main_ax, data, valid, f"{entry.label} {self._where()}")
+            if picking:
+                self._pick_ax = fig.add_subplot(1, 2, 2)
+                if self.position is None:
+                    self._pick_ax.set_axis_off()
+                    self._pick_ax.text(0.5, 0.5, "click the scan to see\nthe values there",
+                                       ha="center", va="center",
+                                       transform=self._pick_ax.transAxes)
+                else:
+                    values = np.asarray(entry.array[self.position])
+                    while values.ndim > 2:
+                        values = values[0]
+                    self._plot(self._pick_ax, values, None, f"at {self.position}")
+                    self._pos_label.value = f"<small>position {self.position}</small>"
+            fig.tight_layout()
+            redraw(fig)
+
+    def _where(self) -> str:
+        if not self._indices:
+            return ""
+        return "[" + ", ".join(f"{ax}={i}" for ax, i in sorted(self._indices.items())) + "]"
+
+    def _valid_view(self, entry: Entry) -> np.ndarray | None:
+        """The valid mask over the drawn axes (nav buffers only; they draw nav axes)."""
+        if entry.valid is None:
+            return None
+        base_idx = {ax: i for ax, i in self._indices.items() if ax < len(entry.base_shape)}
+        return take_view(entry.valid, self._view, base_idx)
+
+    def _plot(self, ax, data: np.ndarray, valid: np.ndarray | None, title: str) -> None:
+        from matplotlib.colors import LogNorm, Normalize
+
+        values = np.abs(data) if data.dtype.kind == "c" else data
+        values = values.astype(np.float64) if values.dtype.kind in "bui" else values
+        if valid is not None:
+            values = np.ma.masked_array(values, mask=~valid)
+        shown = np.ma.compressed(values) if np.ma.isMaskedArray(values) else values
+        if data.dtype.kind == "c":
+            title = f"|{title}|"
+        ax.set_title(title, fontsize=9)
+        if values.ndim == 1:
+            ax.plot(np.arange(len(values)), values, "-", marker="." if len(values) < 50 else "")
+            if self.log:
+                ax.set_yscale("log", nonpositive="mask")
+            return
+        lo, hi = finite_limits(shown, log=self.log)
+        norm = LogNorm(lo, hi) if self.log else Normalize(lo, hi)
+        im = ax.imshow(values, cmap=self.cmap, norm=norm, interpolation="nearest")
+        self._fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+
+    def _on_click(self, event) -> None:
+        entry = self.entry
+        if (entry is None or not self._picking(entry) or event.inaxes is None
+                or event.inaxes is not self._main_ax or event.xdata is None):
+            return
+        pos = dict(self._indices)
+        if len(self._view) == 2:
+            pos[self._view[0]] = int(np.floor(event.ydata + 0.5))
+            pos[self._view[1]] = int(np.floor(event.xdata + 0.5))
+        else:
+            pos[self._view[0]] = int(np.floor(event.xdata + 0.5))
+        position = tuple(pos.get(ax, 0) for ax in range(len(entry.base_shape)))
+        try:
+            self.position = position
+        except traitlets.TraitError:
+            pass  # a click just outside the scan
+
+    def close(self) -> None:
+        """Close the widget and free the figure."""
+        if hasattr(self, "_fig"):
+            self._fig.canvas.mpl_disconnect(self._cid)
+            if canvas_widget(self._fig) is not None:
+                import matplotlib.pyplot as plt
+
+                plt.close(self._fig)
+        super().close()
