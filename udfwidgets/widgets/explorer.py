@@ -2,9 +2,10 @@
 
 Drawing a region on the navigation image re-runs :class:`~udfwidgets.udf.sum.SumUDF`
 on that roi and shows the summed pattern; drawing a detector on the pattern
-re-runs a virtual-detector UDF and shows the virtual image. Runs happen in a
-background thread (ipympl redraws only once the cell has finished), are
-debounced, and a newer selection stops an older run still in progress.
+re-runs :class:`~udfwidgets.udf.masks.ApplyMasksUDF` with that detector and
+shows the virtual image. Runs happen in a background thread (ipympl redraws
+only once the cell has finished), are debounced, and a newer selection stops
+an older run still in progress.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from typing import Any, Callable, Iterator
 import ipywidgets as widgets
 import numpy as np
 
-from ..udf.base import UDF
+from ..udf.masks import ApplyMasksUDF
 from ..udf.sum import SumUDF
 from ..udf.sumsigudf import SumSigUDF
 from ._sel_runner import LatestRunner
@@ -24,23 +25,10 @@ from .roi import RoiSelector, SigMaskSelector
 __all__ = ["Explorer", "explore"]
 
 
-class _DetectorSumUDF(UDF):
-    """Per frame, the sum of ``frame * mask`` (a single virtual detector); buffer ``intensity``."""
-
-    def __init__(self, mask: np.ndarray):
-        super().__init__(mask=mask)
-
-    def get_result_buffers(self):
-        return {"intensity": self.buffer(kind="nav", dtype="float32")}
-
-    def process_tile(self, tile):
-        weights = self.params.mask.reshape(-1)
-        self.results.intensity[:] = tile.reshape(len(tile), -1) @ weights
-
-
-def _virtual_detector_udf(mask: np.ndarray) -> tuple[UDF, Callable[[dict], np.ndarray]]:
+def _virtual_detector_udf(mask: np.ndarray) -> tuple[ApplyMasksUDF, Callable[[dict], np.ndarray]]:
     """The UDF that makes a virtual image from ``mask``, and how to read its image."""
-    return _DetectorSumUDF(mask=mask.astype(np.float32)), lambda res: res["intensity"].data
+    return (ApplyMasksUDF(masks=mask.astype(np.float32)),
+            lambda res: res["intensity"].data[..., 0])
 
 
 class Explorer(widgets.VBox):
