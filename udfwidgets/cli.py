@@ -1,0 +1,449 @@
+"""The ``udfwidgets`` command line: ``udfwidgets demo`` runs a standard analysis in one pass.
+
+``udfwidgets demo`` makes a synthetic 4D-STEM scan (or opens ``--data``),
+runs six standard UDFs over it in a single pass over the data (sum pattern,
+total intensity, bright-field and annular dark-field virtual detectors,
+centre of mass, standard deviation), prints a table of the results with
+the time and throughput of the pass, and saves a PNG of every result.
+
+Examples
+--------
+From a shell::
+
+    udfwidgets demo
+    udfwidgets demo --nav 32 32 --sig 64 64 --executor threads --out /tmp/demo
+    udfwidgets demo --data scan.raw --nav 128 128 --sig 256 256 --dtype uint16
+    python -m udfwidgets demo --help
+
+From Python:
+
+>>> from udfwidgets.cli import main
+>>> main(["demo", "--nav", "4", "4", "--sig", "16", "16", "--executor", "inline",
+...       "--out", __import__("tempfile").mkdtemp(), "--quiet"])
+0
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, Sequence
+
+import numpy as np
+
+__all__ = ["main", "build_parser", "CLIError"]
+
+PROG = "udfwidgets"
+EXECUTORS = ("processes", "threads", "inline")
+
+
+class CLIError(Exception):
+    """A problem with the command's input; reported as one line on stderr, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line (raised, not printed and exited)."""
+
+    def error(self, message: str):  # noqa: D401 - argparse API
+        raise CLIError(f"{message} (see `{self.prog} --help`)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``udfwidgets`` command.
+
+    Examples
+    --------
+    >>> args = build_parser().parse_args(["demo", "--nav", "8", "8"])
+    >>> args.command, args.nav, args.executor
+    ('demo', [8, 8], 'processes')
+    """
+    parser = _Parser(prog=PROG, description="Interactive UDF analysis of large N-dimensional "
+                     "detector data (4D-STEM).")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    demo = sub.add_parser(
+        "demo", help="run a standard analysis in one pass and save PNGs of the results",
+        description="Make a synthetic 4D-STEM scan (or open --data), run SumUDF, SumSigUDF, "
+        "bright-field and annular dark-field virtual detectors, CoMUDF and StdDevUDF in ONE "
+        "pass over the data, print a table of the results with the pass's speed, and save a "
+        "PNG of every result.")
+    data = demo.add_argument_group("data")
+    data.add_argument("--data", metavar="PATH",
+                      help="a .npy file, or a raw file (then give --nav, --sig and --dtype); "
+                      "default: synthetic data")
+    data.add_argument("--nav", type=int, nargs="+", metavar="N",
+                      help="scan shape, 1 to 3 numbers (default for synthetic data: 64 64)")
+    data.add_argument("--sig", type=int, nargs=2, metavar=("H", "W"),
+                      help="frame shape (default for synthetic data: 128 128)")
+    data.add_argument("--dtype", help="detector dtype, e.g. uint16, uint8, float32 "
+                      "(default: uint16; a .npy file's own dtype)")
+    data.add_argument("--seed", type=int, default=0,
+                      help="seed of the synthetic data (default: 0)")
+    det = demo.add_argument_group("virtual detectors (default: from the synthetic data's "
+                                  "ground truth, or fractions of the frame for --data)")
+    det.add_argument("--centre", type=float, nargs=2, metavar=("CY", "CX"),
+                     help="centre of the pattern in pixels (default: middle of the frame)")
+    det.add_argument("--bf-radius", type=float, metavar="R",
+                     help="radius of the bright-field disk, also used for the centre of mass")
+    det.add_argument("--adf", type=float, nargs=2, metavar=("INNER", "OUTER"),
+                     help="inner and outer radius of the annular dark-field detector")
+    run = demo.add_argument_group("run")
+    run.add_argument("--executor", choices=EXECUTORS, default="processes",
+                     help="where the UDFs run (default: processes)")
+    run.add_argument("--n-jobs", type=int, metavar="N",
+                     help="number of workers (default: all cores)")
+    run.add_argument("--out", default="udfwidgets-demo", metavar="DIR",
+                     help="folder for the PNGs (default: ./udfwidgets-demo/)")
+    run.add_argument("--quiet", action="store_true",
+                     help="no progress bar and no table, only errors")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``udfwidgets`` command; return its exit code.
+
+    Errors in the input (a missing file, a wrong shape or dtype, a bad
+    option) print one line ``udfwidgets: error: ...`` on stderr and return 2.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        The arguments without the program name (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        0 on success, 2 for bad input, 130 when interrupted.
+
+    Examples
+    --------
+    >>> main(["demo", "--nav", "0", "4"])
+    2
+    """
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if args.command == "demo":
+            return _demo(args)
+        raise CLIError(f"unknown command {args.command!r}")  # pragma: no cover - argparse refuses
+    except CLIError as e:
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 2
+    except SystemExit as e:  # --help, --version
+        return int(e.code or 0) if not isinstance(e.code, str) else 2
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+
+
+# ------------------------------------------------------------------------------- the data
+@dataclass
+class _Input:
+    dataset: Any
+    description: str
+    truth: Any = None
+    seconds: float = 0.0
+
+
+def _check_shape(value, name: str, min_dims: int, max_dims: int) -> tuple[int, ...]:
+    if not min_dims <= len(value) <= max_dims or any(v < 1 for v in value):
+        count = str(min_dims) if min_dims == max_dims else f"{min_dims} to {max_dims}"
+        raise CLIError(f"--{name} needs {count} positive integers, got "
+                       f"{' '.join(map(str, value))}")
+    return tuple(value)
+
+
+def _check_dtype(text: str) -> np.dtype:
+    try:
+        dt = np.dtype(text)
+    except TypeError:
+        raise CLIError(f"--dtype {text!r} is not a NumPy dtype; use e.g. uint16, uint8, "
+                       "int32 or float32") from None
+    if dt.kind not in "uif":
+        raise CLIError(f"--dtype {text!r} is not an integer or float dtype; use e.g. uint16, "
+                       "uint8, int32 or float32")
+    return dt
+
+
+def _open_input(ctx, args) -> _Input:
+    from .io import DataSetError
+
+    nav = _check_shape(args.nav, "nav", 1, 3) if args.nav is not None else None
+    sig = _check_shape(args.sig, "sig", 2, 2) if args.sig is not None else None
+    dtype = _check_dtype(args.dtype) if args.dtype is not None else None
+    try:
+        if args.data is None:
+            nav, sig, dtype = nav or (64, 64), sig or (128, 128), dtype or np.dtype("uint16")
+            t0 = time.perf_counter()
+            ds = ctx.load("synthetic", nav_shape=nav, sig_shape=sig, dtype=dtype,
+                          seed=args.seed)
+            return _Input(ds, f"synthetic 4D-STEM data, seed {args.seed}", ds.truth,
+                          time.perf_counter() - t0)
+        path = args.data
+        if str(path).lower().endswith(".npy"):
+            ds = ctx.load("npy", path=path)
+            for name, given, actual in (("nav", nav, tuple(ds.shape.nav)),
+                                        ("sig", sig, tuple(ds.shape.sig)),
+                                        ("dtype", dtype, ds.dtype)):
+                if given is not None and given != actual:
+                    shown = given if name == "dtype" else " ".join(map(str, given))
+                    raise CLIError(f"--{name} {shown} does not match {path!r}, which has "
+                                   f"{name} {actual}; leave --{name} out for .npy files")
+            return _Input(ds, f"{path}")
+        if nav is None or sig is None:
+            raise CLIError(f"{path!r} is not a .npy file: give its layout with --nav, --sig "
+                           "(and --dtype, default uint16)")
+        ds = ctx.load("raw", path=path, nav_shape=nav, sig_shape=sig,
+                      dtype=dtype or np.dtype("uint16"))
+        return _Input(ds, f"{path}")
+    except (DataSetError, OSError) as e:
+        raise CLIError(str(e)) from None
+
+
+# ------------------------------------------------------------------------------- geometry
+@dataclass(frozen=True)
+class _Detectors:
+    centre: tuple[float, float]
+    bf: float
+    adf: tuple[float, float]
+
+    def describe(self) -> str:
+        cy, cx = self.centre
+        return (f"centre ({cy:g}, {cx:g}); bright field r <= {self.bf:g} px; "
+                f"annular dark field {self.adf[0]:g} < r <= {self.adf[1]:g} px")
+
+
+def _detectors(args, sig: tuple[int, int], truth) -> _Detectors:
+    h, w = sig
+    m = min(h, w)
+    if truth is not None:
+        radii = truth.detector_radii()
+        centre, bf, adf = tuple(truth.centre), radii["bf"][1], radii["adf"]
+    else:
+        centre, bf, adf = ((h - 1) / 2, (w - 1) / 2), 0.1 * m, (0.2 * m, 0.5 * m)
+    if args.centre is not None:
+        centre = tuple(args.centre)
+        if not all(math.isfinite(c) for c in centre):
+            raise CLIError(f"--centre must be two finite numbers, got {args.centre}")
+    if args.bf_radius is not None:
+        bf = args.bf_radius
+        if not (math.isfinite(bf) and bf > 0):
+            raise CLIError(f"--bf-radius must be a positive number of pixels, got {bf:g}")
+    if args.adf is not None:
+        adf = tuple(args.adf)
+        if not (math.isfinite(adf[0]) and math.isfinite(adf[1]) and 0 <= adf[0] < adf[1]):
+            raise CLIError(f"--adf needs 0 <= INNER < OUTER, got {adf[0]:g} {adf[1]:g}")
+    return _Detectors((float(centre[0]), float(centre[1])), float(bf),
+                      (float(adf[0]), float(adf[1])))
+
+
+# ------------------------------------------------------------------------------- the run
+@dataclass
+class _Row:
+    """One line of the table and one PNG."""
+
+    name: str
+    data: np.ndarray
+    kind: str            # "nav" or "sig"
+    title: str
+    cmap: str
+    unit: str = ""
+    diverging: bool = False
+    log: bool = False
+    extra: dict = field(default_factory=dict)
+
+
+def _make_udfs(sig: tuple[int, int], det: _Detectors) -> list:
+    from . import masks
+    from .udf.com import CoMUDF
+    from .udf.masks import ApplyMasksUDF
+    from .udf.stddev import StdDevUDF
+    from .udf.sum import SumUDF
+    from .udf.sumsigudf import SumSigUDF
+
+    detectors = ApplyMasksUDF(mask_factories=[
+        partial(masks.disk, sig, centre=det.centre, radius=det.bf),
+        partial(masks.ring, sig, centre=det.centre, inner=det.adf[0], outer=det.adf[1]),
+    ])
+    com = CoMUDF(cy=det.centre[0], cx=det.centre[1], r=det.bf)
+    return [SumUDF(), SumSigUDF(), detectors, com, StdDevUDF()]
+
+
+def _rows(results, det: _Detectors, nav_dims: int) -> list[_Row]:
+    total, per_frame, virtual, com, std = results
+    bf_title = f"Virtual bright field (r <= {det.bf:g} px)"
+    adf_title = f"Virtual annular dark field ({det.adf[0]:g} < r <= {det.adf[1]:g} px)"
+    rows = [
+        _Row("sum", total["intensity"].data, "sig", "Sum of all frames (log scale)", "inferno",
+             "counts", log=True),
+        _Row("sumsig", per_frame["intensity"].data, "nav", "Total intensity of each frame",
+             "gray", "counts"),
+        _Row("bf", virtual["intensity"].data[..., 0], "nav", bf_title, "gray", "counts"),
+        _Row("adf", virtual["intensity"].data[..., 1], "nav", adf_title, "inferno", "counts"),
+        _Row("com_y", com["field"].data[..., 0], "nav",
+             f"Centre-of-mass shift y (r <= {det.bf:g} px)", "RdBu_r", "px", diverging=True),
+        _Row("com_x", com["field"].data[..., 1], "nav",
+             f"Centre-of-mass shift x (r <= {det.bf:g} px)", "RdBu_r", "px", diverging=True),
+        _Row("com_magnitude", com["magnitude"].data, "nav", "Centre-of-mass shift magnitude",
+             "viridis", "px"),
+    ]
+    if nav_dims == 2:
+        rows += [
+            _Row("com_divergence", com["divergence"].data, "nav",
+                 "Divergence of the centre-of-mass field", "RdBu_r", "px / scan step",
+                 diverging=True),
+            _Row("com_curl", com["curl"].data, "nav", "Curl of the centre-of-mass field",
+                 "RdBu_r", "px / scan step", diverging=True),
+        ]
+    rows.append(_Row("std", std["std"].data, "sig",
+                     "Standard deviation over the scan (log scale)", "viridis", "counts",
+                     log=True))
+    return rows
+
+
+def _stats(a: np.ndarray) -> tuple[float, float, float]:
+    a = np.asarray(a, dtype=np.float64)
+    finite = a[np.isfinite(a)]
+    if not finite.size:
+        return (math.nan,) * 3
+    return float(finite.min()), float(finite.max()), float(finite.mean())
+
+
+def format_table(rows: list[_Row]) -> str:
+    """The results as an aligned text table: buffer, shape, min, max, mean."""
+    lines = [f"{'buffer':<16}{'shape':<14}{'min':>14}{'max':>14}{'mean':>14}"]
+    for r in rows:
+        lo, hi, mean = _stats(r.data)
+        shape = "x".join(str(d) for d in r.data.shape)
+        lines.append(f"{r.name:<16}{shape:<14}{lo:>14.6g}{hi:>14.6g}{mean:>14.6g}")
+    return "\n".join(lines)
+
+
+def _size(nbytes: int) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if nbytes >= 0.1 * scale:
+            return f"{nbytes / scale:.3g} {unit}"
+    return f"{nbytes} bytes"
+
+
+def _demo(args) -> int:
+    from . import Context
+
+    if args.n_jobs is not None and args.n_jobs < 1:
+        raise CLIError(f"--n-jobs must be a positive integer, got {args.n_jobs}")
+    out_dir = os.path.abspath(args.out)
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise CLIError(f"--out {args.out!r} exists and is not a folder")
+    say = (lambda *a, **k: None) if args.quiet else print
+
+    with Context(executor=args.executor, n_jobs=args.n_jobs) as ctx:
+        inp = _open_input(ctx, args)
+        ds = inp.dataset
+        shape = tuple(ds.shape)
+        if ds.shape.sig_dims != 2:
+            raise CLIError(f"the demo needs 2D frames; {inp.description} has frames of shape "
+                           f"{tuple(ds.shape.sig)}")
+        sig = tuple(ds.shape.sig)
+        det = _detectors(args, sig, inp.truth)
+        made = f" (made in {inp.seconds:.2f} s)" if inp.truth is not None else ""
+        say(f"data: {inp.description}: nav {tuple(ds.shape.nav)} x sig {sig}, {ds.dtype}, "
+            f"{_size(ds.nbytes)}{made}")
+        say(f"virtual detectors: {det.describe()}")
+        udfs = _make_udfs(sig, det)
+        names = ", ".join(type(u).__name__ for u in udfs)
+        n = ctx.executor.n_workers
+        say(f"running {names} in one pass ({args.executor}, {n} worker{'s' * (n > 1)}) ...")
+        t0 = time.perf_counter()
+        results = ctx.run_udf(dataset=ds, udf=udfs, progress=not args.quiet)
+        seconds = time.perf_counter() - t0
+
+    rows = _rows(results, det, len(ds.shape.nav))
+    say(format_table(rows))
+    n_frames = math.prod(shape[:-2])
+    say(f"pass: {n_frames} frames, {_size(ds.nbytes)} in {seconds:.3g} s = "
+        f"{ds.nbytes / 1e9 / seconds:.3g} GB/s")
+
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+        paths = _save_pngs(rows, out_dir, det, inp.truth)
+    except OSError as e:
+        raise CLIError(f"cannot write the PNGs to {args.out!r}: {e}") from None
+    say(f"saved {len(paths)} PNGs to {out_dir}{os.sep}: "
+        + ", ".join(os.path.basename(p) for p in paths))
+    return 0
+
+
+# ------------------------------------------------------------------------------- pictures
+def _nav_view(data: np.ndarray) -> tuple[np.ndarray, str]:
+    """A nav result as something to draw (1D line or 2D image) and a note on slicing."""
+    if data.ndim == 3:
+        return data[0], f" [first of {data.shape[0]} scans]"
+    return data, ""
+
+
+def _save_pngs(rows: list[_Row], out_dir: str, det: _Detectors, truth) -> list[str]:
+    from matplotlib.figure import Figure  # no pyplot: no global state, no GUI backend
+
+    todo = list(rows)
+    if truth is not None:
+        todo.append(_Row("truth_labels", truth.labels, "nav",
+                         "Ground truth: 0 vacuum, 1 amorphous, 2+ grains", "tab10", "label"))
+    paths = []
+    for row in todo:
+        # Fixed axes positions: a layout engine would double the drawing time.
+        fig = Figure(figsize=(5.6, 4.6), dpi=100)
+        _draw(fig, row, det)
+        path = os.path.join(out_dir, f"{row.name}.png")
+        fig.savefig(path)
+        paths.append(path)
+    return paths
+
+
+def _draw(fig, row: _Row, det: _Detectors) -> None:
+    from matplotlib.patches import Circle
+
+    data = np.asarray(row.data, dtype=np.float64)
+    note = ""
+    if row.kind == "nav":
+        data, note = _nav_view(data)
+    if data.ndim == 1:
+        ax = fig.add_axes((0.13, 0.11, 0.82, 0.8))
+        ax.set_title(row.title + note, fontsize=10)
+        ax.plot(np.arange(data.size), data, color="C0")
+        ax.set_xlabel("scan position")
+        ax.set_ylabel(row.unit)
+        return
+    ax = fig.add_axes((0.1, 0.1, 0.7, 0.8))
+    ax.set_title(row.title + note, fontsize=10)
+    shown = np.log10(1 + np.clip(data, 0, None)) if row.log else data
+    kwargs: dict[str, Any] = {"cmap": row.cmap, "interpolation": "nearest"}
+    finite = shown[np.isfinite(shown)]
+    if row.diverging and finite.size:
+        lim = float(np.abs(finite).max()) or 1.0
+        kwargs.update(vmin=-lim, vmax=lim)
+    ticks = None
+    if row.name == "truth_labels":  # one colour per label
+        import matplotlib
+        n = int(np.nanmax(data)) + 1
+        kwargs.update(cmap=matplotlib.colormaps["tab10" if n <= 10 else "tab20"].resampled(n),
+                      vmin=-0.5, vmax=n - 0.5)
+        ticks = range(n)
+    im = ax.imshow(shown, **kwargs)
+    label = f"log10(1 + {row.unit})" if row.log else row.unit
+    fig.colorbar(im, cax=fig.add_axes((0.83, 0.1, 0.03, 0.8)), label=label, ticks=ticks)
+    if row.kind == "nav":
+        ax.set_xlabel("scan x")
+        ax.set_ylabel("scan y")
+        return
+    ax.set_xlabel("detector x (px)")
+    ax.set_ylabel("detector y (px)")
+    if row.name == "sum":  # show where the virtual detectors are
+        cy, cx = det.centre
+        for r, colour in ((det.bf, "cyan"), (det.adf[0], "lime"), (det.adf[1], "lime")):
+            ax.add_patch(Circle((cx, cy), r, fill=False, lw=0.8, ls="--", color=colour))
+        ax.set_xlim(-0.5, data.shape[1] - 0.5)
+        ax.set_ylim(data.shape[0] - 0.5, -0.5)
