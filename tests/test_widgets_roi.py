@@ -10,7 +10,6 @@ import pytest
 from matplotlib.backend_bases import MouseEvent
 from matplotlib.testing.widgets import click_and_drag
 
-from udfwidgets.udf.sumsigudf import SumSigUDF  # noqa: F401  (imported to fail early if missing)
 from udfwidgets.widgets import RoiSelector, SigMaskSelector
 
 NAV = (16, 20)  # not square: catches a swapped x / y

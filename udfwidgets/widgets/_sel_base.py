@@ -13,7 +13,8 @@ import numpy as np
 import traitlets
 
 from . import _sel_geometry as geo
-from ._sel_figure import canvas_widget, finite_limits, make_figure, overlay_rgba, redraw
+from ._sel_figure import (canvas_widget, close_figure, finite_limits, make_figure, overlay_rgba,
+                          redraw)
 
 __all__ = ["MaskSelectorBase", "MODES", "as_image"]
 
@@ -403,8 +404,5 @@ class MaskSelectorBase(widgets.VBox):
         self._fig.canvas.mpl_disconnect(self._point_cid)
         for sel in self._selectors.values():
             sel.set_active(False)
-        if canvas_widget(self._fig) is not None:
-            import matplotlib.pyplot as plt
-
-            plt.close(self._fig)
+        close_figure(self._fig)
         super().close()

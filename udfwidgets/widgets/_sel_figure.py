@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["make_figure", "canvas_widget", "overlay_rgba", "redraw", "finite_limits"]
+__all__ = ["make_figure", "canvas_widget", "close_figure", "overlay_rgba", "redraw",
+           "finite_limits"]
 
 
 def _is_ipympl() -> bool:
@@ -53,6 +54,20 @@ def canvas_widget(fig):
 
     canvas = fig.canvas
     return canvas if isinstance(canvas, ipywidgets.DOMWidget) else None
+
+
+def close_figure(fig) -> None:
+    """Free a figure from :func:`make_figure` (under ipympl pyplot holds it); never raises,
+    so it is safe in ``__del__`` while Python shuts down."""
+    import sys
+
+    plt = sys.modules.get("matplotlib.pyplot")
+    if plt is None:
+        return
+    try:
+        plt.close(fig)
+    except Exception:  # noqa: BLE001 - interpreter shutdown, figure already gone
+        pass
 
 
 def redraw(fig) -> None:

@@ -20,7 +20,8 @@ def check_shape(shape) -> tuple[int, int]:
     try:
         shape = tuple(int(s) for s in shape)
     except TypeError:
-        raise ValueError(f"shape must be a tuple of two ints (rows, columns), got {shape!r}") from None
+        raise ValueError(f"shape must be a tuple of two ints (rows, columns), "
+                         f"got {shape!r}") from None
     if len(shape) != 2 or min(shape) < 1:
         raise ValueError(f"shape must be two positive ints (rows, columns), got {shape!r}: "
                          "the selectors work on 2D images")
@@ -33,7 +34,7 @@ def _grid(shape):
 
 
 def rectangle_mask(shape, x0: float, y0: float, x1: float, y1: float) -> np.ndarray:
-    """Pixels whose centres lie in the axis-aligned rectangle with corners ``(x0, y0)``, ``(x1, y1)``.
+    """Pixels whose centres lie in the rectangle with corners ``(x0, y0)`` and ``(x1, y1)``.
 
     Examples
     --------

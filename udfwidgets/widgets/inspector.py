@@ -19,7 +19,7 @@ import traitlets
 
 from ._insp_data import (Entry, entries_from, object_repr, stats_table, summary_table,
                          take_view, view_axes)
-from ._sel_figure import canvas_widget, finite_limits, make_figure, redraw
+from ._sel_figure import canvas_widget, close_figure, finite_limits, make_figure, redraw
 
 __all__ = ["BufferInspector"]
 
@@ -416,8 +416,5 @@ class BufferInspector(widgets.VBox):
         """Close the widget and free the figure."""
         if hasattr(self, "_fig"):
             self._fig.canvas.mpl_disconnect(self._cid)
-            if canvas_widget(self._fig) is not None:
-                import matplotlib.pyplot as plt
-
-                plt.close(self._fig)
+            close_figure(self._fig)
         super().close()
