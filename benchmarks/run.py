@@ -1,0 +1,439 @@
+"""Side-by-side benchmark: udfwidgets against plain NumPy and LiberTEM.
+
+Run ``python benchmarks/run.py`` (full run, several minutes) or
+``python benchmarks/run.py --quick`` (smoke run on small files, under a
+minute). LiberTEM is used when it can be imported (install it into a separate
+environment, see ``benchmarks/README.md``); without it, its columns are left
+out and everything else still runs.
+
+Engines are interleaved within every repetition, in a rotating order, so that
+ratios between engines survive a noisy, shared machine. Every engine's result
+is checked against a plain NumPy reference before it is timed; an engine that
+disagrees is reported as MISMATCH and not timed.
+
+The Markdown report is printed and written to ``benchmarks/results-latest.md``.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+import traceback
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import numpy as np  # noqa: E402
+
+import _data  # noqa: E402
+import _engines  # noqa: E402
+import _probes  # noqa: E402
+from _workloads import check, run_numpy, workloads  # noqa: E402
+
+DEFAULT_WORKLOADS = ("sum", "sumsig", "sumoversig", "max", "stddev", "masks", "com", "empty",
+                     "busy")
+DEFAULT_ENGINES = ("numpy-1t", "numpy-2t", "uw-inline", "uw-threads", "uw-processes",
+                   "lt-inline", "lt-dask", "lt-threads", "lt-pipelined")
+
+
+def log(*a):
+    print(*a, file=sys.stderr, flush=True)
+
+
+# --- statistics -------------------------------------------------------------------------
+def summary(times: list[float]) -> dict:
+    q = np.percentile(times, [25, 75]) if len(times) > 1 else (times[0], times[0])
+    return {"median": statistics.median(times), "min": min(times), "max": max(times),
+            "q1": float(q[0]), "q3": float(q[1]), "n": len(times)}
+
+
+def fmt_s(t: float | None) -> str:
+    if t is None:
+        return "-"
+    return f"{t * 1e3:.1f} ms" if t < 1 else f"{t:.2f} s"
+
+
+def fmt_ratio(r: float | None) -> str:
+    return "-" if r is None or not np.isfinite(r) else f"{r:.2f}x"
+
+
+# --- the interleaved throughput benchmark --------------------------------------------------
+def bench_workload(w, f, engines, reps, reference, results):
+    """Check every engine against ``reference``, then time them interleaved."""
+    active = []
+    for eng in engines:
+        key = (w.name, f.name, eng.name)
+        why = eng.supports(w)
+        if why:
+            results[key] = {"status": f"n/a: {why}"}
+            continue
+        try:
+            eng.open(f)
+            udf = eng.make_udf(w, f)
+            t0 = time.perf_counter()
+            got = eng.run(w, f, udf)
+            first = time.perf_counter() - t0
+        except Exception as e:  # an engine that fails is reported, not fatal
+            results[key] = {"status": f"error: {type(e).__name__}: {str(e)[:120]}"}
+            log(f"  {eng.name}: {type(e).__name__}: {e}")
+            log(traceback.format_exc(limit=4))
+            continue
+        bad = check(w, got, reference) if eng.family != "numpy" else None
+        if bad:
+            results[key] = {"status": f"MISMATCH: {bad}", "first": first}
+            log(f"  {eng.name}: MISMATCH {bad}")
+            continue
+        results[key] = {"status": "ok", "first": first, "times": []}
+        active.append(eng)
+    for rep in range(reps):
+        order = active[rep % max(1, len(active)):] + active[:rep % max(1, len(active))]
+        for eng in order:
+            udf = eng.make_udf(w, f)
+            t0 = time.perf_counter()
+            eng.run(w, f, udf)
+            results[(w.name, f.name, eng.name)]["times"].append(time.perf_counter() - t0)
+    for eng in active:
+        r = results[(w.name, f.name, eng.name)]
+        r.update(summary(r["times"]))
+        log(f"  {eng.name:14s} median {fmt_s(r['median']):>10s}  "
+            f"[{fmt_s(r['min'])} .. {fmt_s(r['max'])}]  first {fmt_s(r['first'])}")
+
+
+def throughput_table(wl, files, engine_names, results) -> list[str]:
+    lines = ["| workload | file | engine | median | min-max | IQR | GB/s | vs NumPy-2t | "
+             "vs LT best | 1st run | note |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for w in wl:
+        for f in files[w.dataset]:
+            rows = [(n, results.get((w.name, f.name, n))) for n in engine_names]
+            rows = [(n, r) for n, r in rows if r is not None]
+            if not rows:
+                continue
+            np2 = results.get((w.name, f.name, "numpy-2t"), {}).get("median")
+            lt = [(r["median"], n) for n, r in rows if n.startswith("lt-") and "median" in r]
+            lt_best = min(lt) if lt else None
+            for n, r in rows:
+                if "median" not in r:
+                    lines.append(f"| {w.label} | {f.name.split('_')[0]} | {n} | - | - | - | - | - "
+                                 f"| - | {fmt_s(r.get('first'))} | {r['status']} |")
+                    continue
+                med = r["median"]
+                gbs = f.nbytes / med / 1e9
+                note = "LT best" if lt_best and n == lt_best[1] else ""
+                lines.append(
+                    f"| {w.label} | {f.name.split('_')[0]} | {n} | {fmt_s(med)} | "
+                    f"{fmt_s(r['min'])}-{fmt_s(r['max'])} | {fmt_s(r['q1'])}-{fmt_s(r['q3'])} | "
+                    f"{gbs:.1f} | {fmt_ratio(np2 / med if np2 else None)} | "
+                    f"{fmt_ratio(lt_best[0] / med if lt_best else None)} | "
+                    f"{fmt_s(r.get('first'))} | {note} |")
+    return lines
+
+
+# --- run_udf_iter --------------------------------------------------------------------------
+def bench_iter(engines, f, w, reps):
+    """Time to first partial, cadence of partials, and iter-vs-run_udf overhead."""
+    rows = []
+    for eng in engines:
+        if not hasattr(eng, "run_iter") or eng.supports(w):
+            continue
+        eng.open(f)
+        eng.run(w, f)  # warm
+        firsts, gaps, iters, plain, counts = [], [], [], [], []
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            stamps = []
+            for _part in eng.run_iter(w, f):
+                stamps.append(time.perf_counter() - t0)
+            iters.append(stamps[-1])
+            firsts.append(stamps[0])
+            counts.append(len(stamps))
+            gaps += list(np.diff(stamps)) if len(stamps) > 1 else []
+            t0 = time.perf_counter()
+            eng.run(w, f)
+            plain.append(time.perf_counter() - t0)
+        mi, mp = statistics.median(iters), statistics.median(plain)
+        rows.append(f"| {eng.name} | {statistics.median(counts):.0f} | "
+                    f"{fmt_s(statistics.median(firsts))} | "
+                    f"{fmt_s(statistics.median(gaps)) if gaps else '-'} | {fmt_s(mi)} | "
+                    f"{fmt_s(mp)} | {(mi / mp - 1) * 100:+.1f}% |")
+        log(rows[-1])
+    return ["| engine | items | first partial | median gap | run_udf_iter total | run_udf | "
+            "overhead |", "|---|---|---|---|---|---|---|"] + rows
+
+
+# --- fresh-process probes -------------------------------------------------------------------
+def bench_first_result(f, reps, lt_python, engines):
+    """Time to first result in a fresh process (import + Context + load + run SumUDF)."""
+    specs = []
+    for name in ("uw-inline", "uw-threads", "uw-processes"):
+        if name in engines:
+            specs.append((name, _probes.FIRST_OURS, name[3:], sys.executable))
+    if lt_python:
+        for name in ("lt-inline", "lt-dask", "lt-pipelined"):
+            if name in engines:
+                specs.append((name, _probes.FIRST_LT, name[3:], lt_python))
+    got = {s[0]: [] for s in specs}
+    for rep in range(reps):
+        for name, tmpl, executor, py in specs:
+            r = _probes.run_probe(tmpl, python=py, EXECUTOR=executor, PATH=f.path,
+                                  NAV=tuple(f.nav), SIG=tuple(f.sig), DTYPE=f.dtype)
+            got[name].append(r)
+            log(f"  first result {name}: {r.get('wall', r.get('error'))}")
+    lines = ["| engine | wall (median) | min-max | import | Context | load | first run | "
+             "peak RSS main | peak anon main | peak anon workers |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for name, rs in got.items():
+        ok = [r for r in rs if "wall" in r]
+        if not ok:
+            lines.append(f"| {name} | {rs[0].get('error', '?')[:200]} |" + " - |" * 8)
+            continue
+        walls = [r["wall"] for r in ok]
+        mid = sorted(ok, key=lambda r: r["wall"])[len(ok) // 2]
+        p = mid["peak"]
+        lines.append(f"| {name} | {fmt_s(statistics.median(walls))} | {fmt_s(min(walls))}-"
+                     f"{fmt_s(max(walls))} | {fmt_s(mid['import'])} | {fmt_s(mid['context'])} | "
+                     f"{fmt_s(mid['load'])} | {fmt_s(mid['run'])} | {mib(p['main_hwm'])} | "
+                     f"{mib(p['main_anon'])} | {mib(p['workers_anon'])} |")
+    return lines
+
+
+def mib(n: int) -> str:
+    return f"{n / 2**20:.0f} MiB"
+
+
+def bench_memory(wl, f, engine_names, lt_python):
+    """Peak memory of each workload in a fresh process (main and worker processes)."""
+    lines = ["| workload | engine | run | peak RSS main (HWM) | peak anon main | "
+             "peak anon, all workers | peak anon, one worker | peak RSS, whole tree |",
+             "|---|---|---|---|---|---|---|---|"]
+    for w in wl:
+        if w.dataset != "main" or w.name == "empty":
+            continue
+        for name in engine_names:
+            py = lt_python if name.startswith("lt-") else sys.executable
+            if py is None or name.startswith("numpy"):
+                continue
+            r = _probes.run_probe(_probes.WORKLOAD, python=py, HERE=HERE,
+                                  FILE=(f.name, tuple(f.nav), tuple(f.sig), f.dtype),
+                                  WORKLOAD_NAME=w.name, ENGINE=name, timeout=240)
+            if "error" in r:
+                lines.append(f"| {w.label} | {name} | {r['error'][-150:]} | - | - | - | - | - |")
+                continue
+            p = r["peak"]
+            lines.append(f"| {w.label} | {name} | {fmt_s(r['run'])} | {mib(p['main_hwm'])} | "
+                         f"{mib(p['main_anon'])} | {mib(p['workers_anon'])} | "
+                         f"{mib(p['worker_anon_max'])} | {mib(p['tree_rss'])} |")
+            log(lines[-1])
+    return lines
+
+
+def bench_big(f, engines):
+    """Peak memory of the main process while udfwidgets reduces a 4 GiB file."""
+    lines = ["| engine | run | peak RSS main (HWM) | peak anon main | peak anon, all workers | "
+             "peak RSS, whole tree |", "|---|---|---|---|---|---|"]
+    for name in engines:
+        r = _probes.run_probe(_probes.WORKLOAD, HERE=HERE,
+                              FILE=(f.name, tuple(f.nav), tuple(f.sig), f.dtype),
+                              WORKLOAD_NAME="sum", ENGINE=name, timeout=240)
+        if "error" in r:
+            lines.append(f"| {name} | {r['error'][-200:]} | - | - | - | - |")
+            continue
+        p = r["peak"]
+        lines.append(f"| {name} | {fmt_s(r['run'])} | {mib(p['main_hwm'])} | "
+                     f"{mib(p['main_anon'])} | {mib(p['workers_anon'])} | {mib(p['tree_rss'])} |")
+        log(lines[-1])
+    return lines
+
+
+# --- environment --------------------------------------------------------------------------
+def environment(lt_version, lt_python) -> list[str]:
+    import joblib
+    import udfwidgets
+    cpu = "?"
+    try:
+        with open("/proc/cpuinfo") as fh:
+            cpu = next(line.split(":", 1)[1].strip() for line in fh if "model name" in line)
+    except (OSError, StopIteration):
+        pass
+    blas = {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if k in os.environ}
+    return [f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
+            f"- machine: {os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, "
+            f"NumPy {np.__version__}, joblib {joblib.__version__}, "
+            f"udfwidgets {udfwidgets.__version__}",
+            f"- LiberTEM: {lt_version or 'not installed (its columns are missing)'}"
+            + (f" (interpreter {lt_python})" if lt_python and lt_python != sys.executable else ""),
+            f"- load average at start: {os.getloadavg()[0]:.2f}",
+            f"- BLAS environment: {blas or 'default'}"]
+
+
+def find_lt_python(args) -> tuple[str | None, str | None]:
+    """(LiberTEM version, interpreter that has it), or (None, None)."""
+    if args.no_lt:
+        return None, None
+    v = _engines.lt_available()
+    if v:
+        return v, sys.executable
+    return None, None
+
+
+# --- main ---------------------------------------------------------------------------------
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true",
+                   help="smoke run: small files, 2 repetitions, fewer probes")
+    p.add_argument("--workloads", default=",".join(DEFAULT_WORKLOADS),
+                   help=f"comma-separated, from {','.join(DEFAULT_WORKLOADS)}")
+    p.add_argument("--engines", default=",".join(DEFAULT_ENGINES),
+                   help="comma-separated, from " + ",".join(_engines.NUMPY + _engines.OURS
+                                                             + _engines.LT))
+    p.add_argument("--files", default="f32,u16", help="f32 (1 GiB float32), u16 (512 MiB uint16)")
+    p.add_argument("--reps", type=int, default=None, help="timed repetitions (default 5, quick 2)")
+    p.add_argument("--dask", action="store_true", help="also run udfwidgets on a local dask cluster")
+    p.add_argument("--no-lt", action="store_true", help="leave LiberTEM out even if installed")
+    p.add_argument("--no-probes", action="store_true",
+                   help="skip the fresh-process figures (first result, peak memory, 4 GiB file)")
+    p.add_argument("--no-memory", action="store_true", help="skip peak memory per workload")
+    p.add_argument("--no-big", action="store_true", help="skip the 4 GiB file")
+    p.add_argument("--no-iter", action="store_true", help="skip the run_udf_iter figures")
+    p.add_argument("--out", default=os.path.join(HERE, "results-latest.md"))
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    reps = args.reps or (2 if args.quick else 5)
+    lt_version, lt_python = find_lt_python(args)
+    if not lt_version and not args.no_lt:
+        log("LiberTEM is not importable here: its engines are skipped. To compare, run this "
+            "script with the interpreter of a venv that has libertem==0.16.* and udfwidgets "
+            "(see benchmarks/README.md).")
+    engine_names = [e for e in args.engines.split(",") if e]
+    if args.dask and "uw-dask" not in engine_names:
+        engine_names.insert(engine_names.index("uw-processes") + 1
+                            if "uw-processes" in engine_names else len(engine_names), "uw-dask")
+    if not lt_version:
+        engine_names = [e for e in engine_names if not e.startswith("lt-")]
+
+    if args.quick:
+        main_files = {"f32": _data.F32_QUICK, "u16": _data.U16_QUICK}
+        small = _data.F32_QUICK
+    else:
+        main_files = {"f32": _data.F32, "u16": _data.U16}
+        small = _data.F32_QUICK
+    chosen = [main_files[k] for k in args.files.split(",") if k]
+    files = {"main": chosen, "small": [small]}
+    for f in set(chosen + [small]):
+        _data.ensure(f, log)
+    wl_all = workloads(lambda d: None)
+    wl = [wl_all[n] for n in args.workloads.split(",") if n]
+
+    engines = []
+    for name in engine_names:
+        try:
+            engines.append(_engines.make_engine(name))
+        except Exception as e:
+            log(f"engine {name} unavailable: {type(e).__name__}: {e}")
+    log("engines:", ", ".join(e.name for e in engines))
+
+    report = ["# udfwidgets benchmark: latest results", ""]
+    report += environment(lt_version, lt_python)
+    results = {}
+    try:
+        for f in set(chosen + [small]):
+            log(f"warming {f.name}: {_data.warm(f):.2f} s")
+        for w in wl:
+            for f in files[w.dataset]:
+                log(f"== {w.label} on {f.name}")
+                _data.warm(f)
+                ref = run_numpy(w, f.memmap(), 1)
+                bench_workload(w, f, engines, reps, ref, results)
+
+        report += ["", f"## Throughput (median of {reps}, file in page cache)", "",
+                   "GB/s = file size / median time. `vs X` = time of X / time of this engine "
+                   "(above 1x: faster than X). `1st run` is the untimed checking run (includes "
+                   "warm-up, e.g. LiberTEM's numba compilation).", ""]
+        report += throughput_table(wl, files, [e.name for e in engines], results)
+
+        empty = [w for w in wl if w.name == "empty"]
+        if empty:
+            report += ["", "## Per-frame overhead (empty `process_frame`)", "",
+                       "Median time of a run of an empty `process_frame` UDF divided by the "
+                       "number of frames (includes reading and partition set-up).", "",
+                       "| file | engine | us/frame |", "|---|---|---|"]
+            for f in files["main"]:
+                for e in engines:
+                    r = results.get(("empty", f.name, e.name), {})
+                    if "median" in r:
+                        report.append(f"| {f.name.split('_')[0]} | {e.name} | "
+                                      f"{r['median'] / f.n_frames * 1e6:.2f} |")
+        if any(w.name == "busy" for w in wl):
+            report += ["", "## Parallel scaling (1 ms of CPU per frame, "
+                       f"{small.n_frames} frames)", "",
+                       "| engine | median | speed-up over the same package's inline |",
+                       "|---|---|---|"]
+            for e in engines:
+                r = results.get(("busy", small.name, e.name), {})
+                if "median" not in r:
+                    continue
+                base = {"udfwidgets": "uw-inline", "libertem": "lt-inline",
+                        "numpy": "numpy-1t"}[e.family]
+                b = results.get(("busy", small.name, base), {}).get("median")
+                report.append(f"| {e.name} | {fmt_s(r['median'])} | "
+                              f"{fmt_ratio(b / r['median'] if b else None)} |")
+
+        if not args.no_iter and "sum" in wl_all:
+            f = chosen[0]
+            log(f"== run_udf_iter on {f.name}")
+            iter_engines = [e for e in engines if e.family != "numpy"
+                            and e.name in ("uw-processes", "uw-threads", "uw-inline",
+                                           "lt-pipelined", "lt-dask")]
+            report += ["", f"## Partial results (`run_udf_iter`, SumUDF, {f.name.split('_')[0]}, "
+                       f"median of {reps})", ""]
+            report += bench_iter(iter_engines, f, wl_all["sum"], reps)
+
+        if not args.no_probes:
+            f = chosen[0]
+            log("== first result in a fresh process")
+            report += ["", f"## Time to first result in a fresh process (SumUDF, "
+                       f"{f.name.split('_')[0]}, median of {1 if args.quick else 3})", "",
+                       "`wall`: from starting the interpreter to the result (Python start-up, "
+                       "import, Context, load, first run).", ""]
+            report += bench_first_result(f, 1 if args.quick else 3, lt_python, engine_names)
+            if not args.no_memory:
+                log("== peak memory per workload")
+                mem_engines = [e for e in ("uw-inline", "uw-processes", "lt-dask", "lt-pipelined")
+                               if e in engine_names]
+                report += ["", f"## Peak memory per workload (fresh process, "
+                           f"{f.name.split('_')[0]})", "",
+                           "Anonymous memory (heap, copies, buffers) is what counts against "
+                           "the target; file-backed pages of the memory-mapped input are "
+                           "reclaimable and show only in RSS.", ""]
+                report += bench_memory([w for w in wl], f, mem_engines, lt_python)
+            if not args.no_big and not args.quick:
+                log("== 4 GiB file")
+                big = _data.ensure(_data.BIG, log)
+                _data.warm(big)
+                report += ["", "## Main-process memory while reducing a 4 GiB file "
+                           "(SumUDF, target < 1 GiB)", ""]
+                report += bench_big(big, [e for e in ("uw-processes", "uw-threads")
+                                          if e in engine_names])
+    finally:
+        for e in engines:
+            try:
+                e.close()
+            except Exception:
+                pass
+    report += ["", f"- load average at end: {os.getloadavg()[0]:.2f}", ""]
+    text = "\n".join(report)
+    print(text)
+    with open(args.out, "w") as fh:
+        fh.write(text)
+    log(f"written to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
