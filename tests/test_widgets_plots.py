@@ -193,8 +193,12 @@ def test_plots_true_through_context(ctx, ds, data4d):
 
 
 # --- partial updates, throttle, damage ------------------------------------------------
+@pytest.mark.filterwarnings("ignore:Passing unrecognized arguments:DeprecationWarning")
+@pytest.mark.parametrize("backend", ["agg", "ipympl"])
 @pytest.mark.parametrize("case", ["float_sum", "int_max"])
-def test_partial_updates_show_damage(run_ctx, data4d, data4d_int, case):
+def test_partial_updates_show_damage(run_ctx, data4d, data4d_int, case, backend):
+    if backend == "ipympl":
+        pytest.importorskip("ipympl")
     if case == "float_sum":
         data, udf, name = data4d, SumSigUDF(), "intensity"
         ref = data.sum(axis=(2, 3), dtype=np.float64)
@@ -202,7 +206,7 @@ def test_partial_updates_show_damage(run_ctx, data4d, data4d_int, case):
         data, udf, name = data4d_int, FrameMaxUDF(), "peak"
         ref = data.max(axis=(2, 3))
     ds = run_ctx.load("memory", data=data, num_partitions=N_PARTS)
-    plot = Recording(name, min_delta=0)
+    plot = Recording(name, min_delta=0, backend=backend)
     run_ctx.run_udf(dataset=ds, udf=udf, plots=[plot])
     assert plot.n_calls == plot.n_updates == N_PARTS
     done_counts = []

@@ -7,6 +7,7 @@ backend is left alone.
 """
 from __future__ import annotations
 
+import functools
 import io
 import itertools
 import sys
@@ -66,6 +67,38 @@ def resolve_backend(backend: str = "auto") -> str:
     return "ipympl" if _has_ipympl() else "image"
 
 
+@functools.lru_cache(maxsize=None)
+def _locked_figure_class():
+    from matplotlib.figure import Figure
+
+    class LockedFigure(Figure):
+        """A Figure that holds ``render_lock`` while it renders.
+
+        ipympl renders in the kernel's main thread when the browser asks,
+        while a run's thread may be updating the artists: the plot holds the
+        same lock during its updates, so a picture is never drawn half-updated.
+        ``before_draw`` lets the plot bring deferred work (the colour bar) up
+        to date only when a picture is actually made.
+        """
+
+        render_lock = None
+        before_draw = None  # a callable run (under the lock) before each render
+
+        def draw(self, renderer):
+            lock = self.render_lock
+            if lock is None:
+                return self._draw(renderer)
+            with lock:
+                return self._draw(renderer)
+
+        def _draw(self, renderer):
+            if self.before_draw is not None:
+                self.before_draw()
+            return super().draw(renderer)
+
+    return LockedFigure
+
+
 class FigureHost:
     """A matplotlib figure and the widget that shows it.
 
@@ -75,6 +108,8 @@ class FigureHost:
         See :data:`BACKENDS`.
     figsize : tuple of float
         Figure size in inches.
+    lock : threading.RLock, optional
+        Held while the figure renders; hold it while changing artists.
 
     Attributes
     ----------
@@ -91,11 +126,11 @@ class FigureHost:
     ('agg', True)
     """
 
-    def __init__(self, backend: str = "auto", figsize: tuple[float, float] = (5.0, 4.0)):
-        from matplotlib.figure import Figure
-
+    def __init__(self, backend: str = "auto", figsize: tuple[float, float] = (5.0, 4.0),
+                 lock: Any = None):
         self.mode = resolve_backend(backend)
-        self.figure = Figure(figsize=figsize, layout="constrained")
+        self.figure = _locked_figure_class()(figsize=figsize, layout="constrained")
+        self.figure.render_lock = lock
         self.view: Any = None
         if self.mode == "ipympl":
             from ipympl.backend_nbagg import Canvas, FigureManager

@@ -10,7 +10,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ._figure import FigureHost
+from ._figure import FigureHost, resolve_backend
 from ._plotbase import LivePlot
 from ._plotspec import declarations_of, parse_plot_spec
 
@@ -147,14 +147,15 @@ class MatplotlibLivePlot(LivePlot):
         except KeyError:
             raise ValueError(f"cmap={cmap!r} is not a matplotlib colour map; try one of "
                              f"{', '.join(COLORMAPS)}") from None
-        self.host = FigureHost(backend, figsize)
-        self.figure = self.host.figure
-        self.axes = self.figure.add_subplot()
-        self.axes.set_title(self.title, fontsize="medium")
-        self.image = None
-        self.line = None
-        self.colorbar = None
-        self._drawn_title = self.title
+        self._mode = resolve_backend(backend)
+        self._figsize = figsize
+        self._host = None
+        self._axes = self._image = self._line = self._colorbar = None
+        self._drawn_title = None
+        self._pending = None  # agg: (array, valid_mask) not applied to the artists yet
+        self._colorbar_stale = False  # the colour bar follows the image when rendered
+        if self._mode != "agg":
+            self._make_host()
 
         options = list(COLORMAPS) + ([cmap] if cmap not in COLORMAPS else [])
         self.log_scale = ipywidgets.Checkbox(value=bool(log), description="log scale",
@@ -176,14 +177,75 @@ class MatplotlibLivePlot(LivePlot):
 
         controls = ipywidgets.HBox([self.log_scale, self.colormap, self.channel_select])
         status = ipywidgets.HBox([self.frames_progress, self.frames_label])
-        middle = [self.host.view] if self.host.view is not None else []
+        middle = [self._host.view] if self._host is not None else []
         self.widget = ipywidgets.VBox([controls, *middle, status])
+
+    # --- figure and artists ------------------------------------------------------
+    def _make_host(self) -> None:
+        self._host = FigureHost(self._mode, self._figsize, lock=self._lock)
+        self._axes = self._host.figure.add_subplot()
+        self._host.figure.before_draw = self._sync_colorbar
+        self._draw_title()
+
+    def _sync_colorbar(self) -> None:
+        # Colorbar.update_normal redraws the whole bar (~10 ms); matplotlib calls
+        # it on every clim change. We call it once per rendered picture instead.
+        if self._colorbar_stale and self._colorbar is not None:
+            self._colorbar.update_normal(self._image)
+        self._colorbar_stale = False
+
+    def _flush(self) -> None:
+        """Make the figure (agg: on first use) and apply a pending update."""
+        with self._lock:
+            if self._host is None:
+                self._make_host()
+            if self._pending is not None:
+                array, valid_mask = self._pending
+                self._pending = None
+                self._apply(array, valid_mask)
+
+    @property
+    def host(self) -> FigureHost:
+        """The :class:`~udfwidgets.widgets._figure.FigureHost` (figure and its view)."""
+        self._flush()
+        return self._host
+
+    @property
+    def figure(self):
+        """The matplotlib Figure."""
+        return self.host.figure
+
+    @property
+    def axes(self):
+        """The matplotlib Axes of the plot."""
+        self._flush()
+        return self._axes
+
+    @property
+    def image(self):
+        """The ``AxesImage`` of 2D data, or None."""
+        self._flush()
+        return self._image
+
+    @property
+    def line(self):
+        """The ``Line2D`` of 1D data, or None."""
+        self._flush()
+        return self._line
+
+    @property
+    def colorbar(self):
+        """The colour bar of an image, or None."""
+        self._flush()
+        with self._lock:
+            self._sync_colorbar()
+        return self._colorbar
 
     # --- showing ----------------------------------------------------------------
     @property
     def backend(self) -> str:
         """The resolved backend: ``"ipympl"``, ``"image"`` or ``"agg"``."""
-        return self.host.mode
+        return self._mode
 
     def display(self) -> None:
         """Show controls, figure and indicator in Jupyter; does nothing elsewhere.
@@ -192,7 +254,7 @@ class MatplotlibLivePlot(LivePlot):
         --------
         >>> MatplotlibLivePlot("intensity", backend="agg").display()  # no output outside Jupyter
         """
-        if self.host.mode == "agg":
+        if self._mode == "agg":
             return
         from IPython.display import display
 
@@ -219,8 +281,9 @@ class MatplotlibLivePlot(LivePlot):
 
     def close(self) -> None:
         """Close the widgets (and the ipympl canvas) of this plot."""
+        view = self._host.view if self._host is not None else None
         for w in (self.log_scale, self.colormap, self.channel_select, self.frames_progress,
-                  self.frames_label, self.widget) + ((self.host.view,) if self.host.view else ()):
+                  self.frames_label, self.widget) + ((view,) if view is not None else ()):
             w.close()
 
     # --- drawing ----------------------------------------------------------------
@@ -228,8 +291,19 @@ class MatplotlibLivePlot(LivePlot):
         """Draw ``array`` in place: ``set_data`` on the image, ``set_ydata`` on the line.
 
         Entries that are not finite or not in ``valid_mask`` are masked and do
-        not count for the colour limits.
+        not count for the colour limits. With the ``"agg"`` backend (nothing
+        on screen) the artists are updated when first looked at (``image``,
+        ``figure``, :meth:`save`), so a run outside Jupyter pays nothing for
+        pictures nobody sees.
         """
+        with self._lock:
+            self._show_frames()
+            if self._mode == "agg":
+                self._pending = (array, valid_mask)
+                return
+            self._apply(array, valid_mask)
+
+    def _apply(self, array: np.ndarray, valid_mask: np.ndarray | None) -> None:
         array = _drawable(np.asarray(array))
         bad = ~np.isfinite(array) if array.dtype.kind == "f" else None
         if valid_mask is not None and valid_mask.shape == array.shape:
@@ -243,15 +317,16 @@ class MatplotlibLivePlot(LivePlot):
             else:
                 self._draw_line(masked, limits, log)
             self._draw_title()
-            self._show_frames()
-            self.host.refresh()
+            self._host.refresh()
 
     def _reset_axes(self) -> None:
-        if self.colorbar is not None:
-            self.colorbar.remove()
-            self.colorbar = None
-        self.axes.clear()
-        self.image = self.line = None
+        if self._image is None and self._line is None:
+            return  # still empty
+        if self._colorbar is not None:
+            self._colorbar.remove()
+            self._colorbar = None
+        self._axes.clear()
+        self._image = self._line = None
         self._drawn_title = None
 
     def _norm(self, limits, log: bool):
@@ -268,43 +343,46 @@ class MatplotlibLivePlot(LivePlot):
     def _draw_image(self, masked, limits, log: bool) -> None:
         from matplotlib.colors import LogNorm
 
-        if self.image is None or self.image.get_array().shape != masked.shape:
+        if self._image is None or self._image.get_array().shape != masked.shape:
             self._reset_axes()
             h, w = masked.shape
             aspect = "equal" if max(h, w) <= 8 * min(h, w) else "auto"
-            self.image = self.axes.imshow(masked, cmap=self._cmap(), norm=self._norm(limits, log),
+            self._image = self._axes.imshow(masked, cmap=self._cmap(), norm=self._norm(limits, log),
                                           interpolation="nearest", aspect=aspect)
-            self.colorbar = self.figure.colorbar(self.image, ax=self.axes)
+            self._colorbar = self._host.figure.colorbar(self._image, ax=self._axes)
+            self._image.callbacks.disconnect(self._image.colorbar_cid)  # see _sync_colorbar
+            self._colorbar_stale = False
             self.colormap.disabled = False
             return
-        self.image.set_data(masked)
-        if isinstance(self.image.norm, LogNorm) != log:
-            self.image.set_norm(self._norm(limits, log))
+        self._colorbar_stale = True
+        self._image.set_data(masked)
+        if isinstance(self._image.norm, LogNorm) != log:
+            self._image.set_norm(self._norm(limits, log))
         elif limits is not None:
-            self.image.set_clim(*limits)
-        if self.image.get_cmap().name != self.colormap.value:
-            self.image.set_cmap(self._cmap())
+            self._image.set_clim(*limits)
+        if self._image.get_cmap().name != self.colormap.value:
+            self._image.set_cmap(self._cmap())
 
     def _draw_line(self, masked, limits, log: bool) -> None:
         n = masked.shape[0]
-        if self.line is None or len(self.line.get_ydata()) != n:
+        if self._line is None or len(self._line.get_ydata()) != n:
             self._reset_axes()
-            (self.line,) = self.axes.plot(np.arange(n), masked, linewidth=1)
-            self.axes.set_xlim(0, max(n - 1, 1))
-            self.axes.set_xlabel("index")
+            (self._line,) = self._axes.plot(np.arange(n), masked, linewidth=1)
+            self._axes.set_xlim(0, max(n - 1, 1))
+            self._axes.set_xlabel("index")
             self.colormap.disabled = True  # one colour for a line
         else:
-            self.line.set_ydata(masked)
+            self._line.set_ydata(masked)
         scale = "log" if log else "linear"
-        if self.axes.get_yscale() != scale:
-            self.axes.set_yscale(scale)
+        if self._axes.get_yscale() != scale:
+            self._axes.set_yscale(scale)
         if limits is not None:
             lo, hi = limits
             if log:
-                self.axes.set_ylim(lo / 1.2, hi * 1.2)
+                self._axes.set_ylim(lo / 1.2, hi * 1.2)
             else:
                 pad = (hi - lo) * 0.05
-                self.axes.set_ylim(lo - pad, hi + pad)
+                self._axes.set_ylim(lo - pad, hi + pad)
 
     def _draw_title(self) -> None:
         title = self.title
@@ -312,8 +390,8 @@ class MatplotlibLivePlot(LivePlot):
             title += f" [{', '.join(map(str, self.channel_index))}]"
         if self.missing:
             title += " (not in results)"
-        if title != self._drawn_title:
-            self.axes.set_title(title, fontsize="medium")
+        if title != self._drawn_title and self._axes is not None:
+            self._axes.set_title(title, fontsize="medium")
             self._drawn_title = title
 
     def _show_frames(self) -> None:
