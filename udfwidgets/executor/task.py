@@ -92,7 +92,7 @@ def run_partition(task: PartitionTask) -> PartitionResult:
     if n:
         try:
             native = part.read(part.start, part.stop) if task.roi is None else part.take(indices)
-            native = native.view()
+            native = native.view(np.ndarray)  # plain ndarray: memmap slicing is slow
             native.flags.writeable = False
             _process(states, native, indices, sig, task.tile_bytes)
         finally:
