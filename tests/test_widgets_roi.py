@@ -274,3 +274,15 @@ def test_constructs_under_ipympl():
                          timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
+
+
+def test_agrees_with_udfwidgets_masks(sig_sel):
+    """The drawn detectors select the same pixels as the mask factories (centre (y, x) there)."""
+    from udfwidgets import masks
+
+    sig_sel.set_disk(11.5, 9.25, 6.3, mode="replace")
+    np.testing.assert_array_equal(
+        sig_sel.mask, masks.disk(SIG, centre=(9.25, 11.5), radius=6.3, dtype=bool))
+    sig_sel.set_ring(11.5, 9.25, 3.1, 7.7, mode="replace")
+    np.testing.assert_array_equal(
+        sig_sel.mask, masks.ring(SIG, centre=(9.25, 11.5), inner=3.1, outer=7.7, dtype=bool))

@@ -7,6 +7,8 @@ Agg canvas is made, not registered with pyplot (no figure leaks in tests).
 """
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 __all__ = ["make_figure", "canvas_widget", "close_figure", "overlay_rgba", "redraw",
@@ -59,8 +61,6 @@ def canvas_widget(fig):
 def close_figure(fig) -> None:
     """Free a figure from :func:`make_figure` (under ipympl pyplot holds it); never raises,
     so it is safe in ``__del__`` while Python shuts down."""
-    import sys
-
     plt = sys.modules.get("matplotlib.pyplot")
     if plt is None:
         return
