@@ -344,6 +344,31 @@ def test_channel_widget(ctx, ds, data4d):
     assert plain.channel_select.layout.display == "none"
 
 
+class PatchUDF(UDF):
+    """Nav buffer with a 2D extra_shape (4, 5): the top-left corner of each frame."""
+
+    def get_result_buffers(self):
+        return {"patch": self.buffer(kind="nav", extra_shape=(4, 5), dtype="float32")}
+
+    def process_frame(self, frame):
+        self.results.patch[:] = frame[:4, :5]
+
+
+def test_channel_sliders_for_many_channels(ctx, ds, data4d, monkeypatch):
+    import udfwidgets.widgets.plots as plots_module
+
+    monkeypatch.setattr(plots_module, "MAX_CHANNEL_MENU", 8)  # 20 channels > 8: sliders
+    plot = MatplotlibLivePlot("patch")
+    ctx.run_udf(dataset=ds, udf=PatchUDF(), plots=[plot])
+    sliders = plot.channel_sliders.children
+    assert [(s.min, s.max, s.value) for s in sliders] == [(0, 3, 0), (0, 4, 0)]
+    assert plot.channel_select.layout.display == "none" and plot.channel_sliders.layout.display is None
+    np.testing.assert_allclose(shown_image(plot)[0], data4d[:, :, 0, 0])
+    sliders[0].value, sliders[1].value = 3, 2
+    np.testing.assert_allclose(shown_image(plot)[0], data4d[:, :, 3, 2])
+    assert plot.axes.get_title().endswith("[3, 2]")
+
+
 def test_channel_index_chosen_upfront(ctx, ds, data4d):
     plot = MatplotlibLivePlot("stats", channel_index=(1,))
     ctx.run_udf(dataset=ds, udf=ChannelsUDF(), plots=[plot])

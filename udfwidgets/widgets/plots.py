@@ -20,6 +20,9 @@ __all__ = ["LivePlot", "MatplotlibLivePlot", "make_plots", "COLORMAPS"]
 COLORMAPS = ("viridis", "magma", "inferno", "plasma", "cividis", "gray", "gray_r", "hot",
              "coolwarm", "RdBu_r", "twilight")
 
+#: Up to this many channels the channel control is a menu; beyond, one slider per axis.
+MAX_CHANNEL_MENU = 256
+
 #: Colour of pixels not computed yet (and outside the roi).
 MISSING_COLOR = "0.85"
 
@@ -87,7 +90,8 @@ class MatplotlibLivePlot(LivePlot):
 
     Next to the figure: a log-scale checkbox (:attr:`log_scale`), a colour-map
     menu (:attr:`colormap`), a channel menu for buffers with ``extra_shape``
-    (:attr:`channel_select`, first channel by default) and a frames-done
+    (:attr:`channel_select`, or sliders :attr:`channel_sliders` for more than
+    :data:`MAX_CHANNEL_MENU` channels; first channel by default) and a frames-done
     indicator (:attr:`frames_progress`, :attr:`frames_label`). Pixels not
     computed yet are masked (drawn light grey); colour limits come from the
     computed pixels only.
@@ -175,7 +179,9 @@ class MatplotlibLivePlot(LivePlot):
         self.channel_select.observe(self._on_channel, names="value")
         self._quiet = False  # True while the plot itself sets widget values
 
-        controls = ipywidgets.HBox([self.log_scale, self.colormap, self.channel_select])
+        self.channel_sliders = ipywidgets.HBox([], layout=ipywidgets.Layout(display="none"))
+        controls = ipywidgets.HBox([self.log_scale, self.colormap, self.channel_select,
+                                    self.channel_sliders])
         status = ipywidgets.HBox([self.frames_progress, self.frames_label])
         middle = [self._host.view] if self._host is not None else []
         self.widget = ipywidgets.VBox([controls, *middle, status])
@@ -282,7 +288,8 @@ class MatplotlibLivePlot(LivePlot):
     def close(self) -> None:
         """Close the widgets (and the ipympl canvas) of this plot."""
         view = self._host.view if self._host is not None else None
-        for w in (self.log_scale, self.colormap, self.channel_select, self.frames_progress,
+        for w in (*self.channel_sliders.children, self.channel_sliders,
+                  self.log_scale, self.colormap, self.channel_select, self.frames_progress,
                   self.frames_label, self.widget) + ((view,) if view is not None else ()):
             w.close()
 
@@ -404,16 +411,37 @@ class MatplotlibLivePlot(LivePlot):
 
     # --- widget callbacks and hooks ----------------------------------------------
     def on_channels(self, channel_shape: tuple[int, ...]) -> None:
-        """Fill the channel menu with one entry per index of the channel axes."""
-        options = [(", ".join(map(str, idx)), tuple(idx)) for idx in np.ndindex(*channel_shape)] \
-            if channel_shape else []
+        """Set up the channel control for the channel axes ``channel_shape``.
+
+        Up to :data:`MAX_CHANNEL_MENU` channels: a menu (:attr:`channel_select`)
+        with one entry per index; more: one slider per axis
+        (:attr:`channel_sliders`); none: both hidden.
+        """
+        import ipywidgets
+
+        count = int(np.prod(channel_shape)) if channel_shape else 0
+        menu = 0 < count <= MAX_CHANNEL_MENU
+        options = ([(", ".join(map(str, idx)), tuple(idx)) for idx in np.ndindex(*channel_shape)]
+                   if menu else [])
         self._quiet = True
         try:
             with self.channel_select.hold_sync():
                 self.channel_select.options = options
                 if options:
                     self.channel_select.value = tuple(self.channel_index)
-                self.channel_select.layout.display = None if options else "none"
+                self.channel_select.layout.display = None if menu else "none"
+            sliders = []
+            if count > MAX_CHANNEL_MENU:
+                for axis, (size, start) in enumerate(zip(channel_shape, self.channel_index)):
+                    slider = ipywidgets.IntSlider(value=start, min=0, max=size - 1,
+                                                  description=f"channel {axis}",
+                                                  continuous_update=False)
+                    slider.observe(self._on_slider, names="value")
+                    sliders.append(slider)
+            for old in self.channel_sliders.children:
+                old.close()
+            self.channel_sliders.children = sliders
+            self.channel_sliders.layout.display = None if sliders else "none"
         finally:
             self._quiet = False
 
@@ -426,6 +454,12 @@ class MatplotlibLivePlot(LivePlot):
     def _on_style(self, change) -> None:
         if not self._quiet:
             self.redraw()
+
+    def _on_slider(self, change) -> None:
+        if self._quiet:
+            return
+        self.channel_index = tuple(int(sl.value) for sl in self.channel_sliders.children)
+        self.redraw()
 
     def _on_channel(self, change) -> None:
         if self._quiet or change["new"] is None:
