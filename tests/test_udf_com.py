@@ -163,6 +163,8 @@ def test_mask_radius_excludes_outer_pixels(ctx):
     ({"r": -1}, "r must be"),
     ({"cy": "1"}, "cy must be a number"),
     ({"cx": float("inf")}, "cx must be a finite"),
+    ({"flip_y": 1}, "flip_y must be True or False"),
+    ({"scan_rotation": "90"}, "scan_rotation must be a number"),
 ])
 def test_parameter_errors(kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -173,3 +175,26 @@ def test_needs_2d_frames(ctx):
     ds = ctx.load("memory", data=np.ones((3, 4, 5)), sig_dims=1)
     with pytest.raises(ValueError, match="CoMUDF needs 2D frames"):
         ctx.run_udf(dataset=ds, udf=CoMUDF())
+
+
+@pytest.mark.parametrize("flip_y, angle", [(True, 0.0), (False, 90.0), (True, 30.0), (False, -135.0)])
+def test_flip_and_scan_rotation(ctx, rng, flip_y, angle):
+    nav = (3, 4)
+    shifts = rng.random(nav + (2,)) * 2 - 1
+    data = spot_data(nav, 8 + shifts)
+    res = ctx.run_udf(dataset=ctx.load("memory", data=data),
+                      udf=CoMUDF(cy=8, cx=8, flip_y=flip_y, scan_rotation=angle))
+    sy, sx = shifts[..., 0], shifts[..., 1]
+    if flip_y:
+        sy = -sy
+    c, s = math.cos(math.radians(angle)), math.sin(math.radians(angle))
+    expected = np.stack([s * sx + c * sy, c * sx - s * sy], axis=-1)
+    np.testing.assert_allclose(res["raw_shifts"].data, shifts, atol=1e-6)
+    np.testing.assert_allclose(res["field"].data, expected, atol=1e-6)
+    np.testing.assert_allclose(res["magnitude"].data, np.hypot(sx, sy), atol=1e-6)
+
+
+def test_rotation_90_maps_x_shift_to_y(ctx):
+    data = spot_data((1, 1), np.array([[[8.0, 9.0]]]))  # shifted +1 in x on the detector
+    res = ctx.run_udf(dataset=ctx.load("memory", data=data), udf=CoMUDF(cy=8, cx=8, scan_rotation=90))
+    np.testing.assert_allclose(res["field"].data[0, 0], [1, 0], atol=1e-12)

@@ -87,8 +87,9 @@ class CoMUDF(UDF):
     ``raw_shifts`` (nav, ``(2,)``)
         ``raw_com - (cy, cx)``.
     ``field`` (nav, ``(2,)``)
-        The shifts after the regression correction (equal to ``raw_shifts``
-        with ``regression=0``).
+        The shifts after the regression correction, then flipped and rotated
+        into scan coordinates (``flip_y``, ``scan_rotation``); equal to
+        ``raw_shifts`` with the defaults.
     ``magnitude`` (nav)
         ``|field|``.
     ``divergence``, ``curl`` (nav)
@@ -96,7 +97,8 @@ class CoMUDF(UDF):
         (see :func:`divergence_curl`); NaN next to positions outside the roi,
         and everywhere for scans that are not 2D.
     ``regression_coefficients`` (single, ``(1 + nav_dims, 2)``)
-        The fitted offset and slopes per nav axis for ``(y, x)`` (zeros for
+        The fitted offset and slopes per nav axis of ``raw_shifts`` (detector
+        axes, before flip and rotation) for ``(y, x)`` (zeros for
         ``regression=0``; see :func:`fit_linear_field`).
 
     Parameters
@@ -112,6 +114,12 @@ class CoMUDF(UDF):
         over the scan position (removes descan and a constant offset), fitted
         over the frames processed (the roi). Note that LiberTEM numbers its
         regression options differently.
+    flip_y : bool
+        Negate the y component of the shifts (detector y axis flipped with
+        respect to the scan's).
+    scan_rotation : float
+        Angle in degrees from the detector axes to the scan axes: after the
+        flip, ``(y, x)`` becomes ``(sin(a) x + cos(a) y, cos(a) x - sin(a) y)``.
 
     Examples
     --------
@@ -129,7 +137,7 @@ class CoMUDF(UDF):
     """
 
     def __init__(self, cy: float | None = None, cx: float | None = None, r: float | None = None,
-                 regression: int = 0):
+                 regression: int = 0, flip_y: bool = False, scan_rotation: float = 0.0):
         for name, v in (("cy", cy), ("cx", cx)):
             if v is not None:
                 check_number(v, name, minimum=None)
@@ -138,7 +146,11 @@ class CoMUDF(UDF):
         if isinstance(regression, bool) or regression not in REGRESSIONS:
             raise ValueError(f"regression must be 0 (none) or 1 (subtract a linear fit), "
                              f"got {regression!r}")
-        super().__init__(cy=cy, cx=cx, r=r, regression=regression)
+        if not isinstance(flip_y, (bool, np.bool_)):
+            raise ValueError(f"flip_y must be True or False, got {flip_y!r}")
+        check_number(scan_rotation, "scan_rotation", minimum=None)
+        super().__init__(cy=cy, cx=cx, r=r, regression=regression, flip_y=flip_y,
+                         scan_rotation=scan_rotation)
 
     def _centre(self) -> tuple[float, float]:
         h, w = tuple(self.meta.dataset_shape.sig)
@@ -182,6 +194,15 @@ class CoMUDF(UDF):
         com[sums[:, 0] == 0] = np.nan
         self.results.raw_com[:] = com
 
+    def _to_scan_axes(self, field: np.ndarray) -> np.ndarray:
+        y, x = field[..., 0], field[..., 1]
+        if self.params.flip_y:
+            y = -y
+        a = np.radians(float(self.params.scan_rotation))
+        if a == 0:
+            return np.stack([y, x], axis=-1)
+        return np.stack([np.sin(a) * x + np.cos(a) * y, np.cos(a) * x - np.sin(a) * y], axis=-1)
+
     def get_results(self):
         raw_com = np.asarray(self.results.raw_com, dtype=np.float64)
         nav_shape = raw_com.shape[:-1]
@@ -194,6 +215,7 @@ class CoMUDF(UDF):
         else:
             coef = np.zeros((1 + len(nav_shape), 2))
             field = shifts.copy()
+        field = self._to_scan_axes(field)
         if len(nav_shape) == 2:
             div, curl = divergence_curl(field)
         else:
