@@ -146,7 +146,8 @@ class RadialProfileUDF(UDF):
             if self.params.mode == "mean":
                 out[:] = np.nan
             return
-        gathered = tile.reshape(tile.shape[0], -1)[:, td.pixels]
+        # np.take along the pixel axis is several times faster than fancy indexing
+        gathered = np.take(tile.reshape(tile.shape[0], -1), td.pixels, axis=1)
         sums = np.add.reduceat(gathered, td.starts, axis=1, dtype=out.dtype)
         if self.params.mode == "mean":
             out[:] = np.nan
