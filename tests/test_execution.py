@@ -303,3 +303,19 @@ def test_dask_executor_takes_a_scheduler_address(dask_client, data4d):
         assert ctx.executor.n_workers == 2
         res = ctx.run_udf(dataset=ctx.load("memory", data=data4d), udf=SumUDF())
         np.testing.assert_allclose(res["intensity"].data, data4d.sum(axis=(0, 1)), rtol=1e-5)
+
+
+def test_dead_dask_worker_is_a_clear_error_and_the_next_run_works(data4d):
+    """On dask, a task whose worker dies fails (here after the first death) instead of hanging."""
+    distributed = pytest.importorskip("distributed")
+    import dask
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+        with distributed.LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1",
+                                      dashboard_address=":0", silence_logs=50) as cluster, \
+                distributed.Client(cluster) as client:
+            with Context(executor="dask", client=client) as ctx:
+                ds = ctx.load("memory", data=data4d, num_partitions=4)
+                with pytest.raises(WorkerDiedError, match="died while running ExitUDF"):
+                    ctx.run_udf(dataset=ds, udf=ExitUDF())
+                res = ctx.run_udf(dataset=ds, udf=SumUDF())
+                np.testing.assert_allclose(res["intensity"].data, data4d.sum(axis=(0, 1)), rtol=1e-5)

@@ -73,7 +73,11 @@ class JoblibExecutor(Executor):
             # workers share the cores: keep BLAS/OpenMP from oversubscribing them
             self._config["inner_max_num_threads"] = max(1, cpus // self.n_workers)
         if backend == "dask":
-            self._config["client"] = self.client
+            from joblib import register_parallel_backend
+
+            from ._dask_backend import BACKEND_NAME, DaskBackend
+            register_parallel_backend(BACKEND_NAME, DaskBackend)
+            self._config.update(backend=BACKEND_NAME, client=self.client)
 
     def imap_unordered(self, fn, tasks):
         with parallel_config(**self._config):

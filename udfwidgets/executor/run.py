@@ -1,6 +1,7 @@
 """The main-node side of a run: plan, dispatch partitions, merge, publish results."""
 from __future__ import annotations
 
+import sys
 import warnings
 from types import SimpleNamespace
 from typing import Any, Iterator, Sequence
@@ -188,8 +189,9 @@ class UDFRun:
 
 
 def _terminated_errors():
-    try:
-        from joblib.externals.loky.process_executor import TerminatedWorkerError
-    except ImportError:  # pragma: no cover
-        return ()
-    return (TerminatedWorkerError,)
+    from joblib.externals.loky.process_executor import TerminatedWorkerError
+    errors = (TerminatedWorkerError,)
+    distributed = sys.modules.get("distributed")
+    if distributed is not None:  # dask gives up on a task whose workers keep dying
+        errors += (distributed.KilledWorker,)
+    return errors
