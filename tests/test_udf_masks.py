@@ -82,6 +82,14 @@ def test_sparse_masks_match_dense(any_ctx, data4d):
     ds = any_ctx.load("memory", data=data4d)
     res = any_ctx.run_udf(dataset=ds, udf=ApplyMasksUDF(masks=stack, use_sparse=True))
     assert_results(res, {"intensity": reference(data4d, stack, None)}, "use_sparse=True")
+    # 2D sparse masks from factories, mixed with a dense one
+    facs = [lambda: sp.csr_matrix(mask_stack()[0]), lambda: mask_stack()[1],
+            lambda: sp.coo_matrix(mask_stack()[2])]
+    res = any_ctx.run_udf(dataset=ds, udf=ApplyMasksUDF(mask_factories=facs))
+    assert_results(res, {"intensity": reference(data4d, stack, None)}, "sparse factories")
+    res = any_ctx.run_udf(dataset=ds, udf=ApplyMasksUDF(masks=[sparse[:2], stack[2]],
+                                                        use_sparse=False))
+    assert_results(res, {"intensity": reference(data4d, stack, None)}, "list, dense product")
 
 
 def test_use_sparse_without_scipy_says_what_to_do(ctx, data4d, monkeypatch):
@@ -111,6 +119,7 @@ def test_constructor_errors(kwargs, exc, match):
     ({"mask_factories": [lambda: np.ones((6, 5)), lambda: np.ones(3)]},
      r"mask_factories\[1\]\(\) has shape \(3,\)"),
     ({"masks": np.ones((0, 6, 5))}, "empty"),
+    ({"masks": [np.ones((6, 5)), np.ones((5, 6))]}, r"masks\[1\] has shape \(5, 6\)"),
     ({"masks": np.array([["a"] * 5] * 6)}, "dtype"),
 ])
 def test_mask_shape_errors_at_run(ctx, data4d, kwargs, match):

@@ -27,12 +27,13 @@ class ApplyMasksUDF(UDF):
     ----------
     mask_factories : callable or sequence of callables, optional
         Functions without arguments, each returning one mask of the signal
-        shape; or one function returning a stack ``(n_masks, *sig)``. They
+        shape (dense or ``scipy.sparse``); or one function returning a stack
+        ``(n_masks, *sig)``. They
         are called on the workers, so a big mask never travels. Give either
         this or ``masks``.
     masks : array_like or scipy.sparse matrix, optional
-        A mask of the signal shape, a stack ``(n_masks, *sig)``, a list of
-        masks, or a sparse matrix ``(n_masks, pixels)``.
+        A mask of the signal shape, a stack ``(n_masks, *sig)``, a sparse
+        matrix ``(n_masks, pixels)``, or a list of any of these.
     dtype : numpy dtype, optional
         Result and computation dtype; by default
         ``np.result_type(input dtype, mask dtype)`` (float32 for float32
@@ -89,10 +90,13 @@ class ApplyMasksUDF(UDF):
 
     # --- masks -------------------------------------------------------------------
     def _raw_masks(self) -> list:
-        """The masks as given or made by the factories: a list of 2D-or-sparse items."""
+        """The masks as given or made by the factories: ``(k, pixels)`` arrays or sparse matrices."""
         p = self.params
         if p.masks is not None:
-            items, what = [p.masks], "masks"
+            if isinstance(p.masks, (list, tuple)):
+                items, what = list(p.masks), "masks[{}]"
+            else:
+                items, what = [p.masks], "masks"
         elif callable(p.mask_factories):
             items, what = [p.mask_factories()], "mask_factories()"
         else:
@@ -104,13 +108,13 @@ class ApplyMasksUDF(UDF):
         for i, m in enumerate(items):
             name = what.format(i)
             if is_sparse(m):
+                if tuple(m.shape) == sig:  # one 2D mask
+                    m = m.reshape(1, size)
                 if m.ndim != 2 or m.shape[1] != size:
-                    raise ValueError(f"{name}: a sparse mask must have shape (n_masks, {size}) "
-                                     f"for frames of shape {sig}, got {m.shape}")
+                    raise ValueError(f"{name}: a sparse mask must have the signal shape {sig} or "
+                                     f"shape (n_masks, {size}), got {m.shape}")
                 out.append(m)
                 continue
-            if isinstance(m, (list, tuple)) and what == "masks":
-                m = np.stack([np.asarray(x) for x in m]) if m else np.zeros((0,) + sig)
             arr = np.asarray(m)
             if arr.shape == sig:
                 arr = arr[None]
