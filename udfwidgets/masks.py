@@ -35,7 +35,13 @@ __all__ = ["disk", "ring", "annulus", "rectangle", "point", "sector", "radial_bi
 
 # --- validation helpers --------------------------------------------------------
 def check_sig_shape(sig_shape: Any, name: str = "sig_shape") -> tuple[int, int]:
-    """Return ``sig_shape`` as a ``(height, width)`` tuple of positive ints, or raise ValueError."""
+    """Return ``sig_shape`` as a ``(height, width)`` tuple of positive ints, or raise ValueError.
+
+    Examples
+    --------
+    >>> check_sig_shape(np.array([4, 5]))
+    (4, 5)
+    """
     try:
         dims = tuple(int(d) for d in sig_shape)
     except TypeError:
@@ -49,7 +55,13 @@ def check_sig_shape(sig_shape: Any, name: str = "sig_shape") -> tuple[int, int]:
 
 
 def check_point(value: Any, name: str) -> tuple[float, float]:
-    """Return ``value`` as a finite ``(y, x)`` pair of floats, or raise ValueError."""
+    """Return ``value`` as a finite ``(y, x)`` pair of floats, or raise ValueError.
+
+    Examples
+    --------
+    >>> check_point((1, 2.5), "centre")
+    (1.0, 2.5)
+    """
     try:
         y, x = (float(v) for v in value)
     except (TypeError, ValueError):
@@ -61,7 +73,17 @@ def check_point(value: Any, name: str) -> tuple[float, float]:
 
 def check_number(value: Any, name: str, minimum: float | None = 0.0,
                  allow_inf: bool = False) -> float:
-    """Return ``value`` as a float ``>= minimum``, or raise ValueError naming ``name``."""
+    """Return ``value`` as a float ``>= minimum``, or raise ValueError naming ``name``.
+
+    Examples
+    --------
+    >>> check_number(3, "radius")
+    3.0
+    >>> check_number(-1, "radius")
+    Traceback (most recent call last):
+    ...
+    ValueError: radius must be >= 0, got -1
+    """
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise ValueError(f"{name} must be a number, got {value!r}")
     v = float(value)
@@ -73,7 +95,13 @@ def check_number(value: Any, name: str, minimum: float | None = 0.0,
 
 
 def check_positive_int(value: Any, name: str) -> int:
-    """Return ``value`` as an int ``>= 1``, or raise ValueError naming ``name``."""
+    """Return ``value`` as an int ``>= 1``, or raise ValueError naming ``name``.
+
+    Examples
+    --------
+    >>> check_positive_int(np.int64(4), "n_bins")
+    4
+    """
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
     return int(value)
