@@ -310,7 +310,8 @@ def test_log_scale_on_line(ctx, rng):
     ds = ctx.load("memory", data=data)
     plot = MatplotlibLivePlot("intensity")
     ctx.run_udf(dataset=ds, udf=SumSigUDF(), plots=[plot])
-    assert plot.axes.get_yscale() == "linear" and plot.colormap.disabled
+    assert plot.colormap.disabled  # no colour map for a line
+    assert plot.axes.get_yscale() == "linear"
     plot.log_scale.value = True
     assert plot.axes.get_yscale() == "log"
 
@@ -362,7 +363,8 @@ def test_channel_sliders_for_many_channels(ctx, ds, data4d, monkeypatch):
     ctx.run_udf(dataset=ds, udf=PatchUDF(), plots=[plot])
     sliders = plot.channel_sliders.children
     assert [(s.min, s.max, s.value) for s in sliders] == [(0, 3, 0), (0, 4, 0)]
-    assert plot.channel_select.layout.display == "none" and plot.channel_sliders.layout.display is None
+    assert plot.channel_select.layout.display == "none"
+    assert plot.channel_sliders.layout.display is None  # shown
     np.testing.assert_allclose(shown_image(plot)[0], data4d[:, :, 0, 0])
     sliders[0].value, sliders[1].value = 3, 2
     np.testing.assert_allclose(shown_image(plot)[0], data4d[:, :, 3, 2])

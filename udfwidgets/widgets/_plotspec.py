@@ -20,7 +20,8 @@ class PlotChoice:
     optional: bool
 
 
-def drawable_problem(decl: Any, nav_shape: tuple[int, ...], sig_shape: tuple[int, ...]) -> str | None:
+def drawable_problem(decl: Any, nav_shape: tuple[int, ...],
+                     sig_shape: tuple[int, ...]) -> str | None:
     """Why a declared buffer cannot be drawn as a line or image, or None if it can.
 
     Nav buffers have the navigation shape, sig buffers the signal shape,
@@ -140,7 +141,8 @@ def parse_plot_spec(spec: Any, udfs: Sequence[Any], decls: Sequence[dict],
             if problem is not None and function is None:
                 raise ValueError(
                     f"buffer {name!r} of {cls} cannot be drawn: {problem}. Give a function that "
-                    f"makes a numeric 1D or 2D array of it, e.g. ({name!r}, lambda a: a.sum(axis=0))")
+                    "makes a numeric 1D or 2D array of it, e.g. "
+                    f"({name!r}, lambda a: a.sum(axis=0))")
             title = f"{cls}: {name}" + (f" ({_function_name(function)})" if function else "")
             choices.append(PlotChoice(index, name, function, title, False))
     return choices

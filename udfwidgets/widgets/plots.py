@@ -305,6 +305,7 @@ class MatplotlibLivePlot(LivePlot):
         """
         with self._lock:
             self._show_frames()
+            self.colormap.disabled = np.ndim(array) == 1  # one colour for a line
             if self._mode == "agg":
                 self._pending = (array, valid_mask)
                 return
@@ -359,7 +360,6 @@ class MatplotlibLivePlot(LivePlot):
             self._colorbar = self._host.figure.colorbar(self._image, ax=self._axes)
             self._image.callbacks.disconnect(self._image.colorbar_cid)  # see _sync_colorbar
             self._colorbar_stale = False
-            self.colormap.disabled = False
             return
         self._colorbar_stale = True
         self._image.set_data(masked)
@@ -377,7 +377,6 @@ class MatplotlibLivePlot(LivePlot):
             (self._line,) = self._axes.plot(np.arange(n), masked, linewidth=1)
             self._axes.set_xlim(0, max(n - 1, 1))
             self._axes.set_xlabel("index")
-            self.colormap.disabled = True  # one colour for a line
         else:
             self._line.set_ydata(masked)
         scale = "log" if log else "linear"
