@@ -177,7 +177,8 @@ def test_needs_2d_frames(ctx):
         ctx.run_udf(dataset=ds, udf=CoMUDF())
 
 
-@pytest.mark.parametrize("flip_y, angle", [(True, 0.0), (False, 90.0), (True, 30.0), (False, -135.0)])
+@pytest.mark.parametrize("flip_y, angle",
+                         [(True, 0.0), (False, 90.0), (True, 30.0), (False, -135.0)])
 def test_flip_and_scan_rotation(ctx, rng, flip_y, angle):
     nav = (3, 4)
     shifts = rng.random(nav + (2,)) * 2 - 1
@@ -196,5 +197,6 @@ def test_flip_and_scan_rotation(ctx, rng, flip_y, angle):
 
 def test_rotation_90_maps_x_shift_to_y(ctx):
     data = spot_data((1, 1), np.array([[[8.0, 9.0]]]))  # shifted +1 in x on the detector
-    res = ctx.run_udf(dataset=ctx.load("memory", data=data), udf=CoMUDF(cy=8, cx=8, scan_rotation=90))
+    udf = CoMUDF(cy=8, cx=8, scan_rotation=90)
+    res = ctx.run_udf(dataset=ctx.load("memory", data=data), udf=udf)
     np.testing.assert_allclose(res["field"].data[0, 0], [1, 0], atol=1e-12)

@@ -32,7 +32,8 @@ def test_mask_factories_match_numpy(any_ctx, data4d):
     factories = [partial(masks.disk, SIG, (2.5, 2), 1.5),
                  lambda: masks.ring(SIG, (2.5, 2), 1.5, 3),
                  lambda: np.linspace(-1, 1, 30, dtype=np.float32).reshape(SIG)]
-    for roi, n, res in run_configs(any_ctx, data4d, lambda: ApplyMasksUDF(mask_factories=factories)):
+    make = lambda: ApplyMasksUDF(mask_factories=factories)  # noqa: E731
+    for roi, n, res in run_configs(any_ctx, data4d, make):
         assert res["intensity"].kind == "nav" and res["intensity"].extra_shape == (3,)
         assert res["intensity"].dtype == np.float32
         assert_results(res, {"intensity": reference(data4d, stack, roi)}, f"{n} partitions")

@@ -206,7 +206,8 @@ def rectangle(sig_shape: Sequence[int], top: int, left: int, height: int, width:
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
             raise ValueError(f"{name} must be an integer, got {v!r}")
     if height < 1 or width < 1:
-        raise ValueError(f"height and width must be positive, got height={height!r}, width={width!r}")
+        raise ValueError(f"height and width must be positive, got height={height!r}, "
+                         f"width={width!r}")
     mask = np.zeros((h, w), dtype=bool)
     mask[max(0, top):max(0, top + height), max(0, left):max(0, left + width)] = True
     return _finish(mask, dtype)
@@ -241,7 +242,8 @@ def sector(sig_shape: Sequence[int], centre: Sequence[float], start: float, stop
 
     Examples
     --------
-    >>> sector((3, 3), centre=(1, 1), start=0, stop=90, inner=0.5, outer=1.2, dtype=bool).astype(int)
+    >>> m = sector((3, 3), centre=(1, 1), start=0, stop=90, inner=0.5, outer=1.2, dtype=bool)
+    >>> m.astype(int)
     array([[0, 0, 0],
            [0, 0, 1],
            [0, 0, 0]])

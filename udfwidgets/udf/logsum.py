@@ -35,12 +35,13 @@ class LogsumUDF(UDF):
     """
 
     def __init__(self, dtype="float32"):
+        msg = f"dtype must be a floating NumPy dtype such as 'float32', got {dtype!r}"
         try:
             dt = np.dtype(dtype)
         except TypeError:
-            raise ValueError(f"dtype must be a floating NumPy dtype such as 'float32', got {dtype!r}") from None
+            raise ValueError(msg) from None
         if dt.kind != "f":
-            raise ValueError(f"dtype must be a floating NumPy dtype such as 'float32', got {dtype!r}")
+            raise ValueError(msg)
         super().__init__(dtype=dtype)
 
     def get_preferred_input_dtype(self):

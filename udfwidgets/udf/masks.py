@@ -90,7 +90,7 @@ class ApplyMasksUDF(UDF):
 
     # --- masks -------------------------------------------------------------------
     def _raw_masks(self) -> list:
-        """The masks as given or made by the factories: ``(k, pixels)`` arrays or sparse matrices."""
+        """The masks as given or made by the factories: ``(k, pixels)`` arrays or sparse."""
         p = self.params
         if p.masks is not None:
             if isinstance(p.masks, (list, tuple)):

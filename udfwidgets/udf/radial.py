@@ -89,7 +89,8 @@ class RadialProfileUDF(UDF):
             check_positive_int(n_bins, "n_bins")
         lo = check_number(r_min, "r_min")
         if r_max is not None and check_number(r_max, "r_max") <= lo:
-            raise ValueError(f"r_max must be larger than r_min, got r_min={r_min!r}, r_max={r_max!r}")
+            raise ValueError(f"r_max must be larger than r_min, got r_min={r_min!r}, "
+                             f"r_max={r_max!r}")
         if mode not in MODES:
             raise ValueError(f"mode must be 'sum' or 'mean', got {mode!r}")
         super().__init__(cy=cy, cx=cx, n_bins=n_bins, r_max=r_max, r_min=r_min, mode=mode)
@@ -103,7 +104,8 @@ class RadialProfileUDF(UDF):
     def _edges(self) -> np.ndarray:
         sig = tuple(self.meta.dataset_shape.sig)
         if len(sig) != 2:
-            raise ValueError(f"RadialProfileUDF needs 2D frames (sig_dims=2), got signal shape {sig}")
+            raise ValueError("RadialProfileUDF needs 2D frames (sig_dims=2), got signal shape "
+                             f"{sig}")
         p = self.params
         return radial_bin_edges(sig, self._centre(), p.n_bins, p.r_max, p.r_min)
 
