@@ -258,6 +258,42 @@ def test_throttle_is_time_based():
     assert (plot.n_calls, plot.n_updates) == (3, 2)
 
 
+def test_busy_plot_skips_partial_but_not_final_update():
+    """While a figure renders (holding the plot's lock in another thread), a
+    partial update is skipped at once and the final one waits for it."""
+    import threading
+
+    from udfwidgets.udf.buffers import BufferWrapper
+
+    class Count(LivePlot):
+        def update(self, array, valid_mask):
+            self.drawn = array.copy()
+
+    buf = BufferWrapper("sig", "float32", (), np.full((2, 2), 7, np.float32), (3,))
+    damage = BufferWrapper("nav", bool, (), np.ones(3, bool), (3,))
+    plot = Count("x", min_delta=0)
+    held, release = threading.Event(), threading.Event()
+
+    def render():
+        with plot._lock:
+            held.set()
+            release.wait(5)
+
+    renderer = threading.Thread(target=render)
+    renderer.start()
+    held.wait(5)
+    assert plot.new_data([{"x": buf}], damage) is False and plot.n_updates == 0
+    final = threading.Thread(target=plot.new_data, args=([{"x": buf}], damage, True))
+    final.start()
+    final.join(0.2)
+    assert final.is_alive()  # waits for the render to finish
+    release.set()
+    final.join(5)
+    renderer.join(5)
+    assert plot.n_updates == 1 and plot.finished
+    np.testing.assert_array_equal(plot.drawn, np.full((2, 2), 7))
+
+
 def test_roi_pixels_stay_masked(ctx, ds, data4d, data4d_int):
     roi = np.zeros(data4d.shape[:2], dtype=bool)
     roi[1:5, 2:7] = True

@@ -39,7 +39,8 @@ class LivePlot:
     A run calls ``new_data(udf_results, damage, force=False)`` after every
     merged partition and ``new_data(final, damage, force=True)`` at the end.
     This class throttles those calls to at most one drawn update every
-    ``min_delta`` seconds (the first and the final ones are always drawn),
+    ``min_delta`` seconds (the first and the final ones are always drawn;
+    a partial update is also skipped while the plot is busy rendering),
     takes buffer ``name`` of UDF number ``udf_index`` from the results,
     applies the optional ``channel`` function, picks one entry of any axes
     left over from ``extra_shape`` (:attr:`channel_index`), and hands the
@@ -180,8 +181,12 @@ class LivePlot:
             raise ValueError(f"live plot: buffer {self.name!r} is not in the results of UDF "
                              f"number {self.udf_index} (results: {known}); check the name, or "
                              "return it from get_results()")
-        data, valid, channel_shape = self._extract(buffers[self.name], damage)
-        with self._lock:
+        # A plot busy elsewhere (ipympl renders in the kernel's main thread under
+        # this lock) skips a partial update rather than holding up the run.
+        if not self._lock.acquire(blocking=force):
+            return False
+        try:
+            data, valid, channel_shape = self._extract(buffers[self.name], damage)
             self._data, self._valid = data, valid
             if channel_shape != self.channel_shape or not self._index_fits(channel_shape):
                 self.channel_shape = channel_shape
@@ -194,6 +199,8 @@ class LivePlot:
                 self.frames_total = int(np.size(damage.data))
             self.finished = bool(force)
             self.redraw()
+        finally:
+            self._lock.release()
         self.n_updates += 1
         self._last_time = time.monotonic()
         return True
