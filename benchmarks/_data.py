@@ -87,6 +87,20 @@ def warm(f: RawFile) -> float:
     return time.perf_counter() - t0
 
 
+def resident_fraction(f: RawFile) -> float | None:
+    """Fraction of the file in the page cache (via util-linux ``fincore``), or None."""
+    import shutil
+    import subprocess
+    if not shutil.which("fincore"):
+        return None
+    out = subprocess.run(["fincore", "--bytes", "--noheadings", "--output", "RES", f.path],
+                         capture_output=True, text=True)
+    try:
+        return int(out.stdout.split()[0]) / f.nbytes
+    except (IndexError, ValueError):
+        return None
+
+
 def evict(f: RawFile) -> None:
     """Drop this file's pages from the page cache (only this file, not the machine's)."""
     fd = os.open(f.path, os.O_RDONLY)

@@ -105,6 +105,10 @@ class NumpyEngine(Engine):
     def run(self, w, f, udf=None):
         return run_numpy(w, self._maps[f.path], self.threads)
 
+    def forget(self, f):
+        """Drop the cached map (its pages would stay mapped and could not be evicted)."""
+        self._maps.pop(f.path, None)
+
 
 class _UDFEngine(Engine):
     ns: SimpleNamespace

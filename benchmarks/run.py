@@ -61,11 +61,32 @@ def fmt_ratio(r: float | None) -> str:
 
 
 # --- the interleaved throughput benchmark --------------------------------------------------
-def bench_workload(w, f, engines, reps, reference, results):
-    """Check every engine against ``reference``, then time them interleaved."""
+def _prepare(eng, engines, f, cold, stats):
+    """Before a cold run: evict the file and note how much of it stayed cached.
+
+    Pages that any process still maps cannot be evicted, so the NumPy engines
+    drop their maps first (the others unmap after each run).
+    """
+    if cold:
+        for e in engines:
+            if hasattr(e, "forget"):
+                e.forget(f)
+        eng.open(f)
+        _data.evict(f)
+        frac = _data.resident_fraction(f)
+        if frac is not None:
+            stats.append(frac)
+
+
+def bench_workload(w, f, engines, reps, reference, results, cold=False, tag=""):
+    """Check every engine against ``reference``, then time them interleaved.
+
+    With ``cold``, the file is evicted from the page cache before every run.
+    """
     active = []
+    resident = []
     for eng in engines:
-        key = (w.name, f.name, eng.name)
+        key = (w.name + tag, f.name, eng.name)
         why = eng.supports(w)
         if why:
             results[key] = {"status": f"n/a: {why}"}
@@ -73,6 +94,7 @@ def bench_workload(w, f, engines, reps, reference, results):
         try:
             eng.open(f)
             udf = eng.make_udf(w, f)
+            _prepare(eng, engines, f, cold, resident)
             t0 = time.perf_counter()
             got = eng.run(w, f, udf)
             first = time.perf_counter() - t0
@@ -89,30 +111,37 @@ def bench_workload(w, f, engines, reps, reference, results):
         results[key] = {"status": "ok", "first": first, "times": []}
         active.append(eng)
     for rep in range(reps):
+        if not cold:
+            _data.warm(f)
         order = active[rep % max(1, len(active)):] + active[:rep % max(1, len(active))]
         for eng in order:
             udf = eng.make_udf(w, f)
+            _prepare(eng, engines, f, cold, resident)
             t0 = time.perf_counter()
             eng.run(w, f, udf)
-            results[(w.name, f.name, eng.name)]["times"].append(time.perf_counter() - t0)
+            results[(w.name + tag, f.name, eng.name)]["times"].append(time.perf_counter() - t0)
+    if cold and resident:
+        log(f"  still cached after eviction: {max(resident) * 100:.1f}% at most "
+            f"({sum(r > 0.01 for r in resident)} of {len(resident)} runs above 1%)")
+        results[("_cold_resident", f.name, "")] = max(resident)
     for eng in active:
-        r = results[(w.name, f.name, eng.name)]
+        r = results[(w.name + tag, f.name, eng.name)]
         r.update(summary(r["times"]))
         log(f"  {eng.name:14s} median {fmt_s(r['median']):>10s}  "
             f"[{fmt_s(r['min'])} .. {fmt_s(r['max'])}]  first {fmt_s(r['first'])}")
 
 
-def throughput_table(wl, files, engine_names, results) -> list[str]:
+def throughput_table(wl, files, engine_names, results, tag="") -> list[str]:
     lines = ["| workload | file | engine | median | min-max | IQR | GB/s | vs NumPy-2t | "
              "vs LT best | 1st run | note |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for w in wl:
         for f in files[w.dataset]:
-            rows = [(n, results.get((w.name, f.name, n))) for n in engine_names]
+            rows = [(n, results.get((w.name + tag, f.name, n))) for n in engine_names]
             rows = [(n, r) for n, r in rows if r is not None]
             if not rows:
                 continue
-            np2 = results.get((w.name, f.name, "numpy-2t"), {}).get("median")
+            np2 = results.get((w.name + tag, f.name, "numpy-2t"), {}).get("median")
             lt = [(r["median"], n) for n, r in rows if n.startswith("lt-") and "median" in r]
             lt_best = min(lt) if lt else None
             for n, r in rows:
@@ -292,6 +321,8 @@ def parse_args(argv=None):
     p.add_argument("--files", default="f32,u16", help="f32 (1 GiB float32), u16 (512 MiB uint16)")
     p.add_argument("--reps", type=int, default=None, help="timed repetitions (default 5, quick 2)")
     p.add_argument("--dask", action="store_true", help="also run udfwidgets on a local dask cluster")
+    p.add_argument("--cold", action="store_true",
+                   help="also time SumUDF with the file evicted from the page cache")
     p.add_argument("--no-lt", action="store_true", help="leave LiberTEM out even if installed")
     p.add_argument("--no-probes", action="store_true",
                    help="skip the fresh-process figures (first result, peak memory, 4 GiB file)")
@@ -384,9 +415,25 @@ def main(argv=None) -> int:
                 report.append(f"| {e.name} | {fmt_s(r['median'])} | "
                               f"{fmt_ratio(b / r['median'] if b else None)} |")
 
+        if args.cold:
+            f = chosen[0]
+            log(f"== SumUDF, cold cache, on {f.name}")
+            ref = run_numpy(wl_all["sum"], f.memmap(), 1)
+            bench_workload(wl_all["sum"], f, engines, max(1, reps // 2 + 1), ref, results,
+                           cold=True, tag="-cold")
+            frac = results.get(("_cold_resident", f.name, ""))
+            report += ["", "## Cold cache (SumUDF; the file is evicted before every run)", "",
+                       "Eviction uses `posix_fadvise(DONTNEED)` on this file only; "
+                       + (f"at most {frac * 100:.1f}% of it was still cached before a run."
+                          if frac is not None else "residency was not checked (no fincore)."),
+                       ""]
+            report += throughput_table([wl_all["sum"]], {"main": [f]},
+                                       [e.name for e in engines], results, tag="-cold")
+
         if not args.no_iter and "sum" in wl_all:
             f = chosen[0]
             log(f"== run_udf_iter on {f.name}")
+            _data.warm(f)
             iter_engines = [e for e in engines if e.family != "numpy"
                             and e.name in ("uw-processes", "uw-threads", "uw-inline",
                                            "lt-pipelined", "lt-dask")]
@@ -397,6 +444,7 @@ def main(argv=None) -> int:
         if not args.no_probes:
             f = chosen[0]
             log("== first result in a fresh process")
+            _data.warm(f)
             report += ["", f"## Time to first result in a fresh process (SumUDF, "
                        f"{f.name.split('_')[0]}, median of {1 if args.quick else 3})", "",
                        "`wall`: from starting the interpreter to the result (Python start-up, "
