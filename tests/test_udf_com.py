@@ -200,3 +200,20 @@ def test_rotation_90_maps_x_shift_to_y(ctx):
     udf = CoMUDF(cy=8, cx=8, scan_rotation=90)
     res = ctx.run_udf(dataset=ctx.load("memory", data=data), udf=udf)
     np.testing.assert_allclose(res["field"].data[0, 0], [1, 0], atol=1e-12)
+
+
+def test_partial_results_cover_merged_frames_only(ctx, rng):
+    nav = (4, 5)
+    pos = 7 + rng.random(nav + (2,)) * 2
+    data = spot_data(nav, pos)
+    ds = ctx.load("memory", data=data, num_partitions=4)
+    seen = 0
+    for part in ctx.run_udf_iter(dataset=ds, udf=CoMUDF(cy=8, cx=8, regression=1)):
+        seen += 1
+        done = part.damage.data
+        res = part.buffers[0]  # read while iterating: partial buffers are computed lazily
+        np.testing.assert_allclose(res["raw_com"].data[done], pos[done], atol=1e-6)
+        assert np.isnan(res["raw_com"].data[~done]).all()
+        assert np.isnan(res["field"].data[~done]).all()
+        assert np.isfinite(res["regression_coefficients"].data).all()
+    assert seen == 4
