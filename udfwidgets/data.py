@@ -45,8 +45,10 @@ LABEL_AMORPHOUS = 1
 #: Grain ``g`` (0-based) has label ``FIRST_GRAIN_LABEL + g``.
 FIRST_GRAIN_LABEL = 2
 
-# Sub-pixel positions per axis at which templates are drawn.
+# Sub-pixel positions per axis at which templates are drawn (at most; fewer
+# for large frames, to keep all templates within _TEMPLATE_BYTES).
 _PHASES = 8
+_TEMPLATE_BYTES = 64 * 2**20
 # Frames per noise block: fixed, so that the data do not depend on the thread count.
 _BLOCK_PIXELS = 2**19
 # Pixels with a mean count up to this value use the inverse-CDF sampler.
@@ -191,7 +193,8 @@ class SyntheticTruth:
         --------
         >>> from udfwidgets.data import make_4dstem
         >>> truth = make_4dstem((16, 16), (16, 16), return_truth=True)[1]
-        >>> bool(sum(truth.grain(g).sum() for g in range(truth.n_grains)) == truth.crystalline.sum())
+        >>> in_grains = sum(truth.grain(g).sum() for g in range(truth.n_grains))
+        >>> bool(in_grains == truth.crystalline.sum())
         True
         """
         self._check_grain(g)
@@ -279,16 +282,19 @@ class _Spec:
 def _spec(nav_shape, sig_shape, dtype, seed, n_grains, dose, max_shift) -> _Spec:
     nav = _shape(nav_shape, "nav_shape", 1, 3)
     sig = _shape(sig_shape, "sig_shape", 2, 2, minimum=8)
-    if seed is not None and (not isinstance(seed, (int, np.integer)) or seed < 0):
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))
+                             or seed < 0):
         raise ValueError(f"seed must be a non-negative integer or None, got {seed!r}")
     if not isinstance(n_grains, (int, np.integer)) or not 1 <= n_grains <= 64:
         raise ValueError(f"n_grains must be an integer from 1 to 64, got {n_grains!r}")
-    if not np.isfinite(dose) or dose <= 0:
+    if isinstance(dose, bool) or not isinstance(dose, (int, float, np.number)) \
+            or not np.isfinite(dose) or dose <= 0:
         raise ValueError(f"dose must be a positive number of counts per pixel, got {dose!r}")
     m = min(sig)
     if max_shift is None:
         max_shift = _MAX_SHIFT * m
-    if not np.isfinite(max_shift) or not 0 <= max_shift <= 0.1 * m:
+    if isinstance(max_shift, bool) or not isinstance(max_shift, (int, float, np.number)) \
+            or not np.isfinite(max_shift) or not 0 <= max_shift <= 0.1 * m:
         raise ValueError(f"max_shift must be between 0 and {0.1 * m:g} pixels (a tenth of the "
                          f"smaller frame side), got {max_shift!r}")
     return _Spec(nav, sig, _dtype(dtype), None if seed is None else int(seed), int(n_grains),
@@ -412,13 +418,14 @@ def _soft_disk(d: np.ndarray, radius: float) -> np.ndarray:
     return np.clip((radius - d) / _EDGE + 0.5, 0.0, 1.0)
 
 
-def _radial_templates(shape: tuple[int, int], origin: np.ndarray, funcs) -> list[np.ndarray]:
+def _radial_templates(shape: tuple[int, int], origin: np.ndarray, phases: int,
+                      funcs) -> list[np.ndarray]:
     """Evaluate radial functions centred at every sub-pixel ``origin + phase``.
 
     Returns one ``(P, P, Hp, Wp)`` float32 array per function.
     """
     hp, wp = shape
-    ph = np.arange(_PHASES) / _PHASES
+    ph = np.arange(phases) / phases
     dy = (np.arange(hp)[None, :] - origin[0] - ph[:, None]) ** 2  # (P, Hp)
     dx = (np.arange(wp)[None, :] - origin[1] - ph[:, None]) ** 2  # (P, Wp)
     d = np.sqrt(dy[:, None, :, None] + dx[None, :, None, :])     # (P, P, Hp, Wp)
@@ -468,28 +475,31 @@ class _Templates:
 
         # Dither shifts to 1/P pixel: the expected shift is the smooth field,
         # the rendered one (returned as truth) differs by less than 1/P.
-        q = np.floor(shift * _PHASES + rng.random(shift.shape)).astype(np.int64)
-        self.shift = q / _PHASES
-        self.int_shift = q // _PHASES
-        self.phase = q % _PHASES
-        self.margin = int(np.abs(self.int_shift).max(initial=0)) + 1
-        mg = self.margin
+        n_templates = FIRST_GRAIN_LABEL + spec.n_grains + 1
+        mg = int(math.ceil(np.abs(shift).max(initial=0))) + 2
         hp, wp = h + 2 * mg, w + 2 * mg
+        p = int(math.sqrt(_TEMPLATE_BYTES / (4 * n_templates * hp * wp)))
+        p = max(1, min(_PHASES, p))
+        q = np.floor(shift * p + rng.random(shift.shape)).astype(np.int64)
+        self.shift = q / p
+        self.int_shift = q // p
+        self.phase = q % p
+        self.margin = mg
         origin = np.array([mg + self.centre[0], mg + self.centre[1]])
 
         r, rr, rw, q0 = self.radius, self.ring_radius, self.ring_width, _HALO_WIDTH * m
         bf, ring, halo = _radial_templates(
-            (hp, wp), origin,
+            (hp, wp), origin, p,
             [lambda d: _soft_disk(d, r),
              lambda d: np.exp(-(d - rr) ** 2 / (2 * rw ** 2)),
              lambda d: np.exp(-0.5 * (d / q0) ** 2)])
-        n_labels = FIRST_GRAIN_LABEL + spec.n_grains
-        stack = np.zeros((n_labels + 1,) + bf.shape, dtype=np.float32)
+        stack = np.zeros((n_templates,) + bf.shape, dtype=np.float32)
         stack[0] = bf  # index 0: bright field; 1 + label: scattering of that label
         stack[1 + LABEL_AMORPHOUS] = 0.10 * ring + 0.03 * halo
         # Only disks that stay whole inside the frame whatever the shift: a
         # disk cut by the frame edge would pull the centre of mass.
-        room = np.array([(h - 1) / 2, (w - 1) / 2]) - (r + _EDGE + np.abs(shift).max(initial=0) + 1)
+        reach = r + _EDGE + np.abs(shift).max(initial=0) + 1
+        room = np.array([(h - 1) / 2, (w - 1) / 2]) - reach
         self.spots = []
         for g in range(spec.n_grains):
             spots, hk = _bragg_spots(angles[g], self.spacing, float(np.hypot(*room)))
@@ -617,7 +627,8 @@ def _generate(spec: _Spec, out: np.ndarray, n_threads: int | None) -> SyntheticT
 
 def make_4dstem(nav_shape: Sequence[int] | int = (64, 64), sig_shape: Sequence[int] = (128, 128),
                 dtype: str | np.dtype = "uint16", seed: int | None = 0, *, n_grains: int = 6,
-                dose: float = 50.0, max_shift: float | None = None, path: str | os.PathLike | None = None,
+                dose: float = 50.0, max_shift: float | None = None,
+                path: str | os.PathLike | None = None,
                 return_truth: bool = False, n_threads: int | None = None):
     """Simulate a 4D-STEM scan: vacuum, an amorphous film and crystalline grains.
 
@@ -666,7 +677,8 @@ def make_4dstem(nav_shape: Sequence[int] | int = (64, 64), sig_shape: Sequence[i
     >>> bool(np.array_equal(data, make_4dstem((16, 16), (32, 32), seed=1)))
     True
     >>> yy, xx = np.mgrid[:32, :32]
-    >>> disk = np.hypot(yy - truth.centre[0], xx - truth.centre[1]) < truth.detector_radii()["bf"][1]
+    >>> r_bf = truth.detector_radii()["bf"][1]
+    >>> disk = np.hypot(yy - truth.centre[0], xx - truth.centre[1]) <= r_bf
     >>> bf = data[..., disk].sum(axis=-1)  # a virtual bright-field detector
     >>> bool(bf[truth.vacuum].min() > bf[truth.crystalline].max())
     True
