@@ -165,6 +165,27 @@ def test_result_only_and_channels_with_plots_true(ctx, ds, data4d):
     np.testing.assert_allclose(shown_image(plots[1])[0], 2 * sums, rtol=1e-5)
 
 
+class ComplexBoolUDF(UDF):
+    """A complex nav buffer (drawn as its absolute value) and a bool one."""
+
+    def get_result_buffers(self):
+        return {"wave": self.buffer(kind="nav", dtype="complex64"),
+                "bright": self.buffer(kind="nav", dtype=bool)}
+
+    def process_frame(self, frame):
+        self.results.wave[:] = frame[0, 0] - 1j * frame[0, 1]
+        self.results.bright[:] = frame.mean() > 0.5
+
+
+def test_complex_and_bool_buffers(ctx, ds, data4d):
+    plots = make_plots(True, ds, [ComplexBoolUDF()], min_delta=0)
+    ctx.run_udf(dataset=ds, udf=ComplexBoolUDF(), plots=plots)
+    wave = data4d[:, :, 0, 0].astype(np.float64) - 1j * data4d[:, :, 0, 1]
+    np.testing.assert_allclose(shown_image(plots[0])[0], np.abs(wave), rtol=1e-5)
+    bright = data4d.mean(axis=(2, 3)) > 0.5
+    np.testing.assert_array_equal(shown_image(plots[1])[0], bright.astype(np.uint8))
+
+
 def test_undrawable_buffers_skipped(ctx, rng):
     nav3d = rng.random((2, 3, 4, 5, 5), dtype=np.float32)
     ds = ctx.load("memory", data=nav3d)
