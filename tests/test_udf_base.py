@@ -313,3 +313,27 @@ def test_not_a_udf(ctx, ds):
         ctx.run_udf(dataset=ds, udf=[object()])
     with pytest.raises(ValueError, match="no UDF given"):
         ctx.run_udf(dataset=ds, udf=[])
+
+
+def test_meta_tells_main_node_from_workers(ctx, ds):
+    class WhereUDF(UDF):
+        def get_task_data(self):
+            return {"main": self.meta.on_main_node}
+
+        def get_result_buffers(self):
+            return {"main": self.buffer(kind="nav", dtype=bool),
+                    "init_on_main": self.buffer(kind="single", dtype=bool)}
+
+        def preprocess(self):
+            if self.meta.on_main_node:
+                self.results.init_on_main[:] = True
+
+        def process_frame(self, frame):
+            self.results.main[:] = self.task_data.main
+
+        def merge(self, dest, src):
+            dest.main[:] = src.main
+
+    res = ctx.run_udf(dataset=ds, udf=WhereUDF())
+    assert not res["main"].data.any()
+    assert res["init_on_main"].data[0]

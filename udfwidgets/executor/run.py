@@ -64,7 +64,8 @@ class UDFRun:
                 self.partitions.append((part, lo, hi))
 
     def _init_main_buffers(self, udf: UDF):
-        udf.meta = make_meta(udf, self.shape, self.dataset.dtype, self.roi, self.num_selected)
+        udf.meta = make_meta(udf, self.shape, self.dataset.dtype, self.roi, self.num_selected,
+                             on_main_node=True)
         udf.meta._indices = self.selected
         decls = validate_buffers(udf)
         has_merge = type(udf).merge is not UDF.merge

@@ -47,11 +47,13 @@ class PartitionResult:
     buffers: list[dict[str, np.ndarray]]
 
 
-def make_meta(udf, shape: Shape, dtype, roi_flat, num_frames: int) -> UDFMeta:
+def make_meta(udf, shape: Shape, dtype, roi_flat, num_frames: int,
+              on_main_node: bool = False) -> UDFMeta:
     input_dtype = np.result_type(udf.get_preferred_input_dtype(), dtype)
     roi = None if roi_flat is None else roi_flat.reshape(shape.nav)
     return UDFMeta(shape, dtype, input_dtype, roi,
-                   Shape((num_frames,) + tuple(shape.sig), sig_dims=shape.sig_dims))
+                   Shape((num_frames,) + tuple(shape.sig), sig_dims=shape.sig_dims),
+                   on_main_node=on_main_node)
 
 
 def _set_whole(udf, arrays: dict[str, np.ndarray], indices: np.ndarray) -> None:
@@ -78,6 +80,7 @@ def run_partition(task: PartitionTask) -> PartitionResult:
     states = []  # (udf, method, arrays, nav buffers)
     for udf in udfs:
         udf.meta = make_meta(udf, shape, part.dtype, task.roi, n)
+        udf.meta._indices = indices
         decls = validate_buffers(udf)
         arrays = {name: zeros(d.shape_for(n, sig), d.dtype)
                   for name, d in decls.items() if d.use != "result_only"}

@@ -41,6 +41,10 @@ class UDFMeta:
     partition_shape : Shape
         ``(selected frames in this partition, *sig)``; on the main node the
         whole selection.
+    on_main_node : bool
+        True while the main node sets the run up (``get_result_buffers``,
+        ``get_task_data``, ``preprocess`` of the buffers partitions merge into),
+        False on the workers that process partitions.
     device_class : str
         Always ``"cpu"``; for LiberTEM compatibility.
     array_backend : str
@@ -58,12 +62,14 @@ class UDFMeta:
     device_class = "cpu"
     array_backend = "numpy"
 
-    def __init__(self, dataset_shape: Shape, dataset_dtype, input_dtype, roi, partition_shape: Shape):
+    def __init__(self, dataset_shape: Shape, dataset_dtype, input_dtype, roi, partition_shape: Shape,
+                 on_main_node: bool = False):
         self.dataset_shape = dataset_shape
         self.dataset_dtype = np.dtype(dataset_dtype)
         self.input_dtype = np.dtype(input_dtype)
         self.roi = roi
         self.partition_shape = partition_shape
+        self.on_main_node = on_main_node
         # flat nav indices of the current block of frames, and the frame within it
         self._indices: np.ndarray = np.zeros(0, dtype=np.int64)
         self._frame: int | None = None

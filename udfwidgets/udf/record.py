@@ -86,18 +86,6 @@ class RecordUDF(UDF):
             return np.dtype(self.meta.dataset_dtype)
         return np.dtype(self.params.dtype)
 
-    def _on_main_node(self) -> bool:
-        """True while the main node sets the UDF up, before any partition runs.
-
-        The main node's ``meta`` covers every selected frame as soon as the run
-        is set up; a worker's ``meta`` lists no frame until its partition's
-        frames are bound, after :meth:`get_task_data`. (With an roi that
-        selects nothing, no worker runs at all.)
-        """
-        roi = self.meta.roi
-        total = int(np.prod(tuple(self.meta.dataset_shape.nav))) if roi is None else int(roi.sum())
-        return len(self.meta.coordinates) == total
-
     def _header_matches(self) -> bool:
         try:
             mm = np.load(self.params.filename, mmap_mode="r")
@@ -115,7 +103,7 @@ class RecordUDF(UDF):
 
     def get_task_data(self):
         path = self.params.filename
-        if self._on_main_node():
+        if self.meta.on_main_node:
             if os.path.exists(path) and not self.params.overwrite:
                 raise FileExistsError(f"RecordUDF: {path!r} exists; pass overwrite=True to "
                                       "replace it, or choose another filename")
