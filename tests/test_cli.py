@@ -106,7 +106,7 @@ def test_demo_table_matches_numpy_and_pngs_are_images(tmp_path, capsys):
 
 
 def test_demo_on_threads_gives_the_same_table(tmp_path, capsys):
-    # (processes, the default executor, run in test_python_dash_m_runs_the_demo)
+    # (processes, the default for files, run in test_demo_on_a_npy_file)
     code, out, err = run(capsys, "--nav", 5, 6, "--sig", 24, 32, "--executor", "threads",
                          "--n-jobs", 2, "--out", tmp_path)
     assert code == 0, err
@@ -151,9 +151,10 @@ def test_demo_on_a_npy_file(tmp_path, capsys):
     path = tmp_path / "scan.npy"
     write_npy(path, (5, 4), (32, 32), dtype="float32", seed=8)
     data = np.load(path)
-    code, out, err = run(capsys, "--data", path, "--executor", "inline", "--out", tmp_path)
+    code, out, err = run(capsys, "--data", path, "--n-jobs", 2, "--out", tmp_path)
     assert code == 0, err
     assert "float32" in out and str(path) in out
+    assert "(processes, 2 workers)" in out  # the default for files
     # without ground truth: the middle of the frame, r <= 0.1 side, 0.2 side < r <= 0.5 side
     check_table(parse_table(out), reference(data, (15.5, 15.5), 3.2, (6.4, 16.0)))
     check_pngs(out, tmp_path, list(parse_table(out)))  # no truth_labels.png
@@ -248,7 +249,7 @@ def test_python_dash_m_runs_the_demo(tmp_path):
                            "--sig", "32", "32"], cwd=tmp_path, capture_output=True, text=True,
                           timeout=240, env={**os.environ, "MPLBACKEND": "Agg"})
     assert proc.returncode == 0, proc.stderr
-    assert "processes" in proc.stdout and "GB/s" in proc.stdout
+    assert "(threads, " in proc.stdout and "GB/s" in proc.stdout
     data, truth = make_4dstem((8, 8), (32, 32), return_truth=True)
     radii = truth.detector_radii()
     check_table(parse_table(proc.stdout), reference(data, truth.centre, radii["bf"][1],

@@ -42,7 +42,13 @@ EXECUTORS = ("processes", "threads", "inline")
 
 
 class CLIError(Exception):
-    """A problem with the command's input; reported as one line on stderr, exit code 2."""
+    """A problem with the command's input; reported as one line on stderr, exit code 2.
+
+    Examples
+    --------
+    >>> main(["demo", "--dtype", "uint17"])  # prints: udfwidgets: error: --dtype 'uint17' ...
+    2
+    """
 
 
 class _Parser(argparse.ArgumentParser):
@@ -59,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     --------
     >>> args = build_parser().parse_args(["demo", "--nav", "8", "8"])
     >>> args.command, args.nav, args.executor
-    ('demo', [8, 8], 'processes')
+    ('demo', [8, 8], None)
     """
     parser = _Parser(prog=PROG, description="Interactive UDF analysis of large N-dimensional "
                      "detector data (4D-STEM).")
@@ -92,8 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
     det.add_argument("--adf", type=float, nargs=2, metavar=("INNER", "OUTER"),
                      help="inner and outer radius of the annular dark-field detector")
     run = demo.add_argument_group("run")
-    run.add_argument("--executor", choices=EXECUTORS, default="processes",
-                     help="where the UDFs run (default: processes)")
+    run.add_argument("--executor", choices=EXECUTORS,
+                     help="where the UDFs run (default: threads for the synthetic data, "
+                     "which is held in memory; processes for --data files)")
     run.add_argument("--n-jobs", type=int, metavar="N",
                      help="number of workers (default: all cores)")
     run.add_argument("--out", default="udfwidgets-demo", metavar="DIR",
@@ -169,8 +176,8 @@ def _check_dtype(text: str) -> np.dtype:
     return dt
 
 
-def _open_input(ctx, args) -> _Input:
-    from .io import DataSetError
+def _open_input(args) -> _Input:
+    from .io import DataSetError, load
 
     nav = _check_shape(args.nav, "nav", 1, 3) if args.nav is not None else None
     sig = _check_shape(args.sig, "sig", 2, 2) if args.sig is not None else None
@@ -179,13 +186,13 @@ def _open_input(ctx, args) -> _Input:
         if args.data is None:
             nav, sig, dtype = nav or (64, 64), sig or (128, 128), dtype or np.dtype("uint16")
             t0 = time.perf_counter()
-            ds = ctx.load("synthetic", nav_shape=nav, sig_shape=sig, dtype=dtype,
+            ds = load("synthetic", nav_shape=nav, sig_shape=sig, dtype=dtype,
                           seed=args.seed)
             return _Input(ds, f"synthetic 4D-STEM data, seed {args.seed}", ds.truth,
                           time.perf_counter() - t0)
         path = args.data
         if str(path).lower().endswith(".npy"):
-            ds = ctx.load("npy", path=path)
+            ds = load("npy", path=path)
             for name, given, actual in (("nav", nav, tuple(ds.shape.nav)),
                                         ("sig", sig, tuple(ds.shape.sig)),
                                         ("dtype", dtype, ds.dtype)):
@@ -197,7 +204,7 @@ def _open_input(ctx, args) -> _Input:
         if nav is None or sig is None:
             raise CLIError(f"{path!r} is not a .npy file: give its layout with --nav, --sig "
                            "(and --dtype, default uint16)")
-        ds = ctx.load("raw", path=path, nav_shape=nav, sig_shape=sig,
+        ds = load("raw", path=path, nav_shape=nav, sig_shape=sig,
                       dtype=dtype or np.dtype("uint16"))
         return _Input(ds, f"{path}")
     except (DataSetError, OSError) as e:
@@ -313,7 +320,7 @@ def _stats(a: np.ndarray) -> tuple[float, float, float]:
     return float(finite.min()), float(finite.max()), float(finite.mean())
 
 
-def format_table(rows: list[_Row]) -> str:
+def _format_table(rows: list[_Row]) -> str:
     """The results as an aligned text table: buffer, shape, min, max, mean."""
     lines = [f"{'buffer':<16}{'shape':<14}{'min':>14}{'max':>14}{'mean':>14}"]
     for r in rows:
@@ -340,29 +347,32 @@ def _demo(args) -> int:
         raise CLIError(f"--out {args.out!r} exists and is not a folder")
     say = (lambda *a, **k: None) if args.quiet else print
 
-    with Context(executor=args.executor, n_jobs=args.n_jobs) as ctx:
-        inp = _open_input(ctx, args)
-        ds = inp.dataset
-        shape = tuple(ds.shape)
-        if ds.shape.sig_dims != 2:
-            raise CLIError(f"the demo needs 2D frames; {inp.description} has frames of shape "
-                           f"{tuple(ds.shape.sig)}")
-        sig = tuple(ds.shape.sig)
-        det = _detectors(args, sig, inp.truth)
-        made = f" (made in {inp.seconds:.2f} s)" if inp.truth is not None else ""
-        say(f"data: {inp.description}: nav {tuple(ds.shape.nav)} x sig {sig}, {ds.dtype}, "
-            f"{_size(ds.nbytes)}{made}")
-        say(f"virtual detectors: {det.describe()}")
-        udfs = _make_udfs(sig, det)
-        names = ", ".join(type(u).__name__ for u in udfs)
+    inp = _open_input(args)
+    ds = inp.dataset
+    shape = tuple(ds.shape)
+    if ds.shape.sig_dims != 2:
+        raise CLIError(f"the demo needs 2D frames; {inp.description} has frames of shape "
+                       f"{tuple(ds.shape.sig)}")
+    sig = tuple(ds.shape.sig)
+    det = _detectors(args, sig, inp.truth)
+    made = f" (made in {inp.seconds:.2f} s)" if inp.truth is not None else ""
+    say(f"data: {inp.description}: nav {tuple(ds.shape.nav)} x sig {sig}, {ds.dtype}, "
+        f"{_size(ds.nbytes)}{made}")
+    say(f"virtual detectors: {det.describe()}")
+    udfs = _make_udfs(sig, det)
+    # In-memory data would be copied to worker processes: threads share it.
+    executor = args.executor or ("threads" if inp.truth is not None else "processes")
+    with Context(executor=executor, n_jobs=args.n_jobs) as ctx:
+        names = ", ".join(type(u).__name__ for u in udfs).replace(
+            "ApplyMasksUDF", "ApplyMasksUDF (BF + ADF)")
         n = ctx.executor.n_workers
-        say(f"running {names} in one pass ({args.executor}, {n} worker{'s' * (n > 1)}) ...")
+        say(f"running {names} in one pass ({executor}, {n} worker{'s' * (n > 1)}) ...")
         t0 = time.perf_counter()
         results = ctx.run_udf(dataset=ds, udf=udfs, progress=not args.quiet)
         seconds = time.perf_counter() - t0
 
     rows = _rows(results, det, len(ds.shape.nav))
-    say(format_table(rows))
+    say(_format_table(rows))
     n_frames = math.prod(shape[:-2])
     say(f"pass: {n_frames} frames, {_size(ds.nbytes)} in {seconds:.3g} s = "
         f"{ds.nbytes / 1e9 / seconds:.3g} GB/s")
