@@ -129,6 +129,25 @@ def test_channel_function_applied(ctx, ds, data4d):
     assert plots[0].title == "SumSigUDF: intensity (log1p)"
 
 
+def test_function_giving_inf_is_masked_without_warnings(ctx, data4d):
+    import warnings
+
+    data = data4d.copy()
+    data[0, :3] = 0  # log(0) = -inf for these frames
+    ds = ctx.load("memory", data=data, num_partitions=N_PARTS)
+    plots = make_plots([[("intensity", np.log)]], ds, [SumSigUDF()], min_delta=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a NumPy RuntimeWarning would fail the run
+        ctx.run_udf(dataset=ds, udf=SumSigUDF(), plots=plots)
+    values, mask = shown_image(plots[0])
+    zero = np.zeros(data.shape[:2], dtype=bool)
+    zero[0, :3] = True
+    np.testing.assert_array_equal(mask, zero)
+    sums = data.sum(axis=(2, 3), dtype=np.float64)
+    np.testing.assert_allclose(values[~zero], np.log(sums[~zero]), rtol=1e-5)
+    assert plots[0].image.get_clim()[0] == pytest.approx(np.log(sums[~zero]).min(), rel=1e-5)
+
+
 def test_flat_list_for_one_udf(ctx, ds, data4d):
     plots = make_plots(["intensity"], ds, SumUDF(), min_delta=0)
     ctx.run_udf(dataset=ds, udf=SumUDF(), plots=plots)

@@ -186,24 +186,30 @@ class LivePlot:
         if not self._lock.acquire(blocking=force):
             return False
         try:
-            data, valid, channel_shape = self._extract(buffers[self.name], damage)
-            self._data, self._valid = data, valid
-            if channel_shape != self.channel_shape or not self._index_fits(channel_shape):
-                self.channel_shape = channel_shape
-                if not self._index_fits(channel_shape):
-                    self.channel_index = (0,) * len(channel_shape)
-                self.on_channels(channel_shape)
-            self.frames_done = int(np.count_nonzero(np.asarray(damage.data))) \
-                if damage is not None else self.frames_done
-            if self.frames_total is None and damage is not None:
-                self.frames_total = int(np.size(damage.data))
-            self.finished = bool(force)
-            self.redraw()
+            # NaN/inf from a function are masked when drawn; NumPy's warnings about
+            # them would be stray output from a background thread (errstate is per thread)
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                self._receive(buffers[self.name], damage, force)
         finally:
             self._lock.release()
         self.n_updates += 1
         self._last_time = time.monotonic()
         return True
+
+    def _receive(self, buf: Any, damage: Any, force: bool) -> None:
+        data, valid, channel_shape = self._extract(buf, damage)
+        self._data, self._valid = data, valid
+        if channel_shape != self.channel_shape or not self._index_fits(channel_shape):
+            self.channel_shape = channel_shape
+            if not self._index_fits(channel_shape):
+                self.channel_index = (0,) * len(channel_shape)
+            self.on_channels(channel_shape)
+        if damage is not None:
+            self.frames_done = int(np.count_nonzero(np.asarray(damage.data)))
+            if self.frames_total is None:
+                self.frames_total = int(np.size(damage.data))
+        self.finished = bool(force)
+        self.redraw()
 
     def update(self, array: np.ndarray, valid_mask: np.ndarray | None) -> None:
         """Draw ``array`` (1D or 2D); ``valid_mask`` marks the computed entries.
