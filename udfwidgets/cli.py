@@ -29,7 +29,7 @@ import math
 import os
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from typing import Any, Sequence
 
@@ -186,8 +186,7 @@ def _open_input(args) -> _Input:
         if args.data is None:
             nav, sig, dtype = nav or (64, 64), sig or (128, 128), dtype or np.dtype("uint16")
             t0 = time.perf_counter()
-            ds = load("synthetic", nav_shape=nav, sig_shape=sig, dtype=dtype,
-                          seed=args.seed)
+            ds = load("synthetic", nav_shape=nav, sig_shape=sig, dtype=dtype, seed=args.seed)
             return _Input(ds, f"synthetic 4D-STEM data, seed {args.seed}", ds.truth,
                           time.perf_counter() - t0)
         path = args.data
@@ -205,7 +204,7 @@ def _open_input(args) -> _Input:
             raise CLIError(f"{path!r} is not a .npy file: give its layout with --nav, --sig "
                            "(and --dtype, default uint16)")
         ds = load("raw", path=path, nav_shape=nav, sig_shape=sig,
-                      dtype=dtype or np.dtype("uint16"))
+                  dtype=dtype or np.dtype("uint16"))
         return _Input(ds, f"{path}")
     except (DataSetError, OSError) as e:
         raise CLIError(str(e)) from None
@@ -261,7 +260,6 @@ class _Row:
     unit: str = ""
     diverging: bool = False
     log: bool = False
-    extra: dict = field(default_factory=dict)
 
 
 def _make_udfs(sig: tuple[int, int], det: _Detectors) -> list:
