@@ -15,6 +15,7 @@ from _data import RawFile
 from _workloads import Workload, guide_udfs, run_numpy
 
 OURS = ("uw-inline", "uw-threads", "uw-processes", "uw-dask")
+PROPOSED = ("uwp-inline", "uwp-threads", "uwp-processes")
 LT = ("lt-inline", "lt-dask", "lt-threads", "lt-pipelined")
 NUMPY = ("numpy-1t", "numpy-2t")
 
@@ -151,7 +152,7 @@ class _UDFEngine(Engine):
 class OursEngine(_UDFEngine):
     family = "udfwidgets"
 
-    def __init__(self, executor: str, n_jobs: int | None = None):
+    def __init__(self, executor: str, n_jobs: int | None = None, proposed: bool = False):
         super().__init__()
         from udfwidgets import Context
         self.name = f"uw-{executor}"
@@ -164,6 +165,10 @@ class OursEngine(_UDFEngine):
                                          processes=True, host="127.0.0.1",
                                          dashboard_address=None)
             kwargs["client"] = Client(self._cluster)
+        if proposed:
+            from _proposed import make_proposed_executor
+            self.name = f"uwp-{executor}"
+            executor = make_proposed_executor(executor)
         self.ctx = Context(executor=executor, n_jobs=n_jobs, **kwargs)
 
     def _udf_factory(self, w):
@@ -198,6 +203,9 @@ def make_engine(name: str) -> Engine:
     family, executor = name.split("-", 1)
     if family == "uw":
         return OursEngine(executor)
+    if family == "uwp":  # the engine with the changes proposed in _proposed.py
+        return OursEngine(executor, proposed=True)
     if family == "lt":
         return LTEngine(executor)
-    raise ValueError(f"unknown engine {name!r}; use one of {', '.join(NUMPY + OURS + LT)}")
+    raise ValueError(f"unknown engine {name!r}; use one of "
+                     f"{', '.join(NUMPY + OURS + PROPOSED + LT)}")

@@ -323,6 +323,9 @@ def parse_args(argv=None):
     p.add_argument("--dask", action="store_true", help="also run udfwidgets on a local dask cluster")
     p.add_argument("--cold", action="store_true",
                    help="also time SumUDF with the file evicted from the page cache")
+    p.add_argument("--proposed", action="store_true",
+                   help="also run uwp-* engines: udfwidgets with the changes proposed in "
+                        "_proposed.py (no result polling, plain-ndarray frames)")
     p.add_argument("--no-lt", action="store_true", help="leave LiberTEM out even if installed")
     p.add_argument("--no-probes", action="store_true",
                    help="skip the fresh-process figures (first result, peak memory, 4 GiB file)")
@@ -345,6 +348,11 @@ def main(argv=None) -> int:
     if args.dask and "uw-dask" not in engine_names:
         engine_names.insert(engine_names.index("uw-processes") + 1
                             if "uw-processes" in engine_names else len(engine_names), "uw-dask")
+    if args.proposed:
+        for name in reversed(_engines.PROPOSED):
+            if name not in engine_names:
+                engine_names.insert(engine_names.index("uw-processes") + 1
+                                    if "uw-processes" in engine_names else len(engine_names), name)
     if not lt_version:
         engine_names = [e for e in engine_names if not e.startswith("lt-")]
 
@@ -411,6 +419,8 @@ def main(argv=None) -> int:
                     continue
                 base = {"udfwidgets": "uw-inline", "libertem": "lt-inline",
                         "numpy": "numpy-1t"}[e.family]
+                if e.name.startswith("uwp-"):
+                    base = "uwp-inline"
                 b = results.get(("busy", small.name, base), {}).get("median")
                 report.append(f"| {e.name} | {fmt_s(r['median'])} | "
                               f"{fmt_ratio(b / r['median'] if b else None)} |")
@@ -436,6 +446,7 @@ def main(argv=None) -> int:
             _data.warm(f)
             iter_engines = [e for e in engines if e.family != "numpy"
                             and e.name in ("uw-processes", "uw-threads", "uw-inline",
+                                           "uwp-processes", "uwp-threads",
                                            "lt-pipelined", "lt-dask")]
             report += ["", f"## Partial results (`run_udf_iter`, SumUDF, {f.name.split('_')[0]}, "
                        f"median of {reps})", ""]

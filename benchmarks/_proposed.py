@@ -1,0 +1,110 @@
+"""Proposed engine changes, tried from the outside (engines ``uwp-*``, flag ``--proposed``).
+
+The benchmark found two costs in udfwidgets' engine that do not depend on the
+UDF (see ``benchmarks/README.md``). This module reproduces the engine with both
+removed, without touching the package, so that the gain can be measured in
+the same interleaved run:
+
+1. **Polling for results.** joblib's ``Parallel(return_as="generator_unordered")``
+   waits for results in a loop with ``time.sleep(0.01)``, which adds up to
+   10 ms to every run (and to every partial result). :class:`FuturesExecutor`
+   hands the same tasks to a ``concurrent.futures`` pool (threads) or a loky
+   process pool and waits with ``as_completed``, which wakes up on completion.
+2. **np.memmap frames.** Frames handed to ``process_frame`` are ``np.memmap``
+   views, and every ``tile[i]``, ``np.sum(frame)`` etc. then runs the
+   subclass's Python-level ``__getitem__``/``__array_finalize__``/
+   ``__array_wrap__``. :class:`_Patched` makes the partition's ``read`` return
+   a plain ``ndarray`` view of the same pages.
+"""
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from typing import Callable, Iterable
+
+import numpy as np
+
+from udfwidgets.executor.backends import Executor
+
+
+class _Patched:
+    """Picklable wrapper run where the task runs: its partition hands out plain ndarrays.
+
+    The override is set on the task's own partition object (never on the
+    class), so the unmodified engines in the same process are not affected.
+    """
+
+    def __init__(self, fn: Callable):
+        self.fn = fn
+
+    def __call__(self, task):
+        part = task.partition
+        orig = part.read
+
+        def read(start, stop):
+            out = orig(start, stop)
+            return out.view(np.ndarray) if isinstance(out, np.memmap) else out
+
+        part.read = read
+        try:
+            return self.fn(task)
+        finally:
+            del part.read
+
+
+def _limit_blas():
+    try:
+        from threadpoolctl import threadpool_limits
+        threadpool_limits(1)
+    except ImportError:  # pragma: no cover
+        pass
+
+
+class FuturesExecutor(Executor):
+    """Threads or processes driven by ``concurrent.futures.as_completed`` (no polling)."""
+
+    def __init__(self, kind: str, n_jobs: int | None = None):
+        self.name = kind
+        self.n_workers = n_jobs or os.cpu_count() or 1
+        self.pickles_tasks = kind == "processes"
+        if kind == "threads":
+            self._pool = ThreadPoolExecutor(self.n_workers, thread_name_prefix="uwp")
+        elif kind == "processes":
+            from joblib.externals.loky import ProcessPoolExecutor
+            self._pool = ProcessPoolExecutor(self.n_workers, initializer=_limit_blas)
+        else:
+            raise ValueError(f"kind must be 'threads' or 'processes', got {kind!r}")
+
+    def imap_unordered(self, fn: Callable, tasks: Iterable):
+        futures = [self._pool.submit(_Patched(fn), t) for t in tasks]
+
+        def stream():
+            try:
+                for fut in as_completed(futures):
+                    yield fut.result()
+            finally:
+                for fut in futures:
+                    fut.cancel()
+        return stream()
+
+    def close(self):
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+class PlainInlineExecutor(Executor):
+    """The inline executor with plain-``ndarray`` frames."""
+
+    name = "inline"
+    n_workers = 1
+    pickles_tasks = False
+
+    def imap_unordered(self, fn, tasks):
+        patched = _Patched(fn)
+        return (patched(t) for t in tasks)
+
+
+def make_proposed_executor(kind: str) -> Executor:
+    """``"inline"``, ``"threads"`` or ``"processes"`` with both proposed changes."""
+    if kind == "inline":
+        return PlainInlineExecutor()
+    return FuturesExecutor(kind)
