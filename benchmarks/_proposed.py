@@ -1,9 +1,9 @@
 """Proposed engine changes, tried from the outside (engines ``uwp-*``, flag ``--proposed``).
 
-The benchmark found two costs in udfwidgets' engine that do not depend on the
-UDF (see ``benchmarks/README.md``). This module reproduces the engine with both
-removed, without touching the package, so that the gain can be measured in
-the same interleaved run:
+The benchmark found costs in udfwidgets' engine that do not depend on the
+UDF (see ``benchmarks/README.md``). This module reproduces the engine with
+them removed, without touching the package, so that the gain can be measured
+in the same interleaved run:
 
 1. **Polling for results.** joblib's ``Parallel(return_as="generator_unordered")``
    waits for results in a loop with ``time.sleep(0.01)``, which adds up to
@@ -14,7 +14,11 @@ the same interleaved run:
    views, and every ``tile[i]``, ``np.sum(frame)`` etc. then runs the
    subclass's Python-level ``__getitem__``/``__array_finalize__``/
    ``__array_wrap__``. :class:`_Patched` makes the partition's ``read`` return
-   a plain ``ndarray`` view of the same pages.
+   a plain ``ndarray`` view of the same pages. (The engine does this itself
+   since commit e827820; the wrapper is then a no-op.)
+3. **malloc thresholds in fresh workers.** :func:`tune_malloc` runs in each
+   ``uwp-processes`` worker (only there: ``mallopt`` is process-wide, and the
+   benchmark's main process hosts the other in-process engines).
 """
 from __future__ import annotations
 
@@ -52,6 +56,37 @@ class _Patched:
             del part.read
 
 
+#: glibc mallopt parameters (malloc.h)
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+
+
+def tune_malloc(mmap_threshold: int = 32 << 20, trim_threshold: int = 64 << 20) -> bool:
+    """Keep NumPy temporaries of up to 32 MiB on the heap instead of fresh ``mmap`` pages.
+
+    glibc serves allocations above ``M_MMAP_THRESHOLD`` (128 KiB in a fresh
+    process) with ``mmap`` and returns them with ``munmap``, so every tile-sized
+    temporary is page-faulted and zeroed by the kernel again; heap memory above
+    ``M_TRIM_THRESHOLD`` is returned to the system as soon as it is free. A
+    process that has already freed a large block has its thresholds raised by
+    glibc itself, which is why the same UDF can be several times faster in a
+    long-lived notebook than in a fresh worker. Returns False off glibc.
+    """
+    import ctypes
+    import ctypes.util
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        ok = libc.mallopt(M_MMAP_THRESHOLD, int(mmap_threshold))
+        ok &= libc.mallopt(M_TRIM_THRESHOLD, int(trim_threshold))
+        return bool(ok)
+    except (OSError, AttributeError):
+        return False
+
+
+def _worker_init():
+    _limit_blas()
+    tune_malloc()
+
+
 def _limit_blas():
     try:
         from threadpoolctl import threadpool_limits
@@ -71,7 +106,7 @@ class FuturesExecutor(Executor):
             self._pool = ThreadPoolExecutor(self.n_workers, thread_name_prefix="uwp")
         elif kind == "processes":
             from joblib.externals.loky import ProcessPoolExecutor
-            self._pool = ProcessPoolExecutor(self.n_workers, initializer=_limit_blas)
+            self._pool = ProcessPoolExecutor(self.n_workers, initializer=_worker_init)
         else:
             raise ValueError(f"kind must be 'threads' or 'processes', got {kind!r}")
 
@@ -88,7 +123,9 @@ class FuturesExecutor(Executor):
         return stream()
 
     def close(self):
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        for fut in getattr(self, "_pending", ()):
+            fut.cancel()
+        self._pool.shutdown(wait=False)
 
 
 class PlainInlineExecutor(Executor):
