@@ -286,3 +286,19 @@ def test_agrees_with_udfwidgets_masks(sig_sel):
     sig_sel.set_ring(11.5, 9.25, 3.1, 7.7, mode="replace")
     np.testing.assert_array_equal(
         sig_sel.mask, masks.ring(SIG, centre=(9.25, 11.5), inner=3.1, outer=7.7, dtype=bool))
+
+
+@pytest.mark.parametrize("end", [(18.1, 11.1), (13.2, 16.0), (8.3, 11.1)])
+def test_disk_drag_straight_sideways_or_down(sig_sel, end):
+    """A drag along one axis still gives a disk (its other span is zero while dragging)."""
+    click_and_drag(sig_sel.selectors["disk"], start=(13.2, 11.1), end=end)
+    r = max(abs(end[0] - 13.2), abs(end[1] - 11.1))
+    rows, cols = grids(SIG)
+    d2 = (cols - 13.2) ** 2 + (rows - 11.1) ** 2
+    no_centre_near(d2, r ** 2)
+    np.testing.assert_array_equal(sig_sel.mask, d2 <= r ** 2)
+
+
+def test_disk_click_without_drag_selects_nothing(sig_sel):
+    click_and_drag(sig_sel.selectors["disk"], start=(13.2, 11.1), end=(13.2, 11.1))
+    assert not sig_sel.mask.any()

@@ -325,9 +325,14 @@ class MaskSelectorBase(widgets.VBox):
                 made[tool] = RectangleSelector(self._ax, self._box_callback(tool),
                                                interactive=False, button=[1], props=_SHAPE_PROPS)
             elif tool in ("ellipse", "disk", "ring"):
+                round_ = tool != "ellipse"
+                # a round shape dragged exactly sideways has zero height ("square" copies
+                # the sign of dy): a negative minimum span lets it through; r = max(hw, hh)
+                span = -1.0 if round_ else 0.0
                 sel = EllipseSelector(self._ax, self._box_callback(tool), interactive=False,
-                                      button=[1], props=_SHAPE_PROPS)
-                if tool != "ellipse":  # drag from the centre, keep it round
+                                      button=[1], props=_SHAPE_PROPS, minspanx=span,
+                                      minspany=span)
+                if round_:  # drag from the centre, keep it round
                     sel.add_state("center")
                     sel.add_state("square")
                 made[tool] = sel
