@@ -104,6 +104,11 @@ class LabServer:
         docmanager = dirs["settings"] / "@jupyterlab" / "docmanager-extension"
         docmanager.mkdir(parents=True, exist_ok=True)
         (docmanager / "plugin.jupyterlab-settings").write_text(json.dumps({"autosave": False}))
+        # Keep every cell in the DOM (no windowing), so off-screen outputs can be queried.
+        notebook_ext = dirs["settings"] / "@jupyterlab" / "notebook-extension"
+        notebook_ext.mkdir(parents=True, exist_ok=True)
+        (notebook_ext / "tracker.jupyterlab-settings").write_text(
+            json.dumps({"windowingMode": "none"}))
         env = dict(os.environ)
         env.update(JUPYTER_CONFIG_DIR=str(dirs["config"]), JUPYTER_DATA_DIR=str(dirs["data"]),
                    JUPYTER_RUNTIME_DIR=str(dirs["runtime"]),
@@ -191,6 +196,11 @@ _JS_KERNEL_READY = """async () => {
   return kernel.connectionStatus + '/' + kernel.status;
 }"""
 
+_JS_CURRENT_PATH = """() => {
+  const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+  return w && w.context ? w.context.path : null;
+}"""
+
 _JS_CELLS = """() => {
   const nb = window.jupyterapp.shell.currentWidget.content;
   return nb.widgets.map(c => ({type: c.model.type, source: c.model.sharedModel.getSource()}));
@@ -199,7 +209,10 @@ _JS_CELLS = """() => {
 _JS_RUN_CELL = """async (i) => {
   const panel = window.jupyterapp.shell.currentWidget;
   panel.content.activeCellIndex = i;
-  const ok = await window.jupyterapp.commands.execute('notebook:run-cell');
+  const timeout = new Promise((_, reject) => setTimeout(
+      () => reject(new Error('cell ' + i + ' still running after 120 s')), 120000));
+  const ok = await Promise.race([
+      window.jupyterapp.commands.execute('notebook:run-cell'), timeout]);
   const cell = panel.content.widgets[i];
   const outputs = cell.model.type === 'code' ? cell.model.outputs.toJSON() : [];
   return {ok: ok, outputs: outputs};
@@ -215,8 +228,31 @@ _JS_KERNEL_EXEC = """async (code) => {
     else if (t === 'execute_result') out += msg.content.data['text/plain'] + '\\n';
     else if (t === 'error') out += 'ERROR ' + msg.content.ename + ': ' + msg.content.evalue;
   };
-  await future.done;
+  const timeout = new Promise((_, reject) => setTimeout(
+      () => reject(new Error('kernel code still running after 60 s: ' + code)), 60000));
+  await Promise.race([future.done, timeout]);
   return out;
+}"""
+
+_JS_START_CELL = """(i) => {
+  const panel = window.jupyterapp.shell.currentWidget;
+  panel.content.activeCellIndex = i;
+  window.__udfwCell = {done: false, ok: null};
+  window.jupyterapp.commands.execute('notebook:run-cell').then(
+    (ok) => { window.__udfwCell = {done: true, ok: ok}; },
+    (err) => { window.__udfwCell = {done: true, ok: false, error: String(err)}; });
+}"""
+
+_JS_CELL_STATE = """(i) => {
+  const cell = window.jupyterapp.shell.currentWidget.content.widgets[i];
+  const state = window.__udfwCell || {done: true, ok: null};
+  return {done: state.done, ok: state.ok, error: state.error || null,
+          outputs: cell.model.type === 'code' ? cell.model.outputs.toJSON() : []};
+}"""
+
+_JS_TEXTS = """([i, selector]) => {
+  const cell = window.jupyterapp.shell.currentWidget.content.widgets[i];
+  return Array.from(cell.node.querySelectorAll(selector)).map(e => e.textContent);
 }"""
 
 # A fingerprint of the image shown by every ipympl figure in a cell's output:
@@ -259,14 +295,17 @@ class NotebookPage:
         self.server = server
 
     def open(self, name: str, timeout: float = 60.0) -> None:
-        self.page.goto(self.server.url(f"lab/tree/{name}"))
+        """Open ``name`` (``?reset``: no other notebook restored from an earlier layout)."""
+        self.page.goto(self.server.url(f"lab/tree/{name}?reset"))
         self.page.wait_for_selector(".jp-Notebook", timeout=timeout * 1000)
         deadline = time.monotonic() + timeout
+        state = None
         while time.monotonic() < deadline:
             dialog = self.page.locator(".jp-Dialog button:has-text('Select')")
             if dialog.count():
                 dialog.first.click()
-            state = self.page.evaluate(_JS_KERNEL_READY)
+            path = self.page.evaluate(_JS_CURRENT_PATH)
+            state = self.page.evaluate(_JS_KERNEL_READY) if path == name else f"at {path}"
             if state == "connected/idle":
                 return
             time.sleep(0.25)
@@ -287,6 +326,29 @@ class NotebookPage:
             detail = "; ".join(f"{e.get('ename')}: {e.get('evalue')}" for e in errors)
             raise CellError(f"cell {index} failed ({detail or 'not ok'}):\n{src}")
         return result["outputs"]
+
+    def start_cell(self, index: int) -> None:
+        """Start running a cell and return at once (see :meth:`cell_finished`)."""
+        self.page.evaluate(_JS_START_CELL, index)
+
+    def cell_finished(self, index: int) -> bool:
+        """Whether the cell started by :meth:`start_cell` is done; raise if it failed."""
+        state = self.page.evaluate(_JS_CELL_STATE, index)
+        if not state["done"]:
+            return False
+        errors = [o for o in state["outputs"] if o.get("output_type") == "error"]
+        if errors or not state["ok"]:
+            detail = "; ".join(f"{e.get('ename')}: {e.get('evalue')}" for e in errors)
+            raise CellError(f"cell {index} failed ({detail or state['error'] or 'not ok'})")
+        return True
+
+    def texts(self, index: int, selector: str) -> list[str]:
+        """``textContent`` of the elements matching ``selector`` in cell ``index``."""
+        return self.page.evaluate(_JS_TEXTS, [index, selector])
+
+    def count(self, selector: str) -> int:
+        """How many elements in the notebook match ``selector``."""
+        return self.page.locator(f".jp-Notebook {selector}").count()
 
     def kernel_exec(self, code: str) -> str:
         """Run ``code`` in the notebook's kernel (not as a cell); return what it printed."""
