@@ -163,7 +163,7 @@ class OursEngine(_UDFEngine):
             from distributed import Client, LocalCluster
             self._cluster = LocalCluster(n_workers=os.cpu_count() or 2, threads_per_worker=1,
                                          processes=True, host="127.0.0.1",
-                                         dashboard_address=None)
+                                         dashboard_address=":0")
             kwargs["client"] = Client(self._cluster)
         if proposed:
             from _proposed import make_proposed_executor

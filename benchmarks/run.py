@@ -39,6 +39,10 @@ DEFAULT_ENGINES = ("numpy-1t", "numpy-2t", "uw-inline", "uw-threads", "uw-proces
                    "lt-inline", "lt-dask", "lt-threads", "lt-pipelined")
 
 
+#: figures collected for the targets table: "iter", "first", "mem", "big"
+FIG: dict = {"iter": {}, "first": {}, "mem": {}, "big": {}}
+
+
 def log(*a):
     print(*a, file=sys.stderr, flush=True)
 
@@ -174,7 +178,8 @@ def bench_iter(engines, f, w, reps):
         for _ in range(reps):
             t0 = time.perf_counter()
             stamps = []
-            for _part in eng.run_iter(w, f):
+            for part in eng.run_iter(w, f):
+                part.buffers  # a user looks at every partial result
                 stamps.append(time.perf_counter() - t0)
             iters.append(stamps[-1])
             firsts.append(stamps[0])
@@ -184,6 +189,8 @@ def bench_iter(engines, f, w, reps):
             eng.run(w, f)
             plain.append(time.perf_counter() - t0)
         mi, mp = statistics.median(iters), statistics.median(plain)
+        FIG["iter"][eng.name] = {"overhead": mi / mp - 1, "first": statistics.median(firsts),
+                                 "total": mi}
         rows.append(f"| {eng.name} | {statistics.median(counts):.0f} | "
                     f"{fmt_s(statistics.median(firsts))} | "
                     f"{fmt_s(statistics.median(gaps)) if gaps else '-'} | {fmt_s(mi)} | "
@@ -220,6 +227,7 @@ def bench_first_result(f, reps, lt_python, engines):
             lines.append(f"| {name} | {rs[0].get('error', '?')[:200]} |" + " - |" * 8)
             continue
         walls = [r["wall"] for r in ok]
+        FIG["first"][name] = statistics.median(walls)
         mid = sorted(ok, key=lambda r: r["wall"])[len(ok) // 2]
         p = mid["peak"]
         lines.append(f"| {name} | {fmt_s(statistics.median(walls))} | {fmt_s(min(walls))}-"
@@ -252,6 +260,7 @@ def bench_memory(wl, f, engine_names, lt_python):
                 lines.append(f"| {w.label} | {name} | {r['error'][-150:]} | - | - | - | - | - |")
                 continue
             p = r["peak"]
+            FIG["mem"][(w.name, name)] = p
             lines.append(f"| {w.label} | {name} | {fmt_s(r['run'])} | {mib(p['main_hwm'])} | "
                          f"{mib(p['main_anon'])} | {mib(p['workers_anon'])} | "
                          f"{mib(p['worker_anon_max'])} | {mib(p['tree_rss'])} |")
@@ -271,10 +280,128 @@ def bench_big(f, engines):
             lines.append(f"| {name} | {r['error'][-200:]} | - | - | - | - |")
             continue
         p = r["peak"]
+        FIG["big"][name] = p
         lines.append(f"| {name} | {fmt_s(r['run'])} | {mib(p['main_hwm'])} | "
                      f"{mib(p['main_anon'])} | {mib(p['workers_anon'])} | {mib(p['tree_rss'])} |")
         log(lines[-1])
     return lines
+
+
+# --- targets of the issues ------------------------------------------------------------------
+OURS_DEFAULT = ("uw-inline", "uw-threads", "uw-processes", "uw-dask")
+
+
+def _best(results, wname, fname, prefix_or_names):
+    """(median, engine) of the fastest engine among the given names / with the prefix."""
+    cands = []
+    for (w, f, e), r in results.items():
+        if w != wname or f != fname or not isinstance(r, dict) or "median" not in r:
+            continue
+        ok = (e in prefix_or_names) if isinstance(prefix_or_names, tuple) else \
+            e.startswith(prefix_or_names)
+        if ok:
+            cands.append((r["median"], e))
+    return min(cands) if cands else None
+
+
+def targets_table(results, f, small, n_workers=2) -> list[str]:
+    """The issues' targets against this run's numbers (ours = best of our executors)."""
+    rows = []
+
+    def row(target, measured, met, proposed=""):
+        status = "-" if met is None else ("met" if met else "**missed**")
+        rows.append(f"| {target} | {measured} | {status} | {proposed} |")
+
+    fn = f.name
+    np2 = _best(results, "sum", fn, ("numpy-2t",))
+    for wname, label in (("sum", "SumUDF"), ("sumsig", "SumSigUDF")):
+        ours, lt = _best(results, wname, fn, OURS_DEFAULT), _best(results, wname, fn, "lt-")
+        prop = _best(results, wname, fn, "uwp-")
+        if not ours:
+            continue
+        gbs = f.nbytes / ours[0] / 1e9
+        ref = f.nbytes / np2[0] / 1e9 if np2 else None
+        txt = f"{gbs:.1f} GB/s ({ours[1]})"
+        if ref:
+            txt += f"; NumPy 2 threads here: {ref:.1f} GB/s ({gbs / ref * 100:.0f}%)"
+        if lt:
+            txt += f"; LT best {f.nbytes / lt[0] / 1e9:.1f} GB/s ({lt[1]})"
+        met = gbs >= 0.9 * 38.5 and (not lt or ours[0] <= lt[0])
+        row(f"{label} at >= 90% of 38.5 GB/s and faster than LiberTEM's best", txt, met,
+            f"{f.nbytes / prop[0] / 1e9:.1f} GB/s ({prop[1]})" if prop else "")
+    for wname, label, factor in (("sumoversig", "SumOverSig", 1.5), ("max", "MaxUDF", 1.5),
+                                 ("masks", "ApplyMasksUDF x4", 1.5), ("com", "CoMUDF", 1.5),
+                                 ("stddev", "StdDevUDF", 5.0)):
+        ours, lt = _best(results, wname, fn, OURS_DEFAULT), _best(results, wname, fn, "lt-")
+        prop = _best(results, wname, fn, "uwp-")
+        if not ours or not lt:
+            continue
+        ratio = lt[0] / ours[0]
+        txt = f"{ratio:.2f}x ({fmt_s(ours[0])} {ours[1]} vs {fmt_s(lt[0])} {lt[1]})"
+        row(f"{label} >= {factor:g}x faster than LiberTEM's best", txt, ratio >= factor,
+            f"{lt[0] / prop[0]:.2f}x ({prop[1]})" if prop else "")
+    ours = _best(results, "stddev", fn, OURS_DEFAULT)
+    if ours:
+        r = results[("stddev", fn, ours[1])]
+        row("StdDevUDF: no first-run penalty", f"first run {fmt_s(r['first'])} vs median "
+            f"{fmt_s(r['median'])} ({ours[1]})", r["first"] <= 2 * r["median"])
+    for wname, label, limit in (("sumoversig", "SumOverSig", 0.08), ("max", "MaxUDF", 0.09)):
+        ours = _best(results, wname, fn, OURS_DEFAULT)
+        prop = _best(results, wname, fn, "uwp-")
+        if ours:
+            row(f"{label} under {limit * 1e3:.0f} ms (issue 2)", f"{fmt_s(ours[0])} ({ours[1]})",
+                ours[0] < limit, f"{fmt_s(prop[0])} ({prop[1]})" if prop else "")
+    for name in ("uw-inline", "uw-processes"):
+        r = results.get(("empty", fn, name), {})
+        if "median" in r:
+            pr = results.get(("empty", fn, name.replace("uw-", "uwp-")), {})
+            row(f"framework cost under 2 us per frame ({name}, empty process_frame)",
+                f"{r['median'] / f.n_frames * 1e6:.2f} us", r["median"] / f.n_frames < 2e-6,
+                f"{pr['median'] / f.n_frames * 1e6:.2f} us" if "median" in pr else "")
+    for name in ("uw-processes", "uw-inline"):
+        if name in FIG["first"]:
+            lt = {k: v for k, v in FIG["first"].items() if k.startswith("lt-")}
+            ltxt = ", ".join(f"{k} {fmt_s(v)}" for k, v in lt.items())
+            row(f"first result in a fresh process under 0.8 s ({name}"
+                f"{', the default' if name == 'uw-processes' else ''})",
+                f"{fmt_s(FIG['first'][name])}" + (f" (LiberTEM: {ltxt})" if ltxt else ""),
+                FIG["first"][name] < 0.8)
+    cold = _best(results, "sum-cold", fn, OURS_DEFAULT)
+    npc = _best(results, "sum-cold", fn, ("numpy-1t", "numpy-2t"))
+    if cold and npc:
+        row("cold cache: as fast as NumPy reading the same file",
+            f"{fmt_s(cold[0])} ({cold[1]}) vs NumPy {fmt_s(npc[0])} ({npc[1]})",
+            cold[0] <= 1.1 * npc[0])
+    if "uw-processes" in FIG["iter"]:
+        it = FIG["iter"]["uw-processes"]
+        pr = FIG["iter"].get("uwp-processes")
+        row("run_udf_iter overhead against run_udf under 5% (uw-processes)",
+            f"{it['overhead'] * 100:+.1f}%, first partial after {fmt_s(it['first'])}",
+            it["overhead"] < 0.05,
+            f"{pr['overhead'] * 100:+.1f}%, first partial {fmt_s(pr['first'])}" if pr else "")
+    if FIG["big"]:
+        for name, p in FIG["big"].items():
+            row(f"main-process peak RSS under 1 GiB reducing a 4 GiB file ({name})",
+                f"{mib(p['main_hwm'])} (anon {mib(p['main_anon'])})", p["main_hwm"] < 2**30)
+    bi = results.get(("busy", small.name, "uw-inline"), {}).get("median")
+    bp = results.get(("busy", small.name, "uw-processes"), {}).get("median")
+    if bi and bp:
+        pp = results.get(("busy", small.name, "uwp-processes"), {}).get("median")
+        row("processes >= 1.8x faster than inline, 1 ms/frame (2 cores)", f"{bi / bp:.2f}x",
+            bi / bp >= 1.8, f"{bi / pp:.2f}x" if pp else "")
+    if FIG["mem"]:
+        parts = max(2 * n_workers, round(f.nbytes / (128 << 20)))
+        budget = n_workers * (f.nbytes / parts + (64 << 20)) + (64 << 20)
+        worst = max(((p["workers_anon"] + p["main_anon"], w, e) for (w, e), p in FIG["mem"].items()
+                     if e.startswith("uw-")), default=None)
+        if worst:
+            row("peak memory within one partition per worker + result buffers (all workloads)",
+                f"worst {mib(worst[0])} anon, main + workers ({worst[1]}, {worst[2]}); budget "
+                f"{mib(budget)} = {n_workers} x ({mib(f.nbytes / parts)} partition + 64 MiB "
+                "interpreter) + 64 MiB results", worst[0] <= budget)
+    head = ["| target (issues 2, 3, 8) | measured (best of our executors) | status | "
+            "with the proposed engine changes (uwp-*) |", "|---|---|---|---|"]
+    return head + rows
 
 
 # --- environment --------------------------------------------------------------------------
@@ -335,6 +462,8 @@ def parse_args(argv=None):
     p.add_argument("--no-big", action="store_true", help="skip the 4 GiB file")
     p.add_argument("--no-iter", action="store_true", help="skip the run_udf_iter figures")
     p.add_argument("--out", default=os.path.join(HERE, "results-latest.md"))
+    p.add_argument("--readme", action="store_true",
+                   help="also copy the report into benchmarks/README.md (between its markers)")
     return p.parse_args(argv)
 
 
@@ -405,6 +534,11 @@ def main(argv=None) -> int:
                 ref = run_numpy(w, f.memmap(), 1)
                 bench_workload(w, f, engines, reps, ref, results)
 
+        report += ["", "## Targets", "",
+                   "Throughput targets are evaluated on the float32 file; `-` = not measured "
+                   "in this run. The issue's absolute numbers were measured on a quiet "
+                   "machine: compare the ratios when this one is busy.", ""]
+        targets_at = len(report)
         report += ["", f"## Throughput (median of {reps}, file in page cache)", "",
                    "GB/s = file size / median time. `vs X` = time of X / time of this engine "
                    "(above 1x: faster than X). `1st run` is the untimed checking run (includes "
@@ -500,13 +634,37 @@ def main(argv=None) -> int:
                 e.close()
             except Exception:
                 pass
+    if "targets_at" in locals():
+        report[targets_at:targets_at] = targets_table(results, chosen[0], small)
     report += ["", f"- load average at end: {os.getloadavg()[0]:.2f}", ""]
     text = "\n".join(report)
     print(text)
     with open(args.out, "w") as fh:
         fh.write(text)
     log(f"written to {args.out}")
+    if args.readme:
+        update_readme(text)
     return 0
+
+
+README = os.path.join(HERE, "README.md")
+START, END = "<!-- results:start -->", "<!-- results:end -->"
+
+
+def update_readme(text: str, path: str = README) -> None:
+    """Replace the part of the README between the results markers with ``text``."""
+    with open(path) as fh:
+        doc = fh.read()
+    if START not in doc or END not in doc:
+        log(f"{path} has no {START} ... {END} markers: not updated")
+        return
+    head, rest = doc.split(START, 1)
+    _, tail = rest.split(END, 1)
+    body = text.replace("# udfwidgets benchmark: latest results", "").strip()
+    body = body.replace("\n## ", "\n### ")
+    with open(path, "w") as fh:
+        fh.write(f"{head}{START}\n{body}\n{END}{tail}")
+    log(f"updated {path}")
 
 
 if __name__ == "__main__":
