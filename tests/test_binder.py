@@ -78,6 +78,7 @@ def test_post_build_is_an_executable_bash_script_opening_the_first_notebook():
     subprocess.run(["bash", "-n", str(script)], check=True)
     text = script.read_text()
     assert f"/lab/tree/{FIRST_NOTEBOOK}" in text
+    assert (ROOT / FIRST_NOTEBOOK).is_file(), f"postBuild opens {FIRST_NOTEBOOK}, which is missing"
 
 
 def test_docs_badge_opens_jupyterlab_on_the_first_notebook():
