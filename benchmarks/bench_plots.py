@@ -17,7 +17,11 @@ pass. Modes:
 
 Usage::
 
-    python benchmarks/bench_plots.py [--repeats 5] [--executor processes] [--n-jobs 2]
+    python benchmarks/bench_plots.py [--repeats 9] [--executor processes] [--n-jobs 2]
+
+Reported: wall time (median and best of the repeats, each against the run
+without plots) and the CPU time of the main process, where all plot work
+happens (less sensitive to other load on the machine than wall time).
 
 The data file is created under benchmarks/data/ (gitignored) on first use.
 """
@@ -57,7 +61,7 @@ def make_file(path: Path) -> None:
     print(f"created {path} ({nbytes / 2**30:.2f} GiB)")
 
 
-def run_once(ctx: Context, ds, mode: str) -> tuple[float, int]:
+def run_once(ctx: Context, ds, mode: str) -> tuple[float, float, int]:
     udfs = [SumUDF(), SumSigUDF()]
     if mode == "none":
         plots = None
@@ -68,23 +72,31 @@ def run_once(ctx: Context, ds, mode: str) -> tuple[float, int]:
         plots = make_plots(True, ds, udfs, backend="image" if mode == "rendered" else "ipympl")
     else:
         raise ValueError(mode)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     ctx.run_udf(dataset=ds, udf=udfs, plots=plots)
-    elapsed = time.perf_counter() - t0
+    elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
     updates = sum(p.n_updates for p in plots) if isinstance(plots, list) else -1
-    return elapsed, updates
+    return elapsed, cpu, updates
+
+
+def _load() -> str:
+    try:
+        return " ".join(f"{x:.1f}" for x in os.getloadavg())
+    except OSError:  # pragma: no cover
+        return "?"
 
 
 def main() -> None:
     warnings.filterwarnings("ignore", "Passing unrecognized arguments", DeprecationWarning)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--path", type=Path, default=DEFAULT_PATH)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=9)
     parser.add_argument("--executor", default="processes")
     parser.add_argument("--n-jobs", type=int, default=None)
     args = parser.parse_args()
 
     make_file(args.path)
+    load_before = _load()
     modes = ["none", "plots=True", "ipympl", "rendered"]
     with Context(executor=args.executor, n_jobs=args.n_jobs) as ctx:
         ds = ctx.load("raw", path=str(args.path), nav_shape=NAV, sig_shape=SIG,
@@ -93,21 +105,28 @@ def main() -> None:
             run_once(ctx, ds, "none")
         run_once(ctx, ds, "rendered")
         times = {m: [] for m in modes}
+        cpus = {m: [] for m in modes}
         updates = {m: [] for m in modes}
         for _ in range(args.repeats):
             for mode in modes:  # interleaved, so that drifts hit every mode alike
-                t, n = run_once(ctx, ds, mode)
+                t, c, n = run_once(ctx, ds, mode)
                 times[mode].append(t)
+                cpus[mode].append(c)
                 updates[mode].append(n)
-    base = statistics.median(times["none"])
     print(f"1 GiB float32, nav {NAV} x sig {SIG}, 16 partitions, executor={args.executor}, "
-          f"n_jobs={args.n_jobs or os.cpu_count()}, {args.repeats} repeats (median, min)")
+          f"n_jobs={args.n_jobs or os.cpu_count()}, {args.repeats} interleaved repeats")
+    print(f"  load average before/after: {load_before} / {_load()}")
+    print("  mode        wall median (overhead)   wall min (overhead)   main-process CPU median")
+    med0, min0 = statistics.median(times["none"]), min(times["none"])
+    cpu0 = statistics.median(cpus["none"])
     for mode in modes:
         med, best = statistics.median(times[mode]), min(times[mode])
-        over = (med / base - 1) * 100
+        cpu = statistics.median(cpus[mode])
         n = statistics.median(updates[mode])
-        extra = f", {n:.0f} drawn updates" if n >= 0 else ""
-        print(f"  {mode:11s} {med:6.3f} s  (min {best:6.3f} s)  overhead {over:+5.1f} %{extra}")
+        extra = f"  {n:.0f} drawn updates" if n >= 0 else ""
+        print(f"  {mode:11s} {med:6.3f} s ({(med / med0 - 1) * 100:+6.1f} %)   "
+              f"{best:6.3f} s ({(best / min0 - 1) * 100:+6.1f} %)   "
+              f"{cpu * 1e3:6.0f} ms ({(cpu - cpu0) * 1e3:+5.0f} ms){extra}")
 
 
 if __name__ == "__main__":
