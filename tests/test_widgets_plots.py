@@ -278,6 +278,9 @@ def test_throttle_draws_first_and_final_only(run_ctx, data4d):
     assert plot.n_calls == N_PARTS
     assert plot.n_updates == 2  # the first partial and the forced final one
     np.testing.assert_allclose(shown_image(plot)[0], data4d.sum(axis=(2, 3)), rtol=1e-5)
+    # a second run with the same plot draws its own first and final updates
+    run_ctx.run_udf(dataset=ds, udf=SumSigUDF(), plots=[plot])
+    assert (plot.n_calls, plot.n_updates) == (2 * N_PARTS, 4)
 
 
 def test_throttle_is_time_based():

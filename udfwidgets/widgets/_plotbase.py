@@ -168,6 +168,9 @@ class LivePlot:
         (True, 2, 3)
         """
         self.n_calls += 1
+        if self.finished:  # a call after the final update starts a new run: draw its first
+            self._last_time = None
+            self.finished = False
         if (not force and self._last_time is not None
                 and time.monotonic() - self._last_time < self.min_delta):
             return False
