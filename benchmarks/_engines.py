@@ -15,7 +15,7 @@ from _data import RawFile
 from _workloads import Workload, guide_udfs, run_numpy
 
 OURS = ("uw-inline", "uw-threads", "uw-processes", "uw-dask")
-PROPOSED = ("uwp-inline", "uwp-threads", "uwp-processes")
+PROPOSED = ("uwp-threads", "uwp-processes")  # uwp-inline also exists (same as uw-inline now)
 LT = ("lt-inline", "lt-dask", "lt-threads", "lt-pipelined")
 NUMPY = ("numpy-1t", "numpy-2t")
 

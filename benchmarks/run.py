@@ -568,7 +568,7 @@ def main(argv=None) -> int:
                     continue
                 base = {"udfwidgets": "uw-inline", "libertem": "lt-inline",
                         "numpy": "numpy-1t"}[e.family]
-                if e.name.startswith("uwp-"):
+                if e.name.startswith("uwp-") and ("busy", small.name, "uwp-inline") in results:
                     base = "uwp-inline"
                 b = results.get(("busy", small.name, base), {}).get("median")
                 report.append(f"| {e.name} | {fmt_s(r['median'])} | "
