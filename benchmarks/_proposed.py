@@ -23,7 +23,7 @@ in the same interleaved run:
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Iterable
 
 import numpy as np
@@ -95,37 +95,69 @@ def _limit_blas():
         pass
 
 
+def as_completed_stream(pool, fn, tasks, in_flight: int, abort):
+    """Keep ``in_flight`` tasks submitted to ``pool``; yield results as they complete.
+
+    ``concurrent.futures.wait`` wakes up when a task completes (no polling
+    interval); its short timeout only lets an asynchronous exception (the
+    cancellation of an async run) reach this thread within 0.1 s. Leaving
+    early (``break``, ``close()``, an error) cancels the tasks not started and
+    calls ``abort()`` if some are still running (kill the process workers, as
+    joblib does).
+    """
+    from concurrent.futures import FIRST_COMPLETED, wait
+    from itertools import islice
+    tasks = iter(tasks)
+    pending = {pool.submit(fn, t) for t in islice(tasks, in_flight)}
+    finished = False
+    try:
+        while pending:
+            done, pending = wait(pending, timeout=0.1, return_when=FIRST_COMPLETED)
+            for fut in done:
+                pending |= {pool.submit(fn, t) for t in islice(tasks, 1)}
+                yield fut.result()
+        finished = True
+    finally:
+        if not finished:
+            for fut in pending:
+                fut.cancel()
+            if any(not fut.done() for fut in pending):
+                abort()
+
+
 class FuturesExecutor(Executor):
-    """Threads or processes driven by ``concurrent.futures.as_completed`` (no polling)."""
+    """Threads or loky processes driven by :func:`as_completed_stream` (no polling)."""
 
     def __init__(self, kind: str, n_jobs: int | None = None):
+        if kind not in ("threads", "processes"):
+            raise ValueError(f"kind must be 'threads' or 'processes', got {kind!r}")
         self.name = kind
         self.n_workers = n_jobs or os.cpu_count() or 1
         self.pickles_tasks = kind == "processes"
-        if kind == "threads":
-            self._pool = ThreadPoolExecutor(self.n_workers, thread_name_prefix="uwp")
-        elif kind == "processes":
-            from joblib.externals.loky import ProcessPoolExecutor
-            self._pool = ProcessPoolExecutor(self.n_workers, initializer=_worker_init)
-        else:
-            raise ValueError(f"kind must be 'threads' or 'processes', got {kind!r}")
+        self._pool = None
+
+    def pool(self):
+        if self._pool is None:
+            if self.name == "threads":
+                self._pool = ThreadPoolExecutor(self.n_workers, thread_name_prefix="uwp")
+            else:
+                from joblib.externals.loky import ProcessPoolExecutor
+                self._pool = ProcessPoolExecutor(self.n_workers, initializer=_worker_init)
+        return self._pool
+
+    def _abort(self):
+        if self.name == "processes" and self._pool is not None:
+            self._pool.shutdown(wait=False, kill_workers=True)
+            self._pool = None
 
     def imap_unordered(self, fn: Callable, tasks: Iterable):
-        futures = [self._pool.submit(_Patched(fn), t) for t in tasks]
-
-        def stream():
-            try:
-                for fut in as_completed(futures):
-                    yield fut.result()
-            finally:
-                for fut in futures:
-                    fut.cancel()
-        return stream()
+        return as_completed_stream(self.pool(), _Patched(fn), tasks, 2 * self.n_workers,
+                                   self._abort)
 
     def close(self):
-        for fut in getattr(self, "_pending", ()):
-            fut.cancel()
-        self._pool.shutdown(wait=False)
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
+            self._pool = None
 
 
 class PlainInlineExecutor(Executor):

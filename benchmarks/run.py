@@ -415,10 +415,24 @@ def environment(lt_version, lt_python) -> list[str]:
     except (OSError, StopIteration):
         pass
     blas = {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if k in os.environ}
+    git = "?"
+    try:
+        import subprocess
+        root = os.path.dirname(HERE)
+        head = subprocess.run(["git", "-C", root, "log", "-1", "--format=%h %s"],
+                              capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", root, "status", "--porcelain", "--", "udfwidgets"],
+                               capture_output=True, text=True).stdout.split("\n")
+        dirty = [line[3:] for line in dirty if line.strip()]
+        git = f"`{head[:70]}`" + (f", with uncommitted changes to {', '.join(dirty)}"
+                                  if dirty else "")
+    except OSError:
+        pass
     return [f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
             f"- machine: {os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, "
             f"NumPy {np.__version__}, joblib {joblib.__version__}, "
             f"udfwidgets {udfwidgets.__version__}",
+            f"- udfwidgets measured at: {git}",
             f"- LiberTEM: {lt_version or 'not installed (its columns are missing)'}"
             + (f" (interpreter {lt_python})" if lt_python and lt_python != sys.executable else ""),
             f"- load average at start: {os.getloadavg()[0]:.2f}",
