@@ -120,6 +120,7 @@ def test_extra_dims_slider_and_click(ctx, ds, data):
     insp.slider_axes[2].value = 1  # through the slider widget
     np.testing.assert_allclose(insp.selected, data.max(axis=(2, 3)))
     np.testing.assert_allclose(insp._main_ax.images[0].get_array(), data.max(axis=(2, 3)))
+    assert insp._main_ax.get_title() == "stats (extra 0 = 1)"
     assert table_rows(insp)["extra_shape"] == "(3,)"
     # a click on the scan at column 7, row 3 shows that frame's values
     click(insp, insp._main_ax, 7.2, 2.8)

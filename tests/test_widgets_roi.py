@@ -302,3 +302,8 @@ def test_disk_drag_straight_sideways_or_down(sig_sel, end):
 def test_disk_click_without_drag_selects_nothing(sig_sel):
     click_and_drag(sig_sel.selectors["disk"], start=(13.2, 11.1), end=(13.2, 11.1))
     assert not sig_sel.mask.any()
+
+
+def test_cursor_readout_shows_image_not_overlay(nav_sel):
+    """Hovering reports the image value: the overlay layer is excluded from the read-out."""
+    assert nav_sel._im.get_mouseover() and not nav_sel._overlay.get_mouseover()

@@ -73,19 +73,26 @@ class MaskSelectorBase(widgets.VBox):
         self._im.set_clim(*finite_limits(self._image))
         self._overlay = self._ax.imshow(overlay_rgba(np.zeros(self.shape, bool), color),
                                         interpolation="nearest")
+        self._overlay.set_mouseover(False)  # the cursor read-out shows the image's values
         if title:
             self._ax.set_title(title)
         self._fig.tight_layout()
         self._selectors = self._make_selectors()
         self._point_cid = self._fig.canvas.mpl_connect("button_press_event", self._on_point_press)
 
+        compact = {"button_width": "auto"}
         self._tool_buttons = widgets.ToggleButtons(
-            options=[(_TOOL_LABELS[t], t) for t in self._tools], description="tool",
-            style={"button_width": "auto"})
-        self._mode_buttons = widgets.ToggleButtons(options=list(MODES), description="mode",
-                                                   style={"button_width": "auto"})
-        self._invert_button = widgets.Button(description="invert", icon="adjust")
-        self._clear_button = widgets.Button(description="clear", icon="eraser")
+            options=[(_TOOL_LABELS[t], t) for t in self._tools], style=compact,
+            tooltips=[f"draw a {t}" for t in self._tools])
+        self._mode_buttons = widgets.ToggleButtons(
+            options=list(MODES), style=compact,
+            tooltips=["add the new shape to the selection", "remove the new shape from it",
+                      "the new shape replaces the selection"])
+        self._invert_button = widgets.Button(description="invert", icon="adjust",
+                                             layout={"width": "auto"},
+                                             tooltip="select what is not selected")
+        self._clear_button = widgets.Button(description="clear", icon="eraser",
+                                            layout={"width": "auto"}, tooltip="select nothing")
         self._invert_button.on_click(lambda _b: self.invert())
         self._clear_button.on_click(lambda _b: self.clear())
         self._ring_slider = widgets.FloatSlider(value=self.ring_ratio, min=0.0, max=0.95,

@@ -37,10 +37,8 @@ def make_figure(figsize=(4.0, 4.0)):
         with plt.ioff():
             fig = plt.figure(figsize=figsize)
         canvas = fig.canvas
-        for name, value in (("header_visible", False), ("footer_visible", False),
-                            ("toolbar_position", "left")):
-            if hasattr(canvas, name):
-                setattr(canvas, name, value)
+        if hasattr(canvas, "header_visible"):
+            canvas.header_visible = False  # "Figure 3": noise in a widget
         return fig
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure

@@ -71,7 +71,7 @@ class BufferInspector(widgets.VBox):
     log = traitlets.Bool(False)
     position = traitlets.Any(None, allow_none=True)
 
-    def __init__(self, results: Any = None, *, throttle: float = 0.5, figsize=(8.0, 3.6)):
+    def __init__(self, results: Any = None, *, throttle: float = 0.5, figsize=(6.4, 3.2)):
         self.throttle = float(throttle)
         self._entries: dict[str, Entry] = {}
         self._indices: dict[int, int] = {}
@@ -363,9 +363,11 @@ class BufferInspector(widgets.VBox):
             redraw(fig)
 
     def _where(self) -> str:
-        if not self._indices:
+        entry = self.entry
+        if not self._indices or entry is None:
             return ""
-        return "[" + ", ".join(f"{ax}={i}" for ax, i in sorted(self._indices.items())) + "]"
+        return "(" + ", ".join(f"{self._axis_name(entry, ax)} = {i}"
+                               for ax, i in sorted(self._indices.items())) + ")"
 
     def _valid_view(self, entry: Entry) -> np.ndarray | None:
         """The valid mask over the drawn axes (nav buffers only; they draw nav axes)."""
@@ -386,7 +388,10 @@ class BufferInspector(widgets.VBox):
             title = f"|{title}|"
         ax.set_title(title, fontsize=9)
         if values.ndim == 1:
+            from matplotlib.ticker import MaxNLocator
+
             ax.plot(np.arange(len(values)), values, "-", marker="." if len(values) < 50 else "")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             if self.log:
                 ax.set_yscale("log", nonpositive="mask")
             return
