@@ -183,3 +183,17 @@ def test_needs_2d_shapes(ctx):
     ds = ctx.load("memory", data=np.zeros((5, 4, 4)))
     with pytest.raises(ValueError, match="2D navigation and 2D signal"):
         Explorer(ctx, ds)
+
+
+def test_everything_selected(ctx, ds, data):
+    ex = Explorer(ctx, ds, debounce=0.0)
+    ex.nav.set_point(0, 0)
+    assert ex.wait(30)
+    ex.nav.invert()  # all but one frame
+    assert ex.wait(30)
+    np.testing.assert_allclose(ex.pattern, data.sum(axis=(0, 1)) - data[0, 0], rtol=1e-4)
+    ex.nav.set_point(0, 0)  # now every frame
+    assert ex.wait(30) and ex.nav.roi.all()
+    np.testing.assert_allclose(ex.pattern, data.sum(axis=(0, 1)), rtol=1e-5)
+    assert ex.stats["completed"] == 3
+    ex.close()

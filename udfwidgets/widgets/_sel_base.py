@@ -230,11 +230,32 @@ class MaskSelectorBase(widgets.VBox):
         return self._get_mask()
 
     def invert(self) -> None:
-        """Select exactly the pixels that are not selected now."""
+        """Select exactly the pixels that are not selected now.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from udfwidgets.widgets import RoiSelector
+        >>> sel = RoiSelector(np.zeros((2, 2)))
+        >>> _ = sel.set_point(0, 0)
+        >>> sel.invert()
+        >>> sel.roi.tolist()
+        [[False, True], [True, True]]
+        """
         self._set_mask(~self._get_mask())
 
     def clear(self) -> None:
-        """Select nothing."""
+        """Select nothing.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from udfwidgets.widgets import RoiSelector
+        >>> sel = RoiSelector(np.zeros((2, 2)))
+        >>> sel.invert(); sel.clear()
+        >>> int(sel.roi.sum())
+        0
+        """
         self._set_mask(np.zeros(self.shape, dtype=bool))
 
     # --- shapes from code ------------------------------------------------------------

@@ -139,8 +139,12 @@ class Explorer(widgets.VBox):
 
     def _pattern_job(self, roi: np.ndarray):
         roi = np.array(roi, dtype=bool)
+        everything = roi.all()  # roi=None: the plain, faster path through the data
 
         def job(is_current):
+            if everything:
+                return self._iterate("pattern", self.sig, SumUDF(), None,
+                                     lambda res: res["intensity"].data, is_current)
             if not roi.any():
                 self._apply("pattern", self.sig, self.total_pattern, is_current, final=True)
                 return iter(())

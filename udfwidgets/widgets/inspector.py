@@ -110,7 +110,15 @@ class BufferInspector(widgets.VBox):
     # --- public read-outs ---------------------------------------------------------
     @property
     def entries(self) -> list[str]:
-        """Labels of all buffers, in order."""
+        """Labels of all buffers, in order.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from udfwidgets.widgets import BufferInspector
+        >>> BufferInspector(({"a": np.zeros(2)}, {"a": np.ones(2)})).entries
+        ['udf0.a', 'udf1.a']
+        """
         return list(self._entries)
 
     @property
@@ -135,7 +143,16 @@ class BufferInspector(widgets.VBox):
 
     @property
     def stats(self) -> dict[str, Any]:
-        """Statistics of the shown buffer over its valid values (see the table)."""
+        """Statistics of the shown buffer over its valid values (see the table).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from udfwidgets.widgets import BufferInspector
+        >>> s = BufferInspector({"a": np.array([1.0, 3.0, np.nan])}).stats
+        >>> s["mean"], s["nan_count"]
+        (2.0, 1)
+        """
         from ._insp_data import buffer_stats
 
         entry = self.entry
@@ -148,7 +165,25 @@ class BufferInspector(widgets.VBox):
 
     @property
     def position_values(self) -> np.ndarray | None:
-        """The values at :attr:`position` (nav buffers with extra dims), else None."""
+        """The values at :attr:`position` (nav buffers with extra dims), else None.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from udfwidgets import Context, UDF
+        >>> from udfwidgets.widgets import BufferInspector
+        >>> class Pair(UDF):
+        ...     def get_result_buffers(self):
+        ...         return {"p": self.buffer(kind="nav", extra_shape=(2,))}
+        ...     def process_frame(self, frame):
+        ...         self.results.p[:] = (frame.min(), frame.max())
+        >>> ctx = Context(executor="inline")
+        >>> ds = ctx.load("memory", data=np.arange(16.).reshape(2, 2, 2, 2))
+        >>> insp = BufferInspector(ctx.run_udf(dataset=ds, udf=Pair()))
+        >>> insp.position = (1, 0)
+        >>> insp.position_values.tolist()
+        [8.0, 11.0]
+        """
         entry = self.entry
         if entry is None or self.position is None:
             return None
@@ -176,7 +211,15 @@ class BufferInspector(widgets.VBox):
         slider.value = int(index)
 
     def summary_html(self) -> str:
-        """An HTML table with one row per buffer (also the ``_repr_html_``)."""
+        """An HTML table with one row per buffer (also the ``_repr_html_``).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from udfwidgets.widgets import BufferInspector
+        >>> "<table" in BufferInspector({"a": np.zeros(3)}).summary_html()
+        True
+        """
         with self._lock:
             entries = list(self._entries.values())
         if not entries:
@@ -219,7 +262,18 @@ class BufferInspector(widgets.VBox):
         self._load(entries_from(udf_results))
 
     def refresh(self) -> None:
-        """Redraw the view and the table."""
+        """Redraw the view and the table (after changing the arrays in place).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from udfwidgets.widgets import BufferInspector
+        >>> a = np.zeros(3)
+        >>> insp = BufferInspector({"a": a})
+        >>> a[:] = 2; insp.refresh()
+        >>> insp.stats["mean"]
+        2.0
+        """
         with self._lock:
             self._table.value = stats_table(self.entry) if self.entry is not None else ""
             self._draw()
