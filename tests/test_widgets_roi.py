@@ -307,3 +307,18 @@ def test_disk_click_without_drag_selects_nothing(sig_sel):
 def test_cursor_readout_shows_image_not_overlay(nav_sel):
     """Hovering reports the image value: the overlay layer is excluded from the read-out."""
     assert nav_sel._im.get_mouseover() and not nav_sel._overlay.get_mouseover()
+
+
+def test_mask_drives_apply_masks_udf(ctx, rng):
+    from udfwidgets.udf.masks import ApplyMasksUDF
+
+    data = rng.random((5, 6) + SIG).astype(np.float32)
+    ds = ctx.load("memory", data=data)
+    sel = SigMaskSelector(data.sum(axis=(0, 1)))
+    sel.set_polygon([(2.2, 3.1), (20.6, 5.3), (9.4, 19.8)])
+    res = ctx.run_udf(dataset=ds, udf=ApplyMasksUDF(mask_factories=[sel.mask_factory()]))
+    expected = (data * sel.mask).sum(axis=(2, 3))
+    np.testing.assert_allclose(res["intensity"].data[..., 0], expected, rtol=1e-4)
+    res = ctx.run_udf(dataset=ds, udf=ApplyMasksUDF(masks=sel.mask))  # the bool mask as is
+    np.testing.assert_allclose(res["intensity"].data[..., 0], expected, rtol=1e-4)
+    sel.close()

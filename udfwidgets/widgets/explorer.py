@@ -126,11 +126,19 @@ class Explorer(widgets.VBox):
         return dict(self._runner.stats)
 
     # --- reacting to selections ----------------------------------------------------
+    @staticmethod
+    def _same(change) -> bool:
+        """traitlets reports every array assignment, equal or not."""
+        old = change["old"]
+        return old is not None and np.array_equal(old, change["new"])
+
     def _roi_changed(self, change) -> None:
-        self._submit("pattern", self._pattern_job(change["new"]))
+        if not self._same(change):
+            self._submit("pattern", self._pattern_job(change["new"]))
 
     def _mask_changed(self, change) -> None:
-        self._submit("virtual", self._virtual_job(change["new"]))
+        if not self._same(change):
+            self._submit("virtual", self._virtual_job(change["new"]))
 
     def _submit(self, channel: str, job) -> None:
         self._requested[channel] = time.perf_counter()
