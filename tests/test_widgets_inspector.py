@@ -220,3 +220,24 @@ def test_throttle_and_force(ctx, ds):
 def test_bad_input():
     with pytest.raises(TypeError, match="needs a result dict"):
         BufferInspector([1, 2, 3])
+
+
+def test_subscribes_to_async_run(threads_ctx, data):
+    """With sync=False, new_data runs in the run's driver thread; the final result shows."""
+    import asyncio
+    import threading
+
+    ds = threads_ctx.load("memory", data=data, num_partitions=4)
+    insp = BufferInspector(throttle=0.0)
+    threads_seen = set()
+    original = insp.new_data
+
+    def spy(*args, **kwargs):
+        threads_seen.add(threading.get_ident())
+        original(*args, **kwargs)
+
+    insp.new_data = spy
+    res = asyncio.run(threads_ctx.run_udf(dataset=ds, udf=SumUDF(), plots=[insp], sync=False))
+    assert threading.get_ident() not in threads_seen
+    np.testing.assert_allclose(insp.selected, data.sum(axis=(0, 1)), rtol=1e-5)
+    np.testing.assert_allclose(res["intensity"].data, data.sum(axis=(0, 1)), rtol=1e-5)
