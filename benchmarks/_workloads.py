@@ -75,7 +75,13 @@ def guide_udfs(UDF) -> dict[str, type]:
 
 # --- masks and CoM geometry (shared by every engine and the reference) ----------------
 def make_masks(sig: tuple[int, int]) -> np.ndarray:
-    """Four dense float32 masks: a disc, an annulus, and the two half-planes."""
+    """Four dense float32 masks: a disc, an annulus, and the two half-planes.
+
+    Examples
+    --------
+    >>> make_masks((8, 8)).shape
+    (4, 8, 8)
+    """
     h, w = sig
     yy, xx = np.mgrid[:h, :w]
     r = np.hypot(yy - h / 2, xx - w / 2)
@@ -292,7 +298,16 @@ def reference_key(w: Workload, key: str) -> str:
 
 
 def check(w: Workload, got: dict, ref: dict) -> str | None:
-    """None when ``got`` matches the reference, else a message saying what differs."""
+    """None when ``got`` matches the reference, else a message saying what differs.
+
+    Examples
+    --------
+    >>> w = workloads(lambda d: None)["max"]
+    >>> check(w, {"maxbuf": np.ones(3)}, {"maxbuf": np.ones(3)}) is None
+    True
+    >>> check(w, {"maxbuf": np.zeros(3)}, {"maxbuf": np.ones(3)})[:30]
+    'maxbuf: 3 of 3 values differ ('
+    """
     for key, rtol in w.compare.items():
         if key not in got:
             return f"missing result {key!r} (has {sorted(got)})"

@@ -49,12 +49,26 @@ def log(*a):
 
 # --- statistics -------------------------------------------------------------------------
 def summary(times: list[float]) -> dict:
+    """Median, min, max and quartiles of repeated timings.
+
+    Examples
+    --------
+    >>> summary([3.0, 1.0, 2.0])["median"]
+    2.0
+    """
     q = np.percentile(times, [25, 75]) if len(times) > 1 else (times[0], times[0])
     return {"median": statistics.median(times), "min": min(times), "max": max(times),
             "q1": float(q[0]), "q3": float(q[1]), "n": len(times)}
 
 
 def fmt_s(t: float | None) -> str:
+    """Seconds for the tables: milliseconds below one second.
+
+    Examples
+    --------
+    >>> fmt_s(0.0312), fmt_s(2.5), fmt_s(None)
+    ('31.2 ms', '2.50 s', '-')
+    """
     if t is None:
         return "-"
     return f"{t * 1e3:.1f} ms" if t < 1 else f"{t:.2f} s"
@@ -459,11 +473,12 @@ def parse_args(argv=None):
     p.add_argument("--workloads", default=",".join(DEFAULT_WORKLOADS),
                    help=f"comma-separated, from {','.join(DEFAULT_WORKLOADS)}")
     p.add_argument("--engines", default=",".join(DEFAULT_ENGINES),
-                   help="comma-separated, from " + ",".join(_engines.NUMPY + _engines.OURS
-                                                             + _engines.LT))
+                   help="comma-separated, from " + ",".join(
+                       _engines.NUMPY + _engines.OURS + _engines.PROPOSED + _engines.LT))
     p.add_argument("--files", default="f32,u16", help="f32 (1 GiB float32), u16 (512 MiB uint16)")
     p.add_argument("--reps", type=int, default=None, help="timed repetitions (default 5, quick 2)")
-    p.add_argument("--dask", action="store_true", help="also run udfwidgets on a local dask cluster")
+    p.add_argument("--dask", action="store_true",
+                   help="also run udfwidgets on a local dask cluster")
     p.add_argument("--cold", action="store_true",
                    help="also time SumUDF with the file evicted from the page cache")
     p.add_argument("--proposed", action="store_true",
