@@ -655,7 +655,7 @@ def main(argv=None) -> int:
                 _data.warm(big)
                 report += ["", "## Main-process memory while reducing a 4 GiB file "
                            "(SumUDF, target < 1 GiB)", ""]
-                report += bench_big(big, [e for e in ("uw-processes", "uw-threads")
+                report += bench_big(big, [e for e in ("uw-processes", "uw-threads", "uw-inline")
                                           if e in engine_names])
     finally:
         for e in engines:
