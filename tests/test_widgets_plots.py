@@ -292,11 +292,11 @@ def test_throttle_is_time_based():
 
     buf = BufferWrapper("sig", "float32", (), np.ones((2, 2), np.float32), (3,))
     damage = BufferWrapper("nav", bool, (), np.ones(3, bool), (3,))
-    plot = Count("x", min_delta=0.05)
+    plot = Count("x", min_delta=0.5)
     results = [{"x": buf}]
     assert plot.new_data(results, damage) and not plot.new_data(results, damage)
     import time
-    time.sleep(0.06)
+    time.sleep(0.55)
     assert plot.new_data(results, damage)
     assert (plot.n_calls, plot.n_updates) == (3, 2)
 
