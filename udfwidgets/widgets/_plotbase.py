@@ -174,21 +174,21 @@ class LivePlot:
         if (not force and self._last_time is not None
                 and time.monotonic() - self._last_time < self.min_delta):
             return False
-        buffers = _buffers_of(udf_results, self.udf_index)
-        if self.name not in buffers:
-            if self.optional:
-                self.missing = True
-                self.on_missing()
-                return False
-            known = ", ".join(sorted(buffers)) or "none"
-            raise ValueError(f"live plot: buffer {self.name!r} is not in the results of UDF "
-                             f"number {self.udf_index} (results: {known}); check the name, or "
-                             "return it from get_results()")
         # A plot busy elsewhere (ipympl renders in the kernel's main thread under
         # this lock) skips a partial update rather than holding up the run.
         if not self._lock.acquire(blocking=force):
             return False
         try:
+            buffers = _buffers_of(udf_results, self.udf_index)  # runs get_results
+            if self.name not in buffers:
+                if self.optional:
+                    self.missing = True
+                    self.on_missing()
+                    return False
+                known = ", ".join(sorted(buffers)) or "none"
+                raise ValueError(f"live plot: buffer {self.name!r} is not in the results of UDF "
+                                 f"number {self.udf_index} (results: {known}); check the name, "
+                                 "or return it from get_results()")
             # NaN/inf from a function are masked when drawn; NumPy's warnings about
             # them would be stray output from a background thread (errstate is per thread)
             with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
