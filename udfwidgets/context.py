@@ -36,6 +36,12 @@ class Context:
         Number of workers; all cores by default.
     client : distributed.Client or str, optional
         For ``executor="dask"``: a client, or a scheduler address.
+    warm_start : bool
+        For ``executor="processes"``: start the worker processes in the
+        background right away, so that they are ready by the first run
+        (default True).
+    tile_bytes : int
+        About how many bytes of frames a tile holds (default 1 MiB).
 
     Examples
     --------
@@ -50,8 +56,10 @@ class Context:
     """
 
     def __init__(self, executor: str | Executor = "processes", n_jobs: int | None = None,
-                 client: Any = None, tile_bytes: int = DEFAULT_TILE_BYTES):
-        self.executor = make_executor(executor, n_jobs=n_jobs, client=client)
+                 client: Any = None, warm_start: bool = True,
+                 tile_bytes: int = DEFAULT_TILE_BYTES):
+        self.executor = make_executor(executor, n_jobs=n_jobs, client=client,
+                                      warm_start=warm_start)
         self.tile_bytes = tile_bytes
 
     @classmethod

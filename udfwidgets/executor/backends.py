@@ -1,8 +1,9 @@
 """Where partitions run: in-process, in threads, in loky processes or on dask.
 
-All but the inline executor go through :class:`joblib.Parallel` with
-``return_as="generator_unordered"``, so results stream back as partitions
-finish and closing the stream cancels the rest.
+Results stream back in completion order; closing the stream cancels the rest.
+Threads and processes are pools kept between runs (:mod:`.pools`); dask goes
+through :class:`joblib.Parallel` with ``return_as="generator_unordered"`` and
+joblib's dask backend.
 """
 from __future__ import annotations
 
@@ -109,7 +110,7 @@ def _dask_client(client):
 
 
 def make_executor(executor: str | Executor = "processes", n_jobs: int | None = None,
-                  client: Any = None) -> Executor:
+                  client: Any = None, warm_start: bool = True) -> Executor:
     """An :class:`Executor` by name: ``"inline"``, ``"threads"``, ``"processes"`` or ``"dask"``.
 
     Examples
@@ -123,9 +124,11 @@ def make_executor(executor: str | Executor = "processes", n_jobs: int | None = N
     if name == "inline":
         return InlineExecutor()
     if name == "threads":
-        return JoblibExecutor("threading", n_jobs)
+        from .pools import ThreadsExecutor
+        return ThreadsExecutor(n_jobs)
     if name == "processes":
-        return JoblibExecutor("loky", n_jobs)
+        from .pools import ProcessesExecutor
+        return ProcessesExecutor(n_jobs, warm_start=warm_start)
     if name == "dask":
         return JoblibExecutor("dask", n_jobs, client)
     raise ValueError(f"unknown executor {executor!r}; use one of {', '.join(EXECUTORS)}")

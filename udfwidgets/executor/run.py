@@ -43,7 +43,7 @@ class UDFRun:
         self.executor = executor
         self.roi = normalize_roi(roi, self.nav_shape)
         self.udfs = clean_copies(udfs)
-        self.payload = dumps_udfs(self.udfs) if executor.pickles_tasks else self.udfs
+        self.blob = dumps_udfs(self.udfs) if executor.pickles_tasks else None
         self.tile_bytes = tile_bytes
         n_frames = self.shape.nav.size
         self.selected = (np.arange(n_frames, dtype=np.int64) if self.roi is None
@@ -85,7 +85,7 @@ class UDFRun:
 
     # --- driving -------------------------------------------------------------
     def tasks(self):
-        return (PartitionTask(part, self.payload, self.roi, self.tile_bytes)
+        return (PartitionTask(part, self.blob, self.udfs, self.roi, self.tile_bytes)
                 for part, _, _ in self.partitions)
 
     def results(self, subscribers: Sequence[Any] = (), progress: Any = False,

@@ -30,12 +30,24 @@ DEFAULT_TILE_BYTES = 1 << 20
 
 @dataclass
 class PartitionTask:
-    """Everything a worker needs for one partition; small to pickle."""
+    """Everything a worker needs for one partition; small to pickle.
+
+    ``prototypes`` (the run's clean UDF copies) are used where the task runs
+    in the main process and never pickled; other processes unpickle
+    ``blob``. (Unpickling a notebook-defined class in the process that
+    defined it would rebind the user's class to copied code.)
+    """
 
     partition: Partition
-    udfs: bytes | list  # cloudpickled UDFs, or UDF prototypes to copy (in-process executors)
+    blob: bytes | None  # cloudpickled UDFs, for other processes
+    prototypes: list | None  # UDFs to copy, in this process
     roi: np.ndarray | None  # flat nav mask of the whole dataset, or None
     tile_bytes: int = DEFAULT_TILE_BYTES
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["prototypes"] = None
+        return state
 
 
 @dataclass
@@ -66,10 +78,10 @@ def run_partition(task: PartitionTask) -> PartitionResult:
     """Run all UDFs of a run over one partition and return their buffers."""
     part = task.partition
     shape = part.shape
-    if isinstance(task.udfs, bytes):
-        udfs = cloudpickle.loads(task.udfs)
+    if task.prototypes is not None:
+        udfs = [udf.copy() for udf in task.prototypes]
     else:
-        udfs = [udf.copy() for udf in task.udfs]
+        udfs = cloudpickle.loads(task.blob)
     if task.roi is None:
         indices = np.arange(part.start, part.stop, dtype=np.int64)
     else:
@@ -165,3 +177,24 @@ def _process(states, native: np.ndarray, indices: np.ndarray, sig, tile_bytes: i
                         rd[name] = arr[j:j + 1] if scalar else arr[j]
                     meta._frame = i
                     pf(tile[i])
+
+
+def tune_malloc(mmap_threshold: int = 32 << 20, trim_threshold: int = 64 << 20) -> bool:
+    """Keep tile-sized NumPy temporaries on the heap in a worker process.
+
+    glibc serves allocations above ``M_MMAP_THRESHOLD`` (128 KiB in a fresh
+    process) with ``mmap`` and returns them at once, so every tile-sized
+    temporary would be page-faulted and zeroed by the kernel again: StdDevUDF
+    ran 6x slower in fresh workers than in a long-lived process (see
+    benchmarks/README.md). Called once per worker process, never in the user's
+    own process. Returns False where it does not apply (not glibc).
+    """
+    import ctypes
+    import ctypes.util
+    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return bool(libc.mallopt(M_MMAP_THRESHOLD, int(mmap_threshold))
+                    and libc.mallopt(M_TRIM_THRESHOLD, int(trim_threshold)))
+    except (OSError, AttributeError):
+        return False

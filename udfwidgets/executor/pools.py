@@ -1,0 +1,183 @@
+"""Thread and process pools driven by ``concurrent.futures`` waits.
+
+Why not ``joblib.Parallel(return_as="generator_unordered")`` here: its
+generator looks for finished tasks every 10 ms (``time.sleep(0.01)`` in
+``Parallel._retrieve``), which added 10 ms to every run and to every partial
+result (an empty run over a 64 MiB file: 14 ms through joblib against 1.5 ms
+waiting on the futures; see benchmarks/README.md). The pools are still
+joblib's: processes come from joblib's reusable loky executor with its
+memory-mapping reducers (arrays over 1 MB travel as memory maps), threads from
+the standard library. The dask executor keeps ``joblib.Parallel``.
+"""
+from __future__ import annotations
+
+import itertools
+import os
+import threading
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from typing import Callable, Iterable, Iterator
+
+from .backends import Executor
+
+__all__ = ["ThreadsExecutor", "ProcessesExecutor"]
+
+#: How often a waiting driver wakes up (so that an async cancellation or a
+#: signal reaches it); results themselves wake it up at once.
+_WAKE_UP = 0.1
+
+_BLAS_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+              "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS", "BLIS_NUM_THREADS")
+
+
+class _PoolExecutor(Executor):
+    """Submit up to two tasks per worker ahead, yield results as they complete."""
+
+    def _pool(self, run_id: str | None = None):
+        raise NotImplementedError
+
+    def _abort(self, pool, pending: set[Future]) -> None:
+        """Stop the outstanding tasks: cancel queued ones (running threads finish)."""
+        for fut in pending:
+            fut.cancel()
+
+    def _after_run(self, pool, run_id: str) -> None:
+        """Release what the run left behind."""
+
+    def imap_unordered(self, fn: Callable, tasks: Iterable) -> Iterator:
+        run_id = f"udfwidgets-{os.getpid()}-{next(_RUN_IDS)}"
+        return self._stream(self._pool(run_id), run_id, fn, iter(tasks))
+
+    def _stream(self, pool, run_id: str, fn, tasks) -> Iterator:
+        ahead = 2 * self.n_workers
+        pending: set[Future] = {pool.submit(fn, t) for t in itertools.islice(tasks, ahead)}
+        finished = False
+        try:
+            while pending:
+                done, pending = wait(pending, timeout=_WAKE_UP, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    result = fut.result()
+                    pending |= {pool.submit(fn, t) for t in itertools.islice(tasks, 1)}
+                    yield result
+            finished = True
+        finally:
+            if not finished and pending:
+                self._abort(pool, pending)
+            self._after_run(pool, run_id)
+
+
+_RUN_IDS = itertools.count()
+
+
+class ThreadsExecutor(_PoolExecutor):
+    """A pool of threads in this process, kept between runs.
+
+    Good for UDFs whose work happens in NumPy (which releases the GIL); UDFs
+    are copied per partition, never pickled. Running partitions cannot be
+    stopped: an interrupted run lets them finish and discards their results.
+    """
+
+    name = "threads"
+    pickles_tasks = False
+
+    def __init__(self, n_jobs: int | None = None):
+        self.n_workers = _n_workers(n_jobs)
+        self._threads: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    def _pool(self, run_id=None):
+        with self._lock:
+            if self._threads is None:
+                self._threads = ThreadPoolExecutor(self.n_workers,
+                                                   thread_name_prefix="udfwidgets-worker")
+            return self._threads
+
+    def close(self) -> None:
+        if self._threads is not None:
+            self._threads.shutdown(wait=False, cancel_futures=True)
+            self._threads = None
+
+
+def _worker_init(inner_threads: int) -> None:
+    """Runs once in every worker process."""
+    from .task import tune_malloc
+    tune_malloc()
+    try:
+        from threadpoolctl import threadpool_limits
+        threadpool_limits(inner_threads)
+    except ImportError:  # pragma: no cover
+        pass
+
+
+def _noop() -> int:
+    return os.getpid()
+
+
+class ProcessesExecutor(_PoolExecutor):
+    """joblib's reusable loky process pool, warm across runs.
+
+    Workers limit BLAS/OpenMP to ``cores // workers`` threads each, and keep
+    tile-sized temporaries on the heap (:func:`~udfwidgets.executor.task.tune_malloc`).
+    With ``warm_start`` the workers start in the background as soon as the
+    executor is made, so that in a notebook they are ready by the first run.
+    """
+
+    name = "processes"
+    pickles_tasks = True
+
+    def __init__(self, n_jobs: int | None = None, warm_start: bool = True):
+        self.n_workers = _n_workers(n_jobs)
+        cpus = os.cpu_count() or 1
+        self.inner_threads = max(1, cpus // self.n_workers)
+        self._env = {var: str(self.inner_threads) for var in _BLAS_VARS}
+        self._ready = threading.Event()
+        if warm_start:
+            threading.Thread(target=self._warm_up, name="udfwidgets-warm-up", daemon=True).start()
+        else:
+            self._ready.set()
+
+    def _pool(self, run_id=None):
+        from joblib.executor import get_memmapping_executor
+        pool = get_memmapping_executor(self.n_workers, timeout=300, initializer=_worker_init,
+                                       initargs=(self.inner_threads,), env=self._env,
+                                       context_id=run_id)
+        if run_id is not None:
+            # as joblib.Parallel does: arrays this run memory-maps go to its own folder
+            pool._temp_folder_manager.set_current_context(run_id)
+        return pool
+
+    def _warm_up(self) -> None:
+        try:
+            pool = self._pool()
+            wait([pool.submit(_noop) for _ in range(self.n_workers)])
+        except Exception:  # the first run will report what is wrong
+            pass
+        finally:
+            self._ready.set()
+
+    @property
+    def ready(self) -> bool:
+        """True once the worker processes have started."""
+        return self._ready.is_set()
+
+    def _abort(self, pool, pending: set[Future]) -> None:
+        # like joblib after an error or interrupt: stop the workers now (loky
+        # fails the outstanding futures itself); the next run starts fresh ones
+        pool.terminate(kill_workers=True)
+
+    def _after_run(self, pool, run_id: str) -> None:
+        manager = getattr(pool, "_temp_folder_manager", None)
+        if manager is not None:
+            try:  # the memory-mapped copies of in-memory arrays made for this run
+                manager._clean_temporary_resources(context_id=run_id, force=False)
+            except Exception:
+                pass
+
+def _n_workers(n_jobs: int | None) -> int:
+    cpus = os.cpu_count() or 1
+    if n_jobs is None:
+        return cpus
+    if n_jobs < 0:
+        return max(1, cpus + 1 + n_jobs)
+    if n_jobs == 0:
+        raise ValueError("n_jobs must not be 0: use None for all cores, or a positive number")
+    return int(n_jobs)
