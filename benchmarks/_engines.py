@@ -163,7 +163,7 @@ class OursEngine(_UDFEngine):
             from distributed import Client, LocalCluster
             self._cluster = LocalCluster(n_workers=os.cpu_count() or 2, threads_per_worker=1,
                                          processes=True, host="127.0.0.1",
-                                         dashboard_address=":0")
+                                         dashboard_address="127.0.0.1:0")
             kwargs["client"] = Client(self._cluster)
         if proposed:
             from _proposed import make_proposed_executor
@@ -188,7 +188,11 @@ class LTEngine(_UDFEngine):
         from libertem.api import Context
         self.name = f"lt-{executor}"
         self.ns = lt_namespace()
-        self.ctx = Context.make_with(executor)
+        if executor == "dask":  # the default executor, kept on the loopback interface
+            from _ltlocal import loopback_dask_executor
+            self.ctx = Context(executor=loopback_dask_executor())
+        else:
+            self.ctx = Context.make_with(executor)
 
     def _udf_factory(self, w):
         return w.make_lt

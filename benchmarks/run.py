@@ -228,7 +228,7 @@ def bench_first_result(f, reps, lt_python, engines):
     got = {s[0]: [] for s in specs}
     for rep in range(reps):
         for name, tmpl, executor, py in specs:
-            r = _probes.run_probe(tmpl, python=py, EXECUTOR=executor, PATH=f.path,
+            r = _probes.run_probe(tmpl, python=py, EXECUTOR=executor, PATH=f.path, HERE=HERE,
                                   NAV=tuple(f.nav), SIG=tuple(f.sig), DTYPE=f.dtype)
             got[name].append(r)
             log(f"  first result {name}: {r.get('wall', r.get('error'))}")
