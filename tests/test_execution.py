@@ -319,3 +319,26 @@ def test_dead_dask_worker_is_a_clear_error_and_the_next_run_works(data4d):
                     ctx.run_udf(dataset=ds, udf=ExitUDF())
                 res = ctx.run_udf(dataset=ds, udf=SumUDF())
                 np.testing.assert_allclose(res["intensity"].data, data4d.sum(axis=(0, 1)), rtol=1e-5)
+
+
+def test_processes_executor_starts_its_workers_in_the_background():
+    with Context(executor="processes", n_jobs=2) as ctx:
+        deadline = time.monotonic() + 60
+        while not ctx.executor.ready and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert ctx.executor.ready
+        t0 = time.perf_counter()
+        ds = ctx.load("memory", data=np.ones((4, 4, 8, 8), np.float32))
+        assert ctx.run_udf(dataset=ds, udf=SumUDF())["intensity"].data[0, 0] == 16
+        assert time.perf_counter() - t0 < 5  # no worker start-up in the first run
+
+
+def test_workers_keep_temporaries_on_the_heap():
+    """tune_malloc works on this (glibc) system; checked in a fresh interpreter."""
+    import subprocess
+    import sys
+    code = "from udfwidgets.executor.task import tune_malloc; print(tune_malloc())"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    import platform
+    expected = "True" if platform.libc_ver()[0] == "glibc" else "False"
+    assert out.stdout.strip() == expected
