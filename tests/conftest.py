@@ -44,6 +44,12 @@ def _get_ctx(name, _contexts, request):
     return _contexts[name]
 
 
+@pytest.fixture
+def ctx_factory(request, _contexts):
+    """``ctx_factory("threads")``: the session's Context for an executor by name."""
+    return lambda name: _get_ctx(name, _contexts, request)
+
+
 @pytest.fixture(params=EXECUTORS)
 def any_ctx(request, _contexts):
     """A Context for each executor (inline, threads, processes, dask); shared per session."""

@@ -149,9 +149,8 @@ def test_kinds_against_numpy_all_executors(any_ctx, data4d, rng, udf_cls, partit
 @pytest.mark.parametrize("sig_shape", [(6,), (5, 4)], ids=["sig1d", "sig2d"])
 @pytest.mark.parametrize("dtype", ["uint16", "int32", "float32", "float64"])
 @pytest.mark.parametrize("executor", ["inline", "threads"])
-def test_nav_dims_and_dtypes(request, _contexts, rng, nav_shape, sig_shape, dtype, executor):
-    from conftest import _get_ctx
-    ctx = _get_ctx(executor, _contexts, request)
+def test_nav_dims_and_dtypes(ctx_factory, rng, nav_shape, sig_shape, dtype, executor):
+    ctx = ctx_factory(executor)
     data = (rng.random(nav_shape + sig_shape) * 500).astype(dtype)
     ds = ctx.load("memory", data=data, sig_dims=len(sig_shape), num_partitions=3)
     roi = rng.random(nav_shape) < 0.6

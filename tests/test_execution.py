@@ -155,9 +155,8 @@ def test_closing_the_generator_stops_the_run(processes_ctx, tmp_path):
 
 
 @pytest.mark.parametrize("executor", ["inline", "threads", "processes"])
-def test_keyboard_interrupt_stops_the_run_and_leaves_no_orphans(request, _contexts, tmp_path, executor):
-    from conftest import _get_ctx
-    ctx = _get_ctx(executor, _contexts, request)
+def test_keyboard_interrupt_stops_the_run_and_leaves_no_orphans(ctx_factory, tmp_path, executor):
+    ctx = ctx_factory(executor)
     ds = ctx.load("memory", data=np.ones((8, 8, 4, 4), np.float32), num_partitions=8)
     timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))
     timer.start()
@@ -244,10 +243,9 @@ def test_dead_worker_is_a_clear_error_and_the_next_run_works(processes_ctx, data
     np.testing.assert_allclose(res["intensity"].data, data4d.sum(axis=(0, 1)), rtol=1e-5)
 
 
-def test_all_executors_agree_bitwise(any_ctx, data4d_int, _contexts, request):
+def test_all_executors_agree_bitwise(any_ctx, data4d_int, ctx_factory):
     """Integer input and order-independent reductions give identical bits everywhere."""
-    from conftest import _get_ctx
-    inline = _get_ctx("inline", _contexts, request)
+    inline = ctx_factory("inline")
 
     class IntStats(UDF):
         def get_preferred_input_dtype(self):

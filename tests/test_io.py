@@ -40,9 +40,8 @@ def test_memory_dataset(ctx, data4d):
 
 
 @pytest.mark.parametrize("executor", ["inline", "processes"])
-def test_npy_and_raw_and_auto_read_the_same(request, _contexts, npy_file, raw_file, data4d_int, executor):
-    from conftest import _get_ctx
-    ctx = _get_ctx(executor, _contexts, request)
+def test_npy_and_raw_and_auto_read_the_same(ctx_factory, npy_file, raw_file, data4d_int, executor):
+    ctx = ctx_factory(executor)
     kw = dict(nav_shape=(6, 5), sig_shape=(8, 7), dtype="uint16")
     datasets = [
         ctx.load("npy", path=npy_file, num_partitions=3),
