@@ -62,6 +62,22 @@ def test_npy_and_raw_and_auto_read_the_same(ctx_factory, npy_file, raw_file, dat
         np.testing.assert_allclose(c["intensity"].raw_data, expected_nav[roi], rtol=1e-6)
 
 
+def test_files_above_the_budget_are_mapped_per_partition(ctx, raw_file, data4d_int, monkeypatch):
+    """The user's process keeps no map of a file above KEEP_MAPS_UP_TO."""
+    from udfwidgets.io import files
+    monkeypatch.setattr(files, "KEEP_MAPS_UP_TO", 100)
+    files._MAPS.clear()
+    ds = ctx.load("raw", path=raw_file, nav_shape=(6, 5), sig_shape=(8, 7), dtype="uint16",
+                  num_partitions=3)
+    res = ctx.run_udf(dataset=ds, udf=SumSigUDF())
+    np.testing.assert_allclose(res["intensity"].data, data4d_int.sum(axis=(2, 3), dtype=np.float64))
+    assert not files._MAPS
+    roi = np.arange(30).reshape(6, 5) % 2 == 0
+    res = ctx.run_udf(dataset=ds, udf=SumSigUDF(), roi=roi)
+    np.testing.assert_allclose(res["intensity"].raw_data,
+                               data4d_int.sum(axis=(2, 3), dtype=np.float64)[roi])
+
+
 def test_file_partitions_carry_no_frames(npy_file):
     """File-backed partitions pickle the path only, never the frames."""
     import pickle
@@ -71,8 +87,12 @@ def test_file_partitions_carry_no_frames(npy_file):
         assert not hasattr(part, "frames")
 
 
+@pytest.mark.parametrize("keep_maps", [True, False])
 @pytest.mark.parametrize("sync_offset", [-7, -1, 0, 3, 29])
-def test_raw_sync_offset(ctx, raw_file, data4d_int, sync_offset):
+def test_raw_sync_offset(ctx, raw_file, data4d_int, sync_offset, keep_maps, monkeypatch):
+    if not keep_maps:
+        from udfwidgets.io import files
+        monkeypatch.setattr(files, "KEEP_MAPS_UP_TO", 100)
     ds = ctx.load("raw", path=raw_file, nav_shape=(6, 5), sig_shape=(8, 7), dtype="uint16",
                   sync_offset=sync_offset, num_partitions=3)
     flat = data4d_int.reshape(30, 8, 7).astype(np.float64)

@@ -114,8 +114,10 @@ def _anonymous_memory(pid: int, force_gc: bool = False) -> int:
 
 def _worker_init(inner_threads: int) -> None:
     """Runs once in every worker process."""
+    from ..io import files
     from .task import tune_malloc
     tune_malloc()
+    files.KEEP_MAPS_UP_TO = 1 << 62  # workers keep every file map between runs
     # loky restarts a worker whose RSS grew by 300 MB, taking it for a leak; the
     # memory maps a worker keeps between runs (io/files.py) are reclaimable page
     # cache, not a leak: let the check look at anonymous memory only.

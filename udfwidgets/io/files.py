@@ -16,19 +16,25 @@ __all__ = ["NpyDataSet", "RawDataSet"]
 #: Memory maps of whole files, kept per process (most recently used last).
 _MAPS: "OrderedDict[tuple, np.ndarray]" = OrderedDict()
 _MAX_MAPS = 16
+#: Largest file whose map is kept. Worker processes keep every map (set by the
+#: pool's initializer); the user's own process keeps maps of files up to 1 GiB,
+#: so that a huge file read inline does not stay resident in its RSS.
+KEEP_MAPS_UP_TO = 1 << 30
 
 
 def file_map(path: str, dtype: np.dtype, offset: int, frames: int,
-             sig: tuple[int, ...]) -> np.ndarray:
+             sig: tuple[int, ...]) -> np.ndarray | None:
     """A read-only map of a file's frames as a plain ndarray, reused between runs.
 
     Mapping afresh costs a page fault per 4 KiB page on first touch (60-70 ms
     per GiB on our machines, as much as summing the data); a kept map only
     costs address space, and its pages stay reclaimable page cache. The key
     includes the file's identity and modification time, so a rewritten file
-    is mapped again.
+    is mapped again. Returns None for files above :data:`KEEP_MAPS_UP_TO`.
     """
     st = os.stat(path)
+    if st.st_size > KEEP_MAPS_UP_TO:
+        return None
     key = (path, st.st_ino, st.st_size, st.st_mtime_ns, np.dtype(dtype).str, offset, frames, sig)
     arr = _MAPS.get(key)
     if arr is None:
@@ -69,9 +75,22 @@ class FilePartition(Partition):
 
     def _map(self) -> np.ndarray:
         if self._mm is None:
-            self._mm = file_map(self.path, self.dtype, self.offset, self.file_frames,
-                                tuple(self.shape.sig))
-            self._lo = 0
+            sig = tuple(self.shape.sig)
+            kept = file_map(self.path, self.dtype, self.offset, self.file_frames, sig)
+            if kept is not None:
+                self._mm, self._lo = kept, 0
+                return kept
+            # a map of just this partition's frames, released by close()
+            lo = min(max(self.start + self.sync_offset, 0), self.file_frames)
+            hi = max(min(self.stop + self.sync_offset, self.file_frames), lo)
+            if hi == lo:
+                self._mm = np.zeros((0,) + sig, dtype=self.dtype)
+            else:
+                frame_bytes = math.prod(sig) * self.dtype.itemsize
+                self._mm = np.memmap(self.path, dtype=self.dtype, mode="r",
+                                     offset=self.offset + lo * frame_bytes,
+                                     shape=(hi - lo,) + sig).view(np.ndarray)
+            self._lo = lo
         return self._mm
 
     def close(self) -> None:
