@@ -309,7 +309,7 @@ def test_dead_dask_worker_is_a_clear_error_and_the_next_run_works(data4d):
     import dask
     with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
         with distributed.LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1",
-                                      dashboard_address=":0", silence_logs=50) as cluster, \
+                                      dashboard_address="127.0.0.1:0", silence_logs=50) as cluster, \
                 distributed.Client(cluster) as client:
             with Context(executor="dask", client=client) as ctx:
                 ds = ctx.load("memory", data=data4d, num_partitions=4)
