@@ -337,3 +337,25 @@ def test_meta_tells_main_node_from_workers(ctx, ds):
     res = ctx.run_udf(dataset=ds, udf=WhereUDF())
     assert not res["main"].data.any()
     assert res["init_on_main"].data[0]
+
+
+def test_tiling_preferences_set_the_tile_size(ctx):
+    class TileLength(UDF):
+        def __init__(self, size=0):
+            super().__init__(size=size)
+
+        def get_tiling_preferences(self):
+            return {"total_size": self.params.size} if self.params.size else {}
+
+        def get_result_buffers(self):
+            return {"n": self.buffer(kind="nav", dtype="int64")}
+
+        def process_tile(self, tile):
+            self.results.n[:] = len(tile)
+
+    data = np.zeros((8, 32, 64, 64), np.float32)  # 16 KiB frames, one partition of 256
+    ds = ctx.load("memory", data=data, num_partitions=1)
+    default = ctx.run_udf(dataset=ds, udf=TileLength())["n"].data
+    assert default.max() == 64  # 1 MiB tiles
+    bigger, _ = ctx.run_udf(dataset=ds, udf=[TileLength(size=4 << 20), TileLength()])
+    assert bigger["n"].data.max() == 256  # 4 MiB tiles, shared by both UDFs

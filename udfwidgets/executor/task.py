@@ -142,6 +142,9 @@ def _process(states, native: np.ndarray, indices: np.ndarray, sig, tile_bytes: i
     n = len(native)
     frame_size = int(np.prod(sig))
     itemsize = max(s[0].meta.input_dtype.itemsize for s in tiled)
+    # tiles are shared by the UDFs of a run: the largest preference wins
+    for udf, *_ in tiled:
+        tile_bytes = max(tile_bytes, int(udf.get_tiling_preferences().get("total_size", 0)))
     tile_frames = max(1, min(n, tile_bytes // max(1, frame_size * itemsize)))
     scratch = {s[0].meta.input_dtype: None for s in tiled if s[0].meta.input_dtype not in whole}
     for dt in scratch:

@@ -199,6 +199,26 @@ class UDF:
         """
         return np.float32
 
+    def get_tiling_preferences(self) -> dict[str, Any]:
+        """Preferences for the tiles ``process_tile`` receives.
+
+        Return ``{"total_size": bytes}`` to ask for tiles of about that many
+        bytes of input (default: the Context's ``tile_bytes``, 1 MiB). UDFs of
+        one run share tiles, so the largest request wins. Larger tiles help
+        UDFs whose work per tile is a matrix product (BLAS is faster on more
+        rows); per-frame work is cache-friendlier with small tiles.
+
+        Examples
+        --------
+        >>> from udfwidgets import UDF
+        >>> class Big(UDF):
+        ...     def get_tiling_preferences(self):
+        ...         return {"total_size": 4 << 20}
+        >>> Big().get_tiling_preferences()
+        {'total_size': 4194304}
+        """
+        return {}
+
     def get_task_data(self) -> dict[str, Any]:
         """Per-partition data computed on the worker, available as ``self.task_data.<name>``."""
         return {}
