@@ -7,12 +7,11 @@ joblib's dask backend.
 """
 from __future__ import annotations
 
-import os
 from typing import Any, Callable, Iterable, Iterator
 
 from joblib import Parallel, delayed, parallel_config
 
-__all__ = ["Executor", "InlineExecutor", "JoblibExecutor", "make_executor", "EXECUTORS"]
+__all__ = ["Executor", "InlineExecutor", "DaskExecutor", "make_executor", "EXECUTORS"]
 
 EXECUTORS = ("inline", "threads", "processes", "dask")
 _ALIASES = {"sync": "inline", "threading": "threads", "loky": "processes",
@@ -50,35 +49,29 @@ class InlineExecutor(Executor):
         return (fn(t) for t in tasks)
 
 
-class JoblibExecutor(Executor):
-    """A joblib backend: ``"threading"``, ``"loky"`` (processes) or ``"dask"``."""
+class DaskExecutor(Executor):
+    """A dask.distributed cluster, through joblib's dask backend.
 
-    def __init__(self, backend: str, n_jobs: int | None = None, client: Any = None):
-        self.backend = backend
-        self._own_client = False
-        self.client = None
-        cpus = os.cpu_count() or 1
-        if backend == "dask":
-            self.name = "dask"
-            self.client, self._own_client = _dask_client(client)
-            nthreads = sum(self.client.nthreads().values()) or 1
-            self.n_workers = n_jobs or nthreads
-        else:
-            self.name = "threads" if backend == "threading" else "processes"
-            self.pickles_tasks = backend != "threading"
-            if n_jobs is not None and n_jobs < 0:
-                n_jobs = max(1, cpus + 1 + n_jobs)
-            self.n_workers = n_jobs or cpus
-        self._config: dict[str, Any] = {"backend": backend, "n_jobs": self.n_workers}
-        if backend == "loky":
-            # workers share the cores: keep BLAS/OpenMP from oversubscribing them
-            self._config["inner_max_num_threads"] = max(1, cpus // self.n_workers)
-        if backend == "dask":
-            from joblib import register_parallel_backend
+    Parameters
+    ----------
+    n_jobs : int, optional
+        Partitions in flight; by default the cluster's total thread count.
+    client : distributed.Client or str, optional
+        A client, a scheduler address (a client is made and closed with the
+        executor), or None for the current default client.
+    """
 
-            from ._dask_backend import BACKEND_NAME, DaskBackend
-            register_parallel_backend(BACKEND_NAME, DaskBackend)
-            self._config.update(backend=BACKEND_NAME, client=self.client)
+    name = "dask"
+
+    def __init__(self, n_jobs: int | None = None, client: Any = None):
+        from joblib import register_parallel_backend
+
+        from ._dask_backend import BACKEND_NAME, DaskBackend
+        self.client, self._own_client = _dask_client(client)
+        self.n_workers = n_jobs or sum(self.client.nthreads().values()) or 1
+        register_parallel_backend(BACKEND_NAME, DaskBackend)
+        self._config: dict[str, Any] = {"backend": BACKEND_NAME, "n_jobs": self.n_workers,
+                                        "client": self.client}
 
     def imap_unordered(self, fn, tasks):
         with parallel_config(**self._config):
@@ -130,5 +123,5 @@ def make_executor(executor: str | Executor = "processes", n_jobs: int | None = N
         from .pools import ProcessesExecutor
         return ProcessesExecutor(n_jobs, warm_start=warm_start)
     if name == "dask":
-        return JoblibExecutor("dask", n_jobs, client)
+        return DaskExecutor(n_jobs, client)
     raise ValueError(f"unknown executor {executor!r}; use one of {', '.join(EXECUTORS)}")
