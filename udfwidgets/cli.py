@@ -165,15 +165,11 @@ def _check_shape(value, name: str, min_dims: int, max_dims: int) -> tuple[int, .
 
 
 def _check_dtype(text: str) -> np.dtype:
+    from .data import _dtype  # the same rule as the synthetic data: integer or float
     try:
-        dt = np.dtype(text)
-    except TypeError:
-        raise CLIError(f"--dtype {text!r} is not a NumPy dtype; use e.g. uint16, uint8, "
-                       "int32 or float32") from None
-    if dt.kind not in "uif":
-        raise CLIError(f"--dtype {text!r} is not an integer or float dtype; use e.g. uint16, "
-                       "uint8, int32 or float32")
-    return dt
+        return _dtype(text)
+    except ValueError as e:
+        raise CLIError(f"--dtype {text!r}: {e}") from None
 
 
 def _open_input(args) -> _Input:

@@ -736,10 +736,8 @@ def write_npy(path: str | os.PathLike, nav_shape: Sequence[int] | int = (64, 64)
     >>> np.load(path).shape
     (4, 5, 16, 16)
     """
-    spec = _spec(nav_shape, sig_shape, dtype, seed, kwargs.pop("n_grains", 6),
-                 kwargs.pop("dose", 50.0), kwargs.pop("max_shift", None))
-    _no_extra(kwargs)
-    return _write(path, spec, n_threads, npy=True)
+    return _write(path, _file_spec(nav_shape, sig_shape, dtype, seed, kwargs), n_threads,
+                  npy=True)
 
 
 def write_raw(path: str | os.PathLike, nav_shape: Sequence[int] | int = (64, 64),
@@ -766,10 +764,16 @@ def write_raw(path: str | os.PathLike, nav_shape: Sequence[int] | int = (64, 64)
     >>> os.path.getsize(path) == 4 * 5 * 16 * 16 * 2
     True
     """
+    return _write(path, _file_spec(nav_shape, sig_shape, dtype, seed, kwargs), n_threads,
+                  npy=False)
+
+
+def _file_spec(nav_shape, sig_shape, dtype, seed, kwargs: dict) -> _Spec:
+    """The simulation spec of write_npy / write_raw: their keyword arguments, checked."""
     spec = _spec(nav_shape, sig_shape, dtype, seed, kwargs.pop("n_grains", 6),
                  kwargs.pop("dose", 50.0), kwargs.pop("max_shift", None))
     _no_extra(kwargs)
-    return _write(path, spec, n_threads, npy=False)
+    return spec
 
 
 def _no_extra(kwargs: dict) -> None:
