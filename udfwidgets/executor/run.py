@@ -104,7 +104,7 @@ class UDFRun:
                     bar.update(hi - lo)
                     remaining -= 1
                     if remaining and (partials or subscribers):
-                        partial = UDFResults(self._compute_results, self._damage_wrapper())
+                        partial = self._snapshot()
                         for sub in subscribers:
                             sub.new_data(partial, partial.damage, force=False)
                         if partials:
@@ -125,7 +125,7 @@ class UDFRun:
                         # joblib warns that tasks were cancelled: that is what we asked for
                         warnings.simplefilter("ignore", UserWarning)
                         close()
-            final = UDFResults(self._compute_results, self._damage_wrapper(), finished=True)
+            final = self._snapshot(finished=True)
             final.buffers  # compute now: errors in get_results surface here
             for sub in subscribers:
                 sub.new_data(final, final.damage, force=True)
@@ -140,23 +140,26 @@ class UDFRun:
             udf.merge(BufferNamespace(dest, type(udf).__name__),
                       BufferNamespace(src, type(udf).__name__))
 
-    def _damage_wrapper(self) -> BufferWrapper:
-        return BufferWrapper("nav", bool, (), self.damage.copy(), self.nav_shape)
+    def _snapshot(self, finished: bool = False) -> UDFResults:
+        """Results as of now; damage and every buffer's valid mask share one copy."""
+        valid = self.damage.copy()
+        damage = BufferWrapper("nav", bool, (), valid, self.nav_shape)
+        return UDFResults(lambda: self._compute_results(valid), damage, finished=finished)
 
-    def _compute_results(self) -> tuple[dict[str, BufferWrapper], ...]:
-        return tuple(self._udf_results(udf, decls, arrays)
+    def _compute_results(self, valid: np.ndarray) -> tuple[dict[str, BufferWrapper], ...]:
+        return tuple(self._udf_results(udf, decls, arrays, valid)
                      for udf, decls, arrays in zip(self.udfs, self.decls, self.arrays))
 
-    def _wrap(self, decl, raw) -> BufferWrapper:
-        return BufferWrapper(decl.kind, raw.dtype, decl.extra_shape, raw, self.nav_shape,
-                             self.roi, self.damage.copy())
+    def _udf_results(self, udf, decls, arrays, valid) -> dict[str, BufferWrapper]:
+        def wrap(decl, raw):
+            return BufferWrapper(decl.kind, raw.dtype, decl.extra_shape, raw, self.nav_shape,
+                                 self.roi, valid)
 
-    def _udf_results(self, udf, decls, arrays) -> dict[str, BufferWrapper]:
         cls = type(udf).__name__
         if type(udf).get_results is UDF.get_results:
-            return {name: self._wrap(d, arrays[name]) for name, d in decls.items()
+            return {name: wrap(d, arrays[name]) for name, d in decls.items()
                     if d.use != "private"}
-        full = {name: (self._wrap(d, arrays[name]).data if d.kind == "nav" else arrays[name])
+        full = {name: (wrap(d, arrays[name]).data if d.kind == "nav" else arrays[name])
                 for name, d in decls.items()}
         udf.results = BufferNamespace(full, cls)
         out = udf.get_results()
@@ -169,7 +172,7 @@ class UDFRun:
                 raise BufferError(f"{cls}.get_results() returned {name!r}, which is not a declared "
                                   "buffer: declare it in get_result_buffers() (use='result_only' "
                                   "for results computed only in get_results)")
-            wrapped[name] = self._wrap(decls[name], self._as_raw(cls, name, decls[name], value))
+            wrapped[name] = wrap(decls[name], self._as_raw(cls, name, decls[name], value))
         return wrapped
 
     def _as_raw(self, cls, name, decl, value) -> np.ndarray:
