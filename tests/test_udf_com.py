@@ -59,23 +59,55 @@ def spot_data(nav_shape, positions, sig=(16, 16)):
     return data
 
 
-def test_com_matches_loops(any_ctx, data4d):
-    for roi, n, res in run_configs(any_ctx, data4d, lambda: CoMUDF(cy=2.5, cx=2, r=2)):
+# documented accuracy: ~1e-5 px with float32 work (the default for float32 and
+# 16-bit data), ~1e-12 with dtype=np.float64
+TOL = {None: dict(rtol=1e-6, atol=1e-5), np.float64: dict(rtol=1e-10, atol=1e-12)}
+
+
+@pytest.mark.parametrize("dtype", [None, np.float64])
+def test_com_matches_loops(any_ctx, data4d, dtype):
+    make = lambda: CoMUDF(cy=2.5, cx=2, r=2, dtype=dtype)  # noqa: E731
+    for roi, n, res in run_configs(any_ctx, data4d, make):
         com = com_reference(data4d, roi, 2.5, 2, 2)
         assert res["raw_com"].kind == "nav" and res["raw_com"].extra_shape == (2,)
         shifts = com - np.array([2.5, 2.0])
         assert_results(res, {"raw_com": com, "raw_shifts": shifts, "field": shifts,
                              "magnitude": np.hypot(shifts[..., 0], shifts[..., 1])},
-                       f"{n} partitions", rtol=1e-10, atol=1e-12)
+                       f"{n} partitions", **TOL[dtype])
 
 
-def test_com_default_centre_whole_frame(ctx, data4d_int):
+@pytest.mark.parametrize("dtype", [None, np.float64])
+def test_com_default_centre_whole_frame(ctx, data4d_int, dtype):
     h, w = data4d_int.shape[2:]
-    for roi, n, res in run_configs(ctx, data4d_int, CoMUDF):
+    for roi, n, res in run_configs(ctx, data4d_int, lambda: CoMUDF(dtype=dtype)):
         com = com_reference(data4d_int, roi, None, None, None)
         assert_results(res, {"raw_com": com,
                              "raw_shifts": com - np.array([(h - 1) / 2, (w - 1) / 2])},
-                       f"{n} partitions", rtol=1e-10, atol=1e-12)
+                       f"{n} partitions", **TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.uint16, np.float64, np.int32])
+def test_com_large_frames_many_chunks(ctx, rng, dtype):
+    # frames wider than one float32 block (CHUNK_PIXELS), a disk off centre, bright
+    # counts: the blocks and the disk's pixel span must add up to the float64 answer
+    sig = (96, 128)
+    y, x = np.indices(sig)
+    spot = np.exp(-((y - 40.3) ** 2 + (x - 70.6) ** 2) / 50.0)
+    data = rng.poisson(2000 * spot + 5, size=(4, 6) + sig).astype(dtype)
+    ds = ctx.load("memory", data=data, num_partitions=3)
+    res = ctx.run_udf(dataset=ds, udf=CoMUDF(cy=45, cx=66, r=30))
+    ref = com_reference(data, None, 45, 66, 30)
+    np.testing.assert_allclose(res["raw_com"].data, ref, rtol=0, atol=1e-5)
+    assert np.abs(ref - [40.3, 70.6]).max() < 0.5  # the reference finds the spot (background pulls a little)
+
+
+def test_com_float64_work_changes_the_arithmetic(ctx, rng):
+    data = (1000 + rng.random((4, 4, 64, 80))).astype(np.float32)
+    ref = com_reference(data, None, None, None, None)
+    ds = ctx.load("memory", data=data)
+    err = {dt: np.abs(ctx.run_udf(dataset=ds, udf=CoMUDF(dtype=dt))["raw_com"].data - ref).max()
+           for dt in (None, np.float64)}
+    assert err[np.float64] < 1e-11 < err[None] < 1e-5, err
 
 
 def test_divergence_and_curl_match_hand_differences(any_ctx, rng):
@@ -165,6 +197,7 @@ def test_mask_radius_excludes_outer_pixels(ctx):
     ({"cx": float("inf")}, "cx must be a finite"),
     ({"flip_y": 1}, "flip_y must be True or False"),
     ({"scan_rotation": "90"}, "scan_rotation must be a number"),
+    ({"dtype": "int16"}, "dtype must be None or a float type"),
 ])
 def test_parameter_errors(kwargs, match):
     with pytest.raises(ValueError, match=match):

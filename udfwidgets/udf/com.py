@@ -7,6 +7,11 @@ import numpy as np
 
 from ..masks import check_number, disk
 from .base import UDF
+from .stddev import check_float_dtype, working_dtype
+
+#: float32 products run over blocks of this many pixels and are summed in
+#: float64: faster than one product (cache) and about 10x more accurate
+CHUNK_PIXELS = 4096
 
 __all__ = ["CoMUDF", "fit_linear_field", "divergence_curl"]
 
@@ -120,6 +125,10 @@ class CoMUDF(UDF):
     scan_rotation : float
         Angle in degrees from the detector axes to the scan axes: after the
         flip, ``(y, x)`` becomes ``(sin(a) x + cos(a) y, cos(a) x - sin(a) y)``.
+    dtype : numpy float dtype or None
+        Working precision of the product: None (default) for float32 on
+        float32 and up-to-16-bit integer data and float64 otherwise, or
+        ``np.float64`` to force double precision.
 
     Examples
     --------
@@ -137,7 +146,8 @@ class CoMUDF(UDF):
     """
 
     def __init__(self, cy: float | None = None, cx: float | None = None, r: float | None = None,
-                 regression: int = 0, flip_y: bool = False, scan_rotation: float = 0.0):
+                 regression: int = 0, flip_y: bool = False, scan_rotation: float = 0.0,
+                 dtype=None):
         for name, v in (("cy", cy), ("cx", cx)):
             if v is not None:
                 check_number(v, name, minimum=None)
@@ -149,8 +159,9 @@ class CoMUDF(UDF):
         if not isinstance(flip_y, (bool, np.bool_)):
             raise ValueError(f"flip_y must be True or False, got {flip_y!r}")
         check_number(scan_rotation, "scan_rotation", minimum=None)
+        check_float_dtype(dtype)
         super().__init__(cy=cy, cx=cx, r=r, regression=regression, flip_y=flip_y,
-                         scan_rotation=scan_rotation)
+                         scan_rotation=scan_rotation, dtype=dtype)
 
     def _centre(self) -> tuple[float, float]:
         h, w = tuple(self.meta.dataset_shape.sig)
@@ -175,6 +186,14 @@ class CoMUDF(UDF):
                                                    dtype=f8, use="result_only"),
         }
 
+    def get_preferred_input_dtype(self):
+        # frames come as stored: process_tile converts only the pixels the disk covers
+        return self.USE_NATIVE_DTYPE
+
+    def get_tiling_preferences(self) -> dict[str, Any]:
+        # one matrix product per tile: BLAS is faster per frame on more rows
+        return {"total_size": 4 << 20}
+
     def get_task_data(self) -> dict[str, Any]:
         sig = tuple(self.meta.dataset_shape.sig)
         cy, cx = self._centre()
@@ -182,15 +201,36 @@ class CoMUDF(UDF):
             mask = np.ones(sig)
         else:
             mask = disk(sig, (cy, cx), self.params.r, dtype=np.float64)
+        # coordinates relative to the centre keep the weighted sums small (float32 work)
         y, x = np.indices(sig, dtype=np.float64)
-        weights = np.stack([mask, mask * y, mask * x], axis=-1).reshape(-1, 3)
-        return {"weights": weights}
+        weights = np.stack([mask, mask * (y - cy), mask * (x - cx)], axis=-1).reshape(-1, 3)
+        # only the pixels from the mask's first to its last non-zero one take part
+        inside = np.flatnonzero(mask.reshape(-1))
+        start, stop = (int(inside[0]), int(inside[-1]) + 1) if len(inside) else (0, 0)
+        weights = weights[start:stop]
+        return {"span": (start, stop), "weights": weights,
+                "weights32": weights.astype(np.float32)}
 
     def process_tile(self, tile):
-        flat = tile.reshape(tile.shape[0], -1).astype(np.float64, copy=False)
-        sums = flat @ self.task_data.weights  # (frames, 3): total, sum(I*y), sum(I*x)
+        td = self.task_data
+        start, stop = td.span
+        n = tile.shape[0]
+        flat = tile.reshape(n, -1)[:, start:stop]
+        if working_dtype(tile.dtype, self.params.dtype) == np.float64:
+            sums = flat.astype(np.float64, copy=False) @ td.weights
+        else:
+            # float32 products over blocks of CHUNK_PIXELS pixels, summed in float64
+            sums = np.zeros((n, 3))
+            w32 = td.weights32
+            for i in range(0, stop - start, CHUNK_PIXELS):
+                block = flat[:, i:i + CHUNK_PIXELS]
+                if block.dtype != np.float32:
+                    block = block.astype(np.float32)
+                sums += block @ w32[i:i + CHUNK_PIXELS]
+        # sums: total, sum(I*(y - cy)), sum(I*(x - cx))
         with np.errstate(divide="ignore", invalid="ignore"):
             com = sums[:, 1:] / sums[:, :1]
+        com += self._centre()
         com[sums[:, 0] == 0] = np.nan
         self.results.raw_com[:] = com
 

@@ -5,7 +5,7 @@ import numpy as np
 
 from .base import UDF
 
-__all__ = ["StdDevUDF", "merge_moments", "working_dtype"]
+__all__ = ["StdDevUDF", "merge_moments", "working_dtype", "check_float_dtype"]
 
 
 def merge_moments(n_a, mean_a, m2_a, n_b, mean_b, m2_b):
@@ -63,6 +63,27 @@ def _moment_sums(dev: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         s1 += rest.sum(axis=0)
         s2 += np.einsum("ij,ij->j", rest, rest)
     return s1, s2
+
+
+def check_float_dtype(dtype) -> None:
+    """Raise ValueError unless ``dtype`` is None or a NumPy float type.
+
+    Examples
+    --------
+    >>> check_float_dtype(np.float64)
+    >>> check_float_dtype("int32")
+    Traceback (most recent call last):
+    ...
+    ValueError: dtype must be None or a float type such as np.float64, got 'int32'
+    """
+    if dtype is None:
+        return
+    try:
+        kind = np.dtype(dtype).kind
+    except TypeError:
+        kind = None
+    if kind != "f":
+        raise ValueError(f"dtype must be None or a float type such as np.float64, got {dtype!r}")
 
 
 def working_dtype(input_dtype, dtype=None) -> np.dtype:
@@ -146,14 +167,7 @@ class StdDevUDF(UDF):
         if isinstance(ddof, bool) or not isinstance(ddof, (int, np.integer)) or ddof < 0:
             raise ValueError(f"ddof must be a non-negative integer (0 for np.var's default), "
                              f"got {ddof!r}")
-        if dtype is not None:
-            try:
-                kind = np.dtype(dtype).kind
-            except TypeError:
-                kind = None
-            if kind != "f":
-                raise ValueError(f"dtype must be None or a float type such as np.float64, "
-                                 f"got {dtype!r}")
+        check_float_dtype(dtype)
         super().__init__(ddof=ddof, dtype=dtype)
 
     def get_result_buffers(self):
