@@ -53,6 +53,23 @@ def test_mask_array_stack_integer_data_float64(ctx, data4d_int):
         np.testing.assert_array_equal(picked[ok], data4d_int[..., 1, 2][ok])
 
 
+@pytest.mark.parametrize("dtype", [np.uint16, np.float32, np.int32, np.float64])
+def test_large_frames_float32_blocks_and_pixel_span(any_ctx, rng, dtype):
+    # frames wider than one float32 block, masks that leave the first and last
+    # rows empty: the blocks over the masks' pixel span must add up to the
+    # float64 answer, for native integer and float frames
+    sig = (80, 96)
+    stack = np.stack([masks.disk(sig, (30, 40), 12), masks.ring(sig, (40, 50), 10, 20),
+                      masks.rectangle(sig, 10, 5, 70, 90)]).astype(bool)
+    data = rng.poisson(500, size=(3, 4) + sig).astype(dtype)
+    ds = any_ctx.load("memory", data=data, num_partitions=2)
+    res = any_ctx.run_udf(dataset=ds, udf=ApplyMasksUDF(masks=stack))
+    wide = np.dtype(dtype) in (np.int32, np.float64)
+    assert res["intensity"].dtype == (np.float64 if wide else np.float32)
+    np.testing.assert_allclose(res["intensity"].data, reference(data, stack, None),
+                               rtol=1e-12 if wide else 1e-6)
+
+
 def test_single_mask_list_of_masks_and_stack_factory(ctx, data4d):
     stack = mask_stack()
     ds = ctx.load("memory", data=data4d, num_partitions=2)

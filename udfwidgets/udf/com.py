@@ -7,11 +7,8 @@ import numpy as np
 
 from ..masks import check_number, disk
 from .base import UDF
+from ._products import float32_product, pixel_span
 from .stddev import check_float_dtype, working_dtype
-
-#: float32 products run over blocks of this many pixels and are summed in
-#: float64: faster than one product (cache) and about 10x more accurate
-CHUNK_PIXELS = 4096
 
 __all__ = ["CoMUDF", "fit_linear_field", "divergence_curl"]
 
@@ -205,8 +202,7 @@ class CoMUDF(UDF):
         y, x = np.indices(sig, dtype=np.float64)
         weights = np.stack([mask, mask * (y - cy), mask * (x - cx)], axis=-1).reshape(-1, 3)
         # only the pixels from the mask's first to its last non-zero one take part
-        inside = np.flatnonzero(mask.reshape(-1))
-        start, stop = (int(inside[0]), int(inside[-1]) + 1) if len(inside) else (0, 0)
+        start, stop = pixel_span(weights)
         weights = weights[start:stop]
         return {"span": (start, stop), "weights": weights,
                 "weights32": weights.astype(np.float32)}
@@ -219,14 +215,7 @@ class CoMUDF(UDF):
         if working_dtype(tile.dtype, self.params.dtype) == np.float64:
             sums = flat.astype(np.float64, copy=False) @ td.weights
         else:
-            # float32 products over blocks of CHUNK_PIXELS pixels, summed in float64
-            sums = np.zeros((n, 3))
-            w32 = td.weights32
-            for i in range(0, stop - start, CHUNK_PIXELS):
-                block = flat[:, i:i + CHUNK_PIXELS]
-                if block.dtype != np.float32:
-                    block = block.astype(np.float32)
-                sums += block @ w32[i:i + CHUNK_PIXELS]
+            sums = float32_product(flat, td.weights32)
         # sums: total, sum(I*(y - cy)), sum(I*(x - cx))
         with np.errstate(divide="ignore", invalid="ignore"):
             com = sums[:, 1:] / sums[:, :1]

@@ -6,6 +6,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ..masks import _import_scipy_sparse, is_sparse
+from ._products import float32_product, pixel_span
 from .base import UDF
 
 __all__ = ["ApplyMasksUDF"]
@@ -21,7 +22,12 @@ class ApplyMasksUDF(UDF):
 
     The masks are built once per partition (in :meth:`get_task_data`, on the
     worker) as a ``(n_masks, pixels)`` matrix; each tile of frames is then one
-    matrix product ``tile.reshape(n, -1) @ masks.T``.
+    matrix product ``tile.reshape(n, -1) @ masks.T``. In float32 (the default
+    for float32 or 16-bit data and float32 or bool masks) the product covers
+    only the pixels from the first to the last one any mask touches, and runs
+    in blocks of 256-8192 pixels (about 512 KiB, which stay in cache) whose
+    results are summed in float64: faster, and more accurate than one float32
+    sum over the frame.
 
     Parameters
     ----------
@@ -156,7 +162,8 @@ class ApplyMasksUDF(UDF):
     def get_preferred_input_dtype(self):
         if self.params.dtype is not None:
             return np.dtype(self.params.dtype)
-        return np.float32
+        # frames come as stored: a float32 product converts them block by block
+        return self.USE_NATIVE_DTYPE
 
     def get_result_buffers(self):
         matrix, _ = self._prepared()
@@ -165,7 +172,12 @@ class ApplyMasksUDF(UDF):
 
     def get_task_data(self):
         matrix, sparse = self._prepared()
-        return {"masks": matrix, "sparse": sparse}
+        if sparse or matrix.dtype != np.float32:
+            return {"masks": matrix, "sparse": sparse, "span": None}
+        # float32: (pixels, n_masks) over the pixels any mask covers, for float32_product
+        start, stop = pixel_span(matrix.T)
+        return {"masks": matrix, "sparse": sparse, "span": (start, stop),
+                "weights32": np.ascontiguousarray(matrix[:, start:stop].T)}
 
     def get_tiling_preferences(self):
         # BLAS multiplies a 64-frame tile by a few masks about twice as fast
@@ -174,9 +186,15 @@ class ApplyMasksUDF(UDF):
 
     def process_tile(self, tile):
         flat = tile.reshape(tile.shape[0], -1)
-        m = self.task_data.masks
-        if self.task_data.sparse:
+        td = self.task_data
+        m = td.masks
+        if td.span is not None:
+            start, stop = td.span
+            self.results.intensity[:] = float32_product(flat[:, start:stop], td.weights32)
+        elif td.sparse:
             # (n_masks, pixels) @ (pixels, frames): sparse times dense is dense
+            if flat.dtype != m.dtype:
+                flat = flat.astype(m.dtype)
             self.results.intensity[:] = np.asarray(m @ flat.T).T
         else:
             if flat.dtype != m.dtype:
