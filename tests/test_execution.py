@@ -340,3 +340,36 @@ def test_workers_keep_temporaries_on_the_heap():
     import platform
     expected = "True" if platform.libc_ver()[0] == "glibc" else "False"
     assert out.stdout.strip() == expected
+
+
+class _BlasThreadsSeen(UDF):
+    """Records how many BLAS threads the process allows while a partition runs."""
+
+    def get_result_buffers(self):
+        return {"blas": self.buffer(kind="nav", dtype="int64")}
+
+    def process_frame(self, frame):
+        from threadpoolctl import threadpool_info
+        self.results.blas[:] = min(i["num_threads"] for i in threadpool_info()
+                                   if i["user_api"] == "blas")
+
+
+def test_threads_executor_limits_blas_during_a_run_only():
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    def blas_threads():
+        return min(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas")
+
+    # pretend a 4-core machine's BLAS setting, whatever this one has
+    with threadpool_limits(4, user_api="blas"), Context(executor="threads", n_jobs=2) as ctx:
+        before = blas_threads()
+        inner = ctx.executor.inner_threads
+        ds = ctx.load("memory", data=np.ones((4, 4, 2, 2), np.float32), num_partitions=4)
+        seen = ctx.run_udf(dataset=ds, udf=_BlasThreadsSeen())["blas"].data
+        assert (seen == min(before, inner)).all(), (seen, before, inner)
+        assert blas_threads() == before  # restored after the run
+        # also after a run that is abandoned half-way
+        it = ctx.run_udf_iter(dataset=ds, udf=_BlasThreadsSeen())
+        next(it)
+        it.close()
+        assert blas_threads() == before

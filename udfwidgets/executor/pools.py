@@ -74,6 +74,9 @@ class ThreadsExecutor(_PoolExecutor):
     Good for UDFs whose work happens in NumPy (which releases the GIL); UDFs
     are copied per partition, never pickled. Running partitions cannot be
     stopped: an interrupted run lets them finish and discards their results.
+    While a run is going, BLAS in this process is limited to ``cores //
+    n_workers`` threads (with threadpoolctl), so that matrix products of
+    parallel partitions do not fight for the same cores.
     """
 
     name = "threads"
@@ -81,8 +84,30 @@ class ThreadsExecutor(_PoolExecutor):
 
     def __init__(self, n_jobs: int | None = None):
         self.n_workers = _n_workers(n_jobs)
+        self.inner_threads = max(1, (os.cpu_count() or 1) // self.n_workers)
         self._threads: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
+        self._blas = None  # threadpoolctl controller, made on first use
+
+    def imap_unordered(self, fn: Callable, tasks: Iterable) -> Iterator:
+        stream = super().imap_unordered(fn, tasks)
+        if self.n_workers < 2:
+            return stream
+        return self._with_blas_limit(stream)
+
+    def _with_blas_limit(self, stream: Iterator) -> Iterator:
+        if self._blas is None:
+            try:
+                from threadpoolctl import ThreadpoolController
+            except ImportError:  # pragma: no cover
+                yield from stream
+                return
+            self._blas = ThreadpoolController()
+        with self._blas.limit(limits=self.inner_threads, user_api="blas"):
+            try:
+                yield from stream
+            finally:
+                stream.close()
 
     def _pool(self, run_id=None):
         with self._lock:
