@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from udfwidgets import UDF
+from udfwidgets import UDF, Context
 from udfwidgets.udf.buffers import BufferError
 from udfwidgets.executor.plan import UDFConstructorError
 
@@ -353,9 +353,13 @@ def test_tiling_preferences_set_the_tile_size(ctx):
         def process_tile(self, tile):
             self.results.n[:] = len(tile)
 
-    data = np.zeros((8, 32, 64, 64), np.float32)  # 16 KiB frames, one partition of 256
+    data = np.zeros((8, 64, 64, 64), np.float32)  # 16 KiB frames, one partition of 512
     ds = ctx.load("memory", data=data, num_partitions=1)
     default = ctx.run_udf(dataset=ds, udf=TileLength())["n"].data
-    assert default.max() == 64  # 1 MiB tiles
-    bigger, _ = ctx.run_udf(dataset=ds, udf=[TileLength(size=4 << 20), TileLength()])
-    assert bigger["n"].data.max() == 256  # 4 MiB tiles, shared by both UDFs
+    assert default.max() == 256  # 4 MiB tiles
+    bigger, _ = ctx.run_udf(dataset=ds, udf=[TileLength(size=8 << 20), TileLength()])
+    assert bigger["n"].data.max() == 512  # 8 MiB tiles, shared by both UDFs
+    with Context(executor="inline", tile_bytes=1 << 20) as small_ctx:
+        small = small_ctx.run_udf(dataset=small_ctx.load("memory", data=data, num_partitions=1),
+                                  udf=TileLength())["n"].data
+    assert small.max() == 64  # the Context's tile_bytes

@@ -41,7 +41,7 @@ class Context:
         background right away, so that they are ready by the first run
         (default True).
     tile_bytes : int
-        About how many bytes of frames a tile holds (default 1 MiB).
+        About how many bytes of frames a tile holds (default 4 MiB).
 
     Examples
     --------

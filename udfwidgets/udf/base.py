@@ -203,7 +203,7 @@ class UDF:
         """Preferences for the tiles ``process_tile`` receives.
 
         Return ``{"total_size": bytes}`` to ask for tiles of about that many
-        bytes of input (default: the Context's ``tile_bytes``, 1 MiB). UDFs of
+        bytes of input (default: the Context's ``tile_bytes``, 4 MiB). UDFs of
         one run share tiles, so the largest request wins. Larger tiles help
         UDFs whose work per tile is a matrix product (BLAS is faster on more
         rows); per-frame work is cache-friendlier with small tiles.
