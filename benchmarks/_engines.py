@@ -15,7 +15,6 @@ from _data import RawFile
 from _workloads import Workload, guide_udfs, run_numpy
 
 OURS = ("uw-inline", "uw-threads", "uw-processes", "uw-dask")
-PROPOSED = ("uwp-threads", "uwp-processes")  # uwp-inline also exists (same as uw-inline now)
 LT = ("lt-inline", "lt-dask", "lt-threads", "lt-pipelined")
 NUMPY = ("numpy-1t", "numpy-2t")
 
@@ -152,7 +151,7 @@ class _UDFEngine(Engine):
 class OursEngine(_UDFEngine):
     family = "udfwidgets"
 
-    def __init__(self, executor: str, n_jobs: int | None = None, proposed: bool = False):
+    def __init__(self, executor: str, n_jobs: int | None = None):
         super().__init__()
         from udfwidgets import Context
         self.name = f"uw-{executor}"
@@ -165,10 +164,6 @@ class OursEngine(_UDFEngine):
                                          processes=True, host="127.0.0.1",
                                          dashboard_address="127.0.0.1:0")
             kwargs["client"] = Client(self._cluster)
-        if proposed:
-            from _proposed import make_proposed_executor
-            self.name = f"uwp-{executor}"
-            executor = make_proposed_executor(executor)
         self.ctx = Context(executor=executor, n_jobs=n_jobs, **kwargs)
 
     def _udf_factory(self, w):
@@ -207,9 +202,7 @@ def make_engine(name: str) -> Engine:
     family, executor = name.split("-", 1)
     if family == "uw":
         return OursEngine(executor)
-    if family == "uwp":  # the engine with the changes proposed in _proposed.py
-        return OursEngine(executor, proposed=True)
     if family == "lt":
         return LTEngine(executor)
     raise ValueError(f"unknown engine {name!r}; use one of "
-                     f"{', '.join(NUMPY + OURS + PROPOSED + LT)}")
+                     f"{', '.join(NUMPY + OURS + LT)}")

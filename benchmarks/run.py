@@ -322,15 +322,14 @@ def targets_table(results, f, small, n_workers=2) -> list[str]:
     """The issues' targets against this run's numbers (ours = best of our executors)."""
     rows = []
 
-    def row(target, measured, met, proposed=""):
+    def row(target, measured, met):
         status = "-" if met is None else ("met" if met else "**missed**")
-        rows.append(f"| {target} | {measured} | {status} | {proposed} |")
+        rows.append(f"| {target} | {measured} | {status} |")
 
     fn = f.name
     np2 = _best(results, "sum", fn, ("numpy-2t",))
     for wname, label in (("sum", "SumUDF"), ("sumsig", "SumSigUDF")):
         ours, lt = _best(results, wname, fn, OURS_DEFAULT), _best(results, wname, fn, "lt-")
-        prop = _best(results, wname, fn, "uwp-")
         if not ours:
             continue
         gbs = f.nbytes / ours[0] / 1e9
@@ -341,19 +340,16 @@ def targets_table(results, f, small, n_workers=2) -> list[str]:
         if lt:
             txt += f"; LT best {f.nbytes / lt[0] / 1e9:.1f} GB/s ({lt[1]})"
         met = gbs >= 0.9 * 38.5 and (not lt or ours[0] <= lt[0])
-        row(f"{label} at >= 90% of 38.5 GB/s and faster than LiberTEM's best", txt, met,
-            f"{f.nbytes / prop[0] / 1e9:.1f} GB/s ({prop[1]})" if prop else "")
+        row(f"{label} at >= 90% of 38.5 GB/s and faster than LiberTEM's best", txt, met)
     for wname, label, factor in (("sumoversig", "SumOverSig", 1.5), ("max", "MaxUDF", 1.5),
                                  ("masks", "ApplyMasksUDF x4", 1.5), ("com", "CoMUDF", 1.5),
                                  ("stddev", "StdDevUDF", 5.0)):
         ours, lt = _best(results, wname, fn, OURS_DEFAULT), _best(results, wname, fn, "lt-")
-        prop = _best(results, wname, fn, "uwp-")
         if not ours or not lt:
             continue
         ratio = lt[0] / ours[0]
         txt = f"{ratio:.2f}x ({fmt_s(ours[0])} {ours[1]} vs {fmt_s(lt[0])} {lt[1]})"
-        row(f"{label} >= {factor:g}x faster than LiberTEM's best", txt, ratio >= factor,
-            f"{lt[0] / prop[0]:.2f}x ({prop[1]})" if prop else "")
+        row(f"{label} >= {factor:g}x faster than LiberTEM's best", txt, ratio >= factor)
     ours = _best(results, "stddev", fn, OURS_DEFAULT)
     if ours:
         r = results[("stddev", fn, ours[1])]
@@ -361,17 +357,14 @@ def targets_table(results, f, small, n_workers=2) -> list[str]:
             f"{fmt_s(r['median'])} ({ours[1]})", r["first"] <= 2 * r["median"])
     for wname, label, limit in (("sumoversig", "SumOverSig", 0.08), ("max", "MaxUDF", 0.09)):
         ours = _best(results, wname, fn, OURS_DEFAULT)
-        prop = _best(results, wname, fn, "uwp-")
         if ours:
             row(f"{label} under {limit * 1e3:.0f} ms (issue 2)", f"{fmt_s(ours[0])} ({ours[1]})",
-                ours[0] < limit, f"{fmt_s(prop[0])} ({prop[1]})" if prop else "")
+                ours[0] < limit)
     for name in ("uw-inline", "uw-processes"):
         r = results.get(("empty", fn, name), {})
         if "median" in r:
-            pr = results.get(("empty", fn, name.replace("uw-", "uwp-")), {})
             row(f"framework cost under 2 us per frame ({name}, empty process_frame)",
-                f"{r['median'] / f.n_frames * 1e6:.2f} us", r["median"] / f.n_frames < 2e-6,
-                f"{pr['median'] / f.n_frames * 1e6:.2f} us" if "median" in pr else "")
+                f"{r['median'] / f.n_frames * 1e6:.2f} us", r["median"] / f.n_frames < 2e-6)
     for name in ("uw-processes", "uw-inline"):
         if name in FIG["first"]:
             lt = {k: v for k, v in FIG["first"].items() if k.startswith("lt-")}
@@ -388,11 +381,9 @@ def targets_table(results, f, small, n_workers=2) -> list[str]:
             cold[0] <= 1.1 * npc[0])
     if "uw-processes" in FIG["iter"]:
         it = FIG["iter"]["uw-processes"]
-        pr = FIG["iter"].get("uwp-processes")
         row("run_udf_iter overhead against run_udf under 5% (uw-processes)",
             f"{it['overhead'] * 100:+.1f}%, first partial after {fmt_s(it['first'])}",
-            it["overhead"] < 0.05,
-            f"{pr['overhead'] * 100:+.1f}%, first partial {fmt_s(pr['first'])}" if pr else "")
+            it["overhead"] < 0.05)
     if FIG["big"]:
         for name, p in FIG["big"].items():
             row(f"main-process peak RSS under 1 GiB reducing a 4 GiB file ({name})",
@@ -400,9 +391,8 @@ def targets_table(results, f, small, n_workers=2) -> list[str]:
     bi = results.get(("busy", small.name, "uw-inline"), {}).get("median")
     bp = results.get(("busy", small.name, "uw-processes"), {}).get("median")
     if bi and bp:
-        pp = results.get(("busy", small.name, "uwp-processes"), {}).get("median")
         row("processes >= 1.8x faster than inline, 1 ms/frame (2 cores)", f"{bi / bp:.2f}x",
-            bi / bp >= 1.8, f"{bi / pp:.2f}x" if pp else "")
+            bi / bp >= 1.8)
     if FIG["mem"]:
         parts = max(2 * n_workers, round(f.nbytes / (128 << 20)))
         budget = n_workers * (f.nbytes / parts + (64 << 20)) + (64 << 20)
@@ -413,8 +403,8 @@ def targets_table(results, f, small, n_workers=2) -> list[str]:
                 f"worst {mib(worst[0])} anon, main + workers ({worst[1]}, {worst[2]}); budget "
                 f"{mib(budget)} = {n_workers} x ({mib(f.nbytes / parts)} partition + 64 MiB "
                 "interpreter) + 64 MiB results", worst[0] <= budget)
-    head = ["| target (issues 2, 3, 8) | measured (best of our executors) | status | "
-            "with the proposed engine changes (uwp-*) |", "|---|---|---|---|"]
+    head = ["| target (issues 2, 3, 8) | measured (best of our executors) | status |",
+            "|---|---|---|"]
     return head + rows
 
 
@@ -474,16 +464,13 @@ def parse_args(argv=None):
                    help=f"comma-separated, from {','.join(DEFAULT_WORKLOADS)}")
     p.add_argument("--engines", default=",".join(DEFAULT_ENGINES),
                    help="comma-separated, from " + ",".join(
-                       _engines.NUMPY + _engines.OURS + _engines.PROPOSED + _engines.LT))
+                       _engines.NUMPY + _engines.OURS + _engines.LT))
     p.add_argument("--files", default="f32,u16", help="f32 (1 GiB float32), u16 (512 MiB uint16)")
     p.add_argument("--reps", type=int, default=None, help="timed repetitions (default 5, quick 2)")
     p.add_argument("--dask", action="store_true",
                    help="also run udfwidgets on a local dask cluster")
     p.add_argument("--cold", action="store_true",
                    help="also time SumUDF with the file evicted from the page cache")
-    p.add_argument("--proposed", action="store_true",
-                   help="also run uwp-* engines: udfwidgets with the changes proposed in "
-                        "_proposed.py (no result polling, plain-ndarray frames)")
     p.add_argument("--no-lt", action="store_true", help="leave LiberTEM out even if installed")
     p.add_argument("--no-probes", action="store_true",
                    help="skip the fresh-process figures (first result, peak memory, 4 GiB file)")
@@ -521,11 +508,6 @@ def main(argv=None) -> int:
     if args.dask and "uw-dask" not in engine_names:
         engine_names.insert(engine_names.index("uw-processes") + 1
                             if "uw-processes" in engine_names else len(engine_names), "uw-dask")
-    if args.proposed:
-        for name in reversed(_engines.PROPOSED):
-            if name not in engine_names:
-                engine_names.insert(engine_names.index("uw-processes") + 1
-                                    if "uw-processes" in engine_names else len(engine_names), name)
     if not lt_version:
         engine_names = [e for e in engine_names if not e.startswith("lt-")]
 
@@ -597,8 +579,6 @@ def main(argv=None) -> int:
                     continue
                 base = {"udfwidgets": "uw-inline", "libertem": "lt-inline",
                         "numpy": "numpy-1t"}[e.family]
-                if e.name.startswith("uwp-") and ("busy", small.name, "uwp-inline") in results:
-                    base = "uwp-inline"
                 b = results.get(("busy", small.name, base), {}).get("median")
                 report.append(f"| {e.name} | {fmt_s(r['median'])} | "
                               f"{fmt_ratio(b / r['median'] if b else None)} |")
@@ -624,7 +604,6 @@ def main(argv=None) -> int:
             _data.warm(f)
             iter_engines = [e for e in engines if e.family != "numpy"
                             and e.name in ("uw-processes", "uw-threads", "uw-inline",
-                                           "uwp-processes", "uwp-threads",
                                            "lt-pipelined", "lt-dask")]
             report += ["", f"## Partial results (`run_udf_iter`, SumUDF, {f.name.split('_')[0]}, "
                        f"median of {reps})", ""]
