@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import time
 from types import SimpleNamespace
 
 import numpy as np
@@ -168,6 +169,14 @@ class OursEngine(_UDFEngine):
 
     def _udf_factory(self, w):
         return w.make_ours
+
+    def forget(self, f):
+        """Drop the maps our processes keep between runs, so the file can be evicted."""
+        self.ctx.release_files()
+        ready = getattr(self.ctx.executor, "ready", True)
+        while not ready:  # restarted workers: wait, so that start-up is not timed
+            time.sleep(0.01)
+            ready = self.ctx.executor.ready
 
     def close(self):
         self.ctx.close()

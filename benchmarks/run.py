@@ -83,7 +83,8 @@ def _prepare(eng, engines, f, cold, stats):
     """Before a cold run: evict the file and note how much of it stayed cached.
 
     Pages that any process still maps cannot be evicted, so the NumPy engines
-    drop their maps first (the others unmap after each run).
+    drop their maps and udfwidgets' release its kept ones (``Context.release_files``)
+    first.
     """
     if cold:
         for e in engines:

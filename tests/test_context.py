@@ -312,3 +312,64 @@ def test_processes_pool_is_reused_between_runs(processes_ctx, data4d):
     pids2 = set(np.unique(processes_ctx.run_udf(dataset=ds, udf=PidUDF())["pid"].data))
     assert os.getpid() not in pids1
     assert pids1 & pids2
+
+
+def _processes_mapping(path: str) -> list[int]:
+    """PIDs of this process and its children that have ``path`` memory-mapped."""
+    import gc
+    import os
+
+    import psutil
+    gc.collect()  # maps dropped by us go once no array refers to them
+    me = psutil.Process()
+    found = []
+    for proc in [me] + me.children(recursive=True):
+        try:
+            with open(f"/proc/{proc.pid}/maps") as fh:
+                if any(line.rstrip().endswith(os.path.realpath(path)) for line in fh):
+                    found.append(proc.pid)
+        except OSError:  # a process that ended meanwhile
+            pass
+    return found
+
+
+@pytest.mark.skipif(not __import__("os").path.exists("/proc/self/maps"), reason="needs /proc")
+@pytest.mark.parametrize("executor", ["inline", "threads", "processes"])
+def test_release_files_unmaps_the_file_everywhere(executor, tmp_path, rng):
+    data = rng.random((4, 6, 8, 8), dtype=np.float32)
+    path = str(tmp_path / "scan.npy")
+    np.save(path, data)
+    with Context(executor=executor, n_jobs=2) as ctx:
+        ds = ctx.load("npy", path=path)
+        assert np.allclose(ctx.run_udf(dataset=ds, udf=SumUDF())["intensity"].data,
+                           data.sum(axis=(0, 1)))
+        assert _processes_mapping(path), "maps are kept between runs: nothing to release?"
+        ctx.release_files()
+        assert _processes_mapping(path) == []
+        # the next run maps the file again and gives the same result
+        assert np.allclose(ctx.run_udf(dataset=ds, udf=SumUDF())["intensity"].data,
+                           data.sum(axis=(0, 1)))
+    # closing the Context lets go of this process's maps (workers may keep theirs until idle)
+    assert __import__("os").getpid() not in _processes_mapping(path)
+
+
+def test_release_files_on_a_dask_cluster(dask_client, tmp_path, rng):
+    import os
+    data = rng.random((4, 6, 8, 8), dtype=np.float32)
+    path = str(tmp_path / "scan.npy")
+    np.save(path, data)
+
+    def mapped() -> bool:
+        import gc
+        gc.collect()
+        with open("/proc/self/maps") as fh:
+            return any(line.rstrip().endswith(os.path.realpath(path)) for line in fh)
+
+    ctx = Context(executor="dask", client=dask_client)
+    ds = ctx.load("npy", path=path)
+    ctx.run_udf(dataset=ds, udf=SumUDF())
+    assert any(dask_client.run(mapped).values())
+    ctx.release_files()
+    assert not any(dask_client.run(mapped).values())
+    assert np.allclose(ctx.run_udf(dataset=ds, udf=SumUDF())["intensity"].data,
+                       data.sum(axis=(0, 1)))

@@ -8,7 +8,7 @@ Examples
 >>> from udfwidgets.udf.sum import SumUDF
 >>> ctx = Context(executor="inline")
 >>> ds = ctx.load("memory", data=np.ones((4, 4, 8, 8), dtype=np.uint16))
->>> ctx.run_udf(dataset=ds, udf=SumUDF())["intensity"].data.max()
+>>> float(ctx.run_udf(dataset=ds, udf=SumUDF())["intensity"].data.max())
 16.0
 """
 from .context import Context

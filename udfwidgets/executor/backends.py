@@ -34,6 +34,11 @@ class Executor:
     def close(self) -> None:
         """Release the workers (if this executor owns them)."""
 
+    def release_files(self) -> None:
+        """Drop the file maps kept between runs, here and in the workers."""
+        from ..io.files import release_maps
+        release_maps()
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name} workers={self.n_workers}>"
 
@@ -78,6 +83,12 @@ class DaskExecutor(Executor):
             parallel = Parallel(return_as="generator_unordered", batch_size=1,
                                 pre_dispatch="2 * n_jobs")
             return parallel(delayed(fn)(t) for t in tasks)
+
+    def release_files(self) -> None:
+        from ..io.files import release_maps
+        release_maps()
+        if self.client is not None:
+            self.client.run(release_maps)
 
     def close(self):
         if self._own_client and self.client is not None:

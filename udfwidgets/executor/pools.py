@@ -156,7 +156,10 @@ def _worker_init(inner_threads: int) -> None:
         pass
 
 
-def _noop() -> int:
+def _warm_worker() -> int:
+    """The warm-up task: import what running a partition needs, before the first run."""
+    from ..io import files  # noqa: F401
+    from . import task  # noqa: F401
     return os.getpid()
 
 
@@ -193,10 +196,25 @@ class ProcessesExecutor(_PoolExecutor):
             pool._temp_folder_manager.set_current_context(run_id)
         return pool
 
+    def release_files(self) -> None:
+        """Drop kept file maps: here, and by restarting the worker processes.
+
+        loky cannot address each worker, so the idle workers are shut down
+        (they hold the maps) and fresh ones are started in the background.
+        """
+        super().release_files()
+        self._ready.wait()
+        self._ready.clear()
+        try:
+            self._pool().shutdown(wait=True, kill_workers=True)
+        finally:
+            threading.Thread(target=self._warm_up, name="udfwidgets-warm-up",
+                             daemon=True).start()
+
     def _warm_up(self) -> None:
         try:
             pool = self._pool()
-            wait([pool.submit(_noop) for _ in range(self.n_workers)])
+            wait([pool.submit(_warm_worker) for _ in range(self.n_workers)])
         except Exception:  # the first run will report what is wrong
             pass
         finally:

@@ -11,7 +11,7 @@ from .dataset import (DataSet, DataSetError, Partition, as_shape_tuple, check_si
                       existing_file)
 from .shape import Shape
 
-__all__ = ["NpyDataSet", "RawDataSet"]
+__all__ = ["NpyDataSet", "RawDataSet", "release_maps"]
 
 #: Memory maps of whole files, kept per process (most recently used last).
 _MAPS: "OrderedDict[tuple, np.ndarray]" = OrderedDict()
@@ -20,6 +20,23 @@ _MAX_MAPS = 16
 #: pool's initializer); the user's own process keeps maps of files up to 1 GiB,
 #: so that a huge file read inline does not stay resident in its RSS.
 KEEP_MAPS_UP_TO = 1 << 30
+
+
+def release_maps() -> int:
+    """Drop the file maps this process keeps between runs; returns how many.
+
+    Mapped pages can be neither evicted with ``posix_fadvise`` nor given back
+    to the disk when their file is deleted, until the map is gone. Arrays a
+    caller still holds keep their own reference and stay valid.
+
+    Examples
+    --------
+    >>> release_maps() >= 0
+    True
+    """
+    n = len(_MAPS)
+    _MAPS.clear()
+    return n
 
 
 def file_map(path: str, dtype: np.dtype, offset: int, frames: int,
@@ -192,7 +209,7 @@ class RawDataSet(_FileDataSet):
     >>> from udfwidgets.io.files import RawDataSet
     >>> path = os.path.join(tempfile.mkdtemp(), "scan.raw")
     >>> np.ones((2, 3, 4, 4), dtype=np.uint16).tofile(path)
-    >>> RawDataSet(path, nav_shape=(2, 3), sig_shape=(4, 4), dtype="uint16").shape.nav
+    >>> tuple(RawDataSet(path, nav_shape=(2, 3), sig_shape=(4, 4), dtype="uint16").shape.nav)
     (2, 3)
     """
 

@@ -45,7 +45,7 @@ class MemoryDataSet(DataSet):
     >>> import numpy as np
     >>> from udfwidgets.io.memory import MemoryDataSet
     >>> ds = MemoryDataSet(np.zeros((4, 4, 8, 8), dtype=np.uint16))
-    >>> ds.shape.nav, ds.shape.sig, ds.dtype
+    >>> tuple(ds.shape.nav), tuple(ds.shape.sig), ds.dtype
     ((4, 4), (8, 8), dtype('uint16'))
     """
 

@@ -20,7 +20,7 @@ class Shape(tuple):
     Examples
     --------
     >>> s = Shape((4, 5, 16, 16), sig_dims=2)
-    >>> s.nav, s.sig, s.nav.size
+    >>> tuple(s.nav), tuple(s.sig), s.nav.size
     ((4, 5), (16, 16), 20)
     >>> len(s)
     4

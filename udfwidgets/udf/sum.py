@@ -23,7 +23,7 @@ class SumUDF(UDF):
     >>> from udfwidgets import Context
     >>> from udfwidgets.udf.sum import SumUDF
     >>> ctx = Context(executor="inline")
-    >>> ds = ctx.load("memory", data=np.arange(16.).reshape(2, 2, 2, 2))
+    >>> ds = ctx.load("memory", data=np.arange(16, dtype=np.float32).reshape(2, 2, 2, 2))
     >>> ctx.run_udf(dataset=ds, udf=SumUDF())["intensity"].data
     array([[24., 28.],
            [32., 36.]], dtype=float32)
