@@ -80,6 +80,16 @@ _SAMPLER = Sampler()
 _SAMPLER.start()
 '''
 
+#: the end of both first-result scripts: run SumUDF, report the times of each step
+_FIRST_TAIL = r'''res = ctx.run_udf(dataset=ds, udf=SumUDF())
+v = float(res["intensity"].data.sum())
+T4 = time.perf_counter()
+print("RESULT " + json.dumps({"import": T1 - T0, "context": T2 - T1, "load": T3 - T2,
+      "run": T4 - T3, "total_in_process": T4 - T0, "value": v, "peak": _SAMPLER.finish()}),
+      flush=True)
+ctx.close()
+'''
+
 #: time to first result, the way a user writes it: import, Context, load, run
 FIRST_OURS = r'''
 import time, json, sys
@@ -91,14 +101,7 @@ ctx = Context(executor=EXECUTOR)
 T2 = time.perf_counter()
 ds = ctx.load("raw", path=PATH, nav_shape=NAV, sig_shape=SIG, dtype=DTYPE)
 T3 = time.perf_counter()
-res = ctx.run_udf(dataset=ds, udf=SumUDF())
-v = float(res["intensity"].data.sum())
-T4 = time.perf_counter()
-print("RESULT " + json.dumps({"import": T1 - T0, "context": T2 - T1, "load": T3 - T2,
-      "run": T4 - T3, "total_in_process": T4 - T0, "value": v, "peak": _SAMPLER.finish()}),
-      flush=True)
-ctx.close()
-'''
+''' + _FIRST_TAIL
 
 FIRST_LT = r'''
 import time, json, sys
@@ -115,14 +118,7 @@ else:
 T2 = time.perf_counter()
 ds = ctx.load("raw", path=PATH, nav_shape=NAV, sig_shape=SIG, dtype=DTYPE)
 T3 = time.perf_counter()
-res = ctx.run_udf(dataset=ds, udf=SumUDF())
-v = float(res["intensity"].data.sum())
-T4 = time.perf_counter()
-print("RESULT " + json.dumps({"import": T1 - T0, "context": T2 - T1, "load": T3 - T2,
-      "run": T4 - T3, "total_in_process": T4 - T0, "value": v, "peak": _SAMPLER.finish()}),
-      flush=True)
-ctx.close()
-'''
+''' + _FIRST_TAIL
 
 #: one workload on one engine in a fresh process, for peak memory
 WORKLOAD = r'''

@@ -86,7 +86,7 @@ class DaskExecutor(Executor):
 
     def release_files(self) -> None:
         from ..io.files import release_maps
-        release_maps()
+        super().release_files()
         if self.client is not None:
             self.client.run(release_maps)
 

@@ -97,11 +97,7 @@ class ThreadsExecutor(_PoolExecutor):
 
     def _with_blas_limit(self, stream: Iterator) -> Iterator:
         if self._blas is None:
-            try:
-                from threadpoolctl import ThreadpoolController
-            except ImportError:  # pragma: no cover
-                yield from stream
-                return
+            from threadpoolctl import ThreadpoolController
             self._blas = ThreadpoolController()
         with self._blas.limit(limits=self.inner_threads, user_api="blas"):
             try:
@@ -149,11 +145,8 @@ def _worker_init(inner_threads: int) -> None:
     if os.path.exists(f"/proc/{os.getpid()}/status"):
         from joblib.externals.loky import process_executor
         process_executor._get_memory_usage = _anonymous_memory
-    try:
-        from threadpoolctl import threadpool_limits
-        threadpool_limits(inner_threads)
-    except ImportError:  # pragma: no cover
-        pass
+    from threadpoolctl import threadpool_limits
+    threadpool_limits(inner_threads)
 
 
 def _warm_worker() -> int:

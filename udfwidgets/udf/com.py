@@ -203,23 +203,23 @@ class CoMUDF(UDF):
         weights = np.stack([mask, mask * (y - cy), mask * (x - cx)], axis=-1).reshape(-1, 3)
         # only the pixels from the mask's first to its last non-zero one take part
         start, stop = pixel_span(weights)
-        weights = weights[start:stop]
-        return {"span": (start, stop), "weights": weights,
-                "weights32": weights.astype(np.float32)}
+        work = working_dtype(self.meta.input_dtype, self.params.dtype)
+        return {"span": (start, stop), "weights": weights[start:stop].astype(work),
+                "centre": np.array([cy, cx])}
 
     def process_tile(self, tile):
         td = self.task_data
         start, stop = td.span
         n = tile.shape[0]
         flat = tile.reshape(n, -1)[:, start:stop]
-        if working_dtype(tile.dtype, self.params.dtype) == np.float64:
+        if td.weights.dtype == np.float64:
             sums = flat.astype(np.float64, copy=False) @ td.weights
         else:
-            sums = float32_product(flat, td.weights32)
+            sums = float32_product(flat, td.weights)
         # sums: total, sum(I*(y - cy)), sum(I*(x - cx))
         with np.errstate(divide="ignore", invalid="ignore"):
             com = sums[:, 1:] / sums[:, :1]
-        com += self._centre()
+        com += td.centre
         com[sums[:, 0] == 0] = np.nan
         self.results.raw_com[:] = com
 

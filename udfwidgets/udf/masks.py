@@ -176,7 +176,7 @@ class ApplyMasksUDF(UDF):
             return {"masks": matrix, "sparse": sparse, "span": None}
         # float32: (pixels, n_masks) over the pixels any mask covers, for float32_product
         start, stop = pixel_span(matrix.T)
-        return {"masks": matrix, "sparse": sparse, "span": (start, stop),
+        return {"masks": None, "sparse": False, "span": (start, stop),
                 "weights32": np.ascontiguousarray(matrix[:, start:stop].T)}
 
     def get_tiling_preferences(self):
@@ -191,12 +191,11 @@ class ApplyMasksUDF(UDF):
         if td.span is not None:
             start, stop = td.span
             self.results.intensity[:] = float32_product(flat[:, start:stop], td.weights32)
-        elif td.sparse:
+            return
+        if flat.dtype != m.dtype:
+            flat = flat.astype(m.dtype)
+        if td.sparse:
             # (n_masks, pixels) @ (pixels, frames): sparse times dense is dense
-            if flat.dtype != m.dtype:
-                flat = flat.astype(m.dtype)
             self.results.intensity[:] = np.asarray(m @ flat.T).T
         else:
-            if flat.dtype != m.dtype:
-                flat = flat.astype(m.dtype)
             np.matmul(flat, m.T, out=self.results.intensity)

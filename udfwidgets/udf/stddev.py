@@ -8,33 +8,39 @@ from .base import UDF
 __all__ = ["StdDevUDF", "merge_moments", "working_dtype", "check_float_dtype"]
 
 
-def merge_moments(n_a, mean_a, m2_a, n_b, mean_b, m2_b):
-    """Combine count, mean and sum of squared deviations of two disjoint groups.
+def merge_moments(n_a: int, mean_a: np.ndarray, m2_a: np.ndarray,
+                  n_b: int, mean_b: np.ndarray, m2_b: np.ndarray) -> int:
+    """Merge count, mean and sum of squared deviations of group ``b`` into group ``a``.
 
     The pairwise formula of Chan, Golub and LeVeque: with ``delta = mean_b -
-    mean_a`` and ``n = n_a + n_b``, the mean is ``mean_a + delta * n_b / n``
+    mean_a`` and ``n = n_a + n_b``, the mean becomes ``mean_a + delta * n_b / n``
     and ``m2 = m2_a + m2_b + delta**2 * n_a * n_b / n``. Unlike the
     sum-of-squares formula it never subtracts two large, nearly equal
     numbers, so a large common offset does not cost precision.
 
-    Returns ``(n, mean, m2)``; with ``n == 0`` the inputs of group ``a`` are
-    returned unchanged.
+    ``mean_a`` and ``m2_a`` (float arrays) are updated in place; returns ``n``.
+    With ``n_a == 0`` they only need to hold zeros.
 
     Examples
     --------
     >>> x = np.array([1e9 + 1, 1e9 + 2, 1e9 + 3, 1e9 + 4])
     >>> a, b = x[:1], x[1:]
-    >>> n, mean, m2 = merge_moments(1, a.mean(), 0.0, 3, b.mean(), ((b - b.mean())**2).sum())
-    >>> n, float(mean - 1e9), float(m2 / n)
+    >>> mean, m2 = a.copy(), np.zeros(1)
+    >>> mean_b, m2_b = b.mean(keepdims=True), ((b - b.mean())**2).sum(keepdims=True)
+    >>> n = merge_moments(1, mean, m2, 3, mean_b, m2_b)
+    >>> n, float(mean[0] - 1e9), float(m2[0] / n)
     (4, 2.5, 1.25)
     """
     n = n_a + n_b
-    if n == 0:
-        return n_a, mean_a, m2_a
-    delta = mean_b - mean_a
-    mean = mean_a + delta * (n_b / n)
-    m2 = m2_a + m2_b + delta * delta * (n_a * n_b / n)
-    return n, mean, m2
+    if n_b == 0:
+        return n
+    delta = np.subtract(mean_b, mean_a)
+    m2_a += m2_b
+    mean_a += delta * (n_b / n)
+    delta *= delta
+    delta *= n_a * n_b / n
+    m2_a += delta
+    return n
 
 
 #: float32 sums run over at most this many frames before going on in float64,
@@ -43,26 +49,26 @@ BLOCK_FRAMES = 32
 
 
 def _moment_sums(dev: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``sum(dev)`` and ``sum(dev**2)`` over axis 0, returned in float64.
+    """``sum(dev)`` and ``sum(dev**2)`` over axis 0, in float64, shaped like one frame.
 
     float32 input is summed in float32 over blocks of at most BLOCK_FRAMES
     frames, and the block sums in float64.
     """
-    n = dev.shape[0]
+    n, frame = dev.shape[0], dev.shape[1:]
     flat = dev.reshape(n, -1)
     if dev.dtype == np.float64 or n <= BLOCK_FRAMES:
-        s1 = flat.sum(axis=0)
-        s2 = np.einsum("ij,ij->j", flat, flat)
-        return s1.astype(np.float64, copy=False), s2.astype(np.float64, copy=False)
-    m = n - n % BLOCK_FRAMES
-    blocks = flat[:m].reshape(m // BLOCK_FRAMES, BLOCK_FRAMES, -1)
-    s1 = blocks.sum(axis=1).sum(axis=0, dtype=np.float64)
-    s2 = np.einsum("ijk,ijk->ik", blocks, blocks).sum(axis=0, dtype=np.float64)
-    if m < n:
-        rest = flat[m:]
-        s1 += rest.sum(axis=0)
-        s2 += np.einsum("ij,ij->j", rest, rest)
-    return s1, s2
+        s1 = flat.sum(axis=0).astype(np.float64, copy=False)
+        s2 = np.einsum("ij,ij->j", flat, flat).astype(np.float64, copy=False)
+    else:
+        m = n - n % BLOCK_FRAMES
+        blocks = flat[:m].reshape(m // BLOCK_FRAMES, BLOCK_FRAMES, -1)
+        s1 = blocks.sum(axis=1).sum(axis=0, dtype=np.float64)
+        s2 = np.einsum("ijk,ijk->ik", blocks, blocks).sum(axis=0, dtype=np.float64)
+        if m < n:
+            rest = flat[m:]
+            s1 += rest.sum(axis=0)
+            s2 += np.einsum("ij,ij->j", rest, rest)
+    return s1.reshape(frame), s2.reshape(frame)
 
 
 def check_float_dtype(dtype) -> None:
@@ -125,9 +131,9 @@ class StdDevUDF(UDF):
     about twice as fast as float64. float32 sums run over at most
     ``BLOCK_FRAMES`` (32) frames and go on in float64, so the relative error
     of ``var`` is around 1e-7 and at most about 2e-6 (when a single frame
-    dominates a pixel), whatever the offset or the number of frames. ``dtype=np.float64`` gives float64 arithmetic
-    throughout (relative error around 1e-15). Result buffers are float64
-    either way.
+    dominates a pixel), whatever the offset or the number of frames.
+    ``dtype=np.float64`` gives float64 arithmetic throughout (relative error
+    around 1e-15). Result buffers are float64 either way.
 
     Result buffers:
 
@@ -196,12 +202,14 @@ class StdDevUDF(UDF):
         # the pairwise merge costs a few sig-sized passes per tile: fewer, larger tiles
         return {"total_size": 4 << 20}
 
+    def get_task_data(self):
+        return {"work": working_dtype(self.meta.input_dtype, self.params.dtype)}
+
     def process_tile(self, tile):
         r = self.results
-        work = working_dtype(tile.dtype, self.params.dtype)
+        work = self.task_data.work
         n_a = int(r.num_frames[0])
         n_b = tile.shape[0]
-        sig_shape = tile.shape[1:]
         # reference for this tile: the running mean, or the tile's own mean at first
         ref = r.mean if n_a else tile.mean(axis=0, dtype=np.float64)
         ref_work = ref.astype(work)
@@ -212,32 +220,13 @@ class StdDevUDF(UDF):
         s1 /= n_b  # now mean_b - ref
         m2_b -= s1 * s1 * n_b
         np.maximum(m2_b, 0, out=m2_b)
-        mean_b = ref_work.reshape(-1).astype(np.float64)
+        mean_b = ref_work.astype(np.float64)
         mean_b += s1
-        mean_b = mean_b.reshape(sig_shape)
-        m2_b = m2_b.reshape(sig_shape)
-        if n_a == 0:
-            r.mean[:] = mean_b
-            r.varsum[:] = m2_b
-            r.num_frames[:] = n_b
-        else:
-            self._update(r, n_b, mean_b, m2_b)
+        self._update(r, n_b, mean_b, m2_b)
 
     @staticmethod
     def _update(r, n_b, mean_b, m2_b):
-        """Merge ``(n_b, mean_b, m2_b)`` into the buffers of ``r`` in place (Chan et al.)."""
-        n_a = int(r.num_frames[0])
-        n = n_a + n_b
-        if n_b == 0:
-            return
-        mean, varsum = r.mean, r.varsum
-        delta = np.subtract(mean_b, mean)
-        varsum += m2_b
-        mean += delta * (n_b / n) if n_a else delta
-        delta *= delta
-        delta *= n_a * n_b / n
-        varsum += delta
-        r.num_frames[:] = n
+        r.num_frames[:] = merge_moments(int(r.num_frames[0]), r.mean, r.varsum, n_b, mean_b, m2_b)
 
     def merge(self, dest, src):
         self._update(dest, int(src.num_frames[0]), src.mean, src.varsum)
