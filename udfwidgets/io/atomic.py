@@ -1,0 +1,118 @@
+"""Writing files so that a failed or interrupted write never looks complete.
+
+Every writer of the package writes to a temporary name in the target's folder
+and renames it into place (``os.replace``, atomic on POSIX) only when the
+write succeeded. An exception, Ctrl-C or a killed process leaves at most a
+``.<name>.partial-*`` file next to the target, never a file at the target that
+reads as whole; with ``overwrite=True`` the previous file stays until the new
+one is complete.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from typing import Iterator
+
+__all__ = ["atomic_output", "partial_name_prefix", "check_target"]
+
+
+def partial_name_prefix(target: str | os.PathLike) -> str:
+    """The prefix of the temporary names used for ``target``.
+
+    Examples
+    --------
+    >>> partial_name_prefix("/data/scan.npy")
+    '.scan.npy.partial-'
+    """
+    return "." + os.path.basename(os.fspath(target)) + ".partial-"
+
+
+def check_target(target: str | os.PathLike, overwrite: bool = False,
+                 directory: bool = False) -> str:
+    """Check that ``target`` can be written, before any work starts; returns its path.
+
+    Raises ``FileExistsError`` when it exists and ``overwrite`` is False, and
+    ``FileNotFoundError`` / ``PermissionError`` when its folder is missing or
+    not writable.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> folder = tempfile.mkdtemp()
+    >>> check_target(os.path.join(folder, "out.npy")) == os.path.join(folder, "out.npy")
+    True
+    """
+    path = os.fspath(target)
+    if os.path.isdir(path) and not directory:
+        raise IsADirectoryError(f"{path!r} is a folder: give a file name to write to")
+    if os.path.lexists(path) and not overwrite:
+        raise FileExistsError(f"{path!r} exists; pass overwrite=True to replace it")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"cannot write {path!r}: the folder {folder!r} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise PermissionError(f"cannot write {path!r}: the folder {folder!r} is not writable")
+    return path
+
+
+@contextlib.contextmanager
+def atomic_output(target: str | os.PathLike, overwrite: bool = False,
+                  suffix: str = "", directory: bool = False) -> Iterator[str]:
+    """Yield a temporary path next to ``target``; rename it to ``target`` on success.
+
+    On an exception (``KeyboardInterrupt`` included) the temporary file is
+    removed and ``target`` is left as it was.
+
+    Parameters
+    ----------
+    target : str or os.PathLike
+        The file to create.
+    overwrite : bool
+        Replace an existing ``target`` (only once the new file is complete).
+    suffix : str
+        Ending of the temporary name (some libraries choose the format by it).
+    directory : bool
+        The output is a folder (a zarr store): an empty temporary folder is
+        yielded instead of an empty file.
+
+    Examples
+    --------
+    >>> import os, tempfile, numpy as np
+    >>> target = os.path.join(tempfile.mkdtemp(), "a.npy")
+    >>> with atomic_output(target) as tmp:
+    ...     with open(tmp, "wb") as f:
+    ...         np.save(f, np.arange(3))
+    >>> np.load(target).tolist()
+    [0, 1, 2]
+    """
+    path = check_target(target, overwrite, directory)
+    folder = os.path.dirname(os.path.abspath(path))
+    prefix = partial_name_prefix(path)
+    if directory:
+        tmp = tempfile.mkdtemp(prefix=prefix, suffix=suffix, dir=folder)
+    else:
+        fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=folder)
+        os.close(fd)
+    try:
+        yield tmp
+        if os.path.lexists(path):
+            if not overwrite:
+                raise FileExistsError(f"{path!r} appeared while it was being written; "
+                                      "pass overwrite=True to replace it")
+            if os.path.isdir(path) and not os.path.islink(path):
+                # a folder cannot be replaced in one step: move the old one aside first
+                old = tempfile.mkdtemp(prefix="." + os.path.basename(path) + ".old-", dir=folder)
+                os.rename(path, os.path.join(old, "x"))
+                os.replace(tmp, path)
+                shutil.rmtree(old, ignore_errors=True)
+                return
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            if os.path.isdir(tmp):
+                shutil.rmtree(tmp)
+            else:
+                os.unlink(tmp)
+        raise
