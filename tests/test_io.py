@@ -1,5 +1,6 @@
 """Datasets: memory, npy, raw and auto; shapes, partitions, sync_offset and bad input."""
 import os
+import warnings
 
 import numpy as np
 import pytest
@@ -7,6 +8,7 @@ import pytest
 from udfwidgets import DataSetError
 from udfwidgets.io import Shape, load
 from udfwidgets.io.dataset import default_num_partitions
+from udfwidgets.io.geometry import MissingFramesWarning
 from udfwidgets.udf.sum import SumUDF
 from udfwidgets.udf.sumsigudf import SumSigUDF
 
@@ -93,8 +95,12 @@ def test_raw_sync_offset(ctx, raw_file, data4d_int, sync_offset, keep_maps, monk
     if not keep_maps:
         from udfwidgets.io import files
         monkeypatch.setattr(files, "KEEP_MAPS_UP_TO", 100)
-    ds = ctx.load("raw", path=raw_file, nav_shape=(6, 5), sig_shape=(8, 7), dtype="uint16",
-                  sync_offset=sync_offset, num_partitions=3)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ds = ctx.load("raw", path=raw_file, nav_shape=(6, 5), sig_shape=(8, 7), dtype="uint16",
+                      sync_offset=sync_offset, num_partitions=3)
+    # every offset but 0 leaves |sync_offset| scan positions without a frame
+    assert [w.category for w in caught] == ([MissingFramesWarning] if sync_offset else [])
     flat = data4d_int.reshape(30, 8, 7).astype(np.float64)
     shifted = np.zeros_like(flat)
     for i in range(30):
@@ -115,14 +121,47 @@ def test_missing_file(ctx, tmp_path):
         ctx.load("raw", path=tmp_path / "nope.raw", nav_shape=(2, 2), sig_shape=(2, 2), dtype="u2")
 
 
-def test_raw_size_mismatch_says_what_the_file_holds(ctx, raw_file):
-    with pytest.raises(DataSetError, match=r"has 3360 bytes, but nav_shape=\(6, 6\) x sig_shape=\(8, 7\) "
-                                           r"x dtype=uint16 needs 4032 bytes. The file holds 30 frames"):
-        ctx.load("raw", path=raw_file, nav_shape=(6, 6), sig_shape=(8, 7), dtype="uint16")
+def test_raw_with_fewer_frames_than_the_scan_reads_zeros_and_warns(ctx, raw_file, data4d_int):
+    """The geometry rule (io.geometry): missing frames read as zeros, with the numbers."""
+    with pytest.warns(MissingFramesWarning, match=r"holds 30 frames; nav_shape=\(6, 6\).* 6 of 36 "):
+        ds = ctx.load("raw", path=raw_file, nav_shape=(6, 6), sig_shape=(8, 7), dtype="uint16")
+    res = ctx.run_udf(dataset=ds, udf=SumSigUDF())["intensity"].data.reshape(-1)
+    expected = np.zeros(36)
+    expected[:30] = data4d_int.reshape(30, -1).sum(axis=1)
+    np.testing.assert_array_equal(res, expected)
+
+
+def test_raw_with_more_frames_than_the_scan_skips_the_rest(ctx, raw_file, data4d_int):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ds = ctx.load("raw", path=raw_file, nav_shape=(4, 5), sig_shape=(8, 7), dtype="uint16")
+    res = ctx.run_udf(dataset=ds, udf=SumSigUDF())["intensity"].data
+    np.testing.assert_array_equal(res, data4d_int[:4].sum(axis=(2, 3)))
+
+
+def test_raw_nav_shape_defaults_to_the_frames_in_the_file(ctx, raw_file):
+    ds = ctx.load("raw", path=raw_file, sig_shape=(8, 7), dtype="uint16")
+    assert ds.shape == (30, 8, 7)
+
+
+def test_raw_big_endian_is_read_in_native_order(ctx, tmp_path, data4d_int):
+    path = tmp_path / "be.raw"
+    data4d_int.astype(">u2").tofile(path)
+    ds = ctx.load("raw", path=path, nav_shape=(6, 5), sig_shape=(8, 7), dtype=">u2")
+    assert ds.dtype == np.dtype("uint16")
+    part = ds.get_partitions(1)[0]
+    np.testing.assert_array_equal(part.read(0, 30), data4d_int.reshape(30, 8, 7))
+
+
+def test_raw_size_not_whole_frames_says_what_the_file_holds(ctx, raw_file):
+    with pytest.raises(DataSetError, match=r"has 3360 bytes, not a whole number of frames of "
+                                           r"sig_shape=\(8, 8\) x dtype=uint16 \(128 bytes each; "
+                                           r"26 whole frames and 32 bytes more\)"):
+        ctx.load("raw", path=raw_file, nav_shape=(6, 6), sig_shape=(8, 8), dtype="uint16")
 
 
 def test_raw_sync_offset_past_the_end(ctx, raw_file):
-    with pytest.raises(DataSetError, match="sync_offset=30 is past the end"):
+    with pytest.raises(DataSetError, match="sync_offset=30 leaves no frame"):
         ctx.load("raw", path=raw_file, nav_shape=(6, 5), sig_shape=(8, 7), dtype="uint16",
                  sync_offset=30)
 
@@ -142,7 +181,7 @@ def test_raw_bad_parameters(ctx, raw_file, kwargs, message):
 
 
 def test_bad_kinds_and_arguments(ctx, tmp_path):
-    with pytest.raises(DataSetError, match="unknown dataset kind 'hdf9'"):
+    with pytest.raises(DataSetError, match="unknown dataset kind 'hdf9'; use one of memory"):
         ctx.load("hdf9", path="x")
     with pytest.raises(DataSetError, match="needs a NumPy array"):
         ctx.load("memory", data=None)

@@ -199,8 +199,18 @@ def _open_input(args) -> _Input:
         if nav is None or sig is None:
             raise CLIError(f"{path!r} is not a .npy file: give its layout with --nav, --sig "
                            "(and --dtype, default uint16)")
-        ds = load("raw", path=path, nav_shape=nav, sig_shape=sig,
-                  dtype=dtype or np.dtype("uint16"))
+        import warnings
+
+        from .io.geometry import MissingFramesWarning
+        with warnings.catch_warnings():
+            # a raw file too small for --nav is a layout mistake here, not a short scan
+            warnings.simplefilter("error", MissingFramesWarning)
+            try:
+                ds = load("raw", path=path, nav_shape=nav, sig_shape=sig,
+                          dtype=dtype or np.dtype("uint16"))
+            except MissingFramesWarning as w:
+                raise CLIError(f"{w} The file has {os.path.getsize(path)} bytes. Check the "
+                               "shapes and dtype given with --nav, --sig and --dtype.") from None
         return _Input(ds, f"{path}")
     except (DataSetError, OSError) as e:
         raise CLIError(str(e)) from None

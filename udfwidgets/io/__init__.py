@@ -1,4 +1,8 @@
-"""Datasets: in memory, ``.npy`` and raw files, and synthetic 4D-STEM data."""
+"""Datasets: in memory, synthetic, and files of many formats, read lazily.
+
+Every kind is one row of :data:`udfwidgets.io.detect.REGISTRY`; ``load``
+dispatches through it, and ``"auto"`` detects the kind of a file.
+"""
 from .dataset import DataSet, DataSetError, Partition
 from .files import NpyDataSet, RawDataSet
 from .memory import MemoryDataSet
@@ -9,11 +13,14 @@ __all__ = ["DataSet", "DataSetError", "Partition", "Shape", "MemoryDataSet", "Np
 
 
 def load(kind: str, **kwargs) -> DataSet:
-    """Open a dataset by kind: ``"memory"``, ``"npy"``, ``"raw"``, ``"auto"`` or ``"synthetic"``.
+    """Open a dataset by kind.
 
-    ``"auto"`` chooses by file name: ``.npy`` files with :class:`NpyDataSet`,
-    anything else with :class:`RawDataSet` (which then needs ``nav_shape``,
-    ``sig_shape`` and ``dtype``).
+    Kinds: ``"memory"``, ``"synthetic"``, ``"npy"``, ``"raw"``, ``"mib"``,
+    ``"blo"``, ``"empad"``, ``"mrc"``, ``"tvips"``, ``"dm"``, the HDF5 family
+    (``"hdf5"``, ``"dectris"``, ``"zarr"``, ``"dask"``) where installed, and
+    ``"auto"``, which decides by the file's content, then its extension
+    (``repr(ds)`` says which). See ``docs/formats.md`` for each kind's
+    parameters; every file kind takes ``nav_shape=`` and ``sync_offset=``.
 
     Examples
     --------
@@ -21,25 +28,8 @@ def load(kind: str, **kwargs) -> DataSet:
     >>> load("memory", data=np.zeros((2, 2, 4, 4))).shape
     Shape((2, 2, 4, 4), sig_dims=2)
     """
+    from .detect import dataset_class, open_auto
     kind = str(kind).lower()
-    if kind == "memory":
-        return MemoryDataSet(**kwargs)
-    if kind == "npy":
-        return NpyDataSet(**kwargs)
-    if kind == "raw":
-        return RawDataSet(**kwargs)
-    if kind == "synthetic":
-        from .synthetic import SyntheticDataSet
-        return SyntheticDataSet(**kwargs)
     if kind == "auto":
-        path = kwargs.get("path")
-        if path is None:
-            raise DataSetError('ctx.load("auto", path=...) needs a path')
-        if str(path).lower().endswith(".npy"):
-            return NpyDataSet(**kwargs)
-        if not {"nav_shape", "sig_shape", "dtype"} <= kwargs.keys():
-            raise DataSetError(
-                f"cannot tell the layout of {str(path)!r}: for a raw file give nav_shape=, "
-                "sig_shape= and dtype=, or use a .npy file")
-        return RawDataSet(**kwargs)
-    raise DataSetError(f"unknown dataset kind {kind!r}; use 'memory', 'npy', 'raw', 'auto' or 'synthetic'")
+        return open_auto(**kwargs)
+    return dataset_class(kind)(**kwargs)

@@ -16,7 +16,7 @@ import numpy as np
 
 from .shape import Shape
 
-__all__ = ["DataSet", "Partition", "DataSetError", "default_num_partitions"]
+__all__ = ["DataSet", "Partition", "DataSetError", "default_num_partitions", "format_bytes"]
 
 #: Aim for partitions of about this many bytes (the issue asks for 64-256 MiB).
 TARGET_PARTITION_BYTES = 128 * 2**20
@@ -96,12 +96,18 @@ class DataSet:
 
     shape: Shape
     dtype: np.dtype
+    #: The ``ctx.load`` kind that opens this class (``"mib"``, ``"npy"``, ...).
+    kind: str = ""
+    #: What the file says about itself (see :attr:`metadata`); the class
+    #: attribute is a fallback, every instance gets its own dict.
+    metadata: dict = {}
 
     def __init__(self, num_partitions: int | None = None):
         if num_partitions is not None:
             if not isinstance(num_partitions, (int, np.integer)) or num_partitions < 1:
                 raise DataSetError(f"num_partitions must be a positive integer, got {num_partitions!r}")
         self.num_partitions = num_partitions
+        self.metadata = {}
 
     @property
     def nbytes(self) -> int:
@@ -124,8 +130,50 @@ class DataSet:
     def _make_partition(self, start: int, stop: int, index: int) -> Partition:
         raise NotImplementedError
 
+    def _repr_items(self) -> dict:
+        """Extra ``name: value`` pairs for :meth:`__repr__` (chunking, compression, ...)."""
+        return {}
+
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} shape={tuple(self.shape)} sig_dims={self.shape.sig_dims} dtype={self.dtype}>"
+        """``<Class kind='...' path='...' nav=... sig=... dtype=... size=... ...>``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from udfwidgets.io.memory import MemoryDataSet
+        >>> repr(MemoryDataSet(np.zeros((2, 3, 4, 4), np.uint16)))
+        "<MemoryDataSet kind='memory' nav=(2, 3) sig=(4, 4) dtype=uint16 size=192 B>"
+        """
+        kind = self.kind or type(self).__name__.lower().removesuffix("dataset")
+        parts = [f"kind={kind!r}"]
+        path = getattr(self, "path", None)
+        if path is not None:
+            parts.append(f"path={str(path)!r}")
+        parts += [f"nav={tuple(self.shape.nav)}", f"sig={tuple(self.shape.sig)}",
+                  f"dtype={self.dtype}", f"size={format_bytes(self.nbytes)}"]
+        items = dict(self._repr_items())
+        found = getattr(self, "detected", None)
+        if found:
+            items.setdefault("detected", found)
+        parts += [f"{k}={v!r}" if isinstance(v, str) else f"{k}={v}" for k, v in items.items()]
+        return f"<{type(self).__name__} " + " ".join(parts) + ">"
+
+
+def format_bytes(n: int) -> str:
+    """A byte count for people: ``512.0 MiB``.
+
+    Examples
+    --------
+    >>> format_bytes(512 * 2**20), format_bytes(100)
+    ('512.0 MiB', '100 B')
+    """
+    if n < 1024:
+        return f"{n} B"
+    for unit in ("KiB", "MiB", "GiB", "TiB"):
+        n /= 1024
+        if n < 1024 or unit == "TiB":
+            return f"{n:.1f} {unit}"
+    return f"{n} B"  # pragma: no cover
 
 
 def check_sig_dims(ndim: int, sig_dims: int) -> None:
@@ -154,10 +202,18 @@ def frames_nbytes(shape: Shape, dtype: np.dtype) -> int:
     return math.prod(shape.sig) * np.dtype(dtype).itemsize
 
 
-def existing_file(path: str | os.PathLike) -> str:
-    path = os.fspath(path)
+def existing_file(path: str | os.PathLike, what: str = "file") -> str:
+    try:
+        path = os.fspath(path)
+    except TypeError:
+        raise DataSetError(f"path must be a file name, got {path!r}") from None
     if not os.path.exists(path):
-        raise DataSetError(f"no such file: {path!r}")
+        raise DataSetError(f"no such {what}: {path!r}")
+    if os.path.isdir(path):
+        raise DataSetError(f"{path!r} is a folder; give the path of the {what} inside it")
     if not os.path.isfile(path):
         raise DataSetError(f"not a regular file: {path!r}")
+    if os.path.getsize(path) == 0:
+        raise DataSetError(f"{path!r} is empty (0 bytes): the acquisition or the copy did not "
+                           "finish; copy the file again")
     return path

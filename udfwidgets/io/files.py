@@ -1,17 +1,24 @@
 """File-backed datasets read through memory maps: ``.npy`` and raw binary."""
 from __future__ import annotations
 
+import bisect
 import math
 import os
+import warnings
 from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
 from .dataset import (DataSet, DataSetError, Partition, as_shape_tuple, check_sig_dims,
                       existing_file)
+from .geometry import ScanGeometry, resolve
 from .shape import Shape
 
-__all__ = ["NpyDataSet", "RawDataSet", "release_maps"]
+__all__ = ["NpyDataSet", "RawDataSet", "release_maps", "RELEASE_HOOKS", "file_map", "Segment",
+           "FrameFiles", "FramesDataSet", "GeometryPartition", "TruncatedFileWarning",
+           "whole_frames"]
 
 #: Memory maps of whole files, kept per process (most recently used last).
 _MAPS: "OrderedDict[tuple, np.ndarray]" = OrderedDict()
@@ -21,13 +28,23 @@ _MAX_MAPS = 16
 #: so that a huge file read inline does not stay resident in its RSS.
 KEEP_MAPS_UP_TO = 1 << 30
 
+#: Functions called by :func:`release_maps` (other readers' caches: HDF5 and
+#: zarr handles, ...). A reader module appends its ``release_*`` function here
+#: when it is imported; each is called without arguments.
+RELEASE_HOOKS: list[Callable[[], object]] = []
+
+
+class TruncatedFileWarning(UserWarning):
+    """A file ends inside a frame: that frame is not read (it counts as missing)."""
+
 
 def release_maps() -> int:
     """Drop the file maps this process keeps between runs; returns how many.
 
     Mapped pages can be neither evicted with ``posix_fadvise`` nor given back
     to the disk when their file is deleted, until the map is gone. Arrays a
-    caller still holds keep their own reference and stay valid.
+    caller still holds keep their own reference and stay valid. The functions
+    in :data:`RELEASE_HOOKS` are called too (other readers' open files).
 
     Examples
     --------
@@ -36,27 +53,59 @@ def release_maps() -> int:
     """
     n = len(_MAPS)
     _MAPS.clear()
+    for hook in list(RELEASE_HOOKS):
+        hook()
     return n
 
 
+def _frames_view(path: str, dtype: np.dtype, offset: int, frames: int, sig: tuple[int, ...],
+                 stride: int | None) -> np.ndarray:
+    size = os.path.getsize(path)
+    if stride is None and offset == 0 and size == frames * math.prod(sig) * dtype.itemsize:
+        return np.memmap(path, dtype=dtype, mode="r", shape=(frames,) + sig).view(np.ndarray)
+    raw = np.memmap(path, dtype=np.uint8, mode="r")
+    inner = [dtype.itemsize]
+    for d in reversed(sig[1:]):
+        inner.insert(0, inner[0] * d)
+    frame_stride = stride if stride is not None else math.prod(sig) * dtype.itemsize
+    return np.ndarray(shape=(frames,) + sig, dtype=dtype, buffer=raw, offset=offset,
+                      strides=(frame_stride,) + tuple(inner))
+
+
 def file_map(path: str, dtype: np.dtype, offset: int, frames: int,
-             sig: tuple[int, ...]) -> np.ndarray | None:
+             sig: tuple[int, ...], stride: int | None = None,
+             keep: bool | None = None) -> np.ndarray | None:
     """A read-only map of a file's frames as a plain ndarray, reused between runs.
+
+    ``stride`` is the distance in bytes from one frame to the next (frame
+    headers between frames: the view skips them without copying); by default
+    the frames follow each other without gaps.
 
     Mapping afresh costs a page fault per 4 KiB page on first touch (60-70 ms
     per GiB on our machines, as much as summing the data); a kept map only
     costs address space, and its pages stay reclaimable page cache. The key
     includes the file's identity and modification time, so a rewritten file
-    is mapped again. Returns None for files above :data:`KEEP_MAPS_UP_TO`.
+    is mapped again. Returns None for files above :data:`KEEP_MAPS_UP_TO`
+    (unless ``keep=False``: then a fresh map is returned and not kept).
+
+    Examples
+    --------
+    >>> import os, tempfile, numpy as np
+    >>> path = os.path.join(tempfile.mkdtemp(), "f.bin")
+    >>> np.arange(12, dtype=np.uint8).tofile(path)   # 3 frames: 2 header bytes + 2 data bytes
+    >>> file_map(path, np.dtype(np.uint8), 2, 3, (2,), stride=4).tolist()
+    [[2, 3], [6, 7], [10, 11]]
     """
+    dtype = np.dtype(dtype)
     st = os.stat(path)
+    if keep is False:
+        return _frames_view(path, dtype, offset, frames, sig, stride)
     if st.st_size > KEEP_MAPS_UP_TO:
         return None
-    key = (path, st.st_ino, st.st_size, st.st_mtime_ns, np.dtype(dtype).str, offset, frames, sig)
+    key = (path, st.st_ino, st.st_size, st.st_mtime_ns, dtype.str, offset, frames, sig, stride)
     arr = _MAPS.get(key)
     if arr is None:
-        arr = np.memmap(path, dtype=dtype, mode="r", offset=offset,
-                        shape=(frames,) + sig).view(np.ndarray)
+        arr = _frames_view(path, dtype, offset, frames, sig, stride)
         _MAPS[key] = arr
         while len(_MAPS) > _MAX_MAPS:
             _MAPS.popitem(last=False)
@@ -65,84 +114,196 @@ def file_map(path: str, dtype: np.dtype, offset: int, frames: int,
     return arr
 
 
-class FilePartition(Partition):
-    """Frames of a file, read through a memory map opened in the worker that reads them.
+@dataclass(frozen=True)
+class Segment:
+    """``frames`` frames of one file: the first at byte ``offset``, ``stride`` bytes apart.
 
-    Each process maps a file once and keeps the map between runs
-    (:func:`file_map`); nothing is copied until a UDF asks for another dtype.
-    ``sync_offset`` shifts the file against the scan: navigation frame ``i``
-    is file frame ``i + sync_offset``; frames that fall outside the file read
-    as zeros.
+    Examples
+    --------
+    >>> Segment("a.mib", offset=384, frames=10, stride=384 + 2 * 256 * 256)
+    Segment(path='a.mib', offset=384, frames=10, stride=131456)
     """
 
-    def __init__(self, shape, dtype, start, stop, index, *, path, offset,
-                 file_frames, sync_offset):
-        super().__init__(shape, dtype, start, stop, index)
-        self.path = path
-        self.offset = offset
-        self.file_frames = file_frames
-        self.sync_offset = sync_offset
-        self._mm = None
-        self._lo = 0
+    path: str
+    offset: int
+    frames: int
+    stride: int | None = None
+
+
+class FrameFiles:
+    """Frames stored in one or more files (header-and-frames layouts), read as strided views.
+
+    ``stored_dtype``/``stored_shape`` describe one frame as it is on disk (for
+    bit-packed data: bytes); :meth:`read` and :meth:`take` return stored
+    frames, a view of the memory map when the range lies in one file. It
+    pickles as its description only; each process maps the files itself.
+
+    Examples
+    --------
+    >>> import os, tempfile, numpy as np
+    >>> path = os.path.join(tempfile.mkdtemp(), "f.bin")
+    >>> np.arange(12, dtype=np.uint8).tofile(path)
+    >>> ff = FrameFiles([Segment(path, 2, 3, 4)], np.uint8, (2,))
+    >>> ff.read(1, 3).tolist(), ff.take(np.array([0, 2])).tolist()
+    ([[6, 7], [10, 11]], [[2, 3], [10, 11]])
+    """
+
+    def __init__(self, segments, stored_dtype, stored_shape):
+        self.segments = tuple(segments)
+        self.stored_dtype = np.dtype(stored_dtype)
+        self.stored_shape = tuple(int(d) for d in stored_shape)
+        self.starts = np.cumsum([0] + [s.frames for s in self.segments]).tolist()
+        self.num_frames = self.starts[-1]
+        self._maps: dict[int, np.ndarray] = {}
 
     def __getstate__(self):
         state = dict(self.__dict__)
-        state["_mm"] = None
+        state["_maps"] = {}
         return state
 
-    def _map(self) -> np.ndarray:
-        if self._mm is None:
-            sig = tuple(self.shape.sig)
-            kept = file_map(self.path, self.dtype, self.offset, self.file_frames, sig)
-            if kept is not None:
-                self._mm, self._lo = kept, 0
-                return kept
-            # a map of just this partition's frames, released by close()
-            lo = min(max(self.start + self.sync_offset, 0), self.file_frames)
-            hi = max(min(self.stop + self.sync_offset, self.file_frames), lo)
-            if hi == lo:
-                self._mm = np.zeros((0,) + sig, dtype=self.dtype)
-            else:
-                frame_bytes = math.prod(sig) * self.dtype.itemsize
-                self._mm = np.memmap(self.path, dtype=self.dtype, mode="r",
-                                     offset=self.offset + lo * frame_bytes,
-                                     shape=(hi - lo,) + sig).view(np.ndarray)
-            self._lo = lo
-        return self._mm
+    def _map(self, i: int) -> np.ndarray:
+        mm = self._maps.get(i)
+        if mm is None:
+            s = self.segments[i]
+            mm = file_map(s.path, self.stored_dtype, s.offset, s.frames, self.stored_shape,
+                          s.stride)
+            if mm is None:
+                mm = file_map(s.path, self.stored_dtype, s.offset, s.frames,
+                              self.stored_shape, s.stride, keep=False)
+            self._maps[i] = mm
+        return mm
 
     def close(self) -> None:
-        self._mm = None
+        """Forget this object's maps (the per-process cache keeps small files mapped)."""
+        self._maps = {}
 
-    def read(self, start: int, stop: int) -> np.ndarray:
-        mm = self._map()
-        lo, hi = start + self.sync_offset - self._lo, stop + self.sync_offset - self._lo
-        if 0 <= lo and hi <= len(mm):
-            return mm[lo:hi]
-        out = np.zeros((stop - start,) + tuple(self.shape.sig), dtype=self.dtype)
-        a, b = max(lo, 0), min(hi, len(mm))
-        if a < b:
-            out[a - lo: b - lo] = mm[a:b]
+    def read(self, lo: int, hi: int) -> np.ndarray:
+        """Stored frames ``[lo, hi)``; a view when they lie in one file."""
+        i = bisect.bisect_right(self.starts, lo) - 1
+        if hi <= self.starts[i + 1]:
+            a = lo - self.starts[i]
+            return self._map(i)[a: a + (hi - lo)]
+        pieces = []
+        while lo < hi:
+            a, b = lo - self.starts[i], min(hi, self.starts[i + 1]) - self.starts[i]
+            pieces.append(self._map(i)[a:b])
+            lo = self.starts[i] + b
+            i += 1
+        return np.concatenate(pieces)
+
+    def take(self, idx: np.ndarray) -> np.ndarray:
+        """Stored frames at ascending indices ``idx``."""
+        idx = np.asarray(idx, dtype=np.int64)
+        if len(self.segments) == 1:
+            return self._map(0)[idx]
+        which = np.searchsorted(self.starts, idx, side="right") - 1
+        out = np.empty((len(idx),) + self.stored_shape, dtype=self.stored_dtype)
+        for i in np.unique(which):
+            sel = which == i
+            out[sel] = self._map(int(i))[idx[sel] - self.starts[i]]
         return out
 
+
+class GeometryPartition(Partition):
+    """Frames of a :class:`FrameFiles` through a :class:`~udfwidgets.io.geometry.ScanGeometry`.
+
+    ``decode(stored) -> frames`` turns stored frames into the dataset's
+    frames (byte order, unpacking, chip assembly), one tile at a time; it must
+    be a picklable function. Without it the stored frames (views of the map)
+    are returned as they are.
+    """
+
+    def __init__(self, shape, dtype, start, stop, index, *, files: FrameFiles,
+                 geometry: ScanGeometry, decode: Callable | None = None):
+        super().__init__(shape, dtype, start, stop, index)
+        self.files = files
+        self.geometry = geometry
+        self.decode = decode
+
+    def _read_file(self, lo, hi):
+        out = self.files.read(lo, hi)
+        return out if self.decode is None else self.decode(out)
+
+    def _take_file(self, idx):
+        out = self.files.take(idx)
+        return out if self.decode is None else self.decode(out)
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        return self.geometry.read(self._read_file, start, stop, tuple(self.shape.sig), self.dtype)
+
     def take(self, indices: np.ndarray) -> np.ndarray:
-        if self.sync_offset == 0:
-            return self._map()[indices - self._lo]
-        return super().take(indices)
+        return self.geometry.take(self._take_file, indices, tuple(self.shape.sig), self.dtype)
+
+    def close(self) -> None:
+        self.files.close()
 
 
-class _FileDataSet(DataSet):
-    path: str
-    offset: int
-    file_frames: int
-    sync_offset: int = 0
+class FramesDataSet(DataSet):
+    """Base of datasets read through :class:`FrameFiles` and a :class:`ScanGeometry`.
+
+    Subclasses set ``shape``, ``dtype``, ``files``, ``geometry`` and optionally
+    ``decode`` (see :class:`GeometryPartition`).
+    """
+
+    files: FrameFiles
+    geometry: ScanGeometry
+    decode: Callable | None = None
 
     def _make_partition(self, start, stop, index):
-        return FilePartition(self.shape, self.dtype, start, stop, index, path=self.path,
-                             offset=self.offset, file_frames=self.file_frames,
-                             sync_offset=self.sync_offset)
+        return GeometryPartition(self.shape, self.dtype, start, stop, index, files=self.files,
+                                 geometry=self.geometry, decode=self.decode)
+
+    def _repr_items(self) -> dict:
+        items = {}
+        if len(self.files.segments) > 1:
+            items["files"] = len(self.files.segments)
+        if self.geometry.sync_offset:
+            items["sync_offset"] = self.geometry.sync_offset
+        if self.geometry.file_frames != self.geometry.num_frames:
+            items["file_frames"] = self.geometry.file_frames
+        return items
 
 
-class NpyDataSet(_FileDataSet):
+def whole_frames(path: str, offset: int, stride: int, frame_bytes: int | None = None) -> int:
+    """How many whole frames a file holds after ``offset``; warns about a truncated last one.
+
+    ``stride`` is the distance between frames (header plus data); the last
+    frame needs only ``frame_bytes`` (its data, without a following header).
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "f.bin")
+    >>> _ = open(path, "wb").write(bytes(10))
+    >>> whole_frames(path, 0, 4)
+    2
+    """
+    frame_bytes = stride if frame_bytes is None else frame_bytes
+    size = os.path.getsize(path) - offset
+    if size < frame_bytes:
+        raise DataSetError(
+            f"{path!r} has {max(size, 0)} bytes of frame data, less than one frame "
+            f"({frame_bytes} bytes): the file is truncated or not of this format")
+    n = (size - frame_bytes) // stride + 1
+    rest = size - ((n - 1) * stride + frame_bytes)
+    if rest and rest != stride - frame_bytes:
+        # a frame started but did not finish (a gap after the last frame is its next header)
+        warnings.warn(
+            f"{path!r} ends inside frame {n} (file frame index, 0-based): {rest} bytes of a "
+            f"{stride}-byte frame are there; it is not read. The file is truncated (an "
+            "interrupted acquisition or copy).", TruncatedFileWarning, stacklevel=3)
+    return int(n)
+
+
+def check_kwargs(kind: str, kwargs: dict, allowed=()) -> None:
+    """Refuse parameters a kind does not take, naming the ones it does."""
+    unknown = set(kwargs) - set(allowed)
+    if unknown:
+        raise DataSetError(f"unknown parameter(s) {', '.join(sorted(unknown))} for "
+                           f"ctx.load({kind!r}, ...)")
+
+
+class NpyDataSet(FramesDataSet):
     """A ``.npy`` file, memory-mapped, never loaded whole.
 
     Parameters
@@ -151,6 +312,11 @@ class NpyDataSet(_FileDataSet):
         The ``.npy`` file (C order).
     sig_dims : int
         Number of trailing signal dimensions, 1 or 2.
+    nav_shape : tuple of int, optional
+        Scan shape; by default the array's own navigation shape. The frames
+        are taken in the file's flat order (see :mod:`udfwidgets.io.geometry`).
+    sync_offset : int
+        Navigation frame ``i`` is file frame ``i + sync_offset``.
     num_partitions : int, optional
         Override the default number of partitions.
 
@@ -162,9 +328,14 @@ class NpyDataSet(_FileDataSet):
     >>> np.save(path, np.ones((2, 3, 4, 4), dtype=np.float32))
     >>> NpyDataSet(path).shape
     Shape((2, 3, 4, 4), sig_dims=2)
+    >>> NpyDataSet(path, nav_shape=(5,), sync_offset=1).shape
+    Shape((5, 4, 4), sig_dims=2)
     """
 
-    def __init__(self, path, sig_dims: int = 2, num_partitions: int | None = None):
+    kind = "npy"
+
+    def __init__(self, path, sig_dims: int = 2, nav_shape=None, sync_offset: int = 0,
+                 num_partitions: int | None = None):
         super().__init__(num_partitions)
         self.path = existing_file(path)
         try:
@@ -177,25 +348,35 @@ class NpyDataSet(_FileDataSet):
             raise DataSetError(f"{self.path!r} is stored in Fortran order; save it in C order "
                                "(np.save(path, np.ascontiguousarray(a)))")
         check_sig_dims(arr.ndim, sig_dims)
-        self.shape = Shape(arr.shape, sig_dims=sig_dims)
+        file_shape = Shape(arr.shape, sig_dims=sig_dims)
         self.dtype = arr.dtype
         self.offset = int(arr.offset)
-        self.file_frames = self.shape.nav.size
+        sig = tuple(file_shape.sig)
+        self.geometry = resolve(file_shape.nav.size, nav_shape, sync_offset,
+                                tuple(file_shape.nav), what=repr(self.path))
+        self.shape = Shape(self.geometry.nav_shape + sig, sig_dims=sig_dims)
+        self.files = FrameFiles([Segment(self.path, self.offset, file_shape.nav.size)],
+                                self.dtype, sig)
+        del arr
 
 
-class RawDataSet(_FileDataSet):
+class RawDataSet(FramesDataSet):
     """A headerless binary file of frames in C order.
 
     Parameters
     ----------
     path : str or os.PathLike
         The file.
-    nav_shape : tuple of int
-        Scan dimensions (1 to 3).
+    nav_shape : tuple of int, optional
+        Scan dimensions (1 to 3); by default ``(frames in the file,)``. When
+        the file holds more frames than the scan needs, the extra ones are
+        skipped; when it holds fewer, the missing ones read as zeros with a
+        :class:`~udfwidgets.io.geometry.MissingFramesWarning`.
     sig_shape : tuple of int
         Frame dimensions (1 or 2).
     dtype : numpy dtype
-        The stored dtype, e.g. ``"float32"`` or ``">u2"``.
+        The stored dtype, e.g. ``"float32"`` or ``">u2"`` (big-endian data are
+        converted to native byte order one tile at a time).
     sync_offset : int
         Navigation frame ``i`` is file frame ``i + sync_offset``; frames that
         fall outside the file read as zeros. Must be smaller than the number of
@@ -213,36 +394,50 @@ class RawDataSet(_FileDataSet):
     (2, 3)
     """
 
-    def __init__(self, path, nav_shape, sig_shape, dtype, sync_offset: int = 0,
+    kind = "raw"
+
+    def __init__(self, path, nav_shape=None, sig_shape=None, dtype=None, sync_offset: int = 0,
                  num_partitions: int | None = None):
         super().__init__(num_partitions)
         self.path = existing_file(path)
-        nav_shape = as_shape_tuple(nav_shape, "nav_shape")
+        if sig_shape is None or dtype is None:
+            raise DataSetError(f"a raw file has no header: give sig_shape= and dtype= for "
+                               f"{self.path!r} (and nav_shape= for the scan shape)")
         sig_shape = as_shape_tuple(sig_shape, "sig_shape")
-        check_sig_dims(len(nav_shape) + len(sig_shape), len(sig_shape))
+        if nav_shape is not None:
+            nav_shape = as_shape_tuple(nav_shape, "nav_shape")
+            check_sig_dims(len(nav_shape) + len(sig_shape), len(sig_shape))
+        elif len(sig_shape) not in (1, 2):
+            check_sig_dims(1 + len(sig_shape), len(sig_shape))
         try:
-            self.dtype = np.dtype(dtype)
+            stored = np.dtype(dtype)
         except TypeError as e:
             raise DataSetError(f"dtype={dtype!r} is not a NumPy dtype") from e
-        if self.dtype.hasobject:
+        if stored.hasobject:
             raise DataSetError("raw files cannot hold dtype object")
-        self.shape = Shape(nav_shape + sig_shape, sig_dims=len(sig_shape))
+        self.dtype = stored.newbyteorder("=") if stored.byteorder not in ("=", "|") else stored
+        if self.dtype != stored:
+            self.decode = _NativeOrder(self.dtype)
         self.offset = 0
-        frame_bytes = math.prod(sig_shape) * self.dtype.itemsize
+        frame_bytes = math.prod(sig_shape) * stored.itemsize
         size = os.path.getsize(self.path)
-        expected = self.shape.nav.size * frame_bytes
-        if size != expected:
-            hint = ""
-            if size % frame_bytes == 0:
-                hint = f" The file holds {size // frame_bytes} frames of {sig_shape}."
+        if size % frame_bytes:
             raise DataSetError(
-                f"{self.path!r} has {size} bytes, but nav_shape={nav_shape} x sig_shape={sig_shape} "
-                f"x dtype={self.dtype} needs {expected} bytes.{hint} Check the shapes and dtype.")
-        self.file_frames = self.shape.nav.size
-        if not isinstance(sync_offset, (int, np.integer)):
-            raise DataSetError(f"sync_offset must be an integer, got {sync_offset!r}")
-        if abs(sync_offset) >= self.file_frames:
-            raise DataSetError(
-                f"sync_offset={sync_offset} is past the end of the data: it must lie between "
-                f"{-(self.file_frames - 1)} and {self.file_frames - 1}")
-        self.sync_offset = int(sync_offset)
+                f"{self.path!r} has {size} bytes, not a whole number of frames of "
+                f"sig_shape={sig_shape} x dtype={stored} ({frame_bytes} bytes each; "
+                f"{size // frame_bytes} whole frames and {size % frame_bytes} bytes more). "
+                "Check sig_shape and dtype.")
+        file_frames = size // frame_bytes
+        self.geometry = resolve(file_frames, nav_shape, sync_offset, what=repr(self.path))
+        self.shape = Shape(self.geometry.nav_shape + sig_shape, sig_dims=len(sig_shape))
+        self.files = FrameFiles([Segment(self.path, 0, file_frames)], stored, sig_shape)
+
+
+class _NativeOrder:
+    """Decode stored frames to ``dtype`` (native byte order), one tile at a time."""
+
+    def __init__(self, dtype):
+        self.dtype = np.dtype(dtype)
+
+    def __call__(self, stored: np.ndarray) -> np.ndarray:
+        return stored.astype(self.dtype)
