@@ -36,7 +36,8 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 __all__ = ["make_4dstem", "write_npy", "write_raw", "SyntheticTruth", "LABEL_VACUUM",
-           "LABEL_AMORPHOUS", "FIRST_GRAIN_LABEL"]
+           "LABEL_AMORPHOUS", "FIRST_GRAIN_LABEL", "write_mib", "write_blo", "write_empad",
+           "write_mrc", "write_tvips", "write_dm"]
 
 #: Label of vacuum frames in :attr:`SyntheticTruth.labels`.
 LABEL_VACUUM = 0
@@ -781,3 +782,13 @@ def _no_extra(kwargs: dict) -> None:
         names = ", ".join(sorted(kwargs))
         raise TypeError(f"unexpected keyword argument(s) {names}; the simulation accepts "
                         "n_grains, dose and max_shift")
+
+
+# Writers of the detector formats (each in its reader's module), so the synthetic scan
+# (make_4dstem) can be written in every format the package reads.
+from .io.blo import write_blo  # noqa: E402
+from .io.dm import write_dm  # noqa: E402
+from .io.empad import write_empad  # noqa: E402
+from .io.mib import write_mib  # noqa: E402
+from .io.mrc import write_mrc  # noqa: E402
+from .io.tvips import write_tvips  # noqa: E402

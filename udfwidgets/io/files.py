@@ -295,6 +295,23 @@ def whole_frames(path: str, offset: int, stride: int, frame_bytes: int | None = 
     return int(n)
 
 
+def sniff(path: str) -> bool:
+    """True for a ``.npy`` file (the ``\\x93NUMPY`` magic); raw files cannot be recognised.
+
+    Examples
+    --------
+    >>> import os, tempfile, numpy as np
+    >>> path = os.path.join(tempfile.mkdtemp(), "a.npy")
+    >>> np.save(path, np.zeros(3))
+    >>> sniff(path)
+    True
+    """
+    if not os.path.isfile(path):
+        return False
+    with open(path, "rb") as f:
+        return f.read(6) == b"\x93NUMPY"
+
+
 def check_kwargs(kind: str, kwargs: dict, allowed=()) -> None:
     """Refuse parameters a kind does not take, naming the ones it does."""
     unknown = set(kwargs) - set(allowed)
