@@ -354,7 +354,7 @@ class MIBDataSet(FramesDataSet):
         segments = []
         for p in files:
             n = whole_frames(p, 0, stride)
-            self._check_last_header(p, (n - 1) * stride, head)
+            self._check_last_header(p, (n - 1) * stride, first)
             segments.append(Segment(p, head, n, stride))
         self.files = FrameFiles(segments, stored, stored_shape)
         self.path = files[0] if len(files) == 1 or not isinstance(path, (str, os.PathLike)) \
@@ -379,15 +379,20 @@ class MIBDataSet(FramesDataSet):
             self.metadata["acquisition"] = acq
 
     @staticmethod
-    def _check_last_header(path: str, pos: int, head: int) -> None:
+    def _check_last_header(path: str, pos: int, first: dict) -> None:
         with open(path, "rb") as f:
             f.seek(pos)
-            start = f.read(min(head, 64))
-        if not start.startswith(b"MQ1,"):
+            raw = f.read(first["header_bytes"])
+        try:
+            last = _parse_header(raw, path)
+        except DataSetError:
+            last = None
+        keys = ("header_bytes", "chips", "width", "height", "pixel_type")
+        if last is None or any(last[k] != first[k] for k in keys):
             raise DataSetError(
-                f"{path!r}: the header of its last frame (byte {pos}) does not start with "
-                "'MQ1,': frame sizes change within the file, or it is damaged; it cannot be "
-                "read as one scan")
+                f"{path!r}: the header of its last frame (byte {pos}) does not match the first "
+                "frame's (header size, frame size, pixel type): frame sizes change within the "
+                "file, or it is damaged; it cannot be read as one scan")
 
     def _repr_items(self) -> dict:
         items = {"counter_depth": self.metadata["counter_depth"]}
