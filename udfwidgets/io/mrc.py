@@ -104,8 +104,9 @@ class MRCDataSet(FramesDataSet):
             exttype = bytes(m.header.exttyp).decode("ascii", "replace").strip("\x00 ")
         finally:
             m.close()
-        if len(shape) < 2:
-            raise DataSetError(f"{self.path!r} holds a {len(shape)}-D array, not images")
+        if len(shape) < 2 or 0 in shape:
+            raise DataSetError(f"{self.path!r} is not a readable MRC file: its header describes "
+                               f"an array of shape {shape}, not images")
         sig = tuple(shape[-2:])
         frames = int(np.prod(shape[:-2])) if len(shape) > 2 else 1
         expected = offset + frames * int(np.prod(sig)) * stored.itemsize
