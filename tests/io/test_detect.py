@@ -62,3 +62,43 @@ def test_auto_bad_input(ctx, tmp_path):
     (tmp_path / "noise.mib").write_bytes(bytes(5000))
     with pytest.raises(DataSetError, match="not a Merlin .mib file"):
         ctx.load("auto", path=tmp_path / "noise.mib")
+
+
+def test_a_reader_whose_library_is_missing_names_the_extra(ctx, tmp_path, monkeypatch):
+    """A missing library never breaks "auto" for other formats; asking for its kind names the extra."""
+    import importlib
+
+    from udfwidgets.io import detect as det
+    real = importlib.import_module
+
+    def fake_import(name, *args):
+        if name == "udfwidgets.io.mrc":    # as if io/mrc.py imported a library that is missing
+            raise ModuleNotFoundError("No module named 'mrcfile'", name="mrcfile")
+        return real(name, *args)
+
+    monkeypatch.setattr(det.importlib, "import_module", fake_import)
+    path = tmp_path / "a.npy"
+    np.save(path, np.zeros((2, 3, 4)))
+    assert ctx.load("auto", path=path).kind == "npy"
+    entry = next(k for k in det.REGISTRY if k.kind == "mrc")
+    assert det._module(entry) is None
+    with pytest.raises(DataSetError, match=r"pip install 'udfwidgets\[formats\]'"):
+        ctx.load("mrc", path=path)
+
+
+def test_partitions_pickle_small_and_release_hooks_run(tmp_path, rng):
+    import pickle
+
+    from udfwidgets.io import files, load
+    for kind in ("mib", "blo", "dm"):
+        path, data, kw = WRITERS[kind](tmp_path, rng)
+        ds = load(kind, path=path, **kw)
+        for part in ds.get_partitions(2):
+            part.read(part.start, part.stop)
+            assert len(pickle.dumps(part)) < 2000
+    called = []
+    files.RELEASE_HOOKS.append(lambda: called.append(1))
+    try:
+        assert files.release_maps() >= 1 and called == [1]
+    finally:
+        files.RELEASE_HOOKS.pop()

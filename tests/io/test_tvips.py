@@ -28,3 +28,12 @@ def test_bad_input(ctx, tmp_path, rng):
         ctx.load("tvips", path=path)
     with pytest.raises(ValueError, match="_000.tvips"):
         write_tvips(tmp_path / "x.tvips", np.zeros((4, 4, 4)), frames_per_file=2)
+
+
+def test_a_general_header_in_a_later_file_is_skipped(ctx, tmp_path, rng):
+    data = rng.integers(0, 65536, NAV + (5, 6)).astype(np.uint16)
+    write_tvips(tmp_path / "m_000.tvips", data, frames_per_file=6)
+    first = (tmp_path / "m_000.tvips").read_bytes()
+    second = tmp_path / "m_001.tvips"
+    second.write_bytes(first[:256] + second.read_bytes())
+    check_frames(ctx, ctx.load("tvips", path=tmp_path / "m_000.tvips", nav_shape=NAV), data)

@@ -51,13 +51,29 @@ REGISTRY: list[Kind] = [
 ]
 
 
-def _module(entry: Kind):
+_EXTRA = "pip install 'udfwidgets[formats]'"
+
+
+def _module(entry: Kind, strict: bool = False):
+    """The reader module of a kind; None if it is not part of this installation.
+
+    A module that is there but needs a library that is missing (h5py, ...) is None for
+    sniffing; with ``strict`` it is a DataSetError naming the extra.
+    """
     try:
         return importlib.import_module(f"udfwidgets.io.{entry.module}")
     except ModuleNotFoundError as e:
         if e.name == f"udfwidgets.io.{entry.module}":
             return None  # this kind is not part of this installation
-        raise
+        if strict:
+            raise DataSetError(f"the {entry.kind!r} reader needs the {e.name} package, which is "
+                               f"not installed: {_EXTRA}") from None
+        return None
+    except ImportError as e:
+        if strict:
+            raise DataSetError(f"the {entry.kind!r} reader cannot be imported ({e}): "
+                               f"{_EXTRA}") from None
+        return None
 
 
 def kinds() -> list[str]:
@@ -81,7 +97,7 @@ def dataset_class(kind: str) -> type[DataSet]:
     """
     for entry in REGISTRY:
         if entry.kind == kind:
-            module = _module(entry)
+            module = _module(entry, strict=True)
             if module is None:
                 break
             return getattr(module, entry.cls)
