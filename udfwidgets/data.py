@@ -37,7 +37,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 __all__ = ["make_4dstem", "write_npy", "write_raw", "SyntheticTruth", "LABEL_VACUUM",
            "LABEL_AMORPHOUS", "FIRST_GRAIN_LABEL", "write_mib", "write_blo", "write_empad",
-           "write_mrc", "write_tvips", "write_dm"]
+           "write_mrc", "write_tvips", "write_dm", "write_ser"]
 
 #: Label of vacuum frames in :attr:`SyntheticTruth.labels`.
 LABEL_VACUUM = 0
@@ -791,4 +791,5 @@ from .io.dm import write_dm  # noqa: E402
 from .io.empad import write_empad  # noqa: E402
 from .io.mib import write_mib  # noqa: E402
 from .io.mrc import write_mrc  # noqa: E402
+from .io.ser import write_ser  # noqa: E402
 from .io.tvips import write_tvips  # noqa: E402

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from udfwidgets.data import write_blo, write_dm, write_empad, write_mib, write_mrc, write_tvips
+from udfwidgets.data import (write_blo, write_dm, write_empad, write_mib, write_mrc, write_ser,
+                             write_tvips)
 from udfwidgets.udf.pick import PickUDF
 from udfwidgets.udf.sumsigudf import SumSigUDF
 
@@ -66,9 +67,15 @@ def write_dm_file(folder, rng):
     return folder / "scan.dm4", data, {}
 
 
+def write_ser_file(folder, rng):
+    data = (rng.random(NAV + (10, 12)) * 100).astype(np.float32)
+    write_ser(folder / "scan.ser", data)
+    return folder / "scan.ser", data, {}
+
+
 WRITERS = {"npy": write_npy, "raw": write_raw, "mib": write_mib_file, "blo": write_blo_file,
            "empad": write_empad_file, "mrc": write_mrc_file, "tvips": write_tvips_file,
-           "dm": write_dm_file}
+           "dm": write_dm_file, "ser": write_ser_file}
 
 
 def shifted(expected: np.ndarray, nav_shape, sync_offset: int, sig_dims: int = 2) -> np.ndarray:

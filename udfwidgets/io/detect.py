@@ -46,6 +46,7 @@ REGISTRY: list[Kind] = [
     Kind("tvips", "tvips", "TVIPSDataSet", (".tvips",)),
     Kind("dm", "dm", "DMDataSet", (".dm4", ".dm3")),
     Kind("mrc", "mrc", "MRCDataSet", (".mrc", ".mrcs")),
+    Kind("ser", "ser", "SERDataSet", (".ser",)),
     Kind("npy", "files", "NpyDataSet", (".npy",)),
     Kind("raw", "files", "RawDataSet", (".raw",), sniffs=False),
 ]
