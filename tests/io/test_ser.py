@@ -1,7 +1,6 @@
 """TIA .ser series of 2-D images: read frame-exact, scan shape from the dimension arrays."""
 import struct
 
-import numpy as np
 import pytest
 from format_cases import check_frames, write_ser_file
 
