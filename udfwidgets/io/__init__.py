@@ -8,6 +8,10 @@ __all__ = ["DataSet", "DataSetError", "Partition", "Shape", "MemoryDataSet", "Np
            "RawDataSet", "load"]
 
 
+_CHUNKED_KINDS = {"hdf5": (".hdf5", "HDF5DataSet"), "dectris": (".dectris", "DectrisDataSet"),
+                  "zarr": (".zarr", "ZarrDataSet"), "dask": (".daskarray", "DaskDataSet")}
+
+
 def load(kind: str, **kwargs) -> DataSet:
     """Open a dataset by kind: ``"memory"``, ``"npy"``, ``"raw"``, ``"auto"`` or ``"synthetic"``.
 
@@ -31,10 +35,19 @@ def load(kind: str, **kwargs) -> DataSet:
     if kind == "synthetic":
         from .synthetic import SyntheticDataSet
         return SyntheticDataSet(**kwargs)
+    if kind in _CHUNKED_KINDS:  # branch hdf5's kinds (HDF5, DECTRIS, zarr, dask arrays)
+        import importlib
+        module, cls = _CHUNKED_KINDS[kind]
+        return getattr(importlib.import_module(module, __name__), cls)(**kwargs)
     if kind == "auto":
         path = kwargs.get("path")
         if path is None:
             raise DataSetError('ctx.load("auto", path=...) needs a path')
+        import importlib
+        for k in ("dectris", "hdf5", "zarr"):  # branch hdf5's kinds, by content (sniff)
+            module = importlib.import_module(_CHUNKED_KINDS[k][0], __name__)
+            if module.sniff(path):
+                return getattr(module, _CHUNKED_KINDS[k][1])(**kwargs)
         if str(path).lower().endswith(".npy"):
             return NpyDataSet(**kwargs)
         if not {"nav_shape", "sig_shape", "dtype"} <= kwargs.keys():

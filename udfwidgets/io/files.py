@@ -16,6 +16,9 @@ __all__ = ["NpyDataSet", "RawDataSet", "release_maps"]
 #: Memory maps of whole files, kept per process (most recently used last).
 _MAPS: "OrderedDict[tuple, np.ndarray]" = OrderedDict()
 _MAX_MAPS = 16
+#: Functions called by :func:`release_maps` (readers that keep open files per process
+#: register theirs here at import time, e.g. the HDF5 and zarr readers).
+RELEASE_HOOKS: list = []
 #: Largest file whose map is kept. Worker processes keep every map (set by the
 #: pool's initializer); the user's own process keeps maps of files up to 1 GiB,
 #: so that a huge file read inline does not stay resident in its RSS.
@@ -36,6 +39,8 @@ def release_maps() -> int:
     """
     n = len(_MAPS)
     _MAPS.clear()
+    for hook in list(RELEASE_HOOKS):
+        n += hook() or 0
     return n
 
 
