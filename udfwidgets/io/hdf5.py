@@ -36,7 +36,7 @@ from . import files as _files
 from .atomic import atomic_output, check_target
 from .chunked import aligned_bounds, chunk_row_frames, dataset_repr, read_flat, take_by_chunk
 from .dataset import DataSet, DataSetError, Partition, check_sig_dims
-from .files import FilePartition, file_map
+from .files import file_map
 from .geometry import resolve
 from .shape import Shape
 
@@ -445,6 +445,45 @@ def _read_error(path: str, ds_path: str, e: Exception) -> DataSetError:
     return DataSetError(f"reading {ds_path!r} of {path!r} failed: {msg}.{hint}")
 
 
+class H5MapPartition(Partition):
+    """Frames of a contiguous, unfiltered HDF5 dataset, through a memory map of the file."""
+
+    def __init__(self, shape, dtype, start, stop, index, *, path, offset, geometry):
+        super().__init__(shape, dtype, start, stop, index)
+        self.path = path
+        self.offset = offset
+        self.geometry = geometry
+        self._mm = None
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_mm"] = None
+        return state
+
+    def _map(self) -> np.ndarray:
+        if self._mm is None:
+            sig = tuple(self.shape.sig)
+            n = self.geometry.file_frames
+            mm = file_map(self.path, self.dtype, self.offset, n, sig)
+            if mm is None:  # large file in the user's process: a map dropped by close()
+                mm = np.memmap(self.path, dtype=self.dtype, mode="r", offset=self.offset,
+                               shape=(n,) + sig).view(np.ndarray)
+            self._mm = mm
+        return self._mm
+
+    def close(self) -> None:
+        self._mm = None
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        mm = self._map()
+        return self.geometry.read(lambda lo, hi: mm[lo:hi], start, stop, self.shape.sig,
+                                  self.dtype)
+
+    def take(self, indices: np.ndarray) -> np.ndarray:
+        mm = self._map()
+        return self.geometry.take(lambda i: mm[i], indices, self.shape.sig, self.dtype)
+
+
 class H5Partition(Partition):
     """Frames of a chunked HDF5 dataset, read chunk-aligned in the worker that reads them."""
 
@@ -589,9 +628,8 @@ class HDF5DataSet(DataSet):
 
     def _make_partition(self, start, stop, index):
         if self.offset is not None:
-            return FilePartition(self.shape, self.dtype, start, stop, index, path=self.path,
-                                 offset=self.offset, file_frames=self.geometry.file_frames,
-                                 sync_offset=self.sync_offset)
+            return H5MapPartition(self.shape, self.dtype, start, stop, index, path=self.path,
+                                  offset=self.offset, geometry=self.geometry)
         return H5Partition(self.shape, self.dtype, start, stop, index, path=self.path,
                            ds_path=self.ds_path, geometry=self.geometry, file_nav=self.file_nav,
                            nav_chunks=self.nav_chunks)
