@@ -132,7 +132,7 @@ def open_file(path: str):
             _FILES.move_to_end(key)
             return f
         try:
-            f = h5py.File(path, "r", locking=False)
+            f = h5py.File(path, "r")  # default locking: the user may open it with h5py too
         except OSError as e:
             raise DataSetError(_open_error(path, e)) from None
         _FILES[key] = f
