@@ -781,3 +781,8 @@ def _no_extra(kwargs: dict) -> None:
         names = ", ".join(sorted(kwargs))
         raise TypeError(f"unexpected keyword argument(s) {names}; the simulation accepts "
                         "n_grains, dose and max_shift")
+
+# Writers of the HDF5-family formats (branch hdf5), re-exported per the formats interface
+from .io.hdf5 import write_hdf5  # noqa: E402,F401
+from .io.dectris import write_dectris  # noqa: E402,F401
+from .io.zarr import write_zarr  # noqa: E402,F401
