@@ -33,7 +33,6 @@ import os
 import statistics
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -42,11 +41,11 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from udfwidgets import Context  # noqa: E402
-from udfwidgets.data import make_4dstem  # noqa: E402
-from udfwidgets.io.hdf5 import write_hdf5  # noqa: E402
-from udfwidgets.udf.masks import ApplyMasksUDF  # noqa: E402
-from udfwidgets.udf.sum import SumUDF  # noqa: E402
+from udfwidgets import Context
+from udfwidgets.data import make_4dstem
+from udfwidgets.io.hdf5 import write_hdf5
+from udfwidgets.udf.masks import ApplyMasksUDF
+from udfwidgets.udf.sum import SumUDF
 
 SIG = (128, 128)
 CHUNK_FRAMES = 16
@@ -103,7 +102,9 @@ def make_files(folder: Path, size_gib: float) -> tuple[dict, tuple]:
             write_hdf5(p, data, chunks=chunks, compression=comp)
         files[name] = str(p)
     try:
-        from udfwidgets.io.mib import write_mib  # branch mib's writer (interface signature)
+        from udfwidgets.io.mib import (
+            write_mib,  # branch mib's writer (interface signature)
+        )
         p = folder / f"scan-{nav[0]}x{nav[1]}-quad12.mib"
         if not p.exists():
             quad = np.asarray(data)  # quad frames are 512x512; we tile the 128x128 frames

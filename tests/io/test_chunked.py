@@ -7,8 +7,13 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from udfwidgets.io.chunked import (aligned_bounds, chunk_row_frames, flat_pieces, read_flat,
-                                   take_by_chunk)
+from udfwidgets.io.chunked import (
+    aligned_bounds,
+    chunk_row_frames,
+    flat_pieces,
+    read_flat,
+    take_by_chunk,
+)
 
 
 @settings(max_examples=300, deadline=None)

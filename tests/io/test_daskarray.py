@@ -9,10 +9,10 @@ import pytest
 
 da = pytest.importorskip("dask.array")
 
-from udfwidgets.io.dataset import DataSetError  # noqa: E402
-from udfwidgets.io.daskarray import DaskDataSet  # noqa: E402
-from udfwidgets.udf.pick import PickUDF  # noqa: E402
-from udfwidgets.udf.sum import SumUDF  # noqa: E402
+from udfwidgets.io.daskarray import DaskDataSet
+from udfwidgets.io.dataset import DataSetError
+from udfwidgets.udf.pick import PickUDF
+from udfwidgets.udf.sum import SumUDF
 
 
 def make(shape, dtype="uint16", seed=0):

@@ -10,13 +10,13 @@ import pytest
 
 h5py = pytest.importorskip("h5py")
 
-from udfwidgets.io import load  # noqa: E402
-from udfwidgets.io.dataset import DataSetError  # noqa: E402
-from udfwidgets.io.dectris import DectrisDataSet, sniff, write_dectris  # noqa: E402
-from udfwidgets.io.geometry import MissingFramesWarning  # noqa: E402
-from udfwidgets.io.hdf5 import HDF5DataSet  # noqa: E402
-from udfwidgets.udf.pick import PickUDF  # noqa: E402
-from udfwidgets.udf.sum import SumUDF  # noqa: E402
+from udfwidgets.io import load
+from udfwidgets.io.dataset import DataSetError
+from udfwidgets.io.dectris import DectrisDataSet, sniff, write_dectris
+from udfwidgets.io.geometry import MissingFramesWarning
+from udfwidgets.io.hdf5 import HDF5DataSet
+from udfwidgets.udf.pick import PickUDF
+from udfwidgets.udf.sum import SumUDF
 
 
 def frames(n=23, sig=(8, 8), dtype="uint16", seed=0):

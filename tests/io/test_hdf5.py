@@ -14,15 +14,21 @@ import pytest
 
 h5py = pytest.importorskip("h5py")
 
-from udfwidgets import Context  # noqa: E402
-from udfwidgets.io import load  # noqa: E402
-from udfwidgets.io.dataset import DataSetError  # noqa: E402
-from udfwidgets.io.files import release_maps  # noqa: E402
-from udfwidgets.io.geometry import MissingFramesWarning  # noqa: E402
-from udfwidgets.io.hdf5 import (HDF5DataSet, _FILES, chunk_row_frames, open_file,  # noqa: E402
-                                sniff, write_hdf5)
-from udfwidgets.udf.pick import PickUDF  # noqa: E402
-from udfwidgets.udf.sum import SumUDF  # noqa: E402
+from udfwidgets import Context
+from udfwidgets.io import load
+from udfwidgets.io.dataset import DataSetError
+from udfwidgets.io.files import release_maps
+from udfwidgets.io.geometry import MissingFramesWarning
+from udfwidgets.io.hdf5 import (
+    _FILES,
+    HDF5DataSet,
+    chunk_row_frames,
+    open_file,
+    sniff,
+    write_hdf5,
+)
+from udfwidgets.udf.pick import PickUDF
+from udfwidgets.udf.sum import SumUDF
 
 
 def make(shape, dtype, seed=0):

@@ -9,12 +9,12 @@ import pytest
 
 zarr = pytest.importorskip("zarr")
 
-from udfwidgets.io import load  # noqa: E402
-from udfwidgets.io.dataset import DataSetError  # noqa: E402
-from udfwidgets.io.geometry import MissingFramesWarning  # noqa: E402
-from udfwidgets.io.zarr import ZarrDataSet, sniff, write_zarr  # noqa: E402
-from udfwidgets.udf.pick import PickUDF  # noqa: E402
-from udfwidgets.udf.sum import SumUDF  # noqa: E402
+from udfwidgets.io import load
+from udfwidgets.io.dataset import DataSetError
+from udfwidgets.io.geometry import MissingFramesWarning
+from udfwidgets.io.zarr import ZarrDataSet, sniff, write_zarr
+from udfwidgets.udf.pick import PickUDF
+from udfwidgets.udf.sum import SumUDF
 
 
 def make(shape, dtype="uint16", seed=0):

@@ -17,14 +17,21 @@ with ``array[slices]``.
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from .dataset import default_num_partitions
 
-__all__ = ["chunk_row_frames", "aligned_bounds", "split_evenly", "flat_pieces", "read_flat", "take_by_chunk",
-           "MAX_PARTITION_BYTES"]
+__all__ = [
+    "MAX_PARTITION_BYTES",
+    "aligned_bounds",
+    "chunk_row_frames",
+    "flat_pieces",
+    "read_flat",
+    "split_evenly",
+    "take_by_chunk",
+]
 
 #: Largest partition made to stay chunk-aligned; chunk rows above it are split
 #: (their chunks are then decompressed by more than one partition).

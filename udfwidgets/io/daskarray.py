@@ -16,12 +16,18 @@ h5py objects cannot travel to other processes: use the ``"inline"`` or
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
 from .chunked import dataset_repr, split_evenly
-from .dataset import DataSet, DataSetError, Partition, check_sig_dims, default_num_partitions
+from .dataset import (
+    DataSet,
+    DataSetError,
+    Partition,
+    check_sig_dims,
+    default_num_partitions,
+)
 from .geometry import resolve
 from .shape import Shape
 

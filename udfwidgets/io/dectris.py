@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import os
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -26,11 +26,20 @@ from .atomic import atomic_output, check_target
 from .chunked import aligned_bounds, dataset_repr, take_by_chunk
 from .dataset import DataSet, DataSetError, Partition
 from .geometry import resolve
-from .hdf5 import (_filter_kwargs, _read_error, check_filters, checked_file, compression_name,
-                   filters_of, h5py_module, has_signature, open_file)
+from .hdf5 import (
+    _filter_kwargs,
+    _read_error,
+    check_filters,
+    checked_file,
+    compression_name,
+    filters_of,
+    h5py_module,
+    has_signature,
+    open_file,
+)
 from .shape import Shape
 
-__all__ = ["DectrisDataSet", "write_dectris", "sniff"]
+__all__ = ["DectrisDataSet", "sniff", "write_dectris"]
 
 _LINK = re.compile(r"^data_(\d{6})$")
 

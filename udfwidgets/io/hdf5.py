@@ -28,20 +28,34 @@ import math
 import os
 import threading
 from collections import OrderedDict
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from . import files as _files
 from .atomic import atomic_output, check_target
-from .chunked import aligned_bounds, chunk_row_frames, dataset_repr, read_flat, take_by_chunk
+from .chunked import (
+    aligned_bounds,
+    chunk_row_frames,
+    dataset_repr,
+    read_flat,
+    take_by_chunk,
+)
 from .dataset import DataSet, DataSetError, Partition, check_sig_dims
 from .files import file_map
 from .geometry import resolve
 from .shape import Shape
 
-__all__ = ["HDF5DataSet", "write_hdf5", "sniff", "release_files", "find_datasets",
-           "COMPRESSIONS", "LAYOUTS"]
+__all__ = [
+    "COMPRESSIONS",
+    "LAYOUTS",
+    "HDF5DataSet",
+    "find_datasets",
+    "release_files",
+    "sniff",
+    "write_hdf5",
+]
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 INSTALL_HINT = "pip install 'udfwidgets[formats]'"
@@ -56,7 +70,7 @@ FILTER_NAMES = {1: "gzip", 2: "shuffle", 3: "fletcher32", 4: "szip", 5: "nbit", 
 _HDF5PLUGIN_FILTERS = {32001, 32004, 32008, 32015, 32026, 307}
 
 _LOCK = threading.RLock()
-_FILES: "OrderedDict[tuple, Any]" = OrderedDict()
+_FILES: OrderedDict[tuple, Any] = OrderedDict()
 _MAX_FILES = 16
 
 

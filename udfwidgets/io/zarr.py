@@ -15,23 +15,30 @@ import math
 import os
 import threading
 from collections import OrderedDict
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from . import files as _files
 from .atomic import atomic_output, check_target
-from .chunked import aligned_bounds, chunk_row_frames, dataset_repr, read_flat, take_by_chunk
+from .chunked import (
+    aligned_bounds,
+    chunk_row_frames,
+    dataset_repr,
+    read_flat,
+    take_by_chunk,
+)
 from .dataset import DataSet, DataSetError, Partition, check_sig_dims
 from .geometry import resolve
 from .shape import Shape
 
-__all__ = ["ZarrDataSet", "write_zarr", "sniff", "release_arrays"]
+__all__ = ["ZarrDataSet", "release_arrays", "sniff", "write_zarr"]
 
 INSTALL_HINT = "pip install 'udfwidgets[formats]'"
 _META_FILES = ("zarr.json", ".zarray", ".zgroup")
 _LOCK = threading.RLock()
-_ARRAYS: "OrderedDict[tuple, Any]" = OrderedDict()
+_ARRAYS: OrderedDict[tuple, Any] = OrderedDict()
 _MAX_ARRAYS = 16
 
 
