@@ -121,3 +121,9 @@ def test_writer_leaves_no_master_when_data_files_exist(tmp_path):
     with pytest.raises(FileExistsError):  # the data files are checked before anything is written
         write_dectris(tmp_path / "a_master.h5", frames(4), frames_per_file=2)
     assert not (tmp_path / "a_master.h5").exists()
+
+
+def test_hdf5_kind_on_a_master_points_to_dectris(tmp_path):
+    m = write_dectris(tmp_path / "s_master.h5", frames(4))
+    with pytest.raises(DataSetError, match="DECTRIS master file.*'dectris'"):
+        HDF5DataSet(m)

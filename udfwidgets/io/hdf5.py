@@ -340,6 +340,10 @@ def choose_dataset(f, path: str, layout: str) -> str:
         return named[0]
     pool = [c for c in candidates if c[0] in named] if named else candidates
     if not pool:
+        entry = f.get("/entry/data")
+        if entry is not None and entry.get("data_000001", getlink=True) is not None:
+            raise DataSetError(f"{path!r} is a DECTRIS master file (its frames are in linked "
+                               "data files): open it with ctx.load('dectris', path=...)")
         raise DataSetError(
             f"{path!r} holds no dataset of 3 to 5 dimensions (a scan of frames); "
             f"its datasets: {_listing(f) or 'none'}. Give ds_path= for the scan's dataset")
