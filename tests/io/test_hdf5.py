@@ -454,3 +454,15 @@ def test_context_load_kind(tmp_path):
     p = write_hdf5(tmp_path / "k.h5", make((2, 3, 4, 4), "uint16"))
     ds = Context(executor="inline").load("hdf5", path=p)
     assert ds.kind == "hdf5"
+
+
+def test_release_files_lets_the_user_write_in_place(tmp_path):
+    p = write_hdf5(tmp_path / "w.h5", make((2, 3, 4, 4), "uint8"))
+    HDF5DataSet(p)  # keeps the file open for reading in this process
+    with pytest.raises(OSError, match="already open for read-only"):
+        h5py.File(p, "a")
+    with h5py.File(p, "r"):  # reading it with h5py alongside works
+        pass
+    Context(executor="inline").release_files()
+    with h5py.File(p, "a") as f:
+        f.attrs["note"] = "edited"
