@@ -793,3 +793,7 @@ from .io.mib import write_mib  # noqa: E402
 from .io.mrc import write_mrc  # noqa: E402
 from .io.ser import write_ser  # noqa: E402
 from .io.tvips import write_tvips  # noqa: E402
+# Writers of the HDF5-family formats (branch hdf5), re-exported per the formats interface
+from .io.hdf5 import write_hdf5  # noqa: E402,F401
+from .io.dectris import write_dectris  # noqa: E402,F401
+from .io.zarr import write_zarr  # noqa: E402,F401

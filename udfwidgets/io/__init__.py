@@ -12,6 +12,7 @@ __all__ = ["DataSet", "DataSetError", "Partition", "Shape", "MemoryDataSet", "Np
            "RawDataSet", "load"]
 
 
+
 def load(kind: str, **kwargs) -> DataSet:
     """Open a dataset by kind.
 

@@ -54,7 +54,7 @@ def release_maps() -> int:
     n = len(_MAPS)
     _MAPS.clear()
     for hook in list(RELEASE_HOOKS):
-        hook()
+        n += hook() or 0
     return n
 
 
