@@ -49,6 +49,8 @@ class MemoryDataSet(DataSet):
     ((4, 4), (8, 8), dtype('uint16'))
     """
 
+    kind = "memory"
+
     def __init__(self, data, sig_dims: int = 2, num_partitions: int | None = None):
         super().__init__(num_partitions)
         if data is None:
