@@ -14,7 +14,7 @@ import re
 import traceback
 from typing import Sequence
 
-__all__ = ["annotate_udf_error"]
+__all__ = ["annotate_udf_error", "ContextClosedError"]
 
 _DYNAMIC = re.compile(r'File "<dynamic-code>", line (\d+), in (\w+)')
 
@@ -65,3 +65,17 @@ def annotate_udf_error(exc: BaseException, udfs: Sequence) -> None:
             notes.append(where)
     if notes:
         exc.add_note("raised in UDF code on a worker:\n" + "\n".join(notes))
+
+
+class ContextClosedError(RuntimeError):
+    """The :class:`~udfwidgets.Context` was closed; its executor cannot run anything.
+
+    Examples
+    --------
+    >>> from udfwidgets import Context
+    >>> ctx = Context(executor="inline"); ctx.close()
+    >>> ctx.run_udf(dataset=None, udf=None)
+    Traceback (most recent call last):
+    ...
+    udfwidgets.executor.errors.ContextClosedError: this Context was closed (ctx.close(), or the end of its with-block), so it cannot run UDFs: make a new one, e.g. ctx = Context(executor='inline')
+    """
