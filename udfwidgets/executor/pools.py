@@ -14,6 +14,7 @@ from __future__ import annotations
 import collections
 import itertools
 import os
+import signal
 import threading
 import time
 import weakref
@@ -198,8 +199,8 @@ def _stop_pool(pool, timeout: float = 10.0) -> None:
     processes = list(getattr(pool, "_processes", {}).values())
     for proc in processes:
         try:
-            proc.kill()
-        except (OSError, AttributeError, ValueError):
+            os.kill(proc.pid, signal.SIGKILL)
+        except (OSError, TypeError):
             pass
     deadline = time.monotonic() + timeout
     flags = getattr(pool, "_flags", None)
@@ -215,6 +216,26 @@ def _stop_pool(pool, timeout: float = 10.0) -> None:
             pass
     if flags is None or not flags.shutdown:  # not a loky pool as we know it
         pool.terminate(kill_workers=True)
+    _clean_all_folders(pool)
+
+
+def _clean_all_folders(pool) -> None:
+    """What ``MemmappingExecutor.terminate`` does once the workers are gone."""
+    manager = getattr(pool, "_temp_folder_manager", None)
+    if manager is not None:
+        try:
+            manager._clean_temporary_resources(force=True, allow_non_empty=True)
+        except Exception:
+            pass
+
+
+def _memmap_folders() -> set[str]:
+    """joblib's memmapping folders of this process (in /dev/shm or the temp folder)."""
+    import glob
+    import tempfile
+    roots = {os.environ.get("JOBLIB_TEMP_FOLDER") or "/dev/shm", tempfile.gettempdir()}
+    name = f"joblib_memmapping_folder_{os.getpid()}_*"
+    return {f for root in roots for f in glob.glob(os.path.join(root, name))}
 
 
 class _FolderSweeper:
@@ -294,10 +315,20 @@ class ProcessesExecutor(_PoolExecutor):
     def _pool(self, run_id=None):
         from joblib.executor import get_memmapping_executor
         with _POOL_LOCK:
+            before = _memmap_folders()
             pool = get_memmapping_executor(self.n_workers, timeout=300,
                                            initializer=_worker_init,
                                            initargs=(self.inner_threads,), env=self._env,
                                            context_id=run_id)
+            # every call makes a TemporaryResourcesManager, which creates an empty
+            # folder at once; a reused pool throws that manager (not its folder) away
+            manager = getattr(pool, "_temp_folder_manager", None)
+            keep = set(getattr(manager, "_cached_temp_folders", {}).values())
+            for folder in _memmap_folders() - before - keep:
+                try:
+                    os.rmdir(folder)
+                except OSError:
+                    pass
             if run_id is not None:
                 # as joblib.Parallel does: arrays this run memory-maps go to its own folder
                 pool._temp_folder_manager.set_current_context(run_id)
@@ -318,6 +349,7 @@ class ProcessesExecutor(_PoolExecutor):
             pool = reusable_executor._executor
             if pool is not None and not pool._flags.shutdown:
                 pool.shutdown(wait=True, kill_workers=False)
+                _clean_all_folders(pool)
 
     def release_files(self) -> None:
         """Drop kept file maps: here, and by restarting the worker processes.
