@@ -62,6 +62,9 @@ class Context:
                  client: Any = None, warm_start: bool = True,
                  tile_bytes: int = DEFAULT_TILE_BYTES):
         self._closed = False
+        if isinstance(tile_bytes, bool) or not isinstance(tile_bytes, int) or tile_bytes < 1:
+            raise ValueError(f"tile_bytes must be a positive integer (bytes per tile, default "
+                             f"{DEFAULT_TILE_BYTES}), got {tile_bytes!r}")
         self.executor = make_executor(executor, n_jobs=n_jobs, client=client,
                                       warm_start=warm_start)
         self.tile_bytes = tile_bytes
@@ -186,6 +189,7 @@ class Context:
         """
         self._check_open()
         plan.check_run_kwargs(kwargs, "run_udf_iter", _RUN_KEYWORDS)
+        _check_sync(sync)
         run, _ = self._make_run(dataset, udf, roi)
         gen = self._start(run, plots, progress, partials=True)
         if sync:
@@ -230,6 +234,7 @@ class Context:
         """
         self._check_open()
         plan.check_run_kwargs(kwargs, "run_udf", _RUN_KEYWORDS)
+        _check_sync(sync)
         run, single = self._make_run(dataset, udf, roi)
         gen = self._start(run, plots, progress, partials=False)
 
@@ -308,6 +313,12 @@ class Context:
 _DONE = object()
 #: The keywords of run_udf / run_udf_iter besides dataset and udf (for error messages).
 _RUN_KEYWORDS = ("roi", "progress", "plots", "sync")
+
+
+def _check_sync(sync: Any) -> None:
+    if not isinstance(sync, bool):
+        raise TypeError(f"sync must be True (wait for the results) or False (return an "
+                        f"awaitable), got {sync!r}")
 
 
 def _interrupt(thread_id: int) -> None:

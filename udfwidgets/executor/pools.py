@@ -408,6 +408,9 @@ def _n_workers(n_jobs: int | None) -> int:
     cpus = os.cpu_count() or 1
     if n_jobs is None:
         return cpus
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) and not hasattr(n_jobs, "__index__"):
+        raise TypeError(f"n_jobs must be an integer (or None for all cores), got {n_jobs!r}")
+    n_jobs = int(n_jobs.__index__())
     if n_jobs < 0:
         return max(1, cpus + 1 + n_jobs)
     if n_jobs == 0:

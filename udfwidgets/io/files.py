@@ -176,6 +176,9 @@ class NpyDataSet(_FileDataSet):
         if arr.ndim > 1 and arr.flags.f_contiguous and not arr.flags.c_contiguous:
             raise DataSetError(f"{self.path!r} is stored in Fortran order; save it in C order "
                                "(np.save(path, np.ascontiguousarray(a)))")
+        if arr.dtype.kind not in "biufc":
+            raise DataSetError(f"{self.path!r} holds dtype {arr.dtype}, not numbers: detector "
+                               "data must be bool, integer, float or complex")
         check_sig_dims(arr.ndim, sig_dims)
         self.shape = Shape(arr.shape, sig_dims=sig_dims)
         self.dtype = arr.dtype
@@ -226,6 +229,9 @@ class RawDataSet(_FileDataSet):
             raise DataSetError(f"dtype={dtype!r} is not a NumPy dtype") from e
         if self.dtype.hasobject:
             raise DataSetError("raw files cannot hold dtype object")
+        if self.dtype.kind not in "biufc":
+            raise DataSetError(f"dtype={dtype!r} is not a numeric dtype: raw detector data must be "
+                               "bool, integer, float or complex (e.g. dtype='uint16')")
         self.shape = Shape(nav_shape + sig_shape, sig_dims=len(sig_shape))
         self.offset = 0
         frame_bytes = math.prod(sig_shape) * self.dtype.itemsize
