@@ -22,6 +22,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Callable, Iterable, Iterator
 
 from .backends import Executor
+from .errors import portable_errors
 
 __all__ = ["ThreadsExecutor", "ProcessesExecutor"]
 
@@ -49,6 +50,8 @@ class _PoolExecutor(Executor):
 
     def imap_unordered(self, fn: Callable, tasks: Iterable) -> Iterator:
         run_id = f"udfwidgets-{os.getpid()}-{next(_RUN_IDS)}"
+        if self.pickles_tasks:
+            fn = portable_errors(fn)
         return self._stream(run_id, fn, iter(tasks))
 
     def _stream(self, run_id: str, fn, tasks) -> Iterator:
