@@ -291,3 +291,36 @@ def test_stress_break_cancel_interrupt(ctx_factory, executor, tmp_path):
     stacks.seek(0)
     assert stacks.read() == ""
     assert te.errors == []
+
+
+# --- resident size of workers: kept file maps are page cache, not private memory ----
+
+def _rss(pid, field):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs Linux /proc")
+def test_worker_rss_counts_kept_file_maps_and_release_files_drops_them(processes_ctx, tmp_path):
+    """docs/execution.md: a worker's RSS includes the pages of the files it keeps mapped
+    (RssFile), which is not private memory (RssAnon); release_files() drops them."""
+    size = 48 << 20
+    path = tmp_path / "big.npy"
+    np.save(path, np.ones((48, 512, 512), np.float32))
+    ds = processes_ctx.load("npy", path=str(path), num_partitions=4)
+    processes_ctx.run_udf(dataset=ds, udf=SumUDF())
+    pool_pids = lambda: [p.pid for p in psutil.Process().children(recursive=True)  # noqa: E731
+                         if "loky" in " ".join(p.cmdline())
+                         and "resource_tracker" not in " ".join(p.cmdline())]
+    pids = pool_pids()
+    file_pages = sum(_rss(p, "RssFile") for p in pids)
+    anon = [_rss(p, "RssAnon") for p in pids]
+    assert file_pages > 0.9 * size  # the whole file is resident in the workers' RSS
+    assert all(a < size for a in anon)  # but it is not their private memory
+    processes_ctx.release_files()
+    processes_ctx.executor._ready.wait(60)
+    after = sum(_rss(p, "RssFile") for p in pool_pids())
+    assert after < file_pages - 0.8 * size

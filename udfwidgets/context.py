@@ -267,6 +267,11 @@ class Context:
         the files again. Idle loky workers also exit by themselves after 5
         minutes.
 
+        Kept maps make each worker's resident size (RSS in ``top``) look large
+        after runs over big files, up to the size of the file's part it read:
+        those are shared, reclaimable page-cache pages (``RssFile``), not
+        private memory (``RssAnon``); this call drops them.
+
         Examples
         --------
         >>> from udfwidgets import Context

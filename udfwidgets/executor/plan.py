@@ -323,7 +323,7 @@ def as_udf_list(udf: Any) -> tuple[list[UDF], bool]:
             raise TypeError(f"{where}{item.__name__} is a class, not a UDF: pass an instance of "
                             "a udfwidgets.UDF subclass")
         if not isinstance(item, UDF):
-            raise TypeError(f"{where} takes a UDF instance (or a list of them), got "
+            raise TypeError(f"{where}: expected UDF instances (a UDF or a list of them), got "
                             f"{type(item).__name__}: subclass udfwidgets.UDF and pass an "
                             "instance, e.g. udf=SumUDF()")
 
