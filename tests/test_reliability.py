@@ -222,7 +222,7 @@ def test_workers_exit_when_their_parent_is_killed(tmp_path):
             time.sleep(0.1)
             alive = [p for p in pids if psutil.pid_exists(p)
                      and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
-        assert alive == []
+        assert alive == [], [" ".join(psutil.Process(p).cmdline()) for p in alive]
     finally:
         if proc.poll() is None:
             proc.kill()

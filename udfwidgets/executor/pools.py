@@ -155,9 +155,14 @@ def _watch_parent(parent: int, interval: float = 0.5) -> None:
             os._exit(0)
 
 
-def _worker_init(inner_threads: int) -> None:
-    """Runs once in every worker process."""
-    threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True,
+def _worker_init(inner_threads: int, parent: int | None = None) -> None:
+    """Runs once in every worker process.
+
+    ``parent`` is the pid of the process that made the pool, passed in rather
+    than read here: a parent killed while this worker was still starting
+    must be noticed too.
+    """
+    threading.Thread(target=_watch_parent, args=(parent or os.getppid(),), daemon=True,
                      name="udfwidgets-parent-watch").start()
     from ..io import files
     from .task import tune_malloc
@@ -321,7 +326,8 @@ class ProcessesExecutor(_PoolExecutor):
             before = _memmap_folders()
             pool = get_memmapping_executor(self.n_workers, timeout=300,
                                            initializer=_worker_init,
-                                           initargs=(self.inner_threads,), env=self._env,
+                                           initargs=(self.inner_threads, os.getpid()),
+                                           env=self._env,
                                            context_id=run_id)
             # every call makes a TemporaryResourcesManager, which creates an empty
             # folder at once; a reused pool throws that manager (not its folder) away
