@@ -25,7 +25,7 @@ psutil = pytest.importorskip("psutil")
 
 
 class Slow(UDF):
-    def __init__(self, delay=0.01):
+    def __init__(self, delay=0.05):
         super().__init__(delay=delay)
 
     def get_result_buffers(self):

@@ -82,7 +82,7 @@ class Slow(UDF):
         return {"x": self.buffer(kind="nav")}
 
     def process_frame(self, frame):
-        time.sleep(0.01)
+        time.sleep(0.05)  # 12 frames: a run lasts well beyond the 0.1 s before a cancel
         self.results.x[:] = 1
 
 
