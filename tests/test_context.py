@@ -250,8 +250,8 @@ def test_roi_as_flat_mask_and_coordinates(ctx, data4d):
 
 @pytest.mark.parametrize("roi, message", [
     (np.ones((3, 3), bool), r"navigation shape \(7, 9\)"),
-    (np.ones((7, 9), np.float32), r"navigation shape \(7, 9\)"),
-    (np.ones((7, 9, 1), bool), r"got a bool array of shape \(7, 9, 1\)"),
+    (np.full((7, 9), 0.5, np.float32), r"values other than 0 and 1 \(0.5\)"),
+    (np.ones((7, 9, 1), bool), r"got shape \(7, 9, 1\)"),
     ([(0, 100)], r"inside the navigation shape \(7, 9\)"),
     ("abc", r"navigation shape \(7, 9\)"),
 ])

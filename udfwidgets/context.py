@@ -4,10 +4,13 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import threading
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, AsyncIterator, Iterator, Sequence
 
+from .executor import plan
 from .executor.backends import Executor, make_executor
+from .executor.errors import ContextClosedError
 from .executor.run import UDFRun
 from .executor.task import DEFAULT_TILE_BYTES
 from .io import DataSet, load as load_dataset
@@ -58,6 +61,10 @@ class Context:
     def __init__(self, executor: str | Executor = "processes", n_jobs: int | None = None,
                  client: Any = None, warm_start: bool = True,
                  tile_bytes: int = DEFAULT_TILE_BYTES):
+        self._closed = False
+        if isinstance(tile_bytes, bool) or not isinstance(tile_bytes, int) or tile_bytes < 1:
+            raise ValueError(f"tile_bytes must be a positive integer (bytes per tile, default "
+                             f"{DEFAULT_TILE_BYTES}), got {tile_bytes!r}")
         self.executor = make_executor(executor, n_jobs=n_jobs, client=client,
                                       warm_start=warm_start)
         self.tile_bytes = tile_bytes
@@ -87,12 +94,61 @@ class Context:
         return load_dataset(kind, **kwargs)
 
     # --- running ---------------------------------------------------------------
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` has been called.
+
+        Examples
+        --------
+        >>> with Context(executor="inline") as ctx:
+        ...     pass
+        >>> ctx.closed
+        True
+        """
+        return self._closed
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ContextClosedError(
+                "this Context was closed (ctx.close(), or the end of its with-block), so it "
+                "cannot run UDFs: make a new one, e.g. "
+                f"ctx = Context(executor={self.executor.name!r})")
+
     def _make_run(self, dataset, udf, roi) -> tuple[UDFRun, bool]:
-        single = isinstance(udf, UDF)
-        udfs = [udf] if single else list(udf)
-        if not udfs:
-            raise ValueError("no UDF given: pass udf=SomeUDF() or a list of UDFs")
+        self._check_open()
+        plan.check_dataset(dataset)
+        udfs, single = plan.as_udf_list(udf)
+        plan.check_outputs(udfs, dataset)
         return UDFRun(dataset, udfs, self.executor, roi=roi, tile_bytes=self.tile_bytes), single
+
+    @staticmethod
+    def _guarded(run: UDFRun, gen: Iterator[UDFResults]) -> Iterator[UDFResults]:
+        """Commit the UDFs' output files when the run finishes; remove them otherwise."""
+        committed = False
+        try:
+            for item in gen:
+                if item.finished and not committed:
+                    plan.commit_outputs(run.udfs)
+                    committed = True
+                yield item
+        finally:
+            if not committed:
+                gen.close()
+                plan.abort_outputs(run.udfs)
+
+    def _start(self, run: UDFRun, plots, progress, partials: bool) -> Iterator[UDFResults]:
+        try:
+            subscribers = self._subscribers(plots, run)
+        except BaseException:
+            plan.abort_outputs(run.udfs)
+            raise
+        gen = run.results(subscribers, progress, partials=partials)
+        if not any(hasattr(u, "_commit_outputs") for u in run.udfs):
+            return gen
+        gen = self._guarded(run, gen)
+        # a run that is never iterated must not leave its temporary files behind
+        weakref.finalize(gen, plan.abort_outputs, run.udfs)
+        return gen
 
     def _subscribers(self, plots, run: UDFRun) -> list:
         if plots is None or plots is False:
@@ -107,7 +163,7 @@ class Context:
         return created
 
     def run_udf_iter(self, dataset: DataSet, udf: UDF | Sequence[UDF], roi: Any = None,
-                     progress: Any = False, plots: Any = None, sync: bool = True
+                     progress: Any = False, plots: Any = None, sync: bool = True, **kwargs
                      ) -> Iterator[UDFResults] | AsyncIterator[UDFResults]:
         """Run UDFs and yield a :class:`UDFResults` after every merged partition.
 
@@ -131,15 +187,17 @@ class Context:
         12 12.0
         16 16.0
         """
+        self._check_open()
+        plan.check_run_kwargs(kwargs, "run_udf_iter", _RUN_KEYWORDS)
+        _check_sync(sync)
         run, _ = self._make_run(dataset, udf, roi)
-        subscribers = self._subscribers(plots, run)
-        gen = run.results(subscribers, progress, partials=True)
+        gen = self._start(run, plots, progress, partials=True)
         if sync:
             return gen
         return _async_iter(gen)
 
     def run_udf(self, dataset: DataSet, udf: UDF | Sequence[UDF], roi: Any = None,
-                progress: Any = False, plots: Any = None, sync: bool = True, **ignored):
+                progress: Any = False, plots: Any = None, sync: bool = True, **kwargs):
         """Run one UDF (or a list of UDFs, in one pass) and return the results.
 
         Parameters
@@ -174,9 +232,11 @@ class Context:
         >>> res["intensity"].data.shape
         (3, 3)
         """
+        self._check_open()
+        plan.check_run_kwargs(kwargs, "run_udf", _RUN_KEYWORDS)
+        _check_sync(sync)
         run, single = self._make_run(dataset, udf, roi)
-        subscribers = self._subscribers(plots, run)
-        gen = run.results(subscribers, progress, partials=False)
+        gen = self._start(run, plots, progress, partials=False)
 
         def unpack(final: UDFResults):
             return final.buffers[0] if single else final.buffers
@@ -207,17 +267,38 @@ class Context:
         the files again. Idle loky workers also exit by themselves after 5
         minutes.
 
+        Kept maps make each worker's resident size (RSS in ``top``) look large
+        after runs over big files, up to the size of the file's part it read:
+        those are shared, reclaimable page-cache pages (``RssFile``), not
+        private memory (``RssAnon``); this call drops them.
+
         Examples
         --------
         >>> from udfwidgets import Context
         >>> ctx = Context(executor="inline")
         >>> ctx.release_files()
         """
+        self._check_open()
         self.executor.release_files()
 
     def close(self) -> None:
-        """Release the executor's resources (an owned dask client) and the files it
-        keeps mapped in this process."""
+        """Release the executor's resources and the files it keeps mapped in this process.
+
+        The processes executor shuts its worker processes down (unless another
+        open Context uses the same pool), an owned dask client is closed. After
+        ``close()`` every run raises :class:`~udfwidgets.executor.errors.ContextClosedError`;
+        closing twice is harmless.
+
+        Examples
+        --------
+        >>> ctx = Context(executor="threads", n_jobs=1)
+        >>> ctx.close(); ctx.close()
+        >>> ctx.closed
+        True
+        """
+        if self._closed:
+            return
+        self._closed = True
         from .io.files import release_maps
         release_maps()
         self.executor.close()
@@ -229,10 +310,20 @@ class Context:
         self.close()
 
     def __repr__(self) -> str:
-        return f"<Context executor={self.executor.name!r} workers={self.executor.n_workers}>"
+        closed = " closed" if self._closed else ""
+        return (f"<Context executor={self.executor.name!r} workers={self.executor.n_workers}"
+                f"{closed}>")
 
 
 _DONE = object()
+#: The keywords of run_udf / run_udf_iter besides dataset and udf (for error messages).
+_RUN_KEYWORDS = ("roi", "progress", "plots", "sync")
+
+
+def _check_sync(sync: Any) -> None:
+    if not isinstance(sync, bool):
+        raise TypeError(f"sync must be True (wait for the results) or False (return an "
+                        f"awaitable), got {sync!r}")
 
 
 def _interrupt(thread_id: int) -> None:

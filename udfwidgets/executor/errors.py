@@ -14,7 +14,7 @@ import re
 import traceback
 from typing import Sequence
 
-__all__ = ["annotate_udf_error"]
+__all__ = ["annotate_udf_error", "ContextClosedError", "UnpicklableError", "portable_errors"]
 
 _DYNAMIC = re.compile(r'File "<dynamic-code>", line (\d+), in (\w+)')
 
@@ -65,3 +65,57 @@ def annotate_udf_error(exc: BaseException, udfs: Sequence) -> None:
             notes.append(where)
     if notes:
         exc.add_note("raised in UDF code on a worker:\n" + "\n".join(notes))
+
+
+class ContextClosedError(RuntimeError):
+    """The :class:`~udfwidgets.Context` was closed; its executor cannot run anything.
+
+    Examples
+    --------
+    >>> from udfwidgets import Context
+    >>> ctx = Context(executor="inline"); ctx.close()
+    >>> ctx.run_udf(dataset=None, udf=None)
+    Traceback (most recent call last):
+    ...
+    udfwidgets.executor.errors.ContextClosedError: this Context was closed (ctx.close(), or the end of its with-block), so it cannot run UDFs: make a new one, e.g. ctx = Context(executor='inline')
+    """
+
+
+class UnpicklableError(RuntimeError):
+    """A worker's exception could not travel back to the main process; its text did."""
+
+
+class portable_errors:
+    """Wrap a task function so that its exceptions survive the trip from another process.
+
+    An exception whose class cannot be rebuilt by pickle (e.g. one whose
+    ``__init__`` needs two arguments) used to arrive as loky's generic "A
+    result has failed to un-serialize" (and broke the pool) or, on dask, not at
+    all. Such exceptions are replaced by :class:`UnpicklableError` carrying the
+    original type, message and traceback text.
+
+    Examples
+    --------
+    >>> def f(x):
+    ...     return x + 1
+    >>> portable_errors(f)(1)
+    2
+    """
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    def __call__(self, *args, **kwargs):
+        try:
+            return self.fn(*args, **kwargs)
+        except Exception as e:
+            import pickle
+            try:
+                pickle.loads(pickle.dumps(e))
+            except Exception:
+                text = "".join(traceback.format_exception(type(e), e, e.__traceback__))
+                raise UnpicklableError(
+                    f"{type(e).__name__}: {e} (raised in a worker; the exception itself cannot "
+                    "be pickled, so it is reported as text. Let its __init__ accept the "
+                    f"arguments it passes to Exception.__init__.)\n{text}") from None
+            raise

@@ -11,13 +11,18 @@ the standard library. The dask executor keeps ``joblib.Parallel``.
 """
 from __future__ import annotations
 
+import collections
 import itertools
 import os
+import signal
 import threading
+import time
+import weakref
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Callable, Iterable, Iterator
 
 from .backends import Executor
+from .errors import portable_errors
 
 __all__ = ["ThreadsExecutor", "ProcessesExecutor"]
 
@@ -45,13 +50,18 @@ class _PoolExecutor(Executor):
 
     def imap_unordered(self, fn: Callable, tasks: Iterable) -> Iterator:
         run_id = f"udfwidgets-{os.getpid()}-{next(_RUN_IDS)}"
-        return self._stream(self._pool(run_id), run_id, fn, iter(tasks))
+        if self.pickles_tasks:
+            fn = portable_errors(fn)
+        return self._stream(run_id, fn, iter(tasks))
 
-    def _stream(self, pool, run_id: str, fn, tasks) -> Iterator:
+    def _stream(self, run_id: str, fn, tasks) -> Iterator:
         ahead = 2 * self.n_workers
-        pending: set[Future] = {pool.submit(fn, t) for t in itertools.islice(tasks, ahead)}
+        pool = self._pool(run_id)
+        pending: set[Future] = set()
         finished = False
         try:
+            for t in itertools.islice(tasks, ahead):
+                pending.add(pool.submit(fn, t))
             while pending:
                 done, pending = wait(pending, timeout=_WAKE_UP, return_when=FIRST_COMPLETED)
                 for fut in done:
@@ -133,8 +143,27 @@ def _anonymous_memory(pid: int, force_gc: bool = False) -> int:
     return 0
 
 
-def _worker_init(inner_threads: int) -> None:
-    """Runs once in every worker process."""
+def _watch_parent(parent: int, interval: float = 0.5) -> None:
+    """Exit this worker when the process that started it has gone (killed, crashed).
+
+    loky workers wait up to 5 minutes for work; without this they outlive a
+    killed main process (and keep loky's resource tracker alive) that long.
+    """
+    while True:
+        time.sleep(interval)
+        if os.getppid() != parent:
+            os._exit(0)
+
+
+def _worker_init(inner_threads: int, parent: int | None = None) -> None:
+    """Runs once in every worker process.
+
+    ``parent`` is the pid of the process that made the pool, passed in rather
+    than read here: a parent killed while this worker was still starting
+    must be noticed too.
+    """
+    threading.Thread(target=_watch_parent, args=(parent or os.getppid(),), daemon=True,
+                     name="udfwidgets-parent-watch").start()
     from ..io import files
     from .task import tune_malloc
     tune_malloc()
@@ -156,6 +185,117 @@ def _warm_worker() -> int:
     return os.getpid()
 
 
+#: Guards getting the process-wide loky pool, counting the runs that use it,
+#: and stopping it: a stopped run must never kill the pool a newer run uses.
+_POOL_LOCK = threading.RLock()
+#: id(loky executor) -> number of runs now using it
+_ACTIVE_RUNS: "collections.Counter[int]" = collections.Counter()
+#: the open ProcessesExecutors of this process (they all share joblib's one pool)
+_OPEN: "weakref.WeakSet" = weakref.WeakSet()
+
+
+def _stop_pool(pool, timeout: float = 10.0) -> None:
+    """Kill the workers of a loky pool and wait until loky has marked it broken.
+
+    ``pool.terminate(kill_workers=True)`` races with loky's manager thread when
+    tasks are still queued (ids left in its work queue whose items it has just
+    dropped: the ``ExecutorManagerThread ... KeyError`` traceback). Killing
+    the workers instead takes loky's "broken pool" path, which fails the
+    outstanding futures, kills the remaining workers and joins its threads
+    cleanly; the next run gets a fresh pool.
+    """
+    processes = list(getattr(pool, "_processes", {}).values())
+    for proc in processes:
+        try:
+            os.kill(proc.pid, signal.SIGKILL)
+        except (OSError, TypeError):
+            pass
+    deadline = time.monotonic() + timeout
+    flags = getattr(pool, "_flags", None)
+    while flags is not None and not flags.shutdown and time.monotonic() < deadline:
+        time.sleep(0.002)
+    thread = getattr(pool, "_executor_manager_thread", None)
+    if thread is not None:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    for proc in processes:
+        try:
+            proc.join(max(0.0, deadline - time.monotonic()))
+        except (OSError, AttributeError, ValueError, AssertionError):
+            pass
+    if flags is None or not flags.shutdown:  # not a loky pool as we know it
+        pool.terminate(kill_workers=True)
+    _clean_all_folders(pool)
+
+
+def _clean_all_folders(pool) -> None:
+    """What ``MemmappingExecutor.terminate`` does once the workers are gone."""
+    manager = getattr(pool, "_temp_folder_manager", None)
+    if manager is not None:
+        try:
+            manager._clean_temporary_resources(force=True, allow_non_empty=True)
+        except Exception:
+            pass
+
+
+def _memmap_folders() -> set[str]:
+    """joblib's memmapping folders of this process (in /dev/shm or the temp folder)."""
+    import glob
+    import tempfile
+    roots = {os.environ.get("JOBLIB_TEMP_FOLDER") or "/dev/shm", tempfile.gettempdir()}
+    name = f"joblib_memmapping_folder_{os.getpid()}_*"
+    return {f for root in roots for f in glob.glob(os.path.join(root, name))}
+
+
+class _FolderSweeper:
+    """Removes the per-run memmapping folders loky's resource tracker frees late.
+
+    At the end of a run joblib hands the run's memory-mapped arrays to its
+    resource tracker, which unlinks them asynchronously; removing the folder
+    right then fails and left one empty ``/dev/shm/joblib_memmapping_folder_*``
+    per run until the interpreter exited. This retries for a few seconds.
+    """
+
+    def __init__(self):
+        self._pending: "collections.deque" = collections.deque()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def add(self, manager, context_id: str, seconds: float = 10.0) -> None:
+        with self._lock:
+            self._pending.append((manager, context_id, time.monotonic() + seconds))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, daemon=True,
+                                                name="udfwidgets-shm-sweeper")
+                self._thread.start()
+
+    @staticmethod
+    def _try(manager, context_id: str) -> bool:
+        if context_id not in manager._cached_temp_folders:
+            return True
+        try:
+            manager._clean_temporary_resources(context_id=context_id, force=False)
+        except Exception:
+            return False
+        return context_id not in manager._cached_temp_folders
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(0.05)
+            with self._lock:
+                items = list(self._pending)
+                self._pending.clear()
+            keep = [(m, c, t) for m, c, t in items
+                    if not self._try(m, c) and time.monotonic() < t]
+            with self._lock:
+                self._pending.extend(keep)
+                if not self._pending:
+                    self._thread = None
+                    return
+
+
+_SWEEPER = _FolderSweeper()
+
+
 class ProcessesExecutor(_PoolExecutor):
     """joblib's reusable loky process pool, warm across runs.
 
@@ -174,6 +314,7 @@ class ProcessesExecutor(_PoolExecutor):
         self.inner_threads = max(1, cpus // self.n_workers)
         self._env = {var: str(self.inner_threads) for var in _BLAS_VARS}
         self._ready = threading.Event()
+        _OPEN.add(self)
         if warm_start:
             threading.Thread(target=self._warm_up, name="udfwidgets-warm-up", daemon=True).start()
         else:
@@ -181,13 +322,43 @@ class ProcessesExecutor(_PoolExecutor):
 
     def _pool(self, run_id=None):
         from joblib.executor import get_memmapping_executor
-        pool = get_memmapping_executor(self.n_workers, timeout=300, initializer=_worker_init,
-                                       initargs=(self.inner_threads,), env=self._env,
-                                       context_id=run_id)
-        if run_id is not None:
-            # as joblib.Parallel does: arrays this run memory-maps go to its own folder
-            pool._temp_folder_manager.set_current_context(run_id)
+        with _POOL_LOCK:
+            before = _memmap_folders()
+            pool = get_memmapping_executor(self.n_workers, timeout=300,
+                                           initializer=_worker_init,
+                                           initargs=(self.inner_threads, os.getpid()),
+                                           env=self._env,
+                                           context_id=run_id)
+            # every call makes a TemporaryResourcesManager, which creates an empty
+            # folder at once; a reused pool throws that manager (not its folder) away
+            manager = getattr(pool, "_temp_folder_manager", None)
+            keep = set(getattr(manager, "_cached_temp_folders", {}).values())
+            for folder in _memmap_folders() - before - keep:
+                try:
+                    os.rmdir(folder)
+                except OSError:
+                    pass
+            if run_id is not None:
+                # as joblib.Parallel does: arrays this run memory-maps go to its own folder
+                pool._temp_folder_manager.set_current_context(run_id)
+                _ACTIVE_RUNS[id(pool)] += 1
         return pool
+
+    def close(self) -> None:
+        """Shut the worker processes down, unless another open Context uses them.
+
+        All ProcessesExecutors of a process share joblib's one loky pool.
+        """
+        _OPEN.discard(self)
+        self._ready.wait(30)
+        with _POOL_LOCK:
+            if len(_OPEN) or sum(_ACTIVE_RUNS.values()):
+                return
+            from joblib.externals.loky import reusable_executor
+            pool = reusable_executor._executor
+            if pool is not None and not pool._flags.shutdown:
+                pool.shutdown(wait=True, kill_workers=False)
+                _clean_all_folders(pool)
 
     def release_files(self) -> None:
         """Drop kept file maps: here, and by restarting the worker processes.
@@ -219,22 +390,36 @@ class ProcessesExecutor(_PoolExecutor):
         return self._ready.is_set()
 
     def _abort(self, pool, pending: set[Future]) -> None:
-        # like joblib after an error or interrupt: stop the workers now (loky
-        # fails the outstanding futures itself); the next run starts fresh ones
-        pool.terminate(kill_workers=True)
+        # like joblib after an error or interrupt: stop the workers now; the next
+        # run starts fresh ones. Not while another run uses the same pool (a run
+        # started before this one's clean-up, e.g. after an async cancel): its
+        # work would die with ShutdownExecutorError. Then only the queued tasks
+        # are cancelled, and the running ones finish unseen.
+        with _POOL_LOCK:
+            if _ACTIVE_RUNS[id(pool)] > 1:
+                for fut in pending:
+                    fut.cancel()
+                return
+            _stop_pool(pool)
 
     def _after_run(self, pool, run_id: str) -> None:
+        with _POOL_LOCK:
+            _ACTIVE_RUNS[id(pool)] -= 1
+            if _ACTIVE_RUNS[id(pool)] <= 0:
+                del _ACTIVE_RUNS[id(pool)]
         manager = getattr(pool, "_temp_folder_manager", None)
         if manager is not None:
-            try:  # the memory-mapped copies of in-memory arrays made for this run
-                manager._clean_temporary_resources(context_id=run_id, force=False)
-            except Exception:
-                pass
+            # the memory-mapped copies of in-memory arrays made for this run
+            if not _FolderSweeper._try(manager, run_id):
+                _SWEEPER.add(manager, run_id)
 
 def _n_workers(n_jobs: int | None) -> int:
     cpus = os.cpu_count() or 1
     if n_jobs is None:
         return cpus
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) and not hasattr(n_jobs, "__index__"):
+        raise TypeError(f"n_jobs must be an integer (or None for all cores), got {n_jobs!r}")
+    n_jobs = int(n_jobs.__index__())
     if n_jobs < 0:
         return max(1, cpus + 1 + n_jobs)
     if n_jobs == 0:

@@ -15,7 +15,7 @@ import shutil
 import tempfile
 from typing import Iterator
 
-__all__ = ["atomic_output", "partial_name_prefix", "check_target"]
+__all__ = ["atomic_output", "partial_name_prefix", "check_target", "PartialFile", "same_file"]
 
 
 def partial_name_prefix(target: str | os.PathLike) -> str:
@@ -116,3 +116,84 @@ def atomic_output(target: str | os.PathLike, overwrite: bool = False,
             else:
                 os.unlink(tmp)
         raise
+
+
+def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """True when ``a`` and ``b`` are the same file (same path, a hard link or a symlink).
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> folder = tempfile.mkdtemp()
+    >>> a = os.path.join(folder, "a.npy"); open(a, "wb").close()
+    >>> os.symlink(a, os.path.join(folder, "b.npy"))
+    >>> same_file(a, os.path.join(folder, "b.npy")), same_file(a, os.path.join(folder, "c.npy"))
+    (True, False)
+    """
+    try:
+        return os.path.samefile(a, b)
+    except (OSError, ValueError):
+        return False
+
+
+class PartialFile:
+    """A temporary file next to ``target`` with a name known in advance, renamed on success.
+
+    :func:`atomic_output` for writers whose temporary file is written by
+    other processes (``RecordUDF``'s workers): the name is fixed when the
+    object is made (``token``), so it can travel to workers before the file
+    exists. :meth:`create` makes it, :meth:`commit` renames it into place,
+    :meth:`abort` removes it. A killed process leaves at most the
+    ``.<name>.partial-*`` file, never a file at ``target``.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> target = os.path.join(tempfile.mkdtemp(), "out.bin")
+    >>> part = PartialFile(target, token="abc")
+    >>> os.path.basename(part.tmp)
+    '.out.bin.partial-abc'
+    >>> with open(part.create(), "wb") as f:
+    ...     _ = f.write(b"data")
+    >>> os.path.exists(target)
+    False
+    >>> part.commit()
+    >>> open(target, "rb").read()
+    b'data'
+    """
+
+    def __init__(self, target: str | os.PathLike, overwrite: bool = False, token: str = "",
+                 suffix: str = ""):
+        self.target = os.path.abspath(os.fspath(target))
+        self.overwrite = overwrite
+        folder = os.path.dirname(self.target)
+        self.tmp = os.path.join(folder, partial_name_prefix(self.target) + token + suffix)
+
+    def check(self) -> str:
+        """:func:`check_target` for the target (before any work starts)."""
+        return check_target(self.target, self.overwrite)
+
+    def create(self) -> str:
+        """Check the target and create the (empty) temporary file; returns its path."""
+        self.check()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.tmp)  # left by an earlier, killed attempt with the same token
+        fd = os.open(self.tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
+        os.close(fd)
+        return self.tmp
+
+    def commit(self) -> None:
+        """Rename the temporary file to the target (replacing it only with ``overwrite``)."""
+        try:
+            if os.path.lexists(self.target) and not self.overwrite:
+                raise FileExistsError(f"{self.target!r} appeared while it was being written; "
+                                      "pass overwrite=True to replace it")
+            os.replace(self.tmp, self.target)
+        except BaseException:
+            self.abort()
+            raise
+
+    def abort(self) -> None:
+        """Remove the temporary file (the target stays as it was)."""
+        with contextlib.suppress(OSError):
+            os.unlink(self.tmp)

@@ -364,6 +364,9 @@ class NpyDataSet(FramesDataSet):
         if arr.ndim > 1 and arr.flags.f_contiguous and not arr.flags.c_contiguous:
             raise DataSetError(f"{self.path!r} is stored in Fortran order; save it in C order "
                                "(np.save(path, np.ascontiguousarray(a)))")
+        if arr.dtype.kind not in "biufc":
+            raise DataSetError(f"{self.path!r} holds dtype {arr.dtype}, not numbers: detector "
+                               "data must be bool, integer, float or complex")
         check_sig_dims(arr.ndim, sig_dims)
         file_shape = Shape(arr.shape, sig_dims=sig_dims)
         self.dtype = arr.dtype
@@ -432,6 +435,9 @@ class RawDataSet(FramesDataSet):
             raise DataSetError(f"dtype={dtype!r} is not a NumPy dtype") from e
         if stored.hasobject:
             raise DataSetError("raw files cannot hold dtype object")
+        if stored.kind not in "biufc":
+            raise DataSetError(f"dtype={dtype!r} is not a numeric dtype: raw detector data must be "
+                               "bool, integer, float or complex (e.g. dtype='uint16')")
         self.dtype = stored.newbyteorder("=") if stored.byteorder not in ("=", "|") else stored
         if self.dtype != stored:
             self.decode = _NativeOrder(self.dtype)

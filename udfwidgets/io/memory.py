@@ -59,6 +59,10 @@ class MemoryDataSet(DataSet):
         check_sig_dims(data.ndim, sig_dims)
         if data.dtype.hasobject:
             raise DataSetError("datasets of dtype object are not supported; use a numeric dtype")
+        if data.dtype.kind not in "biufc":  # strings, bytes, structured, dates
+            raise DataSetError(f"datasets of dtype {data.dtype} are not supported: detector data "
+                               "must be numbers (bool, integer, float or complex); convert it, "
+                               "e.g. data.astype(np.float32)")
         self.data = data
         self.shape = Shape(data.shape, sig_dims=sig_dims)
         self.dtype = data.dtype

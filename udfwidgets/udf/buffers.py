@@ -80,6 +80,9 @@ class BufferDeclaration:
         if isinstance(extra, (int, np.integer)):
             extra = (int(extra),)
         try:
+            if any(isinstance(e, (bool, np.bool_)) or not isinstance(e, (int, np.integer))
+                   for e in extra):  # 2.5 must not become 2
+                raise TypeError
             extra = tuple(int(e) for e in extra)
         except (TypeError, ValueError):
             raise BufferError(f"{where}: extra_shape={self.extra_shape!r} must be a tuple of "

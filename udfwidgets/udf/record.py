@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import os
+import uuid
 from typing import Any
 
 import numpy as np
 
+from ..io.atomic import PartialFile
 from .base import UDF
 
 __all__ = ["RecordUDF"]
@@ -21,8 +23,17 @@ class RecordUDF(UDF):
     ``np.load(filename)`` (add ``mmap_mode="r"`` for big files).
 
     The file has the dataset's full shape ``nav + sig``. With an ``roi`` only
-    the selected frames are written; the others stay 0. The file is complete
-    once the run has finished. The UDF has no result buffers.
+    the selected frames are written; the others stay 0. The UDF has no result
+    buffers.
+
+    Nothing half-written is ever left at ``filename``: the frames go to a
+    temporary file next to it (``.<name>.partial-<token>.npy``), which is
+    renamed to ``filename`` only when the run has succeeded. A failed,
+    interrupted or cancelled run (an exception, Ctrl-C, ``break`` in
+    ``run_udf_iter``, even a killed Python process) leaves ``filename`` as it
+    was; with ``overwrite=True`` the previous file stays until the new one is
+    complete. A target that is one of the files the dataset reads (the same
+    path, a hard link or a symlink) is refused before any work.
 
     Parameters
     ----------
@@ -76,6 +87,31 @@ class RecordUDF(UDF):
             raise IsADirectoryError(f"RecordUDF: filename {path!r} is a directory; give a file "
                                     "name such as 'frames.npy'")
         super().__init__(filename=path, dtype=dtype, overwrite=overwrite)
+        # names this run's temporary file; travels with the pickled UDF to the workers
+        self.__dict__["_token"] = uuid.uuid4().hex[:16]
+
+    def copy(self) -> "RecordUDF":
+        """A clean copy that writes the same temporary file (in-process executors)."""
+        new = super().copy()
+        new.__dict__["_token"] = self.__dict__["_token"]
+        return new
+
+    # --- the output protocol (udfwidgets.executor.plan) ---------------------------
+    def _partial(self) -> PartialFile:
+        return PartialFile(self.params.filename, overwrite=self.params.overwrite,
+                           token=self.__dict__["_token"], suffix=".npy")
+
+    def _output_files(self) -> list[str]:
+        """The files this UDF writes (checked against the dataset's own files)."""
+        return [self.params.filename]
+
+    def _commit_outputs(self) -> None:
+        """The run succeeded: rename the temporary file to ``filename``."""
+        self._partial().commit()
+
+    def _abort_outputs(self) -> None:
+        """The run failed or stopped: remove the temporary file."""
+        self._partial().abort()
 
     # --- the file ----------------------------------------------------------------
     def _file_shape(self) -> tuple[int, ...]:
@@ -88,7 +124,7 @@ class RecordUDF(UDF):
 
     def _header_matches(self) -> bool:
         try:
-            mm = np.load(self.params.filename, mmap_mode="r")
+            mm = np.load(self._partial().tmp, mmap_mode="r")
         except (OSError, ValueError):
             return False
         ok = mm.shape == self._file_shape() and mm.dtype == self._file_dtype()
@@ -96,7 +132,7 @@ class RecordUDF(UDF):
         return ok
 
     def _create(self) -> None:
-        mm = np.lib.format.open_memmap(self.params.filename, mode="w+",
+        mm = np.lib.format.open_memmap(self._partial().create(), mode="w+",
                                        dtype=self._file_dtype(), shape=self._file_shape())
         mm.flush()
         del mm
@@ -104,13 +140,14 @@ class RecordUDF(UDF):
     def get_task_data(self):
         path = self.params.filename
         if self.meta.on_main_node:
-            if os.path.exists(path) and not self.params.overwrite:
+            if os.path.lexists(path) and not self.params.overwrite:
                 raise FileExistsError(f"RecordUDF: {path!r} exists; pass overwrite=True to "
                                       "replace it, or choose another filename")
-            self._create()  # a fresh file of zeros, before any worker starts
+            self._create()  # a fresh temporary file of zeros, before any worker starts
         elif not self._header_matches():
-            raise RuntimeError(f"RecordUDF: {path!r} was changed or removed while the run was "
-                               "going on; run again")
+            raise RuntimeError(f"RecordUDF: the temporary file {self._partial().tmp!r} for "
+                               f"{path!r} was changed or removed while the run was going on "
+                               "(or the run was stopped); run again")
         return {}
 
     def preprocess(self):
@@ -119,7 +156,7 @@ class RecordUDF(UDF):
     def _flat_memmap(self) -> np.ndarray:
         mm = self.__dict__.get("_memmap")
         if mm is None:
-            mm = np.lib.format.open_memmap(self.params.filename, mode="r+")
+            mm = np.lib.format.open_memmap(self._partial().tmp, mode="r+")
             self.__dict__["_memmap"] = mm
         sig = tuple(self.meta.dataset_shape.sig)
         return mm.reshape((-1,) + sig)
