@@ -143,10 +143,11 @@ def test_fresh_venv_from_binder_requirements_imports_package_and_widgets(tmp_pat
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]-*.ipynb"))
 
 
-def test_the_five_teaching_notebooks_exist():
+def test_the_six_teaching_notebooks_exist():
     names = [p.stem for p in NOTEBOOKS]
     assert names == ["01-getting-started", "02-writing-udfs", "03-roi-and-virtual-detectors",
-                     "04-partial-results-and-async", "05-performance-and-scaling"], names
+                     "04-partial-results-and-async", "05-performance-and-scaling",
+                     "06-your-own-data"], names
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)

@@ -223,9 +223,9 @@ CASES = [
                                                   dtype="U4")),
      ValueError, r"not a numeric dtype"),
     ("raw of the wrong size", lambda ctx, tmp: (open(os.path.join(tmp, "r.raw"), "wb").write(
-        b"0" * 60), ctx.load("raw", path=os.path.join(tmp, "r.raw"), nav_shape=(2, 2),
+        b"0" * 61), ctx.load("raw", path=os.path.join(tmp, "r.raw"), nav_shape=(2, 2),
                              sig_shape=(2, 2), dtype="uint8")),
-     ValueError, r"has 60 bytes, but .* needs 16 bytes"),
+     ValueError, r"has 61 bytes, not a whole number of frames"),
     # --- buffers -------------------------------------------------------------------
     ("extra_shape=(2.5,)", lambda ctx, tmp: run(ctx, udf=buf_udf(kind="nav", extra_shape=(2.5,))),
      ValueError, r"buffer 'b' of Declares: extra_shape=\(2.5,\) must be a tuple of non-negative "
