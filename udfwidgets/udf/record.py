@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import uuid
 from typing import Any
 
@@ -9,6 +10,11 @@ import numpy as np
 
 from ..io.atomic import PartialFile
 from .base import UDF
+
+# NumPy parses .npy headers with ast.literal_eval, which CPython 3.11 before 3.11.8 cannot run in
+# two threads at once ("SystemError: AST constructor recursion depth mismatch"): the threads
+# executor opens the file from several workers of one process.
+_HEADER_LOCK = threading.Lock()
 
 __all__ = ["RecordUDF"]
 
@@ -124,7 +130,8 @@ class RecordUDF(UDF):
 
     def _header_matches(self) -> bool:
         try:
-            mm = np.load(self._partial().tmp, mmap_mode="r")
+            with _HEADER_LOCK:
+                mm = np.load(self._partial().tmp, mmap_mode="r")
         except (OSError, ValueError):
             return False
         ok = mm.shape == self._file_shape() and mm.dtype == self._file_dtype()
@@ -156,7 +163,8 @@ class RecordUDF(UDF):
     def _flat_memmap(self) -> np.ndarray:
         mm = self.__dict__.get("_memmap")
         if mm is None:
-            mm = np.lib.format.open_memmap(self._partial().tmp, mode="r+")
+            with _HEADER_LOCK:
+                mm = np.lib.format.open_memmap(self._partial().tmp, mode="r+")
             self.__dict__["_memmap"] = mm
         sig = tuple(self.meta.dataset_shape.sig)
         return mm.reshape((-1,) + sig)
