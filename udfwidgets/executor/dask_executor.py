@@ -119,15 +119,16 @@ class DaskExecutor(Executor):
         except Exception:
             return "?"
 
-    def workers(self) -> dict[str, int]:
-        """``{worker address: threads}`` of the cluster now; waits for at least one worker."""
+    def workers(self, wait: bool = True) -> dict[str, int]:
+        """``{worker address: threads}`` of the cluster now; with ``wait``, waits for at
+        least one worker (:attr:`wait_for_workers` seconds at most)."""
         import time
         client = self._live_client()
         deadline = time.monotonic() + self.wait_for_workers
         while True:
             info = client.scheduler_info(n_workers=-1).get("workers", {})
             found = {addr: int(w.get("nthreads", 1)) for addr, w in info.items()}
-            if found:
+            if found or not wait:
                 return dict(sorted(found.items()))
             if time.monotonic() >= deadline:
                 raise NoWorkersError(
@@ -138,10 +139,13 @@ class DaskExecutor(Executor):
 
     @property
     def n_workers(self) -> int:
+        """``n_jobs``, or the cluster's threads now (0 once closed or without workers)."""
         if self._n_jobs is not None:
-            self._live_client()
             return self._n_jobs
-        return sum(self.workers().values())
+        try:
+            return sum(self.workers(wait=False).values())
+        except ClusterClosedError:
+            return 0
 
     # --- running -----------------------------------------------------------------
     def imap_unordered(self, fn: Callable, tasks: Iterable) -> Iterator:
@@ -158,7 +162,7 @@ class DaskExecutor(Executor):
         counter = itertools.count()
         blobs: dict[int, Any] = {}  # id(blob) -> scattered future of a large blob
         pending: dict[str, Any] = {}
-        done = as_completed(with_results=True, raise_errors=False)
+        done = as_completed(loop=client.loop, with_results=True, raise_errors=False)
 
         def submit(task) -> None:
             key = f"udfwidgets-{run_id}-{next(counter)}"
@@ -344,7 +348,7 @@ def _local_cluster(distributed, n_jobs):
     import logging
     n = n_jobs or os.cpu_count() or 1
     cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                                       host="127.0.0.1", dashboard_address=None,
+                                       host="127.0.0.1", dashboard_address="127.0.0.1:0",
                                        silence_logs=logging.ERROR)
     try:
         client = distributed.Client(cluster, set_as_default=False)
