@@ -284,17 +284,6 @@ def test_progress_bar_counts_frames(ctx, data4d, capsys):
     assert "63.0/63.0" in capsys.readouterr().err
 
 
-def test_dask_executor_needs_a_client(monkeypatch):
-    distributed = pytest.importorskip("distributed")
-
-    def no_client():
-        raise ValueError("No clients found")
-
-    monkeypatch.setattr(distributed, "get_client", no_client)
-    with pytest.raises(ValueError, match="needs client="):
-        Context(executor="dask")
-
-
 def test_dask_executor_takes_a_scheduler_address(dask_client, data4d):
     address = dask_client.scheduler.address
     with Context(executor="dask", client=address) as ctx:

@@ -34,7 +34,8 @@ class Context:
         kept warm between runs. ``"threads"``: joblib threads (good when the
         UDFs release the GIL, as NumPy does). ``"inline"``: serial, in this
         process, exceptions surface directly (debugging). ``"dask"``: a
-        dask.distributed cluster through joblib's dask backend (give ``client``).
+        dask.distributed cluster (``client``; without one, a local cluster on
+        127.0.0.1 owned by the Context; see docs/clusters.md).
     n_jobs : int, optional
         Number of workers; all cores by default.
     client : distributed.Client or str, optional

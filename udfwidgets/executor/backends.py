@@ -2,14 +2,11 @@
 
 Results stream back in completion order; closing the stream cancels the rest.
 Threads and processes are pools kept between runs (:mod:`.pools`); dask goes
-through :class:`joblib.Parallel` with ``return_as="generator_unordered"`` and
-joblib's dask backend.
+through dask.distributed's own futures API (:mod:`.dask_executor`).
 """
 from __future__ import annotations
 
 from typing import Any, Callable, Iterable, Iterator
-
-from joblib import Parallel, delayed, parallel_config
 
 __all__ = ["Executor", "InlineExecutor", "DaskExecutor", "make_executor", "EXECUTORS"]
 
@@ -54,65 +51,6 @@ class InlineExecutor(Executor):
         return (fn(t) for t in tasks)
 
 
-class DaskExecutor(Executor):
-    """A dask.distributed cluster, through joblib's dask backend.
-
-    Parameters
-    ----------
-    n_jobs : int, optional
-        Partitions in flight; by default the cluster's total thread count.
-    client : distributed.Client or str, optional
-        A client, a scheduler address (a client is made and closed with the
-        executor), or None for the current default client.
-    """
-
-    name = "dask"
-
-    def __init__(self, n_jobs: int | None = None, client: Any = None):
-        from joblib import register_parallel_backend
-
-        from ._dask_backend import BACKEND_NAME, DaskBackend
-        self.client, self._own_client = _dask_client(client)
-        self.n_workers = n_jobs or sum(self.client.nthreads().values()) or 1
-        register_parallel_backend(BACKEND_NAME, DaskBackend)
-        self._config: dict[str, Any] = {"backend": BACKEND_NAME, "n_jobs": self.n_workers,
-                                        "client": self.client}
-
-    def imap_unordered(self, fn, tasks):
-        with parallel_config(**self._config):
-            parallel = Parallel(return_as="generator_unordered", batch_size=1,
-                                pre_dispatch="2 * n_jobs")
-            return parallel(delayed(fn)(t) for t in tasks)
-
-    def release_files(self) -> None:
-        from ..io.files import release_maps
-        super().release_files()
-        if self.client is not None:
-            self.client.run(release_maps)
-
-    def close(self):
-        if self._own_client and self.client is not None:
-            self.client.close()
-            self.client = None
-
-
-def _dask_client(client):
-    try:
-        import distributed
-    except ImportError as e:
-        raise ImportError("the dask executor needs dask.distributed: pip install "
-                          "'udfwidgets[dask]'") from e
-    if client is None:
-        try:
-            return distributed.get_client(), False
-        except ValueError:
-            raise ValueError("Context(executor='dask') needs client= (a distributed.Client or a "
-                             "scheduler address like 'tcp://127.0.0.1:8786')") from None
-    if isinstance(client, str):
-        return distributed.Client(client), True
-    return client, False
-
-
 def make_executor(executor: str | Executor = "processes", n_jobs: int | None = None,
                   client: Any = None, warm_start: bool = True) -> Executor:
     """An :class:`Executor` by name: ``"inline"``, ``"threads"``, ``"processes"`` or ``"dask"``.
@@ -136,3 +74,6 @@ def make_executor(executor: str | Executor = "processes", n_jobs: int | None = N
     if name == "dask":
         return DaskExecutor(n_jobs, client)
     raise ValueError(f"unknown executor {executor!r}; use one of {', '.join(EXECUTORS)}")
+
+
+from .dask_executor import DaskExecutor  # noqa: E402  (it subclasses Executor)
