@@ -9,6 +9,7 @@ subclass) drawn as an RGBA overlay. Shapes are those of
 """
 from __future__ import annotations
 
+import threading
 from typing import Any, Callable, ClassVar, Sequence
 
 import ipywidgets as widgets
@@ -67,7 +68,12 @@ class MaskSelectorBase(widgets.VBox):
         self._color = color
         self.display_model = DisplayModel(self._side, scale=scale, cmap=cmap,
                                           percentiles=percentiles)
-        self._host = FigureHost(backend, figsize)
+        # held while the figure renders (ipympl, main thread) and while a background
+        # thread (the explorer) changes the artists
+        self._render_lock = threading.RLock()
+        self.shape_words = ""  # the selection in words, e.g. "ring 12-30 px"
+        self._words: str | None = None
+        self._host = FigureHost(backend, figsize, lock=self._render_lock)
         self._fig = self._host.figure
         self._ax = self._fig.add_subplot(1, 1, 1)
         shown, norm = self.display_model.prepare(self._image)
@@ -76,8 +82,7 @@ class MaskSelectorBase(widgets.VBox):
         self._overlay = self._ax.imshow(overlay_rgba(np.zeros(self.shape, bool), color),
                                         interpolation="nearest")
         self._overlay.set_mouseover(False)  # the cursor read-out shows the image's values
-        self._title_text = title or ""
-        self._ax.set_title(self._title_text, fontsize="medium", loc="left")
+        self._title_text = title or ""  # shown above the tools; on the axes only in png()
         self._host.style()
         self._selectors = self._make_selectors()
         self._point_cid = self._fig.canvas.mpl_connect("button_press_event", self._on_point_press)
@@ -162,7 +167,8 @@ class MaskSelectorBase(widgets.VBox):
         self._show(change["new"])
 
     def _show(self, mask: np.ndarray) -> None:
-        self._overlay.set_data(overlay_rgba(mask, self._color))
+        with self._render_lock:
+            self._overlay.set_data(overlay_rgba(mask, self._color))
         self._status.value = f"<small>{self.describe_selection()}</small>"
         self._host.refresh()
 
@@ -181,7 +187,10 @@ class MaskSelectorBase(widgets.VBox):
         return f"{int(mask.sum())} of {mask.size} {self._unit} selected"
 
     def _set_heading(self) -> None:
-        self._heading.value = (f"<b>{self._title_text}</b>" if self._title_text else "")
+        import html
+
+        self._heading.value = (f"<b>{html.escape(self._title_text)}</b>"
+                               if self._title_text else "&nbsp;")
 
     def set_title(self, title: str) -> None:
         """Set the title shown above the figure and on the axes.
@@ -191,23 +200,32 @@ class MaskSelectorBase(widgets.VBox):
         >>> import numpy as np
         >>> from udfwidgets.widgets import RoiSelector
         >>> sel = RoiSelector(np.zeros((2, 2)))
-        >>> sel.set_title("sum of 4 frames"); sel.ax.get_title(loc="left")
+        >>> sel.set_title("sum of 4 frames"); sel.title
         'sum of 4 frames'
         """
         self._title_text = str(title)
-        self._ax.set_title(self._title_text, fontsize="medium", loc="left")
-        self._host.style()
         self._set_heading()
         self._host.refresh()
 
+    @property
+    def title(self) -> str:
+        """The title above the figure (what is shown)."""
+        return self._title_text
+
     def _restyle(self, change=None) -> None:
-        self.display_model.show(self._im, self._image)
+        with self._render_lock:
+            self.display_model.show(self._im, self._image)
         self._host.refresh()
 
     # --- static views ------------------------------------------------------------------
     def png(self) -> bytes:
-        """The figure (image and selection) as PNG bytes."""
-        return self._host.png()
+        """The figure (image and selection, with the title) as PNG bytes."""
+        with self._render_lock:
+            self._ax.set_title(self._title_text, fontsize="medium", loc="left")
+            try:
+                return self._host.png()
+            finally:
+                self._ax.set_title("", loc="left")
 
     def summary_html(self) -> str:
         """An HTML table of what is shown: image, scale, limits, selection."""
@@ -249,8 +267,9 @@ class MaskSelectorBase(widgets.VBox):
         if arr.shape != self.shape:
             raise ValueError(f"the new {self._what} must keep the shape {self.shape}, "
                              f"got {arr.shape}")
-        self._image = arr
-        self.display_model.show(self._im, arr)
+        with self._render_lock:
+            self._image = arr
+            self.display_model.show(self._im, arr)
         if title is not None:
             self.set_title(title)
         else:
@@ -307,6 +326,13 @@ class MaskSelectorBase(widgets.VBox):
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         shape_mask = self._validate_mask(shape_mask)
         current = self._get_mask()
+        words, self._words = self._words or "shape", None
+        old = self.shape_words if current.any() else ""
+        if mode == "replace" or not old:
+            self.shape_words = words if mode != "subtract" else ""
+        else:
+            joined = f"{old} {'+' if mode == 'add' else 'minus'} {words}"
+            self.shape_words = joined if len(joined) <= 48 else "several shapes"
         if mode == "add":
             new = current | shape_mask
         elif mode == "subtract":
@@ -329,6 +355,7 @@ class MaskSelectorBase(widgets.VBox):
         >>> sel.roi.tolist()
         [[False, True], [True, True]]
         """
+        self.shape_words = f"all but {self.shape_words or 'nothing'}"
         self._set_mask(~self._get_mask())
 
     def clear(self) -> None:
@@ -343,6 +370,7 @@ class MaskSelectorBase(widgets.VBox):
         >>> int(sel.roi.sum())
         0
         """
+        self.shape_words = ""
         self._set_mask(np.zeros(self.shape, dtype=bool))
 
     # --- shapes from code (the convention of udfwidgets.masks: y is the row, x the column) ---
@@ -364,6 +392,7 @@ class MaskSelectorBase(widgets.VBox):
                [0, 0, 0, 0, 0],
                [0, 0, 0, 0, 0]])
         """
+        self._words = f"rectangle {height} x {width} px"
         return self.apply(geo.rectangle(self.shape, top, left, height, width), mode)
 
     def set_ellipse(self, centre: Sequence[float], radii: Sequence[float] | float,
@@ -381,6 +410,7 @@ class MaskSelectorBase(widgets.VBox):
         """
         if np.ndim(radii) == 0:
             radii = (float(radii), float(radii))
+        self._words = f"ellipse {radii[0]:.3g} x {radii[1]:.3g} px"
         return self.apply(geo.ellipse(self.shape, centre, radii), mode)
 
     def set_disk(self, centre: Sequence[float], radius: float,
@@ -394,6 +424,7 @@ class MaskSelectorBase(widgets.VBox):
         >>> int(SigMaskSelector(np.zeros((5, 5))).set_disk((2, 2), 1).sum())
         5
         """
+        self._words = f"disk r={radius:.3g} px"
         return self.apply(geo.disk(self.shape, centre, radius), mode)
 
     def set_ring(self, centre: Sequence[float], inner: float, outer: float,
@@ -407,6 +438,7 @@ class MaskSelectorBase(widgets.VBox):
         >>> int(SigMaskSelector(np.zeros((5, 5))).set_ring((2, 2), 0.5, 1).sum())
         4
         """
+        self._words = f"ring {inner:.3g}-{outer:.3g} px"
         return self.apply(geo.ring(self.shape, centre, inner, outer), mode)
 
     def set_polygon(self, vertices: Sequence[Sequence[float]],
@@ -421,6 +453,7 @@ class MaskSelectorBase(widgets.VBox):
         >>> int(sel.set_polygon([(-0.5, -0.5), (-0.5, 3.2), (3.2, -0.5)]).sum())
         6
         """
+        self._words = f"polygon of {len(vertices)} points"
         return self.apply(geo.polygon(self.shape, vertices), mode)
 
     def set_point(self, y: float, x: float, mode: str | None = None) -> np.ndarray:
@@ -433,7 +466,10 @@ class MaskSelectorBase(widgets.VBox):
         >>> np.argwhere(RoiSelector(np.zeros((3, 3))).set_point(1, 2)).tolist()
         [[1, 2]]
         """
-        return self.apply(geo.point(self.shape, y, x), mode)
+        mask = geo.point(self.shape, y, x)
+        row, col = np.argwhere(mask)[0]
+        self._words = f"pixel (row {row}, column {col})"
+        return self.apply(mask, mode)
 
     # --- interactive tools -----------------------------------------------------------
     def _make_selectors(self) -> dict:
@@ -476,7 +512,10 @@ class MaskSelectorBase(widgets.VBox):
         """A box tool finished a drag with these (sorted) extents (x: column, y: row)."""
         cx, cy, hw, hh = (x0 + x1) / 2, (y0 + y1) / 2, (x1 - x0) / 2, (y1 - y0) / 2
         if tool == "rectangle":
-            self.apply(geo.box(self.shape, y0, x0, y1, x1))
+            box = geo.box(self.shape, y0, x0, y1, x1)
+            rows, cols = np.nonzero(box.any(axis=1))[0], np.nonzero(box.any(axis=0))[0]
+            self._words = f"rectangle {len(rows)} x {len(cols)} px"
+            self.apply(box)
         elif tool == "ellipse":
             if hw > 0 and hh > 0:
                 self.set_ellipse((cy, cx), (hh, hw))
