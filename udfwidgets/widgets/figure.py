@@ -288,12 +288,13 @@ class FigureHost:
             self.refresh()
 
         def mode_of() -> str:
-            return str(getattr(nav, "mode", "") or "").lower()
+            mode = getattr(nav, "mode", None)
+            return str(getattr(mode, "name", "")).lower()  # "zoom", "pan" or "none"
 
         def toggled(change, which):
             want = change["new"]
             other = pan if which == "zoom" else zoom
-            active = which in mode_of()
+            active = mode_of() == which
             if want != active:
                 getattr(nav, which)()
             if want and other.value:
