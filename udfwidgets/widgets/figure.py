@@ -21,7 +21,7 @@ import sys
 from typing import Any
 
 __all__ = ["FigureHost", "BACKENDS", "THEMES", "in_ipython_kernel", "resolve_backend",
-           "apply_theme"]
+           "apply_theme", "tidy"]
 
 #: "auto" chooses: ipympl under a kernel with ipympl installed, "image" under a
 #: kernel without it, "agg" elsewhere (nothing is displayed; ``png`` works).
@@ -306,3 +306,29 @@ class FigureHost:
         row = w.HBox([home, zoom, pan], layout=w.Layout(flex_flow="row"))
         row.add_class("udfw-figure-toolbar")
         return row
+
+
+def tidy(figure, theme: str | None = None) -> None:
+    """Tidy a plain (pyplot) figure for a notebook: no "Figure N" header, no floating toolbar.
+
+    Under ipympl the header and footer are hidden and the toolbar, which would
+    float over the y tick labels, is switched off (zoom and pan stay available
+    through matplotlib's keyboard shortcuts); the layout is tightened.
+    ``theme`` (see :data:`THEMES`) also recolours background and text.
+
+    Examples
+    --------
+    >>> from matplotlib.figure import Figure
+    >>> fig = Figure(); ax = fig.add_subplot(); _ = ax.plot([1, 2])
+    >>> tidy(fig, theme="dark"); ax.title.get_color()
+    '#dddddd'
+    """
+    canvas = getattr(figure, "canvas", None)
+    for name, value in (("header_visible", False), ("footer_visible", False),
+                        ("toolbar_visible", False)):
+        if canvas is not None and hasattr(canvas, name):
+            setattr(canvas, name, value)
+    if theme is not None:
+        apply_theme(figure, theme)
+    if figure.get_layout_engine() is None:
+        figure.tight_layout()
