@@ -436,7 +436,8 @@ class Explorer(widgets.VBox):
 
     def _repr_mimebundle_(self, **kwargs):
         return mimebundle(super(), self.png, self.summary_html,
-                          f"Explorer: {self.nav.title} | {self.sig.title}")
+                          f"Explorer: {self.nav.title} | {self.sig.title}",
+                          hosts=[self.nav.host, self.sig.host])
 
     # --- control ---------------------------------------------------------------------
     def wait(self, timeout: float | None = 30.0) -> bool:

@@ -235,8 +235,32 @@ class FigureHost:
         """
         if self.mode == "ipympl":
             self.figure.canvas.draw_idle()
+            if getattr(self.figure.canvas, "syncing_data_url", False):
+                self.snapshot()  # no browser has connected yet: keep the stored picture current
         elif self.mode == "image":
             self.view.value = self.png()
+
+    def snapshot(self, png: bytes | None = None) -> bytes | None:
+        """Store the current picture in the ipympl canvas' widget state.
+
+        A notebook saved with its widget state (nbconvert's
+        ``store_widget_state``, JupyterLab's "save widget state") then shows
+        the figure in nbviewer, on a docs site, and in JupyterLab before the
+        kernel runs. ipympl fills this picture only once a browser has asked
+        for one, so a notebook executed without a browser would store none.
+        Returns the PNG (None outside ipympl).
+        """
+        if self.mode != "ipympl":
+            return None
+        import base64
+
+        png = self.png() if png is None else png
+        canvas = self.figure.canvas
+        w, h = self.figure.get_figwidth() * self.figure.dpi, self.figure.get_figheight() * self.figure.dpi
+        with canvas.hold_sync():
+            canvas._size = (w, h)
+            canvas._data_url = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+        return png
 
     def png(self, dpi: float | None = None) -> bytes:
         """The figure as PNG bytes."""

@@ -250,7 +250,7 @@ class BufferInspector(widgets.VBox):
         from .static import mimebundle
 
         return mimebundle(super(), self.png, self.summary_html,
-                          f"BufferInspector: {len(self._entries)} buffers")
+                          f"BufferInspector: {len(self._entries)} buffers", hosts=[self._host])
 
     @property
     def log(self) -> bool:

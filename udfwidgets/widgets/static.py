@@ -49,8 +49,11 @@ def png_html(png: bytes, alt: str = "figure") -> str:
 
 
 def mimebundle(widget: Any, png: Callable[[], bytes], table: Callable[[], str],
-               text: str | None = None) -> dict:
+               text: str | None = None, hosts: Sequence[Any] = ()) -> dict:
     """The widget's own bundle plus ``image/png``, ``text/html`` and a short ``text/plain``.
+
+    ``hosts``: figure hosts whose picture goes into the widget state too
+    (:meth:`~udfwidgets.widgets.figure.FigureHost.snapshot`).
 
     Examples
     --------
@@ -65,6 +68,8 @@ def mimebundle(widget: Any, png: Callable[[], bytes], table: Callable[[], str],
             own = own[0]
         bundle.update(own or {})
     picture = png()
+    for host in hosts:
+        host.snapshot()
     bundle["image/png"] = base64.b64encode(picture).decode("ascii")
     bundle["text/html"] = (f"<div class='udfw-static'>{png_html(picture, text or 'figure')}"
                            f"{table()}</div>")

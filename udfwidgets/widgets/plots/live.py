@@ -236,7 +236,8 @@ class MatplotlibLivePlot(LivePlot):
         """The widget, plus a PNG of the figure and an HTML summary for static viewers."""
         from ..static import mimebundle
 
-        return mimebundle(self.widget, self.png, self.summary_html)
+        return mimebundle(self.widget, self.png, self.summary_html, self.title,
+                          hosts=[self._host] if self._host is not None else [])
 
     def png(self) -> bytes:
         """The figure as PNG bytes (what a static viewer shows)."""
@@ -620,4 +621,6 @@ class LivePlotGrid:
     def _repr_mimebundle_(self, **kwargs):
         from ..static import mimebundle
 
-        return mimebundle(self.widget, self.png, self.summary_html)
+        return mimebundle(self.widget, self.png, self.summary_html,
+                          "live plots: " + ", ".join(p.title for p in self.plots),
+                          hosts=[p._host for p in self.plots if p._host is not None])

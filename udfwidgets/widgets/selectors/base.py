@@ -243,7 +243,7 @@ class MaskSelectorBase(widgets.VBox):
         from ..static import mimebundle
 
         return mimebundle(super(), self.png, self.summary_html,
-                          f"{type(self).__name__}: {self.describe_selection()}")
+                          f"{type(self).__name__}: {self.describe_selection()}", hosts=[self._host])
 
     # --- the image ---------------------------------------------------------------
     @property
