@@ -168,6 +168,7 @@ class Explorer(widgets.VBox):
                                figsize=figsize, cmap=cmap, backend=backend)
         self.sig = SigMaskSelector(self.total_pattern, title=self._pattern_title(None),
                                    figsize=figsize, cmap=cmap, backend=backend)
+        self.nav.push_updates = self.sig.push_updates = True
         self.timings: dict[str, float] = {}
         self.cursor: tuple[int, int] | None = None
         self._requested: dict[str, float] = {}
@@ -327,7 +328,7 @@ class Explorer(widgets.VBox):
             self.cursor = (int(row), int(col))
             self._marker.set_data([col], [row])
             self.sig.set_image(frame, title=f"frame at scan position (row {row}, column {col})")
-            self.nav.host.refresh()
+            self.nav.host.refresh(push=True)
             self.timings["cursor"] = time.perf_counter() - start
             self._set_status(f"frame (row {row}, column {col})", self.timings["cursor"])
 

@@ -36,6 +36,7 @@ THEMES = {
 }
 
 _numbers = itertools.count(1)
+_timer_lock = __import__("threading").Lock()
 
 
 def in_ipython_kernel() -> bool:
@@ -226,19 +227,49 @@ class FigureHost:
         """Apply the theme to the figure's current axes (call after adding axes)."""
         apply_theme(self.figure, self.theme)
 
-    def refresh(self) -> None:
+    def refresh(self, push: bool = False) -> None:
         """Ask for the figure to be shown again after its artists changed.
 
         ipympl: ``draw_idle`` (the browser asks for the picture; safe from a
-        background thread). ``"image"``: render a PNG into the Image widget.
-        ``"agg"``: nothing; rendering happens in :meth:`png`.
+        background thread), or with ``push=True`` render now, in this thread,
+        and send the picture to the browser at once (one round trip less: the
+        explorer's live cursor). ``"image"``: render a PNG into the Image
+        widget. ``"agg"``: nothing; rendering happens in :meth:`png`.
         """
         if self.mode == "ipympl":
-            self.figure.canvas.draw_idle()
-            if getattr(self.figure.canvas, "syncing_data_url", False):
-                self.snapshot()  # no browser has connected yet: keep the stored picture current
+            canvas = self.figure.canvas
+            if getattr(canvas, "syncing_data_url", False):
+                canvas.draw_idle()
+                self._snapshot_soon()  # no browser connected: keep the stored picture current
+            elif push and getattr(canvas, "manager", None) is not None:
+                canvas.draw()
+                canvas.manager.refresh_all()
+            else:
+                canvas.draw_idle()
         elif self.mode == "image":
             self.view.value = self.png()
+
+    #: Seconds a snapshot waits for more changes (rendering costs; a run keeps changing).
+    snapshot_delay = 0.5
+
+    def _snapshot_soon(self) -> None:
+        import threading
+
+        with _timer_lock:
+            if getattr(self, "_snapshot_timer", None) is not None:
+                return  # one is pending; it will see this change too
+            timer = threading.Timer(self.snapshot_delay, self._snapshot_now)
+            timer.daemon = True
+            self._snapshot_timer = timer
+        timer.start()
+
+    def _snapshot_now(self) -> None:
+        with _timer_lock:
+            self._snapshot_timer = None
+        try:
+            self.snapshot()
+        except Exception:  # noqa: BLE001 - a picture for saved notebooks; never worth an error
+            pass
 
     def snapshot(self, png: bytes | None = None) -> bytes | None:
         """Store the current picture in the ipympl canvas' widget state.

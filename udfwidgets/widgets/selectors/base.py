@@ -170,7 +170,7 @@ class MaskSelectorBase(widgets.VBox):
         with self._render_lock:
             self._overlay.set_data(overlay_rgba(mask, self._color))
         self._status.value = f"<small>{self.describe_selection()}</small>"
-        self._host.refresh()
+        self._refresh()
 
     def describe_selection(self, mask: np.ndarray | None = None) -> str:
         """In words: how many of the image's pixels are selected.
@@ -205,7 +205,13 @@ class MaskSelectorBase(widgets.VBox):
         """
         self._title_text = str(title)
         self._set_heading()
-        self._host.refresh()
+        self._refresh()
+
+    #: Render and send each new picture at once (the explorer sets it), not on request.
+    push_updates = False
+
+    def _refresh(self) -> None:
+        self._host.refresh(push=self.push_updates)
 
     @property
     def title(self) -> str:
@@ -215,7 +221,7 @@ class MaskSelectorBase(widgets.VBox):
     def _restyle(self, change=None) -> None:
         with self._render_lock:
             self.display_model.show(self._im, self._image)
-        self._host.refresh()
+        self._refresh()
 
     # --- static views ------------------------------------------------------------------
     def png(self) -> bytes:
@@ -273,7 +279,7 @@ class MaskSelectorBase(widgets.VBox):
         if title is not None:
             self.set_title(title)
         else:
-            self._host.refresh()
+            self._refresh()
 
     @property
     def figure(self):
