@@ -273,8 +273,11 @@ def test_subscribes_to_async_run(threads_ctx, data):
 
 def test_scalar_is_a_value_and_signal_starts_in_log(ctx, ds, data):
     insp = BufferInspector({"total": np.float64(12.5), "pattern": data.sum(axis=(0, 1))})
+    assert insp.buffer == "pattern"  # it starts with something to look at
+    insp.buffer = "total"
     assert "total = <b>12.5</b>" in insp._message.value
     assert insp._main_ax is None  # no one-point plot
+    assert "image/png" not in insp._repr_mimebundle_()  # and no blank picture
     res = ctx.run_udf(dataset=ds, udf=SumUDF())
     insp = BufferInspector(res)
     assert insp.display_model.scale == "log"  # a diffraction pattern

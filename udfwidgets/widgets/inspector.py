@@ -241,10 +241,10 @@ class BufferInspector(widgets.VBox):
     def _repr_html_(self) -> str:
         return self.summary_html()
 
-    def png(self) -> bytes:
-        """The view's figure as PNG bytes."""
+    def png(self) -> bytes | None:
+        """The view's figure as PNG bytes (None when nothing is drawn: a value, a message)."""
         with self._lock:
-            return self._host.png()
+            return self._host.png() if self._main_ax is not None else None
 
     def _repr_mimebundle_(self, **kwargs):
         from .static import mimebundle
@@ -358,7 +358,10 @@ class BufferInspector(widgets.VBox):
             same_layout = (keep and old is not None and new.array.shape == old.array.shape
                            and new.kind == old.kind)
             if not keep:
-                self.buffer = labels[0] if labels else None  # observer rebuilds and draws
+                # start with something to look at: the first buffer that is not a single value
+                drawable = [e.label for e in entries if not e.is_scalar and e.dtype.kind != "O"]
+                first = drawable[0] if drawable else (labels[0] if labels else None)
+                self.buffer = first  # the observer rebuilds and draws
                 if not labels:
                     self.refresh()
             elif not same_layout:
@@ -439,6 +442,7 @@ class BufferInspector(widgets.VBox):
         with self._lock:
             fig = self._fig
             fig.clear()
+            self._show_figure(False)
             self._main_ax = self._pick_ax = None
             self._selected = None
             entry = self.entry
@@ -466,6 +470,7 @@ class BufferInspector(widgets.VBox):
                 self._host.refresh()
                 return
             self._message.value = ""
+            self._show_figure(True)
             picking = self._picking(entry)
             self._main_ax = fig.add_subplot(1, 2 if picking else 1, 1)
             valid = self._valid_view(entry)
@@ -483,6 +488,10 @@ class BufferInspector(widgets.VBox):
                     self._plot_position(entry)
             self._host.style()
             self._host.refresh()
+
+    def _show_figure(self, shown: bool) -> None:
+        if self._host.view is not None:
+            self._host.view.layout.display = None if shown else "none"
 
     def _plot_position(self, entry: Entry) -> None:
         """The values at :attr:`position`: a labelled bar chart (one extra axis) or an image."""

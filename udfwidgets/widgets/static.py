@@ -70,9 +70,11 @@ def mimebundle(widget: Any, png: Callable[[], bytes], table: Callable[[], str],
     picture = png()
     for host in hosts:
         host.snapshot()
-    bundle["image/png"] = base64.b64encode(picture).decode("ascii")
-    bundle["text/html"] = (f"<div class='udfw-static'>{png_html(picture, text or 'figure')}"
-                           f"{table()}</div>")
+    image = ""
+    if picture is not None:  # None: nothing drawn (a single value, a message)
+        bundle["image/png"] = base64.b64encode(picture).decode("ascii")
+        image = png_html(picture, text or "figure")
+    bundle["text/html"] = f"<div class='udfw-static'>{image}{table()}</div>"
     bundle["text/plain"] = text or type(widget).__name__
     return bundle
 
