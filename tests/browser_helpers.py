@@ -116,6 +116,11 @@ class LabServer:
                    JUPYTERLAB_WORKSPACES_DIR=str(dirs["workspaces"]),
                    IPYTHONDIR=str(dirs["ipython"]), JUPYTER_PLATFORM_DIRS="1")
         env.pop("MPLBACKEND", None)
+        # the kernel runs in the served folder: make it import this checkout's udfwidgets
+        repo = str(Path(__file__).resolve().parents[1])
+        env["PYTHONPATH"] = os.pathsep.join([repo] + [p for p in
+                                                      env.get("PYTHONPATH", "").split(os.pathsep)
+                                                      if p])
         return env
 
     def start(self, timeout: float = 60.0) -> "LabServer":
@@ -267,6 +272,73 @@ _JS_CANVAS_IMAGES = """(i) => {
 }"""
 
 
+# In-page latency probe: note when the pointer moves over (or is released on) a figure's
+# top canvas, then poll another figure's picture every animation frame until it changes.
+_JS_PROBE_START = """([cellIndex, sourceFigure, targetFigure, eventName]) => {
+  const cell = window.jupyterapp.shell.currentWidget.content.widgets[cellIndex];
+  const figs = cell.node.querySelectorAll('.jupyter-matplotlib-figure');
+  const source = Array.from(figs[sourceFigure].querySelectorAll('canvas')).pop();
+  const target = figs[targetFigure].querySelector('canvas');
+  const ctx = target.getContext('2d');
+  const fingerprint = () => {
+    const d = ctx.getImageData(0, 0, target.width, target.height).data;
+    let h = 0;
+    for (let i = 0; i < d.length; i += 53) h = (h * 31 + d[i]) | 0;
+    return h;
+  };
+  const probe = {t0: null, t1: null, before: fingerprint()};
+  window.__udfwProbe = probe;
+  const onEvent = (e) => { if (probe.t0 === null) probe.t0 = e.timeStamp; };
+  source.addEventListener(eventName, onEvent, {once: true, capture: true});
+  probe.done = new Promise((resolve) => {
+    const started = performance.now();
+    const step = () => {
+      if (probe.t0 !== null && fingerprint() !== probe.before) {
+        probe.t1 = performance.now();
+        return resolve(probe.t1 - probe.t0);
+      }
+      if (performance.now() - started > 20000) return resolve(null);
+      requestAnimationFrame(step);
+    };
+    requestAnimationFrame(step);
+  });
+  return probe.before;
+}"""
+
+_JS_PROBE_WAIT = """async () => await window.__udfwProbe.done"""
+
+# Bounding boxes of every visible toolbar element and of every figure's canvas and axes area.
+_JS_BOXES = """() => {
+  const box = (e) => { const r = e.getBoundingClientRect();
+                       return {x: r.x, y: r.y, w: r.width, h: r.height}; };
+  const visible = (e) => { const s = getComputedStyle(e); const r = e.getBoundingClientRect();
+    return s.display !== 'none' && s.visibility !== 'hidden' && parseFloat(s.opacity) > 0
+           && r.width > 0 && r.height > 0; };
+  const toolbars = Array.from(document.querySelectorAll(
+      '.jp-Notebook .jupyter-matplotlib-toolbar, .jp-Notebook .jupyter-matplotlib-toolbar *, ' +
+      '.jp-Notebook .udfw-figure-toolbar button')).filter(visible).map(box);
+  const canvases = Array.from(document.querySelectorAll(
+      '.jp-Notebook .jupyter-matplotlib-figure')).map(f => {
+        const c = f.querySelector('canvas'); return c && visible(c) ? box(c) : null; })
+      .filter(b => b);
+  return {toolbars: toolbars, canvases: canvases};
+}"""
+
+
+def overlaps(a: dict, b: dict) -> bool:
+    """Whether two boxes ``{x, y, w, h}`` share any area.
+
+    Examples
+    --------
+    >>> overlaps({"x": 0, "y": 0, "w": 2, "h": 2}, {"x": 1, "y": 1, "w": 2, "h": 2})
+    True
+    >>> overlaps({"x": 0, "y": 0, "w": 2, "h": 2}, {"x": 2, "y": 0, "w": 2, "h": 2})
+    False
+    """
+    return (a["x"] < b["x"] + b["w"] and b["x"] < a["x"] + a["w"]
+            and a["y"] < b["y"] + b["h"] and b["y"] < a["y"] + a["h"])
+
+
 class CellError(AssertionError):
     """A notebook cell raised an error in the browser's kernel."""
 
@@ -389,6 +461,48 @@ class NotebookPage:
         mouse.move(x1, y1, steps=15)
         self.page.wait_for_timeout(200)
         mouse.up()
+
+    def probe_start(self, cell: int, source_figure: int, target_figure: int,
+                    event: str = "mousemove") -> None:
+        """Start timing: from the next ``event`` on one figure to a change of another's picture."""
+        self.page.evaluate(_JS_PROBE_START, [cell, source_figure, target_figure, event])
+
+    def probe_wait(self) -> float | None:
+        """Milliseconds from the event to the changed picture (None: no change within 20 s)."""
+        return self.page.evaluate(_JS_PROBE_WAIT)
+
+    def boxes(self) -> dict:
+        """Page boxes of visible toolbar elements and of figure canvases."""
+        return self.page.evaluate(_JS_BOXES)
+
+    def output_text(self) -> str:
+        """The text of every output area of the notebook."""
+        return self.page.evaluate(
+            "() => Array.from(document.querySelectorAll('.jp-Notebook .jp-OutputArea'))"
+            ".map(e => e.textContent).join('\\n')")
+
+    def figure_pixels(self) -> list[int]:
+        """Per figure shown (ipympl canvas or <img>), how many of its pixels are not blank."""
+        return self.page.evaluate("""() => {
+          const out = [];
+          const count = (w, h, draw) => {
+            const c = document.createElement('canvas'); c.width = w; c.height = h;
+            const x = c.getContext('2d'); draw(x);
+            const d = x.getImageData(0, 0, w, h).data; let n = 0;
+            for (let i = 0; i < d.length; i += 4) {
+              if (d[i + 3] > 0 && (d[i] < 245 || d[i + 1] < 245 || d[i + 2] < 245)) n++; }
+            return n; };
+          document.querySelectorAll('.jp-Notebook .jupyter-matplotlib-figure').forEach(f => {
+            const c = f.querySelector('canvas');
+            if (c && c.width > 0 && c.height > 0) out.push(count(c.width, c.height,
+                                                                 x => x.drawImage(c, 0, 0)));
+          });
+          document.querySelectorAll('.jp-Notebook .jp-OutputArea img').forEach(img => {
+            if (img.naturalWidth > 0) out.push(count(img.naturalWidth, img.naturalHeight,
+                                                     x => x.drawImage(img, 0, 0)));
+          });
+          return out;
+        }""")
 
     def screenshot(self, path: Path, index: int | None = None) -> Path:
         path = Path(path)

@@ -38,7 +38,7 @@ def test_initial_images(ctx, ds, data):
 
 
 def test_drawing_updates_both_images(ctx, ds, data):
-    ex = Explorer(ctx, ds, debounce=0.0)
+    ex = Explorer(ctx, ds, debounce=0.0, mode="region")
     click_and_drag(ex.nav.selectors["rectangle"], start=(2.4, 3.3), end=(9.6, 7.7))
     assert ex.wait(30), ex.last_error
     roi = np.zeros((16, 16), bool)
@@ -58,15 +58,17 @@ def test_drawing_updates_both_images(ctx, ds, data):
     # the pattern did not change with the detector
     np.testing.assert_allclose(ex.pattern, data[roi].sum(axis=0), rtol=1e-5)
     assert set(ex.timings) == {"pattern", "virtual"}
-    assert "updated" in ex._status.value
+    assert "updated" in ex._status.value and "last update" in ex._status.value
+    assert ex.sig.title == f"sum of {roi.sum()} scan positions"
+    assert ex.nav.title == "virtual image: disk r=5.9 px"
     assert ex.stats["completed"] == 2 and ex.stats["failed"] == 0
     ex.close()
 
 
 def test_empty_selection_shows_totals(ctx, ds, data):
     ex = Explorer(ctx, ds, debounce=0.0)
-    ex.nav.set_point(3, 4)
-    ex.sig.set_rectangle(0, 0, 3, 3)
+    ex.nav.set_point(4, 3)
+    ex.sig.set_rectangle(top=0, left=0, height=4, width=4)
     assert ex.wait(30)
     np.testing.assert_allclose(ex.pattern, data[4, 3], rtol=1e-6)
     np.testing.assert_allclose(ex.virtual_image, data[..., :4, :4].sum(axis=(2, 3)), rtol=1e-5)
@@ -81,7 +83,7 @@ def test_empty_selection_shows_totals(ctx, ds, data):
 def test_debounce_runs_only_the_last_selection(ctx, ds, data):
     ex = Explorer(ctx, ds, debounce=0.5)
     for i in range(5):
-        ex.nav.set_rectangle(0, 0, i, i, mode="replace")
+        ex.nav.set_rectangle(0, 0, i + 1, i + 1, mode="replace")
     assert ex.wait(30)
     assert ex.stats["submitted"] == 5 and ex.stats["started"] == 1
     ex.nav.roi = ex.nav.roi.copy()  # an equal array: no new run
@@ -124,9 +126,9 @@ def test_newer_selection_cancels_running(ctx, data):
     ds = ctx.load("memory", data=data, num_partitions=8)
     slow = SlowContext(ctx)
     ex = Explorer(slow, ds, debounce=0.0, partial_interval=100.0)
-    ex.nav.set_rectangle(0, 0, 15, 15)  # everything: 8 slow partitions
+    ex.nav.set_rectangle(0, 0, 16, 16)  # everything: 8 slow partitions
     assert slow.started.wait(10)
-    ex.nav.set_rectangle(2, 2, 4, 4, mode="replace")
+    ex.nav.set_rectangle(2, 2, 3, 3, mode="replace")
     assert ex.wait(30), ex.last_error
     first, second = slow.log
     assert first["closed"] and not first["finished"] and first["items"] < 8
@@ -154,8 +156,8 @@ def test_update_now_is_synchronous(ctx, ds, data):
 def test_threads_executor(threads_ctx, data):
     ds = threads_ctx.load("memory", data=data)
     ex = Explorer(threads_ctx, ds, debounce=0.0)
-    ex.nav.set_ellipse(8, 8, 4, 3)
-    ex.sig.set_ring(16, 16, 4, 9)
+    ex.nav.set_ellipse((8, 8), (3, 4))
+    ex.sig.set_ring((16, 16), 4, 9)
     assert ex.wait(30), ex.last_error
     rows, cols = np.indices((16, 16))
     roi = ((cols - 8) / 4) ** 2 + ((rows - 8) / 3) ** 2 <= 1
@@ -198,4 +200,75 @@ def test_everything_selected(ctx, ds, data):
     assert ex.wait(30) and ex.nav.roi.all()
     np.testing.assert_allclose(ex.pattern, data.sum(axis=(0, 1)), rtol=1e-5)
     assert ex.stats["completed"] == 3
+    ex.close()
+
+
+def hover(ex, x, y, name="motion_notify_event"):
+    """A pointer event at data coordinates (x=column, y=row) on the navigation image."""
+    from matplotlib.backend_bases import MouseEvent
+
+    px, py = ex.nav.ax.transData.transform((x, y))
+    event = MouseEvent(name, ex.nav.figure.canvas, px, py, button=None)
+    ex.nav.figure.canvas.callbacks.process(event.name, event)
+
+
+def test_live_cursor_shows_the_frame_under_the_pointer(ctx, tmp_path, data):
+    """From a file: hovering shows that frame, read from the file; region mode sums again."""
+    path = tmp_path / "scan.npy"
+    np.save(path, data)
+    ds = ctx.load("npy", path=str(path))
+    ex = Explorer(ctx, ds, debounce=0.0, cursor_interval=0.0)
+    assert ex.mode == "cursor" and not ex.nav.drawing
+    assert not ex.nav.selectors["rectangle"].active  # the pointer does not draw
+    hover(ex, 5.2, 9.9)                      # column 5, row 10
+    assert ex.wait(10), ex.last_error
+    assert ex.cursor == (10, 5)
+    np.testing.assert_array_equal(ex.pattern, data[10, 5])
+    np.testing.assert_array_equal(shown(ex.sig).data, data[10, 5])
+    assert ex.sig.title == "frame at scan position (row 10, column 5)"
+    assert list(ex._marker.get_xdata()) == [5] and list(ex._marker.get_ydata()) == [10]
+    assert "cursor" in ex.timings and "frame (row 10, column 5)" in ex._status.value
+    hover(ex, 40.0, 3.0)                     # outside the scan: ignored
+    assert ex.wait(10) and ex.cursor == (10, 5)
+    # region mode: the drawn region's sum, as before
+    ex.mode = "region"
+    assert ex.nav.drawing and ex.nav.selectors["rectangle"].active
+    _ = ex.nav.set_rectangle(top=2, left=3, height=2, width=4)
+    assert ex.wait(30), ex.last_error
+    np.testing.assert_allclose(ex.pattern, data[2:4, 3:7].sum(axis=(0, 1)), rtol=1e-5)
+    assert ex.sig.title == "sum of 8 scan positions"
+    hover(ex, 1.0, 1.0)                      # no cursor in region mode
+    assert ex.wait(10) and ex.cursor is None
+    ex.close()
+
+
+def test_cursor_latest_wins(ctx, ds, data):
+    ex = Explorer(ctx, ds, cursor_interval=0.3)
+    ex.request_frame(0, 0)
+    time.sleep(0.05)                          # the first frame shows at once ...
+    for col in range(1, 9):                   # ... then 8 moves within the throttle interval
+        ex.request_frame(3, col)
+    assert ex.wait(10), ex.last_error
+    assert ex.cursor == (3, 8)                # only the latest was shown
+    np.testing.assert_array_equal(ex.pattern, data[3, 8])
+    ex.close()
+
+
+def test_layout_titles_and_static_view(ctx, ds, data):
+    import base64
+
+    ex = Explorer(ctx, ds)
+    header, panels, status = ex.children
+    assert panels.children == (ex.nav, ex.sig)
+    assert ex.nav.title == "total intensity of each frame"
+    assert ex.sig.title == "sum of all 256 scan positions"
+    assert ex.sig.display_model.scale == "log" and ex.nav.display_model.scale == "linear"
+    # the panels have the same rows above their figures, whatever tool is chosen
+    ex.sig.tool = "ring"
+    assert len(ex.nav.children) == len(ex.sig.children)
+    assert ex.nav.layout.width == ex.sig.layout.width
+    bundle = ex._repr_mimebundle_()
+    assert base64.b64decode(bundle["image/png"])[:4] == b"\x89PNG"
+    assert "sum of all 256 scan positions" in bundle["text/html"]
+    assert bundle["text/plain"].startswith("Explorer:") and "VBox(" not in bundle["text/plain"]
     ex.close()

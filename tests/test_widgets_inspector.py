@@ -53,9 +53,18 @@ class ObjectUDF(UDF):
 
 
 def table_rows(insp):
-    """The statistics table as {field: text}, parsed from the HTML widget."""
+    """The description table as {field: text}, parsed from the HTML widget."""
     import re
-    return dict(re.findall(r"<th[^>]*>([^<]*)</th><td[^>]*>([^<]*)</td>", insp._table.value))
+    return dict(re.findall(r"<tr><th[^>]*>([^<]*)</th><td[^>]*>([^<]*)</td></tr>",
+                           insp._table.value))
+
+
+def stat_rows(insp):
+    """The statistics table as {label: (on screen, whole buffer)}."""
+    import re
+    found = re.findall(r"<tr><th[^>]*>([^<]*)</th><td[^>]*>([^<]*)</td><td[^>]*>([^<]*)</td>",
+                       insp._table.value)
+    return {k: (a, b) for k, a, b in found}
 
 
 def click(insp, ax, x, y):
@@ -74,11 +83,15 @@ def test_nav_buffer_stats_with_roi(ctx, ds, data):
     assert rows["dtype"] == "float32" and rows["shape"] == "(8, 10)"
     assert rows["extra_shape"] == "()"
     assert rows["valid"] == f"{roi.sum()} / 80 ({100 * roi.mean():.1f} %)"
-    assert rows["NaN count"] == "0"  # the NaN outside the roi is not a value
+    stats = stat_rows(insp)
+    assert stats["NaN values"] == ("0", "0")  # the NaN outside the roi is not a value
     s = insp.stats
     np.testing.assert_allclose([s["min"], s["max"], s["mean"], s["std"]],
                                [ref.min(), ref.max(), ref.mean(), ref.std()], rtol=1e-5)
-    assert rows["min x"] == f"{s['min']:.6g}" and rows["std x"] == f"{s['std']:.6g}"
+    # the whole scan is on screen: both columns agree, in words
+    assert stats["smallest"] == (f"{s['min']:.6g}",) * 2
+    assert stats["standard deviation"] == (f"{s['std']:.6g}",) * 2
+    assert stats["values counted"] == (str(roi.sum()),) * 2
     # the image: the scan, invalid positions masked
     im = insp._main_ax.images[0]
     arr = im.get_array()
@@ -93,7 +106,7 @@ def test_nan_count(ctx, ds, data):
     sums = data.sum(axis=(2, 3), dtype=np.float64)[~nan]
     assert insp.stats["nan_count"] == nan.sum() > 0
     np.testing.assert_allclose(insp.stats["mean"], sums.mean(), rtol=1e-6)
-    assert table_rows(insp)["NaN count"] == str(nan.sum())
+    assert stat_rows(insp)["NaN values"] == (str(nan.sum()),) * 2
 
 
 def test_several_udfs_and_switching(ctx, ds, data):
@@ -115,12 +128,22 @@ def test_several_udfs_and_switching(ctx, ds, data):
 def test_extra_dims_slider_and_click(ctx, ds, data):
     insp = BufferInspector(ctx.run_udf(dataset=ds, udf=FrameStatsUDF()))
     assert set(insp.slider_axes) == {2}
-    assert insp.slider_axes[2].description == "extra 0" and insp.slider_axes[2].max == 2
+    assert insp.slider_axes[2].description == "channel" and insp.slider_axes[2].max == 2
     np.testing.assert_allclose(insp.selected, data.sum(axis=(2, 3)), rtol=1e-5)
     insp.slider_axes[2].value = 1  # through the slider widget
     np.testing.assert_allclose(insp.selected, data.max(axis=(2, 3)))
     np.testing.assert_allclose(insp._main_ax.images[0].get_array(), data.max(axis=(2, 3)))
-    assert insp._main_ax.get_title() == "stats (extra 0 = 1)"
+    assert insp._main_ax.get_title(loc="left") == "stats (channel = 1)"
+    assert insp._main_ax.get_ylabel() == "scan row" and insp._main_ax.get_xlabel() == "scan column"
+    # on screen: the max of each frame; whole buffer: all three channels
+    maxes = data.max(axis=(2, 3)).astype(np.float64)
+    whole = np.stack([data.sum(axis=(2, 3)), data.max(axis=(2, 3)), data.min(axis=(2, 3))],
+                     axis=-1).astype(np.float64)
+    on_screen, everything = stat_rows(insp)["largest"]
+    assert float(on_screen) == pytest.approx(maxes.max(), rel=1e-5)
+    assert float(everything) == pytest.approx(whole.max(), rel=1e-5)
+    assert insp.shown_stats["mean"] == pytest.approx(maxes.mean(), rel=1e-6)
+    assert stat_rows(insp)["mean"][0] == f"{insp.shown_stats['mean']:.6g}"
     assert table_rows(insp)["extra_shape"] == "(3,)"
     # a click on the scan at column 7, row 3 shows that frame's values
     click(insp, insp._main_ax, 7.2, 2.8)
@@ -128,7 +151,9 @@ def test_extra_dims_slider_and_click(ctx, ds, data):
     frame = data[3, 7].astype(np.float64)
     expected = [frame.sum(), frame.max(), frame.min()]
     np.testing.assert_allclose(insp.position_values, expected, rtol=1e-6)
-    np.testing.assert_allclose(insp._pick_ax.lines[0].get_ydata(), expected, rtol=1e-6)
+    np.testing.assert_allclose([b.get_height() for b in insp._pick_ax.patches], expected,
+                               rtol=1e-6)
+    assert insp._pick_ax.get_title() == "at scan position (row 3, column 7)"
     # the selection survives a slider move; clicks outside the scan are ignored
     insp.set_index(2, 2)
     np.testing.assert_allclose(insp.selected, data.min(axis=(2, 3)))
@@ -148,19 +173,22 @@ def test_plain_arrays_lines_slices_and_log(rng):
     assert insp.slider_axes[0].description == "axis 0"
     insp.set_index(0, 2)
     np.testing.assert_array_equal(insp.selected, cube[2])
-    insp.cmap = "magma"
-    assert insp._cmap_dd.value == "magma"
+    assert stat_rows(insp)["smallest"] == (f"{cube[2].min():.6g}", f"{cube.min():.6g}")
+    insp.display_model.cmap = "magma"
+    assert insp.display_controls.children[2].value == "magma"
     assert insp._main_ax.images[0].get_cmap().name == "magma"
-    insp._log_cb.value = True
+    insp.display_controls.children[0].value = "log"  # the scale buttons
     assert insp.log and isinstance(insp._main_ax.images[0].norm, LogNorm)
     insp.buffer = "line"
     assert insp.slider_axes == {}
     np.testing.assert_array_equal(insp._main_ax.lines[0].get_ydata(), line)
+    assert insp._main_ax.get_yscale() == "linear"  # a new buffer starts in its default scale
+    insp.display_model.scale = "log"
     assert insp._main_ax.get_yscale() == "log"
     with pytest.raises(ValueError, match="axes with sliders"):
         insp.set_index(0, 0)
-    assert table_rows(insp)["NaN count"] == "0"
-    assert float(table_rows(insp)["min x"]) == -1
+    assert stat_rows(insp)["NaN values"] == ("0", "0")
+    assert float(stat_rows(insp)["smallest"][1]) == -1
 
 
 def test_complex_and_bool(rng):
@@ -177,7 +205,7 @@ def test_object_buffer_shows_repr(ctx, ds, data):
     insp = BufferInspector(ctx.run_udf(dataset=ds, udf=ObjectUDF()))
     n = int((data[0, 0] > 0.9).sum())
     assert f"(0, 0): {{&#x27;n&#x27;: {n}}}" in insp._message.value
-    assert insp.stats["min"] is None and table_rows(insp)["min x"] == "–"
+    assert insp.stats["min"] is None and stat_rows(insp)["smallest"] == ("–", "–")
     assert insp._main_ax is None  # nothing plotted
     assert insp.selected.dtype == object and insp.selected[0, 0] == {"n": n}
 
@@ -241,3 +269,42 @@ def test_subscribes_to_async_run(threads_ctx, data):
     assert threading.get_ident() not in threads_seen
     np.testing.assert_allclose(insp.selected, data.sum(axis=(0, 1)), rtol=1e-5)
     np.testing.assert_allclose(res["intensity"].data, data.sum(axis=(0, 1)), rtol=1e-5)
+
+
+def test_scalar_is_a_value_and_signal_starts_in_log(ctx, ds, data):
+    insp = BufferInspector({"total": np.float64(12.5), "pattern": data.sum(axis=(0, 1))})
+    assert insp.buffer == "pattern"  # it starts with something to look at
+    insp.buffer = "total"
+    assert "total = <b>12.5</b>" in insp._message.value
+    assert insp._main_ax is None  # no one-point plot
+    assert "image/png" not in insp._repr_mimebundle_()  # and no blank picture
+    res = ctx.run_udf(dataset=ds, udf=SumUDF())
+    insp = BufferInspector(res)
+    assert insp.display_model.scale == "log"  # a diffraction pattern
+    assert isinstance(insp._main_ax.images[0].norm, LogNorm)
+    insp = BufferInspector(ctx.run_udf(dataset=ds, udf=SumSigUDF()))
+    assert insp.display_model.scale == "linear"  # a scan image
+
+
+def test_channel_names_label_slider_and_bars(ctx, ds, data):
+    names = ["sum", "max", "min"]
+    insp = BufferInspector(ctx.run_udf(dataset=ds, udf=FrameStatsUDF()),
+                           channel_names={"stats": names})
+    insp.set_index(2, 1)
+    assert insp._main_ax.get_title(loc="left") == "stats (channel 1: max)"
+    insp.position = (2, 4)
+    labels = [t.get_text() for t in insp._pick_ax.get_xticklabels()]
+    assert labels == ["0: sum", "1: max", "2: min"]
+    frame = data[2, 4].astype(np.float64)
+    np.testing.assert_allclose([b.get_height() for b in insp._pick_ax.patches],
+                               [frame.sum(), frame.max(), frame.min()], rtol=1e-6)
+
+
+def test_static_bundle_has_png_and_table(ctx, ds):
+    insp = BufferInspector(ctx.run_udf(dataset=ds, udf=SumUDF()))
+    bundle = insp._repr_mimebundle_()
+    import base64
+    assert base64.b64decode(bundle["image/png"])[:4] == b"\x89PNG"
+    assert "<table" in bundle["text/html"] and "<img" in bundle["text/html"]
+    assert bundle["text/plain"] == "BufferInspector: 1 buffers"
+    assert "VBox(" not in bundle["text/plain"]

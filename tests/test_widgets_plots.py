@@ -97,6 +97,11 @@ def ds(ctx, data4d):
     return ctx.load("memory", data=data4d, num_partitions=N_PARTS)
 
 
+def robust(values):
+    """The default colour limits: the 0.1 and 99.9 % percentiles (NumPy's, of the given values)."""
+    return tuple(np.percentile(np.asarray(values, dtype=np.float64).ravel(), (0.1, 99.9)))
+
+
 def shown_image(plot):
     arr = plot.image.get_array()
     return np.ma.getdata(arr), np.ma.getmaskarray(arr)
@@ -115,9 +120,12 @@ def test_final_images_equal_buffers(run_ctx, data4d):
         assert values.shape == ref.shape
         np.testing.assert_allclose(values, ref, rtol=1e-5)
         assert not mask.any()
-        assert plot.image.get_clim() == pytest.approx((ref.min(), ref.max()), rel=1e-5)
+        assert plot.image.get_clim() == pytest.approx(robust(ref), rel=1e-5)
         assert plot.finished and plot.frames_label.value == "63 / 63 frames"
         assert plot.frames_progress.value == plot.frames_progress.max == 63
+    # a diffraction pattern (sig buffer) starts in log scale, a scan image (nav) linear
+    assert isinstance(plots[0].image.norm, LogNorm) and plots[0].display_model.scale == "log"
+    assert not isinstance(plots[1].image.norm, LogNorm)
 
 
 def test_channel_function_applied(ctx, ds, data4d):
@@ -145,7 +153,7 @@ def test_function_giving_inf_is_masked_without_warnings(ctx, data4d):
     np.testing.assert_array_equal(mask, zero)
     sums = data.sum(axis=(2, 3), dtype=np.float64)
     np.testing.assert_allclose(values[~zero], np.log(sums[~zero]), rtol=1e-5)
-    assert plots[0].image.get_clim()[0] == pytest.approx(np.log(sums[~zero]).min(), rel=1e-5)
+    assert plots[0].image.get_clim() == pytest.approx(robust(np.log(sums[~zero])), rel=1e-5)
 
 
 def test_flat_list_for_one_udf(ctx, ds, data4d):
@@ -268,7 +276,7 @@ def test_partial_colour_limits_from_valid_pixels(ctx, ds, data4d):
     ctx.run_udf(dataset=ds, udf=SumSigUDF(), plots=[plot])
     ref = data4d.sum(axis=(2, 3), dtype=np.float64)
     for (lo, hi), valid in plot.limits:
-        assert (lo, hi) == pytest.approx((ref[valid].min(), ref[valid].max()), rel=1e-5)
+        assert (lo, hi) == pytest.approx(robust(ref[valid]), rel=1e-5)
 
 
 def test_throttle_draws_first_and_final_only(run_ctx, data4d):
@@ -347,7 +355,7 @@ def test_roi_pixels_stay_masked(ctx, ds, data4d, data4d_int):
     ref = data4d.sum(axis=(2, 3), dtype=np.float64)
     np.testing.assert_allclose(values[roi], ref[roi], rtol=1e-5)
     assert plots[0].frames_label.value == f"{roi.sum()} / {roi.sum()} frames"
-    assert plots[0].image.get_clim() == pytest.approx((ref[roi].min(), ref[roi].max()), rel=1e-5)
+    assert plots[0].image.get_clim() == pytest.approx(robust(ref[roi]), rel=1e-5)
     # an integer buffer holds 0 outside the roi: the roi, not NaN, must mask it
     ds_int = ctx.load("memory", data=data4d_int, num_partitions=3)
     roi_int = np.zeros(data4d_int.shape[:2], dtype=bool)
@@ -364,14 +372,18 @@ def test_log_scale_widget(ctx, ds, data4d):
     plot = MatplotlibLivePlot("intensity", min_delta=0)
     ctx.run_udf(dataset=ds, udf=SumUDF(), plots=[plot])
     ref = data4d.sum(axis=(0, 1), dtype=np.float64)
-    assert not isinstance(plot.image.norm, LogNorm)
-    plot.log_scale.value = True
+    assert isinstance(plot.image.norm, LogNorm) and plot.log_scale  # a pattern: log first
+    plot.controls.children[0].value = "linear"  # the scale buttons
+    assert not isinstance(plot.image.norm, LogNorm) and not plot.log_scale
+    plot.display_model.scale = "log"
     assert isinstance(plot.image.norm, LogNorm)
-    assert (plot.image.norm.vmin, plot.image.norm.vmax) == pytest.approx((ref.min(), ref.max()),
-                                                                         rel=1e-5)
+    assert (plot.image.norm.vmin, plot.image.norm.vmax) == pytest.approx(robust(ref), rel=1e-5)
     assert plot.colorbar.norm is plot.image.norm
-    plot.log_scale.value = False
-    assert not isinstance(plot.image.norm, LogNorm)
+    plot.display_model.scale = "gamma"
+    assert type(plot.image.norm).__name__ == "PowerNorm" and plot.image.norm.gamma == 0.5
+    # the percentile slider moves the limits
+    plot.controls.children[1].value = (5.0, 95.0)
+    assert plot.image.get_clim() == pytest.approx(tuple(np.percentile(ref, (5, 95))), rel=1e-5)
 
 
 def test_log_scale_ignores_non_positive_values(ctx, rng):
@@ -381,7 +393,8 @@ def test_log_scale_ignores_non_positive_values(ctx, rng):
     ctx.run_udf(dataset=ds, udf=SumSigUDF(), plots=[plot])
     ref = data.sum(axis=(2, 3), dtype=np.float64)
     assert isinstance(plot.image.norm, LogNorm)
-    assert plot.image.get_clim() == pytest.approx((ref[ref > 0].min(), ref.max()), rel=1e-5)
+    assert plot.image.get_clim() == pytest.approx(robust(ref[ref > 0]), rel=1e-5)
+    assert np.array_equal(shown_image(plot)[1], ref <= 0)  # masked, not painted
 
 
 def test_log_scale_on_line(ctx, rng):
@@ -389,9 +402,8 @@ def test_log_scale_on_line(ctx, rng):
     ds = ctx.load("memory", data=data)
     plot = MatplotlibLivePlot("intensity")
     ctx.run_udf(dataset=ds, udf=SumSigUDF(), plots=[plot])
-    assert plot.colormap.disabled  # no colour map for a line
     assert plot.axes.get_yscale() == "linear"
-    plot.log_scale.value = True
+    plot.display_model.scale = "log"
     assert plot.axes.get_yscale() == "log"
 
 
@@ -399,7 +411,7 @@ def test_colormap_widget(ctx, ds):
     plot = MatplotlibLivePlot("intensity")
     ctx.run_udf(dataset=ds, udf=SumSigUDF(), plots=[plot])
     assert plot.image.get_cmap().name == "viridis"
-    plot.colormap.value = "magma"
+    plot.controls.children[2].value = "magma"  # the colour menu
     assert plot.image.get_cmap().name == "magma"
     assert plot.image.get_cmap().get_bad() == pytest.approx(to_rgba("0.85"))
     with pytest.raises(ValueError, match="not a matplotlib colour map"):
@@ -416,8 +428,8 @@ def test_channel_widget(ctx, ds, data4d):
     np.testing.assert_allclose(shown_image(plot)[0], refs[0], rtol=1e-5)
     plot.channel_select.value = (2,)
     np.testing.assert_allclose(shown_image(plot)[0], refs[2], rtol=1e-5)
-    assert plot.image.get_clim() == pytest.approx((refs[2].min(), refs[2].max()), rel=1e-5)
-    assert plot.axes.get_title().endswith("[2]")
+    assert plot.image.get_clim() == pytest.approx(robust(refs[2]), rel=1e-5)
+    assert plot.axes.get_title(loc="left").endswith("[2]")
     # a plot of a buffer without extra_shape hides the menu
     plain = MatplotlibLivePlot("doubled")
     ctx.run_udf(dataset=ds, udf=ChannelsUDF(), plots=[plain])
@@ -435,7 +447,7 @@ class PatchUDF(UDF):
 
 
 def test_channel_sliders_for_many_channels(ctx, ds, data4d, monkeypatch):
-    import udfwidgets.widgets.plots as plots_module
+    import udfwidgets.widgets.plots.live as plots_module
 
     monkeypatch.setattr(plots_module, "MAX_CHANNEL_MENU", 8)  # 20 channels > 8: sliders
     plot = MatplotlibLivePlot("patch")
@@ -447,7 +459,7 @@ def test_channel_sliders_for_many_channels(ctx, ds, data4d, monkeypatch):
     np.testing.assert_allclose(shown_image(plot)[0], data4d[:, :, 0, 0])
     sliders[0].value, sliders[1].value = 3, 2
     np.testing.assert_allclose(shown_image(plot)[0], data4d[:, :, 3, 2])
-    assert plot.axes.get_title().endswith("[3, 2]")
+    assert plot.axes.get_title(loc="left").endswith("[3, 2]")
 
 
 def test_channel_index_chosen_upfront(ctx, ds, data4d):
@@ -524,7 +536,7 @@ def test_plain_process_plots_true_and_save(tmp_path):
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     import matplotlib.image
     picture = matplotlib.image.imread(tmp_path / "final.png")
-    assert picture.shape[0] == 400 and picture.shape[1] == 500  # 5 x 4 inches at 100 dpi
+    assert picture.shape[0] == 340 and picture.shape[1] == 420  # 4.2 x 3.4 inches at 100 dpi
     assert picture[..., :3].std() > 0.05  # not blank
 
 
@@ -568,3 +580,70 @@ def test_function_that_does_not_give_1d_or_2d(ctx, ds):
     plot = MatplotlibLivePlot("intensity", channel=lambda a: a[None, None])
     with pytest.raises(ValueError, match="cannot draw an array of shape"):
         ctx.run_udf(dataset=ds, udf=SumUDF(), plots=[plot])
+
+
+# --- layout, toolbar, theme, static views ------------------------------------------------
+@pytest.mark.filterwarnings("ignore:Passing unrecognized arguments:DeprecationWarning")
+def test_grid_of_one_run_with_one_progress_bar(ctx, ds, data4d):
+    pytest.importorskip("ipympl")
+    udfs = [SumUDF(), SumSigUDF()]
+    plots = make_plots(True, ds, udfs, min_delta=0, backend="ipympl")
+    grid = plots[0].grid
+    assert grid is plots[1].grid
+    assert grid.row.children == (plots[0].widget, plots[1].widget)
+    assert grid.row.layout.flex_flow == "row wrap"  # side by side, wrapping
+    assert grid.widget.children == (grid.row, plots[0].status)  # one bar, below all plots
+    assert plots[1].status.layout.display == "none"
+    ctx.run_udf(dataset=ds, udf=udfs, plots=plots)
+    assert plots[0].frames_label.value == "63 / 63 frames"
+    assert [p.axes.get_title(loc="left") for p in plots] == ["SumUDF: intensity",
+                                                            "SumSigUDF: intensity"]
+    for p in plots:  # ipympl's floating toolbar and "Figure N" header are off
+        canvas = p.figure.canvas
+        assert canvas.toolbar_visible is False and canvas.header_visible is False
+        tools = [c.description for c in p.widget.children[1].children[0].children]
+        assert tools == ["home", "zoom", "pan"]
+
+
+def test_own_toolbar_drives_navigation(ctx, ds):
+    plot = MatplotlibLivePlot("intensity", backend="image", min_delta=0)
+    ctx.run_udf(dataset=ds, udf=SumSigUDF(), plots=[plot])
+    home, zoom, pan = plot.widget.children[1].children[0].children
+    nav = plot.host.navigation()
+    zoom.value = True
+    assert nav.mode.name == "ZOOM" and zoom.value and not pan.value
+    pan.value = True
+    assert nav.mode.name == "PAN" and not zoom.value
+    pan.value = False
+    assert nav.mode.name == "NONE"
+
+
+def test_theme_colours_text_and_background(ctx, ds):
+    from udfwidgets.widgets.figure import THEMES
+
+    plot = MatplotlibLivePlot("intensity", min_delta=0)
+    ctx.run_udf(dataset=ds, udf=SumSigUDF(), plots=[plot])
+    ax = plot.axes
+    grey = THEMES["auto"]["text"]
+    assert to_rgba(ax.title.get_color()) == to_rgba(grey)
+    assert to_rgba(ax.xaxis.get_ticklabels()[0].get_color()) == to_rgba(grey)
+    assert plot.figure.get_facecolor()[3] == 0  # transparent: the notebook's background shows
+
+
+def test_static_bundle(ctx, ds):
+    import base64
+
+    plots = make_plots(True, ds, [SumUDF(), SumSigUDF()], min_delta=0)
+    ctx.run_udf(dataset=ds, udf=[SumUDF(), SumSigUDF()], plots=plots)
+    for obj in (plots[0], plots[0].grid):
+        bundle = obj._repr_mimebundle_()
+        png = base64.b64decode(bundle["image/png"])
+        assert png[:4] == b"\x89PNG"
+        assert "<table" in bundle["text/html"] and "SumUDF: intensity" in bundle["text/html"]
+        assert "VBox(" not in bundle["text/plain"]
+    import io
+
+    import matplotlib.image
+    side_by_side = matplotlib.image.imread(io.BytesIO(base64.b64decode(
+        plots[0].grid._repr_mimebundle_()["image/png"])))
+    assert side_by_side.shape[1] == 2 * 420

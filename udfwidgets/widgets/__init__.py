@@ -1,4 +1,14 @@
-"""Jupyter widgets: live plots, roi and detector selectors, the buffer inspector.
+"""Jupyter widgets: live plots, roi and detector selectors, the explorer, the buffer inspector.
+
+Where each piece lives:
+
+- :mod:`.display`: the one display model of every image (scale, colour limits, colour map, axes).
+- :mod:`.figure`: the one figure host (ipympl canvas, PNG image or headless), its toolbar.
+- :mod:`.static`: static fallbacks (PNG and HTML) for GitHub, nbviewer and docs.
+- :mod:`.plots`: live plots of a run (``plots=True``).
+- :mod:`.selectors`: drawing a roi or a detector; shapes from :mod:`udfwidgets.masks`.
+- :mod:`.explorer`: navigation image and pattern side by side, with a live cursor.
+- :mod:`.inspector` (and :mod:`.inspector_data`): looking inside any result.
 
 Imported lazily (``import udfwidgets`` does not import matplotlib or
 ipywidgets); the names below load their module on first use.
@@ -8,17 +18,21 @@ from __future__ import annotations
 import importlib
 
 _LAZY = {
-    # live plots (plots.py)
+    # live plots
     "LivePlot": "plots",
     "MatplotlibLivePlot": "plots",
+    "LivePlotGrid": "plots",
     "make_plots": "plots",
-    # selectors and the linked explorer (roi.py, explorer.py)
-    "RoiSelector": "roi",
-    "SigMaskSelector": "roi",
+    # selectors and the linked explorer
+    "RoiSelector": "selectors",
+    "SigMaskSelector": "selectors",
     "explore": "explorer",
     "Explorer": "explorer",
-    # buffer inspector (inspector.py)
+    # buffer inspector
     "BufferInspector": "inspector",
+    # the display model
+    "DisplayModel": "display",
+    "AxisScale": "display",
 }
 
 __all__ = sorted(_LAZY)

@@ -1,10 +1,13 @@
 """Look inside any result: one entry per buffer with its statistics and a view.
 
-The numbers and tables come from :mod:`._insp_data` (plain NumPy); this
-module is the widget: a buffer selector, a statistics table, sliders over the
-axes that are not drawn, colour-map and log-scale controls, and a figure
-(image for 2D, line for 1D; for nav buffers with extra dims a click on the
-scan shows that position's values).
+The numbers and tables come from :mod:`.inspector_data` (plain NumPy); this
+module is the widget: a buffer selector, a table with the statistics of the
+slice on screen next to those of the whole buffer, sliders over the axes
+that are not drawn (named: scan row, detector column, channel, ...), the
+display controls every image shares (:mod:`.display`), and a figure (image
+for 2D, line for 1D, a number for a scalar; for nav buffers with extra dims a
+click on the scan shows that position's values as a labelled bar chart).
+Positions are (row, column) everywhere.
 """
 from __future__ import annotations
 
@@ -17,14 +20,13 @@ import ipywidgets as widgets
 import numpy as np
 import traitlets
 
-from ._insp_data import (Entry, entries_from, object_repr, stats_table, summary_table,
-                         take_view, view_axes)
-from ._sel_figure import canvas_widget, close_figure, finite_limits, make_figure, redraw
+from .display import DisplayModel, default_scale
+from .figure import FigureHost
+from .inspector_data import (Entry, entries_from, object_repr, stats_table, summary_table,
+                             take_view, view_axes)
+from .static import close_tree
 
 __all__ = ["BufferInspector"]
-
-CMAPS = ("viridis", "gray", "magma", "inferno", "cividis", "twilight", "RdBu_r")
-
 
 class BufferInspector(widgets.VBox):
     """Inspect the result buffers of a run.
@@ -39,19 +41,25 @@ class BufferInspector(widgets.VBox):
         Minimum seconds between refreshes from partial results of a run.
     figsize : tuple of float
         Figure size in inches.
+    channel_names : dict, optional
+        For buffers with ``extra_shape``: buffer name (or label) -> names of
+        the entries of the first extra axis, e.g. the masks of an
+        ``ApplyMasksUDF`` run: ``{"intensity": ["bright field", "annular"]}``.
+    backend : {"auto", "ipympl", "image", "agg"}
+        Where the figure lives (see :class:`~udfwidgets.widgets.figure.FigureHost`).
 
     Attributes
     ----------
     buffer : str
         Label of the buffer shown (``"name"``, or ``"udf<i>.name"`` for several
         UDFs); a traitlet linked to the drop-down.
-    cmap : str
-        Colour map of image views.
-    log : bool
-        Log scale for the colours (images) or the y axis (lines).
+    display_model : DisplayModel
+        Scale, colour limits and colour map of the view; a signal-side buffer
+        starts in log scale, others linear.
     position : tuple of int or None
-        For nav buffers with extra dims: the navigation position whose values
-        are shown next to the scan (set by a click on the scan, or from code).
+        For nav buffers with extra dims: the navigation position (row, column)
+        whose values are shown next to the scan (set by a click on the scan,
+        or from code).
 
     Examples
     --------
@@ -67,43 +75,47 @@ class BufferInspector(widgets.VBox):
     """
 
     buffer = traitlets.Unicode(None, allow_none=True)
-    cmap = traitlets.Unicode("viridis")
-    log = traitlets.Bool(False)
     position = traitlets.Any(None, allow_none=True)
 
-    def __init__(self, results: Any = None, *, throttle: float = 0.5, figsize=(6.4, 3.2)):
+    def __init__(self, results: Any = None, *, throttle: float = 0.5, figsize=(7.0, 3.2),
+                 channel_names: dict | None = None, backend: str = "auto"):
         self.throttle = float(throttle)
+        self.channel_names = dict(channel_names or {})
         self._entries: dict[str, Entry] = {}
         self._indices: dict[int, int] = {}
         self._view: tuple[int, ...] = ()
         self._selected: np.ndarray | None = None
         self._last_refresh = float("-inf")
         self._lock = threading.RLock()
-        self._fig = make_figure(figsize)
+        self._host = FigureHost(backend, figsize, lock=self._lock)
+        self._fig = self._host.figure
+        self.display_model = DisplayModel("other")
         self._main_ax = None
         self._pick_ax = None
         self._cid = self._fig.canvas.mpl_connect("button_press_event", self._on_click)
 
         self._dropdown = widgets.Dropdown(description="buffer", options=[])
-        self._cmap_dd = widgets.Dropdown(description="colours", options=list(CMAPS),
-                                         value=self.cmap, layout={"width": "200px"})
-        self._log_cb = widgets.Checkbox(description="log scale", value=False, indent=False)
         self._table = widgets.HTML()
         self._message = widgets.HTML()
         self._sliders = widgets.VBox()
         self._pos_label = widgets.HTML()
         widgets.link((self._dropdown, "value"), (self, "buffer"))
-        widgets.link((self._cmap_dd, "value"), (self, "cmap"))
-        widgets.link((self._log_cb, "value"), (self, "log"))
+        self.display_controls = self.display_model.controls()
+        self.display_model.observe(self._style_changed, names=["scale", "cmap", "percentiles",
+                                                               "gamma", "fixed_limits"])
 
-        canvas = canvas_widget(self._fig)
-        view = [self._sliders, self._message, self._pos_label] + ([canvas] if canvas else [])
+        canvas = self._host.view
+        view = [self._sliders, self._message, self._pos_label, self._host.toolbar()] + (
+            [canvas] if canvas is not None else [])
         super().__init__(children=[
-            widgets.HBox([self._dropdown, self._cmap_dd, self._log_cb]),
-            widgets.HBox([self._table, widgets.VBox(view)]),
+            widgets.HBox([self._dropdown, self.display_controls],
+                         layout={"flex_flow": "row wrap", "align_items": "center"}),
+            widgets.HBox([self._table, widgets.VBox(view)],
+                         layout={"flex_flow": "row wrap"}),
         ])
+        self.add_class("udfw-inspector")
         if results is not None:
-            self._load(entries_from(results))
+            self._load(entries_from(results, self.channel_names))
         else:
             self._draw()
 
@@ -153,7 +165,7 @@ class BufferInspector(widgets.VBox):
         >>> s["mean"], s["nan_count"]
         (2.0, 1)
         """
-        from ._insp_data import buffer_stats
+        from .inspector_data import buffer_stats
 
         entry = self.entry
         return {} if entry is None else buffer_stats(entry)
@@ -229,6 +241,46 @@ class BufferInspector(widgets.VBox):
     def _repr_html_(self) -> str:
         return self.summary_html()
 
+    def png(self) -> bytes | None:
+        """The view's figure as PNG bytes (None when nothing is drawn: a value, a message)."""
+        with self._lock:
+            return self._host.png() if self._main_ax is not None else None
+
+    def _repr_mimebundle_(self, **kwargs):
+        from .static import mimebundle
+
+        return mimebundle(super(), self.png, self.summary_html,
+                          f"BufferInspector: {len(self._entries)} buffers", hosts=[self._host])
+
+    @property
+    def log(self) -> bool:
+        """Whether the view is in log scale (colours of images, y axis of lines)."""
+        return self.display_model.scale == "log"
+
+    @property
+    def shown_stats(self) -> dict[str, Any]:
+        """Statistics of the slice on screen (valid values only), as in the table.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from udfwidgets.widgets import BufferInspector
+        >>> insp = BufferInspector({"cube": np.arange(24.0).reshape(2, 3, 4)})
+        >>> insp.set_index(0, 1)
+        >>> insp.shown_stats["min"], insp.stats["min"]
+        (12.0, 0.0)
+        """
+        from .inspector_data import value_stats
+
+        entry = self.entry
+        if entry is None or self._selected is None or entry.dtype.kind == "O":
+            return {}
+        valid = self._valid_view(entry)
+        data = self._selected
+        if valid is not None and valid.shape == data.shape[:valid.ndim]:
+            data = data[valid]
+        return value_stats(data)
+
     @property
     def figure(self):
         """The matplotlib figure of the view."""
@@ -259,7 +311,7 @@ class BufferInspector(widgets.VBox):
         if not force and now - self._last_refresh < self.throttle:
             return
         self._last_refresh = now
-        self._load(entries_from(udf_results))
+        self._load(entries_from(udf_results, self.channel_names))
 
     def refresh(self) -> None:
         """Redraw the view and the table (after changing the arrays in place).
@@ -275,8 +327,22 @@ class BufferInspector(widgets.VBox):
         2.0
         """
         with self._lock:
-            self._table.value = stats_table(self.entry) if self.entry is not None else ""
             self._draw()
+            entry = self.entry
+            if entry is None:
+                self._table.value = ""
+            else:
+                shown = None if entry.dtype.kind == "O" else self._shown_values(entry)
+                self._table.value = stats_table(entry, shown, self._where(bare=True))
+
+    def _shown_values(self, entry: Entry) -> np.ndarray | None:
+        if self._selected is None:
+            return None
+        valid = self._valid_view(entry)
+        data = self._selected
+        if valid is not None and valid.shape == data.shape[:valid.ndim]:
+            return data[valid]
+        return data
 
     # --- internals -----------------------------------------------------------------------
     def _load(self, entries: list[Entry]) -> None:
@@ -292,7 +358,10 @@ class BufferInspector(widgets.VBox):
             same_layout = (keep and old is not None and new.array.shape == old.array.shape
                            and new.kind == old.kind)
             if not keep:
-                self.buffer = labels[0] if labels else None  # observer rebuilds and draws
+                # start with something to look at: the first buffer that is not a single value
+                drawable = [e.label for e in entries if not e.is_scalar and e.dtype.kind != "O"]
+                first = drawable[0] if drawable else (labels[0] if labels else None)
+                self.buffer = first  # the observer rebuilds and draws
                 if not labels:
                     self.refresh()
             elif not same_layout:
@@ -305,10 +374,9 @@ class BufferInspector(widgets.VBox):
         if hasattr(self, "_sliders"):
             self._setup_entry()
 
-    @traitlets.observe("cmap", "log")
     def _style_changed(self, change) -> None:
         if hasattr(self, "_sliders"):
-            self._draw()
+            self.refresh()
 
     @traitlets.validate("position")
     def _check_position(self, proposal):
@@ -331,7 +399,7 @@ class BufferInspector(widgets.VBox):
 
     @traitlets.observe("position")
     def _position_changed(self, change) -> None:
-        self._draw()
+        self.refresh()
 
     def _setup_entry(self) -> None:
         """New buffer: new sliders, indices and position; then draw."""
@@ -341,10 +409,14 @@ class BufferInspector(widgets.VBox):
             sliders = []
             if entry is not None:
                 self._view, others = view_axes(entry)
+                with self.display_model.hold_trait_notifications():
+                    self.display_model.scale = default_scale(
+                        entry.kind if entry.kind in ("nav", "sig") else "other")
                 for ax in others:
                     slider = widgets.IntSlider(value=0, min=0, max=entry.array.shape[ax] - 1,
                                                description=self._axis_name(entry, ax),
-                                               continuous_update=False)
+                                               continuous_update=False,
+                                               style={"description_width": "auto"})
                     slider.axis = ax
                     slider.observe(self._slider_moved, "value")
                     self._indices[ax] = 0
@@ -356,16 +428,11 @@ class BufferInspector(widgets.VBox):
 
     @staticmethod
     def _axis_name(entry: Entry, axis: int) -> str:
-        n_base = len(entry.base_shape)
-        if entry.kind in ("nav", "sig") and axis < n_base:
-            return f"{entry.kind} {axis}"
-        if entry.kind in ("nav", "sig"):
-            return f"extra {axis - n_base}"
-        return f"axis {axis}"
+        return entry.axis_name(axis)
 
     def _slider_moved(self, change) -> None:
         self._indices[change["owner"].axis] = int(change["new"])
-        self._draw()
+        self.refresh()
 
     @staticmethod
     def _picking(entry: Entry) -> bool:
@@ -375,31 +442,41 @@ class BufferInspector(widgets.VBox):
         with self._lock:
             fig = self._fig
             fig.clear()
+            self._show_figure(False)
             self._main_ax = self._pick_ax = None
             self._selected = None
             entry = self.entry
             self._pos_label.value = ""
             if entry is None:
                 self._message.value = "<i>no results yet</i>"
-                redraw(fig)
+                self._host.refresh()
                 return
             data = take_view(entry.array, self._view, self._indices)
             self._selected = data
             if entry.dtype.kind == "O":
                 self._message.value = f"<pre>{html.escape(object_repr(data))}</pre>"
-                redraw(fig)
+                self._host.refresh()
                 return
             if entry.n_valid == 0:
                 self._message.value = (
                     "<b>No valid values</b> in this buffer: the roi selected no frames, or no "
                     "partition has finished yet.")
-                redraw(fig)
+                self._host.refresh()
+                return
+            if entry.is_scalar:
+                value = entry.array.reshape(-1)[0]
+                self._message.value = (f"<span style='font-size:1.4em'>{html.escape(entry.label)}"
+                                       f" = <b>{html.escape(_number(value))}</b></span>")
+                self._host.refresh()
                 return
             self._message.value = ""
+            self._show_figure(True)
             picking = self._picking(entry)
             self._main_ax = fig.add_subplot(1, 2 if picking else 1, 1)
             valid = self._valid_view(entry)
-            self._plot(self._main_ax, data, valid, f"{entry.label} {self._where()}")
+            where = self._where()
+            self._plot(self._main_ax, data, valid, entry.label + (f" ({where})" if where else ""),
+                       entry, main=True)
             if picking:
                 self._pick_ax = fig.add_subplot(1, 2, 2)
                 if self.position is None:
@@ -408,20 +485,54 @@ class BufferInspector(widgets.VBox):
                                        ha="center", va="center",
                                        transform=self._pick_ax.transAxes)
                 else:
-                    values = np.asarray(entry.array[self.position])
-                    while values.ndim > 2:
-                        values = values[0]
-                    self._plot(self._pick_ax, values, None, f"at {self.position}")
-                    self._pos_label.value = f"<small>position {self.position}</small>"
-            fig.tight_layout()
-            redraw(fig)
+                    self._plot_position(entry)
+            self._host.style()
+            self._host.refresh()
 
-    def _where(self) -> str:
+    def _show_figure(self, shown: bool) -> None:
+        if self._host.view is not None:
+            self._host.view.layout.display = None if shown else "none"
+
+    def _plot_position(self, entry: Entry) -> None:
+        """The values at :attr:`position`: a labelled bar chart (one extra axis) or an image."""
+        values = np.asarray(entry.array[self.position])
+        if values.dtype.kind == "c":
+            values = np.abs(values)
+        where = self._position_words()
+        ax = self._pick_ax
+        if values.ndim == 1:
+            labels = [entry.channel_label(i) for i in range(len(values))]
+            ax.bar(np.arange(len(values)), values.astype(np.float64), color="tab:blue")
+            ax.set_xticks(np.arange(len(values)), labels,
+                          rotation=0 if len(values) <= 4 else 60, fontsize="small")
+            ax.set_xlabel(entry.axis_name(len(entry.base_shape)), fontsize="small")
+            ax.set_title(f"at {where}", fontsize=9)
+        else:
+            while values.ndim > 2:
+                values = values[0]
+            self._plot(ax, values, None, f"at {where}", entry, main=False)
+        self._pos_label.value = f"<small>{html.escape(where)}</small>"
+
+    def _position_words(self) -> str:
+        pos = self.position
+        if pos is None:
+            return ""
+        if len(pos) == 2:
+            return f"scan position (row {pos[0]}, column {pos[1]})"
+        return f"scan position {tuple(pos)}"
+
+    def _where(self, bare: bool = False) -> str:
         entry = self.entry
         if not self._indices or entry is None:
             return ""
-        return "(" + ", ".join(f"{self._axis_name(entry, ax)} = {i}"
-                               for ax, i in sorted(self._indices.items())) + ")"
+        parts = []
+        for ax, i in sorted(self._indices.items()):
+            name = self._axis_name(entry, ax)
+            if ax == len(entry.base_shape) and entry.kind in ("nav", "sig") and entry.extra_names:
+                parts.append(f"{name} {entry.channel_label(i)}")
+            else:
+                parts.append(f"{name} = {i}")
+        return ", ".join(parts)
 
     def _valid_view(self, entry: Entry) -> np.ndarray | None:
         """The valid mask over the drawn axes (nav buffers only; they draw nav axes)."""
@@ -430,28 +541,30 @@ class BufferInspector(widgets.VBox):
         base_idx = {ax: i for ax, i in self._indices.items() if ax < len(entry.base_shape)}
         return take_view(entry.valid, self._view, base_idx)
 
-    def _plot(self, ax, data: np.ndarray, valid: np.ndarray | None, title: str) -> None:
-        from matplotlib.colors import LogNorm, Normalize
-
+    def _plot(self, ax, data: np.ndarray, valid: np.ndarray | None, title: str,
+              entry: Entry, main: bool) -> None:
         values = np.abs(data) if data.dtype.kind == "c" else data
         values = values.astype(np.float64) if values.dtype.kind in "bui" else values
-        if valid is not None:
-            values = np.ma.masked_array(values, mask=~valid)
-        shown = np.ma.compressed(values) if np.ma.isMaskedArray(values) else values
         if data.dtype.kind == "c":
             title = f"|{title}|"
-        ax.set_title(title, fontsize=9)
+        ax.set_title(title, fontsize=9, loc="left")
+        model = self.display_model
         if values.ndim == 1:
             from matplotlib.ticker import MaxNLocator
 
-            ax.plot(np.arange(len(values)), values, "-", marker="." if len(values) < 50 else "")
+            shown = values if valid is None else np.ma.masked_array(values, mask=~valid)
+            ax.plot(np.arange(len(values)), shown, "-", marker="." if len(values) < 50 else "")
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-            if self.log:
+            if main:
+                ax.set_xlabel(self._axis_name(entry, self._view[0]), fontsize="small")
+            if model.scale == "log":
                 ax.set_yscale("log", nonpositive="mask")
             return
-        lo, hi = finite_limits(shown, log=self.log)
-        norm = LogNorm(lo, hi) if self.log else Normalize(lo, hi)
-        im = ax.imshow(values, cmap=self.cmap, norm=norm, interpolation="nearest")
+        shown, norm = model.prepare(values, valid)
+        im = ax.imshow(shown, cmap=model.colormap(), norm=norm, interpolation="nearest")
+        if main and len(self._view) == 2:
+            ax.set_ylabel(self._axis_name(entry, self._view[0]), fontsize="small")
+            ax.set_xlabel(self._axis_name(entry, self._view[1]), fontsize="small")
         self._fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
 
     def _on_click(self, event) -> None:
@@ -472,8 +585,15 @@ class BufferInspector(widgets.VBox):
             pass  # a click just outside the scan
 
     def close(self) -> None:
-        """Close the widget and free the figure."""
+        """Close the widget and its figure."""
         if hasattr(self, "_fig"):
             self._fig.canvas.mpl_disconnect(self._cid)
-            close_figure(self._fig)
+        for child in self.children:
+            close_tree(child)
         super().close()
+
+
+def _number(value: Any) -> str:
+    if isinstance(value, (float, np.floating)):
+        return f"{float(value):.6g}"
+    return str(value)

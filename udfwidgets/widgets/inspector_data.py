@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Entry", "entries_from", "buffer_stats", "view_axes", "take_view", "stats_table",
+__all__ = ["Entry", "entries_from", "buffer_stats", "value_stats", "STAT_LABELS", "view_axes", "take_view", "stats_table",
            "summary_table", "object_repr", "format_bytes"]
 
 
@@ -31,6 +31,8 @@ class Entry:
     extra_shape: tuple = ()
     valid: np.ndarray | None = None
     udf_index: int = 0
+    #: Names of the entries of the first extra axis (e.g. the masks of ApplyMasksUDF).
+    extra_names: tuple = ()
     base_shape: tuple = field(init=False)
 
     def __post_init__(self):
@@ -52,6 +54,40 @@ class Entry:
         total = int(np.prod(self.base_shape))
         return 1.0 if total == 0 and self.valid is None else self.n_valid / max(total, 1)
 
+    @property
+    def is_scalar(self) -> bool:
+        """One value: shown as a number, not as a one-point plot."""
+        return self.array.size == 1 and self.kind in ("single", "array")
+
+    def axis_name(self, axis: int) -> str:
+        """The axis in words: scan row / column, detector row / column, channel, axis i.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> e = Entry("s", "s", "nav", np.zeros((4, 5, 3)), (3,))
+        >>> [e.axis_name(a) for a in range(3)]
+        ['scan row', 'scan column', 'channel']
+        """
+        n_base = len(self.base_shape)
+        if self.kind in ("nav", "sig") and axis < n_base:
+            side = "scan" if self.kind == "nav" else "detector"
+            if n_base == 1:
+                return f"{side} position" if self.kind == "nav" else f"{side} pixel"
+            if n_base == 2:
+                return f"{side} {'row' if axis == 0 else 'column'}"
+            return f"{side} axis {axis}"
+        if self.kind in ("nav", "sig"):
+            k = axis - n_base
+            return "channel" if len(self.extra_shape) == 1 else f"channel axis {k}"
+        return f"axis {axis}"
+
+    def channel_label(self, index: int) -> str:
+        """The name of entry ``index`` of the first extra axis (its number without names)."""
+        if self.extra_names and 0 <= index < len(self.extra_names):
+            return f"{index}: {self.extra_names[index]}"
+        return str(index)
+
     def valid_values(self) -> np.ndarray:
         """The values at valid positions (all values if everything is valid)."""
         if self.valid is None:
@@ -59,24 +95,26 @@ class Entry:
         return self.array[self.valid]
 
 
-def _entry(label: str, name: str, value: Any, udf_index: int) -> Entry:
+def _entry(label: str, name: str, value: Any, udf_index: int, names: Any = ()) -> Entry:
+    names = tuple(str(n) for n in (names or getattr(value, "extra_names", None) or ()))
     if hasattr(value, "raw_data") and hasattr(value, "kind"):  # BufferWrapper
         valid = np.asarray(value.valid_mask)
         data = np.asarray(value.data)
         extra = tuple(value.extra_shape)
         valid = None if valid.all() else valid
-        return Entry(label, name, value.kind, data, extra, valid, udf_index)
+        return Entry(label, name, value.kind, data, extra, valid, udf_index, names)
     arr = np.asarray(value)
     if arr.ndim == 0:
         arr = arr.reshape(1)
-    return Entry(label, name, "array", arr, (), None, udf_index)
+    return Entry(label, name, "array", arr, (), None, udf_index, names)
 
 
-def entries_from(results: Any) -> list[Entry]:
+def entries_from(results: Any, channel_names: dict | None = None) -> list[Entry]:
     """Entries for a run's result dict, a tuple/list of them, or a ``UDFResults``.
 
     Labels are the buffer names, prefixed with ``"udf<i>."`` when several
-    UDFs' results are given.
+    UDFs' results are given. ``channel_names`` maps a label or buffer name to
+    the names of its first extra axis' entries.
 
     Examples
     --------
@@ -99,24 +137,23 @@ def entries_from(results: Any) -> list[Entry]:
     for i, group in enumerate(groups):
         for name, value in group.items():
             label = name if len(groups) == 1 else f"udf{i}.{name}"
-            entries.append(_entry(label, str(name), value, i))
+            names = (channel_names or {}).get(label, (channel_names or {}).get(name, ()))
+            entries.append(_entry(label, str(name), value, i, names))
     return entries
 
 
-def buffer_stats(entry: Entry) -> dict[str, Any]:
-    """min, max, mean, std and NaN count over the valid values (None where not applicable).
-
-    Complex values are summarised by their magnitude (``"of": "|x|"``);
-    bool values as 0/1; object arrays get no numbers.
+def value_stats(vals: np.ndarray) -> dict[str, Any]:
+    """min, max, mean, std and NaN count of ``vals`` (complex by magnitude, bool as 0/1).
 
     Examples
     --------
-    >>> import numpy as np
-    >>> s = buffer_stats(Entry("a", "a", "array", np.array([1.0, np.nan, 3.0])))
-    >>> s["min"], s["max"], s["mean"], s["nan_count"]
-    (1.0, 3.0, 2.0, 1)
+    >>> s = value_stats(np.array([1.0, np.nan, 3.0]))
+    >>> s["min"], s["max"], s["mean"], s["nan_count"], s["count"]
+    (1.0, 3.0, 2.0, 1, 3)
     """
-    vals = entry.valid_values()
+    vals = np.asarray(vals)
+    if np.ma.isMaskedArray(vals):
+        vals = np.ma.compressed(vals)
     out = {"min": None, "max": None, "mean": None, "std": None, "nan_count": None, "of": "x",
            "count": int(vals.size)}
     kind = vals.dtype.kind
@@ -138,6 +175,22 @@ def buffer_stats(entry: Entry) -> dict[str, Any]:
         out.update(min=vals.min().item(), max=vals.max().item(),
                    mean=float(vals.mean(dtype=acc)), std=float(vals.std(dtype=acc)))
     return out
+
+
+def buffer_stats(entry: Entry) -> dict[str, Any]:
+    """min, max, mean, std and NaN count over the valid values (None where not applicable).
+
+    Complex values are summarised by their magnitude (``"of": "|x|"``);
+    bool values as 0/1; object arrays get no numbers.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> s = buffer_stats(Entry("a", "a", "array", np.array([1.0, np.nan, 3.0])))
+    >>> s["min"], s["max"], s["mean"], s["nan_count"]
+    (1.0, 3.0, 2.0, 1)
+    """
+    return value_stats(entry.valid_values())
 
 
 def view_axes(entry: Entry) -> tuple[tuple[int, ...], tuple[int, ...]]:
@@ -203,36 +256,54 @@ def format_bytes(n: int) -> str:
 
 
 def stats_rows(entry: Entry) -> list[tuple[str, str]]:
-    """(field, value) pairs describing one entry."""
-    stats = buffer_stats(entry)
+    """(field, value) pairs describing one entry (what it is, not its numbers)."""
     total = int(np.prod(entry.base_shape))
-    of = stats["of"]
     return [
         ("name", entry.name), ("kind", entry.kind), ("dtype", str(entry.dtype)),
         ("shape", str(tuple(entry.array.shape))), ("extra_shape", str(tuple(entry.extra_shape))),
         ("valid", f"{entry.n_valid} / {total} ({100 * entry.fraction_valid:.1f} %)"),
-        (f"min {of}", _fmt(stats["min"])), (f"max {of}", _fmt(stats["max"])),
-        (f"mean {of}", _fmt(stats["mean"])), (f"std {of}", _fmt(stats["std"])),
-        ("NaN count", _fmt(stats["nan_count"])), ("size", format_bytes(entry.array.nbytes)),
+        ("size", format_bytes(entry.array.nbytes)),
     ]
 
+
+#: The statistics in words, in table order.
+STAT_LABELS = (("count", "values counted"), ("min", "smallest"), ("max", "largest"),
+               ("mean", "mean"), ("std", "standard deviation"), ("nan_count", "NaN values"))
 
 _TABLE_STYLE = ("border-collapse:collapse;font-family:monospace;font-size:12px")
 _CELL = "padding:1px 8px;text-align:left;border-bottom:1px solid #ddd"
 
 
-def stats_table(entry: Entry) -> str:
-    """An HTML table of one entry's description and statistics.
+def stats_table(entry: Entry, shown: np.ndarray | None = None, where: str = "") -> str:
+    """An HTML table: what the entry is, then its statistics on screen and over the whole buffer.
+
+    ``shown`` is the slice on screen (a masked array for partly valid
+    buffers); its statistics stand next to those of every valid value of
+    the buffer, so the numbers are those of what is shown.
 
     Examples
     --------
     >>> import numpy as np
-    >>> "<td style" in stats_table(Entry("a", "a", "array", np.zeros(3)))
+    >>> e = Entry("a", "a", "array", np.arange(6.0).reshape(2, 3))
+    >>> t = stats_table(e, e.array[1], "axis 0 = 1")
+    >>> "on screen (axis 0 = 1)" in t and "whole buffer" in t
     True
     """
-    rows = "".join(f"<tr><th style='{_CELL}'>{html.escape(k)}</th>"
-                   f"<td style='{_CELL}'>{html.escape(v)}</td></tr>" for k, v in stats_rows(entry))
-    return f"<table style='{_TABLE_STYLE}'>{rows}</table>"
+    def cell(v, tag="td"):
+        return f"<{tag} style='{_CELL}'>{html.escape(v)}</{tag}>"
+
+    rows = "".join(f"<tr>{cell(k, 'th')}{cell(v)}</tr>" for k, v in stats_rows(entry))
+    whole = buffer_stats(entry)
+    of = "" if whole["of"] == "x" else " of |x|"
+    head = "on screen" + (f" ({where})" if where else "")
+    stats = [f"<tr>{cell('statistics' + of, 'th')}{cell(head, 'th')}"
+             f"{cell('whole buffer', 'th')}</tr>"]
+    on_screen = value_stats(shown) if shown is not None else None
+    for key, label in STAT_LABELS:
+        here = "–" if on_screen is None else _fmt(on_screen[key])
+        stats.append(f"<tr>{cell(label, 'th')}{cell(here)}{cell(_fmt(whole[key]))}</tr>")
+    return (f"<table style='{_TABLE_STYLE}'>{rows}</table>"
+            f"<table style='{_TABLE_STYLE};margin-top:6px'>{''.join(stats)}</table>")
 
 
 def summary_table(entries: list[Entry]) -> str:

@@ -1,58 +1,54 @@
 """The machinery shared by :class:`RoiSelector` and :class:`SigMaskSelector`.
 
-One image in a matplotlib figure, drawing tools (matplotlib selectors) chosen
-with ipywidgets buttons, a combination mode, and a bool mask kept in a
-traitlet (``roi`` or ``mask``, named by the subclass) drawn as an RGBA overlay.
+One image in a figure (:class:`~udfwidgets.widgets.figure.FigureHost`, shown
+through a :class:`~udfwidgets.widgets.display.DisplayModel`), drawing tools
+(matplotlib selectors) chosen with ipywidgets buttons, a combination mode,
+and a bool mask kept in a traitlet (``roi`` or ``mask``, named by the
+subclass) drawn as an RGBA overlay. Shapes are those of
+:mod:`udfwidgets.masks`: ``centre=(y, x)``, ``y`` the row, ``x`` the column.
 """
 from __future__ import annotations
 
+import threading
 from typing import Any, Callable, ClassVar, Sequence
 
 import ipywidgets as widgets
 import numpy as np
 import traitlets
 
-from . import _sel_geometry as geo
-from ._sel_figure import (canvas_widget, close_figure, finite_limits, make_figure, overlay_rgba,
-                          redraw)
+from ..display import DisplayModel, check_image, overlay_rgba
+from ..figure import FigureHost
+from ..static import close_tree
+from . import shapes as geo
 
 __all__ = ["MaskSelectorBase", "MODES", "as_image"]
 
 MODES = ("add", "subtract", "replace")
 
+#: Words, not symbols: they render with any font.
 _TOOL_LABELS = {
-    "rectangle": "▭ rectangle", "ellipse": "⬭ ellipse", "disk": "● disk", "ring": "◎ ring",
-    "polygon": "⬠ polygon", "lasso": "∿ lasso", "point": "· point",
+    "rectangle": "rectangle", "ellipse": "ellipse", "disk": "disk", "ring": "ring",
+    "polygon": "polygon", "lasso": "lasso", "point": "point",
 }
 
 _SHAPE_PROPS = dict(facecolor="none", edgecolor="yellow", linewidth=1.5)
 
-
-def as_image(image: Any, what: str) -> np.ndarray:
-    """A 2D float array from an array, a BufferWrapper or anything array-like."""
-    if hasattr(image, "raw_data") and hasattr(image, "kind"):  # BufferWrapper
-        image = image.data
-    arr = np.asarray(image)
-    if arr.ndim != 2:
-        raise ValueError(f"{what} must be a 2D array (rows, columns), got shape {arr.shape}; "
-                         "for a 1D navigation or signal there is nothing to draw on")
-    if arr.dtype.kind == "c":
-        arr = np.abs(arr)
-    if arr.dtype.kind not in "biuf":
-        raise TypeError(f"{what} must be numeric, got dtype {arr.dtype}")
-    return arr.astype(np.float32 if arr.dtype.itemsize <= 4 else np.float64)
+#: Kept for code that imported it from here: :func:`udfwidgets.widgets.display.check_image`.
+as_image = check_image
 
 
 class MaskSelectorBase(widgets.VBox):
     """Base class: an image, drawing tools, and a bool mask of the image's shape.
 
     Subclasses set :attr:`_value_name` (the name of the mask trait), declare
-    that trait with :func:`mask_trait`, and list their :attr:`_tools`.
+    that trait, and list their :attr:`_tools` and :attr:`_side`.
     """
 
     _value_name: ClassVar[str] = "mask"
     _tools: ClassVar[tuple[str, ...]] = ()
     _what: ClassVar[str] = "image"
+    _side: ClassVar[str] = "other"
+    _unit: ClassVar[str] = "pixels"
 
     #: The active drawing tool.
     tool = traitlets.Unicode()
@@ -60,25 +56,38 @@ class MaskSelectorBase(widgets.VBox):
     mode = traitlets.Enum(MODES, default_value="add")
     #: Radius of the inner circle of the ring tool, as a fraction of the outer radius.
     ring_ratio = traitlets.Float(0.5)
+    #: False: the drawing tools ignore the mouse (the explorer's cursor mode).
+    drawing = traitlets.Bool(True)
 
     def __init__(self, image: Any, *, title: str | None = None, cmap: str = "gray",
-                 tool: str | None = None, mode: str = "add", figsize=(4.0, 4.0),
-                 color=(1.0, 0.15, 0.1), **kwargs):
-        self._image = as_image(image, self._what)
+                 scale: str | None = None, tool: str | None = None, mode: str = "add",
+                 figsize=(4.0, 3.6), color=(1.0, 0.15, 0.1), backend: str = "auto",
+                 percentiles: Sequence[float] = (0.1, 99.9), **kwargs):
+        self._image = check_image(image, self._what)
         self.shape = self._image.shape
         self._color = color
-        self._fig = make_figure(figsize)
+        self.display_model = DisplayModel(self._side, scale=scale, cmap=cmap,
+                                          percentiles=percentiles)
+        # held while the figure renders (ipympl, main thread) and while a background
+        # thread (the explorer) changes the artists
+        self._render_lock = threading.RLock()
+        self.shape_words = ""  # the selection in words, e.g. "ring 12-30 px"
+        self._words: str | None = None
+        self._host = FigureHost(backend, figsize, lock=self._render_lock)
+        self._fig = self._host.figure
         self._ax = self._fig.add_subplot(1, 1, 1)
-        self._im = self._ax.imshow(self._image, cmap=cmap, interpolation="nearest")
-        self._im.set_clim(*finite_limits(self._image))
+        shown, norm = self.display_model.prepare(self._image)
+        self._im = self._ax.imshow(shown, cmap=self.display_model.colormap(), norm=norm,
+                                   interpolation="nearest")
         self._overlay = self._ax.imshow(overlay_rgba(np.zeros(self.shape, bool), color),
                                         interpolation="nearest")
         self._overlay.set_mouseover(False)  # the cursor read-out shows the image's values
-        if title:
-            self._ax.set_title(title)
-        self._fig.tight_layout()
+        self._title_text = title or ""  # shown above the tools; on the axes only in png()
+        self._host.style()
         self._selectors = self._make_selectors()
         self._point_cid = self._fig.canvas.mpl_connect("button_press_event", self._on_point_press)
+        self.display_model.observe(self._restyle, names=["scale", "cmap", "percentiles",
+                                                         "gamma", "fixed_limits"])
 
         compact = {"button_width": "auto"}
         self._tool_buttons = widgets.ToggleButtons(
@@ -88,30 +97,41 @@ class MaskSelectorBase(widgets.VBox):
             options=list(MODES), style=compact,
             tooltips=["add the new shape to the selection", "remove the new shape from it",
                       "the new shape replaces the selection"])
-        self._invert_button = widgets.Button(description="invert", icon="adjust",
-                                             layout={"width": "auto"},
+        self._invert_button = widgets.Button(description="invert", layout={"width": "auto"},
                                              tooltip="select what is not selected")
-        self._clear_button = widgets.Button(description="clear", icon="eraser",
-                                            layout={"width": "auto"}, tooltip="select nothing")
+        self._clear_button = widgets.Button(description="clear", layout={"width": "auto"},
+                                            tooltip="select nothing")
         self._invert_button.on_click(lambda _b: self.invert())
         self._clear_button.on_click(lambda _b: self.clear())
+        # always laid out (hidden, not removed), so panels side by side stay aligned
         self._ring_slider = widgets.FloatSlider(value=self.ring_ratio, min=0.0, max=0.95,
-                                                step=0.05, description="inner/outer",
-                                                layout={"display": "none"})
+                                                step=0.05, description="ring inner/outer",
+                                                style={"description_width": "auto"},
+                                                layout={"visibility": "hidden",
+                                                        "width": "260px"})
         self._status = widgets.HTML()
+        self._heading = widgets.HTML()
         widgets.link((self._tool_buttons, "value"), (self, "tool"))
         widgets.link((self._mode_buttons, "value"), (self, "mode"))
         widgets.link((self._ring_slider, "value"), (self, "ring_ratio"))
 
-        controls = [widgets.HBox([self._tool_buttons]),
-                    widgets.HBox([self._mode_buttons, self._invert_button, self._clear_button]),
-                    self._ring_slider, self._status]
-        canvas = canvas_widget(self._fig)
-        super().__init__(children=controls + ([canvas] if canvas is not None else []), **kwargs)
+        row = {"flex_flow": "row wrap", "align_items": "center"}
+        self._tool_row = widgets.HBox([self._tool_buttons], layout=row)
+        self._mode_row = widgets.HBox([self._mode_buttons, self._invert_button,
+                                       self._clear_button], layout=row)
+        self.display_controls = self.display_model.controls()
+        self.figure_toolbar = self._host.toolbar()
+        controls = [self._heading, self._tool_row, self._mode_row, self._ring_slider,
+                    self.display_controls, widgets.HBox([self.figure_toolbar, self._status],
+                                                        layout=row)]
+        view = [self._host.view] if self._host.view is not None else []
+        super().__init__(children=controls + view, **kwargs)
+        self.add_class("udfw-selector")
         self.mode = mode
         self.tool = tool or self._tools[0]
         setattr(self, self._value_name, np.zeros(self.shape, dtype=bool))
         self._activate(self.tool)
+        self._set_heading()
         self._show(self._get_mask())
 
     # --- the mask trait ------------------------------------------------------
@@ -147,10 +167,89 @@ class MaskSelectorBase(widgets.VBox):
         self._show(change["new"])
 
     def _show(self, mask: np.ndarray) -> None:
-        self._overlay.set_data(overlay_rgba(mask, self._color))
-        n = int(mask.sum())
-        self._status.value = f"<small>{n} of {mask.size} pixels selected</small>"
-        redraw(self._fig)
+        with self._render_lock:
+            self._overlay.set_data(overlay_rgba(mask, self._color))
+        self._status.value = f"<small>{self.describe_selection()}</small>"
+        self._refresh()
+
+    def describe_selection(self, mask: np.ndarray | None = None) -> str:
+        """In words: how many of the image's pixels are selected.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from udfwidgets.widgets import RoiSelector
+        >>> sel = RoiSelector(np.zeros((4, 4)))
+        >>> _ = sel.set_point(1, 2); sel.describe_selection()
+        '1 of 16 scan positions selected'
+        """
+        mask = self._get_mask() if mask is None else mask
+        return f"{int(mask.sum())} of {mask.size} {self._unit} selected"
+
+    def _set_heading(self) -> None:
+        import html
+
+        self._heading.value = (f"<b>{html.escape(self._title_text)}</b>"
+                               if self._title_text else "&nbsp;")
+
+    def set_title(self, title: str) -> None:
+        """Set the title shown above the figure and on the axes.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from udfwidgets.widgets import RoiSelector
+        >>> sel = RoiSelector(np.zeros((2, 2)))
+        >>> sel.set_title("sum of 4 frames"); sel.title
+        'sum of 4 frames'
+        """
+        self._title_text = str(title)
+        self._set_heading()
+        self._refresh()
+
+    #: Render and send each new picture at once (the explorer sets it), not on request.
+    push_updates = False
+
+    def _refresh(self) -> None:
+        self._host.refresh(push=self.push_updates)
+
+    @property
+    def title(self) -> str:
+        """The title above the figure (what is shown)."""
+        return self._title_text
+
+    def _restyle(self, change=None) -> None:
+        with self._render_lock:
+            self.display_model.show(self._im, self._image)
+        self._refresh()
+
+    # --- static views ------------------------------------------------------------------
+    def png(self) -> bytes:
+        """The figure (image and selection, with the title) as PNG bytes."""
+        with self._render_lock:
+            self._ax.set_title(self._title_text, fontsize="medium", loc="left")
+            try:
+                return self._host.png()
+            finally:
+                self._ax.set_title("", loc="left")
+
+    def summary_html(self) -> str:
+        """An HTML table of what is shown: image, scale, limits, selection."""
+        from ..static import html_table
+
+        lim = self.display_model.limits
+        return html_table(self._title_text or type(self).__name__, [
+            (self._what, f"{self.shape[0]} rows x {self.shape[1]} columns"),
+            ("display", self.display_model.describe()),
+            ("colour limits", "–" if lim is None else f"{lim[0]:.4g} … {lim[1]:.4g}"),
+            ("selection", self.describe_selection()),
+        ])
+
+    def _repr_mimebundle_(self, **kwargs):
+        from ..static import mimebundle
+
+        return mimebundle(super(), self.png, self.summary_html,
+                          f"{type(self).__name__}: {self.describe_selection()}", hosts=[self._host])
 
     # --- the image ---------------------------------------------------------------
     @property
@@ -158,8 +257,8 @@ class MaskSelectorBase(widgets.VBox):
         """The image shown under the selection."""
         return self._image
 
-    def set_image(self, image: Any) -> None:
-        """Show a new image of the same shape (the selection stays).
+    def set_image(self, image: Any, title: str | None = None) -> None:
+        """Show a new image of the same shape (the selection stays), optionally a new title.
 
         Examples
         --------
@@ -170,19 +269,32 @@ class MaskSelectorBase(widgets.VBox):
         >>> float(sel.image.sum())
         16.0
         """
-        arr = as_image(image, self._what)
+        arr = check_image(image, self._what)
         if arr.shape != self.shape:
             raise ValueError(f"the new {self._what} must keep the shape {self.shape}, "
                              f"got {arr.shape}")
-        self._image = arr
-        self._im.set_data(arr)
-        self._im.set_clim(*finite_limits(arr))
-        redraw(self._fig)
+        with self._render_lock:
+            self._image = arr
+            self.display_model.show(self._im, arr)
+        if title is not None:
+            self.set_title(title)
+        else:
+            self._refresh()
 
     @property
     def figure(self):
         """The matplotlib figure."""
         return self._fig
+
+    @property
+    def host(self) -> FigureHost:
+        """The :class:`~udfwidgets.widgets.figure.FigureHost` of the figure."""
+        return self._host
+
+    @property
+    def artist(self):
+        """The ``AxesImage`` that shows the image."""
+        return self._im
 
     @property
     def ax(self):
@@ -220,6 +332,13 @@ class MaskSelectorBase(widgets.VBox):
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         shape_mask = self._validate_mask(shape_mask)
         current = self._get_mask()
+        words, self._words = self._words or "shape", None
+        old = self.shape_words if current.any() else ""
+        if mode == "replace" or not old:
+            self.shape_words = words if mode != "subtract" else ""
+        else:
+            joined = f"{old} {'+' if mode == 'add' else 'minus'} {words}"
+            self.shape_words = joined if len(joined) <= 48 else "several shapes"
         if mode == "add":
             new = current | shape_mask
         elif mode == "subtract":
@@ -242,6 +361,7 @@ class MaskSelectorBase(widgets.VBox):
         >>> sel.roi.tolist()
         [[False, True], [True, True]]
         """
+        self.shape_words = f"all but {self.shape_words or 'nothing'}"
         self._set_mask(~self._get_mask())
 
     def clear(self) -> None:
@@ -256,91 +376,106 @@ class MaskSelectorBase(widgets.VBox):
         >>> int(sel.roi.sum())
         0
         """
+        self.shape_words = ""
         self._set_mask(np.zeros(self.shape, dtype=bool))
 
-    # --- shapes from code ------------------------------------------------------------
-    def set_rectangle(self, x0: float, y0: float, x1: float, y1: float,
+    # --- shapes from code (the convention of udfwidgets.masks: y is the row, x the column) ---
+    def set_rectangle(self, top: int, left: int, height: int, width: int,
                       mode: str | None = None) -> np.ndarray:
-        """Apply the rectangle with corners ``(x0, y0)`` and ``(x1, y1)`` (x: column, y: row).
+        """Apply rows ``top:top+height`` and columns ``left:left+width``.
 
-        Pixels whose centres lie inside or on the edge are taken; see :meth:`apply`
-        for ``mode``. Returns the new selection.
+        The same pixels as :func:`udfwidgets.masks.rectangle` with these
+        arguments; see :meth:`apply` for ``mode``. Returns the new selection.
 
         Examples
         --------
         >>> import numpy as np
         >>> from udfwidgets.widgets import RoiSelector
         >>> sel = RoiSelector(np.zeros((4, 5)))
-        >>> int(sel.set_rectangle(1, 0, 3, 1).sum())
-        6
+        >>> sel.set_rectangle(top=0, left=1, height=2, width=3).astype(int)
+        array([[0, 1, 1, 1, 0],
+               [0, 1, 1, 1, 0],
+               [0, 0, 0, 0, 0],
+               [0, 0, 0, 0, 0]])
         """
-        return self.apply(geo.rectangle_mask(self.shape, x0, y0, x1, y1), mode)
+        self._words = f"rectangle {height} x {width} px"
+        return self.apply(geo.rectangle(self.shape, top, left, height, width), mode)
 
-    def set_ellipse(self, cx: float, cy: float, rx: float, ry: float | None = None,
+    def set_ellipse(self, centre: Sequence[float], radii: Sequence[float] | float,
                     mode: str | None = None) -> np.ndarray:
-        """Apply the axis-aligned ellipse centred at ``(cx, cy)`` with radii ``rx``, ``ry``
-        (``ry`` defaults to ``rx``: a disk).
+        """Apply the axis-aligned ellipse around ``centre = (y, x)``, ``radii = (ry, rx)``.
+
+        A single number for ``radii`` gives a disk.
 
         Examples
         --------
         >>> import numpy as np
         >>> from udfwidgets.widgets import RoiSelector
-        >>> int(RoiSelector(np.zeros((5, 5))).set_ellipse(2, 2, 1).sum())
-        5
+        >>> int(RoiSelector(np.zeros((5, 5))).set_ellipse((2, 2), (1, 2)).sum())
+        7
         """
-        ry = rx if ry is None else ry
-        return self.apply(geo.ellipse_mask(self.shape, cx, cy, rx, ry), mode)
+        if np.ndim(radii) == 0:
+            radii = (float(radii), float(radii))
+        self._words = f"ellipse {radii[0]:.3g} x {radii[1]:.3g} px"
+        return self.apply(geo.ellipse(self.shape, centre, radii), mode)
 
-    def set_disk(self, cx: float, cy: float, r: float, mode: str | None = None) -> np.ndarray:
-        """Apply the disk of radius ``r`` centred at ``(cx, cy)``.
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> from udfwidgets.widgets import SigMaskSelector
-        >>> int(SigMaskSelector(np.zeros((5, 5))).set_disk(2, 2, 1).sum())
-        5
-        """
-        return self.apply(geo.disk_mask(self.shape, cx, cy, r), mode)
-
-    def set_ring(self, cx: float, cy: float, r_inner: float, r_outer: float,
+    def set_disk(self, centre: Sequence[float], radius: float,
                  mode: str | None = None) -> np.ndarray:
-        """Apply the ring ``r_inner < distance <= r_outer`` around ``(cx, cy)``.
+        """Apply ``masks.disk(shape, centre=(y, x), radius=radius)``.
 
         Examples
         --------
         >>> import numpy as np
         >>> from udfwidgets.widgets import SigMaskSelector
-        >>> int(SigMaskSelector(np.zeros((5, 5))).set_ring(2, 2, 0.5, 1).sum())
+        >>> int(SigMaskSelector(np.zeros((5, 5))).set_disk((2, 2), 1).sum())
+        5
+        """
+        self._words = f"disk r={radius:.3g} px"
+        return self.apply(geo.disk(self.shape, centre, radius), mode)
+
+    def set_ring(self, centre: Sequence[float], inner: float, outer: float,
+                 mode: str | None = None) -> np.ndarray:
+        """Apply ``masks.ring(shape, centre=(y, x), inner=inner, outer=outer)``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from udfwidgets.widgets import SigMaskSelector
+        >>> int(SigMaskSelector(np.zeros((5, 5))).set_ring((2, 2), 0.5, 1).sum())
         4
         """
-        return self.apply(geo.ring_mask(self.shape, cx, cy, r_inner, r_outer), mode)
+        self._words = f"ring {inner:.3g}-{outer:.3g} px"
+        return self.apply(geo.ring(self.shape, centre, inner, outer), mode)
 
     def set_polygon(self, vertices: Sequence[Sequence[float]],
                     mode: str | None = None) -> np.ndarray:
-        """Apply the polygon through ``vertices`` (``(x, y)`` points; closed automatically).
+        """Apply the polygon through ``vertices``, ``(y, x)`` points (closed automatically).
 
         Examples
         --------
         >>> import numpy as np
         >>> from udfwidgets.widgets import RoiSelector
         >>> sel = RoiSelector(np.zeros((4, 4)))
-        >>> int(sel.set_polygon([(-0.5, -0.5), (3.2, -0.5), (-0.5, 3.2)]).sum())
+        >>> int(sel.set_polygon([(-0.5, -0.5), (-0.5, 3.2), (3.2, -0.5)]).sum())
         6
         """
-        return self.apply(geo.polygon_mask(self.shape, vertices), mode)
+        self._words = f"polygon of {len(vertices)} points"
+        return self.apply(geo.polygon(self.shape, vertices), mode)
 
-    def set_point(self, x: float, y: float, mode: str | None = None) -> np.ndarray:
-        """Apply the single pixel containing ``(x, y)`` (x: column, y: row).
+    def set_point(self, y: float, x: float, mode: str | None = None) -> np.ndarray:
+        """Apply the single pixel containing ``(y, x)`` (row, column).
 
         Examples
         --------
         >>> import numpy as np
         >>> from udfwidgets.widgets import RoiSelector
-        >>> np.argwhere(RoiSelector(np.zeros((3, 3))).set_point(2, 1)).tolist()
+        >>> np.argwhere(RoiSelector(np.zeros((3, 3))).set_point(1, 2)).tolist()
         [[1, 2]]
         """
-        return self.apply(geo.point_mask(self.shape, x, y), mode)
+        mask = geo.point(self.shape, y, x)
+        row, col = np.argwhere(mask)[0]
+        self._words = f"pixel (row {row}, column {col})"
+        return self.apply(mask, mode)
 
     # --- interactive tools -----------------------------------------------------------
     def _make_selectors(self) -> dict:
@@ -380,43 +515,55 @@ class MaskSelectorBase(widgets.VBox):
         return onselect
 
     def _apply_box(self, tool: str, x0: float, x1: float, y0: float, y1: float) -> None:
-        """A box tool finished a drag with these (sorted) extents."""
+        """A box tool finished a drag with these (sorted) extents (x: column, y: row)."""
         cx, cy, hw, hh = (x0 + x1) / 2, (y0 + y1) / 2, (x1 - x0) / 2, (y1 - y0) / 2
         if tool == "rectangle":
-            self.set_rectangle(x0, y0, x1, y1)
+            box = geo.box(self.shape, y0, x0, y1, x1)
+            rows, cols = np.nonzero(box.any(axis=1))[0], np.nonzero(box.any(axis=0))[0]
+            self._words = f"rectangle {len(rows)} x {len(cols)} px"
+            self.apply(box)
         elif tool == "ellipse":
             if hw > 0 and hh > 0:
-                self.set_ellipse(cx, cy, hw, hh)
+                self.set_ellipse((cy, cx), (hh, hw))
         else:
             r = max(hw, hh)
             if r <= 0:
                 return
             if tool == "disk":
-                self.set_disk(cx, cy, r)
+                self.set_disk((cy, cx), r)
             else:
-                self.set_ring(cx, cy, self.ring_ratio * r, r)
+                self.set_ring((cy, cx), self.ring_ratio * r, r)
 
     def _vertices_callback(self, tool: str) -> Callable:
         def onselect(verts):
             if len(verts) >= 3:
-                self.set_polygon(verts)
+                self.set_polygon([(y, x) for x, y in verts])  # matplotlib gives (x, y)
             if tool == "polygon":  # ready for the next polygon; the overlay shows this one
                 self._selectors[tool].clear()
         return onselect
 
     def _on_point_press(self, event) -> None:
-        if self.tool != "point" or event.inaxes is not self._ax or event.button != 1:
+        if (not self.drawing or self.tool != "point" or event.inaxes is not self._ax
+                or event.button != 1):
             return
         if event.xdata is None or not self._fig.canvas.widgetlock.available(self):
             return
-        self.set_point(event.xdata, event.ydata)
+        self.set_point(event.ydata, event.xdata)
 
     def _activate(self, tool: str) -> None:
         for name, sel in self._selectors.items():
-            sel.set_active(name == tool)
-            if name != tool:
+            sel.set_active(self.drawing and name == tool)
+            if name != tool or not self.drawing:
                 sel.set_visible(False)
-        self._ring_slider.layout.display = "" if tool == "ring" else "none"
+        self._ring_slider.layout.visibility = "visible" if tool == "ring" else "hidden"
+
+    @traitlets.observe("drawing")
+    def _drawing_changed(self, change) -> None:
+        if getattr(self, "_selectors", None) is not None:
+            self._activate(self.tool)
+            for w in (self._tool_buttons, self._mode_buttons, self._invert_button,
+                      self._clear_button):
+                w.disabled = not change["new"]
 
     @traitlets.validate("tool")
     def _check_tool(self, proposal):
@@ -437,5 +584,7 @@ class MaskSelectorBase(widgets.VBox):
         self._fig.canvas.mpl_disconnect(self._point_cid)
         for sel in self._selectors.values():
             sel.set_active(False)
-        close_figure(self._fig)
+
+        for child in self.children:
+            close_tree(child)
         super().close()

@@ -3,7 +3,8 @@
 :class:`RoiSelector` yields ``selector.roi``, a bool array of the navigation
 shape for ``ctx.run_udf(..., roi=selector.roi)``; :class:`SigMaskSelector`
 yields ``selector.mask``, a bool array of the signal shape for a virtual
-detector. Both share one base class (``_sel_base.MaskSelectorBase``).
+detector. Both share one base class (:class:`.base.MaskSelectorBase`); shapes
+follow :mod:`udfwidgets.masks` (``centre=(y, x)``).
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Any, Callable
 import numpy as np
 import traitlets
 
-from ._sel_base import MaskSelectorBase
+from .base import MaskSelectorBase
 
 __all__ = ["RoiSelector", "SigMaskSelector"]
 
@@ -29,6 +30,8 @@ class RoiSelector(MaskSelectorBase):
         Axes title.
     cmap : str
         Colour map of the image.
+    scale : {"linear", "log", "gamma"}, optional
+        Colour scale (default linear: a navigation image).
     tool : {"rectangle", "ellipse", "polygon", "lasso", "point"}
         The tool active at start (default "rectangle").
     mode : {"add", "subtract", "replace"}
@@ -52,7 +55,7 @@ class RoiSelector(MaskSelectorBase):
     >>> ctx = Context(executor="inline")
     >>> ds = ctx.load("memory", data=np.ones((4, 4, 2, 2), dtype=np.float32))
     >>> sel = RoiSelector(np.zeros((4, 4)))
-    >>> _ = sel.set_rectangle(0, 0, 1, 1)
+    >>> _ = sel.set_rectangle(top=0, left=0, height=2, width=2)
     >>> ctx.run_udf(dataset=ds, udf=SumUDF(), roi=sel.roi)["intensity"].data
     array([[4., 4.],
            [4., 4.]], dtype=float32)
@@ -61,6 +64,8 @@ class RoiSelector(MaskSelectorBase):
     _value_name = "roi"
     _tools = ("rectangle", "ellipse", "polygon", "lasso", "point")
     _what = "navigation image"
+    _side = "nav"
+    _unit = "scan positions"
 
     roi = traitlets.Any(None, allow_none=True)
 
@@ -86,14 +91,14 @@ class RoiSelector(MaskSelectorBase):
         >>> RoiSelector.for_dataset(ctx, ds).roi.shape
         (3, 5)
         """
-        from ..udf.sumsigudf import SumSigUDF
+        from ...udf.sumsigudf import SumSigUDF
 
         nav = tuple(dataset.shape.nav)
         if len(nav) != 2:
             raise ValueError(f"RoiSelector.for_dataset needs a 2D navigation shape, the dataset "
                              f"has {nav}")
         image = ctx.run_udf(dataset=dataset, udf=SumSigUDF())["intensity"]
-        kwargs.setdefault("title", "sum over the signal")
+        kwargs.setdefault("title", "total intensity of each frame")
         return cls(image, **kwargs)
 
 
@@ -104,6 +109,7 @@ class SigMaskSelector(MaskSelectorBase):
     shape and ``tool`` one of ``"disk"``, ``"ring"``, ``"rectangle"``,
     ``"polygon"``. The ring tool draws the outer circle; its inner radius is
     the ``inner/outer`` slider (trait :attr:`ring_ratio`) times the outer one.
+    A diffraction pattern starts in log scale (``scale=`` to change it).
 
     Attributes
     ----------
@@ -115,7 +121,7 @@ class SigMaskSelector(MaskSelectorBase):
     >>> import numpy as np
     >>> from udfwidgets.widgets import SigMaskSelector
     >>> sel = SigMaskSelector(np.zeros((5, 5)))
-    >>> sel.set_ring(2, 2, 0.5, 1).astype(int)[1:4, 1:4]
+    >>> sel.set_ring(centre=(2, 2), inner=0.5, outer=1).astype(int)[1:4, 1:4]
     array([[0, 1, 0],
            [1, 0, 1],
            [0, 1, 0]])
@@ -126,6 +132,8 @@ class SigMaskSelector(MaskSelectorBase):
     _value_name = "mask"
     _tools = ("disk", "ring", "rectangle", "polygon")
     _what = "diffraction pattern"
+    _side = "sig"
+    _unit = "detector pixels"
 
     mask = traitlets.Any(None, allow_none=True)
 
@@ -159,7 +167,7 @@ class SigMaskSelector(MaskSelectorBase):
         >>> import numpy as np
         >>> from udfwidgets.widgets import SigMaskSelector
         >>> sel = SigMaskSelector(np.zeros((3, 3)))
-        >>> _ = sel.set_disk(1, 1, 1)
+        >>> _ = sel.set_disk((1, 1), 1)
         >>> int(sel.mask_factory()().sum())
         5
         """

@@ -12,10 +12,18 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-__all__ = ["LivePlot"]
+__all__ = ["LivePlot", "function_name"]
 
 
-def _function_name(function: Callable | None) -> str:
+def function_name(function: Callable | None) -> str:
+    """The name of a function for titles and messages ("" for None).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> function_name(np.log1p), function_name(None)
+    ('log1p', '')
+    """
     if function is None:
         return ""
     return getattr(function, "__name__", None) or type(function).__name__
@@ -120,7 +128,7 @@ class LivePlot:
         self.channel_index = None if channel_index is None else tuple(int(i) for i in channel_index)
         self.min_delta = float(min_delta)
         self.title = title if title is not None else (
-            name + (f" ({_function_name(channel)})" if channel is not None else ""))
+            name + (f" ({function_name(channel)})" if channel is not None else ""))
         self.optional = optional
         self.frames_total = None if roi is None else int(np.count_nonzero(roi))
         self.frames_done = 0
@@ -129,6 +137,8 @@ class LivePlot:
         self.finished = False
         self.missing = False
         self.channel_shape: tuple[int, ...] = ()
+        #: Kind of the buffer drawn ("nav", "sig" or "single"), once data arrived.
+        self.kind: str | None = None
         self._data = None  # the buffer after the channel function
         self._valid = None  # bool mask over the drawn axes, or None (all valid)
         self._last_time = None
@@ -201,6 +211,7 @@ class LivePlot:
 
     def _receive(self, buf: Any, damage: Any, force: bool) -> None:
         data, valid, channel_shape = self._extract(buf, damage)
+        self.kind = getattr(buf, "kind", "single")
         self._data, self._valid = data, valid
         if channel_shape != self.channel_shape or not self._index_fits(channel_shape):
             self.channel_shape = channel_shape
@@ -278,7 +289,7 @@ class LivePlot:
                 out = np.asarray(self.channel(data))
             except Exception as e:
                 raise ValueError(
-                    f"live plot of {self.name!r}: the function {_function_name(self.channel)} "
+                    f"live plot of {self.name!r}: the function {function_name(self.channel)} "
                     f"failed on the buffer's data (shape {data.shape}, dtype {data.dtype}): "
                     f"{type(e).__name__}: {e}") from e
         else:

@@ -10,72 +10,16 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ._figure import FigureHost, resolve_backend
-from ._plotbase import LivePlot
-from ._plotspec import declarations_of, parse_plot_spec
+from ..display import COLORMAPS, MISSING_COLOR, DisplayModel
+from ..figure import FigureHost, resolve_backend
+from .base import LivePlot
+from .spec import declarations_of, parse_plot_spec
 
-__all__ = ["LivePlot", "MatplotlibLivePlot", "make_plots", "COLORMAPS"]
-
-#: Colour maps offered by the colour-map control (any other name can be given).
-COLORMAPS = ("viridis", "magma", "inferno", "plasma", "cividis", "gray", "gray_r", "hot",
-             "coolwarm", "RdBu_r", "twilight")
+__all__ = ["LivePlot", "MatplotlibLivePlot", "LivePlotGrid", "make_plots", "COLORMAPS",
+           "MISSING_COLOR"]
 
 #: Up to this many channels the channel control is a menu; beyond, one slider per axis.
 MAX_CHANNEL_MENU = 256
-
-#: Colour of pixels not computed yet (and outside the roi).
-MISSING_COLOR = "0.85"
-
-
-def value_range(array: np.ndarray, bad: np.ndarray | None, log: bool) -> tuple[float, float] | None:
-    """Colour limits from the good entries (``~bad``; positive ones only for ``log``).
-
-    None when there is no good entry. Equal limits are widened, so that a
-    constant image still has a valid norm.
-
-    Examples
-    --------
-    >>> a = np.array([[0., 5.], [2., 100.]])
-    >>> value_range(a, np.array([[False, False], [False, True]]), log=False)
-    (0.0, 5.0)
-    >>> value_range(a, None, log=True)
-    (2.0, 100.0)
-    """
-    good = None if bad is None else ~bad
-    if log:
-        positive = array > 0
-        good = positive if good is None else good & positive
-    if good is not None and not good.any():
-        return None
-    kind = array.dtype.kind
-    if kind == "f":
-        top, bottom = np.inf, -np.inf
-    elif kind in "iu":
-        info = np.iinfo(array.dtype)
-        top, bottom = info.max, info.min
-    else:
-        array = array.astype(np.float64)
-        top, bottom = np.inf, -np.inf
-    if good is None:
-        lo, hi = float(array.min()), float(array.max())
-    else:
-        lo = float(np.min(array, where=good, initial=top))
-        hi = float(np.max(array, where=good, initial=bottom))
-    if lo == hi:
-        if log:
-            lo, hi = lo / 2, hi * 2
-        else:
-            pad = abs(lo) * 0.05 or 0.5
-            lo, hi = lo - pad, hi + pad
-    return lo, hi
-
-
-def _drawable(array: np.ndarray) -> np.ndarray:
-    if array.dtype.kind == "b":
-        return array.astype(np.uint8)
-    if array.dtype == np.float16:
-        return array.astype(np.float32)
-    return array
 
 
 class MatplotlibLivePlot(LivePlot):
@@ -88,13 +32,17 @@ class MatplotlibLivePlot(LivePlot):
     tests) the figure is plain matplotlib (Agg): nothing is shown, and
     :meth:`save` writes it to a file.
 
-    Next to the figure: a log-scale checkbox (:attr:`log_scale`), a colour-map
-    menu (:attr:`colormap`), a channel menu for buffers with ``extra_shape``
+    Above the figure: the display controls shared by every image of the
+    package (:attr:`display_model`: linear / log / gamma scale, colour limits
+    as percentiles of the computed pixels with a range slider, colour map;
+    signal-side buffers start in log scale, navigation-side ones linear),
+    compact home/zoom/pan buttons (ipympl's own toolbar is hidden: it covers
+    the tick labels), a channel menu for buffers with ``extra_shape``
     (:attr:`channel_select`, or sliders :attr:`channel_sliders` for more than
-    :data:`MAX_CHANNEL_MENU` channels; first channel by default) and a frames-done
-    indicator (:attr:`frames_progress`, :attr:`frames_label`). Pixels not
-    computed yet are masked (drawn light grey); colour limits come from the
-    computed pixels only.
+    :data:`MAX_CHANNEL_MENU` channels; first channel by default). Below it a
+    frames-done indicator (:attr:`frames_progress`, :attr:`frames_label`).
+    Pixels not computed yet are masked (drawn light grey) and do not count
+    for the colour limits.
 
     Parameters
     ----------
@@ -102,8 +50,13 @@ class MatplotlibLivePlot(LivePlot):
         See :class:`LivePlot`.
     cmap : str
         Matplotlib colour map name (default ``"viridis"``).
-    log : bool
-        Start with a logarithmic colour scale (images) or y axis (lines).
+    scale : {"linear", "log", "gamma"}, optional
+        Start with this colour scale (images) or y axis (lines; gamma is
+        linear there); default: log for signal-side buffers, else linear.
+    log : bool, optional
+        ``True`` is ``scale="log"``, ``False`` ``scale="linear"``.
+    percentiles : (float, float)
+        Colour limits as percentiles of the computed pixels (default 0.1-99.9).
     figsize : tuple of float
         Figure size in inches.
     backend : {"auto", "ipympl", "image", "agg"}
@@ -118,6 +71,8 @@ class MatplotlibLivePlot(LivePlot):
     line : matplotlib.lines.Line2D or None
         The line artist, once 1D data arrived.
     colorbar : matplotlib.colorbar.Colorbar or None
+    display_model : DisplayModel
+        Scale, colour limits and colour map (traitlets; its controls are above the figure).
     widget : ipywidgets.VBox
         Controls, figure and indicator, as displayed by :meth:`display`.
 
@@ -139,18 +94,21 @@ class MatplotlibLivePlot(LivePlot):
     def __init__(self, name: str, udf_index: int = 0, channel: Callable | None = None, *,
                  channel_index: Sequence[int] | None = None, min_delta: float = 0.2,
                  title: str | None = None, roi: Any = None, optional: bool = False,
-                 cmap: str = "viridis", log: bool = False,
-                 figsize: tuple[float, float] = (5.0, 4.0), backend: str = "auto"):
+                 cmap: str = "viridis", scale: str | None = None, log: bool | None = None,
+                 percentiles: Sequence[float] = (0.1, 99.9),
+                 figsize: tuple[float, float] = (4.2, 3.4), backend: str = "auto"):
         super().__init__(name, udf_index, channel, channel_index=channel_index,
                          min_delta=min_delta, title=title, roi=roi, optional=optional)
         import ipywidgets
-        import matplotlib
 
-        try:
-            matplotlib.colormaps[cmap]
-        except KeyError:
-            raise ValueError(f"cmap={cmap!r} is not a matplotlib colour map; try one of "
-                             f"{', '.join(COLORMAPS)}") from None
+        if log is not None:
+            if scale is not None and scale != ("log" if log else "linear"):
+                raise ValueError(f"log={log!r} contradicts scale={scale!r}; give one of them")
+            scale = "log" if log else "linear"
+        self._scale_given = scale is not None
+        #: The :class:`LivePlotGrid` this plot is shown in, if any.
+        self.grid: LivePlotGrid | None = None
+        self.display_model = DisplayModel("nav", scale=scale, cmap=cmap, percentiles=percentiles)
         self._mode = resolve_backend(backend)
         self._figsize = figsize
         self._host = None
@@ -161,36 +119,41 @@ class MatplotlibLivePlot(LivePlot):
         if self._mode != "agg":
             self._make_host()
 
-        options = list(COLORMAPS) + ([cmap] if cmap not in COLORMAPS else [])
-        self.log_scale = ipywidgets.Checkbox(value=bool(log), description="log scale",
-                                             indent=False, layout=ipywidgets.Layout(width="auto"))
-        self.colormap = ipywidgets.Dropdown(options=options, value=cmap, description="colours",
-                                            layout=ipywidgets.Layout(width="190px"))
         self.channel_select = ipywidgets.Dropdown(options=[], description="channel",
-                                                  layout=ipywidgets.Layout(width="190px",
-                                                                           display="none"))
+                                                  layout=ipywidgets.Layout(width="170px",
+                                                                           display="none"),
+                                                  style={"description_width": "auto"})
         total = self.frames_total
         self.frames_progress = ipywidgets.IntProgress(value=0, min=0, max=max(total or 1, 1),
                                                       layout=ipywidgets.Layout(width="160px"))
         self.frames_label = ipywidgets.Label(
             value=f"0 / {total if total is not None else '?'} frames")
-        self.log_scale.observe(self._on_style, names="value")
-        self.colormap.observe(self._on_style, names="value")
+        self.display_model.observe(self._on_style, names=["scale", "cmap", "percentiles",
+                                                          "gamma", "fixed_limits"])
         self.channel_select.observe(self._on_channel, names="value")
         self._quiet = False  # True while the plot itself sets widget values
 
         self.channel_sliders = ipywidgets.HBox([], layout=ipywidgets.Layout(display="none"))
-        controls = ipywidgets.HBox([self.log_scale, self.colormap, self.channel_select,
-                                    self.channel_sliders])
-        status = ipywidgets.HBox([self.frames_progress, self.frames_label])
+        self.controls = self.display_model.controls()
+        tools = [self._host.toolbar()] if self._host is not None else []
+        top = ipywidgets.HBox([*tools, self.channel_select, self.channel_sliders],
+                              layout=ipywidgets.Layout(flex_flow="row wrap"))
+        self.status = ipywidgets.HBox([self.frames_progress, self.frames_label])
         middle = [self._host.view] if self._host is not None else []
-        self.widget = ipywidgets.VBox([controls, *middle, status])
+        self.widget = ipywidgets.VBox([self.controls, top, *middle, self.status])
+        self.widget.add_class("udfw-live-plot")
+
+    @property
+    def log_scale(self) -> bool:
+        """Whether the colour scale (images) or y axis (lines) is logarithmic."""
+        return self.display_model.scale == "log"
 
     # --- figure and artists ------------------------------------------------------
     def _make_host(self) -> None:
         self._host = FigureHost(self._mode, self._figsize, lock=self._lock)
         self._axes = self._host.figure.add_subplot()
         self._host.figure.before_draw = self._sync_colorbar
+        self._host.style()
         self._draw_title()
 
     def _sync_colorbar(self) -> None:
@@ -262,12 +225,37 @@ class MatplotlibLivePlot(LivePlot):
         """
         if self._mode == "agg":
             return
+        if self.grid is not None:
+            self.grid.display()
+            return
         from IPython.display import display
 
-        display(self.widget)
+        display(self)
 
     def _repr_mimebundle_(self, **kwargs):
-        return self.widget._repr_mimebundle_(**kwargs)
+        """The widget, plus a PNG of the figure and an HTML summary for static viewers."""
+        from ..static import mimebundle
+
+        return mimebundle(self.widget, self.png, self.summary_html, self.title,
+                          hosts=[self._host] if self._host is not None else [])
+
+    def png(self) -> bytes:
+        """The figure as PNG bytes (what a static viewer shows)."""
+        self._flush()
+        with self._lock:
+            return self._host.png()
+
+    def summary_html(self) -> str:
+        """A small HTML table: buffer, frames done, scale, colour limits."""
+        from ..static import html_table
+
+        limits = self.display_model.limits
+        return html_table(self.title, [
+            ("buffer", f"{self.name} of UDF {self.udf_index}"),
+            ("frames", f"{self.frames_done} / {self.frames_total if self.frames_total else '?'}"),
+            ("display", self.display_model.describe()),
+            ("colour limits", "–" if limits is None else f"{limits[0]:.4g} … {limits[1]:.4g}"),
+        ])
 
     def save(self, path: Any, **kwargs: Any) -> None:
         """Write the figure to ``path`` (format from the suffix: png, pdf, svg, ...).
@@ -287,11 +275,11 @@ class MatplotlibLivePlot(LivePlot):
 
     def close(self) -> None:
         """Close the widgets (and the ipympl canvas) of this plot."""
-        view = self._host.view if self._host is not None else None
-        for w in (*self.channel_sliders.children, self.channel_sliders,
-                  self.log_scale, self.colormap, self.channel_select, self.frames_progress,
-                  self.frames_label, self.widget) + ((view,) if view is not None else ()):
-            w.close()
+        from ..static import close_tree
+
+        close_tree(self.widget)
+        if self._host is not None and self._host.view is not None:
+            self._host.view.close()
 
     # --- drawing ----------------------------------------------------------------
     def update(self, array: np.ndarray, valid_mask: np.ndarray | None) -> None:
@@ -305,25 +293,30 @@ class MatplotlibLivePlot(LivePlot):
         """
         with self._lock:
             self._show_frames()
-            self.colormap.disabled = np.ndim(array) == 1  # one colour for a line
+            if not self._scale_given and self.kind is not None and not self._kind_seen:
+                self._kind_seen = True
+                with self.display_model.hold_trait_notifications():
+                    self._quiet = True
+                    try:
+                        self.display_model.scale = "log" if self.kind == "sig" else "linear"
+                    finally:
+                        self._quiet = False
             if self._mode == "agg":
                 self._pending = (array, valid_mask)
                 return
             self._apply(array, valid_mask)
 
+    _kind_seen = False
+
     def _apply(self, array: np.ndarray, valid_mask: np.ndarray | None) -> None:
-        array = _drawable(np.asarray(array))
-        bad = ~np.isfinite(array) if array.dtype.kind == "f" else None
-        if valid_mask is not None and valid_mask.shape == array.shape:
-            bad = ~valid_mask if bad is None else (bad | ~valid_mask)
-        masked = np.ma.masked_array(array, mask=np.ma.nomask if bad is None else bad)
-        log = bool(self.log_scale.value)
-        limits = value_range(array, bad, log)
+        array = np.asarray(array)
+        if valid_mask is not None and valid_mask.shape != array.shape:
+            valid_mask = None
         with self._lock:
             if array.ndim == 2:
-                self._draw_image(masked, limits, log)
+                self._draw_image(array, valid_mask)
             else:
-                self._draw_line(masked, limits, log)
+                self._draw_line(array, valid_mask)
             self._draw_title()
             self._host.refresh()
 
@@ -337,46 +330,49 @@ class MatplotlibLivePlot(LivePlot):
         self._image = self._line = None
         self._drawn_title = None
 
-    def _norm(self, limits, log: bool):
-        from matplotlib.colors import LogNorm, Normalize
-
-        lo, hi = limits if limits is not None else ((1.0, 10.0) if log else (0.0, 1.0))
-        return LogNorm(lo, hi) if log else Normalize(lo, hi)
-
-    def _cmap(self):
-        import matplotlib
-
-        return matplotlib.colormaps[self.colormap.value].with_extremes(bad=MISSING_COLOR)
-
-    def _draw_image(self, masked, limits, log: bool) -> None:
-        from matplotlib.colors import LogNorm
-
-        if self._image is None or self._image.get_array().shape != masked.shape:
+    def _draw_image(self, array, valid_mask) -> None:
+        model = self.display_model
+        if self._image is None or self._image.get_array().shape != array.shape:
             self._reset_axes()
-            h, w = masked.shape
+            h, w = array.shape
             aspect = "equal" if max(h, w) <= 8 * min(h, w) else "auto"
-            self._image = self._axes.imshow(masked, cmap=self._cmap(), norm=self._norm(limits, log),
-                                          interpolation="nearest", aspect=aspect)
-            self._colorbar = self._host.figure.colorbar(self._image, ax=self._axes)
+            shown, norm = model.prepare(array, valid_mask)
+            self._image = self._axes.imshow(shown, cmap=model.colormap(), norm=norm,
+                                            interpolation="nearest", aspect=aspect,
+                                            extent=model.extent(array.shape))
+            self._colorbar = self._host.figure.colorbar(self._image, ax=self._axes,
+                                                        fraction=0.046, pad=0.03)
             self._image.callbacks.disconnect(self._image.colorbar_cid)  # see _sync_colorbar
             self._colorbar_stale = False
+            self._host.style()
             return
         self._colorbar_stale = True
-        self._image.set_data(masked)
-        if isinstance(self._image.norm, LogNorm) != log:
-            self._image.set_norm(self._norm(limits, log))
-        elif limits is not None:
-            self._image.set_clim(*limits)
-        if self._image.get_cmap().name != self.colormap.value:
-            self._image.set_cmap(self._cmap())
+        model.show(self._image, array, valid_mask)
 
-    def _draw_line(self, masked, limits, log: bool) -> None:
+    def _draw_line(self, array, valid_mask) -> None:
+        from ..display import valid_pixels
+
+        model = self.display_model
+        log = model.scale == "log"
+        if array.dtype.kind == "b":
+            array = array.astype(np.uint8)
+        keep = valid_pixels(array, valid_mask, "log" if log else "linear")
+        masked = np.ma.masked_array(array, mask=~keep)
+        limits = model.compute_limits(array, valid_mask) if model.fixed_limits else None
+        if limits is None and keep.any():
+            vals = np.asarray(array, dtype=np.float64)[keep]
+            limits = (float(vals.min()), float(vals.max()))
+            if limits[0] == limits[1]:
+                limits = ((limits[0] / 2, limits[1] * 2) if log else
+                          (limits[0] - 0.5, limits[1] + 0.5))
+        model.limits = limits
         n = masked.shape[0]
         if self._line is None or len(self._line.get_ydata()) != n:
             self._reset_axes()
             (self._line,) = self._axes.plot(np.arange(n), masked, linewidth=1)
             self._axes.set_xlim(0, max(n - 1, 1))
             self._axes.set_xlabel("index")
+            self._host.style()
         else:
             self._line.set_ydata(masked)
         scale = "log" if log else "linear"
@@ -397,7 +393,7 @@ class MatplotlibLivePlot(LivePlot):
         if self.missing:
             title += " (not in results)"
         if title != self._drawn_title and self._axes is not None:
-            self._axes.set_title(title, fontsize="medium")
+            self._axes.set_title(title, fontsize="medium", loc="left")
             self._drawn_title = title
 
     def _show_frames(self) -> None:
@@ -447,6 +443,8 @@ class MatplotlibLivePlot(LivePlot):
     def on_missing(self) -> None:
         """Hide a ``plots=True`` plot whose buffer ``get_results`` did not return."""
         self.widget.layout.display = "none"
+        if self.grid is not None:
+            self.grid.plot_missing(self)
         with self._lock:
             self._draw_title()
 
@@ -525,8 +523,8 @@ def make_plots(spec: Any, dataset: Any, udfs: Any, decls: Sequence[dict] | None 
     >>> float(plots[1].image.get_array().max()) == float(np.log1p(9))
     True
     """
-    from ..executor.plan import normalize_roi
-    from ..udf.base import UDF
+    from ...executor.plan import normalize_roi
+    from ...udf.base import UDF
 
     udf_list = [udfs] if isinstance(udfs, UDF) else list(udfs)
     nav_shape, sig_shape = tuple(dataset.shape.nav), tuple(dataset.shape.sig)
@@ -534,6 +532,95 @@ def make_plots(spec: Any, dataset: Any, udfs: Any, decls: Sequence[dict] | None 
     if decls is None:
         decls = [declarations_of(udf, dataset, roi_flat) for udf in udf_list]
     choices = parse_plot_spec(spec, udf_list, decls, nav_shape, sig_shape)
-    return [MatplotlibLivePlot(c.name, c.udf_index, c.function, title=c.title, roi=roi_flat,
-                               optional=c.optional, **plot_kwargs)
-            for c in choices]
+    plots = [MatplotlibLivePlot(c.name, c.udf_index, c.function, title=c.title, roi=roi_flat,
+                                optional=c.optional, **plot_kwargs)
+             for c in choices]
+    if len(plots) > 1:
+        LivePlotGrid(plots)
+    return plots
+
+
+class LivePlotGrid:
+    """The live plots of one run in one widget: side by side, wrapping, one progress bar.
+
+    :func:`make_plots` groups the plots it makes; the first plot's
+    ``display()`` shows the grid (the Context calls ``display()`` on each
+    plot), the others show nothing more. Each plot keeps its own title
+    (``UDF: buffer``) and controls; the frames-done bar of the first plot is
+    the run's bar, the others' are hidden (every plot of a run sees the same
+    frames).
+
+    Parameters
+    ----------
+    plots : list of MatplotlibLivePlot
+
+    Attributes
+    ----------
+    widget : ipywidgets.VBox
+        The grid (a wrapping row of the plots) above the run's progress bar.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from udfwidgets import Context
+    >>> from udfwidgets.udf.sum import SumUDF
+    >>> from udfwidgets.udf.sumsigudf import SumSigUDF
+    >>> ctx = Context(executor="inline")
+    >>> ds = ctx.load("memory", data=np.ones((4, 4, 3, 3)))
+    >>> plots = make_plots(True, ds, [SumUDF(), SumSigUDF()])
+    >>> grid = plots[0].grid
+    >>> grid is plots[1].grid, len(grid.row.children)
+    (True, 2)
+    >>> [p.status.layout.display for p in plots]
+    [None, 'none']
+    """
+
+    def __init__(self, plots: Sequence[MatplotlibLivePlot]):
+        import ipywidgets
+
+        self.plots = list(plots)
+        if not self.plots:
+            raise ValueError("LivePlotGrid needs at least one plot")
+        for i, plot in enumerate(self.plots):
+            plot.grid = self
+            if i:
+                plot.status.layout.display = "none"
+        self.row = ipywidgets.HBox([p.widget for p in self.plots],
+                                   layout=ipywidgets.Layout(flex_flow="row wrap",
+                                                            align_items="flex-start"))
+        first = self.plots[0]
+        first.status.layout.display = None
+        # the run's bar, below all plots (moved out of the first plot's panel)
+        first.widget.children = tuple(c for c in first.widget.children if c is not first.status)
+        self.widget = ipywidgets.VBox([self.row, first.status])
+        self.widget.add_class("udfw-live-grid")
+        self._shown = False
+
+    def display(self) -> None:
+        """Show the grid once (later calls, from the other plots, do nothing)."""
+        if self._shown:
+            return
+        self._shown = True
+        from IPython.display import display
+
+        display(self)
+
+    def plot_missing(self, plot: MatplotlibLivePlot) -> None:
+        """A plot's buffer is not in the results: take it out of the grid."""
+        self.row.children = tuple(c for c in self.row.children if c is not plot.widget)
+
+    def png(self) -> bytes:
+        """All plots of the grid side by side, as one PNG."""
+        from ..static import combine_pngs
+
+        return combine_pngs([p.png() for p in self.plots if not p.missing])
+
+    def summary_html(self) -> str:
+        return "".join(p.summary_html() for p in self.plots if not p.missing)
+
+    def _repr_mimebundle_(self, **kwargs):
+        from ..static import mimebundle
+
+        return mimebundle(self.widget, self.png, self.summary_html,
+                          "live plots: " + ", ".join(p.title for p in self.plots),
+                          hosts=[p._host for p in self.plots if p._host is not None])

@@ -6,6 +6,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from .base import function_name
+
 __all__ = ["PlotChoice", "drawable_problem", "declarations_of", "parse_plot_spec"]
 
 
@@ -58,8 +60,8 @@ def declarations_of(udf: Any, dataset: Any, roi: np.ndarray | None) -> dict:
 
     Works on a clean copy, so ``udf`` itself is not changed.
     """
-    from ..executor.plan import validate_buffers
-    from ..executor.task import make_meta
+    from ...executor.plan import validate_buffers
+    from ...executor.task import make_meta
 
     copy = udf.copy()
     n = dataset.shape.nav.size if roi is None else int(np.count_nonzero(roi))
@@ -70,10 +72,6 @@ def declarations_of(udf: Any, dataset: Any, roi: np.ndarray | None) -> dict:
 def _is_pair(item: Any) -> bool:
     return (isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str)
             and callable(item[1]))
-
-
-def _function_name(function: Callable) -> str:
-    return getattr(function, "__name__", None) or type(function).__name__
 
 
 def parse_plot_spec(spec: Any, udfs: Sequence[Any], decls: Sequence[dict],
@@ -143,6 +141,6 @@ def parse_plot_spec(spec: Any, udfs: Sequence[Any], decls: Sequence[dict],
                     f"buffer {name!r} of {cls} cannot be drawn: {problem}. Give a function that "
                     "makes a numeric 1D or 2D array of it, e.g. "
                     f"({name!r}, lambda a: a.sum(axis=0))")
-            title = f"{cls}: {name}" + (f" ({_function_name(function)})" if function else "")
+            title = f"{cls}: {name}" + (f" ({function_name(function)})" if function else "")
             choices.append(PlotChoice(index, name, function, title, False))
     return choices

@@ -1,0 +1,389 @@
+"""The one place a matplotlib figure of the package lives: :class:`FigureHost`.
+
+An ipympl canvas under a Jupyter kernel (with ipympl installed), a PNG in an
+``ipywidgets.Image`` under a kernel without ipympl, or a plain Agg figure
+elsewhere (terminal, tests), chosen by environment. Figures are made without
+pyplot, so they never enter pyplot's figure list (no duplicate display by
+``%matplotlib inline``, no leak) and the global backend is left alone.
+
+Every host hides ipympl's own toolbar and "Figure N" header: the toolbar
+floats over the axes and covers the y tick labels. :meth:`FigureHost.toolbar`
+gives a compact row of home/zoom/pan buttons to put *above* the figure
+instead. Figures have a transparent background and neutral grey text in the
+``"auto"`` theme, so they read on JupyterLab's light and dark themes alike.
+"""
+from __future__ import annotations
+
+import functools
+import io
+import itertools
+import sys
+from typing import Any
+
+__all__ = ["FigureHost", "BACKENDS", "THEMES", "in_ipython_kernel", "resolve_backend",
+           "apply_theme", "tidy"]
+
+#: "auto" chooses: ipympl under a kernel with ipympl installed, "image" under a
+#: kernel without it, "agg" elsewhere (nothing is displayed; ``png`` works).
+BACKENDS = ("auto", "ipympl", "image", "agg")
+
+#: Figure themes: colours of background and text.
+THEMES = {
+    # transparent: the notebook's background shows; grey text reads on white and on black
+    "auto": {"face": "none", "text": "#7f7f7f"},
+    "light": {"face": "white", "text": "#222222"},
+    "dark": {"face": "#111111", "text": "#dddddd"},
+}
+
+_numbers = itertools.count(1)
+_timer_lock = __import__("threading").Lock()
+
+
+def in_ipython_kernel() -> bool:
+    """True when running inside a Jupyter (IPython) kernel, not a terminal.
+
+    Examples
+    --------
+    >>> in_ipython_kernel()
+    False
+    """
+    if "IPython" not in sys.modules:
+        return False
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover
+        return False
+    shell = get_ipython()
+    return shell is not None and getattr(shell, "kernel", None) is not None
+
+
+def _has_ipympl() -> bool:
+    try:
+        import ipympl.backend_nbagg  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def resolve_backend(backend: str = "auto") -> str:
+    """Turn ``backend`` into one of ``"ipympl"``, ``"image"`` or ``"agg"``.
+
+    Examples
+    --------
+    >>> resolve_backend("agg"), resolve_backend("auto")  # outside Jupyter
+    ('agg', 'agg')
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"backend={backend!r} is not one of {', '.join(map(repr, BACKENDS))}")
+    if backend != "auto":
+        if backend == "ipympl" and not _has_ipympl():
+            raise ValueError("backend='ipympl' needs the ipympl package: pip install ipympl")
+        return backend
+    if _pyplot_backend_is_ipympl():
+        return "ipympl"
+    if not in_ipython_kernel():
+        return "agg"
+    return "ipympl" if _has_ipympl() else "image"
+
+
+def _pyplot_backend_is_ipympl() -> bool:
+    """True under ``%matplotlib widget`` (or ``matplotlib.use("module://ipympl...")``)."""
+    if "matplotlib" not in sys.modules:
+        return False
+    import matplotlib
+
+    backend = str(matplotlib.rcParams._get_backend_or_none() or "").lower()
+    return "ipympl" in backend or backend == "widget"
+
+
+def apply_theme(figure, theme: str = "auto") -> None:
+    """Colour the figure's background, its axes' spines, ticks, labels and titles.
+
+    Examples
+    --------
+    >>> from matplotlib.figure import Figure
+    >>> fig = Figure(); ax = fig.add_subplot(); _ = ax.set_title("t")
+    >>> apply_theme(fig, "dark")
+    >>> ax.title.get_color(), fig.get_facecolor()[:3] != (1.0, 1.0, 1.0)
+    ('#dddddd', True)
+    """
+    if theme not in THEMES:
+        raise ValueError(f"theme={theme!r} is not one of {', '.join(map(repr, THEMES))}")
+    colours = THEMES[theme]
+    figure.set_facecolor(colours["face"])
+    text = colours["text"]
+    for ax in figure.axes:
+        ax.set_facecolor("none" if theme == "auto" else colours["face"])
+        for spine in ax.spines.values():
+            spine.set_edgecolor(text)
+        ax.tick_params(colors=text, which="both")
+        ax.xaxis.label.set_color(text)
+        ax.yaxis.label.set_color(text)
+        ax.title.set_color(text)
+
+
+@functools.lru_cache(maxsize=None)
+def _locked_figure_class():
+    from matplotlib.figure import Figure
+
+    class LockedFigure(Figure):
+        """A Figure that holds ``render_lock`` while it renders.
+
+        ipympl renders in the kernel's main thread when the browser asks,
+        while a background thread may be updating the artists: the owner holds
+        the same lock during its updates, so a picture is never drawn
+        half-updated. ``before_draw`` brings deferred work (a colour bar) up
+        to date only when a picture is actually made.
+        """
+
+        render_lock = None
+        before_draw = None  # a callable run (under the lock) before each render
+
+        def draw(self, renderer):
+            lock = self.render_lock
+            if lock is None:
+                return self._draw(renderer)
+            with lock:
+                return self._draw(renderer)
+
+        def _draw(self, renderer):
+            if self.before_draw is not None:
+                self.before_draw()
+            return super().draw(renderer)
+
+    return LockedFigure
+
+
+class FigureHost:
+    """A matplotlib figure and the widget that shows it.
+
+    Parameters
+    ----------
+    backend : {"auto", "ipympl", "image", "agg"}
+        See :data:`BACKENDS`.
+    figsize : tuple of float
+        Figure size in inches (at 100 dpi: 4 inches are 400 CSS pixels; two
+        explorer panels fit a notebook column next to JupyterLab's file browser).
+    lock : threading.RLock, optional
+        Held while the figure renders; hold it while changing artists.
+    theme : {"auto", "light", "dark"}
+        See :data:`THEMES`; applied by :meth:`style`.
+
+    Attributes
+    ----------
+    figure : matplotlib.figure.Figure
+    view : ipywidgets.Widget or None
+        The ipympl canvas, an ``ipywidgets.Image``, or None for ``"agg"``.
+    mode : str
+        The resolved backend.
+
+    Examples
+    --------
+    >>> host = FigureHost("agg", figsize=(3, 2))
+    >>> host.mode, host.view is None
+    ('agg', True)
+    >>> host.png()[:4]
+    b'\\x89PNG'
+    """
+
+    def __init__(self, backend: str = "auto", figsize: tuple[float, float] = (4.0, 3.4),
+                 lock: Any = None, theme: str = "auto"):
+        if theme not in THEMES:
+            raise ValueError(f"theme={theme!r} is not one of {', '.join(map(repr, THEMES))}")
+        self.mode = resolve_backend(backend)
+        self.theme = theme
+        self.figure = _locked_figure_class()(figsize=figsize, dpi=100, layout="constrained")
+        self.figure.render_lock = lock
+        self.view: Any = None
+        self._toolbar = None
+        if self.mode == "ipympl":
+            from ipympl.backend_nbagg import Canvas, FigureManager
+
+            canvas = Canvas(self.figure)
+            FigureManager(canvas, next(_numbers))  # sets canvas.manager; needed for messages
+            canvas.header_visible = False     # no "Figure 3" header
+            canvas.footer_visible = False
+            canvas.toolbar_visible = False    # it would float over the y tick labels
+            canvas.resizable = False
+            canvas.capture_scroll = False
+            canvas.layout.max_width = "100%"
+            self.view = canvas
+        else:
+            from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+            FigureCanvasAgg(self.figure)
+            if self.mode == "image":
+                import ipywidgets
+
+                self.view = ipywidgets.Image(format="png",
+                                             layout=ipywidgets.Layout(max_width="100%"))
+        self.figure.set_facecolor(THEMES[theme]["face"])
+
+    @property
+    def canvas(self):
+        return self.figure.canvas
+
+    def style(self) -> None:
+        """Apply the theme to the figure's current axes (call after adding axes)."""
+        apply_theme(self.figure, self.theme)
+
+    def refresh(self, push: bool = False) -> None:
+        """Ask for the figure to be shown again after its artists changed.
+
+        ipympl: ``draw_idle`` (the browser asks for the picture; safe from a
+        background thread), or with ``push=True`` render now, in this thread,
+        and send the picture to the browser at once (one round trip less: the
+        explorer's live cursor). ``"image"``: render a PNG into the Image
+        widget. ``"agg"``: nothing; rendering happens in :meth:`png`.
+        """
+        if self.mode == "ipympl":
+            canvas = self.figure.canvas
+            if getattr(canvas, "syncing_data_url", False):
+                canvas.draw_idle()
+                self._snapshot_soon()  # no browser connected: keep the stored picture current
+            elif push and getattr(canvas, "manager", None) is not None:
+                canvas.draw()
+                canvas.manager.refresh_all()
+            else:
+                canvas.draw_idle()
+        elif self.mode == "image":
+            self.view.value = self.png()
+
+    #: Seconds a snapshot waits for more changes (rendering costs; a run keeps changing).
+    snapshot_delay = 0.5
+
+    def _snapshot_soon(self) -> None:
+        import threading
+
+        with _timer_lock:
+            if getattr(self, "_snapshot_timer", None) is not None:
+                return  # one is pending; it will see this change too
+            timer = threading.Timer(self.snapshot_delay, self._snapshot_now)
+            timer.daemon = True
+            self._snapshot_timer = timer
+        timer.start()
+
+    def _snapshot_now(self) -> None:
+        with _timer_lock:
+            self._snapshot_timer = None
+        try:
+            self.snapshot()
+        except Exception:  # noqa: BLE001 - a picture for saved notebooks; never worth an error
+            pass
+
+    def snapshot(self, png: bytes | None = None) -> bytes | None:
+        """Store the current picture in the ipympl canvas' widget state.
+
+        A notebook saved with its widget state (nbconvert's
+        ``store_widget_state``, JupyterLab's "save widget state") then shows
+        the figure in nbviewer, on a docs site, and in JupyterLab before the
+        kernel runs. ipympl fills this picture only once a browser has asked
+        for one, so a notebook executed without a browser would store none.
+        Returns the PNG (None outside ipympl).
+        """
+        if self.mode != "ipympl":
+            return None
+        import base64
+
+        png = self.png() if png is None else png
+        canvas = self.figure.canvas
+        w, h = self.figure.get_figwidth() * self.figure.dpi, self.figure.get_figheight() * self.figure.dpi
+        with canvas.hold_sync():
+            canvas._size = (w, h)
+            canvas._data_url = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+        return png
+
+    def png(self, dpi: float | None = None) -> bytes:
+        """The figure as PNG bytes."""
+        buf = io.BytesIO()
+        self.figure.savefig(buf, format="png", dpi=dpi or self.figure.dpi,
+                            facecolor="white" if self.theme == "auto" else "auto")
+        return buf.getvalue()
+
+    def navigation(self):
+        """matplotlib's navigation (home/zoom/pan) for this canvas, made once."""
+        if self._toolbar is None:
+            toolbar = getattr(self.figure.canvas, "toolbar", None)
+            if toolbar is None:
+                from matplotlib.backend_bases import NavigationToolbar2
+
+                toolbar = NavigationToolbar2(self.figure.canvas)
+            self._toolbar = toolbar
+        return self._toolbar
+
+    def toolbar(self):
+        """A compact row of home / zoom / pan buttons to show above the figure.
+
+        The chosen tool is a pressed toggle button (clear in both themes);
+        "home" restores the original view. The row sits in the layout above
+        the figure, so it never covers the axes.
+
+        Examples
+        --------
+        >>> host = FigureHost("agg")
+        >>> _ = host.figure.add_subplot()
+        >>> bar = host.toolbar()
+        >>> [c.description for c in bar.children]
+        ['home', 'zoom', 'pan']
+        """
+        import ipywidgets as w
+
+        nav = self.navigation()
+        home = w.Button(description="home", tooltip="reset the view (zoom and pan)",
+                        layout=w.Layout(width="auto"))
+        zoom = w.ToggleButton(description="zoom", tooltip="drag a rectangle to zoom in",
+                              layout=w.Layout(width="auto"))
+        pan = w.ToggleButton(description="pan", tooltip="drag to move the view",
+                             layout=w.Layout(width="auto"))
+        for b in (zoom, pan):
+            b.add_class("udfw-tool")
+
+        def on_home(_b):
+            nav.home()
+            self.refresh()
+
+        def mode_of() -> str:
+            mode = getattr(nav, "mode", None)
+            return str(getattr(mode, "name", "")).lower()  # "zoom", "pan" or "none"
+
+        def toggled(change, which):
+            want = change["new"]
+            other = pan if which == "zoom" else zoom
+            active = mode_of() == which
+            if want != active:
+                getattr(nav, which)()
+            if want and other.value:
+                other.value = False
+
+        home.on_click(on_home)
+        zoom.observe(lambda c: toggled(c, "zoom"), "value")
+        pan.observe(lambda c: toggled(c, "pan"), "value")
+        row = w.HBox([home, zoom, pan], layout=w.Layout(flex_flow="row"))
+        row.add_class("udfw-figure-toolbar")
+        return row
+
+
+def tidy(figure, theme: str | None = None) -> None:
+    """Tidy a plain (pyplot) figure for a notebook: no "Figure N" header, no floating toolbar.
+
+    Under ipympl the header and footer are hidden and the toolbar, which would
+    float over the y tick labels, is switched off (zoom and pan stay available
+    through matplotlib's keyboard shortcuts); the layout is tightened.
+    ``theme`` (see :data:`THEMES`) also recolours background and text.
+
+    Examples
+    --------
+    >>> from matplotlib.figure import Figure
+    >>> fig = Figure(); ax = fig.add_subplot(); _ = ax.plot([1, 2])
+    >>> tidy(fig, theme="dark"); ax.title.get_color()
+    '#dddddd'
+    """
+    canvas = getattr(figure, "canvas", None)
+    for name, value in (("header_visible", False), ("footer_visible", False),
+                        ("toolbar_visible", False)):
+        if canvas is not None and hasattr(canvas, name):
+            setattr(canvas, name, value)
+    if theme is not None:
+        apply_theme(figure, theme)
+    if figure.get_layout_engine() is None:
+        figure.tight_layout()
