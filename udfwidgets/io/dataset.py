@@ -127,6 +127,10 @@ class DataSet:
     def __repr__(self) -> str:
         return f"<{type(self).__name__} shape={tuple(self.shape)} sig_dims={self.shape.sig_dims} dtype={self.dtype}>"
 
+    def _repr_html_(self) -> str:
+        from .display import dataset_html
+        return dataset_html(self)
+
 
 def check_sig_dims(ndim: int, sig_dims: int) -> None:
     if sig_dims not in (1, 2):
