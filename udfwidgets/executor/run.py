@@ -88,11 +88,14 @@ class UDFRun:
         sig = tuple(self.shape.sig)
         arrays = {}
         for name, d in decls.items():
+            if d.use == "result_only":  # filled only by get_results
+                arrays[name] = None
+                continue
             shape = d.shape_for(self.num_selected, sig)
             arrays[name] = empty_filled(shape, d.dtype) if d.kind == "nav" else zeros(shape, d.dtype)
         udf.task_data = SimpleNamespace(**(udf.get_task_data() or {}))
         udf.results = BufferNamespace(
-            {k: (None if decls[k].use == "result_only" else v) for k, v in arrays.items()}, cls)
+            dict(arrays), cls)
         udf.preprocess()
         return decls, arrays
 
@@ -175,9 +178,7 @@ class UDFRun:
             return {name: wrap(d, arrays[name]) for name, d in decls.items()
                     if d.use != "private"}
         # LiberTEM's contract: nav buffers flat and roi-compressed, (n_selected, *extra)
-        udf.results = BufferNamespace(
-            {name: (None if d.use == "result_only" else arrays[name]) for name, d in decls.items()},
-            cls)
+        udf.results = BufferNamespace(dict(arrays), cls)
         udf.meta._valid_nav = valid
         out = udf.get_results()
         if not isinstance(out, dict):

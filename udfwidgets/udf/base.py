@@ -36,8 +36,15 @@ def process_method_of(udf: "UDF") -> str:
     ``process_tile`` wins over ``process_frame``, which wins over
     ``process_partition`` (LiberTEM's order): a UDF may keep a slow
     ``process_frame`` for reference and add a fast ``process_tile`` that is
-    used instead. A method set to ``None`` counts as absent.
+    used instead. A method set to ``None`` counts as absent. A UDF that
+    overrides :meth:`UDF.get_method` chooses for itself.
     """
+    if type(udf).get_method is not UDF.get_method:
+        name = "process_" + UDFMethod(udf.get_method()).value
+        if callable(getattr(udf, name, None)):
+            return name
+        raise TypeError(f"{type(udf).__name__}.get_method() chose {name}, which it does not "
+                        "implement")
     for name in PROCESS_METHODS:
         if callable(getattr(udf, name, None)):
             return name
