@@ -215,6 +215,9 @@ class UDFRun:
             value = value.raw_data if decl.kind == "nav" else value.data
         value = np.asarray(value)
         if decl.kind != "nav":
+            expected = decl.shape_for(self.num_selected, tuple(self.shape.sig))
+            if value.shape != expected and value.size == int(np.prod(expected)):
+                value = value.reshape(expected)  # e.g. a scalar for a (1,) single buffer
             return value
         extra = decl.extra_shape
         if value.shape == self.nav_shape + extra:
