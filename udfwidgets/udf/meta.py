@@ -56,7 +56,7 @@ class Slice:
             return slices
         if sig_only:
             return arr[(Ellipsis,) + slices]
-        return arr[slices]
+        return arr[slices[:np.ndim(arr)]]  # a flat array: its leading (nav) axis
 
     def __repr__(self) -> str:
         return f"Slice(origin={tuple(self.origin)}, shape={tuple(self.shape)})"
