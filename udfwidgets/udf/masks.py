@@ -129,6 +129,8 @@ class ApplyMasksUDF(UDF):
                 raise ValueError(f"shifts must be two integers (dy, dx) or per-frame aux data "
                                  f"(ApplyMasksUDF.aux_data(..., kind='nav', extra_shape=(2,))), "
                                  f"got {shifts!r}")
+        # per-frame shifts (aux data): on workers params.shifts becomes the frame's view
+        self._per_frame_shifts = isinstance(shifts, BufferWrapper)
         super().__init__(mask_factories=mask_factories, masks=masks, dtype=dtype,
                          use_sparse=use_sparse, mask_count=mask_count, mask_dtype=mask_dtype,
                          preferred_dtype=preferred_dtype, shifts=shifts, use_torch=use_torch,
@@ -221,7 +223,7 @@ class ApplyMasksUDF(UDF):
 
     def get_method(self):
         # per-frame shifts need the frames one by one
-        return UDFMethod.FRAME if isinstance(self.params.shifts, BufferWrapper) else UDFMethod.TILE
+        return UDFMethod.FRAME if self._per_frame_shifts else UDFMethod.TILE
 
     def get_result_buffers(self):
         p = self.params
@@ -241,7 +243,7 @@ class ApplyMasksUDF(UDF):
         if shifts is not None:
             sig = tuple(self.meta.dataset_shape.sig)
             stack = np.asarray(matrix).reshape((matrix.shape[0],) + sig)
-            if isinstance(shifts, BufferWrapper):
+            if self._per_frame_shifts:
                 return {"stack": stack, "masks": None, "sparse": False, "span": None}
             matrix = shift_masks(stack, np.asarray(shifts)).reshape(matrix.shape[0], -1)
         if sparse or matrix.dtype != np.float32:
