@@ -126,7 +126,7 @@ class Context:
         >>> import numpy as np
         >>> ctx = Context(executor="inline")
         >>> print(ctx.display(ctx.load("memory", data=np.zeros((2, 3, 4, 4)))))
-        MemoryDataSet: nav (2, 3), sig (4, 4), float64, 384 B
+        MemoryDataSet: nav (2, 3), sig (4, 4), float64, 768 B
         """
         from .io.display import DataSetDisplay
         return DataSetDisplay(dataset, self.executor.n_workers)

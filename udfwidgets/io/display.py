@@ -61,7 +61,7 @@ class DataSetDisplay:
     >>> from udfwidgets.io.memory import MemoryDataSet
     >>> d = DataSetDisplay(MemoryDataSet(np.zeros((2, 3, 4, 4), dtype=np.uint16)))
     >>> str(d)
-    'MemoryDataSet: nav (2, 3), sig (4, 4), uint16, 96 B'
+    'MemoryDataSet: nav (2, 3), sig (4, 4), uint16, 192 B'
     """
 
     def __init__(self, dataset, n_workers: int = 1):

@@ -76,10 +76,10 @@ class MemoryDataSet(DataSet):
     >>> ds = MemoryDataSet(np.zeros((4, 4, 8, 8), dtype=np.uint16))
     >>> tuple(ds.shape.nav), tuple(ds.shape.sig), ds.dtype
     ((4, 4), (8, 8), dtype('uint16'))
-    >>> ds = MemoryDataSet(data=np.zeros((4, 4, 8, 8)), tileshape=(2, 8, 8), num_partitions=2,
-    ...                    sig_dims=2, sync_offset=1)
-    >>> ds.sync_offset, ds.tile_depth
-    (1, 2)
+    >>> ds = MemoryDataSet(data=np.zeros((17, 8, 8)), tileshape=(2, 8, 8), num_partitions=2,
+    ...                    sig_dims=2, nav_shape=(4, 4), sync_offset=1)
+    >>> tuple(ds.shape.nav), ds.sync_offset, ds.tile_depth
+    ((4, 4), 1, 2)
     """
 
     def __init__(self, data=None, sig_dims: int | None = None, num_partitions: int | None = None,
