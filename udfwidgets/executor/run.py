@@ -18,7 +18,7 @@ from ..udf.buffers import BufferError, BufferWrapper, MaskedResult, empty_filled
 from .backends import Executor
 from .errors import annotate_udf_error
 from .plan import clean_copies, dumps_udfs, normalize_roi, validate_buffers
-from .task import DEFAULT_TILE_BYTES, PartitionTask, make_meta, run_partition
+from .task import DEFAULT_TILE_BYTES, PartitionTask, aux_params, make_meta, run_partition
 
 __all__ = ["UDFRun", "WorkerDiedError"]
 
@@ -96,7 +96,13 @@ class UDFRun:
         udf.task_data = SimpleNamespace(**(udf.get_task_data() or {}))
         udf.results = BufferNamespace(
             dict(arrays), cls)
-        udf.preprocess()
+        # aux data is the selected frames' view during preprocess, as nav buffers are
+        aux = aux_params(udf)
+        udf.params._kwargs.update({name: buf.raw_data[self.selected] for name, buf in aux})
+        try:
+            udf.preprocess()
+        finally:
+            udf.params._kwargs.update(dict(aux))  # clean copies are made from these
         return decls, arrays
 
     # --- driving -------------------------------------------------------------

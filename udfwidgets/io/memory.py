@@ -68,6 +68,10 @@ class MemoryDataSet(DataSet):
         Reinterpret ``data``'s frames with this scan shape and frame shape.
     datashape : tuple of int, optional
         LiberTEM's way to ask for random float32 data of this shape (instead of ``data``).
+    array_backends : optional
+        LiberTEM's keyword, accepted and ignored: the data is held dense (a
+        sparse ``data`` is densified); each UDF gets frames in the backend it
+        asks for (:meth:`UDF.get_backends`).
 
     Examples
     --------
@@ -85,13 +89,15 @@ class MemoryDataSet(DataSet):
     def __init__(self, data=None, sig_dims: int | None = None, num_partitions: int | None = None,
                  tileshape: Sequence[int] | None = None, sync_offset: int = 0,
                  nav_shape: Sequence[int] | None = None, sig_shape: Sequence[int] | None = None,
-                 datashape: Sequence[int] | None = None):
+                 datashape: Sequence[int] | None = None, array_backends=None):
         super().__init__(num_partitions)
         if data is None and datashape is not None:
             data = np.random.default_rng().random(as_shape_tuple(datashape, "datashape"),
                                                   dtype=np.float32)
         if data is None:
             raise DataSetError('ctx.load("memory", data=...) needs a NumPy array as data=')
+        if hasattr(data, "todense") and not isinstance(data, np.ndarray):
+            data = data.todense()  # a sparse array: datasets are dense here
         data = np.asarray(data)
         if data.dtype.hasobject:
             raise DataSetError("datasets of dtype object are not supported; use a numeric dtype")
