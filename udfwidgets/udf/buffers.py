@@ -257,6 +257,27 @@ class BufferWrapper(NDArrayOperatorsMixin):
         return np.ma.array(data, mask=~np.broadcast_to(mask, data.shape))
 
     @property
+    def raw_masked_data(self) -> np.ma.MaskedArray:
+        """:attr:`raw_data` as a masked array: for nav buffers one entry per selected
+        frame, masked where not merged yet; otherwise :attr:`masked_data`.
+
+        Examples
+        --------
+        >>> b = BufferWrapper("nav", "float64", (), np.array([1.0, 2.0]), (2,),
+        ...                   valid=np.array([True, False]))
+        >>> b.raw_masked_data.mask.tolist()
+        [False, True]
+        """
+        if self.kind != "nav" or self._custom_mask is not None:
+            return self.masked_data
+        mask = self.valid_mask.reshape(-1)
+        if self._roi is not None:
+            mask = mask[self._roi]
+        raw = self._raw
+        mask = mask.reshape(mask.shape + (1,) * (raw.ndim - 1))
+        return np.ma.array(raw, mask=~np.broadcast_to(mask, raw.shape))
+
+    @property
     def valid_slice_bounding(self) -> tuple[slice, ...]:
         """The smallest box of slices (over :attr:`valid_mask`'s axes) holding every valid entry.
 
