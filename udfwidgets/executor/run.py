@@ -167,7 +167,9 @@ class UDFRun:
     def _snapshot(self, finished: bool = False) -> UDFResults:
         """Results as of now; damage and every buffer's valid mask share one copy."""
         valid = self.damage.copy()
-        damage = BufferWrapper("nav", bool, (), valid, self.nav_shape)
+        # as in LiberTEM: raw_data one entry per selected frame, data over the whole scan
+        raw = valid if self.roi is None else valid[self.roi]
+        damage = BufferWrapper("nav", bool, (), raw, self.nav_shape, self.roi)
         return UDFResults(lambda: self._compute_results(valid), damage, finished=finished)
 
     def _compute_results(self, valid: np.ndarray) -> tuple[dict[str, BufferWrapper], ...]:

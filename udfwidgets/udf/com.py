@@ -343,12 +343,19 @@ class CoMUDF(UDF):
         raw_com[empty] = centre if lt is not None else np.nan  # LiberTEM: shift 0
         shifts_flat = raw_com - centre
         full = np.full((len(sel), 2), np.nan)
-        full[sel] = np.where(valid[:, None], shifts_flat, np.nan)
+        # frames not merged yet: NaN here, shift 0 in LiberTEM's mode (its raw sums are 0)
+        full[sel] = np.where(valid[:, None], shifts_flat, np.nan if lt is None else 0.0)
         shifts = full.reshape(nav_shape + (2,))
         if lt is not None:
             field = self._to_scan_axes(shifts)
-            coef = _lt_regression(lt.regression, field, nav_shape)
-            field = _subtract_fit(field, coef)
+            merged = np.zeros(len(sel), dtype=bool)
+            merged[np.flatnonzero(sel)[valid]] = True
+            merged = merged.reshape(nav_shape)
+            fit_on = field.copy()
+            fit_on[~merged] = np.nan  # fitted over the merged frames only
+            coef = _lt_regression(lt.regression, fit_on, nav_shape)
+            corrected = _subtract_fit(field, coef)
+            field[merged] = corrected[merged]  # and applied to them only
         elif self.params.regression == 1:
             coef = fit_linear_field(shifts)
             field = _subtract_fit(shifts, coef) if np.isfinite(coef).all() else shifts.copy()
