@@ -14,7 +14,7 @@ from ..progress import make_progress
 from ..results import UDFResults
 from ..udf.backends import choose_backend
 from ..udf.base import UDF, BufferNamespace, merge_missing_message
-from ..udf.buffers import BufferError, BufferWrapper, MaskedResult, empty_filled, zeros
+from ..udf.buffers import BufferError, BufferWrapper, MaskedResult, zeros
 from .backends import Executor
 from .errors import annotate_udf_error
 from .plan import clean_copies, dumps_udfs, normalize_roi, validate_buffers
@@ -92,7 +92,9 @@ class UDFRun:
                 arrays[name] = None
                 continue
             shape = d.shape_for(self.num_selected, sig)
-            arrays[name] = empty_filled(shape, d.dtype) if d.kind == "nav" else zeros(shape, d.dtype)
+            # zeros, as in LiberTEM (a merge may do `dest.x[:] += src.x`); frames not
+            # merged yet still read as the fill value in BufferWrapper.data
+            arrays[name] = zeros(shape, d.dtype)
         udf.task_data = SimpleNamespace(**(udf.get_task_data() or {}))
         udf.results = BufferNamespace(
             dict(arrays), cls)

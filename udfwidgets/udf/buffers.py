@@ -211,15 +211,22 @@ class BufferWrapper(NDArrayOperatorsMixin):
     def data(self) -> np.ndarray:
         """The buffer as an array; nav buffers have the full navigation shape.
 
-        Navigation positions outside the roi hold :func:`fill_value_for` the dtype.
+        Navigation positions outside the roi, and in partial results those not
+        merged yet, hold :func:`fill_value_for` the dtype.
         """
         if self.kind != "nav":
             return self._raw
         full_shape = self.nav_shape + self.extra_shape
+        valid = self._valid
         if self._roi is None:
-            return self._raw.reshape(full_shape)
-        out = empty_filled((len(self._roi),) + self.extra_shape, self.dtype)
-        out[self._roi] = self._raw
+            if valid is None or valid.all():
+                return self._raw.reshape(full_shape)
+            out = self._raw.copy()
+        else:
+            out = empty_filled((len(self._roi),) + self.extra_shape, self.dtype)
+            out[self._roi] = self._raw
+        if valid is not None:  # frames not merged yet (partial results) read as the fill value
+            out[~valid] = fill_value_for(self.dtype)
         return out.reshape(full_shape)
 
     @property
