@@ -21,6 +21,7 @@ from udfwidgets.udf.sumsigudf import SumSigUDF
 
 distributed = pytest.importorskip("distributed")
 
+from udfwidgets.executor.errors import ContextClosedError
 from udfwidgets.executor.dask_executor import (  # noqa: E402
     ClusterClosedError, DaskExecutor, NoWorkersError, map_path)
 from udfwidgets.executor.dask_worker import running_tasks, worker_report  # noqa: E402
@@ -233,7 +234,7 @@ def test_runs_after_close_say_so(dask_client):
     ctx = Context(executor="dask", client=dask_client)
     ds = ctx.load("memory", data=ds_data)
     ctx.close()
-    with pytest.raises(ClusterClosedError, match="executor is closed"):
+    with pytest.raises(ContextClosedError, match="this Context was closed"):
         ctx.run_udf(dataset=ds, udf=SumUDF())
     other = distributed.Client(dask_client.scheduler.address, set_as_default=False)
     ctx = Context(executor="dask", client=other)

@@ -206,6 +206,8 @@ def make_failing_udf(method):
     Failing.process_frame = frame
     if method not in ("merge", "get_results"):
         setattr(Failing, method, fail)
+    if method == "process_partition":  # process_frame would win over it (LiberTEM's order)
+        Failing.process_frame = None
     return Failing
 
 

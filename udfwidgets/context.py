@@ -9,6 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, AsyncIterator, Iterator, Sequence
 
 from .executor import plan
+import numpy as np
+
 from .executor.backends import Executor, make_executor
 from .executor.errors import ContextClosedError
 from .executor.run import UDFRun
@@ -17,11 +19,16 @@ from .io import DataSet, load as load_dataset
 from .results import UDFResults
 from .udf.base import UDF
 
-__all__ = ["Context", "RunCancelled"]
+__all__ = ["Context", "RunCancelled", "UDFRunCancelled"]
 
 
 class RunCancelled(BaseException):
     """Raised inside a run's driver thread to stop it (async cancellation)."""
+
+
+class UDFRunCancelled(RunCancelled):
+    """A run was cancelled (LiberTEM's name): what stops the driver of a cancelled
+    async run; ``except RunCancelled`` catches it too."""
 
 
 class Context:
@@ -71,15 +78,66 @@ class Context:
         self.tile_bytes = tile_bytes
 
     @classmethod
-    def make_with(cls, executor: str = "processes", **kwargs) -> "Context":
-        """Alias of ``Context(executor=...)``, for LiberTEM habits.
+    def make_with(cls, executor: str = "processes", cpus: Any = None, gpus: Any = None,
+                  **kwargs) -> "Context":
+        """``Context(executor=...)`` with LiberTEM's arguments.
+
+        ``cpus`` is a number of workers or a collection of CPU ids (its length
+        is used); ``gpus`` must be None, 0 or empty (udfwidgets computes on the
+        CPU). LiberTEM's ``"synchronous"`` means ``"inline"``.
 
         Examples
         --------
         >>> Context.make_with("inline").executor.name
         'inline'
+        >>> Context.make_with("threads", cpus=2).executor.n_workers
+        2
         """
+        if gpus:
+            raise ValueError(f"gpus={gpus!r}: udfwidgets computes on the CPU only; leave gpus "
+                             "out (or give 0)")
+        if cpus is not None:
+            n = cpus if isinstance(cpus, (int, np.integer)) else len(tuple(cpus))
+            if isinstance(cpus, bool) or n < 1:
+                raise ValueError(f"cpus must be a positive number of workers or a non-empty "
+                                 f"collection of CPU ids, got {cpus!r}")
+            kwargs.setdefault("n_jobs", int(n))
+        if executor == "synchronous":
+            executor = "inline"
         return cls(executor=executor, **kwargs)
+
+    def map(self, dataset: DataSet, f, roi: Any = None, progress: Any = False,
+            backends: Any = None):
+        """Apply ``f(frame)`` to every frame; returns a nav :class:`BufferWrapper`.
+
+        Runs :class:`~udfwidgets.udf.auto.AutoUDF`; see it for how the
+        result's shape and dtype are found.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> ctx = Context(executor="inline")
+        >>> ds = ctx.load("memory", data=np.ones((2, 3, 4, 4)))
+        >>> ctx.map(dataset=ds, f=np.sum).data.shape
+        (2, 3)
+        """
+        from .udf.auto import AutoUDF
+        res = self.run_udf(dataset=dataset, udf=AutoUDF(f=f), roi=roi, progress=progress,
+                           backends=backends)
+        return res["result"]
+
+    def display(self, dataset: DataSet, udf: Any = None, roi: Any = None):
+        """A description of ``dataset`` that Jupyter shows as a table.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> ctx = Context(executor="inline")
+        >>> print(ctx.display(ctx.load("memory", data=np.zeros((2, 3, 4, 4)))))
+        MemoryDataSet: nav (2, 3), sig (4, 4), float64, 768 B
+        """
+        from .io.display import DataSetDisplay
+        return DataSetDisplay(dataset, self.executor.n_workers)
 
     def load(self, kind: str, **kwargs) -> DataSet:
         """Open a dataset: ``"memory"``, ``"npy"``, ``"raw"``, ``"auto"`` or ``"synthetic"``.
@@ -115,12 +173,13 @@ class Context:
                 "cannot run UDFs: make a new one, e.g. "
                 f"ctx = Context(executor={self.executor.name!r})")
 
-    def _make_run(self, dataset, udf, roi) -> tuple[UDFRun, bool]:
+    def _make_run(self, dataset, udf, roi, backends=None) -> tuple[UDFRun, bool]:
         self._check_open()
         plan.check_dataset(dataset)
         udfs, single = plan.as_udf_list(udf)
         plan.check_outputs(udfs, dataset)
-        return UDFRun(dataset, udfs, self.executor, roi=roi, tile_bytes=self.tile_bytes), single
+        return UDFRun(dataset, udfs, self.executor, roi=roi, tile_bytes=self.tile_bytes,
+                      backends=backends), single
 
     @staticmethod
     def _guarded(run: UDFRun, gen: Iterator[UDFResults]) -> Iterator[UDFResults]:
@@ -164,7 +223,8 @@ class Context:
         return created
 
     def run_udf_iter(self, dataset: DataSet, udf: UDF | Sequence[UDF], roi: Any = None,
-                     progress: Any = False, plots: Any = None, sync: bool = True, **kwargs
+                     progress: Any = False, plots: Any = None, sync: bool = True,
+                     backends: Any = None, **kwargs
                      ) -> Iterator[UDFResults] | AsyncIterator[UDFResults]:
         """Run UDFs and yield a :class:`UDFResults` after every merged partition.
 
@@ -191,14 +251,15 @@ class Context:
         self._check_open()
         plan.check_run_kwargs(kwargs, "run_udf_iter", _RUN_KEYWORDS)
         _check_sync(sync)
-        run, _ = self._make_run(dataset, udf, roi)
+        run, _ = self._make_run(dataset, udf, roi, backends)
         gen = self._start(run, plots, progress, partials=True)
         if sync:
             return gen
         return _async_iter(gen)
 
     def run_udf(self, dataset: DataSet, udf: UDF | Sequence[UDF], roi: Any = None,
-                progress: Any = False, plots: Any = None, sync: bool = True, **kwargs):
+                progress: Any = False, plots: Any = None, sync: bool = True,
+                backends: Any = None, **kwargs):
         """Run one UDF (or a list of UDFs, in one pass) and return the results.
 
         Parameters
@@ -218,6 +279,9 @@ class Context:
             ``new_data(udf_results, damage, force=False)`` method.
         sync : bool
             ``False`` returns an awaitable instead; the event loop keeps running.
+        backends : iterable of str, optional
+            Restrict the array backends the UDFs may use (LiberTEM's keyword),
+            e.g. ``("numpy",)``; see :meth:`UDF.get_backends`.
 
         Returns
         -------
@@ -236,7 +300,7 @@ class Context:
         self._check_open()
         plan.check_run_kwargs(kwargs, "run_udf", _RUN_KEYWORDS)
         _check_sync(sync)
-        run, single = self._make_run(dataset, udf, roi)
+        run, single = self._make_run(dataset, udf, roi, backends)
         gen = self._start(run, plots, progress, partials=False)
 
         def unpack(final: UDFResults):
@@ -335,7 +399,7 @@ def _interrupt(thread_id: int) -> None:
     workers) as it does for a KeyboardInterrupt.
     """
     ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread_id),
-                                               ctypes.py_object(RunCancelled))
+                                               ctypes.py_object(UDFRunCancelled))
 
 
 async def _async_iter(gen: Iterator[UDFResults]) -> AsyncIterator[UDFResults]:

@@ -30,7 +30,20 @@ from typing import Any, Sequence
 import numpy as np
 
 __all__ = ["disk", "ring", "annulus", "rectangle", "point", "sector", "radial_bins",
-           "angular_sectors", "radius_map", "angle_map", "to_sparse", "is_sparse"]
+           "angular_sectors", "radius_map", "angle_map", "to_sparse", "is_sparse",
+           "circular", "rectangular"]
+
+#: LiberTEM's keyword names: a call using any of them (or a number as the
+#: first positional argument) follows LiberTEM's signature.
+_LT_NAMES = {"centerX", "centerY", "imageSizeX", "imageSizeY", "radius_inner", "antialiased",
+             "normalize", "use_sparse", "radius"}
+
+
+def _libertem_style(args: tuple, kwargs: dict) -> bool:
+    if _LT_NAMES & kwargs.keys() and "sig_shape" not in kwargs:
+        return True
+    return bool(args) and isinstance(args[0], (int, float, np.integer, np.floating)) \
+        and not isinstance(args[0], bool)
 
 
 # --- validation helpers --------------------------------------------------------
@@ -165,18 +178,32 @@ def disk(sig_shape: Sequence[int], centre: Sequence[float], radius: float,
     return _finish(radius_map(sig_shape, centre) <= r, dtype)
 
 
-def ring(sig_shape: Sequence[int], centre: Sequence[float], inner: float, outer: float,
-         dtype: Any = np.float32) -> np.ndarray:
+def ring(*args, **kwargs) -> np.ndarray:
     """Pixels with ``inner < distance <= outer`` from ``centre`` (an annulus).
 
-    A ring with ``inner=a, outer=b`` plus a disk of radius ``a`` is the disk of
-    radius ``b``: neighbouring rings never share a pixel.
+    ``ring(sig_shape, centre, inner, outer, dtype=np.float32)``. A ring with
+    ``inner=a, outer=b`` plus a disk of radius ``a`` is the disk of radius
+    ``b``: neighbouring rings never share a pixel.
+
+    LiberTEM's signature works too: ``ring(centerX, centerY, imageSizeX,
+    imageSizeY, radius, radius_inner, antialiased=False)`` gives LiberTEM's
+    result (a bool mask, or LiberTEM's anti-aliased one-bin
+    :func:`radial_bins` with ``antialiased=True``).
 
     Examples
     --------
     >>> int(ring((9, 9), centre=(4, 4), inner=1, outer=2).sum())
     8
+    >>> int(ring(centerX=4, centerY=4, imageSizeX=9, imageSizeY=9, radius=2, radius_inner=1).sum())
+    8
     """
+    if _libertem_style(args, kwargs):
+        return _lt_ring(*args, **kwargs)
+    return _ring(*args, **kwargs)
+
+
+def _ring(sig_shape: Sequence[int], centre: Sequence[float], inner: float, outer: float,
+          dtype: Any = np.float32) -> np.ndarray:
     ri = check_number(inner, "inner")
     ro = check_number(outer, "outer")
     if ro <= ri:
@@ -267,18 +294,35 @@ def sector(sig_shape: Sequence[int], centre: Sequence[float], start: float, stop
     return _finish(in_angle & (r >= ri) & (r < ro), dtype)
 
 
-def radial_bins(sig_shape: Sequence[int], centre: Sequence[float], n_bins: int,
-                r_max: float, r_min: float = 0.0, dtype: Any = np.float32) -> np.ndarray:
+def radial_bins(*args, **kwargs) -> np.ndarray:
     """A stack of ``n_bins`` rings of equal width between ``r_min`` and ``r_max``.
 
-    Bin ``k`` holds the pixels with ``edges[k] <= distance < edges[k + 1]``,
+    ``radial_bins(sig_shape, centre, n_bins, r_max, r_min=0.0, dtype=np.float32)``:
+    bin ``k`` holds the pixels with ``edges[k] <= distance < edges[k + 1]``,
     ``edges = np.linspace(r_min, r_max, n_bins + 1)``. Shape ``(n_bins, h, w)``.
+
+    LiberTEM's signature gives LiberTEM's anti-aliased bins:
+    ``radial_bins(centerX, centerY, imageSizeX, imageSizeY, radius=None,
+    radius_inner=0, n_bins=None, normalize=False, use_sparse=None, dtype=None)``
+    (pixel weight ``clip(width / 2 + 0.5 - |r - r_k|, 0, 1)`` around each bin's
+    middle radius ``r_k``, neighbouring bins summing to 1; ``use_sparse=True``
+    returns a pydata ``sparse.COO`` stack).
 
     Examples
     --------
     >>> radial_bins((5, 5), centre=(2, 2), n_bins=2, r_max=2).sum(axis=(1, 2))
     array([1., 8.], dtype=float32)
+    >>> radial_bins(centerX=2, centerY=2, imageSizeX=5, imageSizeY=5, radius=2, n_bins=2,
+    ...             use_sparse=False).shape
+    (2, 5, 5)
     """
+    if _libertem_style(args, kwargs):
+        return _lt_radial_bins(*args, **kwargs)
+    return _radial_bins(*args, **kwargs)
+
+
+def _radial_bins(sig_shape: Sequence[int], centre: Sequence[float], n_bins: int,
+                 r_max: float, r_min: float = 0.0, dtype: Any = np.float32) -> np.ndarray:
     n = check_positive_int(n_bins, "n_bins")
     lo = check_number(r_min, "r_min")
     hi = check_number(r_max, "r_max")
@@ -308,6 +352,86 @@ def angular_sectors(sig_shape: Sequence[int], centre: Sequence[float], n_sectors
     step = 360.0 / n
     return np.stack([sector(sig_shape, centre, off + k * step, off + (k + 1) * step,
                             inner=inner, outer=outer, dtype=dtype) for k in range(n)])
+
+
+# --- LiberTEM's signatures ---------------------------------------------------------
+def circular(centerX: float, centerY: float, imageSizeX: int, imageSizeY: int, radius: float,
+             antialiased: bool = False) -> np.ndarray:
+    """LiberTEM's disk: bool ``(imageSizeY, imageSizeX)``, pixels with distance ``<= radius``.
+
+    Same pixels as :func:`disk` ``((imageSizeY, imageSizeX), (centerY, centerX), radius)``;
+    ``antialiased=True`` gives the one-bin anti-aliased :func:`radial_bins` instead.
+
+    Examples
+    --------
+    >>> m = circular(centerX=4, centerY=4, imageSizeX=9, imageSizeY=9, radius=2)
+    >>> m.dtype, int(m.sum())
+    (dtype('bool'), 13)
+    """
+    if antialiased:
+        return _lt_radial_bins(centerX, centerY, imageSizeX, imageSizeY, radius=radius,
+                               n_bins=1, use_sparse=False)[0]
+    shape = check_sig_shape((imageSizeY, imageSizeX))
+    return radius_map(shape, (centerY, centerX)) <= check_number(radius, "radius")
+
+
+def _lt_ring(centerX: float, centerY: float, imageSizeX: int, imageSizeY: int, radius: float,
+             radius_inner: float, antialiased: bool = False) -> np.ndarray:
+    if antialiased:
+        return _lt_radial_bins(centerX, centerY, imageSizeX, imageSizeY, radius=radius,
+                               radius_inner=radius_inner, n_bins=1, use_sparse=False)[0]
+    outer = circular(centerX, centerY, imageSizeX, imageSizeY, radius)
+    return outer & ~circular(centerX, centerY, imageSizeX, imageSizeY, radius_inner)
+
+
+def rectangular(X: int, Y: int, Width: int, Height: int, imageSizeX: int,
+                imageSizeY: int) -> np.ndarray:
+    """LiberTEM's rectangle: bool ``(imageSizeY, imageSizeX)``, corner ``(X, Y)``.
+
+    ``Width`` and ``Height`` may be negative (the rectangle then extends left
+    or up from the corner); clipped to the frame.
+
+    Examples
+    --------
+    >>> rectangular(X=1, Y=0, Width=2, Height=1, imageSizeX=4, imageSizeY=2).astype(int)
+    array([[0, 1, 1, 0],
+           [0, 0, 0, 0]])
+    """
+    h, w = check_sig_shape((imageSizeY, imageSizeX))
+    mask = np.zeros((h, w), dtype=bool)
+    y0, y1 = sorted((int(Y), int(Y) + int(Height)))
+    x0, x1 = sorted((int(X), int(X) + int(Width)))
+    mask[max(0, y0):max(0, y1), max(0, x0):max(0, x1)] = True
+    return mask
+
+
+def _lt_radial_bins(centerX, centerY, imageSizeX, imageSizeY, radius=None, radius_inner=0,
+                    n_bins=None, normalize=False, use_sparse=None, dtype=None):
+    h, w = check_sig_shape((imageSizeY, imageSizeX))
+    r = radius_map((h, w), (centerY, centerX))
+    if radius is None:  # reach the farthest corner
+        radius = float(r.max())
+    if n_bins is None:
+        n_bins = int(np.round(radius - radius_inner))
+    n_bins = check_positive_int(n_bins, "n_bins")
+    width = (radius - radius_inner) / n_bins
+    middles = radius_inner + width / 2 + width * np.arange(n_bins)
+    stack = np.clip(width / 2 + 0.5 - np.abs(r[None] - middles[:, None, None]), 0, 1)
+    cy, cx = int(np.round(centerY)), int(np.round(centerX))
+    if radius_inner < 0.5 and 0 <= cy < h and 0 <= cx < w:
+        stack[0, cy, cx] = 1 - radius_inner  # the centre pixel belongs to the first bin
+    if normalize:
+        sums = stack.sum(axis=(1, 2), keepdims=True)
+        stack = np.divide(stack, sums, out=stack, where=~np.isclose(sums, 0))
+    if dtype is not None:
+        stack = stack.astype(dtype)
+    if use_sparse is None:
+        bin_area = np.pi * (radius ** 2 - (radius - width) ** 2)
+        use_sparse = bin_area / (h * w) < 0.1
+    if use_sparse:
+        import sparse
+        return sparse.COO.from_numpy(stack)
+    return stack
 
 
 # --- sparse masks (optional SciPy) ------------------------------------------------

@@ -96,14 +96,14 @@ def check_frames(ctx, ds, expected: np.ndarray, rng=None) -> None:
     assert ds.dtype == expected.dtype
     nav = expected.shape[:len(ds.shape.nav)]
     res = ctx.run_udf(dataset=ds, udf=[PickUDF(), SumSigUDF()])
-    np.testing.assert_array_equal(res[0]["intensity"].data, expected)
+    np.testing.assert_array_equal(res[0]["intensity"].data.reshape(expected.shape), expected)
     sig_axes = tuple(range(len(nav), expected.ndim))
     np.testing.assert_allclose(res[1]["intensity"].data,
                                expected.sum(axis=sig_axes, dtype=np.float64), rtol=1e-6)
     rng = rng or np.random.default_rng(7)
     roi = rng.random(nav) < 0.4
     roi.flat[-1] = True
-    picked = ctx.run_udf(dataset=ds, udf=PickUDF(), roi=roi)["intensity"].raw_data
+    picked = ctx.run_udf(dataset=ds, udf=PickUDF(), roi=roi)["intensity"].data
     np.testing.assert_array_equal(picked, expected[roi])
     flat = expected.reshape((-1,) + expected.shape[len(nav):])
     parts = ds.get_partitions(2)

@@ -40,7 +40,8 @@ def make(shape, dtype, seed=0):
 
 def all_frames(ctx, ds, roi=None):
     res = ctx.run_udf(dataset=ds, udf=PickUDF(), roi=roi)["intensity"]
-    return res.raw_data if roi is not None else res.data
+    # PickUDF gives (n_picked, *sig), as in LiberTEM; without roi every frame, in nav order
+    return res.data if roi is not None else res.data.reshape(tuple(ds.shape))
 
 
 # (shape, dtype, chunks, compression): 3-D to 5-D, contiguous, frame chunks, chunk rows,

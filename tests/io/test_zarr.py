@@ -23,7 +23,8 @@ def make(shape, dtype="uint16", seed=0):
 
 def picked(ctx, ds, roi=None):
     r = ctx.run_udf(dataset=ds, udf=PickUDF(), roi=roi)["intensity"]
-    return r.raw_data if roi is not None else r.data
+    # PickUDF gives (n_picked, *sig), as in LiberTEM; without roi every frame, in nav order
+    return r.data if roi is not None else r.data.reshape(tuple(ds.shape))
 
 
 @pytest.mark.parametrize("fmt", [2, 3])

@@ -217,14 +217,7 @@ class DaskExecutor(Executor):
         part = getattr(task, "partition", None)
         if part is None or not self.path_map:
             return task, part
-        path = getattr(part, "path", None)
-        if not isinstance(path, str):
-            return task, part
-        mapped = map_path(path, self.path_map)
-        if mapped == path:
-            return task, part
-        part = copy.copy(part)
-        part.path = mapped
+        part = part.with_paths(lambda path: map_path(path, self.path_map))
         task = copy.copy(task)
         task.partition = part
         return task, part

@@ -273,8 +273,6 @@ NOT_YET_SUPPORTED: dict[str, str] = {
     "corrections": ("corrections= is not supported yet: dark-frame, gain and excluded-pixel "
                     "corrections are not applied by this version of udfwidgets; correct the "
                     "frames in your UDF (process_tile) for now"),
-    "backends": ("backends= is not supported yet: UDFs run on the NumPy (CPU) backend only; "
-                 "leave backends= out"),
 }
 
 

@@ -12,12 +12,13 @@ from ..io.dataset import DataSet
 from ..io.shape import Shape
 from ..progress import make_progress
 from ..results import UDFResults
+from ..udf.backends import choose_backend
 from ..udf.base import UDF, BufferNamespace, merge_missing_message
-from ..udf.buffers import BufferError, BufferWrapper, empty_filled, zeros
+from ..udf.buffers import BufferError, BufferWrapper, MaskedResult, zeros
 from .backends import Executor
 from .errors import annotate_udf_error
 from .plan import clean_copies, dumps_udfs, normalize_roi, validate_buffers
-from .task import DEFAULT_TILE_BYTES, PartitionTask, make_meta, run_partition
+from .task import DEFAULT_TILE_BYTES, PartitionTask, aux_params, make_meta, run_partition
 
 __all__ = ["UDFRun", "WorkerDiedError"]
 
@@ -33,7 +34,7 @@ class UDFRun:
     """
 
     def __init__(self, dataset: DataSet, udfs: Sequence[UDF], executor: Executor,
-                 roi: Any = None, tile_bytes: int = DEFAULT_TILE_BYTES):
+                 roi: Any = None, tile_bytes: int = DEFAULT_TILE_BYTES, backends: Any = None):
         if not isinstance(dataset, DataSet):
             raise TypeError(f"dataset must be a udfwidgets dataset (from ctx.load), "
                             f"got {type(dataset).__name__}")
@@ -43,6 +44,8 @@ class UDFRun:
         self.executor = executor
         self.roi = normalize_roi(roi, self.nav_shape)
         self.udfs = clean_copies(udfs)
+        self.backends = tuple(choose_backend(u.get_backends(), backends, type(u).__name__)
+                              for u in self.udfs)
         self.blob = dumps_udfs(self.udfs) if executor.pickles_tasks else None
         self.tile_bytes = tile_bytes
         n_frames = self.shape.nav.size
@@ -52,10 +55,11 @@ class UDFRun:
         self.damage = np.zeros(n_frames, dtype=bool)
         self.decls = []
         self.arrays = []
-        for udf in self.udfs:
-            decls, arrays = self._init_main_buffers(udf)
+        for udf, backend, original in zip(self.udfs, self.backends, udfs):
+            decls, arrays = self._init_main_buffers(udf, backend)
             self.decls.append(decls)
             self.arrays.append(arrays)
+            original.meta = udf.meta  # as in LiberTEM, the caller's UDF object knows its run
         self.partitions = []  # (partition, offset into the selected frames, count)
         for part in dataset.get_partitions(executor.n_workers):
             lo = int(np.searchsorted(self.selected, part.start))
@@ -63,29 +67,49 @@ class UDFRun:
             if hi > lo:
                 self.partitions.append((part, lo, hi))
 
-    def _init_main_buffers(self, udf: UDF):
+    def _init_main_buffers(self, udf: UDF, backend: str = "numpy"):
         udf.meta = make_meta(udf, self.shape, self.dataset.dtype, self.roi, self.num_selected,
-                             on_main_node=True)
+                             on_main_node=True, array_backend=backend)
         udf.meta._indices = self.selected
+        udf.meta._valid_nav = self.damage
         decls = validate_buffers(udf)
         has_merge = type(udf).merge is not UDF.merge
+        cls = type(udf).__name__
         not_nav = [n for n, d in decls.items() if d.kind != "nav" and d.use != "result_only"]
         if not_nav and not has_merge:
-            raise NotImplementedError(merge_missing_message(type(udf).__name__, not_nav))
+            raise NotImplementedError(merge_missing_message(cls, not_nav))
+        result_only = [n for n, d in decls.items() if d.use == "result_only"]
+        if result_only and type(udf).get_results is UDF.get_results:
+            raise BufferError(
+                f"{cls} declares result_only buffers ({', '.join(map(repr, result_only))}) but "
+                "has no get_results() method: nothing would ever fill them. Implement "
+                f"get_results() returning them, e.g. {{{result_only[0]!r}: ...}}, or drop "
+                "use='result_only'")
         sig = tuple(self.shape.sig)
         arrays = {}
         for name, d in decls.items():
+            if d.use == "result_only":  # filled only by get_results
+                arrays[name] = None
+                continue
             shape = d.shape_for(self.num_selected, sig)
-            arrays[name] = empty_filled(shape, d.dtype) if d.kind == "nav" else zeros(shape, d.dtype)
+            # zeros, as in LiberTEM (a merge may do `dest.x[:] += src.x`); frames not
+            # merged yet still read as the fill value in BufferWrapper.data
+            arrays[name] = zeros(shape, d.dtype)
         udf.task_data = SimpleNamespace(**(udf.get_task_data() or {}))
         udf.results = BufferNamespace(
-            {k: v for k, v in arrays.items() if decls[k].use != "result_only"}, type(udf).__name__)
-        udf.preprocess()
+            dict(arrays), cls)
+        # aux data is the selected frames' view during preprocess, as nav buffers are
+        aux = aux_params(udf)
+        udf.params._kwargs.update({name: buf.raw_data[self.selected] for name, buf in aux})
+        try:
+            udf.preprocess()
+        finally:
+            udf.params._kwargs.update(dict(aux))  # clean copies are made from these
         return decls, arrays
 
     # --- driving -------------------------------------------------------------
     def tasks(self):
-        return (PartitionTask(part, self.blob, self.udfs, self.roi, self.tile_bytes)
+        return (PartitionTask(part, self.blob, self.udfs, self.roi, self.tile_bytes, self.backends)
                 for part, _, _ in self.partitions)
 
     def results(self, subscribers: Sequence[Any] = (), progress: Any = False,
@@ -126,7 +150,8 @@ class UDFRun:
                         warnings.simplefilter("ignore", UserWarning)
                         close()
             final = self._snapshot(finished=True)
-            final.buffers  # compute now: errors in get_results surface here
+            if not partials:
+                final.buffers  # compute now: errors in get_results surface here
             for sub in subscribers:
                 sub.new_data(final, final.damage, force=True)
             yield final
@@ -135,6 +160,7 @@ class UDFRun:
 
     def _merge(self, result, lo: int, hi: int) -> None:
         for udf, decls, arrays, src in zip(self.udfs, self.decls, self.arrays, result.buffers):
+            udf.meta._valid_nav = self.damage
             dest = {name: (arrays[name][lo:hi] if decls[name].kind == "nav" else arrays[name])
                     for name in src}
             udf.merge(BufferNamespace(dest, type(udf).__name__),
@@ -143,7 +169,9 @@ class UDFRun:
     def _snapshot(self, finished: bool = False) -> UDFResults:
         """Results as of now; damage and every buffer's valid mask share one copy."""
         valid = self.damage.copy()
-        damage = BufferWrapper("nav", bool, (), valid, self.nav_shape)
+        # as in LiberTEM: raw_data one entry per selected frame, data over the whole scan
+        raw = valid if self.roi is None else valid[self.roi]
+        damage = BufferWrapper("nav", bool, (), raw, self.nav_shape, self.roi)
         return UDFResults(lambda: self._compute_results(valid), damage, finished=finished)
 
     def _compute_results(self, valid: np.ndarray) -> tuple[dict[str, BufferWrapper], ...]:
@@ -151,17 +179,17 @@ class UDFRun:
                      for udf, decls, arrays in zip(self.udfs, self.decls, self.arrays))
 
     def _udf_results(self, udf, decls, arrays, valid) -> dict[str, BufferWrapper]:
-        def wrap(decl, raw):
+        def wrap(decl, raw, mask=None):
             return BufferWrapper(decl.kind, raw.dtype, decl.extra_shape, raw, self.nav_shape,
-                                 self.roi, valid)
+                                 self.roi, valid, custom_mask=mask)
 
         cls = type(udf).__name__
         if type(udf).get_results is UDF.get_results:
             return {name: wrap(d, arrays[name]) for name, d in decls.items()
                     if d.use != "private"}
-        full = {name: (wrap(d, arrays[name]).data if d.kind == "nav" else arrays[name])
-                for name, d in decls.items()}
-        udf.results = BufferNamespace(full, cls)
+        # LiberTEM's contract: nav buffers flat and roi-compressed, (n_selected, *extra)
+        udf.results = BufferNamespace(dict(arrays), cls)
+        udf.meta._valid_nav = valid
         out = udf.get_results()
         if not isinstance(out, dict):
             raise BufferError(f"{cls}.get_results() must return a dict of name -> array, "
@@ -172,14 +200,34 @@ class UDFRun:
                 raise BufferError(f"{cls}.get_results() returned {name!r}, which is not a declared "
                                   "buffer: declare it in get_result_buffers() (use='result_only' "
                                   "for results computed only in get_results)")
-            wrapped[name] = wrap(decls[name], self._as_raw(cls, name, decls[name], value))
-        return wrapped
+            if decls[name].use == "private":
+                raise BufferError(f"{cls}.get_results() returned {name!r}, a private buffer: "
+                                  "private buffers are never results; declare it without "
+                                  "use='private' to return it")
+            mask = None
+            if isinstance(value, MaskedResult):
+                value, mask = value.data, value.mask
+            wrapped[name] = wrap(decls[name], self._as_raw(cls, name, decls[name], value), mask)
+        missing = [n for n, d in decls.items() if d.use == "result_only" and n not in out]
+        if missing:
+            raise BufferError(f"{cls}.get_results() did not return its result_only buffer(s) "
+                              f"{', '.join(map(repr, missing))}: return a value for each")
+        result = {}
+        for name, d in decls.items():  # declaration order; buffers not returned pass through
+            if name in wrapped:
+                result[name] = wrapped[name]
+            elif d.use is None:
+                result[name] = wrap(d, arrays[name])
+        return result
 
     def _as_raw(self, cls, name, decl, value) -> np.ndarray:
         if isinstance(value, BufferWrapper):
             value = value.raw_data if decl.kind == "nav" else value.data
         value = np.asarray(value)
         if decl.kind != "nav":
+            expected = decl.shape_for(self.num_selected, tuple(self.shape.sig))
+            if value.shape != expected and value.size == int(np.prod(expected)):
+                value = value.reshape(expected)  # e.g. a scalar for a (1,) single buffer
             return value
         extra = decl.extra_shape
         if value.shape == self.nav_shape + extra:

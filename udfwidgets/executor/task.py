@@ -16,8 +16,9 @@ import numpy as np
 
 from ..io.dataset import Partition
 from ..io.shape import Shape
+from ..udf.backends import converter
 from ..udf.base import BufferNamespace, process_method_of
-from ..udf.buffers import zeros
+from ..udf.buffers import BufferWrapper, zeros
 from ..udf.meta import UDFMeta
 from .plan import validate_buffers
 
@@ -45,6 +46,7 @@ class PartitionTask:
     prototypes: list | None  # UDFs to copy, in this process
     roi: np.ndarray | None  # flat nav mask of the whole dataset, or None
     tile_bytes: int = DEFAULT_TILE_BYTES
+    backends: tuple | None = None  # array backend per UDF (chosen on the main node)
 
     def __getstate__(self):
         state = dict(self.__dict__)
@@ -62,18 +64,28 @@ class PartitionResult:
 
 
 def make_meta(udf, shape: Shape, dtype, roi_flat, num_frames: int,
-              on_main_node: bool = False) -> UDFMeta:
+              on_main_node: bool = False, array_backend: str = "numpy") -> UDFMeta:
     input_dtype = np.result_type(udf.get_preferred_input_dtype(), dtype)
     roi = None if roi_flat is None else roi_flat.reshape(shape.nav)
     return UDFMeta(shape, dtype, input_dtype, roi,
                    Shape((num_frames,) + tuple(shape.sig), sig_dims=shape.sig_dims),
-                   on_main_node=on_main_node)
+                   on_main_node=on_main_node, array_backend=array_backend)
 
 
-def _set_whole(udf, arrays: dict[str, np.ndarray], indices: np.ndarray) -> None:
+def aux_params(udf) -> list[tuple[str, BufferWrapper]]:
+    """The UDF's parameters that are nav-kind aux data (``UDF.aux_data``)."""
+    return [(k, v) for k, v in udf._kwargs.items()
+            if isinstance(v, BufferWrapper) and v.kind == "nav"]
+
+
+def _set_whole(udf, arrays: dict[str, np.ndarray], indices: np.ndarray, aux=None,
+               start: int = 0) -> None:
     udf.results.__dict__.update(arrays)
+    if aux:
+        udf.params._kwargs.update(aux)
     udf.meta._indices = indices
     udf.meta._frame = None
+    udf.meta._start = start
 
 
 def run_partition(task: PartitionTask) -> PartitionResult:
@@ -90,64 +102,80 @@ def run_partition(task: PartitionTask) -> PartitionResult:
         indices = np.flatnonzero(task.roi[part.start:part.stop]) + part.start
     n = len(indices)
     sig = tuple(shape.sig)
+    # roi-compressed position of the partition's first selected frame (meta.slice)
+    base = part.start if task.roi is None else int(np.count_nonzero(task.roi[:part.start]))
+    backends = task.backends or ("numpy",) * len(udfs)
 
-    states = []  # (udf, method, arrays, nav buffers)
-    for udf in udfs:
-        udf.meta = make_meta(udf, shape, part.dtype, task.roi, n)
+    states = []  # (udf, method, arrays, views to set per block, aux, convert)
+    for udf, backend in zip(udfs, backends):
+        udf.meta = make_meta(udf, shape, part.dtype, task.roi, n, array_backend=backend)
         udf.meta._indices = indices
+        udf.meta._start = base
         decls = validate_buffers(udf)
         arrays = {name: zeros(d.shape_for(n, sig), d.dtype)
                   for name, d in decls.items() if d.use != "result_only"}
-        navs = [(name, arrays[name], not decls[name].extra_shape)
+        rd = {name: None for name, d in decls.items() if d.use == "result_only"}
+        rd.update(arrays)
+        udf.results = BufferNamespace(rd, type(udf).__name__)
+        # nav buffers and nav aux data are views for the current block: (target, name, array, scalar)
+        navs = [(udf.results.__dict__, name, arrays[name], not decls[name].extra_shape)
                 for name in arrays if decls[name].kind == "nav"]
+        aux = {name: buf.raw_data[indices] for name, buf in aux_params(udf)}
+        if aux:
+            udf.params._kwargs.update(aux)
+            navs += [(udf.params._kwargs, name, arr, arr.ndim == 1) for name, arr in aux.items()]
         udf.task_data = SimpleNamespace(**(udf.get_task_data() or {}))
-        udf.results = BufferNamespace(dict(arrays), type(udf).__name__)
-        _set_whole(udf, arrays, indices)
+        _set_whole(udf, arrays, indices, aux, base)
         udf.preprocess()
-        states.append((udf, process_method_of(udf), arrays, navs))
+        states.append((udf, process_method_of(udf), arrays, navs, aux, converter(backend)))
 
     if n:
         try:
             native = part.read(part.start, part.stop) if task.roi is None else part.take(indices)
             native = native.view(np.ndarray)  # plain ndarray: memmap slicing is slow
             native.flags.writeable = False
-            _process(states, native, indices, sig, task.tile_bytes)
+            tile_depth = getattr(part, "tile_depth", None)
+            _process(states, native, indices, sig, task.tile_bytes, base, tile_depth)
         finally:
             native = None
             part.close()
 
     out = []
-    for udf, _, arrays, _ in states:
-        _set_whole(udf, arrays, indices)
+    for udf, _, arrays, _, aux, _ in states:
+        _set_whole(udf, arrays, indices, aux, base)
         udf.postprocess()
         out.append(arrays)
     return PartitionResult(part.index, n, out)
 
 
-def _process(states, native: np.ndarray, indices: np.ndarray, sig, tile_bytes: int) -> None:
+def _process(states, native: np.ndarray, indices: np.ndarray, sig, tile_bytes: int,
+             base: int = 0, tile_depth: int | None = None) -> None:
     whole: dict[np.dtype, np.ndarray] = {native.dtype: native}
     tiled = []
     for state in states:
-        udf, method, arrays, _ = state
+        udf, method, arrays, _, aux, convert = state
         dt = udf.meta.input_dtype
         if method == "process_partition":
             if dt not in whole:
                 whole[dt] = native.astype(dt)
                 whole[dt].flags.writeable = False
-            _set_whole(udf, arrays, indices)
-            udf.process_partition(whole[dt])
+            _set_whole(udf, arrays, indices, aux, base)
+            udf.process_partition(whole[dt] if convert is None else convert(whole[dt]))
         else:
             tiled.append(state)
     if not tiled:
         return
 
     n = len(native)
-    frame_size = int(np.prod(sig))
-    itemsize = max(s[0].meta.input_dtype.itemsize for s in tiled)
-    # tiles are shared by the UDFs of a run: the largest preference wins
-    for udf, *_ in tiled:
-        tile_bytes = max(tile_bytes, int(udf.get_tiling_preferences().get("total_size", 0)))
-    tile_frames = max(1, min(n, tile_bytes // max(1, frame_size * itemsize)))
+    if tile_depth:  # the dataset fixes the tile depth (MemoryDataSet(tileshape=...))
+        tile_frames = max(1, min(n, int(tile_depth)))
+    else:
+        frame_size = int(np.prod(sig))
+        itemsize = max(s[0].meta.input_dtype.itemsize for s in tiled)
+        # tiles are shared by the UDFs of a run: the largest preference wins
+        for udf, *_ in tiled:
+            tile_bytes = max(tile_bytes, int(udf.get_tiling_preferences().get("total_size", 0)))
+        tile_frames = max(1, min(n, tile_bytes // max(1, frame_size * itemsize)))
     scratch = {s[0].meta.input_dtype: None for s in tiled if s[0].meta.input_dtype not in whole}
     for dt in scratch:
         scratch[dt] = np.empty((tile_frames,) + tuple(sig), dtype=dt)
@@ -155,7 +183,7 @@ def _process(states, native: np.ndarray, indices: np.ndarray, sig, tile_bytes: i
     for t0 in range(0, n, tile_frames):
         t1 = min(n, t0 + tile_frames)
         tiles = {}
-        for udf, method, arrays, navs in tiled:
+        for udf, method, arrays, navs, _, convert in tiled:
             dt = udf.meta.input_dtype
             tile = tiles.get(dt)
             if tile is None:
@@ -166,20 +194,22 @@ def _process(states, native: np.ndarray, indices: np.ndarray, sig, tile_bytes: i
                     np.copyto(tile, native[t0:t1], casting="unsafe")
                     tile.flags.writeable = False  # shared by every UDF of this dtype
                 tiles[dt] = tile
+            if convert is not None:  # a sparse backend: this UDF's own copy of the tile
+                tile = convert(tile)
             meta = udf.meta
             meta._indices = indices[t0:t1]
             meta._frame = None
-            rd = udf.results.__dict__
+            meta._start = base + t0
             if method == "process_tile":
-                for name, arr, _ in navs:
-                    rd[name] = arr[t0:t1]
+                for d, name, arr, _ in navs:
+                    d[name] = arr[t0:t1]
                 udf.process_tile(tile)
             else:
                 pf = udf.process_frame
                 for i in range(t1 - t0):
                     j = t0 + i
-                    for name, arr, scalar in navs:
-                        rd[name] = arr[j:j + 1] if scalar else arr[j]
+                    for d, name, arr, scalar in navs:
+                        d[name] = arr[j:j + 1] if scalar else arr[j]
                     meta._frame = i
                     pf(tile[i])
 

@@ -8,9 +8,10 @@ in-memory partitions carry their own slice of the array.
 """
 from __future__ import annotations
 
+import copy
 import math
 import os
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -75,6 +76,24 @@ class Partition:
         """Frames at ascending dataset flat-nav ``indices`` as ``(n, *sig)``."""
         lo, hi = int(indices[0]), int(indices[-1]) + 1
         return self.read(lo, hi)[indices - lo]
+
+    def with_paths(self, map_path: Callable[[str], str]) -> "Partition":
+        """A copy that reads its files at ``map_path(path)`` (where a cluster's workers see them).
+
+        The base class maps a ``path`` attribute; partitions that read other
+        files override this.
+
+        Examples
+        --------
+        >>> p = Partition(Shape((4, 2, 2), sig_dims=2), "u2", 0, 4, 0)
+        >>> p.path = "/data/scan.raw"
+        >>> p.with_paths(lambda s: s.replace("/data", "/mnt/data")).path
+        '/mnt/data/scan.raw'
+        """
+        part = copy.copy(self)
+        if isinstance(getattr(part, "path", None), str):
+            part.path = map_path(part.path)
+        return part
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.index}: frames {self.start}:{self.stop}>"
@@ -174,6 +193,10 @@ def format_bytes(n: int) -> str:
         if n < 1024 or unit == "TiB":
             return f"{n:.1f} {unit}"
     return f"{n} B"  # pragma: no cover
+
+    def _repr_html_(self) -> str:
+        from .display import dataset_html
+        return dataset_html(self)
 
 
 def check_sig_dims(ndim: int, sig_dims: int) -> None:

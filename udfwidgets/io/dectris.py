@@ -149,6 +149,11 @@ class DectrisPartition(Partition):
         self.chunk = chunk
         self._starts = np.cumsum([0] + [n for _, _, n in files])
 
+    def with_paths(self, map_path):
+        part = super().with_paths(map_path)
+        part.files = [(map_path(path), ds_path, n) for path, ds_path, n in self.files]
+        return part
+
     def _dset(self, k: int):
         path, ds_path, _ = self.files[k]
         return open_file(path)[ds_path]

@@ -6,6 +6,7 @@ import math
 import os
 import warnings
 from collections import OrderedDict
+import dataclasses
 from dataclasses import dataclass
 from typing import Callable
 
@@ -156,6 +157,18 @@ class FrameFiles:
         self.num_frames = self.starts[-1]
         self._maps: dict[int, np.ndarray] = {}
 
+    def with_paths(self, map_path: Callable[[str], str]) -> "FrameFiles":
+        """The same frames, read from ``map_path(segment.path)`` for every segment.
+
+        Examples
+        --------
+        >>> ff = FrameFiles([Segment("/a/x.mib", 0, 3, 8)], np.uint8, (2,))
+        >>> ff.with_paths(lambda p: p.replace("/a", "/b")).segments[0].path
+        '/b/x.mib'
+        """
+        return FrameFiles([dataclasses.replace(s, path=map_path(s.path)) for s in self.segments],
+                          self.stored_dtype, self.stored_shape)
+
     def __getstate__(self):
         state = dict(self.__dict__)
         state["_maps"] = {}
@@ -219,6 +232,11 @@ class GeometryPartition(Partition):
         self.files = files
         self.geometry = geometry
         self.decode = decode
+
+    def with_paths(self, map_path):
+        part = super().with_paths(map_path)
+        part.files = self.files.with_paths(map_path)
+        return part
 
     def _read_file(self, lo, hi):
         out = self.files.read(lo, hi)

@@ -1,25 +1,50 @@
 """The :class:`UDF` base class that user-defined functions subclass."""
 from __future__ import annotations
 
+import enum
 from typing import Any
 
 import numpy as np
 
-from .buffers import BufferDeclaration
+from . import backends as _backends
+from .buffers import BufferDeclaration, BufferWrapper, MaskedResult
 
-__all__ = ["UDF", "UDFParams", "BufferNamespace", "PROCESS_METHODS", "process_method_of"]
+__all__ = ["UDF", "NoOpUDF", "UDFMethod", "UDFParams", "BufferNamespace", "PROCESS_METHODS",
+           "process_method_of"]
 
-#: Checked in this order: the first one a UDF implements is the one used.
-PROCESS_METHODS = ("process_partition", "process_tile", "process_frame")
+#: Checked in this order (as LiberTEM does): the first one a UDF implements is used.
+PROCESS_METHODS = ("process_tile", "process_frame", "process_partition")
+
+
+class UDFMethod(str, enum.Enum):
+    """Which process method a UDF's frames go to (see :meth:`UDF.get_method`).
+
+    Examples
+    --------
+    >>> UDFMethod.TILE.value, UDFMethod("frame")
+    ('tile', <UDFMethod.FRAME: 'frame'>)
+    """
+
+    TILE = "tile"
+    FRAME = "frame"
+    PARTITION = "partition"
 
 
 def process_method_of(udf: "UDF") -> str:
-    """The process method the runner calls for ``udf``.
+    """The name of the process method the runner calls for ``udf``.
 
-    ``process_partition`` wins over ``process_tile``, which wins over
-    ``process_frame``: a UDF may keep a slow ``process_frame`` for reference
-    and add a fast ``process_tile`` that is used instead.
+    ``process_tile`` wins over ``process_frame``, which wins over
+    ``process_partition`` (LiberTEM's order): a UDF may keep a slow
+    ``process_frame`` for reference and add a fast ``process_tile`` that is
+    used instead. A method set to ``None`` counts as absent. A UDF that
+    overrides :meth:`UDF.get_method` chooses for itself.
     """
+    if type(udf).get_method is not UDF.get_method:
+        name = "process_" + UDFMethod(udf.get_method()).value
+        if callable(getattr(udf, name, None)):
+            return name
+        raise TypeError(f"{type(udf).__name__}.get_method() chose {name}, which it does not "
+                        "implement")
     for name in PROCESS_METHODS:
         if callable(getattr(udf, name, None)):
             return name
@@ -57,6 +82,23 @@ class UDFParams:
     def __iter__(self):
         return iter(self._kwargs)
 
+    def __getitem__(self, name: str) -> Any:
+        return self._kwargs[name]
+
+    def get(self, name: str, default: Any = None) -> Any:
+        """The parameter ``name``, or ``default`` when the UDF was created without it.
+
+        Examples
+        --------
+        >>> p = UDFParams({"radius": 3})
+        >>> p.get("radius"), p.get("centre", (0, 0))
+        (3, (0, 0))
+        """
+        return self._kwargs.get(name, default)
+
+    def keys(self):
+        return self._kwargs.keys()
+
     def __repr__(self) -> str:
         return f"UDFParams({self._kwargs!r})"
 
@@ -65,8 +107,9 @@ class BufferNamespace:
     """Attribute access to a set of arrays (``self.results``, ``dest``, ``src``).
 
     Reading a name that is not a declared buffer raises an ``AttributeError``
-    that names it; assigning a whole new array to a buffer name is refused,
-    since it would be lost: write into the buffer with ``[:]`` or ``[...]``.
+    that names it. Assigning to a buffer name writes into the buffer, as in
+    LiberTEM: ``self.results.x += frame`` adds in place, ``dest.x = src.x``
+    copies ``src.x`` into ``dest.x`` (the shapes must broadcast).
     """
 
     def __init__(self, arrays: dict[str, np.ndarray], owner: str = "UDF"):
@@ -85,10 +128,20 @@ class BufferNamespace:
         self.__dict__.update(state)
 
     def __setattr__(self, name: str, value):
-        if name in self.__dict__:
-            raise AttributeError(
-                f"cannot replace result buffer {name!r} of {self._owner}: write into it instead, "
-                f"e.g. self.results.{name}[:] = value")
+        if name in self.__dict__ and not name.startswith("_"):
+            target = self.__dict__[name]
+            if value is target:  # the result of an in-place operator (+=, *=, ...)
+                return
+            if target is None:
+                raise AttributeError(
+                    f"buffer {name!r} of {self._owner} is result_only: it has no array while "
+                    "processing; return its value from get_results() instead")
+            try:
+                target[...] = value
+            except ValueError as e:
+                raise ValueError(f"cannot write into buffer {name!r} of {self._owner} "
+                                 f"(shape {target.shape}): {e}") from None
+            return
         self.__getattr__(name)
 
     def __getitem__(self, name: str) -> np.ndarray:
@@ -120,8 +173,9 @@ class UDF:
     :meth:`process_partition`. Keyword arguments given to the constructor are
     available as ``self.params.<name>``.
 
-    Which process method runs: ``process_partition`` if the UDF has it, else
-    ``process_tile``, else ``process_frame``.
+    Which process method runs (LiberTEM's order, see :meth:`get_method`):
+    ``process_tile`` if the UDF has it, else ``process_frame``, else
+    ``process_partition``.
 
     Constructor rule: a subclass that defines ``__init__`` must pass every
     parameter to ``super().__init__`` under the name its own ``__init__``
@@ -147,6 +201,31 @@ class UDF:
     #: Return this from :meth:`get_preferred_input_dtype` to get frames in the
     #: dataset's own dtype (``bool`` is neutral in ``np.result_type``).
     USE_NATIVE_DTYPE = np.bool_
+
+    # array backends, by LiberTEM's names (see udfwidgets.udf.backends)
+    BACKEND_NUMPY = _backends.NUMPY
+    BACKEND_CUPY = _backends.CUPY
+    BACKEND_CUDA = _backends.CUDA
+    BACKEND_SPARSE_COO = _backends.SPARSE_COO
+    BACKEND_SPARSE_GCXS = _backends.SPARSE_GCXS
+    BACKEND_SPARSE_DOK = _backends.SPARSE_DOK
+    BACKEND_SCIPY_COO = _backends.SCIPY_COO
+    BACKEND_SCIPY_CSR = _backends.SCIPY_CSR
+    BACKEND_SCIPY_CSC = _backends.SCIPY_CSC
+    BACKEND_SCIPY_COO_ARRAY = _backends.SCIPY_COO_ARRAY
+    BACKEND_SCIPY_CSR_ARRAY = _backends.SCIPY_CSR_ARRAY
+    BACKEND_SCIPY_CSC_ARRAY = _backends.SCIPY_CSC_ARRAY
+    BACKEND_CUPY_SCIPY_COO = _backends.CUPY_SCIPY_COO
+    BACKEND_CUPY_SCIPY_CSR = _backends.CUPY_SCIPY_CSR
+    BACKEND_CUPY_SCIPY_CSC = _backends.CUPY_SCIPY_CSC
+    BACKEND_ALL = _backends.ALL
+    CPU_BACKENDS = _backends.CPU_BACKENDS
+    CUDA_BACKENDS = _backends.CUDA_BACKENDS
+    CUPY_BACKENDS = _backends.CUPY_BACKENDS
+    DENSE_BACKENDS = _backends.DENSE_BACKENDS
+    SPARSE_BACKENDS = _backends.SPARSE_BACKENDS
+    D2_BACKENDS = _backends.D2_BACKENDS
+    ND_BACKENDS = _backends.ND_BACKENDS
 
     def __init__(self, **kwargs: Any):
         self._kwargs = dict(kwargs)
@@ -199,6 +278,96 @@ class UDF:
         """
         return np.float32
 
+    def get_backends(self):
+        """The array backends this UDF accepts frames in, best first.
+
+        Default ``(UDF.BACKEND_NUMPY,)``. A UDF returning only sparse backends
+        (``BACKEND_SCIPY_CSR``, ``BACKEND_SPARSE_COO``, ...) gets every tile
+        converted to that type: scipy.sparse tiles are ``(frames, pixels)``,
+        pydata sparse tiles ``(frames, *sig)``. GPU backends are never chosen
+        (udfwidgets computes on the CPU).
+
+        Examples
+        --------
+        >>> UDF().get_backends()
+        ('numpy',)
+        """
+        return (self.BACKEND_NUMPY,)
+
+    def get_method(self) -> UDFMethod:
+        """Which process method runs: tile, else frame, else partition.
+
+        Examples
+        --------
+        >>> class F(UDF):
+        ...     def process_frame(self, frame): pass
+        ...     def process_partition(self, partition): pass
+        >>> F().get_method()
+        <UDFMethod.FRAME: 'frame'>
+        """
+        return UDFMethod(process_method_of(self).split("_", 1)[1])
+
+    @property
+    def xp(self):
+        """The array module to compute with: NumPy (CPU backends; CuPy is not used here).
+
+        Examples
+        --------
+        >>> UDF().xp.__name__
+        'numpy'
+        """
+        backend = getattr(self.meta, "array_backend", _backends.NUMPY)
+        return _backends.xp_for(backend)
+
+    @staticmethod
+    def with_mask(data: Any, mask: Any) -> MaskedResult:
+        """Return ``data`` from ``get_results`` with its own valid mask.
+
+        ``mask`` is a bool (or 0/1) array broadcastable to the buffer's shape,
+        or a scalar (``1``: all valid, ``0``: nothing valid). The result's
+        ``valid_mask`` is that mask instead of the default.
+
+        Examples
+        --------
+        >>> UDF.with_mask(np.zeros(3), mask=1)
+        MaskedResult(shape=(3,))
+        """
+        return MaskedResult(data, mask)
+
+    @classmethod
+    def aux_data(cls, data: Any, kind: str, extra_shape=(), dtype="float32") -> BufferWrapper:
+        """Per-frame auxiliary data to pass as a UDF parameter.
+
+        With ``kind="nav"``, ``data`` has the navigation shape (or is flat)
+        plus ``extra_shape``; inside the process methods ``self.params.<name>``
+        is then the view for the current frame, tile or partition, like a nav
+        result buffer (with an roi, only the selected frames).
+
+        Examples
+        --------
+        >>> aux = UDF.aux_data(np.arange(6).reshape(2, 3), kind="nav", dtype="int64")
+        >>> aux.shape, aux.raw_data.shape
+        ((2, 3), (6,))
+        """
+        buf = BufferWrapper(kind=kind, dtype=dtype, extra_shape=extra_shape)
+        buf.set_buffer(data)
+        return buf
+
+    def forbuf(self, arr: Any, target: Any) -> np.ndarray:
+        """``arr`` as a dense NumPy array that can be written into ``target``.
+
+        For UDFs that compute with sparse backends and write into result buffers.
+
+        Examples
+        --------
+        >>> UDF().forbuf([1, 2], np.zeros(2)).dtype
+        dtype('int64')
+        """
+        out = np.asarray(_backends.to_dense(arr))
+        if target is not None and out.shape != np.shape(target) and out.size == np.size(target):
+            out = out.reshape(np.shape(target))
+        return out
+
     def get_tiling_preferences(self) -> dict[str, Any]:
         """Preferences for the tiles ``process_tile`` receives.
 
@@ -249,9 +418,14 @@ class UDF:
         """Final results, computed on the main node after all merges.
 
         Override to derive results (e.g. a standard deviation from sums).
-        ``self.results.<name>`` holds the merged buffers here, nav buffers in
-        the full navigation shape. Return ``{name: array}`` for the buffers
-        that should be results; by default every buffer that is not private.
+        ``self.results.<name>`` holds the merged buffers here; nav buffers
+        are flat and roi-compressed, ``(n_selected, *extra_shape)`` (as in
+        LiberTEM), so reductions over them see only processed frames;
+        ``result_only`` buffers read as None. Return ``{name: value}``: a nav
+        value may have that flat shape or the full ``nav + extra`` shape; wrap
+        a value in :meth:`with_mask` to give it its own valid mask. Buffers
+        left out pass through unchanged; returning a private buffer is an
+        error, and so is leaving out a ``result_only`` one.
         """
         return {name: self.results[name] for name, decl in self._validated_buffers().items()
                 if decl.use != "private"}
@@ -270,6 +444,35 @@ class UDF:
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in getattr(self, "_kwargs", {}).items())
         return f"{type(self).__name__}({params})"
+
+
+class NoOpUDF(UDF):
+    """A UDF that reads every frame and does nothing: measures the framework's cost.
+
+    Parameters
+    ----------
+    preferred_input_dtype : numpy dtype
+        The dtype frames are asked for (default: the dataset's own).
+
+    Examples
+    --------
+    >>> from udfwidgets import Context
+    >>> ctx = Context(executor="inline")
+    >>> ctx.run_udf(dataset=ctx.load("memory", data=np.ones((2, 2, 3, 3))), udf=NoOpUDF())
+    {}
+    """
+
+    def __init__(self, preferred_input_dtype=UDF.USE_NATIVE_DTYPE):
+        super().__init__(preferred_input_dtype=preferred_input_dtype)
+
+    def get_preferred_input_dtype(self):
+        return self.params.preferred_input_dtype
+
+    def get_result_buffers(self):
+        return {}
+
+    def process_tile(self, tile):
+        pass
 
 
 def merge_missing_message(udf_name: str, buffers: list[str]) -> str:

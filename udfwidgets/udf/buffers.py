@@ -8,7 +8,8 @@ from typing import Any, Iterable
 import numpy as np
 from numpy.lib.mixins import NDArrayOperatorsMixin
 
-__all__ = ["BufferDeclaration", "BufferWrapper", "BufferError", "fill_value_for", "KINDS", "USES"]
+__all__ = ["BufferDeclaration", "BufferWrapper", "BufferError", "MaskedResult", "fill_value_for",
+           "KINDS", "USES"]
 
 KINDS = ("nav", "sig", "single")
 USES = (None, "private", "result_only")
@@ -51,6 +52,22 @@ def zeros(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     """Zeros, or ``None`` items for object dtype."""
     dtype = np.dtype(dtype)
     return np.empty(shape, dtype=dtype) if dtype.kind == "O" else np.zeros(shape, dtype=dtype)
+
+
+class MaskedResult:
+    """A value returned from ``get_results`` together with its own valid mask.
+
+    Made by :meth:`UDF.with_mask`; the run turns it into a
+    :class:`BufferWrapper` whose :attr:`BufferWrapper.valid_mask` is ``mask``
+    (broadcast to the buffer's shape) instead of the default.
+    """
+
+    def __init__(self, data: Any, mask: Any):
+        self.data = data
+        self.mask = mask
+
+    def __repr__(self) -> str:
+        return f"MaskedResult(shape={np.shape(self.data)})"
 
 
 class BufferDeclaration:
@@ -129,6 +146,13 @@ class BufferWrapper(NDArrayOperatorsMixin):
         Flat navigation mask of the frames the run selected (None: all).
     valid : numpy.ndarray of bool, optional
         Flat navigation mask of the frames merged so far (None: all selected).
+    custom_mask : array_like of bool, optional
+        A valid mask set in ``get_results`` with :meth:`UDF.with_mask`,
+        broadcast to :attr:`shape`; replaces the default :attr:`valid_mask`.
+
+    LiberTEM's way of making one for aux data also works:
+    ``BufferWrapper(kind="nav", extra_shape=(2,), dtype="float32")`` followed by
+    :meth:`set_buffer`.
 
     Examples
     --------
@@ -142,16 +166,44 @@ class BufferWrapper(NDArrayOperatorsMixin):
     ('sig', 96.0)
     """
 
-    def __init__(self, kind: str, dtype, extra_shape: tuple[int, ...], raw: np.ndarray,
-                 nav_shape: tuple[int, ...], roi: np.ndarray | None = None,
-                 valid: np.ndarray | None = None):
+    def __init__(self, kind: str, dtype="float32", extra_shape: tuple[int, ...] = (),
+                 raw: np.ndarray | None = None, nav_shape: tuple[int, ...] | None = None,
+                 roi: np.ndarray | None = None, valid: np.ndarray | None = None,
+                 custom_mask: Any = None):
         self.kind = kind
         self.dtype = np.dtype(dtype)
+        if isinstance(extra_shape, (int, np.integer)):
+            extra_shape = (int(extra_shape),)
         self.extra_shape = tuple(extra_shape)
         self._raw = raw
-        self.nav_shape = tuple(nav_shape)
+        self.nav_shape = tuple(nav_shape) if nav_shape is not None else ()
         self._roi = roi
         self._valid = valid
+        self._custom_mask = custom_mask
+
+    def set_buffer(self, data: Any) -> None:
+        """Fill a wrapper made without data (LiberTEM's way to build aux data).
+
+        For ``kind="nav"`` the leading dimensions of ``data`` that are not
+        ``extra_shape`` are the navigation shape.
+
+        Examples
+        --------
+        >>> b = BufferWrapper(kind="nav", extra_shape=(2,), dtype="float32")
+        >>> b.set_buffer(np.zeros((3, 4, 2)))
+        >>> b.shape, b.raw_data.shape
+        ((3, 4, 2), (12, 2))
+        """
+        arr = np.asarray(data, dtype=self.dtype)
+        if self.kind == "nav":
+            n_extra = len(self.extra_shape)
+            if n_extra and arr.shape[arr.ndim - n_extra:] != self.extra_shape:
+                raise BufferError(f"data of shape {arr.shape} does not end in extra_shape "
+                                  f"{self.extra_shape}")
+            self.nav_shape = arr.shape[:arr.ndim - n_extra]
+            self._raw = arr.reshape((-1,) + self.extra_shape)
+        else:
+            self._raw = arr
 
     @property
     def raw_data(self) -> np.ndarray:
@@ -162,22 +214,32 @@ class BufferWrapper(NDArrayOperatorsMixin):
     def data(self) -> np.ndarray:
         """The buffer as an array; nav buffers have the full navigation shape.
 
-        Navigation positions outside the roi hold :func:`fill_value_for` the dtype.
+        Navigation positions outside the roi, and in partial results those not
+        merged yet, hold :func:`fill_value_for` the dtype.
         """
         if self.kind != "nav":
             return self._raw
         full_shape = self.nav_shape + self.extra_shape
+        valid = self._valid
         if self._roi is None:
-            return self._raw.reshape(full_shape)
-        out = empty_filled((len(self._roi),) + self.extra_shape, self.dtype)
-        out[self._roi] = self._raw
+            if valid is None or valid.all():
+                return self._raw.reshape(full_shape)
+            out = self._raw.copy()
+        else:
+            out = empty_filled((len(self._roi),) + self.extra_shape, self.dtype)
+            out[self._roi] = self._raw
+        if valid is not None:  # frames not merged yet (partial results) read as the fill value
+            out[~valid] = fill_value_for(self.dtype)
         return out.reshape(full_shape)
 
     @property
     def valid_mask(self) -> np.ndarray:
         """Bool mask of the valid entries: for nav buffers, over the nav shape
         (selected by the roi and merged so far); for others all True over the
-        buffer's shape without ``extra_shape``."""
+        buffer's shape without ``extra_shape``. A mask set with
+        :meth:`UDF.with_mask` in ``get_results`` has the buffer's full shape."""
+        if self._custom_mask is not None:
+            return np.broadcast_to(np.asarray(self._custom_mask, dtype=bool), self.shape)
         if self.kind != "nav":
             base = self._raw.shape[: self._raw.ndim - len(self.extra_shape)]
             return np.ones(base, dtype=bool)
@@ -186,6 +248,63 @@ class BufferWrapper(NDArrayOperatorsMixin):
         if self._valid is not None:
             mask &= self._valid
         return mask.reshape(self.nav_shape)
+
+    @property
+    def masked_data(self) -> np.ma.MaskedArray:
+        """:attr:`data` as a masked array, entries outside :attr:`valid_mask` masked.
+
+        Examples
+        --------
+        >>> b = BufferWrapper("nav", "float64", (), np.array([1.0, 2.0]), (2,),
+        ...                   valid=np.array([True, False]))
+        >>> float(b.masked_data.sum())
+        1.0
+        """
+        data = self.data
+        mask = self.valid_mask
+        if mask.shape != data.shape:
+            mask = mask.reshape(mask.shape + (1,) * (data.ndim - mask.ndim))
+        return np.ma.array(data, mask=~np.broadcast_to(mask, data.shape))
+
+    @property
+    def raw_masked_data(self) -> np.ma.MaskedArray:
+        """:attr:`raw_data` as a masked array: for nav buffers one entry per selected
+        frame, masked where not merged yet; otherwise :attr:`masked_data`.
+
+        Examples
+        --------
+        >>> b = BufferWrapper("nav", "float64", (), np.array([1.0, 2.0]), (2,),
+        ...                   valid=np.array([True, False]))
+        >>> b.raw_masked_data.mask.tolist()
+        [False, True]
+        """
+        if self.kind != "nav" or self._custom_mask is not None:
+            return self.masked_data
+        mask = self.valid_mask.reshape(-1)
+        if self._roi is not None:
+            mask = mask[self._roi]
+        raw = self._raw
+        mask = mask.reshape(mask.shape + (1,) * (raw.ndim - 1))
+        return np.ma.array(raw, mask=~np.broadcast_to(mask, raw.shape))
+
+    @property
+    def valid_slice_bounding(self) -> tuple[slice, ...]:
+        """The smallest box of slices (over :attr:`valid_mask`'s axes) holding every valid entry.
+
+        Examples
+        --------
+        >>> b = BufferWrapper("sig", "float32", (), np.zeros((3, 4)), (1,),
+        ...                   custom_mask=np.eye(3, 4, dtype=bool))
+        >>> b.valid_slice_bounding
+        (slice(0, 3, None), slice(0, 3, None))
+        """
+        mask = self.valid_mask
+        out = []
+        for axis in range(mask.ndim):
+            other = tuple(a for a in range(mask.ndim) if a != axis)
+            hit = np.flatnonzero(mask.any(axis=other) if other else mask)
+            out.append(slice(int(hit[0]), int(hit[-1]) + 1) if len(hit) else slice(0, 0))
+        return tuple(out)
 
     @property
     def shape(self) -> tuple[int, ...]:

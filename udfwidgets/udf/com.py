@@ -1,18 +1,47 @@
 """Centre of mass of every frame, its shift field and the field's derived maps."""
 from __future__ import annotations
 
-from typing import Any
+import enum
+from typing import Any, NamedTuple, Optional
 
 import numpy as np
 
-from ..masks import check_number, disk
+from ..masks import check_number, disk, radius_map
 from .base import UDF
 from ._products import float32_product, pixel_span
 from .stddev import check_float_dtype, working_dtype
 
-__all__ = ["CoMUDF", "fit_linear_field", "divergence_curl"]
+__all__ = ["CoMUDF", "CoMParams", "RegressionOptions", "fit_linear_field", "divergence_curl"]
 
 REGRESSIONS = {0: "none", 1: "linear"}
+
+
+class RegressionOptions(enum.IntEnum):
+    """LiberTEM's numbering of ``regression`` (used with :class:`CoMParams` and
+    :meth:`CoMUDF.with_params`; our own ``CoMUDF(regression=...)`` keyword
+    numbers 0 = none, 1 = linear)."""
+
+    NO_REGRESSION = -1
+    SUBTRACT_MEAN = 0
+    SUBTRACT_LINEAR = 1
+
+
+class CoMParams(NamedTuple):
+    """LiberTEM's parameter set of :class:`CoMUDF` (see :meth:`CoMUDF.with_params`).
+
+    Examples
+    --------
+    >>> CoMParams(cy=3.0).r
+    inf
+    """
+
+    cy: Optional[float] = None
+    cx: Optional[float] = None
+    r: float = float("inf")
+    ri: Optional[float] = 0.0
+    scan_rotation: float = 0.0
+    flip_y: bool = False
+    regression: Any = RegressionOptions.NO_REGRESSION
 
 
 def fit_linear_field(field: np.ndarray) -> np.ndarray:
@@ -76,32 +105,42 @@ def divergence_curl(field: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 class CoMUDF(UDF):
     """Centre of mass (CoM) of each frame, inside an optional disk, and its shift field.
 
+    Two ways to configure it. Our keywords, ``CoMUDF(cy=..., cx=..., r=...,
+    regression=0|1, flip_y=..., scan_rotation=..., dtype=...)``, described
+    below; or LiberTEM's, ``CoMUDF(CoMParams(...))`` /
+    :meth:`with_params`, which behave as LiberTEM documents (centre default
+    ``(h // 2, w // 2)``, ``r``/``ri`` annulus, ``regression`` numbered
+    -1 none / 0 subtract mean / 1 subtract linear fit, or a ``(3, 2)``
+    array, fitted to and subtracted from ``field`` over the valid
+    positions; frames without intensity get shift 0).
+
     For every frame the intensity-weighted mean pixel position ``(y, x)`` is
-    computed over the pixels within ``r`` of ``(cy, cx)`` (the whole frame when
-    ``r`` is None): one matrix product per tile. ``get_results`` then derives
-    the shift field and its maps.
+    computed over the pixels of the mask: one matrix product per tile.
+    ``get_results`` then derives the shift field and its maps.
 
     Result buffers (all float64):
 
+    ``raw_mask_result`` (nav, extra ``(3,)``, private)
+        ``(sum I, sum I*y, sum I*x)`` over the mask, per frame (LiberTEM's name).
     ``raw_com`` (nav, extra ``(2,)``)
         ``(y, x)`` centre of mass in pixels; NaN for a frame whose masked
         intensity sums to 0.
     ``raw_shifts`` (nav, ``(2,)``)
         ``raw_com - (cy, cx)``.
-    ``field`` (nav, ``(2,)``)
+    ``field`` (nav, ``(2,)``), ``field_y``, ``field_x`` (nav)
         The shifts after the regression correction, then flipped and rotated
         into scan coordinates (``flip_y``, ``scan_rotation``); equal to
-        ``raw_shifts`` with the defaults.
+        ``raw_shifts`` with the defaults. ``field_y``/``field_x`` are its components.
     ``magnitude`` (nav)
         ``|field|``.
     ``divergence``, ``curl`` (nav)
         ``dF_y/dy + dF_x/dx`` and ``dF_y/dx - dF_x/dy`` over a 2D scan
         (see :func:`divergence_curl`); NaN next to positions outside the roi,
         and everywhere for scans that are not 2D.
-    ``regression_coefficients`` (single, ``(1 + nav_dims, 2)``)
-        The fitted offset and slopes per nav axis of ``raw_shifts`` (detector
-        axes, before flip and rotation) for ``(y, x)`` (zeros for
-        ``regression=0``; see :func:`fit_linear_field`).
+    ``regression_coefficients``, ``regression`` (single, ``(1 + nav_dims, 2)``)
+        The offset and slopes per nav axis that were subtracted, for
+        ``(y, x)``: ``[[y, x], [dy/dy, dx/dy], [dy/dx, dx/dx]]`` on a 2D scan
+        (zeros without regression; see :func:`fit_linear_field`).
 
     Parameters
     ----------
@@ -114,8 +153,8 @@ class CoMUDF(UDF):
     regression : {0, 1}
         0: no correction. 1: subtract a least-squares linear fit of the shifts
         over the scan position (removes descan and a constant offset), fitted
-        over the frames processed (the roi). Note that LiberTEM numbers its
-        regression options differently.
+        over the frames processed (the roi), before flip and rotation.
+        LiberTEM numbers its regression options differently (see above).
     flip_y : bool
         Negate the y component of the shifts (detector y axis flipped with
         respect to the scan's).
@@ -126,6 +165,9 @@ class CoMUDF(UDF):
         Working precision of the product: None (default) for float32 on
         float32 and up-to-16-bit integer data and float64 otherwise, or
         ``np.float64`` to force double precision.
+    com_params : CoMParams, optional
+        LiberTEM's parameters (also accepted as the first positional
+        argument); the other keywords must then be left at their defaults.
 
     Examples
     --------
@@ -140,11 +182,23 @@ class CoMUDF(UDF):
     >>> res["raw_shifts"].data
     array([[[ 0.,  1.],
             [-1.,  0.]]])
+    >>> lt = CoMUDF.with_params(cy=2, cx=2, r=2.5)  # LiberTEM's way
+    >>> ctx.run_udf(dataset=ctx.load("memory", data=data), udf=lt)["field_x"].data
+    array([[1., 0.]])
     """
 
     def __init__(self, cy: float | None = None, cx: float | None = None, r: float | None = None,
                  regression: int = 0, flip_y: bool = False, scan_rotation: float = 0.0,
-                 dtype=None):
+                 dtype=None, com_params: CoMParams | None = None):
+        if isinstance(cy, CoMParams):  # LiberTEM's CoMUDF(com_params)
+            cy, com_params = None, cy
+        if com_params is not None:
+            if not isinstance(com_params, CoMParams):
+                raise TypeError(f"com_params must be a CoMParams, got {type(com_params).__name__}")
+            if (cy, cx, r, regression, flip_y, scan_rotation) != (None, None, None, 0, False, 0.0):
+                raise ValueError("give either com_params (LiberTEM's parameters) or the keywords "
+                                 "cy, cx, r, regression, flip_y, scan_rotation, not both")
+            _check_lt_params(com_params)
         for name, v in (("cy", cy), ("cx", cx)):
             if v is not None:
                 check_number(v, name, minimum=None)
@@ -152,19 +206,48 @@ class CoMUDF(UDF):
             raise ValueError(f"r must be a positive radius in pixels or None, got {r!r}")
         if isinstance(regression, bool) or regression not in REGRESSIONS:
             raise ValueError(f"regression must be 0 (none) or 1 (subtract a linear fit), "
-                             f"got {regression!r}")
+                             f"got {regression!r} (LiberTEM's numbering -1/0/1 works through "
+                             "CoMUDF.with_params(regression=...))")
         if not isinstance(flip_y, (bool, np.bool_)):
             raise ValueError(f"flip_y must be True or False, got {flip_y!r}")
         check_number(scan_rotation, "scan_rotation", minimum=None)
         check_float_dtype(dtype)
         super().__init__(cy=cy, cx=cx, r=r, regression=regression, flip_y=flip_y,
-                         scan_rotation=scan_rotation, dtype=dtype)
+                         scan_rotation=scan_rotation, dtype=dtype, com_params=com_params)
+
+    @classmethod
+    def with_params(cls, *, cy: float | None = None, cx: float | None = None,
+                    r: float = float("inf"), ri: float = 0.0, scan_rotation: float = 0.0,
+                    flip_y: bool = False, regression: Any = RegressionOptions.NO_REGRESSION,
+                    dtype=None) -> "CoMUDF":
+        """A CoMUDF with LiberTEM's parameters (see the class docstring).
+
+        Examples
+        --------
+        >>> CoMUDF.with_params(r=5.0, ri=2.0).params.com_params.ri
+        2.0
+        """
+        return cls(com_params=CoMParams(cy=cy, cx=cx, r=r, ri=ri, scan_rotation=scan_rotation,
+                                        flip_y=flip_y, regression=regression), dtype=dtype)
+
+    def _lt(self) -> CoMParams | None:
+        return self.params.com_params
 
     def _centre(self) -> tuple[float, float]:
         h, w = tuple(self.meta.dataset_shape.sig)
+        lt = self._lt()
+        if lt is not None:
+            return (h // 2 if lt.cy is None else float(lt.cy),
+                    w // 2 if lt.cx is None else float(lt.cx))
         cy = (h - 1) / 2 if self.params.cy is None else float(self.params.cy)
         cx = (w - 1) / 2 if self.params.cx is None else float(self.params.cx)
         return cy, cx
+
+    def _flip_rotation(self) -> tuple[bool, float]:
+        lt = self._lt()
+        if lt is not None:
+            return bool(lt.flip_y), float(lt.scan_rotation)
+        return bool(self.params.flip_y), float(self.params.scan_rotation)
 
     def get_result_buffers(self):
         sig = tuple(self.meta.dataset_shape.sig)
@@ -172,15 +255,21 @@ class CoMUDF(UDF):
             raise ValueError(f"CoMUDF needs 2D frames (sig_dims=2), got signal shape {sig}")
         nav_dims = len(tuple(self.meta.dataset_shape.nav))
         f8 = "float64"
+        nav2 = dict(kind="nav", extra_shape=(2,), dtype=f8, use="result_only")
+        nav1 = dict(kind="nav", dtype=f8, use="result_only")
+        coef = dict(kind="single", extra_shape=(1 + nav_dims, 2), dtype=f8, use="result_only")
         return {
-            "raw_com": self.buffer(kind="nav", extra_shape=(2,), dtype=f8),
-            "raw_shifts": self.buffer(kind="nav", extra_shape=(2,), dtype=f8, use="result_only"),
-            "field": self.buffer(kind="nav", extra_shape=(2,), dtype=f8, use="result_only"),
-            "magnitude": self.buffer(kind="nav", dtype=f8, use="result_only"),
-            "divergence": self.buffer(kind="nav", dtype=f8, use="result_only"),
-            "curl": self.buffer(kind="nav", dtype=f8, use="result_only"),
-            "regression_coefficients": self.buffer(kind="single", extra_shape=(1 + nav_dims, 2),
-                                                   dtype=f8, use="result_only"),
+            "raw_mask_result": self.buffer(kind="nav", extra_shape=(3,), dtype=f8, use="private"),
+            "raw_com": self.buffer(**nav2),
+            "raw_shifts": self.buffer(**nav2),
+            "field": self.buffer(**nav2),
+            "field_y": self.buffer(**nav1),
+            "field_x": self.buffer(**nav1),
+            "magnitude": self.buffer(**nav1),
+            "divergence": self.buffer(**nav1),
+            "curl": self.buffer(**nav1),
+            "regression_coefficients": self.buffer(**coef),
+            "regression": self.buffer(**coef),
         }
 
     def get_preferred_input_dtype(self):
@@ -191,13 +280,20 @@ class CoMUDF(UDF):
         # one matrix product per tile: BLAS is faster per frame on more rows
         return {"total_size": 4 << 20}
 
+    def _mask(self, sig, cy, cx) -> np.ndarray:
+        lt = self._lt()
+        if lt is not None:
+            rr = radius_map(sig, (cy, cx))
+            ri = 0.0 if lt.ri is None else float(lt.ri)
+            return ((rr <= float(lt.r)) & ((rr > ri) if ri > 0 else True)).astype(np.float64)
+        if self.params.r is None:
+            return np.ones(sig)
+        return disk(sig, (cy, cx), self.params.r, dtype=np.float64)
+
     def get_task_data(self) -> dict[str, Any]:
         sig = tuple(self.meta.dataset_shape.sig)
         cy, cx = self._centre()
-        if self.params.r is None:
-            mask = np.ones(sig)
-        else:
-            mask = disk(sig, (cy, cx), self.params.r, dtype=np.float64)
+        mask = self._mask(sig, cy, cx)
         # coordinates relative to the centre keep the weighted sums small (float32 work)
         y, x = np.indices(sig, dtype=np.float64)
         weights = np.stack([mask, mask * (y - cy), mask * (x - cx)], axis=-1).reshape(-1, 3)
@@ -205,7 +301,7 @@ class CoMUDF(UDF):
         start, stop = pixel_span(weights)
         work = working_dtype(self.meta.input_dtype, self.params.dtype)
         return {"span": (start, stop), "weights": weights[start:stop].astype(work),
-                "centre": np.array([cy, cx])}
+                "centre": np.array([0.0, cy, cx])}
 
     def process_tile(self, tile):
         td = self.task_data
@@ -216,39 +312,101 @@ class CoMUDF(UDF):
             sums = flat.astype(np.float64, copy=False) @ td.weights
         else:
             sums = float32_product(flat, td.weights)
-        # sums: total, sum(I*(y - cy)), sum(I*(x - cx))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            com = sums[:, 1:] / sums[:, :1]
-        com += td.centre
-        com[sums[:, 0] == 0] = np.nan
-        self.results.raw_com[:] = com
+        # sums: total, sum(I*(y - cy)), sum(I*(x - cx)); stored as total, sum(I*y), sum(I*x)
+        out = self.results.raw_mask_result
+        out[:] = sums
+        out[:, 1:] += sums[:, :1] * td.centre[1:]
 
     def _to_scan_axes(self, field: np.ndarray) -> np.ndarray:
+        flip, angle = self._flip_rotation()
         y, x = field[..., 0], field[..., 1]
-        if self.params.flip_y:
+        if flip:
             y = -y
-        a = np.radians(float(self.params.scan_rotation))
+        a = np.radians(angle)
         if a == 0:
             return np.stack([y, x], axis=-1)
         return np.stack([np.sin(a) * x + np.cos(a) * y, np.cos(a) * x - np.sin(a) * y], axis=-1)
 
     def get_results(self):
-        raw_com = np.asarray(self.results.raw_com, dtype=np.float64)
-        nav_shape = raw_com.shape[:-1]
-        shifts = raw_com - np.array(self._centre())
-        if self.params.regression == 1:
+        # nav buffers are flat and roi-compressed here: rebuild the scan for the derivatives
+        sums = np.asarray(self.results.raw_mask_result, dtype=np.float64)
+        nav_shape = tuple(self.meta.dataset_shape.nav)
+        roi = self.meta.roi
+        sel = np.ones(int(np.prod(nav_shape)), dtype=bool) if roi is None else roi.reshape(-1)
+        valid = self.meta.get_valid_nav_mask()
+        valid = np.ones(len(sums), dtype=bool) if valid is None else valid
+        centre = np.array(self._centre())
+        lt = self._lt()
+        with np.errstate(divide="ignore", invalid="ignore"):
+            raw_com = sums[:, 1:] / sums[:, :1]
+        empty = sums[:, 0] == 0
+        raw_com[empty] = centre if lt is not None else np.nan  # LiberTEM: shift 0
+        shifts_flat = raw_com - centre
+        full = np.full((len(sel), 2), np.nan)
+        # frames not merged yet: NaN here, shift 0 in LiberTEM's mode (its raw sums are 0)
+        full[sel] = np.where(valid[:, None], shifts_flat, np.nan if lt is None else 0.0)
+        shifts = full.reshape(nav_shape + (2,))
+        if lt is not None:
+            field = self._to_scan_axes(shifts)
+            merged = np.zeros(len(sel), dtype=bool)
+            merged[np.flatnonzero(sel)[valid]] = True
+            merged = merged.reshape(nav_shape)
+            fit_on = field.copy()
+            fit_on[~merged] = np.nan  # fitted over the merged frames only
+            coef = _lt_regression(lt.regression, fit_on, nav_shape)
+            corrected = _subtract_fit(field, coef)
+            field[merged] = corrected[merged]  # and applied to them only
+        elif self.params.regression == 1:
             coef = fit_linear_field(shifts)
-            coords = np.indices(nav_shape, dtype=np.float64)
-            fit = coef[0] + np.tensordot(np.moveaxis(coords, 0, -1), coef[1:], axes=1)
-            field = shifts - fit if np.isfinite(coef).all() else shifts.copy()
+            field = _subtract_fit(shifts, coef) if np.isfinite(coef).all() else shifts.copy()
+            field = self._to_scan_axes(field)
         else:
             coef = np.zeros((1 + len(nav_shape), 2))
-            field = shifts.copy()
-        field = self._to_scan_axes(field)
+            field = self._to_scan_axes(shifts)
         if len(nav_shape) == 2:
             div, curl = divergence_curl(field)
         else:
             div = curl = np.full(nav_shape, np.nan)
-        return {"raw_com": raw_com, "raw_shifts": shifts, "field": field,
-                "magnitude": np.hypot(field[..., 0], field[..., 1]), "divergence": div,
-                "curl": curl, "regression_coefficients": coef}
+        flat = lambda a: a.reshape((len(sel),) + a.shape[len(nav_shape):])[sel]  # noqa: E731
+        field_f = flat(field)
+        return {"raw_com": raw_com, "raw_shifts": shifts_flat, "field": field_f,
+                "field_y": field_f[:, 0], "field_x": field_f[:, 1],
+                "magnitude": np.hypot(field_f[:, 0], field_f[:, 1]), "divergence": flat(div),
+                "curl": flat(curl), "regression_coefficients": coef, "regression": coef}
+
+
+def _subtract_fit(field: np.ndarray, coef: np.ndarray) -> np.ndarray:
+    """``field - (coef[0] + sum_d coef[1 + d] * nav_index_d)`` over the scan."""
+    if not coef[1:].any():
+        return field - coef[0]
+    coords = np.indices(field.shape[:-1], dtype=np.float64)
+    return field - (coef[0] + np.tensordot(np.moveaxis(coords, 0, -1), coef[1:], axes=1))
+
+
+def _check_lt_params(p: CoMParams) -> None:
+    ri = 0.0 if p.ri is None else p.ri
+    if ri >= p.r:
+        raise ValueError(f"the inner radius ri={p.ri!r} must be smaller than the outer radius "
+                         f"r={p.r!r} for an annular CoM")
+    reg = p.regression
+    if isinstance(reg, (int, np.integer)) and not isinstance(reg, bool):
+        if int(reg) not in (-1, 0, 1):
+            raise ValueError(f"regression={reg!r}: LiberTEM's options are -1 (none), 0 (subtract "
+                             "the mean), 1 (subtract a linear fit), or a (3, 2) array")
+    elif np.shape(reg) != (3, 2):
+        raise ValueError(f"regression must be -1, 0, 1 or a (3, 2) array of coefficients "
+                         f"[[y, x], [dy/dy, dx/dy], [dy/dx, dx/dx]], got {reg!r}")
+
+
+def _lt_regression(reg, field: np.ndarray, nav_shape) -> np.ndarray:
+    """LiberTEM's regression: coefficients fitted to (or given for) the field."""
+    n = 1 + len(nav_shape)
+    if not (isinstance(reg, (int, np.integer)) and not isinstance(reg, bool)):
+        return np.array(reg, dtype=np.float64)
+    coef = np.zeros((n, 2))
+    ok = np.isfinite(field).all(axis=-1)
+    if int(reg) == 0 and ok.any():
+        coef[0] = field[ok].mean(axis=0)
+    elif int(reg) == 1 and ok.any():
+        coef = fit_linear_field(field)
+    return coef

@@ -5,7 +5,7 @@ import numpy as np
 
 from .base import UDF
 
-__all__ = ["LogsumUDF"]
+__all__ = ["LogsumUDF", "run_logsum"]
 
 
 class LogsumUDF(UDF):
@@ -60,3 +60,17 @@ class LogsumUDF(UDF):
 
     def merge(self, dest, src):
         dest.logsum[:] += src.logsum
+
+
+def run_logsum(ctx, dataset, roi=None, progress=False):
+    """Run :class:`LogsumUDF` (LiberTEM's helper) and return its results dict.
+
+    Examples
+    --------
+    >>> from udfwidgets import Context
+    >>> ctx = Context(executor="inline")
+    >>> ds = ctx.load("memory", data=np.zeros((2, 2, 3, 3), dtype=np.float32))
+    >>> float(run_logsum(ctx, ds)["logsum"].data.sum())
+    0.0
+    """
+    return ctx.run_udf(dataset=dataset, udf=LogsumUDF(), roi=roi, progress=progress)

@@ -7,9 +7,12 @@ import numpy as np
 
 from ..masks import _import_scipy_sparse, is_sparse
 from ._products import float32_product, pixel_span
-from .base import UDF
+from .base import UDF, UDFMethod
+from .buffers import BufferWrapper
 
-__all__ = ["ApplyMasksUDF"]
+__all__ = ["ApplyMasksUDF", "shift_masks"]
+
+_LT_SPARSE = ("scipy.sparse", "scipy.sparse.csc", "sparse.pydata")
 
 
 class ApplyMasksUDF(UDF):
@@ -44,10 +47,26 @@ class ApplyMasksUDF(UDF):
         Result and computation dtype; by default
         ``np.result_type(input dtype, mask dtype)`` (float32 for float32
         masks on integer detectors).
-    use_sparse : bool, optional
+    use_sparse : bool or str, optional
         Multiply with a ``scipy.sparse`` matrix (needs SciPy; pays off when
         the masks cover a small part of the frame). ``None`` (default): sparse
-        if any given mask is sparse.
+        if any given mask is sparse. LiberTEM's ``"scipy.sparse"``,
+        ``"scipy.sparse.csc"`` and ``"sparse.pydata"`` mean True.
+    mask_count : int, optional
+        How many masks the factories make (LiberTEM's keyword). With it, the
+        factories run only on the workers, never on the main node.
+    mask_dtype : numpy dtype, optional
+        The dtype of the masks (LiberTEM's keyword); by default that of the
+        masks made.
+    preferred_dtype : numpy dtype, optional
+        The dtype frames should arrive in (LiberTEM's keyword).
+    shifts : (2,) array_like of int or aux data, optional
+        Shift the masks by ``(dy, dx)`` pixels relative to the frames (mask
+        pixel ``p - shift`` meets frame pixel ``p``; pixels shifted out count
+        as 0): one constant shift, or per frame as
+        ``ApplyMasksUDF.aux_data(shifts, kind="nav", extra_shape=(2,), dtype=int)``.
+    use_torch, backends
+        LiberTEM's keywords, accepted and ignored (NumPy on the CPU).
 
     Examples
     --------
@@ -66,7 +85,10 @@ class ApplyMasksUDF(UDF):
     """
 
     def __init__(self, mask_factories: Callable | Sequence[Callable] | None = None,
-                 masks: Any = None, dtype: Any = None, use_sparse: bool | None = None):
+                 masks: Any = None, dtype: Any = None, use_sparse: bool | str | None = None,
+                 mask_count: int | None = None, mask_dtype: Any = None,
+                 preferred_dtype: Any = None, shifts: Any = None, use_torch: Any = None,
+                 backends: Any = None):
         if (mask_factories is None) == (masks is None):
             raise ValueError("ApplyMasksUDF needs exactly one of mask_factories=[callables] "
                              "or masks=array (stack of masks), got "
@@ -89,10 +111,30 @@ class ApplyMasksUDF(UDF):
                 np.dtype(dtype)
             except TypeError:
                 raise ValueError(f"dtype must be a NumPy dtype or None, got {dtype!r}") from None
-        if use_sparse not in (None, True, False):
-            raise ValueError(f"use_sparse must be True, False or None, got {use_sparse!r}")
+        if use_sparse not in (None, True, False) and use_sparse not in _LT_SPARSE:
+            raise ValueError(f"use_sparse must be True, False, None or one of {_LT_SPARSE}, "
+                             f"got {use_sparse!r}")
+        if mask_count is not None and (isinstance(mask_count, bool) or not
+                                       isinstance(mask_count, (int, np.integer)) or mask_count < 1):
+            raise ValueError(f"mask_count must be a positive integer, got {mask_count!r}")
+        for name, dt in (("mask_dtype", mask_dtype), ("preferred_dtype", preferred_dtype)):
+            if dt is not None:
+                try:
+                    np.dtype(dt)
+                except TypeError:
+                    raise ValueError(f"{name} must be a NumPy dtype or None, got {dt!r}") from None
+        if shifts is not None and not isinstance(shifts, BufferWrapper):
+            arr = np.asarray(shifts)
+            if arr.shape != (2,) or arr.dtype.kind not in "iu":
+                raise ValueError(f"shifts must be two integers (dy, dx) or per-frame aux data "
+                                 f"(ApplyMasksUDF.aux_data(..., kind='nav', extra_shape=(2,))), "
+                                 f"got {shifts!r}")
+        # per-frame shifts (aux data): on workers params.shifts becomes the frame's view
+        self._per_frame_shifts = isinstance(shifts, BufferWrapper)
         super().__init__(mask_factories=mask_factories, masks=masks, dtype=dtype,
-                         use_sparse=use_sparse)
+                         use_sparse=use_sparse, mask_count=mask_count, mask_dtype=mask_dtype,
+                         preferred_dtype=preferred_dtype, shifts=shifts, use_torch=use_torch,
+                         backends=backends)
 
     # --- masks -------------------------------------------------------------------
     def _raw_masks(self) -> list:
@@ -141,8 +183,17 @@ class ApplyMasksUDF(UDF):
         if cached is not None:
             return cached
         raw = self._raw_masks()
+        count = self.params.mask_count
+        if count is not None and sum(m.shape[0] for m in raw) != count:
+            raise ValueError(f"mask_count={count}, but the masks given hold "
+                             f"{sum(m.shape[0] for m in raw)} masks")
         any_sparse = any(is_sparse(m) for m in raw)
-        sparse = any_sparse if self.params.use_sparse is None else self.params.use_sparse
+        use_sparse = self.params.use_sparse
+        if isinstance(use_sparse, str):
+            use_sparse = True
+        sparse = any_sparse if use_sparse is None else use_sparse
+        if self.params.shifts is not None:
+            sparse = False  # shifted masks are cut from a dense stack
         dtype = self._compute_dtype(raw)
         if sparse:
             sp = _import_scipy_sparse()
@@ -155,23 +206,46 @@ class ApplyMasksUDF(UDF):
     def _compute_dtype(self, raw) -> np.dtype:
         if self.params.dtype is not None:
             return np.dtype(self.params.dtype)
-        mask_dtype = np.result_type(*[m.dtype for m in raw])
+        if self.params.mask_dtype is not None:
+            mask_dtype = np.dtype(self.params.mask_dtype)
+        else:
+            mask_dtype = np.result_type(*[m.dtype for m in raw])
         return np.result_type(self.meta.input_dtype, mask_dtype, np.float32)
 
     # --- UDF interface -----------------------------------------------------------
     def get_preferred_input_dtype(self):
         if self.params.dtype is not None:
             return np.dtype(self.params.dtype)
+        if self.params.preferred_dtype is not None:
+            return np.dtype(self.params.preferred_dtype)
         # frames come as stored: a float32 product converts them block by block
         return self.USE_NATIVE_DTYPE
 
+    def get_method(self):
+        # per-frame shifts need the frames one by one
+        return UDFMethod.FRAME if self._per_frame_shifts else UDFMethod.TILE
+
     def get_result_buffers(self):
+        p = self.params
+        if p.mask_count is not None and (p.mask_dtype is not None or p.dtype is not None):
+            # count and dtype are known: the factories run on the workers only
+            return {"intensity": self.buffer(kind="nav", extra_shape=(p.mask_count,),
+                                             dtype=self._compute_dtype([]))}
         matrix, _ = self._prepared()
         return {"intensity": self.buffer(kind="nav", extra_shape=(matrix.shape[0],),
                                          dtype=matrix.dtype)}
 
     def get_task_data(self):
+        if self.meta.on_main_node:  # masks are only needed where frames are processed
+            return {}
         matrix, sparse = self._prepared()
+        shifts = self.params.shifts
+        if shifts is not None:
+            sig = tuple(self.meta.dataset_shape.sig)
+            stack = np.asarray(matrix).reshape((matrix.shape[0],) + sig)
+            if self._per_frame_shifts:
+                return {"stack": stack, "masks": None, "sparse": False, "span": None}
+            matrix = shift_masks(stack, np.asarray(shifts)).reshape(matrix.shape[0], -1)
         if sparse or matrix.dtype != np.float32:
             return {"masks": matrix, "sparse": sparse, "span": None}
         # float32: (pixels, n_masks) over the pixels any mask covers, for float32_product
@@ -199,3 +273,41 @@ class ApplyMasksUDF(UDF):
             self.results.intensity[:] = np.asarray(m @ flat.T).T
         else:
             np.matmul(flat, m.T, out=self.results.intensity)
+
+    def process_frame(self, frame):
+        # only with per-frame shifts (get_method): the overlap of frame and shifted masks
+        stack = self.task_data.stack
+        dy, dx = (int(v) for v in np.asarray(self.params.shifts).reshape(-1)[:2])
+        h, w = stack.shape[1:]
+        fy, my = (slice(dy, h), slice(0, h - dy)) if dy >= 0 else (slice(0, h + dy), slice(-dy, h))
+        fx, mx = (slice(dx, w), slice(0, w - dx)) if dx >= 0 else (slice(0, w + dx), slice(-dx, w))
+        part = frame[fy, fx]
+        out = self.results.intensity
+        if part.size == 0:
+            out[:] = 0
+            return
+        out[:] = np.tensordot(stack[:, my, mx], part.astype(stack.dtype, copy=False),
+                              axes=((1, 2), (0, 1)))
+
+
+def shift_masks(stack: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """Masks ``(n, h, w)`` moved by ``shift = (dy, dx)`` pixels, zeros shifted in.
+
+    Examples
+    --------
+    >>> shift_masks(np.eye(3)[None], np.array([0, 1]))[0].astype(int)
+    array([[0, 1, 0],
+           [0, 0, 1],
+           [0, 0, 0]])
+    """
+    out = np.zeros_like(stack)
+    dy, dx = (int(v) for v in shift)
+    h, w = stack.shape[1:]
+    if abs(dy) >= h or abs(dx) >= w:
+        return out
+    src_y = slice(max(0, -dy), h - max(0, dy))
+    dst_y = slice(max(0, dy), h - max(0, -dy))
+    src_x = slice(max(0, -dx), w - max(0, dx))
+    dst_x = slice(max(0, dx), w - max(0, -dx))
+    out[:, dst_y, dst_x] = stack[:, src_y, src_x]
+    return out

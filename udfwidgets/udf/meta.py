@@ -12,16 +12,54 @@ __all__ = ["UDFMeta", "Slice"]
 
 @dataclass(frozen=True)
 class Slice:
-    """Where a block of frames lies in the dataset.
+    """Where a block of frames (partition, tile or frame) lies, as in LiberTEM.
 
-    ``origin`` is ``(first flat nav index, 0, ...)`` and ``shape`` is
-    ``(frames, *sig)``, both in the dataset's flat-navigation layout. With an
-    roi, not every frame in the range is selected: :attr:`UDFMeta.coordinates`
-    gives the exact positions.
+    ``origin`` is ``(position, 0, ...)`` and ``shape`` is a
+    :class:`~udfwidgets.io.shape.Shape` ``(frames, *sig)``, both in the
+    run's flat and *roi-compressed* navigation layout: ``position`` counts
+    only selected frames (without an roi it is the flat nav index). So
+    ``slice.get(buf)`` cuts a block's rows out of a flat roi-compressed array,
+    such as a nav result's ``raw_data`` or aux data.
+
+    Examples
+    --------
+    >>> from udfwidgets.io.shape import Shape
+    >>> s = Slice((4, 0, 0), Shape((2, 3, 3), sig_dims=2))
+    >>> s.get()
+    (slice(4, 6, None), slice(0, 3, None), slice(0, 3, None))
+    >>> s.get(sig_only=True), s.get(nav_only=True)
+    ((slice(0, 3, None), slice(0, 3, None)), (slice(4, 6, None),))
+    >>> s.get(np.arange(10)).tolist()
+    [4, 5]
     """
 
     origin: tuple[int, ...]
     shape: Shape
+
+    def get(self, arr: np.ndarray | None = None, sig_only: bool = False,
+            nav_only: bool = False):
+        """The slices of this block (a tuple), or ``arr`` cut with them.
+
+        ``sig_only`` keeps only the signal part, ``nav_only`` only the
+        navigation part; with ``arr`` given, it is indexed with the slices
+        (``arr[slices]``; nav slices index its first axis).
+        """
+        if sig_only and nav_only:
+            raise ValueError("give at most one of sig_only=True and nav_only=True")
+        slices = tuple(slice(o, o + n) for o, n in zip(self.origin, self.shape))
+        nav_dims = len(self.shape) - self.shape.sig_dims
+        if sig_only:
+            slices = slices[nav_dims:]
+        elif nav_only:
+            slices = slices[:nav_dims]
+        if arr is None:
+            return slices
+        if sig_only:
+            return arr[(Ellipsis,) + slices]
+        return arr[slices[:np.ndim(arr)]]  # a flat array: its leading (nav) axis
+
+    def __repr__(self) -> str:
+        return f"Slice(origin={tuple(self.origin)}, shape={tuple(self.shape)})"
 
 
 class UDFMeta:
@@ -46,9 +84,10 @@ class UDFMeta:
         ``get_task_data``, ``preprocess`` of the buffers partitions merge into),
         False on the workers that process partitions.
     device_class : str
-        Always ``"cpu"``; for LiberTEM compatibility.
+        Always ``"cpu"`` (udfwidgets does not use GPUs).
     array_backend : str
-        Always ``"numpy"``; for LiberTEM compatibility.
+        The backend frames arrive in (see :meth:`UDF.get_backends`):
+        ``"numpy"`` unless the UDF asks only for sparse backends.
 
     Examples
     --------
@@ -60,10 +99,10 @@ class UDFMeta:
     """
 
     device_class = "cpu"
-    array_backend = "numpy"
 
     def __init__(self, dataset_shape: Shape, dataset_dtype, input_dtype, roi, partition_shape: Shape,
-                 on_main_node: bool = False):
+                 on_main_node: bool = False, array_backend: str = "numpy"):
+        self.array_backend = array_backend
         self.dataset_shape = dataset_shape
         self.dataset_dtype = np.dtype(dataset_dtype)
         self.input_dtype = np.dtype(input_dtype)
@@ -73,6 +112,8 @@ class UDFMeta:
         # flat nav indices of the current block of frames, and the frame within it
         self._indices: np.ndarray = np.zeros(0, dtype=np.int64)
         self._frame: int | None = None
+        self._start = 0  # roi-compressed position of the block's first frame
+        self._valid_nav: np.ndarray | None = None  # flat, full nav: frames merged so far
 
     @property
     def coordinates(self) -> np.ndarray:
@@ -82,13 +123,34 @@ class UDFMeta:
 
     @property
     def slice(self) -> Slice:
-        """The current block of frames (partition, tile or frame) as a :class:`Slice`."""
-        idx = self._indices if self._frame is None else self._indices[self._frame:self._frame + 1]
+        """The current block of frames (partition, tile or frame) as a :class:`Slice`,
+        in roi-compressed coordinates."""
         sig = tuple(self.dataset_shape.sig)
-        if len(idx) == 0:
-            return Slice((0,) * (1 + len(sig)), Shape((0,) + sig, sig_dims=len(sig)))
-        first, last = int(idx[0]), int(idx[-1])
-        return Slice((first,) + (0,) * len(sig), Shape((last - first + 1,) + sig, sig_dims=len(sig)))
+        if self._frame is None:
+            start, n = self._start, len(self._indices)
+        else:
+            start, n = self._start + self._frame, 1
+        return Slice((start,) + (0,) * len(sig), Shape((n,) + sig, sig_dims=len(sig)))
+
+    @property
+    def sig_slice(self) -> Slice:
+        """The part of the frame the current block covers: always the whole frame here."""
+        sig = tuple(self.dataset_shape.sig)
+        return Slice((0,) * len(sig), Shape(sig, sig_dims=len(sig)))
+
+    def get_valid_nav_mask(self, full_nav: bool = False) -> np.ndarray | None:
+        """Flat bool mask of the frames merged so far (on the main node, in ``merge``
+        and ``get_results``); None on workers.
+
+        Roi-compressed (one entry per selected frame) unless ``full_nav=True``,
+        which gives one entry per navigation position.
+        """
+        valid = self._valid_nav
+        if valid is None:
+            return None
+        if full_nav or self.roi is None:
+            return valid.copy()
+        return valid[self.roi.reshape(-1)]
 
     @property
     def sig_shape(self) -> Shape:

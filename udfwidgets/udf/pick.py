@@ -11,13 +11,13 @@ __all__ = ["PickUDF"]
 class PickUDF(UDF):
     """The frames at the scan positions selected by the run's ``roi``.
 
-    Result buffer ``intensity`` (kind ``"nav"``, ``extra_shape`` = the signal
-    shape). Use it with an ``roi`` that selects a few positions, as a bool
-    mask or a list of nav coordinates: ``res["intensity"].raw_data`` holds just
-    the picked frames, ``(n_picked, *sig)`` in flat scan order, while
-    ``res["intensity"].data`` has the full ``nav + sig`` shape with NaN (0 for
-    integer dtypes) at the positions not picked. Without an roi every frame
-    is copied into memory.
+    Result buffer ``intensity`` (kind ``"single"``, shape ``(n_picked, *sig)``,
+    as in LiberTEM): the picked frames in flat scan order, so
+    ``res["intensity"].data`` equals ``data[roi]``. Use it with an ``roi`` that
+    selects a few positions, as a bool mask or a list of nav coordinates.
+    Without an roi every frame is copied into memory. (The frames travel
+    from the workers as a partition-local private nav buffer ``frames``;
+    ``get_results`` hands them on.)
 
     Parameters
     ----------
@@ -33,7 +33,7 @@ class PickUDF(UDF):
     >>> ctx = Context(executor="inline")
     >>> data = np.arange(2 * 3 * 2 * 2, dtype=np.uint16).reshape(2, 3, 2, 2)
     >>> res = ctx.run_udf(dataset=ctx.load("memory", data=data), udf=PickUDF(), roi=[(1, 2)])
-    >>> res["intensity"].raw_data
+    >>> res["intensity"].data
     array([[[20, 21],
             [22, 23]]], dtype=uint16)
     """
@@ -54,8 +54,16 @@ class PickUDF(UDF):
 
     def get_result_buffers(self):
         dtype = self.meta.input_dtype if self.params.dtype is None else self.params.dtype
-        return {"intensity": self.buffer(kind="nav", extra_shape=tuple(self.meta.dataset_shape.sig),
-                                         dtype=dtype)}
+        sig = tuple(self.meta.dataset_shape.sig)
+        roi = self.meta.roi
+        n = int(np.prod(tuple(self.meta.dataset_shape.nav))) if roi is None else int(roi.sum())
+        return {"frames": self.buffer(kind="nav", extra_shape=sig, dtype=dtype, use="private"),
+                "intensity": self.buffer(kind="single", extra_shape=(n,) + sig, dtype=dtype,
+                                         use="result_only")}
 
     def process_tile(self, tile):
-        self.results.intensity[:] = tile
+        self.results.frames[:] = tile
+
+    def get_results(self):
+        # nav buffers are flat and roi-compressed here: exactly (n_picked, *sig)
+        return {"intensity": self.results.frames}

@@ -5,7 +5,7 @@ import numpy as np
 
 from .base import UDF
 
-__all__ = ["StdDevUDF", "merge_moments", "working_dtype", "check_float_dtype"]
+__all__ = ["StdDevUDF", "run_stddev", "merge_moments", "working_dtype", "check_float_dtype"]
 
 
 def merge_moments(n_a: int, mean_a: np.ndarray, m2_a: np.ndarray,
@@ -145,6 +145,8 @@ class StdDevUDF(UDF):
         The number of frames that went in.
     varsum : kind ``"sig"``, float64
         ``sum((x - mean)**2)``, the sum of squared deviations.
+    sum : kind ``"sig"``, float64
+        ``sum(x)`` over the frames (LiberTEM's result; ``mean * num_frames``).
 
     Parameters
     ----------
@@ -156,6 +158,8 @@ class StdDevUDF(UDF):
         parameter of the same name): ``None`` (default) for float32 on
         float32 and small-integer data and float64 otherwise, or a float type
         such as ``np.float64`` to choose.
+    use_numba : bool
+        Accepted for LiberTEM compatibility and ignored (no numba here).
 
     Examples
     --------
@@ -169,12 +173,12 @@ class StdDevUDF(UDF):
     (array([[2.5]]), array([[1.25]]), 4)
     """
 
-    def __init__(self, ddof: int = 0, dtype=None):
+    def __init__(self, ddof: int = 0, dtype=None, use_numba: bool = True):
         if isinstance(ddof, bool) or not isinstance(ddof, (int, np.integer)) or ddof < 0:
             raise ValueError(f"ddof must be a non-negative integer (0 for np.var's default), "
                              f"got {ddof!r}")
         check_float_dtype(dtype)
-        super().__init__(ddof=ddof, dtype=dtype)
+        super().__init__(ddof=ddof, dtype=dtype, use_numba=use_numba)
 
     def get_result_buffers(self):
         if np.dtype(self.meta.input_dtype).kind == "c":
@@ -187,6 +191,7 @@ class StdDevUDF(UDF):
             "varsum": self.buffer(kind="sig", dtype="float64"),
             "var": self.buffer(kind="sig", dtype="float64", use="result_only"),
             "std": self.buffer(kind="sig", dtype="float64", use="result_only"),
+            "sum": self.buffer(kind="sig", dtype="float64", use="result_only"),
         }
 
     def preprocess(self):
@@ -241,4 +246,21 @@ class StdDevUDF(UDF):
             var = np.full(r.varsum.shape, np.nan)
         mean = r.mean if n > 0 else np.full(r.mean.shape, np.nan)
         return {"num_frames": r.num_frames, "mean": mean, "varsum": r.varsum, "var": var,
-                "std": np.sqrt(var)}
+                "std": np.sqrt(var), "sum": r.mean * n}
+
+
+def run_stddev(ctx, dataset, roi=None, progress=False, use_numba=True):
+    """Run :class:`StdDevUDF` (LiberTEM's helper): the results dict with ``sum``,
+    ``num_frames``, ``mean``, ``var``, ``std`` and ``varsum``.
+
+    Examples
+    --------
+    >>> from udfwidgets import Context
+    >>> ctx = Context(executor="inline")
+    >>> ds = ctx.load("memory", data=np.arange(4.0).reshape(4, 1, 1, 1))
+    >>> res = run_stddev(ctx, ds)
+    >>> float(res["sum"].data[0, 0]), float(res["var"].data[0, 0])
+    (6.0, 1.25)
+    """
+    return ctx.run_udf(dataset=dataset, udf=StdDevUDF(use_numba=use_numba), roi=roi,
+                       progress=progress)
