@@ -87,12 +87,13 @@ class Context:
         return load_dataset(kind, **kwargs)
 
     # --- running ---------------------------------------------------------------
-    def _make_run(self, dataset, udf, roi) -> tuple[UDFRun, bool]:
+    def _make_run(self, dataset, udf, roi, corrections=None) -> tuple[UDFRun, bool]:
         single = isinstance(udf, UDF)
         udfs = [udf] if single else list(udf)
         if not udfs:
             raise ValueError("no UDF given: pass udf=SomeUDF() or a list of UDFs")
-        return UDFRun(dataset, udfs, self.executor, roi=roi, tile_bytes=self.tile_bytes), single
+        return UDFRun(dataset, udfs, self.executor, roi=roi, tile_bytes=self.tile_bytes,
+                      corrections=corrections), single
 
     def _subscribers(self, plots, run: UDFRun) -> list:
         if plots is None or plots is False:
@@ -107,7 +108,8 @@ class Context:
         return created
 
     def run_udf_iter(self, dataset: DataSet, udf: UDF | Sequence[UDF], roi: Any = None,
-                     progress: Any = False, plots: Any = None, sync: bool = True
+                     progress: Any = False, plots: Any = None, sync: bool = True,
+                     corrections: Any = None
                      ) -> Iterator[UDFResults] | AsyncIterator[UDFResults]:
         """Run UDFs and yield a :class:`UDFResults` after every merged partition.
 
@@ -117,6 +119,7 @@ class Context:
 
         With ``sync=False`` this returns an async iterator that does not block
         the event loop; cancelling the task that iterates stops the run.
+        ``corrections`` as for :meth:`run_udf`.
 
         Examples
         --------
@@ -131,7 +134,7 @@ class Context:
         12 12.0
         16 16.0
         """
-        run, _ = self._make_run(dataset, udf, roi)
+        run, _ = self._make_run(dataset, udf, roi, corrections)
         subscribers = self._subscribers(plots, run)
         gen = run.results(subscribers, progress, partials=True)
         if sync:
@@ -139,7 +142,8 @@ class Context:
         return _async_iter(gen)
 
     def run_udf(self, dataset: DataSet, udf: UDF | Sequence[UDF], roi: Any = None,
-                progress: Any = False, plots: Any = None, sync: bool = True, **ignored):
+                progress: Any = False, plots: Any = None, sync: bool = True,
+                corrections: Any = None, **ignored):
         """Run one UDF (or a list of UDFs, in one pass) and return the results.
 
         Parameters
@@ -159,6 +163,11 @@ class Context:
             ``new_data(udf_results, damage, force=False)`` method.
         sync : bool
             ``False`` returns an awaitable instead; the event loop keeps running.
+        corrections : CorrectionSet, None or False
+            Dark, gain and excluded pixels applied to every frame before the
+            UDFs see it (:class:`udfwidgets.corrections.CorrectionSet`).
+            ``None`` (default) applies the dataset's own ``ds.corrections``
+            if it has any; ``False`` applies none.
 
         Returns
         -------
@@ -174,7 +183,7 @@ class Context:
         >>> res["intensity"].data.shape
         (3, 3)
         """
-        run, single = self._make_run(dataset, udf, roi)
+        run, single = self._make_run(dataset, udf, roi, corrections)
         subscribers = self._subscribers(plots, run)
         gen = run.results(subscribers, progress, partials=False)
 

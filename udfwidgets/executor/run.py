@@ -8,6 +8,7 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
+from ..corrections import resolve_corrections
 from ..io.dataset import DataSet
 from ..io.shape import Shape
 from ..progress import make_progress
@@ -33,7 +34,7 @@ class UDFRun:
     """
 
     def __init__(self, dataset: DataSet, udfs: Sequence[UDF], executor: Executor,
-                 roi: Any = None, tile_bytes: int = DEFAULT_TILE_BYTES):
+                 roi: Any = None, tile_bytes: int = DEFAULT_TILE_BYTES, corrections: Any = None):
         if not isinstance(dataset, DataSet):
             raise TypeError(f"dataset must be a udfwidgets dataset (from ctx.load), "
                             f"got {type(dataset).__name__}")
@@ -42,6 +43,8 @@ class UDFRun:
         self.nav_shape = tuple(self.shape.nav)
         self.executor = executor
         self.roi = normalize_roi(roi, self.nav_shape)
+        # checked here, before any work; None: the dataset's own ds.corrections
+        self.corrections = resolve_corrections(corrections, dataset)
         self.udfs = clean_copies(udfs)
         self.blob = dumps_udfs(self.udfs) if executor.pickles_tasks else None
         self.tile_bytes = tile_bytes
@@ -64,7 +67,8 @@ class UDFRun:
                 self.partitions.append((part, lo, hi))
 
     def _init_main_buffers(self, udf: UDF):
-        udf.meta = make_meta(udf, self.shape, self.dataset.dtype, self.roi, self.num_selected,
+        dtype = self.dataset.dtype if self.corrections is None else self.corrections.dtype
+        udf.meta = make_meta(udf, self.shape, dtype, self.roi, self.num_selected,
                              on_main_node=True)
         udf.meta._indices = self.selected
         decls = validate_buffers(udf)
@@ -85,7 +89,8 @@ class UDFRun:
 
     # --- driving -------------------------------------------------------------
     def tasks(self):
-        return (PartitionTask(part, self.blob, self.udfs, self.roi, self.tile_bytes)
+        return (PartitionTask(part, self.blob, self.udfs, self.roi, self.tile_bytes,
+                              self.corrections)
                 for part, _, _ in self.partitions)
 
     def results(self, subscribers: Sequence[Any] = (), progress: Any = False,

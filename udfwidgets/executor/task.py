@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from types import SimpleNamespace
+from typing import Any
 
 import cloudpickle
 import numpy as np
 
+from ..corrections import correct_tile
 from ..io.dataset import Partition
 from ..io.shape import Shape
 from ..udf.base import BufferNamespace, process_method_of
@@ -45,6 +47,7 @@ class PartitionTask:
     prototypes: list | None  # UDFs to copy, in this process
     roi: np.ndarray | None  # flat nav mask of the whole dataset, or None
     tile_bytes: int = DEFAULT_TILE_BYTES
+    corrections: Any = None  # PreparedCorrections (udfwidgets.corrections) or None
 
     def __getstate__(self):
         state = dict(self.__dict__)
@@ -91,9 +94,11 @@ def run_partition(task: PartitionTask) -> PartitionResult:
     n = len(indices)
     sig = tuple(shape.sig)
 
+    corr = task.corrections
+    dtype = part.dtype if corr is None else corr.dtype  # corrected frames are float
     states = []  # (udf, method, arrays, nav buffers)
     for udf in udfs:
-        udf.meta = make_meta(udf, shape, part.dtype, task.roi, n)
+        udf.meta = make_meta(udf, shape, dtype, task.roi, n)
         udf.meta._indices = indices
         decls = validate_buffers(udf)
         arrays = {name: zeros(d.shape_for(n, sig), d.dtype)
@@ -111,7 +116,7 @@ def run_partition(task: PartitionTask) -> PartitionResult:
             native = part.read(part.start, part.stop) if task.roi is None else part.take(indices)
             native = native.view(np.ndarray)  # plain ndarray: memmap slicing is slow
             native.flags.writeable = False
-            _process(states, native, indices, sig, task.tile_bytes)
+            _process(states, native, indices, sig, task.tile_bytes, corr)
         finally:
             native = None
             part.close()
@@ -124,15 +129,18 @@ def run_partition(task: PartitionTask) -> PartitionResult:
     return PartitionResult(part.index, n, out)
 
 
-def _process(states, native: np.ndarray, indices: np.ndarray, sig, tile_bytes: int) -> None:
-    whole: dict[np.dtype, np.ndarray] = {native.dtype: native}
+def _process(states, native: np.ndarray, indices: np.ndarray, sig, tile_bytes: int,
+             corr=None) -> None:
+    # with corrections no UDF sees the native frames: every dtype gets corrected copies
+    whole: dict[np.dtype, np.ndarray] = {native.dtype: native} if corr is None else {}
     tiled = []
     for state in states:
         udf, method, arrays, _ = state
         dt = udf.meta.input_dtype
         if method == "process_partition":
             if dt not in whole:
-                whole[dt] = native.astype(dt)
+                whole[dt] = native.astype(dt) if corr is None else correct_tile(
+                    native, corr, out=np.empty(native.shape, dtype=dt))
                 whole[dt].flags.writeable = False
             _set_whole(udf, arrays, indices)
             udf.process_partition(whole[dt])
@@ -163,7 +171,10 @@ def _process(states, native: np.ndarray, indices: np.ndarray, sig, tile_bytes: i
                     tile = whole[dt][t0:t1]
                 else:
                     tile = scratch[dt][: t1 - t0]
-                    np.copyto(tile, native[t0:t1], casting="unsafe")
+                    if corr is None:
+                        np.copyto(tile, native[t0:t1], casting="unsafe")
+                    else:
+                        correct_tile(native[t0:t1], corr, out=tile)
                     tile.flags.writeable = False  # shared by every UDF of this dtype
                 tiles[dt] = tile
             meta = udf.meta

@@ -124,6 +124,42 @@ class DataSet:
     def _make_partition(self, start: int, stop: int, index: int) -> Partition:
         raise NotImplementedError
 
+    # --- corrections and calibration (udfwidgets.corrections, udfwidgets.calibration) ---
+    @property
+    def corrections(self):
+        """A :class:`~udfwidgets.corrections.CorrectionSet` every run applies by default, or None."""
+        return self.__dict__.get("_corrections")
+
+    @corrections.setter
+    def corrections(self, value) -> None:
+        from ..corrections import CorrectionSet
+        if value is not None:
+            if not isinstance(value, CorrectionSet):
+                raise TypeError("ds.corrections must be a udfwidgets.corrections.CorrectionSet "
+                                f"or None, got {type(value).__name__}")
+            value.check(tuple(self.shape.sig))
+        self.__dict__["_corrections"] = value
+
+    @property
+    def calibration(self):
+        """The :class:`~udfwidgets.calibration.Calibration` (physical units); settable.
+
+        Unless set, read from ``self.metadata`` where the format has it, else pixels.
+        """
+        cal = self.__dict__.get("_calibration")
+        if cal is None:
+            from ..calibration import Calibration
+            cal = Calibration.from_metadata(getattr(self, "metadata", None) or {})
+        return cal
+
+    @calibration.setter
+    def calibration(self, value) -> None:
+        from ..calibration import Calibration
+        if value is not None and not isinstance(value, Calibration):
+            raise TypeError("ds.calibration must be a udfwidgets.Calibration or None, got "
+                            f"{type(value).__name__}")
+        self.__dict__["_calibration"] = value
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} shape={tuple(self.shape)} sig_dims={self.shape.sig_dims} dtype={self.dtype}>"
 
