@@ -352,6 +352,7 @@ def resolve_corrections(corrections: Any, dataset: Any) -> PreparedCorrections |
         raise TypeError("corrections must be a udfwidgets.corrections.CorrectionSet, None (use "
                         "the dataset's own ds.corrections) or False (no corrections), got "
                         f"{type(corrections).__name__}")
+    corrections.check(tuple(dataset.shape.sig))  # even an empty set must fit
     if corrections.is_empty:
         return None
     return corrections.prepare(tuple(dataset.shape.sig), dataset.dtype)
