@@ -202,6 +202,26 @@ class Context:
             last = item
         return unpack(last)
 
+    def export_dataset(self, dataset: DataSet, path: Any, roi: Any = None,
+                       corrections: Any = None, overwrite: bool = False) -> None:
+        """Write ``dataset`` (corrected, cropped to ``roi``) to ``.h5``/``.hdf5`` or ``.npy``.
+
+        Block by block, never the whole dataset in memory; ``corrections`` as
+        for :meth:`run_udf`. See :func:`udfwidgets.export.export_dataset`.
+
+        Examples
+        --------
+        >>> import os, tempfile, numpy as np
+        >>> ctx = Context(executor="inline")
+        >>> ds = ctx.load("memory", data=np.ones((2, 3, 4, 4), dtype=np.uint16))
+        >>> path = os.path.join(tempfile.mkdtemp(), "copy.npy")
+        >>> ctx.export_dataset(ds, path)
+        >>> np.load(path).shape
+        (2, 3, 4, 4)
+        """
+        from .export import export_dataset
+        export_dataset(dataset, path, roi=roi, corrections=corrections, overwrite=overwrite)
+
     def release_files(self) -> None:
         """Let go of the files earlier runs read.
 

@@ -9,6 +9,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from ..corrections import resolve_corrections
+from ..export import buffer_context
 from ..io.dataset import DataSet
 from ..io.shape import Shape
 from ..progress import make_progress
@@ -156,13 +157,16 @@ class UDFRun:
                      for udf, decls, arrays in zip(self.udfs, self.decls, self.arrays))
 
     def _udf_results(self, udf, decls, arrays, valid) -> dict[str, BufferWrapper]:
-        def wrap(decl, raw):
-            return BufferWrapper(decl.kind, raw.dtype, decl.extra_shape, raw, self.nav_shape,
-                                 self.roi, valid)
+        def wrap(decl, raw, name=None):
+            w = BufferWrapper(decl.kind, raw.dtype, decl.extra_shape, raw, self.nav_shape,
+                              self.roi, valid)
+            if name is not None:  # what udfwidgets.export needs: axes, units, provenance
+                w.axes, w.context = decl.axes, buffer_context(self.dataset, udf, name)
+            return w
 
         cls = type(udf).__name__
         if type(udf).get_results is UDF.get_results:
-            return {name: wrap(d, arrays[name]) for name, d in decls.items()
+            return {name: wrap(d, arrays[name], name) for name, d in decls.items()
                     if d.use != "private"}
         full = {name: (wrap(d, arrays[name]).data if d.kind == "nav" else arrays[name])
                 for name, d in decls.items()}
@@ -177,7 +181,7 @@ class UDFRun:
                 raise BufferError(f"{cls}.get_results() returned {name!r}, which is not a declared "
                                   "buffer: declare it in get_result_buffers() (use='result_only' "
                                   "for results computed only in get_results)")
-            wrapped[name] = wrap(decls[name], self._as_raw(cls, name, decls[name], value))
+            wrapped[name] = wrap(decls[name], self._as_raw(cls, name, decls[name], value), name)
         return wrapped
 
     def _as_raw(self, cls, name, decl, value) -> np.ndarray:

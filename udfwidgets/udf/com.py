@@ -172,15 +172,20 @@ class CoMUDF(UDF):
             raise ValueError(f"CoMUDF needs 2D frames (sig_dims=2), got signal shape {sig}")
         nav_dims = len(tuple(self.meta.dataset_shape.nav))
         f8 = "float64"
+        yx = [("component", ["y", "x"])]
         return {
-            "raw_com": self.buffer(kind="nav", extra_shape=(2,), dtype=f8),
-            "raw_shifts": self.buffer(kind="nav", extra_shape=(2,), dtype=f8, use="result_only"),
-            "field": self.buffer(kind="nav", extra_shape=(2,), dtype=f8, use="result_only"),
+            "raw_com": self.buffer(kind="nav", extra_shape=(2,), dtype=f8, axes=yx),
+            "raw_shifts": self.buffer(kind="nav", extra_shape=(2,), dtype=f8, use="result_only",
+                                      axes=yx),
+            "field": self.buffer(kind="nav", extra_shape=(2,), dtype=f8, use="result_only",
+                                 axes=yx),
             "magnitude": self.buffer(kind="nav", dtype=f8, use="result_only"),
             "divergence": self.buffer(kind="nav", dtype=f8, use="result_only"),
             "curl": self.buffer(kind="nav", dtype=f8, use="result_only"),
-            "regression_coefficients": self.buffer(kind="single", extra_shape=(1 + nav_dims, 2),
-                                                   dtype=f8, use="result_only"),
+            "regression_coefficients": self.buffer(
+                kind="single", extra_shape=(1 + nav_dims, 2), dtype=f8, use="result_only",
+                axes=[("term", ["offset"] + [f"slope_{i}" for i in range(nav_dims)]),
+                      ("component", ["y", "x"])]),
         }
 
     def get_preferred_input_dtype(self):

@@ -168,7 +168,7 @@ class ApplyMasksUDF(UDF):
     def get_result_buffers(self):
         matrix, _ = self._prepared()
         return {"intensity": self.buffer(kind="nav", extra_shape=(matrix.shape[0],),
-                                         dtype=matrix.dtype)}
+                                         dtype=matrix.dtype, axes=["mask"])}
 
     def get_task_data(self):
         matrix, sparse = self._prepared()
