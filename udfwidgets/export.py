@@ -389,7 +389,7 @@ def _write_xarray(entries, tmp: str, kind: str) -> None:
     ds.attrs = {"dataset": first["dataset"], "calibration": first["calibration"],
                 "creator": _creator()}
     if kind == "zarr":
-        ds.to_zarr(tmp, mode="w", consolidated=True)
+        ds.to_zarr(tmp, mode="w")
     else:
         cplx = any(np.dtype(bw.dtype).kind == "c" for _, bw in entries)
         ds.to_netcdf(tmp, engine="h5netcdf", invalid_netcdf=cplx)
