@@ -345,3 +345,13 @@ def test_find_pixels_bad_input():
         find_hot_pixels({"field": np.zeros((3, 3))})
     assert len(find_hot_pixels(np.full((4, 4), 7.0))) == 0
     assert len(find_dead_pixels(np.zeros((4, 4)))) == 0  # no positive neighbourhood
+
+
+@pytest.mark.parametrize("density", [0.02, 0.2, 0.5, 0.8])
+def test_random_masks_match_reference(rng, density):
+    # every neighbour count from 0 to 24 turns up across these densities
+    frames = rng.normal(100, 30, size=(3, 15, 13))
+    for _ in range(5):
+        excluded = rng.random((15, 13)) < density
+        got = CorrectionSet(excluded_pixels=excluded).apply(frames, dtype=np.float64)
+        np.testing.assert_allclose(got, reference(frames, None, None, excluded), rtol=1e-12)
