@@ -1,7 +1,7 @@
 """What detector corrections cost: SumUDF with and without a CorrectionSet.
 
 Run ``python benchmarks/corrections.py`` (a 1 GiB float32 file, 128x128 x
-128x128, and a 1 GiB uint16 file, 128x128 x 256x256, like a counting
+128x128, and a 1 GiB uint16 file, 64x128 x 256x256, like a counting
 detector; 5 interleaved repetitions) or ``--quick`` (64 MiB file, 2
 repetitions). The corrections are a dark frame, a gain map and 64 excluded
 pixels (0.4% of a 128x128 frame), the worst realistic case: every part of the
@@ -28,8 +28,8 @@ from udfwidgets import Context, CorrectionSet  # noqa: E402
 from udfwidgets.udf.sum import SumUDF  # noqa: E402
 
 
-#: 1 GiB of uint16 frames, 128x128 scan of 256x256 frames
-U16_1G = _data.RawFile("u16_128x128x256x256.raw", (128, 128), (256, 256), "uint16")
+#: 1 GiB of uint16 frames, a 64x128 scan of 256x256 frames
+U16_1G = _data.RawFile("u16_64x128x256x256.raw", (64, 128), (256, 256), "uint16")
 
 
 def corrections_for(sig, seed=1) -> CorrectionSet:
