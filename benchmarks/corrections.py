@@ -80,15 +80,22 @@ def main(argv=None) -> int:
     p.add_argument("--reps", type=int, default=5)
     p.add_argument("--executor", default="processes")
     p.add_argument("--n-jobs", type=int, default=2)
+    p.add_argument("--numpy", action="store_true",
+                   help="NumPy corrections even when numba is installed (UDFWIDGETS_NUMBA=0)")
     p.add_argument("--files", default="f32,u16", help="f32 (1 GiB float32), u16 (1 GiB uint16)")
     a = p.parse_args(argv)
+    if a.numpy:
+        os.environ["UDFWIDGETS_NUMBA"] = "0"  # before any worker starts: they inherit it
+    from udfwidgets._corrections_kernel import get_kernel
+    path = "numba kernel" if get_kernel() is not None else "NumPy"
     files = {"f32": _data.F32, "u16": U16_1G}
     chosen = [_data.F32_QUICK] if a.quick else [files[k] for k in a.files.split(",")]
     reps = 2 if a.quick else a.reps
     load0 = os.getloadavg()
     rows = [bench(f, reps, a.executor, a.n_jobs) for f in chosen]
     load1 = os.getloadavg()
-    print(f"SumUDF, executor={a.executor} n_jobs={a.n_jobs}, {reps} interleaved repetitions; "
+    print(f"SumUDF, corrections by {path}, executor={a.executor} n_jobs={a.n_jobs}, "
+          f"{reps} interleaved repetitions; "
           f"load average {load0[0]:.1f} before, {load1[0]:.1f} after (1 min)")
     print("| file | GiB | plain (median s) | corrected (median s) | corrected / plain "
           "(median) | (best of each) |")

@@ -355,3 +355,23 @@ def test_random_masks_match_reference(rng, density):
         excluded = rng.random((15, 13)) < density
         got = CorrectionSet(excluded_pixels=excluded).apply(frames, dtype=np.float64)
         np.testing.assert_allclose(got, reference(frames, None, None, excluded), rtol=1e-12)
+
+
+def test_compiled_kernel_matches_numpy(rng, monkeypatch):
+    """With numba installed, correct_tile uses a compiled kernel; it must give NumPy's values."""
+    pytest.importorskip("numba")
+    from udfwidgets import _corrections_kernel, corrections
+    assert _corrections_kernel.get_kernel() is not None
+    frames = rng.integers(0, 4000, size=(7, 15, 13)).astype(np.uint16)
+    for density in (0.0, 0.05, 0.3, 0.7, 0.95):
+        excluded = rng.random((15, 13)) < density
+        corr = CorrectionSet(dark=rng.uniform(0, 9, (15, 13)), gain=rng.uniform(0.5, 2, (15, 13)),
+                             excluded_pixels=excluded)
+        state = corr.prepare((15, 13), frames.dtype)
+        compiled = corrections.correct_tile(frames, state)
+        monkeypatch.setattr(_corrections_kernel, "_KERNEL", None)
+        numpy_only = corrections.correct_tile(frames, state)
+        monkeypatch.undo()
+        np.testing.assert_array_equal(compiled, numpy_only)
+        np.testing.assert_allclose(compiled, reference(frames, corr.dark, corr.gain, excluded),
+                                   rtol=1e-5, atol=1e-3)

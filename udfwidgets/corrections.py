@@ -304,7 +304,16 @@ class PreparedCorrections:
     def __getstate__(self):
         state = dict(self.__dict__)
         state["_cast"] = {}
+        state.pop("_flat", None)
         return state
+
+    def flat_tables(self):
+        """The neighbour tables in the form of the compiled kernel (cached)."""
+        flat = self.__dict__.get("_flat")
+        if flat is None:
+            from ._corrections_kernel import flat_tables
+            flat = self._flat = flat_tables(self.tables)
+        return flat
 
     def arrays_for(self, dtype: np.dtype) -> tuple[np.ndarray | None, np.ndarray | None]:
         """Dark and gain in ``dtype`` (cached)."""
@@ -320,7 +329,10 @@ def correct_tile(frames: np.ndarray, state: PreparedCorrections,
                  out: np.ndarray | None = None) -> np.ndarray:
     """Correct ``frames`` ``(n, *sig)`` (any dtype) into ``out`` (a float array) and return it.
 
-    The conversion to ``out.dtype`` and the dark subtraction are one pass.
+    With numba installed this is one compiled pass per frame
+    (:mod:`udfwidgets._corrections_kernel`); otherwise three NumPy passes over
+    the tile and one gather and sort per neighbourhood size for the patching.
+    Both give the same values.
 
     Examples
     --------
@@ -332,18 +344,44 @@ def correct_tile(frames: np.ndarray, state: PreparedCorrections,
     if out is None:
         out = np.empty(frames.shape, dtype=state.dtype)
     dark, gain = state.arrays_for(out.dtype)
+    n = len(out)
+    if n and _compiled(frames, out, dark, gain, state):
+        return out
     # three in-place passes over the tile beat one mixed-dtype np.subtract(frames, dark, out)
     np.copyto(out, frames, casting="unsafe")
     if dark is not None:
         np.subtract(out, dark, out=out)
     if gain is not None:
         np.multiply(out, gain, out=out)
-    n = len(out)
     if state.tables and n:
         flat = out.reshape(n, -1)
         for targets, neighbours, pad, padval, even in state.tables:
             flat[:, targets] = _median_of(flat, neighbours, pad, padval, even)
     return out
+
+
+#: (frames dtype, out dtype) pairs the compiled kernel failed on: NumPy does those
+_KERNEL_FAILED: set = set()
+
+
+def _compiled(frames, out, dark, gain, state) -> bool:
+    """Correct with the compiled kernel (numba) when there is one; False: use NumPy."""
+    from ._corrections_kernel import get_kernel
+    kernel = get_kernel()
+    key = (frames.dtype, out.dtype)
+    if kernel is None or key in _KERNEL_FAILED or not out.flags.c_contiguous:
+        return False
+    n = len(out)
+    empty = np.zeros(1, dtype=out.dtype)
+    try:
+        kernel(np.ascontiguousarray(frames).reshape(n, -1), out.reshape(n, -1),
+               empty if dark is None else dark.reshape(-1),
+               empty if gain is None else gain.reshape(-1),
+               dark is not None, gain is not None, *state.flat_tables())
+    except Exception:  # a dtype numba cannot compile for (complex, bool...)
+        _KERNEL_FAILED.add(key)
+        return False
+    return True
 
 
 def _median_of(flat: np.ndarray, neighbours: np.ndarray, pad, padval, even) -> np.ndarray | int:

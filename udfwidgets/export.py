@@ -249,6 +249,7 @@ def to_xarray(results: Any):
     >>> sorted(to_xarray(ctx.run_udf(dataset=ds, udf=[SumUDF(), SumSigUDF()])).data_vars)
     ['SumSigUDF_intensity', 'SumUDF_intensity']
     """
+    _need("xarray")
     import xarray as xr
     entries = _entries(results)
     _check_dtypes(entries, "xarray", allow_complex=True)
@@ -332,14 +333,27 @@ def save_results(results: Any, path: str | os.PathLike, overwrite: bool = False,
             raise ExportError(f"no buffer named {missing}; the results hold {known}")
         entries = [(k, bw) for k, bw in entries if k in buffers]
     writer = _WRITERS[suffix]
-    if suffix in (".zarr", ".nc"):
-        import xarray  # noqa: F401  (fail before any work when missing)
+    for module in _NEEDS[suffix]:  # fail before any work when a library is missing
+        _need(module)
     if suffix in (".tif", ".tiff"):
-        import tifffile  # noqa: F401
         entries = _tiff_entries(entries, explicit=buffers is not None)
     _check_dtypes(entries, f"a {suffix} file", allow_complex=suffix not in (".tif", ".tiff"))
     with atomic_output(path, overwrite=overwrite, suffix=suffix, directory=directory) as tmp:
         writer(entries, tmp)
+
+
+_NEEDS = {".h5": ("h5py",), ".hdf5": ("h5py",), ".hspy": ("h5py",), ".npz": (),
+          ".zarr": ("xarray", "zarr"), ".nc": ("xarray", "h5netcdf"),
+          ".tif": ("tifffile",), ".tiff": ("tifffile",)}
+
+
+def _need(module: str) -> None:
+    import importlib
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        raise ImportError(f"writing this format needs {module}: pip install "
+                          "'udfwidgets[export]'") from None
 
 
 def _write_hdf5(entries, tmp: str) -> None:
@@ -571,6 +585,8 @@ def export_dataset(dataset: Any, path: str | os.PathLike, roi: Any = None,
     else:
         raise ExportError(f"export_dataset writes .h5, .hdf5 or .npy files, got {path!r}")
     check_target(path, overwrite=overwrite)
+    if kind == "hdf5":
+        _need("h5py")
     shape = dataset.shape
     nav, sig = tuple(shape.nav), tuple(shape.sig)
     roi_flat = normalize_roi(roi, nav)
