@@ -7,8 +7,11 @@ the tile is converted to the UDFs' input dtype, before any UDF sees it:
 ``corrected = (frame - dark) * gain``, then every excluded pixel is replaced
 by the median of its valid (not excluded) neighbours in the 3x3 neighbourhood,
 or, when none of those is valid, in the 5x5 neighbourhood (0 when that has
-none either). The neighbour tables are built once per run on the main node;
-per tile the patching is one gather and one ``np.median`` per neighbour count.
+none either). The neighbour tables are built once per run on the main node.
+With numba installed (``pip install 'udfwidgets[fast]'``) a compiled kernel
+corrects each frame in one pass (:mod:`udfwidgets._corrections_kernel`);
+otherwise NumPy makes three passes over the tile and patches with one gather
+and one sort per neighbourhood size. Both give the same values.
 
 Corrected frames are floating point: the UDFs' input dtype becomes
 ``np.result_type(preferred, dataset dtype, float32)`` (float32 for detectors
