@@ -11,7 +11,9 @@ Examples
 >>> float(ctx.run_udf(dataset=ds, udf=SumUDF())["intensity"].data.max())
 16.0
 """
+from .calibration import Calibration
 from .context import Context
+from .corrections import CorrectionSet
 from .io.dataset import DataSetError
 from .results import UDFResults
 from .udf.base import UDF
@@ -19,4 +21,5 @@ from .udf.buffers import BufferWrapper
 
 __version__ = "0.1.0"
 
-__all__ = ["UDF", "Context", "BufferWrapper", "UDFResults", "DataSetError", "__version__"]
+__all__ = ["UDF", "Context", "BufferWrapper", "UDFResults", "DataSetError", "CorrectionSet",
+           "Calibration", "__version__"]

@@ -97,6 +97,13 @@ def build_parser() -> argparse.ArgumentParser:
                      help="radius of the bright-field disk, also used for the centre of mass")
     det.add_argument("--adf", type=float, nargs=2, metavar=("INNER", "OUTER"),
                      help="inner and outer radius of the annular dark-field detector")
+    corr = demo.add_argument_group("detector corrections (applied to every frame; see "
+                                   "docs/corrections.md)")
+    corr.add_argument("--dark", metavar="NPY", help="dark frame to subtract (.npy, frame shape)")
+    corr.add_argument("--gain", metavar="NPY", help="gain map to multiply by (.npy, frame shape)")
+    corr.add_argument("--exclude", metavar="PATH",
+                      help="pixels to patch from their neighbours: a .npy bool mask of the "
+                      "frame shape or (n, 2) (y, x) coordinates, or a text file of 'y x' lines")
     run = demo.add_argument_group("run")
     run.add_argument("--executor", choices=EXECUTORS,
                      help="where the UDFs run (default: threads for the synthetic data, "
@@ -104,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--n-jobs", type=int, metavar="N",
                      help="number of workers (default: all cores)")
     run.add_argument("--out", default="udfwidgets-demo", metavar="DIR",
-                     help="folder for the PNGs (default: ./udfwidgets-demo/)")
+                     help="folder for the PNGs and results.h5 (default: ./udfwidgets-demo/)")
     run.add_argument("--quiet", action="store_true",
                      help="no progress bar and no table, only errors")
     return parser
@@ -358,6 +365,7 @@ def _demo(args) -> int:
         raise CLIError(f"the demo needs 2D frames; {inp.description} has frames of shape "
                        f"{tuple(ds.shape.sig)}")
     sig = tuple(ds.shape.sig)
+    corrections = _corrections(args, ds)
     det = _detectors(args, sig, inp.truth)
     made = f" (made in {inp.seconds:.2f} s)" if inp.truth is not None else ""
     say(f"data: {inp.description}: nav {tuple(ds.shape.nav)} x sig {sig}, {ds.dtype}, "
@@ -372,7 +380,8 @@ def _demo(args) -> int:
         n = ctx.executor.n_workers
         say(f"running {names} in one pass ({executor}, {n} worker{'s' * (n > 1)}) ...")
         t0 = time.perf_counter()
-        results = ctx.run_udf(dataset=ds, udf=udfs, progress=not args.quiet)
+        results = ctx.run_udf(dataset=ds, udf=udfs, progress=not args.quiet,
+                              corrections=corrections)
         seconds = time.perf_counter() - t0
 
     rows = _rows(results, det, len(ds.shape.nav))
@@ -388,7 +397,40 @@ def _demo(args) -> int:
         raise CLIError(f"cannot write the PNGs to {args.out!r}: {e}") from None
     say(f"saved {len(paths)} PNGs to {out_dir}{os.sep}: "
         + ", ".join(os.path.basename(p) for p in paths))
+    from .export import save_results
+    h5 = os.path.join(out_dir, "results.h5")
+    try:
+        save_results(results, h5, overwrite=True)
+    except OSError as e:
+        raise CLIError(f"cannot write {h5!r}: {e}") from None
+    say(f"saved every result buffer with its axes to {h5}")
     return 0
+
+
+def _corrections(args, ds):
+    """The CorrectionSet of --dark/--gain/--exclude, checked against the dataset (or None)."""
+    if args.dark is None and args.gain is None and args.exclude is None:
+        return None
+    from .corrections import CorrectionError, CorrectionSet
+
+    def load_array(path: str, what: str) -> np.ndarray:
+        try:
+            if str(path).lower().endswith(".npy"):
+                return np.load(path, allow_pickle=False)
+            return np.loadtxt(path, dtype=np.int64, ndmin=2)
+        except (OSError, ValueError) as e:
+            raise CLIError(f"cannot read {what} {path!r}: {e}") from None
+
+    try:
+        corr = CorrectionSet(
+            dark=None if args.dark is None else load_array(args.dark, "--dark"),
+            gain=None if args.gain is None else load_array(args.gain, "--gain"),
+            excluded_pixels=None if args.exclude is None else load_array(args.exclude,
+                                                                         "--exclude"))
+        corr.check(tuple(ds.shape.sig))
+    except CorrectionError as e:
+        raise CLIError(str(e)) from None
+    return corr
 
 
 # ------------------------------------------------------------------------------- pictures

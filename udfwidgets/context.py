@@ -173,13 +173,13 @@ class Context:
                 "cannot run UDFs: make a new one, e.g. "
                 f"ctx = Context(executor={self.executor.name!r})")
 
-    def _make_run(self, dataset, udf, roi, backends=None) -> tuple[UDFRun, bool]:
+    def _make_run(self, dataset, udf, roi, backends=None, corrections=None) -> tuple[UDFRun, bool]:
         self._check_open()
         plan.check_dataset(dataset)
         udfs, single = plan.as_udf_list(udf)
         plan.check_outputs(udfs, dataset)
         return UDFRun(dataset, udfs, self.executor, roi=roi, tile_bytes=self.tile_bytes,
-                      backends=backends), single
+                      backends=backends, corrections=corrections), single
 
     @staticmethod
     def _guarded(run: UDFRun, gen: Iterator[UDFResults]) -> Iterator[UDFResults]:
@@ -224,7 +224,7 @@ class Context:
 
     def run_udf_iter(self, dataset: DataSet, udf: UDF | Sequence[UDF], roi: Any = None,
                      progress: Any = False, plots: Any = None, sync: bool = True,
-                     backends: Any = None, **kwargs
+                     backends: Any = None, corrections: Any = None, **kwargs
                      ) -> Iterator[UDFResults] | AsyncIterator[UDFResults]:
         """Run UDFs and yield a :class:`UDFResults` after every merged partition.
 
@@ -234,6 +234,7 @@ class Context:
 
         With ``sync=False`` this returns an async iterator that does not block
         the event loop; cancelling the task that iterates stops the run.
+        ``corrections`` as for :meth:`run_udf`.
 
         Examples
         --------
@@ -251,7 +252,7 @@ class Context:
         self._check_open()
         plan.check_run_kwargs(kwargs, "run_udf_iter", _RUN_KEYWORDS)
         _check_sync(sync)
-        run, _ = self._make_run(dataset, udf, roi, backends)
+        run, _ = self._make_run(dataset, udf, roi, backends, corrections)
         gen = self._start(run, plots, progress, partials=True)
         if sync:
             return gen
@@ -259,7 +260,7 @@ class Context:
 
     def run_udf(self, dataset: DataSet, udf: UDF | Sequence[UDF], roi: Any = None,
                 progress: Any = False, plots: Any = None, sync: bool = True,
-                backends: Any = None, **kwargs):
+                backends: Any = None, corrections: Any = None, **kwargs):
         """Run one UDF (or a list of UDFs, in one pass) and return the results.
 
         Parameters
@@ -282,6 +283,11 @@ class Context:
         backends : iterable of str, optional
             Restrict the array backends the UDFs may use (LiberTEM's keyword),
             e.g. ``("numpy",)``; see :meth:`UDF.get_backends`.
+        corrections : CorrectionSet, None or False
+            Dark, gain and excluded pixels applied to every frame before the
+            UDFs see it (:class:`udfwidgets.corrections.CorrectionSet`).
+            ``None`` (default) applies the dataset's own ``ds.corrections``
+            if it has any; ``False`` applies none.
 
         Returns
         -------
@@ -300,7 +306,7 @@ class Context:
         self._check_open()
         plan.check_run_kwargs(kwargs, "run_udf", _RUN_KEYWORDS)
         _check_sync(sync)
-        run, single = self._make_run(dataset, udf, roi, backends)
+        run, single = self._make_run(dataset, udf, roi, backends, corrections)
         gen = self._start(run, plots, progress, partials=False)
 
         def unpack(final: UDFResults):
@@ -317,6 +323,26 @@ class Context:
         for item in gen:
             last = item
         return unpack(last)
+
+    def export_dataset(self, dataset: DataSet, path: Any, roi: Any = None,
+                       corrections: Any = None, overwrite: bool = False) -> None:
+        """Write ``dataset`` (corrected, cropped to ``roi``) to ``.h5``/``.hdf5`` or ``.npy``.
+
+        Block by block, never the whole dataset in memory; ``corrections`` as
+        for :meth:`run_udf`. See :func:`udfwidgets.export.export_dataset`.
+
+        Examples
+        --------
+        >>> import os, tempfile, numpy as np
+        >>> ctx = Context(executor="inline")
+        >>> ds = ctx.load("memory", data=np.ones((2, 3, 4, 4), dtype=np.uint16))
+        >>> path = os.path.join(tempfile.mkdtemp(), "copy.npy")
+        >>> ctx.export_dataset(ds, path)
+        >>> np.load(path).shape
+        (2, 3, 4, 4)
+        """
+        from .export import export_dataset
+        export_dataset(dataset, path, roi=roi, corrections=corrections, overwrite=overwrite)
 
     def release_files(self) -> None:
         """Let go of the files earlier runs read.

@@ -270,9 +270,7 @@ def _picklable(value: Any) -> bool:
 #: implement yet, with what the user is told. A branch that implements one adds
 #: the keyword to the signatures in context.py and removes its entry here.
 NOT_YET_SUPPORTED: dict[str, str] = {
-    "corrections": ("corrections= is not supported yet: dark-frame, gain and excluded-pixel "
-                    "corrections are not applied by this version of udfwidgets; correct the "
-                    "frames in your UDF (process_tile) for now"),
+    # LiberTEM run_udf keywords that udfwidgets does not implement yet, with what to do instead
 }
 
 

@@ -8,6 +8,8 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
+from ..corrections import resolve_corrections
+from ..export import buffer_context
 from ..io.dataset import DataSet
 from ..io.shape import Shape
 from ..progress import make_progress
@@ -34,7 +36,8 @@ class UDFRun:
     """
 
     def __init__(self, dataset: DataSet, udfs: Sequence[UDF], executor: Executor,
-                 roi: Any = None, tile_bytes: int = DEFAULT_TILE_BYTES, backends: Any = None):
+                 roi: Any = None, tile_bytes: int = DEFAULT_TILE_BYTES, backends: Any = None,
+                 corrections: Any = None):
         if not isinstance(dataset, DataSet):
             raise TypeError(f"dataset must be a udfwidgets dataset (from ctx.load), "
                             f"got {type(dataset).__name__}")
@@ -43,6 +46,8 @@ class UDFRun:
         self.nav_shape = tuple(self.shape.nav)
         self.executor = executor
         self.roi = normalize_roi(roi, self.nav_shape)
+        # checked here, before any work; None: the dataset's own ds.corrections
+        self.corrections = resolve_corrections(corrections, dataset)
         self.udfs = clean_copies(udfs)
         self.backends = tuple(choose_backend(u.get_backends(), backends, type(u).__name__)
                               for u in self.udfs)
@@ -68,7 +73,8 @@ class UDFRun:
                 self.partitions.append((part, lo, hi))
 
     def _init_main_buffers(self, udf: UDF, backend: str = "numpy"):
-        udf.meta = make_meta(udf, self.shape, self.dataset.dtype, self.roi, self.num_selected,
+        dtype = self.dataset.dtype if self.corrections is None else self.corrections.dtype
+        udf.meta = make_meta(udf, self.shape, dtype, self.roi, self.num_selected,
                              on_main_node=True, array_backend=backend)
         udf.meta._indices = self.selected
         udf.meta._valid_nav = self.damage
@@ -109,7 +115,8 @@ class UDFRun:
 
     # --- driving -------------------------------------------------------------
     def tasks(self):
-        return (PartitionTask(part, self.blob, self.udfs, self.roi, self.tile_bytes, self.backends)
+        return (PartitionTask(part, self.blob, self.udfs, self.roi, self.tile_bytes, self.backends,
+                              self.corrections)
                 for part, _, _ in self.partitions)
 
     def results(self, subscribers: Sequence[Any] = (), progress: Any = False,
@@ -179,13 +186,16 @@ class UDFRun:
                      for udf, decls, arrays in zip(self.udfs, self.decls, self.arrays))
 
     def _udf_results(self, udf, decls, arrays, valid) -> dict[str, BufferWrapper]:
-        def wrap(decl, raw, mask=None):
-            return BufferWrapper(decl.kind, raw.dtype, decl.extra_shape, raw, self.nav_shape,
-                                 self.roi, valid, custom_mask=mask)
+        def wrap(decl, raw, name=None, mask=None):
+            w = BufferWrapper(decl.kind, raw.dtype, decl.extra_shape, raw, self.nav_shape,
+                              self.roi, valid, custom_mask=mask)
+            if name is not None:  # what udfwidgets.export needs: axes, units, provenance
+                w.axes, w.context = decl.axes, buffer_context(self.dataset, udf, name)
+            return w
 
         cls = type(udf).__name__
         if type(udf).get_results is UDF.get_results:
-            return {name: wrap(d, arrays[name]) for name, d in decls.items()
+            return {name: wrap(d, arrays[name], name) for name, d in decls.items()
                     if d.use != "private"}
         # LiberTEM's contract: nav buffers flat and roi-compressed, (n_selected, *extra)
         udf.results = BufferNamespace(dict(arrays), cls)
@@ -207,7 +217,8 @@ class UDFRun:
             mask = None
             if isinstance(value, MaskedResult):
                 value, mask = value.data, value.mask
-            wrapped[name] = wrap(decls[name], self._as_raw(cls, name, decls[name], value), mask)
+            wrapped[name] = wrap(decls[name], self._as_raw(cls, name, decls[name], value), name,
+                                 mask)
         missing = [n for n, d in decls.items() if d.use == "result_only" and n not in out]
         if missing:
             raise BufferError(f"{cls}.get_results() did not return its result_only buffer(s) "
@@ -217,7 +228,7 @@ class UDFRun:
             if name in wrapped:
                 result[name] = wrapped[name]
             elif d.use is None:
-                result[name] = wrap(d, arrays[name])
+                result[name] = wrap(d, arrays[name], name)
         return result
 
     def _as_raw(self, cls, name, decl, value) -> np.ndarray:

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from types import SimpleNamespace
+from typing import Any
 
 import cloudpickle
 import numpy as np
 
+from ..corrections import correct_tile
 from ..io.dataset import Partition
 from ..io.shape import Shape
 from ..udf.backends import converter
@@ -47,6 +49,7 @@ class PartitionTask:
     roi: np.ndarray | None  # flat nav mask of the whole dataset, or None
     tile_bytes: int = DEFAULT_TILE_BYTES
     backends: tuple | None = None  # array backend per UDF (chosen on the main node)
+    corrections: Any = None  # PreparedCorrections (udfwidgets.corrections) or None
 
     def __getstate__(self):
         state = dict(self.__dict__)
@@ -106,9 +109,11 @@ def run_partition(task: PartitionTask) -> PartitionResult:
     base = part.start if task.roi is None else int(np.count_nonzero(task.roi[:part.start]))
     backends = task.backends or ("numpy",) * len(udfs)
 
+    corr = task.corrections
+    dtype = part.dtype if corr is None else corr.dtype  # corrected frames are float
     states = []  # (udf, method, arrays, views to set per block, aux, convert)
     for udf, backend in zip(udfs, backends):
-        udf.meta = make_meta(udf, shape, part.dtype, task.roi, n, array_backend=backend)
+        udf.meta = make_meta(udf, shape, dtype, task.roi, n, array_backend=backend)
         udf.meta._indices = indices
         udf.meta._start = base
         decls = validate_buffers(udf)
@@ -135,7 +140,7 @@ def run_partition(task: PartitionTask) -> PartitionResult:
             native = native.view(np.ndarray)  # plain ndarray: memmap slicing is slow
             native.flags.writeable = False
             tile_depth = getattr(part, "tile_depth", None)
-            _process(states, native, indices, sig, task.tile_bytes, base, tile_depth)
+            _process(states, native, indices, sig, task.tile_bytes, base, tile_depth, corr)
         finally:
             native = None
             part.close()
@@ -149,15 +154,17 @@ def run_partition(task: PartitionTask) -> PartitionResult:
 
 
 def _process(states, native: np.ndarray, indices: np.ndarray, sig, tile_bytes: int,
-             base: int = 0, tile_depth: int | None = None) -> None:
-    whole: dict[np.dtype, np.ndarray] = {native.dtype: native}
+             base: int = 0, tile_depth: int | None = None, corr=None) -> None:
+    # with corrections no UDF sees the native frames: every dtype gets corrected copies
+    whole: dict[np.dtype, np.ndarray] = {native.dtype: native} if corr is None else {}
     tiled = []
     for state in states:
         udf, method, arrays, _, aux, convert = state
         dt = udf.meta.input_dtype
         if method == "process_partition":
             if dt not in whole:
-                whole[dt] = native.astype(dt)
+                whole[dt] = native.astype(dt) if corr is None else correct_tile(
+                    native, corr, out=np.empty(native.shape, dtype=dt))
                 whole[dt].flags.writeable = False
             _set_whole(udf, arrays, indices, aux, base)
             udf.process_partition(whole[dt] if convert is None else convert(whole[dt]))
@@ -191,7 +198,10 @@ def _process(states, native: np.ndarray, indices: np.ndarray, sig, tile_bytes: i
                     tile = whole[dt][t0:t1]
                 else:
                     tile = scratch[dt][: t1 - t0]
-                    np.copyto(tile, native[t0:t1], casting="unsafe")
+                    if corr is None:
+                        np.copyto(tile, native[t0:t1], casting="unsafe")
+                    else:
+                        correct_tile(native[t0:t1], corr, out=tile)
                     tile.flags.writeable = False  # shared by every UDF of this dtype
                 tiles[dt] = tile
             if convert is not None:  # a sparse backend: this UDF's own copy of the tile

@@ -153,6 +153,42 @@ class DataSet:
         """Extra ``name: value`` pairs for :meth:`__repr__` (chunking, compression, ...)."""
         return {}
 
+    # --- corrections and calibration (udfwidgets.corrections, udfwidgets.calibration) ---
+    @property
+    def corrections(self):
+        """A :class:`~udfwidgets.corrections.CorrectionSet` every run applies by default, or None."""
+        return self.__dict__.get("_corrections")
+
+    @corrections.setter
+    def corrections(self, value) -> None:
+        from ..corrections import CorrectionSet
+        if value is not None:
+            if not isinstance(value, CorrectionSet):
+                raise TypeError("ds.corrections must be a udfwidgets.corrections.CorrectionSet "
+                                f"or None, got {type(value).__name__}")
+            value.check(tuple(self.shape.sig))
+        self.__dict__["_corrections"] = value
+
+    @property
+    def calibration(self):
+        """The :class:`~udfwidgets.calibration.Calibration` (physical units); settable.
+
+        Unless set, read from ``self.metadata`` where the format has it, else pixels.
+        """
+        cal = self.__dict__.get("_calibration")
+        if cal is None:
+            from ..calibration import Calibration
+            cal = Calibration.from_metadata(getattr(self, "metadata", None) or {})
+        return cal
+
+    @calibration.setter
+    def calibration(self, value) -> None:
+        from ..calibration import Calibration
+        if value is not None and not isinstance(value, Calibration):
+            raise TypeError("ds.calibration must be a udfwidgets.Calibration or None, got "
+                            f"{type(value).__name__}")
+        self.__dict__["_calibration"] = value
+
     def __repr__(self) -> str:
         """``<Class kind='...' path='...' nav=... sig=... dtype=... size=... ...>``.
 
@@ -177,6 +213,10 @@ class DataSet:
         parts += [f"{k}={v!r}" if isinstance(v, str) else f"{k}={v}" for k, v in items.items()]
         return f"<{type(self).__name__} " + " ".join(parts) + ">"
 
+    def _repr_html_(self) -> str:
+        from .display import dataset_html
+        return dataset_html(self)
+
 
 def format_bytes(n: int) -> str:
     """A byte count for people: ``512.0 MiB``.
@@ -193,10 +233,6 @@ def format_bytes(n: int) -> str:
         if n < 1024 or unit == "TiB":
             return f"{n:.1f} {unit}"
     return f"{n} B"  # pragma: no cover
-
-    def _repr_html_(self) -> str:
-        from .display import dataset_html
-        return dataset_html(self)
 
 
 def check_sig_dims(ndim: int, sig_dims: int) -> None:

@@ -236,7 +236,7 @@ class UDF:
 
     # --- declaring buffers -------------------------------------------------
     def buffer(self, kind: str, extra_shape=(), dtype="float32", where=None,
-               use: str | None = None) -> BufferDeclaration:
+               use: str | None = None, axes=None) -> BufferDeclaration:
         """Declare a result buffer; use it inside :meth:`get_result_buffers`.
 
         Parameters
@@ -253,6 +253,10 @@ class UDF:
         use : {None, "private", "result_only"}
             ``"private"``: used while processing but left out of the results;
             ``"result_only"``: not allocated on workers, filled by :meth:`get_results`.
+        axes : list, optional
+            Names of the ``extra_shape`` axes for exports: a name, ``(name,
+            coords)`` or ``(name, coords, unit)`` per axis (``unit="px"``:
+            detector pixels, converted with the dataset's calibration).
 
         Examples
         --------
@@ -260,7 +264,7 @@ class UDF:
         >>> UDF().buffer(kind="nav", extra_shape=(2,), dtype="float64")
         BufferDeclaration(kind='nav', extra_shape=(2,), dtype='float64', use=None)
         """
-        return BufferDeclaration(kind, extra_shape, dtype, use)
+        return BufferDeclaration(kind, extra_shape, dtype, use, axes)
 
     def get_result_buffers(self) -> dict[str, BufferDeclaration]:
         """Return ``{name: self.buffer(...)}`` for every result buffer."""

@@ -78,11 +78,12 @@ class BufferDeclaration:
     """
 
     def __init__(self, kind: str, extra_shape: Iterable[int] | int = (), dtype: Any = "float32",
-                 use: str | None = None):
+                 use: str | None = None, axes: Any = None):
         self.kind = kind
         self.extra_shape = extra_shape
         self.dtype = dtype
         self.use = use
+        self.axes = axes  # names (and coordinates) of the extra_shape axes, see check_axes
 
     def validated(self, name: Any, udf_name: str) -> "BufferDeclaration":
         """Check name and values; return a declaration with normalised values."""
@@ -113,7 +114,8 @@ class BufferDeclaration:
             raise BufferError(f"{where}: dtype={self.dtype!r} is not a NumPy dtype ({e})") from None
         if self.use not in USES:
             raise BufferError(f"{where}: use={self.use!r} must be None, 'private' or 'result_only'")
-        return BufferDeclaration(self.kind, extra, dtype, self.use)
+        return BufferDeclaration(self.kind, extra, dtype, self.use,
+                                 check_axes(self.axes, extra, where))
 
     def shape_for(self, num_frames: int, sig_shape: tuple[int, ...]) -> tuple[int, ...]:
         """The array shape of this buffer for ``num_frames`` frames (nav kind)."""
@@ -124,8 +126,47 @@ class BufferDeclaration:
         return self.extra_shape or (1,)
 
     def __repr__(self) -> str:
+        axes = "" if self.axes is None else f", axes={self.axes!r}"
         return (f"BufferDeclaration(kind={self.kind!r}, extra_shape={self.extra_shape!r}, "
-                f"dtype={self.dtype!r}, use={self.use!r})")
+                f"dtype={self.dtype!r}, use={self.use!r}{axes})")
+
+
+def check_axes(axes: Any, extra_shape: tuple[int, ...], where: str = "buffer"
+               ) -> tuple[tuple[str, Any, Any], ...] | None:
+    """Normalise the ``axes=`` of a buffer declaration: one ``(name, coords, unit)`` per extra axis.
+
+    Each entry is a name, ``(name, coords)`` or ``(name, coords, unit)``;
+    ``coords`` has one value per index (None: the indices), ``unit`` ``"px"``
+    means detector pixels (converted with the dataset's calibration on export).
+
+    Examples
+    --------
+    >>> check_axes(["mask"], (3,))
+    (('mask', None, None),)
+    >>> check_axes([("radius", [0.5, 1.5], "px")], (2,))[0][1]
+    array([0.5, 1.5])
+    """
+    if axes is None:
+        return None
+    if isinstance(axes, str):
+        axes = [axes]
+    axes = list(axes)
+    if len(axes) != len(extra_shape):
+        raise BufferError(f"{where}: axes={axes!r} names {len(axes)} axes, but extra_shape "
+                          f"{extra_shape} has {len(extra_shape)}")
+    out = []
+    for entry, size in zip(axes, extra_shape):
+        name, coords, unit = (entry, None, None) if isinstance(entry, str) else (
+            tuple(entry) + (None, None))[:3]
+        if not isinstance(name, str) or not name:
+            raise BufferError(f"{where}: axis names must be non-empty strings, got {name!r}")
+        if coords is not None:
+            coords = np.asarray(coords)
+            if coords.shape != (size,):
+                raise BufferError(f"{where}: axis {name!r} has {coords.shape} coordinates, but "
+                                  f"{size} values along it")
+        out.append((name, coords, unit))
+    return tuple(out)
 
 
 class BufferWrapper(NDArrayOperatorsMixin):
@@ -165,6 +206,12 @@ class BufferWrapper(NDArrayOperatorsMixin):
     >>> res["intensity"].kind, float(np.sum(res["intensity"]))
     ('sig', 96.0)
     """
+
+    #: set by the run for :meth:`to_xarray` and the writers of :mod:`udfwidgets.export`:
+    #: the declared extra axes (:func:`check_axes`) and a dict with the buffer's name,
+    #: the UDF's class name and parameters, the dataset's path and calibration
+    axes: Any = None
+    context: Any = None
 
     def __init__(self, kind: str, dtype="float32", extra_shape: tuple[int, ...] = (),
                  raw: np.ndarray | None = None, nav_shape: tuple[int, ...] | None = None,
@@ -339,6 +386,12 @@ class BufferWrapper(NDArrayOperatorsMixin):
 
     def __iter__(self):
         return iter(self.data)
+
+    def to_xarray(self, name: str | None = None):
+        """This buffer as an ``xarray.DataArray`` with physical coordinates
+        (see :func:`udfwidgets.export.to_xarray`)."""
+        from ..export import buffer_to_xarray
+        return buffer_to_xarray(self, name)
 
     def __repr__(self) -> str:
         return (f"<BufferWrapper kind={self.kind!r} dtype={self.dtype} shape={self.shape} "

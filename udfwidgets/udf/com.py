@@ -255,9 +255,13 @@ class CoMUDF(UDF):
             raise ValueError(f"CoMUDF needs 2D frames (sig_dims=2), got signal shape {sig}")
         nav_dims = len(tuple(self.meta.dataset_shape.nav))
         f8 = "float64"
-        nav2 = dict(kind="nav", extra_shape=(2,), dtype=f8, use="result_only")
+        yx = [("component", ["y", "x"])]
+        terms = [("term", ["offset"] + [f"slope_{i}" for i in range(nav_dims)]),
+                 ("component", ["y", "x"])]
+        nav2 = dict(kind="nav", extra_shape=(2,), dtype=f8, use="result_only", axes=yx)
         nav1 = dict(kind="nav", dtype=f8, use="result_only")
-        coef = dict(kind="single", extra_shape=(1 + nav_dims, 2), dtype=f8, use="result_only")
+        coef = dict(kind="single", extra_shape=(1 + nav_dims, 2), dtype=f8, use="result_only",
+                    axes=terms)
         return {
             "raw_mask_result": self.buffer(kind="nav", extra_shape=(3,), dtype=f8, use="private"),
             "raw_com": self.buffer(**nav2),

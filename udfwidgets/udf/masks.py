@@ -233,7 +233,7 @@ class ApplyMasksUDF(UDF):
                                              dtype=self._compute_dtype([]))}
         matrix, _ = self._prepared()
         return {"intensity": self.buffer(kind="nav", extra_shape=(matrix.shape[0],),
-                                         dtype=matrix.dtype)}
+                                         dtype=matrix.dtype, axes=["mask"])}
 
     def get_task_data(self):
         if self.meta.on_main_node:  # masks are only needed where frames are processed

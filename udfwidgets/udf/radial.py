@@ -110,14 +110,17 @@ class RadialProfileUDF(UDF):
         return radial_bin_edges(sig, self._centre(), p.n_bins, p.r_max, p.r_min)
 
     def get_result_buffers(self):
-        n = len(self._edges()) - 1
+        edges = self._edges()
+        n = len(edges) - 1
         dtype = np.result_type(self.meta.input_dtype, np.float32)
+        # bin centres in detector pixels: exports convert them with the dataset's calibration
+        radius = [("radius", (edges[:-1] + edges[1:]) / 2, "px")]
         return {
-            "profile": self.buffer(kind="nav", extra_shape=(n,), dtype=dtype),
+            "profile": self.buffer(kind="nav", extra_shape=(n,), dtype=dtype, axes=radius),
             "bin_edges": self.buffer(kind="single", extra_shape=(n + 1,), dtype="float64",
-                                     use="result_only"),
+                                     use="result_only", axes=[("edge", edges, "px")]),
             "pixel_count": self.buffer(kind="single", extra_shape=(n,), dtype="int64",
-                                       use="result_only"),
+                                       use="result_only", axes=radius),
         }
 
     def _index_map(self) -> dict[str, Any]:

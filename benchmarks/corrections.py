@@ -1,0 +1,110 @@
+"""What detector corrections cost: SumUDF with and without a CorrectionSet.
+
+Run ``python benchmarks/corrections.py`` (a 1 GiB float32 file, 128x128 x
+128x128, and a 1 GiB uint16 file, 64x128 x 256x256, like a counting
+detector; 5 interleaved repetitions) or ``--quick`` (64 MiB file, 2
+repetitions). The corrections are a dark frame, a gain map and 64 excluded
+pixels (0.4% of a 128x128 frame), the worst realistic case: every part of the
+correction is on. Plain and corrected runs alternate within every repetition,
+so that the ratio survives a shared, noisy machine; the load average is
+printed with the result. Results are checked against NumPy before timing.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.dirname(HERE))
+
+import numpy as np  # noqa: E402
+
+import _data  # noqa: E402
+from udfwidgets import Context, CorrectionSet  # noqa: E402
+from udfwidgets.udf.sum import SumUDF  # noqa: E402
+
+
+#: 1 GiB of uint16 frames, a 64x128 scan of 256x256 frames
+U16_1G = _data.RawFile("u16_64x128x256x256.raw", (64, 128), (256, 256), "uint16")
+
+
+def corrections_for(sig, seed=1) -> CorrectionSet:
+    rng = np.random.default_rng(seed)
+    excluded = np.stack([rng.integers(0, s, 64) for s in sig], axis=1)
+    return CorrectionSet(dark=rng.uniform(0, 20, sig), gain=rng.uniform(0.9, 1.1, sig),
+                         excluded_pixels=excluded)
+
+
+def check(ctx, ds, f, corr) -> None:
+    """Corrected SumUDF against NumPy on the first 64 frames."""
+    mm = f.memmap()
+    n = min(64, f.n_frames)
+    roi = np.zeros(f.n_frames, bool)
+    roi[:n] = True
+    got = ctx.run_udf(dataset=ds, udf=SumUDF(dtype="float64"), roi=roi, corrections=corr)
+    want = corr.apply(np.asarray(mm[:n]), dtype=np.float64).sum(axis=0)
+    np.testing.assert_allclose(got["intensity"].data, want, rtol=1e-5)
+
+
+def bench(f, reps: int, executor: str, n_jobs: int) -> dict:
+    _data.ensure(f)
+    _data.warm(f)
+    corr = corrections_for(f.sig)
+    with Context(executor=executor, n_jobs=n_jobs) as ctx:
+        ds = ctx.load("raw", path=f.path, nav_shape=f.nav, sig_shape=f.sig, dtype=f.dtype)
+        check(ctx, ds, f, corr)
+        for c in (None, corr):  # warm workers and file maps
+            ctx.run_udf(dataset=ds, udf=SumUDF(), corrections=c if c else False)
+        times = {"plain": [], "corrected": []}
+        for rep in range(reps):
+            order = [("plain", False), ("corrected", corr)]
+            if rep % 2:
+                order.reverse()
+            for name, c in order:
+                t0 = time.perf_counter()
+                ctx.run_udf(dataset=ds, udf=SumUDF(), corrections=c)
+                times[name].append(time.perf_counter() - t0)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    return {"file": os.path.basename(f.path), "gib": f.nbytes / 2**30, "times": times,
+            "median": med, "ratio": med["corrected"] / med["plain"],
+            "min_ratio": min(times["corrected"]) / min(times["plain"])}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="64 MiB file, 2 repetitions")
+    p.add_argument("--reps", type=int, default=5)
+    p.add_argument("--executor", default="processes")
+    p.add_argument("--n-jobs", type=int, default=2)
+    p.add_argument("--numpy", action="store_true",
+                   help="NumPy corrections even when numba is installed (UDFWIDGETS_NUMBA=0)")
+    p.add_argument("--files", default="f32,u16", help="f32 (1 GiB float32), u16 (1 GiB uint16)")
+    a = p.parse_args(argv)
+    if a.numpy:
+        os.environ["UDFWIDGETS_NUMBA"] = "0"  # before any worker starts: they inherit it
+    from udfwidgets._corrections_kernel import get_kernel
+    path = "numba kernel" if get_kernel() is not None else "NumPy"
+    files = {"f32": _data.F32, "u16": U16_1G}
+    chosen = [_data.F32_QUICK] if a.quick else [files[k] for k in a.files.split(",")]
+    reps = 2 if a.quick else a.reps
+    load0 = os.getloadavg()
+    rows = [bench(f, reps, a.executor, a.n_jobs) for f in chosen]
+    load1 = os.getloadavg()
+    print(f"SumUDF, corrections by {path}, executor={a.executor} n_jobs={a.n_jobs}, "
+          f"{reps} interleaved repetitions; "
+          f"load average {load0[0]:.1f} before, {load1[0]:.1f} after (1 min)")
+    print("| file | GiB | plain (median s) | corrected (median s) | corrected / plain "
+          "(median) | (best of each) |")
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['file']} | {r['gib']:.2f} | {r['median']['plain']:.3f} | "
+              f"{r['median']['corrected']:.3f} | {r['ratio']:.2f} | {r['min_ratio']:.2f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
