@@ -263,3 +263,143 @@ def test_python_dash_m_reports_errors_without_traceback(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "udfwidgets", "demo", "--data", "missing.npy"],
                           cwd=tmp_path, capture_output=True, text=True, timeout=120)
     one_line_error(proc.returncode, proc.stdout, proc.stderr, "no such file", "missing.npy")
+
+
+# ------------------------------------------------------------------------------ checked before any work
+@pytest.fixture
+def no_work(monkeypatch):
+    """Make running (a Context) or making synthetic data fail the test: errors must come first."""
+    import udfwidgets
+    import udfwidgets.io.synthetic
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("work started before the input was checked")
+
+    monkeypatch.setattr(udfwidgets, "Context", refuse)
+    monkeypatch.setattr(udfwidgets.io.synthetic, "SyntheticDataSet", refuse)
+
+
+def cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--centre", "500", "500"], ["--centre 500 500", "outside the frame", "128 x 128"]),
+    (["--sig", "16", "16", "--centre", "-3", "8"], ["--centre -3 8", "outside the frame"]),
+    (["--centre", "nan", "3"], ["--centre", "finite"]),
+])
+def test_centre_outside_the_synthetic_frame_before_the_data_is_made(tmp_path, capsys, no_work,
+                                                                     args, words):
+    code, out, err = run(capsys, *args, "--out", tmp_path / "out")
+    one_line_error(code, out, err, *words)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.fixture
+def npy_file(tmp_path):
+    path = tmp_path / "scan.npy"
+    write_npy(path, (3, 3), (16, 20))
+    return path
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--centre", "16", "8"], ["--centre 16 8", "outside the frame of 16 x 20", "rows 0 to 15"]),
+    (["--centre", "8", "20"], ["outside the frame", "columns 0 to 19"]),
+    (["--centre", "15", "19", "--bf-radius", "12", "--adf", "13", "20"], []),  # corner: fine
+    (["--centre", "7.5", "7.5", "--bf-radius", "0.2"], ["bright-field disk", "covers no pixel",
+                                                        "--bf-radius"]),
+    (["--adf", "30", "40"], ["annular dark-field", "30 < r <= 40", "covers no pixel", "--adf"]),
+    (["--centre", "0", "0", "--adf", "26", "30"], ["annular dark-field", "covers no pixel"]),
+])
+def test_detector_outside_the_frame_of_a_file(tmp_path, capsys, monkeypatch, npy_file, args,
+                                              words):
+    if not words:  # the accepted case runs for real
+        code, out, err = run(capsys, "--data", npy_file, *args, "--executor", "inline",
+                             "--out", tmp_path / "out")
+        assert code == 0, err
+        data = np.load(npy_file)
+        check_table(parse_table(out), reference(data, (15.0, 19.0), 12.0, (13.0, 20.0)))
+        return
+    import udfwidgets
+    monkeypatch.setattr(udfwidgets, "Context", lambda *a, **k: pytest.fail("work started"))
+    code, out, err = run(capsys, "--data", npy_file, *args, "--out", tmp_path / "out")
+    one_line_error(code, out, err, *words)
+    assert not (tmp_path / "out").exists()
+
+
+def test_unwritable_output_folder_before_any_work(tmp_path, capsys, no_work):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    for out_dir, words in ((blocker / "sub", ["--out", "a-file", "is a file, not a folder"]),
+                           ("/proc/udfwidgets-demo", ["--out", "/proc/udfwidgets-demo",
+                                                      "not writable"])):
+        code, out, err = run(capsys, "--out", out_dir)
+        one_line_error(code, out, err, *words)
+        assert not os.path.exists(out_dir)
+
+
+def test_read_only_output_folder(tmp_path, capsys, no_work):
+    if os.geteuid() == 0:
+        pytest.skip("root writes into read-only folders: the /proc case above covers this")
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o500)
+    try:
+        code, out, err = run(capsys, "--out", folder / "demo")
+        one_line_error(code, out, err, "--out", "not writable")
+    finally:
+        folder.chmod(0o700)
+
+
+def test_folder_given_as_data(tmp_path, capsys, no_work):
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    for layout in ([], ["--nav", "2", "2", "--sig", "8", "8"]):
+        code, out, err = run(capsys, "--data", folder, *layout, "--out", tmp_path / "out")
+        one_line_error(code, out, err, "is a folder", "give the data file itself")
+
+
+def test_npz_is_not_read_as_raw(tmp_path, capsys, no_work):
+    path = tmp_path / "scan.npz"
+    np.savez(path, data=np.zeros((2, 2, 8, 8), dtype=np.uint16))
+    for layout in ([], ["--nav", "2", "2", "--sig", "8", "8"]):
+        code, out, err = run(capsys, "--data", path, *layout, "--out", tmp_path / "out")
+        one_line_error(code, out, err, ".npz archive", "np.save")
+
+
+@pytest.mark.parametrize("content", [b"1 2 3\n4 5 6\n" * 20, bytes(range(256)) * 4])
+def test_npy_name_on_something_else(tmp_path, capsys, no_work, content):
+    path = tmp_path / "scan.npy"
+    path.write_bytes(content)
+    code, out, err = run(capsys, "--data", path, "--out", tmp_path / "out")
+    one_line_error(code, out, err, "is named .npy but is not a NumPy .npy file")
+    assert "pickle" not in err  # NumPy's advice to unpickle does not apply
+    assert ("text file" in err) == content.startswith(b"1 2")
+
+
+def test_seed_with_data_is_refused(tmp_path, capsys, no_work, npy_file):
+    code, out, err = run(capsys, "--data", npy_file, "--seed", 3, "--out", tmp_path / "out")
+    one_line_error(code, out, err, "--seed", "synthetic", "--data")
+
+
+def test_more_workers_than_cores_is_refused(tmp_path, capsys, no_work):
+    n = cores()
+    code, out, err = run(capsys, "--n-jobs", n + 1, "--executor", "threads", "--out", tmp_path)
+    one_line_error(code, out, err, f"--n-jobs {n + 1}", f"{n} CPU core", f"--n-jobs {n} or less")
+
+
+def test_raw_file_with_the_default_dtype(tmp_path, capsys):
+    path = tmp_path / "scan.bin"
+    write_raw(path, (2, 3), (16, 16), dtype="uint16", seed=2)
+    data = np.fromfile(path, dtype=np.uint16).reshape(2, 3, 16, 16)
+    code, out, err = run(capsys, "--data", path, "--nav", 2, 3, "--sig", 16, 16,
+                         "--executor", "inline", "--out", tmp_path)
+    assert code == 0, err
+    assert "uint16" in out
+    check_table(parse_table(out), reference(data, (7.5, 7.5), 1.6, (3.2, 8.0)))
+
+
+def test_version(capsys):
+    import udfwidgets
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"udfwidgets {udfwidgets.__version__}"
