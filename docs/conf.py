@@ -10,6 +10,7 @@ package appears without an edit here.  The notebooks are rendered from their
 stored outputs by myst-nb; they are never executed here (nbval runs them in the
 test suite).
 """
+
 from __future__ import annotations
 
 import os
@@ -42,8 +43,14 @@ extensions = [
 
 source_suffix = {".md": "myst-nb", ".ipynb": "myst-nb", ".rst": "restructuredtext"}
 root_doc = "index"
-exclude_patterns = ["_build", "Thumbs.db", ".DS_Store", "**.ipynb_checkpoints",
-                    "notebooks/conftest.py", "notebooks/sanitize.cfg"]
+exclude_patterns = [
+    "_build",
+    "Thumbs.db",
+    ".DS_Store",
+    "**.ipynb_checkpoints",
+    "notebooks/conftest.py",
+    "notebooks/sanitize.cfg",
+]
 
 # -- autodoc / autosummary / numpydoc ----------------------------------------------------------
 autosummary_generate = False  # the module pages are written by apigen, not by autosummary
@@ -73,16 +80,24 @@ html_static_path: list[str] = []
 # -- PENDING PAGES (temporary; the integrator deletes this block after the merge) -------------
 # Pages other branches are writing right now.  The user guide lists them already; until they
 # exist, their toctree lines are dropped (only these, any other missing page is still an error).
-PENDING_PAGES = ["formats", "formats-hdf5", "clusters", "reliability",
-                 "libertem-compatibility", "corrections", "units-and-export"]
+PENDING_PAGES = [
+    "formats",
+    "formats-hdf5",
+    "clusters",
+    "reliability",
+    "libertem-compatibility",
+    "corrections",
+    "units-and-export",
+]
 
 
 def _drop_missing_pending_pages(app, docname, source):
     if docname != "user-guide":
         return
     missing = [p for p in PENDING_PAGES if not os.path.exists(os.path.join(HERE, p + ".md"))]
-    source[0] = "\n".join(line for line in source[0].splitlines()
-                          if line.strip() not in missing)
+    source[0] = "\n".join(line for line in source[0].splitlines() if line.strip() not in missing)
+
+
 # -- end of PENDING PAGES ----------------------------------------------------------------------
 
 

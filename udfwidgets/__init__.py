@@ -11,12 +11,12 @@ Examples
 >>> float(ctx.run_udf(dataset=ds, udf=SumUDF())["intensity"].data.max())
 16.0
 """
+
 from .context import Context
 from .io.dataset import DataSetError
 from .results import UDFResults
 from .udf.base import UDF
 from .udf.buffers import BufferWrapper
-
 
 
 def _version() -> str:
@@ -34,6 +34,7 @@ def _version() -> str:
             if found:
                 return found.group(1)
     from importlib.metadata import PackageNotFoundError, version
+
     try:
         return version("udfwidgets")
     except PackageNotFoundError:  # pragma: no cover - neither installed nor a source tree

@@ -1,4 +1,5 @@
 """Progress bars for runs: a widget in Jupyter, text in a terminal (tqdm.auto)."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -23,6 +24,7 @@ def make_progress(progress: Any, total: int, desc: str = "frames"):
     if not progress:
         return _NoProgress()
     from tqdm.auto import tqdm
+
     kwargs = dict(total=total, unit="frame", unit_scale=True, desc=desc, smoothing=0.1)
     if isinstance(progress, dict):
         kwargs.update(progress)
