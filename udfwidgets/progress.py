@@ -20,6 +20,12 @@ def make_progress(progress: Any, total: int, desc: str = "frames"):
 
     ``progress=True`` gives ``tqdm.auto.tqdm`` (a widget under ipykernel, text
     elsewhere); a dict is passed to tqdm as keyword arguments.
+
+    Examples
+    --------
+    >>> bar = make_progress(False, total=10)  # no bar: a stand-in that does nothing
+    >>> bar.update(5)
+    >>> bar.close()
     """
     if not progress:
         return _NoProgress()

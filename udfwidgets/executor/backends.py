@@ -19,7 +19,14 @@ _ALIASES = {"sync": "inline", "threading": "threads", "loky": "processes",
 
 
 class Executor:
-    """Runs a function over tasks and yields the results in completion order."""
+    """Runs a function over tasks and yields the results in completion order.
+
+    Examples
+    --------
+    >>> ex = make_executor("inline")
+    >>> isinstance(ex, Executor), ex.name, ex.n_workers
+    (True, 'inline', 1)
+    """
 
     name: str = "base"
     n_workers: int = 1
@@ -44,7 +51,13 @@ class Executor:
 
 
 class InlineExecutor(Executor):
-    """Serial, in the calling thread: exceptions surface directly, for debugging."""
+    """Serial, in the calling thread: exceptions surface directly, for debugging.
+
+    Examples
+    --------
+    >>> list(InlineExecutor().imap_unordered(lambda x: x * x, [1, 2, 3]))
+    [1, 4, 9]
+    """
 
     name = "inline"
     n_workers = 1
@@ -64,6 +77,14 @@ class DaskExecutor(Executor):
     client : distributed.Client or str, optional
         A client, a scheduler address (a client is made and closed with the
         executor), or None for the current default client.
+
+    Examples
+    --------
+    Usually made by ``Context(executor="dask", client=...)``:
+
+    >>> DaskExecutor.name
+    'dask'
+    >>> # ctx = Context(executor="dask", client="tcp://scheduler:8786")
     """
 
     name = "dask"

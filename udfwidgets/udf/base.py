@@ -19,6 +19,12 @@ def process_method_of(udf: "UDF") -> str:
     ``process_partition`` wins over ``process_tile``, which wins over
     ``process_frame``: a UDF may keep a slow ``process_frame`` for reference
     and add a fast ``process_tile`` that is used instead.
+
+    Examples
+    --------
+    >>> from udfwidgets.udf.sumsigudf import SumSigUDF
+    >>> process_method_of(SumSigUDF()) in PROCESS_METHODS
+    True
     """
     for name in PROCESS_METHODS:
         if callable(getattr(udf, name, None)):
@@ -28,7 +34,14 @@ def process_method_of(udf: "UDF") -> str:
 
 
 class UDFParams:
-    """The keyword arguments a UDF was created with, as attributes (``self.params.x``)."""
+    """The keyword arguments a UDF was created with, as attributes (``self.params.x``).
+
+    Examples
+    --------
+    >>> p = UDFParams({"radius": 3}, "MyUDF")
+    >>> p.radius
+    3
+    """
 
     def __init__(self, kwargs: dict[str, Any], udf_name: str = "UDF"):
         self.__dict__["_kwargs"] = kwargs
@@ -67,6 +80,14 @@ class BufferNamespace:
     Reading a name that is not a declared buffer raises an ``AttributeError``
     that names it; assigning a whole new array to a buffer name is refused,
     since it would be lost: write into the buffer with ``[:]`` or ``[...]``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> ns = BufferNamespace({"total": np.zeros(2)}, owner="MyUDF")
+    >>> ns.total[:] = 1
+    >>> ns.total
+    array([1., 1.])
     """
 
     def __init__(self, arrays: dict[str, np.ndarray], owner: str = "UDF"):

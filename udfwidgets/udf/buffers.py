@@ -15,7 +15,16 @@ USES = (None, "private", "result_only")
 
 
 class BufferError(ValueError):
-    """A result buffer is declared or used in a way that cannot work."""
+    """A result buffer is declared or used in a way that cannot work.
+
+    Examples
+    --------
+    >>> try:
+    ...     BufferDeclaration(kind="everywhere").validated("total", "MyUDF")
+    ... except BufferError as e:
+    ...     print(type(e).__name__)
+    BufferError
+    """
 
 
 def fill_value_for(dtype: np.dtype) -> Any:
@@ -58,6 +67,12 @@ class BufferDeclaration:
 
     The values are checked when the UDF is run, where the buffer's name is
     known, so that every error can name the buffer (see :meth:`validated`).
+
+    Examples
+    --------
+    >>> decl = BufferDeclaration(kind="nav", dtype="float32")
+    >>> decl.kind, decl.dtype
+    ('nav', 'float32')
     """
 
     def __init__(self, kind: str, extra_shape: Iterable[int] | int = (), dtype: Any = "float32",

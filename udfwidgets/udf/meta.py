@@ -18,6 +18,13 @@ class Slice:
     ``(frames, *sig)``, both in the dataset's flat-navigation layout. With an
     roi, not every frame in the range is selected: :attr:`UDFMeta.coordinates`
     gives the exact positions.
+
+    Examples
+    --------
+    >>> from udfwidgets.io.shape import Shape
+    >>> s = Slice(origin=(4, 0, 0), shape=Shape((2, 8, 8), sig_dims=2))
+    >>> s.origin[0], tuple(s.shape)
+    (4, (2, 8, 8))
     """
 
     origin: tuple[int, ...]
