@@ -13,6 +13,7 @@ from joblib import Parallel, delayed, parallel_config
 
 __all__ = ["Executor", "InlineExecutor", "DaskExecutor", "make_executor", "EXECUTORS"]
 
+#: The executor names ``Context(executor=...)`` and :func:`make_executor` accept.
 EXECUTORS = ("inline", "threads", "processes", "dask")
 _ALIASES = {"sync": "inline", "threading": "threads", "loky": "processes",
             "pipelined": "processes", "default": "processes", "delayed": "dask"}

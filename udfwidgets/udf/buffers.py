@@ -10,7 +10,10 @@ from numpy.lib.mixins import NDArrayOperatorsMixin
 
 __all__ = ["BufferDeclaration", "BufferWrapper", "BufferError", "fill_value_for", "KINDS", "USES"]
 
+#: Buffer kinds: one value per frame (``nav``), a frame-shaped buffer (``sig``), or one value.
 KINDS = ("nav", "sig", "single")
+#: Buffer uses: a result (None), private to the UDF (not returned), or made for the results only
+#: (``result_only``: filled in ``get_results``, not seen by the process methods).
 USES = (None, "private", "result_only")
 
 
