@@ -23,3 +23,76 @@ def test_public_names():
 
     assert UDF is UDF2
     assert udfwidgets.__version__
+
+
+# ------------------------------------------------------------------------------ the version
+def project_table() -> dict:
+    import tomllib
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
+    return tomllib.loads(text)["project"]
+
+
+def test_one_version_everywhere():
+    import udfwidgets
+
+    version = project_table()["version"]
+    assert udfwidgets.__version__ == version
+    out = subprocess.run([sys.executable, "-m", "udfwidgets", "--version"],
+                         capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == f"udfwidgets {version}"
+    import re
+    from pathlib import Path
+
+    changelog = (Path(__file__).resolve().parents[1] / "CHANGELOG.md").read_text()
+    versions = re.findall(r"^## (\S+)", changelog, re.M)
+    assert versions[:1] == ["Unreleased"] or versions[:1] == [version], versions
+    assert version in versions, f"CHANGELOG.md has no section for {version}"
+
+
+def test_project_metadata_for_publishing():
+    project = project_table()
+    assert {"Homepage", "Documentation", "Source", "Issues", "Changelog"} <= set(project["urls"])
+    assert "License :: OSI Approved :: MIT License" in project["classifiers"]
+    assert "Typing :: Typed" in project["classifiers"]
+    assert "4D-STEM" in project["keywords"]
+    py_versions = [c.rsplit(" ", 1)[-1] for c in project["classifiers"]
+                   if c.startswith("Programming Language :: Python :: 3.")]
+    assert min(py_versions, key=lambda v: tuple(map(int, v.split(".")))) == \
+        project["requires-python"].removeprefix(">=")
+
+
+# ------------------------------------------------------------------------------ the artefacts
+def test_wheel_and_sdist_contents(tmp_path):
+    """`python -m build` (without isolation: the venv's setuptools) makes both artefacts.
+
+    The full check, installing them into a fresh venv with their dependencies and running
+    the demo there, is `.ci/package-smoke` (run by `.ci/run`).
+    """
+    import tarfile
+    import zipfile
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    version = project_table()["version"]
+    proc = subprocess.run([sys.executable, "-m", "build", "--no-isolation", "--outdir",
+                           str(tmp_path), str(root)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    (wheel,) = tmp_path.glob(f"udfwidgets-{version}-py3-none-any.whl")
+    (sdist,) = tmp_path.glob(f"udfwidgets-{version}.tar.gz")
+    with zipfile.ZipFile(wheel) as zf:
+        names = zf.namelist()
+        info = f"udfwidgets-{version}.dist-info"
+        metadata = zf.read(f"{info}/METADATA").decode()
+        entry_points = zf.read(f"{info}/entry_points.txt").decode()
+    assert "udfwidgets/py.typed" in names
+    assert "udfwidgets/udf/sum.py" in names and "udfwidgets/widgets/plots.py" in names
+    assert not [n for n in names if n.startswith(("tests/", "benchmarks/", "docs/"))]
+    assert f"Version: {version}" in metadata
+    assert "Project-URL: Documentation, " in metadata
+    assert "Classifier: Typing :: Typed" in metadata
+    assert "udfwidgets = udfwidgets.cli:main" in entry_points
+    with tarfile.open(sdist) as tf:
+        members = {m.name.split("/", 1)[1] for m in tf.getmembers() if "/" in m.name}
+    assert {"pyproject.toml", "README.md", "udfwidgets/py.typed", "udfwidgets/cli.py"} <= members
