@@ -14,6 +14,7 @@ The installed size is ``du`` of a venv's site-packages made by ``.ci/package-smo
 (``pip install`` of the wheel with its dependencies into a fresh venv), with pip and
 setuptools (part of every venv) given apart.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -57,10 +58,15 @@ def notebook_memory(path: str = NOTEBOOK, timeout: int = 600) -> dict:
     from nbclient import NotebookClient
 
     nb = nbformat.read(path, as_version=4)
-    env_path = os.environ.get("PYTHONPATH", "")
+    env_path = os.environ.get("PYTHONPATH")
+    # the kernel imports this source tree (the kernel manager passes os.environ on)
     os.environ["PYTHONPATH"] = ROOT + (os.pathsep + env_path if env_path else "")
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                            resources={"metadata": {"path": os.path.dirname(path)}})
+    client = NotebookClient(
+        nb,
+        timeout=timeout,
+        kernel_name="python3",
+        resources={"metadata": {"path": os.path.dirname(path)}},
+    )
     peak = {"pss": 0, "rss": 0}
     done = threading.Event()
 
@@ -82,27 +88,44 @@ def notebook_memory(path: str = NOTEBOOK, timeout: int = 600) -> dict:
     finally:
         done.set()
         thread.join()
-    return {"peak_pss_mb": peak["pss"] / 2**20, "peak_rss_mb": peak["rss"] / 2**20,
-            "seconds": time.perf_counter() - t0}
+        if env_path is None:
+            del os.environ["PYTHONPATH"]
+        else:
+            os.environ["PYTHONPATH"] = env_path
+    return {
+        "peak_pss_mb": peak["pss"] / 2**20,
+        "peak_rss_mb": peak["rss"] / 2**20,
+        "seconds": time.perf_counter() - t0,
+    }
 
 
 def installed_size(venv: str) -> dict:
     """MiB of a venv's site-packages, all of it and without pip/setuptools."""
     py = os.path.join(venv, "bin", "python")
-    site = subprocess.run([py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                          capture_output=True, text=True, check=True).stdout.strip()
+    site = subprocess.run(
+        [py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
 
     def du(path: str) -> float:
         out = subprocess.run(["du", "-sk", path], capture_output=True, text=True, check=True)
         return int(out.stdout.split()[0]) / 1024
 
     total = du(site)
-    tools = sum(du(os.path.join(site, name)) for name in os.listdir(site)
-                if name.split("-")[0].split(".")[0] in ("pip", "setuptools", "_distutils_hack")
-                and os.path.exists(os.path.join(site, name)))
+    tools = sum(
+        du(os.path.join(site, name))
+        for name in os.listdir(site)
+        if name.split("-")[0].split(".")[0] in ("pip", "setuptools", "_distutils_hack")
+        and os.path.exists(os.path.join(site, name))
+    )
     own = du(os.path.join(site, "udfwidgets"))
-    return {"site_packages_mb": total, "without_pip_setuptools_mb": total - tools,
-            "udfwidgets_mb": own}
+    return {
+        "site_packages_mb": total,
+        "without_pip_setuptools_mb": total - tools,
+        "udfwidgets_mb": own,
+    }
 
 
 def main(argv=None) -> int:
@@ -112,13 +135,18 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.venv:
         size = installed_size(args.venv)
-        print("installed: site-packages {site_packages_mb:.0f} MiB, without pip/setuptools "
-              "{without_pip_setuptools_mb:.0f} MiB, udfwidgets itself {udfwidgets_mb:.1f} MiB"
-              .format(**size))
+        print(
+            "installed: site-packages {site_packages_mb:.0f} MiB, without pip/setuptools "
+            "{without_pip_setuptools_mb:.0f} MiB, udfwidgets itself {udfwidgets_mb:.1f} MiB".format(
+                **size
+            )
+        )
     if not args.skip_notebook:
         mem = notebook_memory()
-        print("notebook 01 in a fresh kernel: peak PSS {peak_pss_mb:.0f} MiB (kernel + workers), "
-              "peak RSS summed {peak_rss_mb:.0f} MiB, {seconds:.0f} s".format(**mem))
+        print(
+            "notebook 01 in a fresh kernel: peak PSS {peak_pss_mb:.0f} MiB (kernel + workers), "
+            "peak RSS summed {peak_rss_mb:.0f} MiB, {seconds:.0f} s".format(**mem)
+        )
     return 0
 
 

@@ -1,7 +1,9 @@
-"""The package surface: public names, a light import, the version."""
+"""The package surface: public names, a light import, the version, the built artefacts."""
 
 import subprocess
 import sys
+
+import pytest
 
 
 def test_import_is_light():
@@ -27,8 +29,9 @@ def test_public_names():
 
 # ------------------------------------------------------------------------------ the version
 def project_table() -> dict:
-    import tomllib
     from pathlib import Path
+
+    import tomllib
 
     text = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
     return tomllib.loads(text)["project"]
@@ -39,8 +42,12 @@ def test_one_version_everywhere():
 
     version = project_table()["version"]
     assert udfwidgets.__version__ == version
-    out = subprocess.run([sys.executable, "-m", "udfwidgets", "--version"],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "udfwidgets", "--version"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert out.stdout.strip() == f"udfwidgets {version}"
     import re
     from pathlib import Path
@@ -57,10 +64,14 @@ def test_project_metadata_for_publishing():
     assert "License :: OSI Approved :: MIT License" in project["classifiers"]
     assert "Typing :: Typed" in project["classifiers"]
     assert "4D-STEM" in project["keywords"]
-    py_versions = [c.rsplit(" ", 1)[-1] for c in project["classifiers"]
-                   if c.startswith("Programming Language :: Python :: 3.")]
-    assert min(py_versions, key=lambda v: tuple(map(int, v.split(".")))) == \
-        project["requires-python"].removeprefix(">=")
+    py_versions = [
+        c.rsplit(" ", 1)[-1]
+        for c in project["classifiers"]
+        if c.startswith("Programming Language :: Python :: 3.")
+    ]
+    assert min(py_versions, key=lambda v: tuple(map(int, v.split(".")))) == project[
+        "requires-python"
+    ].removeprefix(">=")
 
 
 # ------------------------------------------------------------------------------ the artefacts
@@ -76,8 +87,11 @@ def test_wheel_and_sdist_contents(tmp_path):
 
     root = Path(__file__).resolve().parents[1]
     version = project_table()["version"]
-    proc = subprocess.run([sys.executable, "-m", "build", "--no-isolation", "--outdir",
-                           str(tmp_path), str(root)], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "build", "--no-isolation", "--outdir", str(tmp_path), str(root)],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     (wheel,) = tmp_path.glob(f"udfwidgets-{version}-py3-none-any.whl")
     (sdist,) = tmp_path.glob(f"udfwidgets-{version}.tar.gz")
@@ -96,3 +110,19 @@ def test_wheel_and_sdist_contents(tmp_path):
     with tarfile.open(sdist) as tf:
         members = {m.name.split("/", 1)[1] for m in tf.getmembers() if "/" in m.name}
     assert {"pyproject.toml", "README.md", "udfwidgets/py.typed", "udfwidgets/cli.py"} <= members
+
+
+# ------------------------------------------------------------------------------ Binder's 2 GB
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_notebook_01_leaves_room_in_binders_two_gigabytes():
+    """Peak memory (PSS) of notebook 01 in a fresh kernel, as docs/installation.md reports."""
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from footprint import notebook_memory
+
+    mem = notebook_memory()
+    assert mem["peak_pss_mb"] > 50, mem  # the kernel was measured at all
+    # half of Binder's 2 GB: the rest is for the Jupyter server and the browser's messages
+    assert mem["peak_pss_mb"] < 1024, mem
