@@ -19,7 +19,32 @@ from .results import UDFResults
 from .udf.base import UDF
 from .udf.buffers import BufferWrapper
 
-__version__ = "0.1.0"
+
+def _version() -> str:
+    """The version: of this source tree when run from one, else of the installed package."""
+    import os
+    import re
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    pyproject = os.path.join(os.path.dirname(here), "pyproject.toml")
+    if os.path.isfile(pyproject):  # a source tree (a checkout, an unpacked sdist)
+        with open(pyproject, encoding="utf-8") as fh:
+            text = fh.read()
+        if re.search(r'(?m)^name\s*=\s*"udfwidgets"', text):
+            found = re.search(r'(?m)^version\s*=\s*"([^"]+)"', text)
+            if found:
+                return found.group(1)
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("udfwidgets")
+    except PackageNotFoundError:  # pragma: no cover - neither installed nor a source tree
+        return "0+unknown"
+
+
+#: The version of udfwidgets, from the package metadata (``pyproject.toml`` in a source tree).
+__version__ = _version()
+del _version
 
 __all__ = ["UDF", "Context", "BufferWrapper", "UDFResults", "DataSetError", "CorrectionSet",
            "Calibration", "__version__"]

@@ -1,4 +1,5 @@
 """``python -m udfwidgets demo``: the same as the ``udfwidgets`` command."""
+
 import sys
 
 from .cli import main

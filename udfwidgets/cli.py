@@ -13,7 +13,13 @@ From a shell::
     udfwidgets demo
     udfwidgets demo --nav 32 32 --sig 64 64 --executor threads --out /tmp/demo
     udfwidgets demo --data scan.raw --nav 128 128 --sig 256 256 --dtype uint16
+    udfwidgets --version
     python -m udfwidgets demo --help
+
+Every problem with the input (a file that is not what its name says, a
+detector outside the frame, an output folder that cannot be written, more
+workers than cores, an option that does not apply) is reported in one line
+before any work starts.
 
 From Python:
 
@@ -28,6 +34,7 @@ import argparse
 import math
 import os
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from functools import partial
@@ -67,8 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
     >>> args.command, args.nav, args.executor
     ('demo', [8, 8], None)
     """
+    from . import __version__
+
     parser = _Parser(prog=PROG, description="Interactive UDF analysis of large N-dimensional "
                      "detector data (4D-STEM).")
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     demo = sub.add_parser(
@@ -79,16 +89,17 @@ def build_parser() -> argparse.ArgumentParser:
         "PNG of every result.")
     data = demo.add_argument_group("data")
     data.add_argument("--data", metavar="PATH",
-                      help="a .npy file, or a raw file (then give --nav, --sig and --dtype); "
-                      "default: synthetic data")
+                      help="a dataset in any format udfwidgets reads (found by its content "
+                      "and name), e.g. a .npy file, or a raw file (then give --nav, --sig and "
+                      "--dtype); default: synthetic data")
     data.add_argument("--nav", type=int, nargs="+", metavar="N",
                       help="scan shape, 1 to 3 numbers (default for synthetic data: 64 64)")
     data.add_argument("--sig", type=int, nargs=2, metavar=("H", "W"),
                       help="frame shape (default for synthetic data: 128 128)")
     data.add_argument("--dtype", help="detector dtype, e.g. uint16, uint8, float32 "
                       "(default: uint16; a .npy file's own dtype)")
-    data.add_argument("--seed", type=int, default=0,
-                      help="seed of the synthetic data (default: 0)")
+    data.add_argument("--seed", type=int, default=None,
+                      help="seed of the synthetic data (default: 0; not with --data)")
     det = demo.add_argument_group("virtual detectors (default: from the synthetic data's "
                                   "ground truth, or fractions of the frame for --data)")
     det.add_argument("--centre", type=float, nargs=2, metavar=("CY", "CX"),
@@ -109,7 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="where the UDFs run (default: threads for the synthetic data, "
                      "which is held in memory; processes for --data files)")
     run.add_argument("--n-jobs", type=int, metavar="N",
-                     help="number of workers (default: all cores)")
+                     help="number of workers, at most the number of cores (default: all "
+                     "cores)")
     run.add_argument("--out", default="udfwidgets-demo", metavar="DIR",
                      help="folder for the PNGs and results.h5 (default: ./udfwidgets-demo/)")
     run.add_argument("--quiet", action="store_true",
@@ -179,22 +191,52 @@ def _check_dtype(text: str) -> np.dtype:
         raise CLIError(f"--dtype {text!r}: {e}") from None
 
 
+NPY_MAGIC = b"\x93NUMPY"
+
+
+def _check_data_path(path: str) -> None:
+    """Refuse, with a clear message, files whose name says one thing and content another."""
+    lower = path.lower()
+    if lower.endswith(".npz") and os.path.isfile(path):
+        raise CLIError(f"{path!r} is a NumPy .npz archive (a zip of several arrays), not one "
+                       "4D array: save the scan with np.save('scan.npy', array) and pass "
+                       "the .npy file")
+    if lower.endswith(".npy") and os.path.isfile(path):
+        with open(path, "rb") as fh:
+            head = fh.read(len(NPY_MAGIC))
+        if head != NPY_MAGIC:
+            what = "a text file" if head and all(32 <= c < 127 or c in b"\t\r\n" for c in head) \
+                else "some other file"
+            raise CLIError(f"{path!r} is named .npy but is not a NumPy .npy file (it does not "
+                           f"start with the .npy header; it looks like {what}): write it with "
+                           "np.save, or, if it holds raw detector data, give it another name "
+                           "and its layout with --nav, --sig and --dtype")
+
+
 def _open_input(args) -> _Input:
     from .io import DataSetError, load
 
     nav = _check_shape(args.nav, "nav", 1, 3) if args.nav is not None else None
     sig = _check_shape(args.sig, "sig", 2, 2) if args.sig is not None else None
     dtype = _check_dtype(args.dtype) if args.dtype is not None else None
+    if args.data is None:
+        seed = 0 if args.seed is None else args.seed
+        nav, sig, dtype = nav or (64, 64), sig or (128, 128), dtype or np.dtype("uint16")
+        t0 = time.perf_counter()
+        try:
+            ds = load("synthetic", nav_shape=nav, sig_shape=sig, dtype=dtype, seed=seed)
+        except DataSetError as e:
+            raise CLIError(str(e)) from None
+        return _Input(ds, f"synthetic 4D-STEM data, seed {seed}", ds.truth,
+                      time.perf_counter() - t0)
+    path = str(args.data)
+    if args.seed is not None:
+        raise CLIError(f"--seed only applies to the synthetic data; leave it out with "
+                       f"--data {path!r}")
+    _check_data_path(path)
     try:
-        if args.data is None:
-            nav, sig, dtype = nav or (64, 64), sig or (128, 128), dtype or np.dtype("uint16")
-            t0 = time.perf_counter()
-            ds = load("synthetic", nav_shape=nav, sig_shape=sig, dtype=dtype, seed=args.seed)
-            return _Input(ds, f"synthetic 4D-STEM data, seed {args.seed}", ds.truth,
-                          time.perf_counter() - t0)
-        path = args.data
-        if str(path).lower().endswith(".npy"):
-            ds = load("npy", path=path)
+        if path.lower().endswith(".npy"):
+            ds = load("auto", path=path)
             for name, given, actual in (("nav", nav, tuple(ds.shape.nav)),
                                         ("sig", sig, tuple(ds.shape.sig)),
                                         ("dtype", dtype, ds.dtype)):
@@ -202,10 +244,28 @@ def _open_input(args) -> _Input:
                     shown = given if name == "dtype" else " ".join(map(str, given))
                     raise CLIError(f"--{name} {shown} does not match {path!r}, which has "
                                    f"{name} {actual}; leave --{name} out for .npy files")
-            return _Input(ds, f"{path}")
-        if nav is None or sig is None:
-            raise CLIError(f"{path!r} is not a .npy file: give its layout with --nav, --sig "
-                           "(and --dtype, default uint16)")
+            return _Input(ds, path)
+        layout: dict[str, Any] = {}
+        if nav is not None:
+            layout["nav_shape"] = nav
+        if sig is not None:
+            layout["sig_shape"] = sig
+        if dtype is not None:
+            layout["dtype"] = dtype
+        return _Input(_load_auto(load, path, layout), path)
+    except (DataSetError, OSError) as e:
+        raise CLIError(str(e)) from None
+
+
+def _load_auto(load_dataset, path: str, layout: dict):
+    """``load("auto", ...)``: any format the package detects, else a raw file of ``layout``."""
+    from .io import DataSetError
+
+    if not os.path.exists(path):
+        raise CLIError(f"no such file or folder: {path!r}")
+    is_dir = os.path.isdir(path)
+
+    def load(kind, **kwargs):
         import warnings
 
         from .io.geometry import MissingFramesWarning
@@ -213,14 +273,26 @@ def _open_input(args) -> _Input:
             # a raw file too small for --nav is a layout mistake here, not a short scan
             warnings.simplefilter("error", MissingFramesWarning)
             try:
-                ds = load("raw", path=path, nav_shape=nav, sig_shape=sig,
-                          dtype=dtype or np.dtype("uint16"))
+                return load_dataset(kind, **kwargs)
             except MissingFramesWarning as w:
                 raise CLIError(f"{w} The file has {os.path.getsize(path)} bytes. Check the "
                                "shapes and dtype given with --nav, --sig and --dtype.") from None
-        return _Input(ds, f"{path}")
-    except (DataSetError, OSError) as e:
-        raise CLIError(str(e)) from None
+
+    try:
+        return load("auto", path=path, **layout)
+    except DataSetError as e:
+        first = e
+    if is_dir:
+        raise CLIError(f"{path!r} is a folder that udfwidgets cannot read as a dataset: give "
+                       "the data file itself (e.g. a .npy file, or a raw file with --nav, --sig "
+                       "and --dtype)")
+    if "nav_shape" in layout and "sig_shape" in layout and "dtype" not in layout:
+        # a raw file with the documented default dtype
+        return load("auto", path=path, dtype=np.dtype("uint16"), **layout)
+    if "nav_shape" not in layout or "sig_shape" not in layout:
+        raise CLIError(f"cannot tell the layout of {path!r} ({first}); for a raw file give it "
+                       "with --nav, --sig (and --dtype, default uint16)")
+    raise first
 
 
 # ------------------------------------------------------------------------------- geometry
@@ -256,8 +328,36 @@ def _detectors(args, sig: tuple[int, int], truth) -> _Detectors:
         adf = tuple(args.adf)
         if not (math.isfinite(adf[0]) and math.isfinite(adf[1]) and 0 <= adf[0] < adf[1]):
             raise CLIError(f"--adf needs 0 <= INNER < OUTER, got {adf[0]:g} {adf[1]:g}")
-    return _Detectors((float(centre[0]), float(centre[1])), float(bf),
-                      (float(adf[0]), float(adf[1])))
+    det = _Detectors((float(centre[0]), float(centre[1])), float(bf),
+                     (float(adf[0]), float(adf[1])))
+    _check_inside(det, sig)
+    return det
+
+
+def _check_centre(centre: tuple[float, float], sig: tuple[int, int]) -> None:
+    h, w = sig
+    cy, cx = centre
+    if not (math.isfinite(cy) and math.isfinite(cx)):
+        raise CLIError(f"--centre must be two finite numbers, got {cy} {cx}")
+    if not (-0.5 <= cy <= h - 0.5 and -0.5 <= cx <= w - 0.5):
+        raise CLIError(f"--centre {cy:g} {cx:g} is outside the frame of {h} x {w} pixels "
+                       f"(rows 0 to {h - 1}, columns 0 to {w - 1})")
+
+
+def _check_inside(det: _Detectors, sig: tuple[int, int]) -> None:
+    """The centre lies on the frame and each detector covers at least one pixel of it."""
+    from . import masks
+
+    h, w = sig
+    cy, cx = det.centre
+    _check_centre(det.centre, sig)
+    if not masks.disk(sig, centre=det.centre, radius=det.bf).any():
+        raise CLIError(f"the bright-field disk (r <= {det.bf:g} px around ({cy:g}, {cx:g})) "
+                       f"covers no pixel of the {h} x {w} frame: give a larger --bf-radius")
+    if not masks.ring(sig, centre=det.centre, inner=det.adf[0], outer=det.adf[1]).any():
+        raise CLIError(f"the annular dark-field detector ({det.adf[0]:g} < r <= "
+                       f"{det.adf[1]:g} px around ({cy:g}, {cx:g})) covers no pixel of the "
+                       f"{h} x {w} frame: choose --adf INNER OUTER within the frame")
 
 
 # ------------------------------------------------------------------------------- the run
@@ -353,9 +453,15 @@ def _demo(args) -> int:
 
     if args.n_jobs is not None and args.n_jobs < 1:
         raise CLIError(f"--n-jobs must be a positive integer, got {args.n_jobs}")
-    out_dir = os.path.abspath(args.out)
-    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
-        raise CLIError(f"--out {args.out!r} exists and is not a folder")
+    cores = _cores()
+    if args.n_jobs is not None and args.n_jobs > cores:
+        raise CLIError(f"--n-jobs {args.n_jobs} is more than the {cores} CPU core"
+                       f"{'s' * (cores > 1)} this process may use: extra workers only compete "
+                       f"for the same cores and make the run slower; use --n-jobs {cores} or "
+                       "less (or leave it out for all cores)")
+    out_dir = _check_out(args.out)
+    if args.data is None and args.centre is not None and not (args.sig and min(args.sig) < 1):  # before the synthetic data is made
+        _check_centre(tuple(args.centre), tuple(args.sig) if args.sig else (128, 128))
     say = (lambda *a, **k: None) if args.quiet else print
 
     inp = _open_input(args)
@@ -433,6 +539,37 @@ def _corrections(args, ds):
     return corr
 
 
+def _cores() -> int:
+    """The CPU cores this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def _check_out(out: str) -> str:
+    """The absolute output folder, checked writable before any work (nothing is created)."""
+    out_dir = os.path.abspath(out)
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise CLIError(f"--out {out!r} exists and is not a folder")
+    existing = out_dir
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise CLIError(f"--out {out!r} cannot be made: {existing!r} is a file, not a folder")
+    try:  # a real probe: permissions, read-only file systems and /proc all show here
+        fd, probe = tempfile.mkstemp(prefix=".udfwidgets-probe-", dir=existing)
+        os.close(fd)
+        os.unlink(probe)
+        if existing != out_dir:  # can the missing folders be made? (made for real later)
+            probe_dir = tempfile.mkdtemp(prefix=".udfwidgets-probe-", dir=existing)
+            os.rmdir(probe_dir)
+    except OSError as e:
+        raise CLIError(f"--out {out!r} is not writable ({existing!r}: "
+                       f"{e.strerror or e}); choose another folder") from None
+    return out_dir
+
+
 # ------------------------------------------------------------------------------- pictures
 def _nav_view(data: np.ndarray) -> tuple[np.ndarray, str]:
     """A nav result as something to draw (1D line or 2D image) and a note on slicing."""
@@ -444,6 +581,8 @@ def _nav_view(data: np.ndarray) -> tuple[np.ndarray, str]:
 def _save_pngs(rows: list[_Row], out_dir: str, det: _Detectors, truth) -> list[str]:
     from matplotlib.figure import Figure  # no pyplot: no global state, no GUI backend
 
+    from .io.atomic import atomic_output
+
     todo = list(rows)
     if truth is not None:
         todo.append(_Row("truth_labels", truth.labels, "nav",
@@ -454,7 +593,8 @@ def _save_pngs(rows: list[_Row], out_dir: str, det: _Detectors, truth) -> list[s
         fig = Figure(figsize=(5.6, 4.6), dpi=100)
         _draw(fig, row, det)
         path = os.path.join(out_dir, f"{row.name}.png")
-        fig.savefig(path)
+        with atomic_output(path, overwrite=True, suffix=".png") as tmp:
+            fig.savefig(tmp, format="png")
         paths.append(path)
     return paths
 

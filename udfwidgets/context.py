@@ -23,7 +23,15 @@ __all__ = ["Context", "RunCancelled", "UDFRunCancelled"]
 
 
 class RunCancelled(BaseException):
-    """Raised inside a run's driver thread to stop it (async cancellation)."""
+    """Raised inside a run's driver thread to stop it (async cancellation).
+
+    Examples
+    --------
+    A ``BaseException``, so that ``except Exception`` in UDF code does not swallow it:
+
+    >>> issubclass(RunCancelled, BaseException), issubclass(RunCancelled, Exception)
+    (True, False)
+    """
 
 
 class UDFRunCancelled(RunCancelled):

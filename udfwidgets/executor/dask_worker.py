@@ -140,6 +140,7 @@ class WorkerSetup(WorkerPlugin):
                 pass
 
     def transition(self, key, start: str, finish: str, *args, **kwargs) -> None:
+        """Stop a running task of ours when the scheduler cancels or releases it."""
         if start == "executing" and finish in ("cancelled", "released", "forgotten"):
             stop_task(key if isinstance(key, str) else str(key))
 

@@ -55,7 +55,17 @@ def _locate(udfs: Sequence, lineno: int, name: str) -> str | None:
 
 
 def annotate_udf_error(exc: BaseException, udfs: Sequence) -> None:
-    """Add a note naming the UDF source line(s) behind a worker's exception."""
+    """Add a note naming the UDF source line(s) behind a worker's exception.
+
+    Examples
+    --------
+    An exception without frames from a worker gets no note:
+
+    >>> e = ValueError("boom")
+    >>> annotate_udf_error(e, [])
+    >>> getattr(e, "__notes__", [])
+    []
+    """
     if not hasattr(exc, "add_note"):  # Python 3.10
         return
     notes = []

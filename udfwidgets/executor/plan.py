@@ -20,7 +20,22 @@ __all__ = ["normalize_roi", "clean_copies", "validate_buffers", "dumps_udfs", "U
 
 
 class UDFConstructorError(TypeError):
-    """A UDF's constructor does not allow a clean copy (see the UDF guide)."""
+    """A UDF's constructor does not allow a clean copy (see the UDF guide).
+
+    Examples
+    --------
+    >>> from udfwidgets import UDF
+    >>> class NoSuper(UDF):
+    ...     def __init__(self, radius):
+    ...         self.radius = radius  # forgets super().__init__(radius=radius)
+    ...     def process_frame(self, frame):
+    ...         pass
+    >>> try:
+    ...     clean_copies([NoSuper(3)])
+    ... except UDFConstructorError as e:
+    ...     print("did not call super().__init__()" in str(e))
+    True
+    """
 
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -185,6 +200,14 @@ def clean_copies(udfs: Sequence[UDF]) -> list[UDF]:
 
     Raises :class:`UDFConstructorError` (a ``TypeError``) naming the class,
     the parameter and the rule when the constructor does not allow it.
+
+    Examples
+    --------
+    >>> from udfwidgets.udf.sum import SumUDF
+    >>> udf = SumUDF()
+    >>> (copy,) = clean_copies([udf])
+    >>> type(copy).__name__, copy is udf
+    ('SumUDF', False)
     """
     copies = []
     for udf in udfs:
@@ -214,7 +237,20 @@ def clean_copies(udfs: Sequence[UDF]) -> list[UDF]:
 
 
 def validate_buffers(udf: UDF) -> dict[str, BufferDeclaration]:
-    """Call ``get_result_buffers`` and check every declaration; cache the result on the UDF."""
+    """Call ``get_result_buffers`` and check every declaration; cache the result on the UDF.
+
+    Examples
+    --------
+    >>> from udfwidgets import UDF
+    >>> class Total(UDF):
+    ...     def get_result_buffers(self):
+    ...         return {"total": self.buffer(kind="nav")}
+    ...     def process_frame(self, frame):
+    ...         self.results.total[:] = frame.sum()
+    >>> decls = validate_buffers(Total())
+    >>> sorted(decls), decls["total"].kind
+    (['total'], 'nav')
+    """
     cls = type(udf).__name__
     decls = udf.get_result_buffers()
     if not isinstance(decls, dict):
@@ -234,7 +270,15 @@ def validate_buffers(udf: UDF) -> dict[str, BufferDeclaration]:
 
 
 def dumps_udfs(udfs: Sequence[UDF]) -> bytes:
-    """Pickle the UDFs for the workers; name the attribute that cannot be pickled."""
+    """Pickle the UDFs for the workers; name the attribute that cannot be pickled.
+
+    Examples
+    --------
+    >>> import cloudpickle
+    >>> from udfwidgets.udf.sum import SumUDF
+    >>> type(cloudpickle.loads(dumps_udfs([SumUDF()]))[0]).__name__
+    'SumUDF'
+    """
     try:
         return cloudpickle.dumps(list(udfs))
     except Exception as e:

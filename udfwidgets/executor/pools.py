@@ -87,6 +87,13 @@ class ThreadsExecutor(_PoolExecutor):
     While a run is going, BLAS in this process is limited to ``cores //
     n_workers`` threads (with threadpoolctl), so that matrix products of
     parallel partitions do not fight for the same cores.
+
+    Examples
+    --------
+    >>> ex = ThreadsExecutor(n_jobs=1)
+    >>> sorted(ex.imap_unordered(abs, [-1, -2, 3]))
+    [1, 2, 3]
+    >>> ex.close()
     """
 
     name = "threads"
@@ -303,6 +310,15 @@ class ProcessesExecutor(_PoolExecutor):
     tile-sized temporaries on the heap (:func:`~udfwidgets.executor.task.tune_malloc`).
     With ``warm_start`` the workers start in the background as soon as the
     executor is made, so that in a notebook they are ready by the first run.
+
+    Examples
+    --------
+    Usually made by ``Context()`` (the default executor):
+
+    >>> ex = ProcessesExecutor(n_jobs=1, warm_start=False)
+    >>> ex.name, ex.n_workers
+    ('processes', 1)
+    >>> ex.close()
     """
 
     name = "processes"

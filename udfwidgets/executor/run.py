@@ -26,13 +26,31 @@ __all__ = ["UDFRun", "WorkerDiedError"]
 
 
 class WorkerDiedError(RuntimeError):
-    """A worker process died (killed, crashed, out of memory) during a run."""
+    """A worker process died (killed, crashed, out of memory) during a run.
+
+    Examples
+    --------
+    >>> issubclass(WorkerDiedError, RuntimeError)
+    True
+    """
 
 
 class UDFRun:
     """One run of one or more UDFs over a dataset, from plan to final results.
 
     Created by :class:`~udfwidgets.Context`; iterate :meth:`results` to drive it.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from udfwidgets.executor import make_executor
+    >>> from udfwidgets.io import load
+    >>> from udfwidgets.udf.sum import SumUDF
+    >>> ds = load("memory", data=np.ones((2, 2, 4, 4)))
+    >>> run = UDFRun(ds, [SumUDF()], make_executor("inline"))
+    >>> final = list(run.results())[-1]
+    >>> float(final.buffers[0]["intensity"].data[0, 0])
+    4.0
     """
 
     def __init__(self, dataset: DataSet, udfs: Sequence[UDF], executor: Executor,

@@ -41,6 +41,13 @@ class PartitionTask:
     in the main process and never pickled; other processes unpickle
     ``blob``. (Unpickling a notebook-defined class in the process that
     defined it would rebind the user's class to copied code.)
+
+    Examples
+    --------
+    Made by :meth:`UDFRun.tasks <udfwidgets.executor.run.UDFRun.tasks>`; see :func:`run_partition`.
+
+    >>> PartitionTask.__dataclass_fields__["tile_bytes"].default == DEFAULT_TILE_BYTES
+    True
     """
 
     partition: Partition
@@ -59,7 +66,16 @@ class PartitionTask:
 
 @dataclass
 class PartitionResult:
-    """The partition-local buffers of every UDF, in the run's UDF order."""
+    """The partition-local buffers of every UDF, in the run's UDF order.
+
+    Examples
+    --------
+    What :func:`run_partition` returns:
+
+    >>> r = PartitionResult(index=0, num_frames=2, buffers=[{}])
+    >>> r.index, r.num_frames
+    (0, 2)
+    """
 
     index: int
     num_frames: int
@@ -92,7 +108,21 @@ def _set_whole(udf, arrays: dict[str, np.ndarray], indices: np.ndarray, aux=None
 
 
 def run_partition(task: PartitionTask) -> PartitionResult:
-    """Run all UDFs of a run over one partition and return their buffers."""
+    """Run all UDFs of a run over one partition and return their buffers.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from udfwidgets.executor import make_executor
+    >>> from udfwidgets.executor.run import UDFRun
+    >>> from udfwidgets.io import load
+    >>> from udfwidgets.udf.sumsigudf import SumSigUDF
+    >>> ds = load("memory", data=np.ones((2, 2, 4, 4)), num_partitions=2)
+    >>> run = UDFRun(ds, [SumSigUDF()], make_executor("inline"))
+    >>> result = run_partition(next(iter(run.tasks())))
+    >>> result.num_frames, result.buffers[0]["intensity"].tolist()
+    (2, [16.0, 16.0])
+    """
     part = task.partition
     shape = part.shape
     if task.prototypes is not None:

@@ -24,7 +24,17 @@ TARGET_PARTITION_BYTES = 128 * 2**20
 
 
 class DataSetError(ValueError):
-    """A dataset could not be opened or does not match its description."""
+    """A dataset could not be opened or does not match its description.
+
+    Examples
+    --------
+    >>> from udfwidgets.io import load
+    >>> try:
+    ...     load("npy", path="no-such-scan.npy")
+    ... except DataSetError as e:
+    ...     print(type(e).__name__, isinstance(e, ValueError))
+    DataSetError True
+    """
 
 
 def default_num_partitions(nbytes: int, num_frames: int, num_workers: int) -> int:
@@ -49,6 +59,14 @@ class Partition:
 
     Subclasses implement :meth:`read` (a contiguous block) and may override
     :meth:`take` (arbitrary frames, used with an roi).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from udfwidgets.io import load
+    >>> ds = load("memory", data=np.arange(4 * 2 * 2).reshape(4, 2, 2), num_partitions=2)
+    >>> [(p.start, p.stop) for p in ds.get_partitions()]
+    [(0, 2), (2, 4)]
     """
 
     def __init__(self, shape: Shape, dtype: np.dtype, start: int, stop: int, index: int):
@@ -111,6 +129,14 @@ class DataSet:
     num_partitions : int or None
         A fixed number of partitions, or None for the default rule
         (:func:`default_num_partitions`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from udfwidgets.io import load
+    >>> ds = load("memory", data=np.zeros((2, 3, 8, 8), dtype=np.uint16))
+    >>> isinstance(ds, DataSet), tuple(ds.shape.nav), tuple(ds.shape.sig), ds.dtype
+    (True, (2, 3), (8, 8), dtype('uint16'))
     """
 
     shape: Shape

@@ -33,7 +33,17 @@ __all__ = ["ScanGeometry", "MissingFramesWarning", "resolve"]
 
 
 class MissingFramesWarning(UserWarning):
-    """Some navigation positions have no frame in the file; they read as zeros."""
+    """Some navigation positions have no frame in the file; they read as zeros.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     g = resolve(3, nav_shape=(4,), sync_offset=0, what="scan.raw")
+    >>> [w.category.__name__ for w in caught]
+    ['MissingFramesWarning']
+    """
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from .shape import Shape
 
 __all__ = ["TVIPSDataSet", "write_tvips", "sniff", "HEADER_DTYPE"]
 
+#: The 256-byte file header of a TVIPS .tvips file (little-endian fields), as a structured dtype.
 HEADER_DTYPE = np.dtype([
     ("size", "<u4"), ("version", "<u4"), ("dimx", "<u4"), ("dimy", "<u4"),
     ("bitsperpixel", "<u4"), ("offsetx", "<u4"), ("offsety", "<u4"), ("binx", "<u4"),

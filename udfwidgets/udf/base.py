@@ -38,6 +38,12 @@ def process_method_of(udf: "UDF") -> str:
     ``process_frame`` for reference and add a fast ``process_tile`` that is
     used instead. A method set to ``None`` counts as absent. A UDF that
     overrides :meth:`UDF.get_method` chooses for itself.
+
+    Examples
+    --------
+    >>> from udfwidgets.udf.sumsigudf import SumSigUDF
+    >>> process_method_of(SumSigUDF()) in PROCESS_METHODS
+    True
     """
     if type(udf).get_method is not UDF.get_method:
         name = "process_" + UDFMethod(udf.get_method()).value
@@ -53,7 +59,14 @@ def process_method_of(udf: "UDF") -> str:
 
 
 class UDFParams:
-    """The keyword arguments a UDF was created with, as attributes (``self.params.x``)."""
+    """The keyword arguments a UDF was created with, as attributes (``self.params.x``).
+
+    Examples
+    --------
+    >>> p = UDFParams({"radius": 3}, "MyUDF")
+    >>> p.radius
+    3
+    """
 
     def __init__(self, kwargs: dict[str, Any], udf_name: str = "UDF"):
         self.__dict__["_kwargs"] = kwargs
@@ -110,6 +123,14 @@ class BufferNamespace:
     that names it. Assigning to a buffer name writes into the buffer, as in
     LiberTEM: ``self.results.x += frame`` adds in place, ``dest.x = src.x``
     copies ``src.x`` into ``dest.x`` (the shapes must broadcast).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> ns = BufferNamespace({"total": np.zeros(2)}, owner="MyUDF")
+    >>> ns.total += 1
+    >>> ns.total
+    array([1., 1.])
     """
 
     def __init__(self, arrays: dict[str, np.ndarray], owner: str = "UDF"):

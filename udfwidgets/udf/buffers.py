@@ -11,12 +11,24 @@ from numpy.lib.mixins import NDArrayOperatorsMixin
 __all__ = ["BufferDeclaration", "BufferWrapper", "BufferError", "MaskedResult", "fill_value_for",
            "KINDS", "USES"]
 
+#: Buffer kinds: one value per frame (``nav``), a frame-shaped buffer (``sig``), or one value.
 KINDS = ("nav", "sig", "single")
+#: Buffer uses: a result (None), private to the UDF (not returned), or made for the results only
+#: (``result_only``: filled in ``get_results``, not seen by the process methods).
 USES = (None, "private", "result_only")
 
 
 class BufferError(ValueError):
-    """A result buffer is declared or used in a way that cannot work."""
+    """A result buffer is declared or used in a way that cannot work.
+
+    Examples
+    --------
+    >>> try:
+    ...     BufferDeclaration(kind="everywhere").validated("total", "MyUDF")
+    ... except BufferError as e:
+    ...     print(type(e).__name__)
+    BufferError
+    """
 
 
 def fill_value_for(dtype: np.dtype) -> Any:
@@ -75,6 +87,12 @@ class BufferDeclaration:
 
     The values are checked when the UDF is run, where the buffer's name is
     known, so that every error can name the buffer (see :meth:`validated`).
+
+    Examples
+    --------
+    >>> decl = BufferDeclaration(kind="nav", dtype="float32")
+    >>> decl.kind, decl.dtype
+    ('nav', 'float32')
     """
 
     def __init__(self, kind: str, extra_shape: Iterable[int] | int = (), dtype: Any = "float32",

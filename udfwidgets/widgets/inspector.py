@@ -4,7 +4,7 @@ The numbers and tables come from :mod:`.inspector_data` (plain NumPy); this
 module is the widget: a buffer selector, a table with the statistics of the
 slice on screen next to those of the whole buffer, sliders over the axes
 that are not drawn (named: scan row, detector column, channel, ...), the
-display controls every image shares (:mod:`.display`), and a figure (image
+display controls every image shares (:mod:`udfwidgets.widgets.display`), and a figure (image
 for 2D, line for 1D, a number for a scalar; for nav buffers with extra dims a
 click on the scan shows that position's values as a labelled bar chart).
 Positions are (row, column) everywhere.
