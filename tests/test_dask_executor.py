@@ -372,8 +372,8 @@ if __name__ == "__main__":
     ctx = Context(executor="dask", n_jobs=2)
     ds = ctx.load("memory", data=np.ones((4, 4, 2, 2), np.float32))
     assert ctx.run_udf(dataset=ds, udf=SumUDF())["intensity"].data[0, 0] == 16
-    print("ready", flush=True)
-    try:
+    try:  # the signal may arrive while "ready" is still being printed
+        print("ready", flush=True)
         time.sleep(60)
     except KeyboardInterrupt:
         print("interrupted", flush=True)

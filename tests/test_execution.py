@@ -306,6 +306,14 @@ def test_dead_dask_worker_is_a_clear_error_and_the_next_run_works(data4d):
                 ds = ctx.load("memory", data=data4d, num_partitions=4)
                 with pytest.raises(WorkerDiedError, match="died while running ExitUDF"):
                     ctx.run_udf(dataset=ds, udf=ExitUDF())
+                # ExitUDF's cancelled tasks may still be running (a running task cannot be
+                # stopped) and kill the worker they run on: wait until they are gone and both
+                # workers are back, as a user would see in the dashboard
+                deadline = time.monotonic() + 60
+                while time.monotonic() < deadline and (
+                        client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks))
+                        or len(client.scheduler_info()["workers"]) < 2):
+                    time.sleep(0.1)
                 res = ctx.run_udf(dataset=ds, udf=SumUDF())
                 np.testing.assert_allclose(res["intensity"].data, data4d.sum(axis=(0, 1)), rtol=1e-5)
 

@@ -266,9 +266,10 @@ CASES = [
     ("get_results nav of the wrong shape", lambda ctx, tmp: run(ctx, udf=udf_with(
         get_results=lambda self: {"x": np.zeros(3)})), ValueError,
      r"a nav buffer must have shape \(4, 5\)"),
-    ("replacing a buffer", lambda ctx, tmp: run(ctx, udf=udf_with(
-        process_frame=lambda self, frame: setattr(self.results, "x", 1))), AttributeError,
-     r"cannot replace result buffer 'x' .* write into it instead"),
+    # assignment writes into the buffer (LiberTEM's `dest.x = src.x`); a wrong shape says so
+    ("assigning a wrong-shaped array to a buffer", lambda ctx, tmp: run(ctx, udf=udf_with(
+        process_frame=lambda self, frame: setattr(self.results, "x", np.zeros(7)))), ValueError,
+     r"cannot write into buffer 'x' of .* \(shape"),
     ("reading an undeclared buffer", lambda ctx, tmp: run(ctx, udf=udf_with(
         process_frame=lambda self, frame: self.results.y)), AttributeError,
      r"no result buffer 'y' \(declared buffers: x\)"),
