@@ -101,7 +101,7 @@ def test_wheel_and_sdist_contents(tmp_path):
         metadata = zf.read(f"{info}/METADATA").decode()
         entry_points = zf.read(f"{info}/entry_points.txt").decode()
     assert "udfwidgets/py.typed" in names
-    assert "udfwidgets/udf/sum.py" in names and "udfwidgets/widgets/plots.py" in names
+    assert "udfwidgets/udf/sum.py" in names and "udfwidgets/widgets/plots/live.py" in names
     assert not [n for n in names if n.startswith(("tests/", "benchmarks/", "docs/"))]
     assert f"Version: {version}" in metadata
     assert "Project-URL: Documentation, " in metadata

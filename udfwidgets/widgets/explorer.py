@@ -179,6 +179,7 @@ class Explorer(widgets.VBox):
         self._reader: FrameReader | None = None
         self._cursor_cond = threading.Condition()
         self._cursor_pending: tuple[int, int, float] | None = None
+        self._cursor_busy = False  # a frame taken from _cursor_pending is being shown
         self._cursor_thread: threading.Thread | None = None
         self._closed = False
         (self._marker,) = self.nav.ax.plot([], [], marker="+", color="#ff3b30", markersize=12,
@@ -307,11 +308,15 @@ class Explorer(widgets.VBox):
                         return
                 row, col, requested = self._cursor_pending
                 self._cursor_pending = None
+                self._cursor_busy = True
             try:
                 self.show_frame(row, col, requested=requested)
             except Exception as e:  # noqa: BLE001 - reported, never printed
                 self._cursor_error = e
                 self._report_error("cursor", e)
+            finally:
+                with self._cursor_cond:
+                    self._cursor_busy = False
             last = time.perf_counter()
 
     def show_frame(self, row: int, col: int, requested: float | None = None) -> None:
@@ -459,7 +464,7 @@ class Explorer(widgets.VBox):
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             with self._cursor_cond:
-                pending = self._cursor_pending is not None
+                pending = self._cursor_pending is not None or self._cursor_busy
             if not pending:
                 break
             if deadline is not None and time.monotonic() > deadline:
