@@ -1,6 +1,8 @@
 """The demo's --dark/--gain/--exclude options and its results.h5."""
 from __future__ import annotations
 
+import sys
+
 import h5py
 import numpy as np
 
@@ -41,3 +43,21 @@ def test_demo_refuses_corrections_of_the_wrong_shape(tmp_path, capsys):
     code = main(["demo", "--nav", "4", "4", "--sig", "16", "16", "--executor", "inline",
                  "--exclude", str(tmp_path / "missing.npy"), "--out", str(tmp_path / "o")])
     assert code == 2 and "cannot read --exclude" in capsys.readouterr().err
+
+
+def test_demo_without_h5py_saves_results_npz(tmp_path, capsys, monkeypatch):
+    # a plain `pip install udfwidgets` has no h5py: the demo must still finish and save
+    monkeypatch.setitem(sys.modules, "h5py", None)
+    data = np.random.default_rng(4).integers(0, 50, size=(3, 4, 8, 8)).astype(np.uint16)
+    np.save(tmp_path / "scan.npy", data)
+    out_dir = tmp_path / "out"
+    code = main(["demo", "--data", str(tmp_path / "scan.npy"), "--executor", "inline",
+                 "--out", str(out_dir)])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert not (out_dir / "results.h5").exists()
+    assert "results.npz" in captured.out and "udfwidgets[export]" in captured.out
+    with np.load(out_dir / "results.npz") as f:
+        sums = [f[k] for k in f.files if k.startswith("SumUDF") or k == "intensity"]
+        assert any(s.shape == (8, 8) and np.allclose(s, data.sum(axis=(0, 1))) for s in sums), \
+            f.files

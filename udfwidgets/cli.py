@@ -31,6 +31,7 @@ From Python:
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import math
 import os
 import sys
@@ -123,7 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="number of workers, at most the number of cores (default: all "
                      "cores)")
     run.add_argument("--out", default="udfwidgets-demo", metavar="DIR",
-                     help="folder for the PNGs and results.h5 (default: ./udfwidgets-demo/)")
+                     help="folder for the PNGs and results.h5 (results.npz without h5py; "
+                          "default: ./udfwidgets-demo/)")
     run.add_argument("--quiet", action="store_true",
                      help="no progress bar and no table, only errors")
     return parser
@@ -504,12 +506,15 @@ def _demo(args) -> int:
     say(f"saved {len(paths)} PNGs to {out_dir}{os.sep}: "
         + ", ".join(os.path.basename(p) for p in paths))
     from .export import save_results
-    h5 = os.path.join(out_dir, "results.h5")
+    # HDF5 needs h5py (the `export` extra); a plain install still saves every buffer, as .npz.
+    have_h5py = importlib.util.find_spec("h5py") is not None
+    target = os.path.join(out_dir, "results.h5" if have_h5py else "results.npz")
     try:
-        save_results(results, h5, overwrite=True)
+        save_results(results, target, overwrite=True)
     except OSError as e:
-        raise CLIError(f"cannot write {h5!r}: {e}") from None
-    say(f"saved every result buffer with its axes to {h5}")
+        raise CLIError(f"cannot write {target!r}: {e}") from None
+    say(f"saved every result buffer with its axes to {target}"
+        + ("" if have_h5py else " (for HDF5: pip install 'udfwidgets[export]')"))
     return 0
 
 
