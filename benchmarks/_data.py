@@ -4,6 +4,7 @@ Files are written with real (non-zero, varying) content in chunks, so that
 they are not sparse and every engine reads real pages. A file is only
 re-created when its size does not match.
 """
+
 from __future__ import annotations
 
 import math
@@ -39,8 +40,9 @@ class RawFile:
 
     def memmap(self) -> np.memmap:
         """The file as a read-only ``(frames, *sig)`` memory map."""
-        return np.memmap(self.path, dtype=self.dtype, mode="r",
-                         shape=(self.n_frames,) + tuple(self.sig))
+        return np.memmap(
+            self.path, dtype=self.dtype, mode="r", shape=(self.n_frames,) + tuple(self.sig)
+        )
 
 
 #: the issue's files: 1 GiB float32 (128x128 x 128x128) and 512 MiB uint16 (64x64 x 256x256)
@@ -91,10 +93,14 @@ def resident_fraction(f: RawFile) -> float | None:
     """Fraction of the file in the page cache (via util-linux ``fincore``), or None."""
     import shutil
     import subprocess
+
     if not shutil.which("fincore"):
         return None
-    out = subprocess.run(["fincore", "--bytes", "--noheadings", "--output", "RES", f.path],
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        ["fincore", "--bytes", "--noheadings", "--output", "RES", f.path],
+        capture_output=True,
+        text=True,
+    )
     try:
         return int(out.stdout.split()[0]) / f.nbytes
     except (IndexError, ValueError):

@@ -3,6 +3,7 @@
 Each engine opens a dataset once per file and runs a UDF built by a workload,
 returning plain NumPy arrays so that results can be compared across engines.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -38,6 +39,7 @@ def _optional_attr(module: str, name: str):
 
 def ours_namespace() -> SimpleNamespace:
     from udfwidgets import UDF
+
     ns = dict(guide_udfs(UDF))
     ns["SumUDF"] = _optional_attr("udfwidgets.udf.sum", "SumUDF")
     ns["SumSigUDF"] = _optional_attr("udfwidgets.udf.sumsigudf", "SumSigUDF")
@@ -49,6 +51,7 @@ def ours_namespace() -> SimpleNamespace:
 
 def lt_namespace() -> SimpleNamespace:
     from libertem.udf import UDF
+
     ns = dict(guide_udfs(UDF))
     ns["SumUDF"] = _optional_attr("libertem.udf.sum", "SumUDF")
     ns["SumSigUDF"] = _optional_attr("libertem.udf.sumsigudf", "SumSigUDF")
@@ -135,8 +138,9 @@ class _UDFEngine(Engine):
 
     def open(self, f):
         if f.path not in self._ds:
-            self._ds[f.path] = self.ctx.load("raw", path=f.path, nav_shape=f.nav,
-                                             sig_shape=f.sig, dtype=f.dtype)
+            self._ds[f.path] = self.ctx.load(
+                "raw", path=f.path, nav_shape=f.nav, sig_shape=f.sig, dtype=f.dtype
+            )
 
     def run(self, w, f, udf=None):
         udf = udf if udf is not None else self.make_udf(w, f)
@@ -155,15 +159,21 @@ class OursEngine(_UDFEngine):
     def __init__(self, executor: str, n_jobs: int | None = None):
         super().__init__()
         from udfwidgets import Context
+
         self.name = f"uw-{executor}"
         self.ns = ours_namespace()
         kwargs = {}
         self._cluster = None
         if executor == "dask":
             from distributed import Client, LocalCluster
-            self._cluster = LocalCluster(n_workers=os.cpu_count() or 2, threads_per_worker=1,
-                                         processes=True, host="127.0.0.1",
-                                         dashboard_address="127.0.0.1:0")
+
+            self._cluster = LocalCluster(
+                n_workers=os.cpu_count() or 2,
+                threads_per_worker=1,
+                processes=True,
+                host="127.0.0.1",
+                dashboard_address="127.0.0.1:0",
+            )
             kwargs["client"] = Client(self._cluster)
         self.ctx = Context(executor=executor, n_jobs=n_jobs, **kwargs)
 
@@ -190,10 +200,12 @@ class LTEngine(_UDFEngine):
     def __init__(self, executor: str):
         super().__init__()
         from libertem.api import Context
+
         self.name = f"lt-{executor}"
         self.ns = lt_namespace()
         if executor == "dask":  # the default executor, kept on the loopback interface
             from _ltlocal import loopback_dask_executor
+
             self.ctx = Context(executor=loopback_dask_executor())
         else:
             self.ctx = Context.make_with(executor)
@@ -213,5 +225,4 @@ def make_engine(name: str) -> Engine:
         return OursEngine(executor)
     if family == "lt":
         return LTEngine(executor)
-    raise ValueError(f"unknown engine {name!r}; use one of "
-                     f"{', '.join(NUMPY + OURS + LT)}")
+    raise ValueError(f"unknown engine {name!r}; use one of {', '.join(NUMPY + OURS + LT)}")

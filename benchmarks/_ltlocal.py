@@ -5,6 +5,7 @@ scheduler and workers listen on the machine's network address. The benchmark
 keeps all its traffic on 127.0.0.1, so it builds the same cluster (LiberTEM's
 own worker spec for the detected CPUs) with every server bound to loopback.
 """
+
 from __future__ import annotations
 
 
@@ -23,6 +24,8 @@ def loopback_dask_executor():
     spec = cluster_spec(**detect())
     for worker in spec.values():
         worker["options"]["host"] = "127.0.0.1"
-    scheduler = {"cls": Scheduler,
-                 "options": {"host": "127.0.0.1", "dashboard_address": "127.0.0.1:0"}}
+    scheduler = {
+        "cls": Scheduler,
+        "options": {"host": "127.0.0.1", "dashboard_address": "127.0.0.1:0"},
+    }
     return DaskJobExecutor.make_local(spec=spec, cluster_kwargs={"scheduler": scheduler})

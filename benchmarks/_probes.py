@@ -7,6 +7,7 @@ Anonymous memory (``RssAnon``: heap, copies, result buffers) is reported apart
 from file-backed pages (``RssFile``: pages of the memory-mapped input file,
 which the kernel can drop at any time).
 """
+
 from __future__ import annotations
 
 import json
@@ -19,7 +20,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 #: the sampler, pasted at the top of every probe script (kept dependency-free)
-SAMPLER = r'''
+SAMPLER = r"""
 import os, threading, time
 def _status(pid):
     out = {}
@@ -78,20 +79,21 @@ class Sampler(threading.Thread):
         return self.peak
 _SAMPLER = Sampler()
 _SAMPLER.start()
-'''
+"""
 
 #: the end of both first-result scripts: run SumUDF, report the times of each step
-_FIRST_TAIL = r'''res = ctx.run_udf(dataset=ds, udf=SumUDF())
+_FIRST_TAIL = r"""res = ctx.run_udf(dataset=ds, udf=SumUDF())
 v = float(res["intensity"].data.sum())
 T4 = time.perf_counter()
 print("RESULT " + json.dumps({"import": T1 - T0, "context": T2 - T1, "load": T3 - T2,
       "run": T4 - T3, "total_in_process": T4 - T0, "value": v, "peak": _SAMPLER.finish()}),
       flush=True)
 ctx.close()
-'''
+"""
 
 #: time to first result, the way a user writes it: import, Context, load, run
-FIRST_OURS = r'''
+FIRST_OURS = (
+    r"""
 import time, json, sys
 T0 = time.perf_counter()
 from udfwidgets import Context
@@ -101,9 +103,12 @@ ctx = Context(executor=EXECUTOR)
 T2 = time.perf_counter()
 ds = ctx.load("raw", path=PATH, nav_shape=NAV, sig_shape=SIG, dtype=DTYPE)
 T3 = time.perf_counter()
-''' + _FIRST_TAIL
+"""
+    + _FIRST_TAIL
+)
 
-FIRST_LT = r'''
+FIRST_LT = (
+    r"""
 import time, json, sys
 T0 = time.perf_counter()
 from libertem.api import Context
@@ -118,10 +123,12 @@ else:
 T2 = time.perf_counter()
 ds = ctx.load("raw", path=PATH, nav_shape=NAV, sig_shape=SIG, dtype=DTYPE)
 T3 = time.perf_counter()
-''' + _FIRST_TAIL
+"""
+    + _FIRST_TAIL
+)
 
 #: one workload on one engine in a fresh process, for peak memory
-WORKLOAD = r'''
+WORKLOAD = r"""
 import time, json, sys
 sys.path.insert(0, HERE)
 from _data import RawFile
@@ -136,7 +143,7 @@ res = eng.run(w, f)
 t1 = time.perf_counter()
 print("RESULT " + json.dumps({"run": t1 - t0, "peak": _SAMPLER.finish()}), flush=True)
 eng.close()
-'''
+"""
 
 
 def _script(template: str, **consts) -> str:
@@ -144,8 +151,13 @@ def _script(template: str, **consts) -> str:
     return SAMPLER + head + template
 
 
-def run_probe(template: str, timeout: float = 300, python: str | None = None,
-              env: dict | None = None, **consts) -> dict:
+def run_probe(
+    template: str,
+    timeout: float = 300,
+    python: str | None = None,
+    env: dict | None = None,
+    **consts,
+) -> dict:
     """Run a probe script in a fresh interpreter; return its JSON plus ``wall`` seconds.
 
     ``wall`` runs from starting the interpreter to the moment the result line
@@ -154,9 +166,14 @@ def run_probe(template: str, timeout: float = 300, python: str | None = None,
     code = _script(template, **consts)
     t0 = time.perf_counter()
     errfile = tempfile.TemporaryFile(mode="w+")
-    proc = subprocess.Popen([python or sys.executable, "-c", code], stdout=subprocess.PIPE,
-                            stderr=errfile, text=True, cwd=HERE,
-                            env=env if env is not None else os.environ.copy())
+    proc = subprocess.Popen(
+        [python or sys.executable, "-c", code],
+        stdout=subprocess.PIPE,
+        stderr=errfile,
+        text=True,
+        cwd=HERE,
+        env=env if env is not None else os.environ.copy(),
+    )
     result = None
     try:
         deadline = t0 + timeout

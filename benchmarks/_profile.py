@@ -11,6 +11,7 @@ or time the breakdown of one run with cProfile::
 
     python benchmarks/_profile.py max uw-inline --cprofile
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,6 +44,7 @@ def main(argv=None) -> int:
     if args.cprofile:
         import cProfile
         import pstats
+
         prof = cProfile.Profile()
         prof.enable()
         eng.run(w, f)

@@ -10,6 +10,7 @@ Every workload also has a straightforward chunked NumPy implementation over a
 memory map (single-threaded, or split over two threads), which is the
 reference that every engine's result is checked against before timing.
 """
+
 from __future__ import annotations
 
 import math
@@ -121,7 +122,7 @@ def np_sum(mm, lo, hi):
 def np_sumsig(mm, lo, hi):
     out = np.empty(hi - lo, np.float64)
     for a, b in _chunks(len(mm), mm[0].nbytes, lo, hi):
-        out[a - lo:b - lo] = mm[a:b].sum(axis=(1, 2), dtype=np.float32)
+        out[a - lo : b - lo] = mm[a:b].sum(axis=(1, 2), dtype=np.float32)
     return {"intensity": out}
 
 
@@ -147,7 +148,7 @@ def _finish_stddev(parts):
     s2 = sum(p["_sum2"] for p in parts)
     n = sum(p["_n"] for p in parts)
     mean = s / n
-    var = np.maximum(s2 / n - mean ** 2, 0)
+    var = np.maximum(s2 / n - mean**2, 0)
     return {"mean": mean, "var": var, "std": np.sqrt(var)}
 
 
@@ -158,7 +159,7 @@ def np_masks(mm, lo, hi, masks):
         c = mm[a:b].reshape(b - a, -1)
         if c.dtype != np.float32:
             c = c.astype(np.float32)
-        out[a - lo:b - lo] = c @ flat
+        out[a - lo : b - lo] = c @ flat
     return {"intensity": out}
 
 
@@ -172,7 +173,7 @@ def np_com(mm, lo, hi, cy, cx, r):
         c = mm[a:b].reshape(b - a, -1)
         if c.dtype != np.float32:
             c = c.astype(np.float32)
-        out[a - lo:b - lo] = c @ weights
+        out[a - lo : b - lo] = c @ weights
     with np.errstate(invalid="ignore", divide="ignore"):
         com = out[:, 1:] / out[:, :1]
     return {"raw_com": com}
@@ -181,7 +182,7 @@ def np_com(mm, lo, hi, cy, cx, r):
 def np_busy(mm, lo, hi, ms=1.0):
     out = np.empty(hi - lo, np.float64)
     for a, b in _chunks(len(mm), mm[0].nbytes, lo, hi):
-        out[a - lo:b - lo] = mm[a:b].sum(axis=(1, 2), dtype=np.float64)
+        out[a - lo : b - lo] = mm[a:b].sum(axis=(1, 2), dtype=np.float64)
     # the same CPU time per frame as the UDF (a busy loop that holds the GIL)
     clock = time.thread_time
     for _ in range(hi - lo):
@@ -201,6 +202,7 @@ def _concat(parts, key):
 
 def _finish_default(kind: dict[str, str]):
     """How to combine per-thread results: sum sig buffers, max for max, concat nav."""
+
     def finish(parts):
         out = {}
         for key, how in kind.items():
@@ -211,6 +213,7 @@ def _finish_default(kind: dict[str, str]):
             else:
                 out[key] = _concat(parts, key)
         return out
+
     return finish
 
 
@@ -231,7 +234,7 @@ class Workload:
     compare: dict[str, float]
     make_ours: Callable | None = None
     make_lt: Callable | None = None
-    dataset: str = "main"   # "main" (the 1 GiB / 512 MiB files) or "small"
+    dataset: str = "main"  # "main" (the 1 GiB / 512 MiB files) or "small"
     frame_udf: bool = False
     extra: dict = field(default_factory=dict)
 
@@ -239,6 +242,7 @@ class Workload:
 def run_numpy(w: Workload, mm, threads: int = 1):
     """The workload's NumPy reference over the whole memory map, in ``threads`` threads."""
     from threadpoolctl import threadpool_limits
+
     n = len(mm)
     with threadpool_limits(1):
         if threads == 1:
@@ -250,6 +254,7 @@ def run_numpy(w: Workload, mm, threads: int = 1):
 
 def workloads(sig_for: Callable[[str], tuple]) -> dict[str, Workload]:
     """All workloads; ``sig_for(dataset)`` gives the frame shape (for masks/CoM)."""
+
     def masks_ref(mm, lo, hi):
         return np_masks(mm, lo, hi, make_masks(mm.shape[1:]))
 
@@ -265,31 +270,97 @@ def workloads(sig_for: Callable[[str], tuple]) -> dict[str, Workload]:
         return ns.ApplyMasksUDF(mask_factories=[(lambda m=m: m) for m in masks])
 
     W = Workload
-    return {w.name: w for w in [
-        W("sum", "SumUDF", np_sum, _finish_default({"intensity": "sum"}), {"intensity": 1e-4},
-          lambda ns, sig: ns.SumUDF(), lambda ns, sig: ns.SumUDF()),
-        W("sumsig", "SumSigUDF", np_sumsig, _finish_default({"intensity": "cat"}),
-          {"intensity": 1e-4},
-          lambda ns, sig: ns.SumSigUDF(), lambda ns, sig: ns.SumSigUDF()),
-        W("sumoversig", "SumOverSig (frame)", np_sumsig, _finish_default({"intensity": "cat"}),
-          {"pixelsum": 1e-4},
-          lambda ns, sig: ns.SumOverSig(), lambda ns, sig: ns.SumOverSig(), frame_udf=True),
-        W("max", "MaxUDF (frame)", np_max, _finish_default({"maxbuf": "max"}), {"maxbuf": 0},
-          lambda ns, sig: ns.MaxUDF(), lambda ns, sig: ns.MaxUDF(), frame_udf=True),
-        W("stddev", "StdDevUDF", np_stddev, _finish_stddev, {"std": 1e-3, "mean": 1e-4},
-          lambda ns, sig: ns.StdDevUDF(), lambda ns, sig: ns.StdDevUDF()),
-        W("masks", "ApplyMasksUDF x4", masks_ref, _finish_default({"intensity": "cat"}),
-          {"intensity": 1e-4}, ours_masks, lt_masks),
-        W("com", "CoMUDF", com_ref, _finish_default({"raw_com": "cat"}), {"raw_com": 1e-4},
-          lambda ns, sig: ns.CoMUDF(**com_params(sig)),
-          lambda ns, sig: ns.CoMUDF.with_params(**com_params(sig))),
-        W("empty", "empty process_frame", np_empty, lambda parts: {}, {},
-          lambda ns, sig: ns.EmptyFrame(), lambda ns, sig: ns.EmptyFrame(), frame_udf=True),
-        W("busy", "1 ms/frame (frame)", np_busy, _finish_default({"total": "cat"}),
-          {"total": 1e-9},
-          lambda ns, sig: ns.Busy(ms=1.0), lambda ns, sig: ns.Busy(ms=1.0), dataset="small",
-          frame_udf=True),
-    ]}
+    return {
+        w.name: w
+        for w in [
+            W(
+                "sum",
+                "SumUDF",
+                np_sum,
+                _finish_default({"intensity": "sum"}),
+                {"intensity": 1e-4},
+                lambda ns, sig: ns.SumUDF(),
+                lambda ns, sig: ns.SumUDF(),
+            ),
+            W(
+                "sumsig",
+                "SumSigUDF",
+                np_sumsig,
+                _finish_default({"intensity": "cat"}),
+                {"intensity": 1e-4},
+                lambda ns, sig: ns.SumSigUDF(),
+                lambda ns, sig: ns.SumSigUDF(),
+            ),
+            W(
+                "sumoversig",
+                "SumOverSig (frame)",
+                np_sumsig,
+                _finish_default({"intensity": "cat"}),
+                {"pixelsum": 1e-4},
+                lambda ns, sig: ns.SumOverSig(),
+                lambda ns, sig: ns.SumOverSig(),
+                frame_udf=True,
+            ),
+            W(
+                "max",
+                "MaxUDF (frame)",
+                np_max,
+                _finish_default({"maxbuf": "max"}),
+                {"maxbuf": 0},
+                lambda ns, sig: ns.MaxUDF(),
+                lambda ns, sig: ns.MaxUDF(),
+                frame_udf=True,
+            ),
+            W(
+                "stddev",
+                "StdDevUDF",
+                np_stddev,
+                _finish_stddev,
+                {"std": 1e-3, "mean": 1e-4},
+                lambda ns, sig: ns.StdDevUDF(),
+                lambda ns, sig: ns.StdDevUDF(),
+            ),
+            W(
+                "masks",
+                "ApplyMasksUDF x4",
+                masks_ref,
+                _finish_default({"intensity": "cat"}),
+                {"intensity": 1e-4},
+                ours_masks,
+                lt_masks,
+            ),
+            W(
+                "com",
+                "CoMUDF",
+                com_ref,
+                _finish_default({"raw_com": "cat"}),
+                {"raw_com": 1e-4},
+                lambda ns, sig: ns.CoMUDF(**com_params(sig)),
+                lambda ns, sig: ns.CoMUDF.with_params(**com_params(sig)),
+            ),
+            W(
+                "empty",
+                "empty process_frame",
+                np_empty,
+                lambda parts: {},
+                {},
+                lambda ns, sig: ns.EmptyFrame(),
+                lambda ns, sig: ns.EmptyFrame(),
+                frame_udf=True,
+            ),
+            W(
+                "busy",
+                "1 ms/frame (frame)",
+                np_busy,
+                _finish_default({"total": "cat"}),
+                {"total": 1e-9},
+                lambda ns, sig: ns.Busy(ms=1.0),
+                lambda ns, sig: ns.Busy(ms=1.0),
+                dataset="small",
+                frame_udf=True,
+            ),
+        ]
+    }
 
 
 def reference_key(w: Workload, key: str) -> str:
@@ -321,8 +392,10 @@ def check(w: Workload, got: dict, ref: dict) -> str | None:
         ok = np.isclose(a, b, rtol=rtol, atol=rtol * scale, equal_nan=True)
         if not ok.all():
             i = int(np.flatnonzero(~ok)[0])
-            return (f"{key}: {int((~ok).sum())} of {a.size} values differ (first at {i}: "
-                    f"{a[i]!r} vs reference {b[i]!r}, rtol={rtol})")
+            return (
+                f"{key}: {int((~ok).sum())} of {a.size} values differ (first at {i}: "
+                f"{a[i]!r} vs reference {b[i]!r}, rtol={rtol})"
+            )
     return None
 
 

@@ -25,6 +25,7 @@ happens (less sensitive to other load on the machine than wall time).
 
 The data file is created under benchmarks/data/ (gitignored) on first use.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -69,6 +70,7 @@ def run_once(ctx: Context, ds, mode: str) -> tuple[float, float, int]:
         plots = True
     elif mode in ("ipympl", "rendered"):
         from udfwidgets.widgets import make_plots
+
         plots = make_plots(True, ds, udfs, backend="image" if mode == "rendered" else "ipympl")
     else:
         raise ValueError(mode)
@@ -99,8 +101,14 @@ def main() -> None:
     load_before = _load()
     modes = ["none", "plots=True", "ipympl", "rendered"]
     with Context(executor=args.executor, n_jobs=args.n_jobs) as ctx:
-        ds = ctx.load("raw", path=str(args.path), nav_shape=NAV, sig_shape=SIG,
-                      dtype="float32", num_partitions=16)
+        ds = ctx.load(
+            "raw",
+            path=str(args.path),
+            nav_shape=NAV,
+            sig_shape=SIG,
+            dtype="float32",
+            num_partitions=16,
+        )
         for _ in range(2):  # warm up: page cache, workers, imports
             run_once(ctx, ds, "none")
         run_once(ctx, ds, "rendered")
@@ -113,8 +121,10 @@ def main() -> None:
                 times[mode].append(t)
                 cpus[mode].append(c)
                 updates[mode].append(n)
-    print(f"1 GiB float32, nav {NAV} x sig {SIG}, 16 partitions, executor={args.executor}, "
-          f"n_jobs={args.n_jobs or os.cpu_count()}, {args.repeats} interleaved repeats")
+    print(
+        f"1 GiB float32, nav {NAV} x sig {SIG}, 16 partitions, executor={args.executor}, "
+        f"n_jobs={args.n_jobs or os.cpu_count()}, {args.repeats} interleaved repeats"
+    )
     print(f"  load average before/after: {load_before} / {_load()}")
     print("  mode        wall median (overhead)   wall min (overhead)   main-process CPU median")
     med0, min0 = statistics.median(times["none"]), min(times["none"])
@@ -124,9 +134,11 @@ def main() -> None:
         cpu = statistics.median(cpus[mode])
         n = statistics.median(updates[mode])
         extra = f"  {n:.0f} drawn updates" if n >= 0 else ""
-        print(f"  {mode:11s} {med:6.3f} s ({(med / med0 - 1) * 100:+6.1f} %)   "
-              f"{best:6.3f} s ({(best / min0 - 1) * 100:+6.1f} %)   "
-              f"{cpu * 1e3:6.0f} ms ({(cpu - cpu0) * 1e3:+5.0f} ms){extra}")
+        print(
+            f"  {mode:11s} {med:6.3f} s ({(med / med0 - 1) * 100:+6.1f} %)   "
+            f"{best:6.3f} s ({(best / min0 - 1) * 100:+6.1f} %)   "
+            f"{cpu * 1e3:6.0f} ms ({(cpu - cpu0) * 1e3:+5.0f} ms){extra}"
+        )
 
 
 if __name__ == "__main__":

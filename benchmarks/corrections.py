@@ -9,6 +9,7 @@ correction is on. Plain and corrected runs alternate within every repetition,
 so that the ratio survives a shared, noisy machine; the load average is
 printed with the result. Results are checked against NumPy before timing.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,8 +36,9 @@ U16_1G = _data.RawFile("u16_64x128x256x256.raw", (64, 128), (256, 256), "uint16"
 def corrections_for(sig, seed=1) -> CorrectionSet:
     rng = np.random.default_rng(seed)
     excluded = np.stack([rng.integers(0, s, 64) for s in sig], axis=1)
-    return CorrectionSet(dark=rng.uniform(0, 20, sig), gain=rng.uniform(0.9, 1.1, sig),
-                         excluded_pixels=excluded)
+    return CorrectionSet(
+        dark=rng.uniform(0, 20, sig), gain=rng.uniform(0.9, 1.1, sig), excluded_pixels=excluded
+    )
 
 
 def check(ctx, ds, f, corr) -> None:
@@ -69,9 +71,14 @@ def bench(f, reps: int, executor: str, n_jobs: int) -> dict:
                 ctx.run_udf(dataset=ds, udf=SumUDF(), corrections=c)
                 times[name].append(time.perf_counter() - t0)
     med = {k: statistics.median(v) for k, v in times.items()}
-    return {"file": os.path.basename(f.path), "gib": f.nbytes / 2**30, "times": times,
-            "median": med, "ratio": med["corrected"] / med["plain"],
-            "min_ratio": min(times["corrected"]) / min(times["plain"])}
+    return {
+        "file": os.path.basename(f.path),
+        "gib": f.nbytes / 2**30,
+        "times": times,
+        "median": med,
+        "ratio": med["corrected"] / med["plain"],
+        "min_ratio": min(times["corrected"]) / min(times["plain"]),
+    }
 
 
 def main(argv=None) -> int:
@@ -80,13 +87,17 @@ def main(argv=None) -> int:
     p.add_argument("--reps", type=int, default=5)
     p.add_argument("--executor", default="processes")
     p.add_argument("--n-jobs", type=int, default=2)
-    p.add_argument("--numpy", action="store_true",
-                   help="NumPy corrections even when numba is installed (UDFWIDGETS_NUMBA=0)")
+    p.add_argument(
+        "--numpy",
+        action="store_true",
+        help="NumPy corrections even when numba is installed (UDFWIDGETS_NUMBA=0)",
+    )
     p.add_argument("--files", default="f32,u16", help="f32 (1 GiB float32), u16 (1 GiB uint16)")
     a = p.parse_args(argv)
     if a.numpy:
         os.environ["UDFWIDGETS_NUMBA"] = "0"  # before any worker starts: they inherit it
     from udfwidgets._corrections_kernel import get_kernel
+
     path = "numba kernel" if get_kernel() is not None else "NumPy"
     files = {"f32": _data.F32, "u16": U16_1G}
     chosen = [_data.F32_QUICK] if a.quick else [files[k] for k in a.files.split(",")]
@@ -94,15 +105,21 @@ def main(argv=None) -> int:
     load0 = os.getloadavg()
     rows = [bench(f, reps, a.executor, a.n_jobs) for f in chosen]
     load1 = os.getloadavg()
-    print(f"SumUDF, corrections by {path}, executor={a.executor} n_jobs={a.n_jobs}, "
-          f"{reps} interleaved repetitions; "
-          f"load average {load0[0]:.1f} before, {load1[0]:.1f} after (1 min)")
-    print("| file | GiB | plain (median s) | corrected (median s) | corrected / plain "
-          "(median) | (best of each) |")
+    print(
+        f"SumUDF, corrections by {path}, executor={a.executor} n_jobs={a.n_jobs}, "
+        f"{reps} interleaved repetitions; "
+        f"load average {load0[0]:.1f} before, {load1[0]:.1f} after (1 min)"
+    )
+    print(
+        "| file | GiB | plain (median s) | corrected (median s) | corrected / plain "
+        "(median) | (best of each) |"
+    )
     print("|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['file']} | {r['gib']:.2f} | {r['median']['plain']:.3f} | "
-              f"{r['median']['corrected']:.3f} | {r['ratio']:.2f} | {r['min_ratio']:.2f} |")
+        print(
+            f"| {r['file']} | {r['gib']:.2f} | {r['median']['plain']:.3f} | "
+            f"{r['median']['corrected']:.3f} | {r['ratio']:.2f} | {r['min_ratio']:.2f} |"
+        )
     return 0
 
 

@@ -16,6 +16,7 @@ Usage::
 
 Every result is checked against the NumPy reference before it is timed.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,9 +51,11 @@ class JoblibDaskExecutor(Executor):
 
     def imap_unordered(self, fn, tasks):
         from joblib import Parallel, delayed, parallel_config
+
         with parallel_config(backend="dask", n_jobs=self.n_workers, client=self.client):
-            parallel = Parallel(return_as="generator_unordered", batch_size=1,
-                                pre_dispatch="2 * n_jobs")
+            parallel = Parallel(
+                return_as="generator_unordered", batch_size=1, pre_dispatch="2 * n_jobs"
+            )
             return parallel(delayed(fn)(t) for t in tasks)
 
 
@@ -95,13 +98,22 @@ def main(argv=None):
     ns = ours_namespace()
 
     import distributed
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                       host="127.0.0.1", dashboard_address="127.0.0.1:0",
-                                       silence_logs=40)
+
+    cluster = distributed.LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address="127.0.0.1:0",
+        silence_logs=40,
+    )
     client = distributed.Client(cluster)
-    lines = [f"# dask paths, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
-             f"cores {os.cpu_count()}, 2-worker LocalCluster (1 thread each), {reps} reps, "
-             "median seconds; load = 1-min load average at the start of each row", ""]
+    lines = [
+        f"# dask paths, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
+        f"cores {os.cpu_count()}, 2-worker LocalCluster (1 thread each), {reps} reps, "
+        "median seconds; load = 1-min load average at the start of each row",
+        "",
+    ]
 
     def ds_for(ctx, f):
         return ctx.load("raw", path=f.path, nav_shape=f.nav, sig_shape=f.sig, dtype=f.dtype)
@@ -115,8 +127,12 @@ def main(argv=None):
 
     # --- phase A: the joblib path on a fresh cluster -------------------------------
     old = Context(executor=JoblibDaskExecutor(client))
-    lines += ["## A: joblib dask backend, fresh cluster (no worker plugin)", "",
-              "| workload | file | load | joblib path (s) |", "|---|---|---|---|"]
+    lines += [
+        "## A: joblib dask backend, fresh cluster (no worker plugin)",
+        "",
+        "| workload | file | load | joblib path (s) |",
+        "|---|---|---|---|",
+    ]
     refs = {}
     for fk, f in files.items():
         mm = f.memmap()
@@ -129,35 +145,44 @@ def main(argv=None):
             bad = check(w, {k: v.data for k, v in res.items()}, refs[(name, fk)])
             assert bad is None, bad
             la = load()
-            t = statistics.median(timed(old, ds, w.make_ours(ns, tuple(f.sig)))[0]
-                                  for _ in range(reps))
+            t = statistics.median(
+                timed(old, ds, w.make_ours(ns, tuple(f.sig)))[0] for _ in range(reps)
+            )
             lines.append(f"| {w.label} | {fk} | {la:.1f} | {t:.3f} |")
     la = load()
     t = statistics.median(tasks_row(old)[0] for _ in range(reps))
-    lines.append(f"| 64 tiny partitions (per-task cost) | mem | {la:.1f} | {t:.3f} "
-                 f"({t / 64 * 1e3:.1f} ms/task) |")
+    lines.append(
+        f"| 64 tiny partitions (per-task cost) | mem | {la:.1f} | {t:.3f} "
+        f"({t / 64 * 1e3:.1f} ms/task) |"
+    )
     lines.append("")
 
     # --- phase B: interleaved ------------------------------------------------------
     new = Context(executor="dask", client=client)  # registers the worker plugin
     procs = Context(executor="processes", n_jobs=2)
     engines = {"joblib": old, "futures": new, "processes": procs}
-    lines += ["## B: interleaved on the same cluster (worker plugin now registered)", "",
-              "| workload | file | load | joblib | futures | processes | futures/joblib | "
-              "futures/processes |", "|---|---|---|---|---|---|---|---|"]
+    lines += [
+        "## B: interleaved on the same cluster (worker plugin now registered)",
+        "",
+        "| workload | file | load | joblib | futures | processes | futures/joblib | "
+        "futures/processes |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
 
     def row(label, fk, run_one):
         times = {k: [] for k in engines}
         la = load()
         for r in range(reps):
-            order = list(engines)[r % 3:] + list(engines)[: r % 3]
+            order = list(engines)[r % 3 :] + list(engines)[: r % 3]
             for k in order:
                 times[k].append(run_one(k))
         med = {k: statistics.median(v) for k, v in times.items()}
-        lines.append(f"| {label} | {fk} | {la:.1f} | {med['joblib']:.3f} | "
-                     f"{med['futures']:.3f} | {med['processes']:.3f} | "
-                     f"{med['futures'] / med['joblib']:.2f} | "
-                     f"{med['futures'] / med['processes']:.2f} |")
+        lines.append(
+            f"| {label} | {fk} | {la:.1f} | {med['joblib']:.3f} | "
+            f"{med['futures']:.3f} | {med['processes']:.3f} | "
+            f"{med['futures'] / med['joblib']:.2f} | "
+            f"{med['futures'] / med['processes']:.2f} |"
+        )
         print(lines[-1], flush=True)
 
     for fk, f in files.items():
@@ -169,10 +194,8 @@ def main(argv=None):
                 _, res = timed(c, dss[k], w.make_ours(ns, tuple(f.sig)))
                 bad = check(w, {n: v.data for n, v in res.items()}, refs[(name, fk)])
                 assert bad is None, (k, bad)
-            row(w.label, fk, lambda k: timed(engines[k], dss[k],
-                                             w.make_ours(ns, tuple(f.sig)))[0])
-        row("first partial (SumUDF)", fk,
-            lambda k: first_partial(engines[k], dss[k], ns.SumUDF()))
+            row(w.label, fk, lambda k: timed(engines[k], dss[k], w.make_ours(ns, tuple(f.sig)))[0])
+        row("first partial (SumUDF)", fk, lambda k: first_partial(engines[k], dss[k], ns.SumUDF()))
     row("64 tiny partitions", "mem", lambda k: tasks_row(engines[k])[0])
     lines.append("")
     text = "\n".join(lines)

@@ -23,6 +23,7 @@ before the first run.
 
     python benchmarks/formats.py --size-gib 1 --reps 3 --lt-python /tmp/ltvenv-hdf5/bin/python
 """
+
 from __future__ import annotations
 
 import argparse
@@ -59,8 +60,9 @@ def masks_for(sig):
     h, w = sig
     yy, xx = np.mgrid[:h, :w]
     r = np.hypot(yy - h / 2, xx - w / 2)
-    return np.stack([r < h / 8, (r >= h / 6) & (r < h / 3), xx < w / 2, yy < h / 2]
-                    ).astype(np.float32)
+    return np.stack([r < h / 8, (r >= h / 6) & (r < h / 3), xx < w / 2, yy < h / 2]).astype(
+        np.float32
+    )
 
 
 def evict(path: str) -> None:
@@ -105,16 +107,22 @@ def make_files(folder: Path, size_gib: float) -> tuple[dict, tuple]:
         from udfwidgets.io.mib import (
             write_mib,  # branch mib's writer (interface signature)
         )
+
         p = folder / f"scan-{nav[0]}x{nav[1]}-quad12.mib"
         if not p.exists():
             quad = np.asarray(data)  # quad frames are 512x512; we tile the 128x128 frames
-            write_mib(p, np.tile(quad, (1, 1, 4, 4))[:, :, :512, :512] & 0xFFF,
-                      counter_depth=12, layout="quad")
+            write_mib(
+                p,
+                np.tile(quad, (1, 1, 4, 4))[:, :, :512, :512] & 0xFFF,
+                counter_depth=12,
+                layout="quad",
+            )
         files["mib"] = str(p)
     except ImportError:
         log("NOTE: udfwidgets.io.mib.write_mib is not importable on this branch: MIB skipped")
     try:
         from udfwidgets.io.blo import write_blo
+
         p = folder / f"scan-{nav[0]}x{nav[1]}.blo"
         if not p.exists():
             write_blo(p, (np.asarray(data) >> 4).astype(np.uint8))
@@ -132,6 +140,7 @@ def _h5_part(args):
     path, lo, hi, workload, masks, roi_rows = args
     import h5py
     import hdf5plugin  # noqa: F401
+
     f = _H5.get(path) or _H5.setdefault(path, h5py.File(path, "r"))
     d = f["/data"]
     n1 = d.shape[1]
@@ -144,7 +153,7 @@ def _h5_part(args):
         return out_sum
     buf = np.empty((1, n1) + d.shape[2:], d.dtype)
     for r in range(lo, hi):  # one scan row = whole chunks, each decompressed once
-        d.read_direct(buf, source_sel=np.s_[r:r + 1])
+        d.read_direct(buf, source_sel=np.s_[r : r + 1])
         flat = buf.reshape(n1, -1)
         if workload == "sum":
             out_sum += flat.sum(axis=0, dtype=np.float64).reshape(d.shape[2:])
@@ -162,7 +171,9 @@ class H5Engine:
     def run(self, path, nav, workload, masks, roi):
         rows = np.argwhere(roi).tolist()
         edges = np.linspace(0, nav[0], self.procs + 1).round().astype(int)
-        args = [(path, int(a), int(b), workload, masks, rows) for a, b in zip(edges[:-1], edges[1:])]
+        args = [
+            (path, int(a), int(b), workload, masks, rows) for a, b in zip(edges[:-1], edges[1:])
+        ]
         parts = self.pool.map(_h5_part, args) if self.pool else [_h5_part(a) for a in args]
         return sum(parts) if workload != "masks" else np.concatenate(parts)
 
@@ -191,7 +202,7 @@ class NumpyEngine:
         acc = np.zeros(mm.shape[2:], np.float64)
         out = []
         for i in range(0, len(flat), 256):
-            b = flat[i:i + 256]
+            b = flat[i : i + 256]
             if workload == "sum":
                 acc += b.sum(axis=0, dtype=np.float64)
             else:
@@ -216,8 +227,9 @@ class OursEngine:
         if workload == "masks":
             udf = ApplyMasksUDF(masks=masks)
             return self.ctx.run_udf(dataset=ds, udf=udf)["intensity"].data.reshape(-1, 4)
-        res = self.ctx.run_udf(dataset=ds, udf=SumUDF(dtype="float64"),
-                               roi=roi if workload == "roi" else None)
+        res = self.ctx.run_udf(
+            dataset=ds, udf=SumUDF(dtype="float64"), roi=roi if workload == "roi" else None
+        )
         return res["intensity"].data
 
     def release(self):
@@ -262,18 +274,29 @@ class LTEngine:
     name = "lt"
 
     def __init__(self, python: str):
-        self.proc = subprocess.Popen([python, "-c", LT_SERVER.format(bench=str(HERE))],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                                     env={**os.environ, "PYTHONPATH": ""})
+        self.proc = subprocess.Popen(
+            [python, "-c", LT_SERVER.format(bench=str(HERE))],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONPATH": ""},
+        )
         first = self.proc.stdout.readline()
         if not first:
             raise RuntimeError("LiberTEM did not start")
-        self.version = subprocess.run([python, "-c", "import libertem; print(libertem.__version__)"],
-                                      capture_output=True, text=True).stdout.strip()
+        self.version = subprocess.run(
+            [python, "-c", "import libertem; print(libertem.__version__)"],
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
 
     def timed(self, path, nav, workload, masks, roi):
-        self.proc.stdin.write(json.dumps({"path": path, "workload": workload,
-                                          "masks": masks.tolist(), "roi": roi.tolist()}) + "\n")
+        self.proc.stdin.write(
+            json.dumps(
+                {"path": path, "workload": workload, "masks": masks.tolist(), "roi": roi.tolist()}
+            )
+            + "\n"
+        )
         self.proc.stdin.flush()
         reply = json.loads(self.proc.stdout.readline())
         return reply["seconds"], reply["check"]
@@ -317,7 +340,9 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--size-gib", type=float, default=1.0)
     ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--data", default=os.environ.get("UDFW_FORMATS_DATA", "/tmp/udfw-formats-bench"))
+    ap.add_argument(
+        "--data", default=os.environ.get("UDFW_FORMATS_DATA", "/tmp/udfw-formats-bench")
+    )
     ap.add_argument("--lt-python", default=None, help="python of a venv with libertem 0.16")
     ap.add_argument("--workloads", default="sum,masks,roi")
     ap.add_argument("--no-cold", action="store_true")
@@ -329,8 +354,12 @@ def main(argv=None) -> int:
     rng = np.random.default_rng(0)
     roi = rng.random(nav) < 0.01
     load0 = os.getloadavg()
-    engines = {"ours": OursEngine(), "h5py-1p": H5Engine(1), "h5py-2p": H5Engine(2),
-               "numpy-1p": NumpyEngine()}
+    engines = {
+        "ours": OursEngine(),
+        "h5py-1p": H5Engine(1),
+        "h5py-2p": H5Engine(2),
+        "numpy-1p": NumpyEngine(),
+    }
     ours = engines["ours"]
     # warm the workers up (imports, first map) on a small file, then note their resident size
     tiny = os.path.join(args.data, "tiny.h5")
@@ -358,7 +387,7 @@ def main(argv=None) -> int:
     for fname, w, cache in jobs:
         path = files[fname]
         for rep in range(args.reps):
-            order = names[rep % len(names):] + names[:rep % len(names)]
+            order = names[rep % len(names) :] + names[: rep % len(names)]
             for en in order:
                 if en.startswith("h5py") and not fname.startswith("h5"):
                     continue
@@ -388,30 +417,38 @@ def main(argv=None) -> int:
         e.close()
 
     nbytes = os.path.getsize(files["npy"])
-    lines = [f"# Format readers: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}", "",
-             f"Data: {nav} x {SIG} uint16 ({nbytes / 2**30:.2f} GiB), HDF5 chunks "
-             f"(1, {CHUNK_FRAMES}, 128, 128); {args.reps} interleaved repetitions, median. "
-             f"{lt_note}.", f"Load average before/after: {load0[0]:.1f} / {load1[0]:.1f} "
-             f"on {os.cpu_count()} cores (shared machine).", "",
-             "| file | workload | cache | engine | median s | GiB/s | ours / engine |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        f"# Format readers: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
+        "",
+        f"Data: {nav} x {SIG} uint16 ({nbytes / 2**30:.2f} GiB), HDF5 chunks "
+        f"(1, {CHUNK_FRAMES}, 128, 128); {args.reps} interleaved repetitions, median. "
+        f"{lt_note}.",
+        f"Load average before/after: {load0[0]:.1f} / {load1[0]:.1f} "
+        f"on {os.cpu_count()} cores (shared machine).",
+        "",
+        "| file | workload | cache | engine | median s | GiB/s | ours / engine |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for (fname, w, cache, en), ts in results.items():
         med = statistics.median(ts)
         mine = statistics.median(results[(fname, w, cache, "ours")])
-        lines.append(f"| {fname} | {w} | {cache} | {en} | {med:.3f} | "
-                     f"{nbytes / 2**30 / med:.2f} | {mine / med:.2f} |")
+        lines.append(
+            f"| {fname} | {w} | {cache} | {en} | {med:.3f} | "
+            f"{nbytes / 2**30 / med:.2f} | {mine / med:.2f} |"
+        )
     lines += ["", "Result checks (sum of each engine's result; equal within float error):", ""]
     for (fname, w), c in checks.items():
         lines.append(f"- {fname} {w}: " + ", ".join(f"{k} {v:.6g}" for k, v in c.items()))
     part = 128 << 20
     row = nav[1] * math.prod(SIG) * 2  # chunks (1, 16, ...): a chunk row is one scan row
-    lines += ["", "Peak memory of our loky workers (VmHWM minus resident size after warm-up):",
-              ""]
+    lines += ["", "Peak memory of our loky workers (VmHWM minus resident size after warm-up):", ""]
     for pid, rss, peak in hwm:
         b = base_mem.get(pid)
         extra = f"{(peak - b) / 1024:.0f} MiB above warm-up" if b else "new worker"
-        lines.append(f"- pid {pid}: peak {peak / 1024:.0f} MiB ({extra}); budget: one "
-                     f"partition (~{part >> 20} MiB) + one chunk row ({row >> 20} MiB)")
+        lines.append(
+            f"- pid {pid}: peak {peak / 1024:.0f} MiB ({extra}); budget: one "
+            f"partition (~{part >> 20} MiB) + one chunk row ({row >> 20} MiB)"
+        )
     Path(args.out).write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0

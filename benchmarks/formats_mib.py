@@ -10,6 +10,7 @@ runs after one warm-up, so the page cache holds the file (warm reads).
     python benchmarks/formats_mib.py            # about 1-2 minutes on 2 cores
     python benchmarks/formats_mib.py --frames 2048 --reps 5
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,13 +41,17 @@ def files(frames: int):
     out = {}
     mib = os.path.join(DATA, f"quad12_{frames}.mib")
     if not os.path.exists(mib):
-        write_mib(mib, _scan(frames, (512, 512), 4096, np.uint16), counter_depth=12,
-                  layout="quad")
+        write_mib(mib, _scan(frames, (512, 512), 4096, np.uint16), counter_depth=12, layout="quad")
     out["mib quad 12-bit"] = (mib, 768, 768 + 512 * 512 * 2, ">u2", (512, 512))
     raw = os.path.join(DATA, f"quad12raw_{frames}.mib")
     if not os.path.exists(raw):
-        write_mib(raw, _scan(frames, (512, 512), 4096, np.uint16), counter_depth=12,
-                  layout="quad", raw=True)
+        write_mib(
+            raw,
+            _scan(frames, (512, 512), 4096, np.uint16),
+            counter_depth=12,
+            layout="quad",
+            raw=True,
+        )
     out["mib quad 12-bit RAW"] = (raw, None, None, None, None)
     blo = os.path.join(DATA, f"scan_{frames * 4}.blo")
     if not os.path.exists(blo):
@@ -58,14 +63,21 @@ def files(frames: int):
 
 def numpy_sum(path, offset, stride, dtype, sig, block=64):
     size = os.path.getsize(path)
-    n = (size - offset) // stride + (1 if (size - offset) % stride >= np.prod(sig) * np.dtype(dtype).itemsize else 0)
+    n = (size - offset) // stride + (
+        1 if (size - offset) % stride >= np.prod(sig) * np.dtype(dtype).itemsize else 0
+    )
     raw = np.memmap(path, dtype=np.uint8, mode="r")
     dt = np.dtype(dtype)
-    view = np.ndarray((n,) + sig, dt, buffer=raw, offset=offset,
-                      strides=(stride, sig[1] * dt.itemsize, dt.itemsize))
+    view = np.ndarray(
+        (n,) + sig,
+        dt,
+        buffer=raw,
+        offset=offset,
+        strides=(stride, sig[1] * dt.itemsize, dt.itemsize),
+    )
     acc = np.zeros(sig, np.float32)
     for a in range(0, n, block):
-        acc += view[a:a + block].astype(np.float32).sum(axis=0)
+        acc += view[a : a + block].astype(np.float32).sum(axis=0)
     return acc
 
 
@@ -101,8 +113,11 @@ def main(argv=None):
                 np_cell = "n/a (bit-packed)"
             t_i = best(lambda: ctx_i.run_udf(dataset=ds, udf=SumUDF()), args.reps)
             t_t = best(lambda: ctx_t.run_udf(dataset=ds, udf=SumUDF()), args.reps)
-            print(f"| {name} | {size:.0f} MiB | {np_cell} | {t_i:.3f} s ({size / t_i:.0f} MiB/s)"
-                  f" | {t_t:.3f} s ({size / t_t:.0f} MiB/s) |", flush=True)
+            print(
+                f"| {name} | {size:.0f} MiB | {np_cell} | {t_i:.3f} s ({size / t_i:.0f} MiB/s)"
+                f" | {t_t:.3f} s ({size / t_t:.0f} MiB/s) |",
+                flush=True,
+            )
     print(f"load average at end: {os.getloadavg()[0]:.1f}")
 
 

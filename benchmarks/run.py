@@ -13,6 +13,7 @@ disagrees is reported as MISMATCH and not timed.
 
 The Markdown report is printed and written to ``benchmarks/results-latest.md``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,10 +34,28 @@ import _engines  # noqa: E402
 import _probes  # noqa: E402
 from _workloads import check, run_numpy, workloads  # noqa: E402
 
-DEFAULT_WORKLOADS = ("sum", "sumsig", "sumoversig", "max", "stddev", "masks", "com", "empty",
-                     "busy")
-DEFAULT_ENGINES = ("numpy-1t", "numpy-2t", "uw-inline", "uw-threads", "uw-processes",
-                   "lt-inline", "lt-dask", "lt-threads", "lt-pipelined")
+DEFAULT_WORKLOADS = (
+    "sum",
+    "sumsig",
+    "sumoversig",
+    "max",
+    "stddev",
+    "masks",
+    "com",
+    "empty",
+    "busy",
+)
+DEFAULT_ENGINES = (
+    "numpy-1t",
+    "numpy-2t",
+    "uw-inline",
+    "uw-threads",
+    "uw-processes",
+    "lt-inline",
+    "lt-dask",
+    "lt-threads",
+    "lt-pipelined",
+)
 
 
 #: figures collected for the targets table: "iter", "first", "mem", "big"
@@ -57,8 +76,14 @@ def summary(times: list[float]) -> dict:
     2.0
     """
     q = np.percentile(times, [25, 75]) if len(times) > 1 else (times[0], times[0])
-    return {"median": statistics.median(times), "min": min(times), "max": max(times),
-            "q1": float(q[0]), "q3": float(q[1]), "n": len(times)}
+    return {
+        "median": statistics.median(times),
+        "min": min(times),
+        "max": max(times),
+        "q1": float(q[0]),
+        "q3": float(q[1]),
+        "n": len(times),
+    }
 
 
 def fmt_s(t: float | None) -> str:
@@ -132,7 +157,7 @@ def bench_workload(w, f, engines, reps, reference, results, cold=False, tag=""):
     for rep in range(reps):
         if not cold:
             _data.warm(f)
-        order = active[rep % max(1, len(active)):] + active[:rep % max(1, len(active))]
+        order = active[rep % max(1, len(active)) :] + active[: rep % max(1, len(active))]
         for eng in order:
             udf = eng.make_udf(w, f)
             _prepare(eng, engines, f, cold, resident)
@@ -140,20 +165,26 @@ def bench_workload(w, f, engines, reps, reference, results, cold=False, tag=""):
             eng.run(w, f, udf)
             results[(w.name + tag, f.name, eng.name)]["times"].append(time.perf_counter() - t0)
     if cold and resident:
-        log(f"  still cached after eviction: {max(resident) * 100:.1f}% at most "
-            f"({sum(r > 0.01 for r in resident)} of {len(resident)} runs above 1%)")
+        log(
+            f"  still cached after eviction: {max(resident) * 100:.1f}% at most "
+            f"({sum(r > 0.01 for r in resident)} of {len(resident)} runs above 1%)"
+        )
         results[("_cold_resident", f.name, "")] = max(resident)
     for eng in active:
         r = results[(w.name + tag, f.name, eng.name)]
         r.update(summary(r["times"]))
-        log(f"  {eng.name:14s} median {fmt_s(r['median']):>10s}  "
-            f"[{fmt_s(r['min'])} .. {fmt_s(r['max'])}]  first {fmt_s(r['first'])}")
+        log(
+            f"  {eng.name:14s} median {fmt_s(r['median']):>10s}  "
+            f"[{fmt_s(r['min'])} .. {fmt_s(r['max'])}]  first {fmt_s(r['first'])}"
+        )
 
 
 def throughput_table(wl, files, engine_names, results, tag="") -> list[str]:
-    lines = ["| workload | file | engine | median | min-max | IQR | GB/s | vs NumPy-2t | "
-             "vs LT best | 1st run | note |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| workload | file | engine | median | min-max | IQR | GB/s | vs NumPy-2t | "
+        "vs LT best | 1st run | note |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for w in wl:
         for f in files[w.dataset]:
             rows = [(n, results.get((w.name + tag, f.name, n))) for n in engine_names]
@@ -165,8 +196,10 @@ def throughput_table(wl, files, engine_names, results, tag="") -> list[str]:
             lt_best = min(lt) if lt else None
             for n, r in rows:
                 if "median" not in r:
-                    lines.append(f"| {w.label} | {f.name.split('_')[0]} | {n} | - | - | - | - | - "
-                                 f"| - | {fmt_s(r.get('first'))} | {r['status']} |")
+                    lines.append(
+                        f"| {w.label} | {f.name.split('_')[0]} | {n} | - | - | - | - | - "
+                        f"| - | {fmt_s(r.get('first'))} | {r['status']} |"
+                    )
                     continue
                 med = r["median"]
                 gbs = f.nbytes / med / 1e9
@@ -176,7 +209,8 @@ def throughput_table(wl, files, engine_names, results, tag="") -> list[str]:
                     f"{fmt_s(r['min'])}-{fmt_s(r['max'])} | {fmt_s(r['q1'])}-{fmt_s(r['q3'])} | "
                     f"{gbs:.1f} | {fmt_ratio(np2 / med if np2 else None)} | "
                     f"{fmt_ratio(lt_best[0] / med if lt_best else None)} | "
-                    f"{fmt_s(r.get('first'))} | {note} |")
+                    f"{fmt_s(r.get('first'))} | {note} |"
+                )
     return lines
 
 
@@ -204,15 +238,22 @@ def bench_iter(engines, f, w, reps):
             eng.run(w, f)
             plain.append(time.perf_counter() - t0)
         mi, mp = statistics.median(iters), statistics.median(plain)
-        FIG["iter"][eng.name] = {"overhead": mi / mp - 1, "first": statistics.median(firsts),
-                                 "total": mi}
-        rows.append(f"| {eng.name} | {statistics.median(counts):.0f} | "
-                    f"{fmt_s(statistics.median(firsts))} | "
-                    f"{fmt_s(statistics.median(gaps)) if gaps else '-'} | {fmt_s(mi)} | "
-                    f"{fmt_s(mp)} | {(mi / mp - 1) * 100:+.1f}% |")
+        FIG["iter"][eng.name] = {
+            "overhead": mi / mp - 1,
+            "first": statistics.median(firsts),
+            "total": mi,
+        }
+        rows.append(
+            f"| {eng.name} | {statistics.median(counts):.0f} | "
+            f"{fmt_s(statistics.median(firsts))} | "
+            f"{fmt_s(statistics.median(gaps)) if gaps else '-'} | {fmt_s(mi)} | "
+            f"{fmt_s(mp)} | {(mi / mp - 1) * 100:+.1f}% |"
+        )
         log(rows[-1])
-    return ["| engine | items | first partial | median gap | run_udf_iter total | run_udf | "
-            "overhead |", "|---|---|---|---|---|---|---|"] + rows
+    return [
+        "| engine | items | first partial | median gap | run_udf_iter total | run_udf | overhead |",
+        "|---|---|---|---|---|---|---|",
+    ] + rows
 
 
 # --- fresh-process probes -------------------------------------------------------------------
@@ -229,13 +270,23 @@ def bench_first_result(f, reps, lt_python, engines):
     got = {s[0]: [] for s in specs}
     for rep in range(reps):
         for name, tmpl, executor, py in specs:
-            r = _probes.run_probe(tmpl, python=py, EXECUTOR=executor, PATH=f.path, HERE=HERE,
-                                  NAV=tuple(f.nav), SIG=tuple(f.sig), DTYPE=f.dtype)
+            r = _probes.run_probe(
+                tmpl,
+                python=py,
+                EXECUTOR=executor,
+                PATH=f.path,
+                HERE=HERE,
+                NAV=tuple(f.nav),
+                SIG=tuple(f.sig),
+                DTYPE=f.dtype,
+            )
             got[name].append(r)
             log(f"  first result {name}: {r.get('wall', r.get('error'))}")
-    lines = ["| engine | wall (median) | min-max | import | Context | load | first run | "
-             "peak RSS main | peak anon main | peak anon workers |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| engine | wall (median) | min-max | import | Context | load | first run | "
+        "peak RSS main | peak anon main | peak anon workers |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for name, rs in got.items():
         ok = [r for r in rs if "wall" in r]
         if not ok:
@@ -245,10 +296,12 @@ def bench_first_result(f, reps, lt_python, engines):
         FIG["first"][name] = statistics.median(walls)
         mid = sorted(ok, key=lambda r: r["wall"])[len(ok) // 2]
         p = mid["peak"]
-        lines.append(f"| {name} | {fmt_s(statistics.median(walls))} | {fmt_s(min(walls))}-"
-                     f"{fmt_s(max(walls))} | {fmt_s(mid['import'])} | {fmt_s(mid['context'])} | "
-                     f"{fmt_s(mid['load'])} | {fmt_s(mid['run'])} | {mib(p['main_hwm'])} | "
-                     f"{mib(p['main_anon'])} | {mib(p['workers_anon'])} |")
+        lines.append(
+            f"| {name} | {fmt_s(statistics.median(walls))} | {fmt_s(min(walls))}-"
+            f"{fmt_s(max(walls))} | {fmt_s(mid['import'])} | {fmt_s(mid['context'])} | "
+            f"{fmt_s(mid['load'])} | {fmt_s(mid['run'])} | {mib(p['main_hwm'])} | "
+            f"{mib(p['main_anon'])} | {mib(p['workers_anon'])} |"
+        )
     return lines
 
 
@@ -258,9 +311,11 @@ def mib(n: int) -> str:
 
 def bench_memory(wl, f, engine_names, lt_python):
     """Peak memory of each workload in a fresh process (main and worker processes)."""
-    lines = ["| workload | engine | run | peak RSS main (HWM) | peak anon main | "
-             "peak anon, all workers | peak anon, one worker | peak RSS, whole tree |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| workload | engine | run | peak RSS main (HWM) | peak anon main | "
+        "peak anon, all workers | peak anon, one worker | peak RSS, whole tree |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for w in wl:
         if w.dataset != "main" or w.name == "empty":
             continue
@@ -268,36 +323,54 @@ def bench_memory(wl, f, engine_names, lt_python):
             py = lt_python if name.startswith("lt-") else sys.executable
             if py is None or name.startswith("numpy"):
                 continue
-            r = _probes.run_probe(_probes.WORKLOAD, python=py, HERE=HERE,
-                                  FILE=(f.name, tuple(f.nav), tuple(f.sig), f.dtype),
-                                  WORKLOAD_NAME=w.name, ENGINE=name, timeout=240)
+            r = _probes.run_probe(
+                _probes.WORKLOAD,
+                python=py,
+                HERE=HERE,
+                FILE=(f.name, tuple(f.nav), tuple(f.sig), f.dtype),
+                WORKLOAD_NAME=w.name,
+                ENGINE=name,
+                timeout=240,
+            )
             if "error" in r:
                 lines.append(f"| {w.label} | {name} | {r['error'][-150:]} | - | - | - | - | - |")
                 continue
             p = r["peak"]
             FIG["mem"][(w.name, name)] = p
-            lines.append(f"| {w.label} | {name} | {fmt_s(r['run'])} | {mib(p['main_hwm'])} | "
-                         f"{mib(p['main_anon'])} | {mib(p['workers_anon'])} | "
-                         f"{mib(p['worker_anon_max'])} | {mib(p['tree_rss'])} |")
+            lines.append(
+                f"| {w.label} | {name} | {fmt_s(r['run'])} | {mib(p['main_hwm'])} | "
+                f"{mib(p['main_anon'])} | {mib(p['workers_anon'])} | "
+                f"{mib(p['worker_anon_max'])} | {mib(p['tree_rss'])} |"
+            )
             log(lines[-1])
     return lines
 
 
 def bench_big(f, engines):
     """Peak memory of the main process while udfwidgets reduces a 4 GiB file."""
-    lines = ["| engine | run | peak RSS main (HWM) | peak anon main | peak anon, all workers | "
-             "peak RSS, whole tree |", "|---|---|---|---|---|---|"]
+    lines = [
+        "| engine | run | peak RSS main (HWM) | peak anon main | peak anon, all workers | "
+        "peak RSS, whole tree |",
+        "|---|---|---|---|---|---|",
+    ]
     for name in engines:
-        r = _probes.run_probe(_probes.WORKLOAD, HERE=HERE,
-                              FILE=(f.name, tuple(f.nav), tuple(f.sig), f.dtype),
-                              WORKLOAD_NAME="sum", ENGINE=name, timeout=240)
+        r = _probes.run_probe(
+            _probes.WORKLOAD,
+            HERE=HERE,
+            FILE=(f.name, tuple(f.nav), tuple(f.sig), f.dtype),
+            WORKLOAD_NAME="sum",
+            ENGINE=name,
+            timeout=240,
+        )
         if "error" in r:
             lines.append(f"| {name} | {r['error'][-200:]} | - | - | - | - |")
             continue
         p = r["peak"]
         FIG["big"][name] = p
-        lines.append(f"| {name} | {fmt_s(r['run'])} | {mib(p['main_hwm'])} | "
-                     f"{mib(p['main_anon'])} | {mib(p['workers_anon'])} | {mib(p['tree_rss'])} |")
+        lines.append(
+            f"| {name} | {fmt_s(r['run'])} | {mib(p['main_hwm'])} | "
+            f"{mib(p['main_anon'])} | {mib(p['workers_anon'])} | {mib(p['tree_rss'])} |"
+        )
         log(lines[-1])
     return lines
 
@@ -312,8 +385,11 @@ def _best(results, wname, fname, prefix_or_names):
     for (w, f, e), r in results.items():
         if w != wname or f != fname or not isinstance(r, dict) or "median" not in r:
             continue
-        ok = (e in prefix_or_names) if isinstance(prefix_or_names, tuple) else \
-            e.startswith(prefix_or_names)
+        ok = (
+            (e in prefix_or_names)
+            if isinstance(prefix_or_names, tuple)
+            else e.startswith(prefix_or_names)
+        )
         if ok:
             cands.append((r["median"], e))
     return min(cands) if cands else None
@@ -342,9 +418,13 @@ def targets_table(results, f, small, n_workers=2) -> list[str]:
             txt += f"; LT best {f.nbytes / lt[0] / 1e9:.1f} GB/s ({lt[1]})"
         met = gbs >= 0.9 * 38.5 and (not lt or ours[0] <= lt[0])
         row(f"{label} at >= 90% of 38.5 GB/s and faster than LiberTEM's best", txt, met)
-    for wname, label, factor in (("sumoversig", "SumOverSig", 1.5), ("max", "MaxUDF", 1.5),
-                                 ("masks", "ApplyMasksUDF x4", 1.5), ("com", "CoMUDF", 1.5),
-                                 ("stddev", "StdDevUDF", 5.0)):
+    for wname, label, factor in (
+        ("sumoversig", "SumOverSig", 1.5),
+        ("max", "MaxUDF", 1.5),
+        ("masks", "ApplyMasksUDF x4", 1.5),
+        ("com", "CoMUDF", 1.5),
+        ("stddev", "StdDevUDF", 5.0),
+    ):
         ours, lt = _best(results, wname, fn, OURS_DEFAULT), _best(results, wname, fn, "lt-")
         if not ours or not lt:
             continue
@@ -354,58 +434,90 @@ def targets_table(results, f, small, n_workers=2) -> list[str]:
     ours = _best(results, "stddev", fn, OURS_DEFAULT)
     if ours:
         r = results[("stddev", fn, ours[1])]
-        row("StdDevUDF: no first-run penalty", f"first run {fmt_s(r['first'])} vs median "
-            f"{fmt_s(r['median'])} ({ours[1]})", r["first"] <= 2 * r["median"])
+        row(
+            "StdDevUDF: no first-run penalty",
+            f"first run {fmt_s(r['first'])} vs median {fmt_s(r['median'])} ({ours[1]})",
+            r["first"] <= 2 * r["median"],
+        )
     for wname, label, limit in (("sumoversig", "SumOverSig", 0.08), ("max", "MaxUDF", 0.09)):
         ours = _best(results, wname, fn, OURS_DEFAULT)
         if ours:
-            row(f"{label} under {limit * 1e3:.0f} ms (issue 2)", f"{fmt_s(ours[0])} ({ours[1]})",
-                ours[0] < limit)
+            row(
+                f"{label} under {limit * 1e3:.0f} ms (issue 2)",
+                f"{fmt_s(ours[0])} ({ours[1]})",
+                ours[0] < limit,
+            )
     for name in ("uw-inline", "uw-processes"):
         r = results.get(("empty", fn, name), {})
         if "median" in r:
-            row(f"framework cost under 2 us per frame ({name}, empty process_frame)",
-                f"{r['median'] / f.n_frames * 1e6:.2f} us", r["median"] / f.n_frames < 2e-6)
+            row(
+                f"framework cost under 2 us per frame ({name}, empty process_frame)",
+                f"{r['median'] / f.n_frames * 1e6:.2f} us",
+                r["median"] / f.n_frames < 2e-6,
+            )
     for name in ("uw-processes", "uw-inline"):
         if name in FIG["first"]:
             lt = {k: v for k, v in FIG["first"].items() if k.startswith("lt-")}
             ltxt = ", ".join(f"{k} {fmt_s(v)}" for k, v in lt.items())
-            row(f"first result in a fresh process under 0.8 s ({name}"
+            row(
+                f"first result in a fresh process under 0.8 s ({name}"
                 f"{', the default' if name == 'uw-processes' else ''})",
                 f"{fmt_s(FIG['first'][name])}" + (f" (LiberTEM: {ltxt})" if ltxt else ""),
-                FIG["first"][name] < 0.8)
+                FIG["first"][name] < 0.8,
+            )
     cold = _best(results, "sum-cold", fn, OURS_DEFAULT)
     npc = _best(results, "sum-cold", fn, ("numpy-1t", "numpy-2t"))
     if cold and npc:
-        row("cold cache: as fast as NumPy reading the same file",
+        row(
+            "cold cache: as fast as NumPy reading the same file",
             f"{fmt_s(cold[0])} ({cold[1]}) vs NumPy {fmt_s(npc[0])} ({npc[1]})",
-            cold[0] <= 1.1 * npc[0])
+            cold[0] <= 1.1 * npc[0],
+        )
     if "uw-processes" in FIG["iter"]:
         it = FIG["iter"]["uw-processes"]
-        row("run_udf_iter overhead against run_udf under 5% (uw-processes)",
+        row(
+            "run_udf_iter overhead against run_udf under 5% (uw-processes)",
             f"{it['overhead'] * 100:+.1f}%, first partial after {fmt_s(it['first'])}",
-            it["overhead"] < 0.05)
+            it["overhead"] < 0.05,
+        )
     if FIG["big"]:
         for name, p in FIG["big"].items():
-            row(f"main-process peak RSS under 1 GiB reducing a 4 GiB file ({name})",
-                f"{mib(p['main_hwm'])} (anon {mib(p['main_anon'])})", p["main_hwm"] < 2**30)
+            row(
+                f"main-process peak RSS under 1 GiB reducing a 4 GiB file ({name})",
+                f"{mib(p['main_hwm'])} (anon {mib(p['main_anon'])})",
+                p["main_hwm"] < 2**30,
+            )
     bi = results.get(("busy", small.name, "uw-inline"), {}).get("median")
     bp = results.get(("busy", small.name, "uw-processes"), {}).get("median")
     if bi and bp:
-        row("processes >= 1.8x faster than inline, 1 ms/frame (2 cores)", f"{bi / bp:.2f}x",
-            bi / bp >= 1.8)
+        row(
+            "processes >= 1.8x faster than inline, 1 ms/frame (2 cores)",
+            f"{bi / bp:.2f}x",
+            bi / bp >= 1.8,
+        )
     if FIG["mem"]:
         parts = max(2 * n_workers, round(f.nbytes / (128 << 20)))
         budget = n_workers * (f.nbytes / parts + (64 << 20)) + (64 << 20)
-        worst = max(((p["workers_anon"] + p["main_anon"], w, e) for (w, e), p in FIG["mem"].items()
-                     if e.startswith("uw-")), default=None)
+        worst = max(
+            (
+                (p["workers_anon"] + p["main_anon"], w, e)
+                for (w, e), p in FIG["mem"].items()
+                if e.startswith("uw-")
+            ),
+            default=None,
+        )
         if worst:
-            row("peak memory within one partition per worker + result buffers (all workloads)",
+            row(
+                "peak memory within one partition per worker + result buffers (all workloads)",
                 f"worst {mib(worst[0])} anon, main + workers ({worst[1]}, {worst[2]}); budget "
                 f"{mib(budget)} = {n_workers} x ({mib(f.nbytes / parts)} partition + 64 MiB "
-                "interpreter) + 64 MiB results", worst[0] <= budget)
-    head = ["| target (issues 2, 3, 8) | measured (best of our executors) | status |",
-            "|---|---|---|"]
+                "interpreter) + 64 MiB results",
+                worst[0] <= budget,
+            )
+    head = [
+        "| target (issues 2, 3, 8) | measured (best of our executors) | status |",
+        "|---|---|---|",
+    ]
     return head + rows
 
 
@@ -413,6 +525,7 @@ def targets_table(results, f, small, n_workers=2) -> list[str]:
 def environment(lt_version, lt_python) -> list[str]:
     import joblib
     import udfwidgets
+
     cpu = "?"
     try:
         with open("/proc/cpuinfo") as fh:
@@ -423,27 +536,35 @@ def environment(lt_version, lt_python) -> list[str]:
     git = "?"
     try:
         import subprocess
+
         root = os.path.dirname(HERE)
-        head = subprocess.run(["git", "-C", root, "log", "-1", "--format=%h %s"],
-                              capture_output=True, text=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", root, "status", "--porcelain", "--", "udfwidgets"],
-                               capture_output=True, text=True).stdout.split("\n")
+        head = subprocess.run(
+            ["git", "-C", root, "log", "-1", "--format=%h %s"], capture_output=True, text=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", root, "status", "--porcelain", "--", "udfwidgets"],
+            capture_output=True,
+            text=True,
+        ).stdout.split("\n")
         dirty = [line[3:] for line in dirty if line.strip()]
-        git = f"`{head[:70]}`" + (f", with uncommitted changes to {', '.join(dirty)}"
-                                  if dirty else "")
+        git = f"`{head[:70]}`" + (
+            f", with uncommitted changes to {', '.join(dirty)}" if dirty else ""
+        )
     except OSError:
         pass
-    return [f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
-            f"- machine: {os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, "
-            f"NumPy {np.__version__}, joblib {joblib.__version__}, "
-            f"udfwidgets {udfwidgets.__version__}",
-            f"- udfwidgets measured at: {git}",
-            f"- LiberTEM: {lt_version or 'not installed (its columns are missing)'}"
-            + (f" (interpreter {lt_python})" if lt_python and lt_python != sys.executable else ""),
-            f"- load average at start: {os.getloadavg()[0]:.2f}",
-            "- main process: glibc malloc thresholds settled by one 30 MiB block (see "
-            "`settle_malloc`); worker processes start fresh",
-            f"- BLAS environment: {blas or 'default'}"]
+    return [
+        f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
+        f"- machine: {os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, "
+        f"NumPy {np.__version__}, joblib {joblib.__version__}, "
+        f"udfwidgets {udfwidgets.__version__}",
+        f"- udfwidgets measured at: {git}",
+        f"- LiberTEM: {lt_version or 'not installed (its columns are missing)'}"
+        + (f" (interpreter {lt_python})" if lt_python and lt_python != sys.executable else ""),
+        f"- load average at start: {os.getloadavg()[0]:.2f}",
+        "- main process: glibc malloc thresholds settled by one 30 MiB block (see "
+        "`settle_malloc`); worker processes start fresh",
+        f"- BLAS environment: {blas or 'default'}",
+    ]
 
 
 def find_lt_python(args) -> tuple[str | None, str | None]:
@@ -459,28 +580,44 @@ def find_lt_python(args) -> tuple[str | None, str | None]:
 # --- main ---------------------------------------------------------------------------------
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true",
-                   help="smoke run: small files, 2 repetitions, fewer probes")
-    p.add_argument("--workloads", default=",".join(DEFAULT_WORKLOADS),
-                   help=f"comma-separated, from {','.join(DEFAULT_WORKLOADS)}")
-    p.add_argument("--engines", default=",".join(DEFAULT_ENGINES),
-                   help="comma-separated, from " + ",".join(
-                       _engines.NUMPY + _engines.OURS + _engines.LT))
+    p.add_argument(
+        "--quick", action="store_true", help="smoke run: small files, 2 repetitions, fewer probes"
+    )
+    p.add_argument(
+        "--workloads",
+        default=",".join(DEFAULT_WORKLOADS),
+        help=f"comma-separated, from {','.join(DEFAULT_WORKLOADS)}",
+    )
+    p.add_argument(
+        "--engines",
+        default=",".join(DEFAULT_ENGINES),
+        help="comma-separated, from " + ",".join(_engines.NUMPY + _engines.OURS + _engines.LT),
+    )
     p.add_argument("--files", default="f32,u16", help="f32 (1 GiB float32), u16 (512 MiB uint16)")
     p.add_argument("--reps", type=int, default=None, help="timed repetitions (default 5, quick 2)")
-    p.add_argument("--dask", action="store_true",
-                   help="also run udfwidgets on a local dask cluster")
-    p.add_argument("--cold", action="store_true",
-                   help="also time SumUDF with the file evicted from the page cache")
+    p.add_argument(
+        "--dask", action="store_true", help="also run udfwidgets on a local dask cluster"
+    )
+    p.add_argument(
+        "--cold",
+        action="store_true",
+        help="also time SumUDF with the file evicted from the page cache",
+    )
     p.add_argument("--no-lt", action="store_true", help="leave LiberTEM out even if installed")
-    p.add_argument("--no-probes", action="store_true",
-                   help="skip the fresh-process figures (first result, peak memory, 4 GiB file)")
+    p.add_argument(
+        "--no-probes",
+        action="store_true",
+        help="skip the fresh-process figures (first result, peak memory, 4 GiB file)",
+    )
     p.add_argument("--no-memory", action="store_true", help="skip peak memory per workload")
     p.add_argument("--no-big", action="store_true", help="skip the 4 GiB file")
     p.add_argument("--no-iter", action="store_true", help="skip the run_udf_iter figures")
     p.add_argument("--out", default=os.path.join(HERE, "results-latest.md"))
-    p.add_argument("--readme", action="store_true",
-                   help="also copy the report into benchmarks/README.md (between its markers)")
+    p.add_argument(
+        "--readme",
+        action="store_true",
+        help="also copy the report into benchmarks/README.md (between its markers)",
+    )
     return p.parse_args(argv)
 
 
@@ -502,13 +639,19 @@ def main(argv=None) -> int:
     reps = args.reps or (2 if args.quick else 5)
     lt_version, lt_python = find_lt_python(args)
     if not lt_version and not args.no_lt:
-        log("LiberTEM is not importable here: its engines are skipped. To compare, run this "
+        log(
+            "LiberTEM is not importable here: its engines are skipped. To compare, run this "
             "script with the interpreter of a venv that has libertem==0.16.* and udfwidgets "
-            "(see benchmarks/README.md).")
+            "(see benchmarks/README.md)."
+        )
     engine_names = [e for e in args.engines.split(",") if e]
     if args.dask and "uw-dask" not in engine_names:
-        engine_names.insert(engine_names.index("uw-processes") + 1
-                            if "uw-processes" in engine_names else len(engine_names), "uw-dask")
+        engine_names.insert(
+            engine_names.index("uw-processes") + 1
+            if "uw-processes" in engine_names
+            else len(engine_names),
+            "uw-dask",
+        )
     if not lt_version:
         engine_names = [e for e in engine_names if not e.startswith("lt-")]
 
@@ -546,97 +689,161 @@ def main(argv=None) -> int:
                 ref = run_numpy(w, f.memmap(), 1)
                 bench_workload(w, f, engines, reps, ref, results)
 
-        report += ["", "## Targets", "",
-                   "Throughput targets are evaluated on the float32 file; `-` = not measured "
-                   "in this run. The issue's absolute numbers were measured on a quiet "
-                   "machine: compare the ratios when this one is busy.", ""]
+        report += [
+            "",
+            "## Targets",
+            "",
+            "Throughput targets are evaluated on the float32 file; `-` = not measured "
+            "in this run. The issue's absolute numbers were measured on a quiet "
+            "machine: compare the ratios when this one is busy.",
+            "",
+        ]
         targets_at = len(report)
-        report += ["", f"## Throughput (median of {reps}, file in page cache)", "",
-                   "GB/s = file size / median time. `vs X` = time of X / time of this engine "
-                   "(above 1x: faster than X). `1st run` is the untimed checking run (includes "
-                   "warm-up, e.g. LiberTEM's numba compilation).", ""]
+        report += [
+            "",
+            f"## Throughput (median of {reps}, file in page cache)",
+            "",
+            "GB/s = file size / median time. `vs X` = time of X / time of this engine "
+            "(above 1x: faster than X). `1st run` is the untimed checking run (includes "
+            "warm-up, e.g. LiberTEM's numba compilation).",
+            "",
+        ]
         report += throughput_table(wl, files, [e.name for e in engines], results)
 
         empty = [w for w in wl if w.name == "empty"]
         if empty:
-            report += ["", "## Per-frame overhead (empty `process_frame`)", "",
-                       "Median time of a run of an empty `process_frame` UDF divided by the "
-                       "number of frames (includes reading and partition set-up).", "",
-                       "| file | engine | us/frame |", "|---|---|---|"]
+            report += [
+                "",
+                "## Per-frame overhead (empty `process_frame`)",
+                "",
+                "Median time of a run of an empty `process_frame` UDF divided by the "
+                "number of frames (includes reading and partition set-up).",
+                "",
+                "| file | engine | us/frame |",
+                "|---|---|---|",
+            ]
             for f in files["main"]:
                 for e in engines:
                     r = results.get(("empty", f.name, e.name), {})
                     if "median" in r:
-                        report.append(f"| {f.name.split('_')[0]} | {e.name} | "
-                                      f"{r['median'] / f.n_frames * 1e6:.2f} |")
+                        report.append(
+                            f"| {f.name.split('_')[0]} | {e.name} | "
+                            f"{r['median'] / f.n_frames * 1e6:.2f} |"
+                        )
         if any(w.name == "busy" for w in wl):
-            report += ["", "## Parallel scaling (1 ms of CPU per frame, "
-                       f"{small.n_frames} frames)", "",
-                       "| engine | median | speed-up over the same package's inline |",
-                       "|---|---|---|"]
+            report += [
+                "",
+                f"## Parallel scaling (1 ms of CPU per frame, {small.n_frames} frames)",
+                "",
+                "| engine | median | speed-up over the same package's inline |",
+                "|---|---|---|",
+            ]
             for e in engines:
                 r = results.get(("busy", small.name, e.name), {})
                 if "median" not in r:
                     continue
-                base = {"udfwidgets": "uw-inline", "libertem": "lt-inline",
-                        "numpy": "numpy-1t"}[e.family]
+                base = {"udfwidgets": "uw-inline", "libertem": "lt-inline", "numpy": "numpy-1t"}[
+                    e.family
+                ]
                 b = results.get(("busy", small.name, base), {}).get("median")
-                report.append(f"| {e.name} | {fmt_s(r['median'])} | "
-                              f"{fmt_ratio(b / r['median'] if b else None)} |")
+                report.append(
+                    f"| {e.name} | {fmt_s(r['median'])} | "
+                    f"{fmt_ratio(b / r['median'] if b else None)} |"
+                )
 
         if args.cold:
             f = chosen[0]
             log(f"== SumUDF, cold cache, on {f.name}")
             ref = run_numpy(wl_all["sum"], f.memmap(), 1)
-            bench_workload(wl_all["sum"], f, engines, max(1, reps // 2 + 1), ref, results,
-                           cold=True, tag="-cold")
+            bench_workload(
+                wl_all["sum"],
+                f,
+                engines,
+                max(1, reps // 2 + 1),
+                ref,
+                results,
+                cold=True,
+                tag="-cold",
+            )
             frac = results.get(("_cold_resident", f.name, ""))
-            report += ["", "## Cold cache (SumUDF; the file is evicted before every run)", "",
-                       "Eviction uses `posix_fadvise(DONTNEED)` on this file only; "
-                       + (f"at most {frac * 100:.1f}% of it was still cached before a run."
-                          if frac is not None else "residency was not checked (no fincore)."),
-                       ""]
-            report += throughput_table([wl_all["sum"]], {"main": [f]},
-                                       [e.name for e in engines], results, tag="-cold")
+            report += [
+                "",
+                "## Cold cache (SumUDF; the file is evicted before every run)",
+                "",
+                "Eviction uses `posix_fadvise(DONTNEED)` on this file only; "
+                + (
+                    f"at most {frac * 100:.1f}% of it was still cached before a run."
+                    if frac is not None
+                    else "residency was not checked (no fincore)."
+                ),
+                "",
+            ]
+            report += throughput_table(
+                [wl_all["sum"]], {"main": [f]}, [e.name for e in engines], results, tag="-cold"
+            )
 
         if not args.no_iter and "sum" in wl_all:
             f = chosen[0]
             log(f"== run_udf_iter on {f.name}")
             _data.warm(f)
-            iter_engines = [e for e in engines if e.family != "numpy"
-                            and e.name in ("uw-processes", "uw-threads", "uw-inline",
-                                           "lt-pipelined", "lt-dask")]
-            report += ["", f"## Partial results (`run_udf_iter`, SumUDF, {f.name.split('_')[0]}, "
-                       f"median of {reps})", ""]
+            iter_engines = [
+                e
+                for e in engines
+                if e.family != "numpy"
+                and e.name in ("uw-processes", "uw-threads", "uw-inline", "lt-pipelined", "lt-dask")
+            ]
+            report += [
+                "",
+                f"## Partial results (`run_udf_iter`, SumUDF, {f.name.split('_')[0]}, "
+                f"median of {reps})",
+                "",
+            ]
             report += bench_iter(iter_engines, f, wl_all["sum"], reps)
 
         if not args.no_probes:
             f = chosen[0]
             log("== first result in a fresh process")
             _data.warm(f)
-            report += ["", f"## Time to first result in a fresh process (SumUDF, "
-                       f"{f.name.split('_')[0]}, median of {1 if args.quick else 3})", "",
-                       "`wall`: from starting the interpreter to the result (Python start-up, "
-                       "import, Context, load, first run).", ""]
+            report += [
+                "",
+                f"## Time to first result in a fresh process (SumUDF, "
+                f"{f.name.split('_')[0]}, median of {1 if args.quick else 3})",
+                "",
+                "`wall`: from starting the interpreter to the result (Python start-up, "
+                "import, Context, load, first run).",
+                "",
+            ]
             report += bench_first_result(f, 1 if args.quick else 3, lt_python, engine_names)
             if not args.no_memory:
                 log("== peak memory per workload")
-                mem_engines = [e for e in ("uw-inline", "uw-processes", "lt-dask", "lt-pipelined")
-                               if e in engine_names]
-                report += ["", f"## Peak memory per workload (fresh process, "
-                           f"{f.name.split('_')[0]})", "",
-                           "Anonymous memory (heap, copies, buffers) is what counts against "
-                           "the target; file-backed pages of the memory-mapped input are "
-                           "reclaimable and show only in RSS.", ""]
+                mem_engines = [
+                    e
+                    for e in ("uw-inline", "uw-processes", "lt-dask", "lt-pipelined")
+                    if e in engine_names
+                ]
+                report += [
+                    "",
+                    f"## Peak memory per workload (fresh process, {f.name.split('_')[0]})",
+                    "",
+                    "Anonymous memory (heap, copies, buffers) is what counts against "
+                    "the target; file-backed pages of the memory-mapped input are "
+                    "reclaimable and show only in RSS.",
+                    "",
+                ]
                 report += bench_memory([w for w in wl], f, mem_engines, lt_python)
             if not args.no_big and not args.quick:
                 log("== 4 GiB file")
                 big = _data.ensure(_data.BIG, log)
                 _data.warm(big)
-                report += ["", "## Main-process memory while reducing a 4 GiB file "
-                           "(SumUDF, target < 1 GiB)", ""]
-                report += bench_big(big, [e for e in ("uw-processes", "uw-threads", "uw-inline")
-                                          if e in engine_names])
+                report += [
+                    "",
+                    "## Main-process memory while reducing a 4 GiB file (SumUDF, target < 1 GiB)",
+                    "",
+                ]
+                report += bench_big(
+                    big,
+                    [e for e in ("uw-processes", "uw-threads", "uw-inline") if e in engine_names],
+                )
     finally:
         for e in engines:
             try:

@@ -24,6 +24,7 @@ Every figure is printed together with the 1-minute load average (the machine
 may be shared). Results are checked against the known content (zeros, and for
 the live-plot file, too) before they count.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -71,6 +72,7 @@ class PeakMemory:
 
     def __enter__(self):
         import gc
+
         gc.collect()
         self.base = anon_kib()
         self.peak = self.base
@@ -124,6 +126,7 @@ def load1() -> float:
 def live_plot(ctx, nav, sig):
     """First partial and per-update main-process cost of run_udf_iter with a live plot."""
     from udfwidgets.widgets.plots import MatplotlibLivePlot
+
     path = sparse_file(nav, sig)
     ds = ctx.load("raw", path=path, nav_shape=nav, sig_shape=sig, dtype="float32")
     plot = MatplotlibLivePlot("intensity", min_delta=0, backend="agg")
@@ -168,9 +171,16 @@ def live_plot(ctx, nav, sig):
             first = time.perf_counter() - t0
     total = time.perf_counter() - t0
     per_update = (merge[0] + snap[0] + plot_time[0]) / max(n, 1)
-    return {"frames": int(np.prod(nav)), "partials": n, "first_s": first, "total_s": total,
-            "per_update_ms": per_update * 1e3, "plot_ms": plot_time[0] / max(plot_time[1], 1) * 1e3,
-            "merge_ms": merge[0] / max(n, 1) * 1e3, "snapshot_ms": snap[0] / max(n, 1) * 1e3}
+    return {
+        "frames": int(np.prod(nav)),
+        "partials": n,
+        "first_s": first,
+        "total_s": total,
+        "per_update_ms": per_update * 1e3,
+        "plot_ms": plot_time[0] / max(plot_time[1], 1) * 1e3,
+        "merge_ms": merge[0] / max(n, 1) * 1e3,
+        "snapshot_ms": snap[0] / max(n, 1) * 1e3,
+    }
 
 
 def main(argv=None):
@@ -178,14 +188,26 @@ def main(argv=None):
     p.add_argument("--max-gib", type=float, default=16, help="largest scan (1, 4, 16 or 64)")
     p.add_argument("--reps", type=int, default=2)
     p.add_argument("--dask", action="store_true", help="also on a 2-worker LocalCluster")
-    p.add_argument("--live-sig", type=int, default=64,
-                   help="frame side of the 1024x1024-nav live-plot scan (default 64: 16 GiB)")
+    p.add_argument(
+        "--live-sig",
+        type=int,
+        default=64,
+        help="frame side of the 1024x1024-nav live-plot scan (default 64: 16 GiB)",
+    )
     args = p.parse_args(argv)
 
-    nav_series = [((256, 256), (64, 64)), ((512, 512), (64, 64)), ((1024, 1024), (64, 64)),
-                  ((1024, 1024), (128, 128))]
-    frame_series = [((64, 64), (128, 128)), ((64, 64), (256, 256)), ((64, 64), (512, 512)),
-                    ((64, 64), (1024, 1024))]
+    nav_series = [
+        ((256, 256), (64, 64)),
+        ((512, 512), (64, 64)),
+        ((1024, 1024), (64, 64)),
+        ((1024, 1024), (128, 128)),
+    ]
+    frame_series = [
+        ((64, 64), (128, 128)),
+        ((64, 64), (256, 256)),
+        ((64, 64), (512, 512)),
+        ((64, 64), (1024, 1024)),
+    ]
 
     def size(nav, sig):
         return int(np.prod(nav + sig)) * 4
@@ -194,13 +216,23 @@ def main(argv=None):
     cluster = None
     if args.dask:
         import distributed
-        cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1",
-                                           dashboard_address="127.0.0.1:0", silence_logs=40)
+
+        cluster = distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            host="127.0.0.1",
+            dashboard_address="127.0.0.1:0",
+            silence_logs=40,
+        )
         contexts["dask"] = Context(executor="dask", client=distributed.Client(cluster))
-    print(f"# scaling, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
-          f"{os.cpu_count()} cores, {args.reps} reps (median), sparse float32 files\n")
-    print("| series | scan | GiB | executor | load | s | s/GiB | partitions | merge ms | "
-          "main MiB (growth) | result MiB |")
+    print(
+        f"# scaling, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+        f"{os.cpu_count()} cores, {args.reps} reps (median), sparse float32 files\n"
+    )
+    print(
+        "| series | scan | GiB | executor | load | s | s/GiB | partitions | merge ms | "
+        "main MiB (growth) | result MiB |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for series, items in (("nav", nav_series), ("frame", frame_series)):
         for nav, sig in items:
@@ -216,24 +248,32 @@ def main(argv=None):
                 runs = [timed_run(ctx, ds, udf_cls()) for _ in range(args.reps)]
                 dt = statistics.median(r[0] for r in runs)
                 gib = nbytes / GIB
-                print(f"| {series} ({udf_cls.__name__}) | {'x'.join(map(str, nav))} x "
-                      f"{'x'.join(map(str, sig))} | {gib:g} | {name} | {la:.1f} | {dt:.2f} | "
-                      f"{dt / gib:.3f} | {runs[0][1]} | "
-                      f"{statistics.median(r[2] for r in runs) * 1e3:.1f} | "
-                      f"{max(r[3] for r in runs):.0f} | {runs[0][4] / 2**20:.1f} |", flush=True)
+                print(
+                    f"| {series} ({udf_cls.__name__}) | {'x'.join(map(str, nav))} x "
+                    f"{'x'.join(map(str, sig))} | {gib:g} | {name} | {la:.1f} | {dt:.2f} | "
+                    f"{dt / gib:.3f} | {runs[0][1]} | "
+                    f"{statistics.median(r[2] for r in runs) * 1e3:.1f} | "
+                    f"{max(r[3] for r in runs):.0f} | {runs[0][4] / 2**20:.1f} |",
+                    flush=True,
+                )
     print()
-    print("| live plot | executor | load | frames | partials | first partial s | "
-          "per update ms (merge + snapshot + plot) | plot ms | total s |")
+    print(
+        "| live plot | executor | load | frames | partials | first partial s | "
+        "per update ms (merge + snapshot + plot) | plot ms | total s |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     sig = (args.live_sig, args.live_sig)
     for name, ctx in contexts.items():
         live_plot(ctx, (1024, 1024), sig)  # warm-up
         la = load1()
         r = live_plot(ctx, (1024, 1024), sig)
-        print(f"| 1024x1024 x {sig[0]}x{sig[1]} SumSigUDF | {name} | {la:.1f} | {r['frames']} | "
-              f"{r['partials']} | {r['first_s']:.2f} | {r['per_update_ms']:.1f} "
-              f"({r['merge_ms']:.1f} + {r['snapshot_ms']:.1f} + {r['plot_ms']:.1f}) | "
-              f"{r['plot_ms']:.1f} | {r['total_s']:.2f} |", flush=True)
+        print(
+            f"| 1024x1024 x {sig[0]}x{sig[1]} SumSigUDF | {name} | {la:.1f} | {r['frames']} | "
+            f"{r['partials']} | {r['first_s']:.2f} | {r['per_update_ms']:.1f} "
+            f"({r['merge_ms']:.1f} + {r['snapshot_ms']:.1f} + {r['plot_ms']:.1f}) | "
+            f"{r['plot_ms']:.1f} | {r['total_s']:.2f} |",
+            flush=True,
+        )
     for ctx in contexts.values():
         ctx.close()
     if cluster is not None:

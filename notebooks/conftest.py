@@ -3,6 +3,7 @@
 ``pyproject.toml`` names the sanitize file relative to the repository root; make it
 absolute so that the notebooks also run when pytest starts from another folder.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

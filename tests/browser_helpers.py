@@ -15,6 +15,7 @@ Examples
         nb.open("01-getting-started.ipynb")
         nb.run_all()
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -33,9 +34,16 @@ from pathlib import Path
 from typing import Any, Iterator
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def free_port() -> int:
@@ -87,20 +95,31 @@ class LabServer:
 
     def _environment(self) -> dict[str, str]:
         home = self._home
-        dirs = {name: home / name for name in ("config", "data", "runtime", "settings",
-                                               "workspaces", "ipython")}
+        dirs = {
+            name: home / name
+            for name in ("config", "data", "runtime", "settings", "workspaces", "ipython")
+        }
         for d in dirs.values():
             d.mkdir(parents=True, exist_ok=True)
         kernel_dir = dirs["data"] / "kernels" / "python3"
         kernel_dir.mkdir(parents=True, exist_ok=True)
-        (kernel_dir / "kernel.json").write_text(json.dumps({
-            "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-            "display_name": "Python 3 (ipykernel)", "language": "python",
-            "metadata": {"debugger": False}}))
+        (kernel_dir / "kernel.json").write_text(
+            json.dumps(
+                {
+                    "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                    "display_name": "Python 3 (ipykernel)",
+                    "language": "python",
+                    "metadata": {"debugger": False},
+                }
+            )
+        )
         labconfig = dirs["config"] / "labconfig"
         labconfig.mkdir(exist_ok=True)
-        (labconfig / "page_config.json").write_text(json.dumps({"disabledExtensions": {
-            "@jupyterlab/apputils-extension:announcements": True}}))
+        (labconfig / "page_config.json").write_text(
+            json.dumps(
+                {"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}}
+            )
+        )
         docmanager = dirs["settings"] / "@jupyterlab" / "docmanager-extension"
         docmanager.mkdir(parents=True, exist_ok=True)
         (docmanager / "plugin.jupyterlab-settings").write_text(json.dumps({"autosave": False}))
@@ -108,37 +127,58 @@ class LabServer:
         notebook_ext = dirs["settings"] / "@jupyterlab" / "notebook-extension"
         notebook_ext.mkdir(parents=True, exist_ok=True)
         (notebook_ext / "tracker.jupyterlab-settings").write_text(
-            json.dumps({"windowingMode": "none"}))
+            json.dumps({"windowingMode": "none"})
+        )
         env = dict(os.environ)
-        env.update(JUPYTER_CONFIG_DIR=str(dirs["config"]), JUPYTER_DATA_DIR=str(dirs["data"]),
-                   JUPYTER_RUNTIME_DIR=str(dirs["runtime"]),
-                   JUPYTERLAB_SETTINGS_DIR=str(dirs["settings"]),
-                   JUPYTERLAB_WORKSPACES_DIR=str(dirs["workspaces"]),
-                   IPYTHONDIR=str(dirs["ipython"]), JUPYTER_PLATFORM_DIRS="1")
+        env.update(
+            JUPYTER_CONFIG_DIR=str(dirs["config"]),
+            JUPYTER_DATA_DIR=str(dirs["data"]),
+            JUPYTER_RUNTIME_DIR=str(dirs["runtime"]),
+            JUPYTERLAB_SETTINGS_DIR=str(dirs["settings"]),
+            JUPYTERLAB_WORKSPACES_DIR=str(dirs["workspaces"]),
+            IPYTHONDIR=str(dirs["ipython"]),
+            JUPYTER_PLATFORM_DIRS="1",
+        )
         env.pop("MPLBACKEND", None)
         # the kernel runs in the served folder: make it import this checkout's udfwidgets
         repo = str(Path(__file__).resolve().parents[1])
-        env["PYTHONPATH"] = os.pathsep.join([repo] + [p for p in
-                                                      env.get("PYTHONPATH", "").split(os.pathsep)
-                                                      if p])
+        env["PYTHONPATH"] = os.pathsep.join(
+            [repo] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+        )
         return env
 
     def start(self, timeout: float = 60.0) -> "LabServer":
-        cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1",
-               f"--port={self.port}", f"--IdentityProvider.token={self.token}",
-               "--ServerApp.password=", f"--ServerApp.root_dir={self.root_dir}",
-               "--LabApp.expose_app_in_browser=True", "--LabApp.extension_manager=readonly",
-               "--ServerApp.open_browser=False"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "jupyterlab",
+            "--no-browser",
+            "--ip=127.0.0.1",
+            f"--port={self.port}",
+            f"--IdentityProvider.token={self.token}",
+            "--ServerApp.password=",
+            f"--ServerApp.root_dir={self.root_dir}",
+            "--LabApp.expose_app_in_browser=True",
+            "--LabApp.extension_manager=readonly",
+            "--ServerApp.open_browser=False",
+        ]
         if hasattr(os, "geteuid") and os.geteuid() == 0:
             cmd.append("--allow-root")
         self._log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(cmd, env=self._environment(), stdout=self._log,
-                                     stderr=subprocess.STDOUT, cwd=self.root_dir)
+        self.proc = subprocess.Popen(
+            cmd,
+            env=self._environment(),
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            cwd=self.root_dir,
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"JupyterLab exited early; see {self.log_path}:\n"
-                                   + Path(self.log_path).read_text()[-3000:])
+                raise RuntimeError(
+                    f"JupyterLab exited early; see {self.log_path}:\n"
+                    + Path(self.log_path).read_text()[-3000:]
+                )
             try:
                 with urllib.request.urlopen(self.url("api/status"), timeout=2) as r:
                     if r.status == 200:
@@ -179,8 +219,11 @@ def chromium_page(viewport=(1400, 1000)) -> Iterator[Any]:
             # A fresh --user-data-dir: Playwright takes it as launch_persistent_context's
             # user_data_dir (it refuses the flag in args).
             context = p.chromium.launch_persistent_context(
-                profile, executable_path=CHROMIUM, args=CHROMIUM_ARGS,
-                viewport={"width": viewport[0], "height": viewport[1]})
+                profile,
+                executable_path=CHROMIUM,
+                args=CHROMIUM_ARGS,
+                viewport={"width": viewport[0], "height": viewport[1]},
+            )
             try:
                 page = context.pages[0] if context.pages else context.new_page()
                 yield page
@@ -335,8 +378,12 @@ def overlaps(a: dict, b: dict) -> bool:
     >>> overlaps({"x": 0, "y": 0, "w": 2, "h": 2}, {"x": 2, "y": 0, "w": 2, "h": 2})
     False
     """
-    return (a["x"] < b["x"] + b["w"] and b["x"] < a["x"] + a["w"]
-            and a["y"] < b["y"] + b["h"] and b["y"] < a["y"] + a["h"])
+    return (
+        a["x"] < b["x"] + b["w"]
+        and b["x"] < a["x"] + a["w"]
+        and a["y"] < b["y"] + b["h"]
+        and b["y"] < a["y"] + a["h"]
+    )
 
 
 class CellError(AssertionError):
@@ -462,8 +509,9 @@ class NotebookPage:
         self.page.wait_for_timeout(200)
         mouse.up()
 
-    def probe_start(self, cell: int, source_figure: int, target_figure: int,
-                    event: str = "mousemove") -> None:
+    def probe_start(
+        self, cell: int, source_figure: int, target_figure: int, event: str = "mousemove"
+    ) -> None:
         """Start timing: from the next ``event`` on one figure to a change of another's picture."""
         self.page.evaluate(_JS_PROBE_START, [cell, source_figure, target_figure, event])
 
@@ -479,7 +527,8 @@ class NotebookPage:
         """The text of every output area of the notebook."""
         return self.page.evaluate(
             "() => Array.from(document.querySelectorAll('.jp-Notebook .jp-OutputArea'))"
-            ".map(e => e.textContent).join('\\n')")
+            ".map(e => e.textContent).join('\\n')"
+        )
 
     def figure_pixels(self) -> list[int]:
         """Per figure shown (ipympl canvas or <img>), how many of its pixels are not blank."""

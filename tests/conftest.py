@@ -1,4 +1,5 @@
 """Shared fixtures: Contexts for every executor, a dask LocalCluster, small datasets."""
+
 from __future__ import annotations
 
 import os
@@ -17,9 +18,14 @@ EXECUTORS = ["inline", "threads", "processes", "dask"]
 def dask_client():
     """A real dask.distributed LocalCluster on 127.0.0.1 with two worker processes."""
     distributed = pytest.importorskip("distributed")
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                       host="127.0.0.1", dashboard_address="127.0.0.1:0",
-                                       silence_logs=40)
+    cluster = distributed.LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address="127.0.0.1:0",
+        silence_logs=40,
+    )
     client = distributed.Client(cluster)
     yield client
     client.close()

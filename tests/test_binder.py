@@ -6,6 +6,7 @@ dependencies. The slow test proves it the way Binder does: a brand-new venv
 (no system site-packages), ``pip install -r binder/requirements.txt`` run from
 the repository root, then imports from a directory outside the repository.
 """
+
 from __future__ import annotations
 
 import json
@@ -95,13 +96,26 @@ def test_fresh_venv_from_binder_requirements_imports_package_and_widgets(tmp_pat
     cfg = (env_dir / "pyvenv.cfg").read_text()
     assert "include-system-site-packages = false" in cfg
     py = env_dir / "bin" / "python"
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME",
-                                                            "VIRTUAL_ENV")}
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")
+    }
     # Like repo2docker: pip runs from the repository root, so "." is this repo.
     install = subprocess.run(
-        [str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check",
-         "-r", str(BINDER / "requirements.txt")],
-        cwd=ROOT, env=env, capture_output=True, text=True)
+        [
+            str(py),
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--disable-pip-version-check",
+            "-r",
+            str(BINDER / "requirements.txt"),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert install.returncode == 0, install.stderr[-4000:]
 
     # Import from outside the repo, so the working tree cannot shadow the install.
@@ -120,8 +134,9 @@ def test_fresh_venv_from_binder_requirements_imports_package_and_widgets(tmp_pat
         "  'versions': {n: md.version(n) for n in ('ipympl', 'ipywidgets', 'matplotlib',\n"
         "                                          'numpy', 'jupyterlab')}}))\n"
     )
-    out = subprocess.run([str(py), "-c", probe], cwd=tmp_path, env=env, capture_output=True,
-                         text=True)
+    out = subprocess.run(
+        [str(py), "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
     assert out.returncode == 0, out.stderr[-4000:]
     info = json.loads(out.stdout.strip().splitlines()[-1])
     assert Path(info["file"]).is_relative_to(env_dir), info["file"]
@@ -133,8 +148,13 @@ def test_fresh_venv_from_binder_requirements_imports_package_and_widgets(tmp_pat
         assert version == pins[name], f"{name}: installed {version}, pinned {pins[name]}"
 
     # JupyterLab in that environment sees the widget front-ends (prebuilt extensions).
-    lab = subprocess.run([str(env_dir / "bin" / "jupyter"), "labextension", "list"],
-                         cwd=tmp_path, env=env, capture_output=True, text=True)
+    lab = subprocess.run(
+        [str(env_dir / "bin" / "jupyter"), "labextension", "list"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     listing = lab.stdout + lab.stderr
     assert "jupyter-matplotlib" in listing and "enabled" in listing, listing
     assert "@jupyter-widgets/jupyterlab-manager" in listing, listing
@@ -145,9 +165,14 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]-*.ipynb"))
 
 def test_the_six_teaching_notebooks_exist():
     names = [p.stem for p in NOTEBOOKS]
-    assert names == ["01-getting-started", "02-writing-udfs", "03-roi-and-virtual-detectors",
-                     "04-partial-results-and-async", "05-performance-and-scaling",
-                     "06-your-own-data"], names
+    assert names == [
+        "01-getting-started",
+        "02-writing-udfs",
+        "03-roi-and-virtual-detectors",
+        "04-partial-results-and-async",
+        "05-performance-and-scaling",
+        "06-your-own-data",
+    ], names
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -159,15 +184,25 @@ def test_notebook_is_stored_executed_top_to_bottom_from_a_fresh_kernel(path):
     counts = [c["execution_count"] for c in code]
     # 1, 2, 3, ...: every cell ran exactly once, in order, in a fresh kernel
     assert counts == list(range(1, len(code) + 1)), f"{path.name}: execution counts {counts}"
+
     def tagged(cell, tag):
         return tag in cell.get("metadata", {}).get("tags", [])
 
     # an error is stored only where the notebook shows one on purpose (nbval's raises-exception)
-    errors = [o for c in code if not tagged(c, "raises-exception")
-              for o in c["outputs"] if o["output_type"] == "error"]
+    errors = [
+        o
+        for c in code
+        if not tagged(c, "raises-exception")
+        for o in c["outputs"]
+        if o["output_type"] == "error"
+    ]
     assert not errors, f"{path.name} stores an error: {errors[0].get('ename')}"
-    stderr = [o for c in code for o in c["outputs"]
-              if o["output_type"] == "stream" and o["name"] == "stderr"]
+    stderr = [
+        o
+        for c in code
+        for o in c["outputs"]
+        if o["output_type"] == "stream" and o["name"] == "stderr"
+    ]
     assert not stderr, f"{path.name} stores stderr output: {stderr[0]['text'][:300]}"
     checked = [c for c in code if tagged(c, "nbval-check-output")]
     assert checked, f"{path.name} has no cell whose output nbval compares"

@@ -13,6 +13,7 @@ read back by running code in the notebook's kernel and compared with plain-NumPy
 references computed there. Screenshots and the latency report go to
 ``test-artifacts/browser/``: look at the screenshots.
 """
+
 from __future__ import annotations
 
 import json
@@ -31,14 +32,25 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(600)]
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
-NOTEBOOKS = ("01-getting-started.ipynb", "02-writing-udfs.ipynb",
-             "03-roi-and-virtual-detectors.ipynb", "04-partial-results-and-async.ipynb",
-             "05-performance-and-scaling.ipynb")
+NOTEBOOKS = (
+    "01-getting-started.ipynb",
+    "02-writing-udfs.ipynb",
+    "03-roi-and-virtual-detectors.ipynb",
+    "04-partial-results-and-async.ipynb",
+    "05-performance-and-scaling.ipynb",
+)
 #: notebooks with figures, and how many figures each shows at least
 FIGURES = {"01-getting-started.ipynb": 5, "03-roi-and-virtual-detectors.ipynb": 6}
 FRAMES = re.compile(r"(\d+)\s*/\s*(\d+) frames")
-REPRS = ("VBox(", "HBox(", "RoiSelector(", "SigMaskSelector(", "Explorer(children",
-         "BufferInspector(children", "Canvas(toolbar")
+REPRS = (
+    "VBox(",
+    "HBox(",
+    "RoiSelector(",
+    "SigMaskSelector(",
+    "Explorer(children",
+    "BufferInspector(children",
+    "Canvas(toolbar",
+)
 
 #: the dataset of the latency measurement: 64 x 64 scan of 128 x 128 frames, from a file
 LATENCY_NOTEBOOK_CELLS = [
@@ -86,8 +98,11 @@ def server(tmp_path_factory):
         nbformat.write(nb, root / name)
     latency = nbformat.v4.new_notebook()
     latency.cells = [nbformat.v4.new_code_cell(src) for src in LATENCY_NOTEBOOK_CELLS]
-    latency.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
-                                      "language": "python"}
+    latency.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     nbformat.write(latency, root / "latency.ipynb")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with LabServer(root, log_path=ARTIFACTS / "jupyter-server.log") as lab:
@@ -140,22 +155,29 @@ def assert_no_toolbar_over_figures(nb: NotebookPage, page) -> None:
 
 # Known failures of the widgets rewrite (issue 17, not done): strict, so each one fails the
 # run as soon as it passes and its marker has to go.
-NOT_PASSING_YET = pytest.mark.xfail(strict=True, reason=(
-    "issue 17: the extended browser test does not pass yet against the rewritten widgets"))
+NOT_PASSING_YET = pytest.mark.xfail(
+    strict=True,
+    reason=("issue 17: the extended browser test does not pass yet against the rewritten widgets"),
+)
 
 
 # --- stored notebooks, before anything runs ------------------------------------------------
-@pytest.mark.parametrize("name", [
-    pytest.param(n, marks=NOT_PASSING_YET) if n.startswith(("01-", "03-")) else n
-    for n in NOTEBOOKS])
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(n, marks=NOT_PASSING_YET) if n.startswith(("01-", "03-")) else n
+        for n in NOTEBOOKS
+    ],
+)
 def test_stored_notebook_shows_pictures_not_reprs(server, page, name):
     nb = NotebookPage(page, server)
     nb.open(f"stored/{name}")
     want = FIGURES.get(name, 0)
     if want:
         drawn = wait_until(lambda: sum(n > 2000 for n in nb.figure_pixels()) >= want, timeout=30)
-        first = page.locator(".jp-Notebook .jupyter-matplotlib-figure, "
-                             ".jp-Notebook .jp-OutputArea img").first
+        first = page.locator(
+            ".jp-Notebook .jupyter-matplotlib-figure, .jp-Notebook .jp-OutputArea img"
+        ).first
         first.scroll_into_view_if_needed()
     else:
         page.wait_for_timeout(1500)
@@ -165,13 +187,20 @@ def test_stored_notebook_shows_pictures_not_reprs(server, page, name):
     shown = [r for r in REPRS if r in text]
     assert not shown, f"{name} shows text reprs instead of pictures: {shown}"
     assert "Error displaying widget" not in page.content()
-    assert drawn, (f"{name}: expected {want} figures with content, got pixel counts "
-                   f"{nb.figure_pixels()}")
+    assert drawn, (
+        f"{name}: expected {want} figures with content, got pixel counts {nb.figure_pixels()}"
+    )
 
 
 # --- notebooks run in the browser -------------------------------------------------------------
-@pytest.mark.parametrize("name", ["02-writing-udfs.ipynb", "04-partial-results-and-async.ipynb",
-                                  "05-performance-and-scaling.ipynb"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "02-writing-udfs.ipynb",
+        "04-partial-results-and-async.ipynb",
+        "05-performance-and-scaling.ipynb",
+    ],
+)
 def test_notebook_runs_in_the_browser(server, page, name):
     nb = NotebookPage(page, server)
     nb.open(name)
@@ -223,16 +252,17 @@ def test_getting_started_live_plots_and_widgets(server, page):
 
     # The run's results, read back from the browser's kernel, against NumPy there.
     assert nb.kernel_json(
-        "bool(np.allclose(live[1]['intensity'].data, big.data.sum(axis=(2, 3)), rtol=1e-5))")
+        "bool(np.allclose(live[1]['intensity'].data, big.data.sum(axis=(2, 3)), rtol=1e-5))"
+    )
     check = find_cell(nb, "the live run's results match NumPy")
     assert "match NumPy" in "".join(nb.texts(check, ".jp-OutputArea-output"))
 
     # Rendered widgets: ipympl canvases, the plots' and inspector's controls.
     assert nb.count(".jupyter-matplotlib canvas") >= 4 * 2
-    assert nb.count(".udfw-display-controls") >= 3      # two live plots, the inspector
+    assert nb.count(".udfw-display-controls") >= 3  # two live plots, the inspector
     assert nb.count(".udfw-figure-toolbar") >= 3
-    assert nb.count(".widget-dropdown") >= 3            # colour maps, inspector buffer choice
-    assert nb.count(".widget-slider") >= 1              # inspector: the mask axis
+    assert nb.count(".widget-dropdown") >= 3  # colour maps, inspector buffer choice
+    assert nb.count(".widget-slider") >= 1  # inspector: the mask axis
     inspector = find_cell(nb, "BufferInspector(results")
     assert "udf1.intensity" in "".join(nb.texts(inspector, "select, option"))
     assert "Error displaying widget" not in page.content()
@@ -246,7 +276,8 @@ def canvas_fractions(nb: NotebookPage, fig_expr: str, ax_expr: str, points) -> l
     pts = ", ".join(f"({x}, {y})" for x, y in points)
     return nb.kernel_json(
         f"[[float(px / {fig_expr}.bbox.width), float(1 - py / {fig_expr}.bbox.height)] "
-        f"for px, py in {ax_expr}.transData.transform([{pts}])]")
+        f"for px, py in {ax_expr}.transData.transform([{pts}])]"
+    )
 
 
 @NOT_PASSING_YET
@@ -269,8 +300,12 @@ def test_roi_selector_drag_updates_python_and_linked_pattern(server, page):
     before = nb.kernel_json("int(selector.roi.sum())")
     start, end = canvas_fractions(nb, "selector.figure", "selector.ax", [(1.6, 19.6), (9.4, 27.4)])
     nb.drag(nb.figure_canvas(sel_cell), start, end)
-    got = wait_until(lambda: nb.kernel_json(
-        "[int(selector.roi.sum()), bool(selector.roi[20:28, 2:10].all())]")[1], timeout=10)
+    got = wait_until(
+        lambda: nb.kernel_json("[int(selector.roi.sum()), bool(selector.roi[20:28, 2:10].all())]")[
+            1
+        ],
+        timeout=10,
+    )
     assert got, "the drag did not select rows 20..27, columns 2..9 in selector.roi"
     assert nb.kernel_json("int(selector.roi.sum())") > before
     nb.screenshot(ARTIFACTS / "03-roi-selector-dragged.png", sel_cell)
@@ -283,15 +318,14 @@ def test_roi_selector_drag_updates_python_and_linked_pattern(server, page):
     roi_before = nb.kernel_json("ex.nav.roi.astype(int).tolist()")
     start, end = canvas_fractions(nb, "ex.nav.figure", "ex.nav.ax", [(17.6, 1.6), (26.4, 9.4)])
     nb.drag(nb.figure_canvas(ex_cell, 0), start, end)
-    assert wait_until(lambda: nb.kernel_json("bool(ex.nav.roi[2:10, 18:27].all())"), timeout=10), \
+    assert wait_until(lambda: nb.kernel_json("bool(ex.nav.roi[2:10, 18:27].all())"), timeout=10), (
         "the drag on the explorer's navigation image did not reach ex.nav.roi"
+    )
     assert nb.kernel_json("ex.nav.roi.astype(int).tolist()") != roi_before
     assert nb.kernel_json("bool(ex.wait(30))")
     assert nb.kernel_json("ex.last_error is None and True")
-    assert nb.kernel_json(
-        "bool(np.allclose(ex.pattern, data[ex.nav.roi].sum(axis=0), rtol=1e-5))")
-    changed = wait_until(lambda: nb.canvas_images(ex_cell)[1] != pattern_canvas_before,
-                         timeout=10)
+    assert nb.kernel_json("bool(np.allclose(ex.pattern, data[ex.nav.roi].sum(axis=0), rtol=1e-5))")
+    changed = wait_until(lambda: nb.canvas_images(ex_cell)[1] != pattern_canvas_before, timeout=10)
     nb.screenshot(ARTIFACTS / "03-explorer-dragged.png", ex_cell)
     assert changed, "the linked pattern's canvas did not change after the drag"
 
@@ -309,10 +343,14 @@ def test_roi_selector_drag_updates_python_and_linked_pattern(server, page):
 
 
 # --- the live cursor's latency, from a file ---------------------------------------------------
-@pytest.mark.xfail(strict=False, reason=(
-    "issue 17: in some runs no pointer move on the explorer reaches the kernel (ex.cursor "
-    "stays None), in others all do; not understood yet. When it runs, the report is "
-    "test-artifacts/browser/latency-report.json"))
+@pytest.mark.xfail(
+    strict=False,
+    reason=(
+        "issue 17: in some runs no pointer move on the explorer reaches the kernel (ex.cursor "
+        "stays None), in others all do; not understood yet. When it runs, the report is "
+        "test-artifacts/browser/latency-report.json"
+    ),
+)
 def test_live_cursor_and_update_latency(server, page):
     nb = NotebookPage(page, server)
     nb.open("latency.ipynb")
@@ -330,8 +368,7 @@ def test_live_cursor_and_update_latency(server, page):
 
     # 1. cursor: move to 24 scan positions, one after the other
     positions = [(r, c) for r in (5, 20, 35, 50) for c in (3, 13, 23, 33, 43, 58)]
-    fractions = canvas_fractions(nb, "ex.nav.figure", "ex.nav.ax",
-                                 [(c, r) for r, c in positions])
+    fractions = canvas_fractions(nb, "ex.nav.figure", "ex.nav.ax", [(c, r) for r, c in positions])
     cursor_ms = []
     for (r, c), frac in zip(positions, fractions):
         nb.probe_start(ex_cell, 0, 1, "mousemove")
@@ -347,33 +384,40 @@ def test_live_cursor_and_update_latency(server, page):
     assert wait_until(near_last, timeout=20), nb.kernel_json("ex.cursor")
     assert nb.kernel_json(
         "bool(ex.wait(10) and np.array_equal(ex.pattern, "
-        "np.load(path, mmap_mode='r')[ex.cursor[0], ex.cursor[1]]))")
+        "np.load(path, mmap_mode='r')[ex.cursor[0], ex.cursor[1]]))"
+    )
     nb.screenshot(ARTIFACTS / "latency-live-cursor.png", ex_cell)
 
     # 2. region: drag rectangles on the scan; 3. detector: drag disks on the pattern
     nb.kernel_exec("ex.mode = 'region'\nex.nav.mode = 'replace'\nex.sig.mode = 'replace'")
     region_ms, detector_ms = [], []
     for k in range(4):
-        (a, b) = canvas_fractions(nb, "ex.nav.figure", "ex.nav.ax",
-                                  [(4 + 10 * k, 6 + 5 * k), (14 + 10 * k, 20 + 5 * k)])
+        (a, b) = canvas_fractions(
+            nb, "ex.nav.figure", "ex.nav.ax", [(4 + 10 * k, 6 + 5 * k), (14 + 10 * k, 20 + 5 * k)]
+        )
         nb.probe_start(ex_cell, 0, 1, "mouseup")
         nb.drag(nav_canvas, a, b)
         region_ms.append(nb.probe_wait())
         assert nb.kernel_json("bool(ex.wait(30))")
         page.wait_for_timeout(200)
-    assert nb.kernel_json("bool(np.allclose(ex.pattern, np.load(path, mmap_mode='r')"
-                          "[ex.nav.roi].sum(axis=0, dtype=np.float64), rtol=1e-5))")
+    assert nb.kernel_json(
+        "bool(np.allclose(ex.pattern, np.load(path, mmap_mode='r')"
+        "[ex.nav.roi].sum(axis=0, dtype=np.float64), rtol=1e-5))"
+    )
     sig_canvas.scroll_into_view_if_needed()
     for k in range(4):
-        (a, b) = canvas_fractions(nb, "ex.sig.figure", "ex.sig.ax",
-                                  [(64, 64), (64 + 8 + 6 * k, 64)])
+        (a, b) = canvas_fractions(
+            nb, "ex.sig.figure", "ex.sig.ax", [(64, 64), (64 + 8 + 6 * k, 64)]
+        )
         nb.probe_start(ex_cell, 1, 0, "mouseup")
         nb.drag(sig_canvas, a, b)
         detector_ms.append(nb.probe_wait())
         assert nb.kernel_json("bool(ex.wait(30))")
         page.wait_for_timeout(200)
-    assert nb.kernel_json("bool(np.allclose(ex.virtual_image, np.load(path, mmap_mode='r')"
-                          "[..., ex.sig.mask].sum(axis=-1, dtype=np.float64), rtol=1e-4))")
+    assert nb.kernel_json(
+        "bool(np.allclose(ex.virtual_image, np.load(path, mmap_mode='r')"
+        "[..., ex.sig.mask].sum(axis=-1, dtype=np.float64), rtol=1e-4))"
+    )
     nb.screenshot(ARTIFACTS / "latency-region-and-detector.png", ex_cell)
 
     def median(values):
@@ -383,11 +427,15 @@ def test_live_cursor_and_update_latency(server, page):
     report = {
         "dataset": "64 x 64 scan of 128 x 128 uint16 frames, .npy file (memory map)",
         "executor": "threads, 2 workers",
-        "cursor_ms": cursor_ms, "cursor_median_ms": median(cursor_ms),
-        "region_ms": region_ms, "region_median_ms": median(region_ms),
-        "detector_ms": detector_ms, "detector_median_ms": median(detector_ms),
+        "cursor_ms": cursor_ms,
+        "cursor_median_ms": median(cursor_ms),
+        "region_ms": region_ms,
+        "region_median_ms": median(region_ms),
+        "detector_ms": detector_ms,
+        "detector_median_ms": median(detector_ms),
         "kernel_timings_s": nb.kernel_json("{k: round(v, 4) for k, v in ex.timings.items()}"),
-        "load_average": os.getloadavg(), "cpu_count": os.cpu_count(),
+        "load_average": os.getloadavg(),
+        "cpu_count": os.cpu_count(),
         "measured": "from the pointer event in the page to the changed picture on the page",
     }
     # The targets (cursor < 150 ms, region and detector < 300 ms) are judged from this report,

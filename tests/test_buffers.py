@@ -1,4 +1,5 @@
 """BufferWrapper behaves like an array; fill values outside the roi are documented."""
+
 import numpy as np
 import pytest
 
@@ -16,8 +17,17 @@ def test_nav_buffer_without_roi_is_a_view():
     assert buf.shape == (2, 3) and buf.ndim == 2 and buf.size == 6 and len(buf) == 2
 
 
-@pytest.mark.parametrize("dtype, fill", [("float32", np.nan), ("complex64", np.nan), ("int16", 0),
-                                         ("uint8", 0), ("bool", False), ("object", None)])
+@pytest.mark.parametrize(
+    "dtype, fill",
+    [
+        ("float32", np.nan),
+        ("complex64", np.nan),
+        ("int16", 0),
+        ("uint8", 0),
+        ("bool", False),
+        ("object", None),
+    ],
+)
 def test_fill_values_outside_roi(dtype, fill):
     roi = np.array([True, False, True, False])
     raw = np.array([1, 2], dtype=dtype) if dtype != "object" else np.array(["a", "b"], dtype=object)

@@ -1,4 +1,5 @@
 """The demo's --dark/--gain/--exclude options and its results.h5."""
+
 from __future__ import annotations
 
 import sys
@@ -18,9 +19,24 @@ def test_demo_applies_corrections_and_writes_results_h5(tmp_path, capsys):
     np.save(tmp_path / "gain.npy", np.full((16, 16), 2.0))
     (tmp_path / "bad.txt").write_text("2 3\n")
     out_dir = tmp_path / "out"
-    code = main(["demo", "--data", str(tmp_path / "scan.npy"), "--executor", "inline",
-                 "--dark", str(tmp_path / "dark.npy"), "--gain", str(tmp_path / "gain.npy"),
-                 "--exclude", str(tmp_path / "bad.txt"), "--out", str(out_dir), "--quiet"])
+    code = main(
+        [
+            "demo",
+            "--data",
+            str(tmp_path / "scan.npy"),
+            "--executor",
+            "inline",
+            "--dark",
+            str(tmp_path / "dark.npy"),
+            "--gain",
+            str(tmp_path / "gain.npy"),
+            "--exclude",
+            str(tmp_path / "bad.txt"),
+            "--out",
+            str(out_dir),
+            "--quiet",
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     want = (data.astype(np.float64) - 1) * 2
     flat = want.reshape(-1, 16, 16)
@@ -35,13 +51,44 @@ def test_demo_applies_corrections_and_writes_results_h5(tmp_path, capsys):
 
 def test_demo_refuses_corrections_of_the_wrong_shape(tmp_path, capsys):
     np.save(tmp_path / "dark.npy", np.zeros((3, 3)))
-    code = main(["demo", "--nav", "4", "4", "--sig", "16", "16", "--executor", "inline",
-                 "--dark", str(tmp_path / "dark.npy"), "--out", str(tmp_path / "o"), "--quiet"])
+    code = main(
+        [
+            "demo",
+            "--nav",
+            "4",
+            "4",
+            "--sig",
+            "16",
+            "16",
+            "--executor",
+            "inline",
+            "--dark",
+            str(tmp_path / "dark.npy"),
+            "--out",
+            str(tmp_path / "o"),
+            "--quiet",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "dark has shape (3, 3)" in err and "(16, 16)" in err
     assert not (tmp_path / "o").exists()
-    code = main(["demo", "--nav", "4", "4", "--sig", "16", "16", "--executor", "inline",
-                 "--exclude", str(tmp_path / "missing.npy"), "--out", str(tmp_path / "o")])
+    code = main(
+        [
+            "demo",
+            "--nav",
+            "4",
+            "4",
+            "--sig",
+            "16",
+            "16",
+            "--executor",
+            "inline",
+            "--exclude",
+            str(tmp_path / "missing.npy"),
+            "--out",
+            str(tmp_path / "o"),
+        ]
+    )
     assert code == 2 and "cannot read --exclude" in capsys.readouterr().err
 
 
@@ -51,13 +98,23 @@ def test_demo_without_h5py_saves_results_npz(tmp_path, capsys, monkeypatch):
     data = np.random.default_rng(4).integers(0, 50, size=(3, 4, 8, 8)).astype(np.uint16)
     np.save(tmp_path / "scan.npy", data)
     out_dir = tmp_path / "out"
-    code = main(["demo", "--data", str(tmp_path / "scan.npy"), "--executor", "inline",
-                 "--out", str(out_dir)])
+    code = main(
+        [
+            "demo",
+            "--data",
+            str(tmp_path / "scan.npy"),
+            "--executor",
+            "inline",
+            "--out",
+            str(out_dir),
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert not (out_dir / "results.h5").exists()
     assert "results.npz" in captured.out and "udfwidgets[export]" in captured.out
     with np.load(out_dir / "results.npz") as f:
         sums = [f[k] for k in f.files if k.startswith("SumUDF") or k == "intensity"]
-        assert any(s.shape == (8, 8) and np.allclose(s, data.sum(axis=(0, 1))) for s in sums), \
+        assert any(s.shape == (8, 8) and np.allclose(s, data.sum(axis=(0, 1))) for s in sums), (
             f.files
+        )

@@ -1,5 +1,6 @@
 """Every buffer kind and process method against a NumPy reference, over executors,
 partition counts, rois, navigation dimensions and input dtypes."""
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
@@ -46,9 +47,15 @@ class KindsFrameUDF(UDF):
         count = self.results.count[0]
         with np.errstate(invalid="ignore", divide="ignore"):
             mean = self.results.sigsum / count
-        return {"total": self.results.total, "minmax": self.results.minmax,
-                "coords": self.results.coords, "label": self.results.label,
-                "sigsum": self.results.sigsum, "count": self.results.count, "mean": mean}
+        return {
+            "total": self.results.total,
+            "minmax": self.results.minmax,
+            "coords": self.results.coords,
+            "label": self.results.label,
+            "sigsum": self.results.sigsum,
+            "count": self.results.count,
+            "mean": mean,
+        }
 
 
 class KindsTileUDF(KindsFrameUDF):
@@ -58,8 +65,9 @@ class KindsTileUDF(KindsFrameUDF):
         self.results.minmax[:, 0] = tile.min(axis=sig_axes)
         self.results.minmax[:, 1] = tile.max(axis=sig_axes)
         self.results.coords[:] = self.meta.coordinates
-        self.results.label[:] = [f"frame at {tuple(int(c) for c in xy)}"
-                                 for xy in self.meta.coordinates]
+        self.results.label[:] = [
+            f"frame at {tuple(int(c) for c in xy)}" for xy in self.meta.coordinates
+        ]
         self.results.sigsum[:] += tile.sum(axis=0, dtype=np.float64)
         self.results.count[:] += len(tile)
 
@@ -72,15 +80,19 @@ class KindsPartitionUDF(KindsTileUDF):
 def reference(data, sig_dims, roi):
     nav_shape = data.shape[: data.ndim - sig_dims]
     n = int(np.prod(nav_shape))
-    flat = data.reshape((n,) + data.shape[data.ndim - sig_dims:]).astype(np.float64)
+    flat = data.reshape((n,) + data.shape[data.ndim - sig_dims :]).astype(np.float64)
     mask = np.ones(n, bool) if roi is None else np.asarray(roi).reshape(n)
     axes = tuple(range(1, flat.ndim))
     coords = np.stack(np.unravel_index(np.arange(n), nav_shape), axis=1)
     return {
-        "total": flat.sum(axis=axes), "min": flat.min(axis=axes) if flat.size else None,
+        "total": flat.sum(axis=axes),
+        "min": flat.min(axis=axes) if flat.size else None,
         "max": flat.max(axis=axes) if flat.size else None,
-        "coords": coords, "mask": mask, "nav_shape": nav_shape,
-        "sigsum": flat[mask].sum(axis=0), "count": int(mask.sum()),
+        "coords": coords,
+        "mask": mask,
+        "nav_shape": nav_shape,
+        "sigsum": flat[mask].sum(axis=0),
+        "count": int(mask.sum()),
     }
 
 
@@ -98,8 +110,9 @@ def check_kinds(res, data, sig_dims, roi):
     np.testing.assert_array_equal(coords[mask], ref["coords"][mask])
     assert (coords[~mask] == 0).all()  # integer fill value
     labels = res["label"].data.reshape(-1)
-    assert list(labels[mask]) == [f"frame at {tuple(int(c) for c in xy)}"
-                                  for xy in ref["coords"][mask]]
+    assert list(labels[mask]) == [
+        f"frame at {tuple(int(c) for c in xy)}" for xy in ref["coords"][mask]
+    ]
     assert all(x is None for x in labels[~mask])  # object fill value
     np.testing.assert_allclose(res["sigsum"].data, ref["sigsum"], rtol=1e-9)
     assert res["count"].data.shape == (1,) and res["count"].data[0] == ref["count"]
@@ -161,9 +174,18 @@ def test_nav_dims_and_dtypes(ctx_factory, rng, nav_shape, sig_shape, dtype, exec
         check_kinds(res, data, len(sig_shape), None)
 
 
-@pytest.mark.parametrize("dtype, expected", [
-    ("uint8", np.float32), ("uint16", np.float32), ("int16", np.float32), ("int32", np.float64),
-    ("float32", np.float32), ("float64", np.float64), ("complex64", np.complex64)])
+@pytest.mark.parametrize(
+    "dtype, expected",
+    [
+        ("uint8", np.float32),
+        ("uint16", np.float32),
+        ("int16", np.float32),
+        ("int32", np.float64),
+        ("float32", np.float32),
+        ("float64", np.float64),
+        ("complex64", np.complex64),
+    ],
+)
 def test_input_dtype_follows_result_type(ctx, dtype, expected):
     class DtypeUDF(UDF):
         def get_result_buffers(self):
@@ -198,6 +220,7 @@ def test_native_dtype_is_kept_with_use_native(ctx):
 def test_several_udfs_one_pass_read_each_partition_once(ctx, data4d):
     """Two UDFs in one run: each partition is read once and fed to both."""
     from udfwidgets.io.memory import MemoryPartition
+
     reads = []
     original = MemoryPartition.read
 
@@ -216,7 +239,9 @@ def test_several_udfs_one_pass_read_each_partition_once(ctx, data4d):
     np.testing.assert_allclose(b["intensity"].data, data4d.sum(axis=(2, 3)), rtol=1e-5)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     nav_shape=st.lists(st.integers(1, 4), min_size=1, max_size=3).map(tuple),
     sig_shape=st.lists(st.integers(1, 4), min_size=1, max_size=2).map(tuple),
@@ -232,8 +257,9 @@ def test_property_any_shape_partition_and_roi(ctx, nav_shape, sig_shape, partiti
     res, res_sum = ctx.run_udf(dataset=ds, udf=[KindsTileUDF(), SumUDF(dtype="float64")], roi=roi)
     check_kinds(res, data, len(sig_shape), roi)
     mask = np.ones(nav_shape, bool) if roi is None else roi
-    np.testing.assert_allclose(res_sum["intensity"].data, data[mask].sum(axis=0, dtype=np.float64),
-                               rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(
+        res_sum["intensity"].data, data[mask].sum(axis=0, dtype=np.float64), rtol=1e-6, atol=1e-6
+    )
 
 
 def test_roi_as_flat_mask_and_coordinates(ctx, data4d):
@@ -248,13 +274,16 @@ def test_roi_as_flat_mask_and_coordinates(ctx, data4d):
         np.testing.assert_array_equal(got, expected)
 
 
-@pytest.mark.parametrize("roi, message", [
-    (np.ones((3, 3), bool), r"navigation shape \(7, 9\)"),
-    (np.full((7, 9), 0.5, np.float32), r"values other than 0 and 1 \(0.5\)"),
-    (np.ones((7, 9, 1), bool), r"got shape \(7, 9, 1\)"),
-    ([(0, 100)], r"inside the navigation shape \(7, 9\)"),
-    ("abc", r"navigation shape \(7, 9\)"),
-])
+@pytest.mark.parametrize(
+    "roi, message",
+    [
+        (np.ones((3, 3), bool), r"navigation shape \(7, 9\)"),
+        (np.full((7, 9), 0.5, np.float32), r"values other than 0 and 1 \(0.5\)"),
+        (np.ones((7, 9, 1), bool), r"got shape \(7, 9, 1\)"),
+        ([(0, 100)], r"inside the navigation shape \(7, 9\)"),
+        ("abc", r"navigation shape \(7, 9\)"),
+    ],
+)
 def test_bad_roi_is_a_clear_value_error(ctx, data4d, roi, message):
     ds = ctx.load("memory", data=data4d)
     with pytest.raises(ValueError, match=message):
@@ -279,8 +308,9 @@ def test_all_false_roi_gives_neutral_results(any_ctx, data4d):
 
     ds = any_ctx.load("memory", data=data4d, num_partitions=3)
     roi = np.zeros(data4d.shape[:2], bool)
-    res_max, res_sum, res_nav = any_ctx.run_udf(dataset=ds, udf=[MaxUDF(), SumUDF(), SumSigUDF()],
-                                                roi=roi)
+    res_max, res_sum, res_nav = any_ctx.run_udf(
+        dataset=ds, udf=[MaxUDF(), SumUDF(), SumSigUDF()], roi=roi
+    )
     assert (res_max["maxbuf"].data == -np.inf).all()
     assert (res_sum["intensity"].data == 0).all()
     assert res_nav["intensity"].raw_data.shape == (0,)
@@ -320,6 +350,7 @@ def _processes_mapping(path: str) -> list[int]:
     import os
 
     import psutil
+
     gc.collect()  # maps dropped by us go once no array refers to them
     me = psutil.Process()
     found = []
@@ -341,26 +372,30 @@ def test_release_files_unmaps_the_file_everywhere(executor, tmp_path, rng):
     np.save(path, data)
     with Context(executor=executor, n_jobs=2) as ctx:
         ds = ctx.load("npy", path=path)
-        assert np.allclose(ctx.run_udf(dataset=ds, udf=SumUDF())["intensity"].data,
-                           data.sum(axis=(0, 1)))
+        assert np.allclose(
+            ctx.run_udf(dataset=ds, udf=SumUDF())["intensity"].data, data.sum(axis=(0, 1))
+        )
         assert _processes_mapping(path), "maps are kept between runs: nothing to release?"
         ctx.release_files()
         assert _processes_mapping(path) == []
         # the next run maps the file again and gives the same result
-        assert np.allclose(ctx.run_udf(dataset=ds, udf=SumUDF())["intensity"].data,
-                           data.sum(axis=(0, 1)))
+        assert np.allclose(
+            ctx.run_udf(dataset=ds, udf=SumUDF())["intensity"].data, data.sum(axis=(0, 1))
+        )
     # closing the Context lets go of this process's maps (workers may keep theirs until idle)
     assert __import__("os").getpid() not in _processes_mapping(path)
 
 
 def test_release_files_on_a_dask_cluster(dask_client, tmp_path, rng):
     import os
+
     data = rng.random((4, 6, 8, 8), dtype=np.float32)
     path = str(tmp_path / "scan.npy")
     np.save(path, data)
 
     def mapped() -> bool:
         import gc
+
         gc.collect()
         with open("/proc/self/maps") as fh:
             return any(line.rstrip().endswith(os.path.realpath(path)) for line in fh)
@@ -371,5 +406,6 @@ def test_release_files_on_a_dask_cluster(dask_client, tmp_path, rng):
     assert any(dask_client.run(mapped).values())
     ctx.release_files()
     assert not any(dask_client.run(mapped).values())
-    assert np.allclose(ctx.run_udf(dataset=ds, udf=SumUDF())["intensity"].data,
-                       data.sum(axis=(0, 1)))
+    assert np.allclose(
+        ctx.run_udf(dataset=ds, udf=SumUDF())["intensity"].data, data.sum(axis=(0, 1))
+    )

@@ -1,4 +1,5 @@
 """Detector corrections against a per-pixel NumPy reference, over every executor, with roi."""
+
 from __future__ import annotations
 
 import hashlib
@@ -7,8 +8,12 @@ import numpy as np
 import pytest
 
 from udfwidgets import CorrectionSet, UDF
-from udfwidgets.corrections import (CorrectionError, find_dead_pixels, find_hot_pixels,
-                                    resolve_corrections)
+from udfwidgets.corrections import (
+    CorrectionError,
+    find_dead_pixels,
+    find_hot_pixels,
+    resolve_corrections,
+)
 from udfwidgets.udf.com import CoMUDF
 from udfwidgets.udf.stddev import StdDevUDF
 from udfwidgets.udf.sum import SumUDF
@@ -25,10 +30,12 @@ def reference(frames, dark, gain, excluded):
     h, w = frames.shape[-2:]
     for y, x in zip(*np.nonzero(excluded)):
         for r in (1, 2):
-            vals = [out[..., yy, xx] for yy in range(y - r, y + r + 1)
-                    for xx in range(x - r, x + r + 1)
-                    if 0 <= yy < h and 0 <= xx < w and (yy, xx) != (y, x)
-                    and not excluded[yy, xx]]
+            vals = [
+                out[..., yy, xx]
+                for yy in range(y - r, y + r + 1)
+                for xx in range(x - r, x + r + 1)
+                if 0 <= yy < h and 0 <= xx < w and (yy, xx) != (y, x) and not excluded[yy, xx]
+            ]
             if vals:
                 out[..., y, x] = np.median(np.stack(vals, axis=-1), axis=-1)
                 break
@@ -138,10 +145,14 @@ def test_every_executor_and_process_method(any_ctx, bad_detector, with_roi, rng)
     corr = CorrectionSet(dark=dark, gain=gain, excluded_pixels=np.argwhere(excluded))
     _, frames = _run_reference(data, dark, gain, excluded, roi)
     res_sum, res_max, res_min = any_ctx.run_udf(
-        dataset=ds, udf=[SumUDF(dtype="float64"), FrameMax(), PartitionMin()], roi=roi,
-        corrections=corr)
-    np.testing.assert_allclose(res_sum["intensity"].data, frames.astype(np.float64).sum(axis=0),
-                               rtol=1e-5)
+        dataset=ds,
+        udf=[SumUDF(dtype="float64"), FrameMax(), PartitionMin()],
+        roi=roi,
+        corrections=corr,
+    )
+    np.testing.assert_allclose(
+        res_sum["intensity"].data, frames.astype(np.float64).sum(axis=0), rtol=1e-5
+    )
     want_max = np.full(data.shape[:2], np.nan)
     flat = want_max.reshape(-1)
     sel = np.ones(flat.size, bool) if roi is None else roi.reshape(-1)
@@ -166,7 +177,7 @@ def _spot_frames(nav, sig, shifts, rng):
     cy, cx = (sig[0] - 1) / 2, (sig[1] - 1) / 2
     sy = shifts[..., 0][..., None, None]
     sx = shifts[..., 1][..., None, None]
-    return 1000 * np.exp(-((y - cy - sy) ** 2 + (x - cx - sx) ** 2) / (2 * 2.0 ** 2))
+    return 1000 * np.exp(-((y - cy - sy) ** 2 + (x - cx - sx) ** 2) / (2 * 2.0**2))
 
 
 @pytest.mark.parametrize("with_roi", [False, True])
@@ -213,12 +224,17 @@ def test_dataset_corrections_used_by_default_and_false_disables(ctx, bad_detecto
     with_default = ctx.run_udf(dataset=ds, udf=SumUDF(dtype="float64"))["intensity"].data
     without = ctx.run_udf(dataset=ds, udf=SumUDF(dtype="float64"), corrections=False)
     np.testing.assert_allclose(without["intensity"].data, data.sum(axis=(0, 1)), rtol=1e-6)
-    np.testing.assert_allclose(with_default,
-                               (data.astype(np.float64) - dark.astype(np.float32)).sum(axis=(0, 1)),
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        with_default,
+        (data.astype(np.float64) - dark.astype(np.float32)).sum(axis=(0, 1)),
+        rtol=1e-5,
+    )
     # an explicit set replaces the dataset's
-    other = ctx.run_udf(dataset=ds, udf=SumUDF(dtype="float64"),
-                        corrections=CorrectionSet(gain=np.full(dark.shape, 2.0)))
+    other = ctx.run_udf(
+        dataset=ds,
+        udf=SumUDF(dtype="float64"),
+        corrections=CorrectionSet(gain=np.full(dark.shape, 2.0)),
+    )
     np.testing.assert_allclose(other["intensity"].data, 2 * data.sum(axis=(0, 1)), rtol=1e-6)
     ds.corrections = None
     assert resolve_corrections(None, ds) is None
@@ -259,14 +275,17 @@ def test_file_never_modified(ctx, tmp_path, bad_detector):
     assert hashlib.sha256(path.read_bytes()).hexdigest() == before
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"dark": np.zeros((3, 3))}, r"dark has shape \(3, 3\).*\(12, 11\)"),
-    ({"gain": np.zeros((12, 12))}, r"gain has shape \(12, 12\)"),
-    ({"excluded_pixels": np.zeros((11, 12), bool)}, "mask has shape"),
-    ({"excluded_pixels": [(12, 0)]}, "outside the frames"),
-    ({"excluded_pixels": [(-1, 0)]}, "outside the frames"),
-    ({"excluded_pixels": [(1, 2, 3)]}, "coordinates of 3 values"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"dark": np.zeros((3, 3))}, r"dark has shape \(3, 3\).*\(12, 11\)"),
+        ({"gain": np.zeros((12, 12))}, r"gain has shape \(12, 12\)"),
+        ({"excluded_pixels": np.zeros((11, 12), bool)}, "mask has shape"),
+        ({"excluded_pixels": [(12, 0)]}, "outside the frames"),
+        ({"excluded_pixels": [(-1, 0)]}, "outside the frames"),
+        ({"excluded_pixels": [(1, 2, 3)]}, "coordinates of 3 values"),
+    ],
+)
 def test_shape_errors_before_any_work(ctx, kwargs, match):
     ran = []
 
@@ -296,6 +315,7 @@ def test_bad_values():
         resolve_corrections("dark.npy", None)
     with pytest.raises(TypeError, match="CorrectionSet or None"):
         from udfwidgets.io.memory import MemoryDataSet
+
         MemoryDataSet(np.zeros((2, 3, 3))).corrections = {"dark": 1}
 
 
@@ -361,17 +381,22 @@ def test_compiled_kernel_matches_numpy(rng, monkeypatch):
     """With numba installed, correct_tile uses a compiled kernel; it must give NumPy's values."""
     pytest.importorskip("numba")
     from udfwidgets import _corrections_kernel, corrections
+
     assert _corrections_kernel.get_kernel() is not None
     frames = rng.integers(0, 4000, size=(7, 15, 13)).astype(np.uint16)
     for density in (0.0, 0.05, 0.3, 0.7, 0.95):
         excluded = rng.random((15, 13)) < density
-        corr = CorrectionSet(dark=rng.uniform(0, 9, (15, 13)), gain=rng.uniform(0.5, 2, (15, 13)),
-                             excluded_pixels=excluded)
+        corr = CorrectionSet(
+            dark=rng.uniform(0, 9, (15, 13)),
+            gain=rng.uniform(0.5, 2, (15, 13)),
+            excluded_pixels=excluded,
+        )
         state = corr.prepare((15, 13), frames.dtype)
         compiled = corrections.correct_tile(frames, state)
         monkeypatch.setattr(_corrections_kernel, "_KERNEL", None)
         numpy_only = corrections.correct_tile(frames, state)
         monkeypatch.undo()
         np.testing.assert_array_equal(compiled, numpy_only)
-        np.testing.assert_allclose(compiled, reference(frames, corr.dark, corr.gain, excluded),
-                                   rtol=1e-5, atol=1e-3)
+        np.testing.assert_allclose(
+            compiled, reference(frames, corr.dark, corr.gain, excluded), rtol=1e-5, atol=1e-3
+        )

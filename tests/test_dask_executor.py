@@ -1,5 +1,6 @@
 """The dask executor on real clusters on 127.0.0.1: results, worker set-up, cancellation,
 errors, path_map, locality, an owned LocalCluster."""
+
 from __future__ import annotations
 
 import asyncio
@@ -23,7 +24,11 @@ distributed = pytest.importorskip("distributed")
 
 from udfwidgets.executor.errors import ContextClosedError
 from udfwidgets.executor.dask_executor import (  # noqa: E402
-    ClusterClosedError, DaskExecutor, NoWorkersError, map_path)
+    ClusterClosedError,
+    DaskExecutor,
+    NoWorkersError,
+    map_path,
+)
 from udfwidgets.executor.dask_worker import running_tasks, worker_report  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -43,8 +48,9 @@ class SlowUDF(UDF):
         t0 = time.perf_counter()
         while time.perf_counter() - t0 < self.params.delay:
             pass
-        idx = int(np.ravel_multi_index(tuple(self.meta.coordinates[0]),
-                                       self.meta.dataset_shape.nav))
+        idx = int(
+            np.ravel_multi_index(tuple(self.meta.coordinates[0]), self.meta.dataset_shape.nav)
+        )
         open(os.path.join(self.params.marker_dir, str(idx)), "w").close()
         self.results.x[:] = 1
 
@@ -108,6 +114,7 @@ def no_tasks_left(client, limit=3.0) -> bool:
 
 # --- results -------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("num_partitions", [1, 3, 7])
 @pytest.mark.parametrize("use_roi", [False, True])
 def test_results_match_numpy(dctx, tmp_path, rng, num_partitions, use_roi):
@@ -116,11 +123,20 @@ def test_results_match_numpy(dctx, tmp_path, rng, num_partitions, use_roi):
     data.tofile(path)
     roi = rng.random((6, 7)) < 0.5 if use_roi else None
     sel = data[roi] if use_roi else data.reshape(-1, 8, 9)
-    for ds in (dctx.load("memory", data=data, num_partitions=num_partitions),
-               dctx.load("raw", path=str(path), nav_shape=(6, 7), sig_shape=(8, 9),
-                         dtype=np.uint16, num_partitions=num_partitions)):
-        total, sums, sd = dctx.run_udf(dataset=ds, udf=[SumUDF(), SumSigUDF(), StdDevUDF()],
-                                       roi=roi)
+    for ds in (
+        dctx.load("memory", data=data, num_partitions=num_partitions),
+        dctx.load(
+            "raw",
+            path=str(path),
+            nav_shape=(6, 7),
+            sig_shape=(8, 9),
+            dtype=np.uint16,
+            num_partitions=num_partitions,
+        ),
+    ):
+        total, sums, sd = dctx.run_udf(
+            dataset=ds, udf=[SumUDF(), SumSigUDF(), StdDevUDF()], roi=roi
+        )
         np.testing.assert_allclose(total["intensity"].data, sel.sum(axis=0, dtype=np.float64))
         want = data.sum(axis=(2, 3), dtype=np.float64)
         got = sums["intensity"].data
@@ -129,8 +145,7 @@ def test_results_match_numpy(dctx, tmp_path, rng, num_partitions, use_roi):
             assert np.isnan(got[~roi]).all()
         else:
             np.testing.assert_allclose(got, want)
-        np.testing.assert_allclose(sd["var"].data, sel.astype(np.float64).var(axis=0),
-                                   rtol=1e-5)
+        np.testing.assert_allclose(sd["var"].data, sel.astype(np.float64).var(axis=0), rtol=1e-5)
 
 
 def test_partial_results_arrive_as_tasks_finish(dctx, rng):
@@ -150,6 +165,7 @@ def test_large_udf_parameters_travel_once_and_give_the_right_result(dctx, rng):
 
 
 # --- where tasks run -------------------------------------------------------------------
+
 
 def test_workers_are_set_up_like_loky_workers(dctx, dask_client):
     reports = dask_client.run(worker_report)
@@ -188,12 +204,16 @@ def test_path_map_rewrites_file_paths_for_the_workers(dask_client, tmp_path, rng
     client_dir = tmp_path / "client_view"
     client_dir.mkdir()
     data.tofile(client_dir / "scan.raw")
-    kwargs = dict(path=str(client_dir / "scan.raw"), nav_shape=(4, 5), sig_shape=(6, 7),
-                  dtype=np.float32)
+    kwargs = dict(
+        path=str(client_dir / "scan.raw"), nav_shape=(4, 5), sig_shape=(6, 7), dtype=np.float32
+    )
     worker_dir = tmp_path / "worker_view"
-    with Context(executor=DaskExecutor(client=dask_client,
-                                       path_map={str(client_dir): str(worker_dir)})) as mapped, \
-            Context(executor=DaskExecutor(client=dask_client)) as plain:
+    with (
+        Context(
+            executor=DaskExecutor(client=dask_client, path_map={str(client_dir): str(worker_dir)})
+        ) as mapped,
+        Context(executor=DaskExecutor(client=dask_client)) as plain,
+    ):
         ds_mapped, ds_plain = mapped.load("raw", **kwargs), plain.load("raw", **kwargs)
         os.rename(client_dir, worker_dir)  # only the workers' path exists now
         res = mapped.run_udf(dataset=ds_mapped, udf=SumUDF())
@@ -217,6 +237,7 @@ def test_bad_path_map_is_a_clear_error(bad):
 
 
 # --- bad input, closed clients, no workers ---------------------------------------------
+
 
 @pytest.mark.parametrize("n_jobs", [0, -5, "2", 2.5, True])
 def test_bad_n_jobs_is_a_clear_error_at_the_context_call(n_jobs):
@@ -246,9 +267,12 @@ def test_runs_after_close_say_so(dask_client):
 
 
 def test_a_cluster_without_workers_is_a_clear_error():
-    with distributed.LocalCluster(n_workers=0, host="127.0.0.1", dashboard_address="127.0.0.1:0",
-                                  silence_logs=50) as cluster, \
-            distributed.Client(cluster, set_as_default=False) as client:
+    with (
+        distributed.LocalCluster(
+            n_workers=0, host="127.0.0.1", dashboard_address="127.0.0.1:0", silence_logs=50
+        ) as cluster,
+        distributed.Client(cluster, set_as_default=False) as client,
+    ):
         ctx = Context(executor=DaskExecutor(client=client, wait_for_workers=0.3))
         ds = ctx.load("memory", data=np.ones((2, 2, 2, 2), np.float32))
         with pytest.raises(NoWorkersError, match="has no workers .* start workers"):
@@ -256,6 +280,7 @@ def test_a_cluster_without_workers_is_a_clear_error():
 
 
 # --- cancellation ----------------------------------------------------------------------
+
 
 @pytest.fixture
 def slow_ds(dctx):
@@ -289,7 +314,8 @@ def test_keyboard_interrupt_cancels_the_tasks(dctx, dask_client, slow_ds, tmp_pa
 def test_async_cancel_cancels_the_tasks(dctx, dask_client, slow_ds, tmp_path):
     async def main():
         task = asyncio.create_task(
-            dctx.run_udf(dataset=slow_ds, udf=SlowUDF(str(tmp_path), delay=0.1), sync=False))
+            dctx.run_udf(dataset=slow_ds, udf=SlowUDF(str(tmp_path), delay=0.1), sync=False)
+        )
         await asyncio.sleep(0.5)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -316,6 +342,7 @@ def test_stress_break_cancel_interrupt_loop(dctx, dask_client, tmp_path):
                 for _ in dctx.run_udf_iter(dataset=ds, udf=udf):
                     break
             elif kind == 1:
+
                 async def main():
                     task = asyncio.create_task(dctx.run_udf(dataset=ds, udf=udf, sync=False))
                     await asyncio.sleep(0.15)
@@ -324,6 +351,7 @@ def test_stress_break_cancel_interrupt_loop(dctx, dask_client, tmp_path):
                         await task
                     except asyncio.CancelledError:
                         pass
+
                 asyncio.run(main())
             else:
                 timer = threading.Timer(0.15, os.kill, (os.getpid(), signal.SIGINT))
@@ -341,6 +369,7 @@ def test_stress_break_cancel_interrupt_loop(dctx, dask_client, tmp_path):
 
 
 # --- a cluster of our own ----------------------------------------------------------------
+
 
 def test_without_a_client_a_local_cluster_is_started_and_closed_with_the_context(monkeypatch):
     def no_client():
@@ -389,9 +418,15 @@ def test_an_interrupt_to_the_process_group_does_not_kill_owned_workers(tmp_path)
     env = dict(os.environ, PYTHONPATH=ROOT)
     script = tmp_path / "interrupted.py"
     script.write_text(SIGINT_SCRIPT)
-    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env, cwd=str(tmp_path),
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(script)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=str(tmp_path),
+        start_new_session=True,
+    )
     try:
         assert proc.stdout.readline().strip() == "ready"
         os.killpg(proc.pid, signal.SIGINT)
@@ -412,20 +447,51 @@ def test_a_scheduler_and_workers_started_as_separate_commands(tmp_path, rng):
     # the workers import udfwidgets and this test module (its UDF classes) from here
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, os.path.join(ROOT, "tests")]))
     sched_file = str(tmp_path / "scheduler.json")
-    procs = [subprocess.Popen(dask_cli + ["--host", "127.0.0.1", "--port", "0",
-                                          "--no-dashboard", "--scheduler-file", sched_file],
-                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                              text=True, start_new_session=True)]
+    procs = [
+        subprocess.Popen(
+            dask_cli
+            + [
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--no-dashboard",
+                "--scheduler-file",
+                sched_file,
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+    ]
     try:
         deadline = time.monotonic() + 30
         while not os.path.exists(sched_file) and time.monotonic() < deadline:
             time.sleep(0.1)
         for _ in range(2):
-            procs.append(subprocess.Popen(
-                worker_cli + ["--scheduler-file", sched_file, "--host", "127.0.0.1",
-                              "--nthreads", "1", "--no-dashboard", "--nworkers", "1"],
-                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                start_new_session=True))
+            procs.append(
+                subprocess.Popen(
+                    worker_cli
+                    + [
+                        "--scheduler-file",
+                        sched_file,
+                        "--host",
+                        "127.0.0.1",
+                        "--nthreads",
+                        "1",
+                        "--no-dashboard",
+                        "--nworkers",
+                        "1",
+                    ],
+                    env=env,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                    start_new_session=True,
+                )
+            )
         client = distributed.Client(scheduler_file=sched_file, set_as_default=False)
         client.wait_for_workers(2, timeout=60)
         data = rng.integers(0, 4000, size=(8, 6, 10, 12)).astype(np.uint16)
@@ -433,14 +499,14 @@ def test_a_scheduler_and_workers_started_as_separate_commands(tmp_path, rng):
         data.tofile(path)
         with Context(executor="dask", client=client) as ctx:
             assert ctx.executor.n_workers == 2
-            ds = ctx.load("raw", path=str(path), nav_shape=(8, 6), sig_shape=(10, 12),
-                          dtype=np.uint16)
+            ds = ctx.load(
+                "raw", path=str(path), nav_shape=(8, 6), sig_shape=(10, 12), dtype=np.uint16
+            )
             total, sums, sd = ctx.run_udf(dataset=ds, udf=[SumUDF(), SumSigUDF(), StdDevUDF()])
             pids = ctx.run_udf(dataset=ds, udf=PidUDF())["pid"].data
         np.testing.assert_allclose(total["intensity"].data, data.sum(axis=(0, 1), dtype=float))
         np.testing.assert_allclose(sums["intensity"].data, data.sum(axis=(2, 3), dtype=float))
-        np.testing.assert_allclose(sd["var"].data, data.reshape(-1, 10, 12).var(axis=0),
-                                   rtol=1e-5)
+        np.testing.assert_allclose(sd["var"].data, data.reshape(-1, 10, 12).var(axis=0), rtol=1e-5)
         assert len(set(pids.ravel().tolist())) == 2 and os.getpid() not in pids
         client.shutdown()  # scheduler and workers exit
         client.close()

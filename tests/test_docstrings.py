@@ -1,4 +1,5 @@
 """The examples in the package's docstrings run and print what they show."""
+
 from __future__ import annotations
 
 import doctest
@@ -38,6 +39,9 @@ def test_docstring_example(test, tmp_path, monkeypatch):
 
 
 def test_every_public_udf_module_has_examples():
-    names = {t.values[0].name.split(".")[2] for t in _examples()
-             if t.values[0].name.startswith("udfwidgets.udf.")}
+    names = {
+        t.values[0].name.split(".")[2]
+        for t in _examples()
+        if t.values[0].name.startswith("udfwidgets.udf.")
+    }
     assert {"sum", "stddev", "com", "masks", "radial", "pick", "logsum"} <= names

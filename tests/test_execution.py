@@ -1,4 +1,5 @@
 """Partial results, async runs, cancellation, interrupts and faults, on every executor."""
+
 import asyncio
 import os
 import signal
@@ -26,7 +27,9 @@ class SlowUDF(UDF):
 
     def process_frame(self, frame):
         time.sleep(self.params.delay)
-        idx = int(np.ravel_multi_index(tuple(self.meta.coordinates[0]), self.meta.dataset_shape.nav))
+        idx = int(
+            np.ravel_multi_index(tuple(self.meta.coordinates[0]), self.meta.dataset_shape.nav)
+        )
         open(os.path.join(self.params.marker_dir, str(idx)), "w").close()
         self.results.x[:] = 1
 
@@ -54,6 +57,7 @@ def loky_children():
 
 # --- partial results ----------------------------------------------------------
 
+
 def test_run_udf_iter_yields_each_partition_then_the_final_result(any_ctx, data4d):
     ds = any_ctx.load("memory", data=data4d, num_partitions=5)
     items = []
@@ -65,8 +69,9 @@ def test_run_udf_iter_yields_each_partition_then_the_final_result(any_ctx, data4
         merged = it.damage.data
         np.testing.assert_allclose(nav.data[merged], data4d.sum(axis=(2, 3))[merged], rtol=1e-5)
         assert np.isnan(nav.data[~merged]).all()
-        np.testing.assert_allclose(it.buffers[0]["intensity"].data,
-                                   data4d[merged].sum(axis=0), rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(
+            it.buffers[0]["intensity"].data, data4d[merged].sum(axis=0), rtol=1e-5, atol=1e-5
+        )
     assert len(items) == 5
     assert [it.finished for it in items] == [False] * 4 + [True]
     done = [int(it.damage.data.sum()) for it in items]
@@ -99,8 +104,9 @@ def test_async_run_keeps_the_event_loop_ticking(any_ctx, slow_ds, tmp_path):
 
         task = asyncio.create_task(ticker())
         t0 = time.perf_counter()
-        res = await any_ctx.run_udf(dataset=slow_ds, udf=SlowUDF(str(tmp_path), delay=0.01),
-                                    sync=False)
+        res = await any_ctx.run_udf(
+            dataset=slow_ds, udf=SlowUDF(str(tmp_path), delay=0.01), sync=False
+        )
         elapsed = time.perf_counter() - t0
         seen = []
         async for part in any_ctx.run_udf_iter(dataset=slow_ds, udf=SumUDF(), sync=False):
@@ -119,7 +125,8 @@ def test_async_run_keeps_the_event_loop_ticking(any_ctx, slow_ds, tmp_path):
 def test_cancelling_the_async_task_stops_the_run(any_ctx, slow_ds, tmp_path):
     async def main():
         task = asyncio.create_task(
-            any_ctx.run_udf(dataset=slow_ds, udf=SlowUDF(str(tmp_path)), sync=False))
+            any_ctx.run_udf(dataset=slow_ds, udf=SlowUDF(str(tmp_path)), sync=False)
+        )
         await asyncio.sleep(0.5)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -173,12 +180,21 @@ def test_keyboard_interrupt_stops_the_run_and_leaves_no_orphans(ctx_factory, tmp
 
 # --- faults ---------------------------------------------------------------------
 
+
 class Explodes(Exception):
     pass
 
 
-METHODS = ["preprocess", "process_frame", "process_tile", "process_partition", "merge",
-           "postprocess", "get_results", "get_task_data"]
+METHODS = [
+    "preprocess",
+    "process_frame",
+    "process_tile",
+    "process_partition",
+    "merge",
+    "postprocess",
+    "get_results",
+    "get_task_data",
+]
 
 
 def make_failing_udf(method):
@@ -233,6 +249,7 @@ class ExitUDF(UDF):
         if self.params.how == "exit":
             os._exit(3)
         import ctypes
+
         ctypes.string_at(0)  # segfault
 
 
@@ -254,8 +271,10 @@ def test_all_executors_agree_bitwise(any_ctx, data4d_int, ctx_factory):
             return self.USE_NATIVE_DTYPE
 
         def get_result_buffers(self):
-            return {"total": self.buffer(kind="sig", dtype="int64"),
-                    "peak": self.buffer(kind="nav", dtype="uint16")}
+            return {
+                "total": self.buffer(kind="sig", dtype="int64"),
+                "peak": self.buffer(kind="nav", dtype="uint16"),
+            }
 
         def process_tile(self, tile):
             self.results.total[:] += tile.sum(axis=0, dtype=np.int64)
@@ -269,12 +288,17 @@ def test_all_executors_agree_bitwise(any_ctx, data4d_int, ctx_factory):
     for kwargs in ({}, {"roi": roi}):
         ds = any_ctx.load("memory", data=data4d_int, num_partitions=4)
         got = any_ctx.run_udf(dataset=ds, udf=IntStats(), **kwargs)
-        want = inline.run_udf(dataset=inline.load("memory", data=data4d_int, num_partitions=1),
-                              udf=IntStats(), **kwargs)
+        want = inline.run_udf(
+            dataset=inline.load("memory", data=data4d_int, num_partitions=1),
+            udf=IntStats(),
+            **kwargs,
+        )
         for name in ("total", "peak"):
             assert got[name].data.tobytes() == want[name].data.tobytes()
         mask = kwargs.get("roi", np.ones((6, 5), bool))
-        np.testing.assert_array_equal(got["total"].data, data4d_int[mask].sum(axis=0, dtype=np.int64))
+        np.testing.assert_array_equal(
+            got["total"].data, data4d_int[mask].sum(axis=0, dtype=np.int64)
+        )
 
 
 def test_progress_bar_counts_frames(ctx, data4d, capsys):
@@ -298,10 +322,18 @@ def test_dead_dask_worker_is_a_clear_error_and_the_next_run_works(data4d):
     """On dask, a task whose worker dies fails (here after the first death) instead of hanging."""
     distributed = pytest.importorskip("distributed")
     import dask
+
     with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
-        with distributed.LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1",
-                                      dashboard_address="127.0.0.1:0", silence_logs=50) as cluster, \
-                distributed.Client(cluster) as client:
+        with (
+            distributed.LocalCluster(
+                n_workers=2,
+                threads_per_worker=1,
+                host="127.0.0.1",
+                dashboard_address="127.0.0.1:0",
+                silence_logs=50,
+            ) as cluster,
+            distributed.Client(cluster) as client,
+        ):
             with Context(executor="dask", client=client) as ctx:
                 ds = ctx.load("memory", data=data4d, num_partitions=4)
                 with pytest.raises(WorkerDiedError, match="died while running ExitUDF"):
@@ -311,11 +343,14 @@ def test_dead_dask_worker_is_a_clear_error_and_the_next_run_works(data4d):
                 # workers are back, as a user would see in the dashboard
                 deadline = time.monotonic() + 60
                 while time.monotonic() < deadline and (
-                        client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks))
-                        or len(client.scheduler_info()["workers"]) < 2):
+                    client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks))
+                    or len(client.scheduler_info()["workers"]) < 2
+                ):
                     time.sleep(0.1)
                 res = ctx.run_udf(dataset=ds, udf=SumUDF())
-                np.testing.assert_allclose(res["intensity"].data, data4d.sum(axis=(0, 1)), rtol=1e-5)
+                np.testing.assert_allclose(
+                    res["intensity"].data, data4d.sum(axis=(0, 1)), rtol=1e-5
+                )
 
 
 def test_processes_executor_starts_its_workers_in_the_background():
@@ -334,9 +369,11 @@ def test_workers_keep_temporaries_on_the_heap():
     """tune_malloc works on this (glibc) system; checked in a fresh interpreter."""
     import subprocess
     import sys
+
     code = "from udfwidgets.executor.task import tune_malloc; print(tune_malloc())"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     import platform
+
     expected = "True" if platform.libc_ver()[0] == "glibc" else "False"
     assert out.stdout.strip() == expected
 
@@ -349,8 +386,10 @@ class _BlasThreadsSeen(UDF):
 
     def process_frame(self, frame):
         from threadpoolctl import threadpool_info
-        self.results.blas[:] = min(i["num_threads"] for i in threadpool_info()
-                                   if i["user_api"] == "blas")
+
+        self.results.blas[:] = min(
+            i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"
+        )
 
 
 def test_threads_executor_limits_blas_during_a_run_only():

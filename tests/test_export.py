@@ -1,4 +1,5 @@
 """to_xarray, every writer of save_results read back with its own library, export_dataset."""
+
 from __future__ import annotations
 
 import json
@@ -19,8 +20,9 @@ from udfwidgets.udf.sum import SumUDF
 from udfwidgets.udf.sumsigudf import SumSigUDF
 
 NAV, SIG = (5, 6), (12, 12)
-CAL = Calibration(scan_step=(2.0, 0.5), scan_unit="nm", sig_step=0.25, sig_unit="mrad",
-                  beam_centre=(6.0, 5.0))
+CAL = Calibration(
+    scan_step=(2.0, 0.5), scan_unit="nm", sig_step=0.25, sig_unit="mrad", beam_centre=(6.0, 5.0)
+)
 
 
 @pytest.fixture
@@ -30,9 +32,17 @@ def run(ctx, rng):
     ds.calibration = CAL
     roi = np.ones(NAV, bool)
     roi[0, :2] = False
-    udfs = [SumUDF(), SumSigUDF(), RadialProfileUDF(n_bins=4, r_max=4, cx=5, cy=6),
-            ApplyMasksUDF(mask_factories=[partial(masks.disk, SIG, (6, 5), 2),
-                                          partial(masks.ring, SIG, (6, 5), 3, 5)])]
+    udfs = [
+        SumUDF(),
+        SumSigUDF(),
+        RadialProfileUDF(n_bins=4, r_max=4, cx=5, cy=6),
+        ApplyMasksUDF(
+            mask_factories=[
+                partial(masks.disk, SIG, (6, 5), 2),
+                partial(masks.ring, SIG, (6, 5), 3, 5),
+            ]
+        ),
+    ]
     res = ctx.run_udf(dataset=ds, udf=udfs, roi=roi)
     return data, roi, res
 
@@ -40,9 +50,14 @@ def run(ctx, rng):
 def test_to_xarray_dims_coords_attrs(run):
     data, roi, (s, ss, rad, am) = run
     x = to_xarray(run[2])
-    assert set(x.data_vars) == {"SumUDF_intensity", "SumSigUDF_intensity",
-                                "RadialProfileUDF_profile", "RadialProfileUDF_bin_edges",
-                                "RadialProfileUDF_pixel_count", "ApplyMasksUDF_intensity"}
+    assert set(x.data_vars) == {
+        "SumUDF_intensity",
+        "SumSigUDF_intensity",
+        "RadialProfileUDF_profile",
+        "RadialProfileUDF_bin_edges",
+        "RadialProfileUDF_pixel_count",
+        "ApplyMasksUDF_intensity",
+    }
     v = x["SumUDF_intensity"]
     assert v.dims == ("det_y", "det_x")
     np.testing.assert_allclose(v.values, data[roi].sum(axis=0), rtol=1e-5)
@@ -63,8 +78,7 @@ def test_to_xarray_dims_coords_attrs(run):
     assert x["radius"].attrs["units"] == "mrad"
     np.testing.assert_allclose(x["edge"].values, [0, 0.25, 0.5, 0.75, 1.0])
     assert x["ApplyMasksUDF_intensity"].dims == ("scan_y", "scan_x", "mask")
-    assert v.attrs["udf"] == "SumUDF" and json.loads(v.attrs["udf_params"]) == {"dtype":
-                                                                               "float32"}
+    assert v.attrs["udf"] == "SumUDF" and json.loads(v.attrs["udf_params"]) == {"dtype": "float32"}
     assert Calibration(**json.loads(x.attrs["calibration"])) == CAL
     params = json.loads(x["RadialProfileUDF_profile"].attrs["udf_params"])
     assert params["n_bins"] == 4 and params["cx"] == 5
@@ -109,6 +123,7 @@ def test_hdf5_round_trip(run, tmp_path, suffix):
 
 def test_zarr_and_netcdf_round_trip(run, tmp_path):
     import xarray as xr
+
     _, roi, res = run
     want = to_xarray(res)
     save_results(res, tmp_path / "r.zarr")
@@ -124,6 +139,7 @@ def test_zarr_and_netcdf_round_trip(run, tmp_path):
 
 def test_tiff_round_trip(run, tmp_path):
     import tifffile
+
     _, roi, res = run
     path = tmp_path / "r.tif"
     save_results(res, path)
@@ -131,9 +147,11 @@ def test_tiff_round_trip(run, tmp_path):
         pages = list(t.pages)
         descs = [json.loads(p.description) for p in pages]
         # SumUDF (1 page), SumSigUDF (1), RadialProfileUDF profile (4 radii), ApplyMasksUDF (2)
-        assert [d["buffer"] for d in descs] == (["SumUDF_intensity", "SumSigUDF_intensity"]
-                                                + ["RadialProfileUDF_profile"] * 4
-                                                + ["ApplyMasksUDF_intensity"] * 2)
+        assert [d["buffer"] for d in descs] == (
+            ["SumUDF_intensity", "SumSigUDF_intensity"]
+            + ["RadialProfileUDF_profile"] * 4
+            + ["ApplyMasksUDF_intensity"] * 2
+        )
         assert all(p.dtype == np.float32 for p in pages)
         np.testing.assert_array_equal(pages[0].asarray(), res[0]["intensity"].data)
         np.testing.assert_array_equal(pages[4].asarray(), res[2]["profile"].data[..., 2])
@@ -157,8 +175,9 @@ def test_tiff_refuses_non_images(ctx, tmp_path):
     res = ctx.run_udf(dataset=ds, udf=SumSigUDF())
     with pytest.raises(ExportError, match="none of the buffers is an image"):
         save_results(res, tmp_path / "x.tif")
-    res2 = ctx.run_udf(dataset=ctx.load("memory", data=np.ones((2, 2, 3, 3))),
-                       udf=RadialProfileUDF())
+    res2 = ctx.run_udf(
+        dataset=ctx.load("memory", data=np.ones((2, 2, 3, 3))), udf=RadialProfileUDF()
+    )
     with pytest.raises(ExportError, match="not an image"):
         save_results(res2, tmp_path / "y.tif", buffers=["bin_edges"])
     assert os.listdir(tmp_path) == []
@@ -277,6 +296,7 @@ def test_failed_write_leaves_nothing(run, tmp_path, monkeypatch):
 @pytest.mark.parametrize("with_roi", [False, True])
 def test_export_dataset(any_ctx, tmp_path, rng, suffix, with_roi, monkeypatch):
     from udfwidgets import export
+
     monkeypatch.setattr(export, "EXPORT_BLOCK_BYTES", 3 * 8 * 7 * 4)  # 3 frames per block
     data = rng.integers(0, 1000, size=(6, 5, 8, 7), dtype=np.uint16)
     ds = any_ctx.load("memory", data=data, num_partitions=4)

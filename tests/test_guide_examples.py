@@ -3,6 +3,7 @@
 Only the import line changes: ``from libertem.udf import UDF`` becomes
 ``from udfwidgets.udf import UDF``. The dataset has the guide's shape (14, 14, 32, 32).
 """
+
 import numpy as np
 import pytest
 
@@ -48,8 +49,9 @@ def test_buffer_declarations(any_ctx, dataset):
     np.testing.assert_array_equal(res["nav_buffer"].data, data[:, :, :3, :2])
     np.testing.assert_allclose(res["sig_buffer"].data[..., 0], data.sum(axis=(0, 1)), rtol=1e-5)
     np.testing.assert_array_equal(res["sig_buffer"].data[..., 1], data.max(axis=(0, 1)))
-    np.testing.assert_allclose(res["single_buffer"].data, data[:, :, :16, :16].sum(axis=(0, 1)),
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        res["single_buffer"].data, data[:, :, :16, :16].sum(axis=(0, 1)), rtol=1e-5
+    )
 
 
 class SumOverSig(UDF):
@@ -59,11 +61,7 @@ class SumOverSig(UDF):
         kind="nav" means we want to have a value for each coordinate
         in the navigation dimensions. We name our buffer 'pixelsum'.
         """
-        return {
-            'pixelsum': self.buffer(
-                kind="nav", dtype="float32"
-            )
-        }
+        return {"pixelsum": self.buffer(kind="nav", dtype="float32")}
 
     def process_frame(self, frame):
         self.results.pixelsum[:] = np.sum(frame)
@@ -71,11 +69,7 @@ class SumOverSig(UDF):
 
 class MaxUDF(UDF):
     def get_result_buffers(self):
-        return {
-            'maxbuf': self.buffer(
-                kind="sig", dtype=self.meta.input_dtype
-            )
-        }
+        return {"maxbuf": self.buffer(kind="sig", dtype=self.meta.input_dtype)}
 
     def preprocess(self):
         self.results.maxbuf[:] = -np.inf
@@ -95,10 +89,7 @@ class MyParamUDF(UDF):
 
     def get_result_buffers(self):
         return {
-            'demo': self.buffer(
-                kind='single',
-                dtype=object
-            ),
+            "demo": self.buffer(kind="single", dtype=object),
         }
 
     def process_frame(self, frame):
@@ -115,8 +106,8 @@ def test_sum_over_sig(any_ctx, dataset):
         dataset=dataset,
     )
     # to access the named buffer as a NumPy array:
-    res['pixelsum'].data
-    np.testing.assert_allclose(res['pixelsum'].data, np.sum(dataset.raw, axis=(2, 3)), rtol=1e-6)
+    res["pixelsum"].data
+    np.testing.assert_allclose(res["pixelsum"].data, np.sum(dataset.raw, axis=(2, 3)), rtol=1e-6)
 
 
 def test_max_udf(any_ctx, dataset):
@@ -125,7 +116,7 @@ def test_max_udf(any_ctx, dataset):
         udf=MaxUDF(),
         dataset=dataset,
     )
-    np.testing.assert_array_equal(res['maxbuf'].data, dataset.raw.max(axis=(0, 1)))
+    np.testing.assert_array_equal(res["maxbuf"].data, dataset.raw.max(axis=(0, 1)))
 
 
 def test_max_udf_on_negative_integer_data(any_ctx, rng):
@@ -140,10 +131,10 @@ def test_max_udf_on_negative_integer_data(any_ctx, rng):
 def test_params_and_constructor(any_ctx, dataset):
     ctx = any_ctx
     res = ctx.run_udf(dataset=dataset, udf=MyParamUDF())
-    assert res['demo'].data[0] == "Eins, zwei drei!"
+    assert res["demo"].data[0] == "Eins, zwei drei!"
 
     res2 = ctx.run_udf(dataset=dataset, udf=MyParamUDF(my_param=42))
-    assert res2['demo'].data[0] == 42
+    assert res2["demo"].data[0] == 42
 
 
 def test_params_without_constructor(ctx, dataset):
@@ -168,15 +159,15 @@ def test_running_udfs(any_ctx, dataset):
     res = ctx.run_udf(udf=udf, dataset=dataset, progress=True)
 
     res = ctx.run_udf(udf=udf, dataset=dataset)
-    arr = res['pixelsum'].data
-    arr2 = np.array(res['pixelsum'])
-    total = np.sum(res['pixelsum'])
+    arr = res["pixelsum"].data
+    arr2 = np.array(res["pixelsum"])
+    total = np.sum(res["pixelsum"])
     np.testing.assert_array_equal(arr, arr2)
     assert total == pytest.approx(dataset.raw.sum(), rel=1e-5)
 
     res, res_sum = ctx.run_udf(udf=[udf, SumUDF()], dataset=dataset)
-    np.testing.assert_allclose(res_sum['intensity'].data, dataset.raw.sum(axis=(0, 1)), rtol=1e-5)
-    np.testing.assert_allclose(res['pixelsum'].data, dataset.raw.sum(axis=(2, 3)), rtol=1e-5)
+    np.testing.assert_allclose(res_sum["intensity"].data, dataset.raw.sum(axis=(0, 1)), rtol=1e-5)
+    np.testing.assert_allclose(res["pixelsum"].data, dataset.raw.sum(axis=(2, 3)), rtol=1e-5)
 
 
 def test_regions_of_interest(any_ctx, dataset):
@@ -186,11 +177,11 @@ def test_regions_of_interest(any_ctx, dataset):
     ctx.run_udf(udf=udf, dataset=dataset, roi=roi)
 
     res = ctx.run_udf(udf=udf, dataset=dataset, roi=roi)
-    raw = res['pixelsum'].raw_data
+    raw = res["pixelsum"].raw_data
     expected = dataset.raw.sum(axis=(2, 3))
     np.testing.assert_allclose(raw, expected[roi], rtol=1e-6)
-    np.testing.assert_allclose(res['pixelsum'].data[roi], expected[roi], rtol=1e-6)
-    assert np.isnan(res['pixelsum'].data[~roi]).all()
+    np.testing.assert_allclose(res["pixelsum"].data[roi], expected[roi], rtol=1e-6)
+    assert np.isnan(res["pixelsum"].data[~roi]).all()
 
 
 def test_live_plotting_does_not_fail(ctx, dataset):
@@ -202,23 +193,25 @@ def test_partial_results(any_ctx, dataset):
     ctx = any_ctx
     for udf_results in ctx.run_udf_iter(dataset=dataset, udf=SumUDF()):
         # ... do something interesting with `udf_results`:
-        a = np.sum(udf_results.buffers[0]['intensity'])
+        a = np.sum(udf_results.buffers[0]["intensity"])
 
     # after the loop, `udf_results` contains the final results as usual
     assert a == pytest.approx(dataset.raw.sum(), rel=1e-5)
-    np.testing.assert_allclose(udf_results.buffers[0]['intensity'].data,
-                               dataset.raw.sum(axis=(0, 1)), rtol=1e-5)
+    np.testing.assert_allclose(
+        udf_results.buffers[0]["intensity"].data, dataset.raw.sum(axis=(0, 1)), rtol=1e-5
+    )
 
 
 def test_asynchronous_execution(any_ctx, dataset):
     import asyncio
+
     ctx = any_ctx
     udf = SumUDF()
 
     async def main():
         async for udf_results in ctx.run_udf_iter(dataset=dataset, udf=udf, sync=False):
             # ... do something interesting with `udf_results`:
-            a = np.sum(udf_results[0]['intensity'])
+            a = np.sum(udf_results[0]["intensity"])
 
         # or the version without intermediate results:
         udf_results = await ctx.run_udf(dataset=dataset, udf=udf, sync=False)
@@ -226,5 +219,6 @@ def test_asynchronous_execution(any_ctx, dataset):
 
     a, udf_results = asyncio.run(main())
     assert a == pytest.approx(dataset.raw.sum(), rel=1e-5)
-    np.testing.assert_allclose(udf_results['intensity'].data, dataset.raw.sum(axis=(0, 1)),
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        udf_results["intensity"].data, dataset.raw.sum(axis=(0, 1)), rtol=1e-5
+    )

@@ -1,4 +1,5 @@
 """Datasets: memory, npy, raw and auto; shapes, partitions, sync_offset and bad input."""
+
 import os
 import warnings
 
@@ -67,22 +68,26 @@ def test_npy_and_raw_and_auto_read_the_same(ctx_factory, npy_file, raw_file, dat
 def test_files_above_the_budget_are_mapped_per_partition(ctx, raw_file, data4d_int, monkeypatch):
     """The user's process keeps no map of a file above KEEP_MAPS_UP_TO."""
     from udfwidgets.io import files
+
     monkeypatch.setattr(files, "KEEP_MAPS_UP_TO", 100)
     files._MAPS.clear()
-    ds = ctx.load("raw", path=raw_file, nav_shape=(6, 5), sig_shape=(8, 7), dtype="uint16",
-                  num_partitions=3)
+    ds = ctx.load(
+        "raw", path=raw_file, nav_shape=(6, 5), sig_shape=(8, 7), dtype="uint16", num_partitions=3
+    )
     res = ctx.run_udf(dataset=ds, udf=SumSigUDF())
     np.testing.assert_allclose(res["intensity"].data, data4d_int.sum(axis=(2, 3), dtype=np.float64))
     assert not files._MAPS
     roi = np.arange(30).reshape(6, 5) % 2 == 0
     res = ctx.run_udf(dataset=ds, udf=SumSigUDF(), roi=roi)
-    np.testing.assert_allclose(res["intensity"].raw_data,
-                               data4d_int.sum(axis=(2, 3), dtype=np.float64)[roi])
+    np.testing.assert_allclose(
+        res["intensity"].raw_data, data4d_int.sum(axis=(2, 3), dtype=np.float64)[roi]
+    )
 
 
 def test_file_partitions_carry_no_frames(npy_file):
     """File-backed partitions pickle the path only, never the frames."""
     import pickle
+
     ds = load("npy", path=npy_file)
     for part in ds.get_partitions(2):
         assert len(pickle.dumps(part)) < 1000
@@ -94,11 +99,19 @@ def test_file_partitions_carry_no_frames(npy_file):
 def test_raw_sync_offset(ctx, raw_file, data4d_int, sync_offset, keep_maps, monkeypatch):
     if not keep_maps:
         from udfwidgets.io import files
+
         monkeypatch.setattr(files, "KEEP_MAPS_UP_TO", 100)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        ds = ctx.load("raw", path=raw_file, nav_shape=(6, 5), sig_shape=(8, 7), dtype="uint16",
-                      sync_offset=sync_offset, num_partitions=3)
+        ds = ctx.load(
+            "raw",
+            path=raw_file,
+            nav_shape=(6, 5),
+            sig_shape=(8, 7),
+            dtype="uint16",
+            sync_offset=sync_offset,
+            num_partitions=3,
+        )
     # every offset but 0 leaves |sync_offset| scan positions without a frame
     assert [w.category for w in caught] == ([MissingFramesWarning] if sync_offset else [])
     flat = data4d_int.reshape(30, 8, 7).astype(np.float64)
@@ -123,7 +136,9 @@ def test_missing_file(ctx, tmp_path):
 
 def test_raw_with_fewer_frames_than_the_scan_reads_zeros_and_warns(ctx, raw_file, data4d_int):
     """The geometry rule (io.geometry): missing frames read as zeros, with the numbers."""
-    with pytest.warns(MissingFramesWarning, match=r"holds 30 frames; nav_shape=\(6, 6\).* 6 of 36 "):
+    with pytest.warns(
+        MissingFramesWarning, match=r"holds 30 frames; nav_shape=\(6, 6\).* 6 of 36 "
+    ):
         ds = ctx.load("raw", path=raw_file, nav_shape=(6, 6), sig_shape=(8, 7), dtype="uint16")
     res = ctx.run_udf(dataset=ds, udf=SumSigUDF())["intensity"].data.reshape(-1)
     expected = np.zeros(36)
@@ -154,25 +169,35 @@ def test_raw_big_endian_is_read_in_native_order(ctx, tmp_path, data4d_int):
 
 
 def test_raw_size_not_whole_frames_says_what_the_file_holds(ctx, raw_file):
-    with pytest.raises(DataSetError, match=r"has 3360 bytes, not a whole number of frames of "
-                                           r"sig_shape=\(8, 8\) x dtype=uint16 \(128 bytes each; "
-                                           r"26 whole frames and 32 bytes more\)"):
+    with pytest.raises(
+        DataSetError,
+        match=r"has 3360 bytes, not a whole number of frames of "
+        r"sig_shape=\(8, 8\) x dtype=uint16 \(128 bytes each; "
+        r"26 whole frames and 32 bytes more\)",
+    ):
         ctx.load("raw", path=raw_file, nav_shape=(6, 6), sig_shape=(8, 8), dtype="uint16")
 
 
 def test_raw_sync_offset_past_the_end(ctx, raw_file):
     with pytest.raises(DataSetError, match="sync_offset=30 leaves no frame"):
-        ctx.load("raw", path=raw_file, nav_shape=(6, 5), sig_shape=(8, 7), dtype="uint16",
-                 sync_offset=30)
+        ctx.load(
+            "raw", path=raw_file, nav_shape=(6, 5), sig_shape=(8, 7), dtype="uint16", sync_offset=30
+        )
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(nav_shape=(0, 5)), "nav_shape must be a tuple of positive integers"),
-    (dict(sig_shape="x"), "sig_shape must be a tuple of positive integers"),
-    (dict(dtype="nonsense"), "is not a NumPy dtype"),
-    (dict(nav_shape=(2, 3, 5, 1), sig_shape=(8, 7)), "4 navigation dimensions; 1 to 3 are supported"),
-    (dict(nav_shape=(30,), sig_shape=(1, 8, 7)), "sig_dims must be 1 or 2"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(nav_shape=(0, 5)), "nav_shape must be a tuple of positive integers"),
+        (dict(sig_shape="x"), "sig_shape must be a tuple of positive integers"),
+        (dict(dtype="nonsense"), "is not a NumPy dtype"),
+        (
+            dict(nav_shape=(2, 3, 5, 1), sig_shape=(8, 7)),
+            "4 navigation dimensions; 1 to 3 are supported",
+        ),
+        (dict(nav_shape=(30,), sig_shape=(1, 8, 7)), "sig_dims must be 1 or 2"),
+    ],
+)
 def test_raw_bad_parameters(ctx, raw_file, kwargs, message):
     full = dict(nav_shape=(6, 5), sig_shape=(8, 7), dtype="uint16")
     full.update(kwargs)
@@ -200,9 +225,9 @@ def test_bad_kinds_and_arguments(ctx, tmp_path):
 
 
 def test_default_partitioning():
-    assert default_num_partitions(2**30, 16384, 2) == 8          # 128 MiB each
-    assert default_num_partitions(2**20, 100, 2) == 4            # two per worker
-    assert default_num_partitions(2**20, 3, 8) == 3              # never more than frames
+    assert default_num_partitions(2**30, 16384, 2) == 8  # 128 MiB each
+    assert default_num_partitions(2**20, 100, 2) == 4  # two per worker
+    assert default_num_partitions(2**20, 3, 8) == 3  # never more than frames
     assert default_num_partitions(4 * 2**30, 65536, 2) == 32
 
 
@@ -239,6 +264,7 @@ def test_large_file_is_never_loaded_whole(tmp_path, dtype, udf):
     one tile at a time.
     """
     from udfwidgets import Context
+
     path = tmp_path / "big.raw"
     n_frames, sig = 4096 * (2 if dtype == "uint16" else 1), (128, 128)
     rng = np.random.default_rng(0)

@@ -5,6 +5,7 @@ Also holds the helpers the standard-UDF tests share (``run_configs``,
 random, all-False) and partition counts (1, 3, one per frame) and compared
 with a plain-NumPy reference.
 """
+
 from __future__ import annotations
 
 import math
@@ -36,10 +37,11 @@ def partition_counts(nav_shape: tuple[int, ...]) -> tuple[int, ...]:
     return (1, 3, int(np.prod(nav_shape)))
 
 
-def run_configs(ctx, data: np.ndarray, make_udf, sig_dims: int = 2, rois=ROI_KINDS,
-                partitions=None):
+def run_configs(
+    ctx, data: np.ndarray, make_udf, sig_dims: int = 2, rois=ROI_KINDS, partitions=None
+):
     """Yield ``(roi, num_partitions, results)`` for each roi kind and partition count."""
-    nav_shape = data.shape[:data.ndim - sig_dims]
+    nav_shape = data.shape[: data.ndim - sig_dims]
     for kind in rois:
         roi = make_roi(kind, nav_shape)
         for n in partitions or partition_counts(nav_shape):
@@ -61,13 +63,14 @@ def assert_results(res, expected: dict, where: str, rtol: float = 1e-5, atol: fl
         got = np.asarray(res[name].data)
         ref = np.asarray(ref)
         assert got.shape == ref.shape, f"{name} ({where}): shape {got.shape} != {ref.shape}"
-        np.testing.assert_allclose(got, ref, rtol=rtol, atol=atol, equal_nan=True,
-                                   err_msg=f"{name} ({where})")
+        np.testing.assert_allclose(
+            got, ref, rtol=rtol, atol=atol, equal_nan=True, err_msg=f"{name} ({where})"
+        )
 
 
 def selected(data: np.ndarray, roi: np.ndarray | None, sig_dims: int = 2) -> np.ndarray:
     """The frames the roi selects, shape ``(n, *sig)``, in flat nav order."""
-    flat = data.reshape((-1,) + data.shape[data.ndim - sig_dims:])
+    flat = data.reshape((-1,) + data.shape[data.ndim - sig_dims :])
     return flat if roi is None else flat[roi.reshape(-1)]
 
 
@@ -126,11 +129,13 @@ def test_sector_matches_loop_including_wrap():
             r = math.hypot(y - 5, x - 4)
             in_angle = (ang - a0) % 360 < (a1 - a0)
             return in_angle and ri <= r < ro
+
         return loop_mask((10, 9), pred)
 
     for a0, a1, ri, ro in [(0, 90, 0, 4), (30, 200, 1, 10), (-45, 45, 0.5, 3.5), (300, 420, 0, 99)]:
-        got = masks.sector((10, 9), centre=(5, 4), start=a0, stop=a1, inner=ri, outer=ro,
-                           dtype=bool)
+        got = masks.sector(
+            (10, 9), centre=(5, 4), start=a0, stop=a1, inner=ri, outer=ro, dtype=bool
+        )
         np.testing.assert_array_equal(got, ref(a0, a1, ri, ro), err_msg=f"sector {a0}..{a1}")
 
 
@@ -157,22 +162,25 @@ def test_maps():
     np.testing.assert_allclose(np.degrees(a[0, 1]), 270)
 
 
-@pytest.mark.parametrize("call, match", [
-    (lambda: masks.disk((4,), (0, 0), 1), "sig_shape"),
-    (lambda: masks.disk((4, 0), (0, 0), 1), "sig_shape"),
-    (lambda: masks.disk((4, 4), (0,), 1), "centre"),
-    (lambda: masks.disk((4, 4), (0, float("nan")), 1), "centre"),
-    (lambda: masks.disk((4, 4), (0, 0), -1), "radius"),
-    (lambda: masks.disk((4, 4), (0, 0), "3"), "radius"),
-    (lambda: masks.ring((4, 4), (0, 0), 3, 2), "outer must be larger"),
-    (lambda: masks.rectangle((4, 4), 0, 0, 0, 2), "height and width"),
-    (lambda: masks.rectangle((4, 4), 0.5, 0, 1, 2), "top"),
-    (lambda: masks.point((4, 4), 4, 0), "y must be"),
-    (lambda: masks.sector((4, 4), (0, 0), 90, 10), "stop must be larger"),
-    (lambda: masks.radial_bins((4, 4), (0, 0), 0, 3), "n_bins"),
-    (lambda: masks.radial_bins((4, 4), (0, 0), 2, 1, r_min=2), "r_max"),
-    (lambda: masks.disk((4, 4), (0, 0), 1, dtype="nope"), "dtype"),
-])
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda: masks.disk((4,), (0, 0), 1), "sig_shape"),
+        (lambda: masks.disk((4, 0), (0, 0), 1), "sig_shape"),
+        (lambda: masks.disk((4, 4), (0,), 1), "centre"),
+        (lambda: masks.disk((4, 4), (0, float("nan")), 1), "centre"),
+        (lambda: masks.disk((4, 4), (0, 0), -1), "radius"),
+        (lambda: masks.disk((4, 4), (0, 0), "3"), "radius"),
+        (lambda: masks.ring((4, 4), (0, 0), 3, 2), "outer must be larger"),
+        (lambda: masks.rectangle((4, 4), 0, 0, 0, 2), "height and width"),
+        (lambda: masks.rectangle((4, 4), 0.5, 0, 1, 2), "top"),
+        (lambda: masks.point((4, 4), 4, 0), "y must be"),
+        (lambda: masks.sector((4, 4), (0, 0), 90, 10), "stop must be larger"),
+        (lambda: masks.radial_bins((4, 4), (0, 0), 0, 3), "n_bins"),
+        (lambda: masks.radial_bins((4, 4), (0, 0), 2, 1, r_min=2), "r_max"),
+        (lambda: masks.disk((4, 4), (0, 0), 1, dtype="nope"), "dtype"),
+    ],
+)
 def test_errors_name_the_parameter(call, match):
     with pytest.raises(ValueError, match=match):
         call()

@@ -1,4 +1,5 @@
 """Faults that used to break the next run, clean shutdown, and the break/cancel stress test."""
+
 from __future__ import annotations
 
 import asyncio
@@ -41,8 +42,12 @@ def slow_ds(ctx, n=16):
 
 
 def small_ds(ctx):
-    return ctx.load("memory", data=np.arange(6 * 4 * 3, dtype=np.float32).reshape(6, 4, 3),
-                    sig_dims=2, num_partitions=3)
+    return ctx.load(
+        "memory",
+        data=np.arange(6 * 4 * 3, dtype=np.float32).reshape(6, 4, 3),
+        sig_dims=2,
+        num_partitions=3,
+    )
 
 
 def check_sum(ctx):
@@ -59,7 +64,8 @@ class ThreadErrors:
         self._old = threading.excepthook
         threading.excepthook = lambda args: self.errors.append(
             f"{args.thread.name if args.thread else '?'}: {args.exc_type.__name__}: "
-            f"{args.exc_value}")
+            f"{args.exc_value}"
+        )
         return self
 
     def __exit__(self, *exc):
@@ -68,6 +74,7 @@ class ThreadErrors:
 
 
 # --- processes: the next run after a stopped one ----------------------------------
+
 
 async def _cancel_then_run(ctx, ds):
     task = asyncio.ensure_future(ctx.run_udf(dataset=ds, udf=Slow(), sync=False))
@@ -94,8 +101,9 @@ async def _break_async_iter_then_run(ctx, ds):
     return await ctx.run_udf(dataset=small_ds(ctx), udf=SumUDF(), sync=False)
 
 
-@pytest.mark.parametrize("scenario", [_cancel_then_run, _cancel_and_run_at_once,
-                                      _break_async_iter_then_run])
+@pytest.mark.parametrize(
+    "scenario", [_cancel_then_run, _cancel_and_run_at_once, _break_async_iter_then_run]
+)
 def test_next_run_after_async_cancel_or_break_works(processes_ctx, scenario):
     """Before: ShutdownExecutorError in the next run (28 of 28 cancels, 16 of 24 breaks)."""
     ds = slow_ds(processes_ctx)
@@ -181,9 +189,14 @@ CLOSE_SCRIPT = textwrap.dedent("""
 def _run_script(tmp_path, mode):
     script = tmp_path / "close.py"
     script.write_text(CLOSE_SCRIPT)
-    return subprocess.Popen([sys.executable, str(script), mode], cwd=ROOT, text=True,
-                            env=dict(os.environ, PYTHONPATH=ROOT), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, str(script), mode],
+        cwd=ROOT,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=ROOT),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
 def _parse(line):
@@ -220,8 +233,11 @@ def test_workers_exit_when_their_parent_is_killed(tmp_path):
         alive = pids
         while alive and time.monotonic() < deadline:
             time.sleep(0.1)
-            alive = [p for p in pids if psutil.pid_exists(p)
-                     and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+            alive = [
+                p
+                for p in pids
+                if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE
+            ]
         assert alive == [], [" ".join(psutil.Process(p).cmdline()) for p in alive]
     finally:
         if proc.poll() is None:
@@ -234,10 +250,12 @@ def test_closed_context_says_so(executor, data4d):
     ctx = Context(executor=executor, n_jobs=1, warm_start=False)
     ds = ctx.load("memory", data=data4d)
     ctx.close()
-    for call in (lambda: ctx.run_udf(dataset=ds, udf=SumUDF()),
-                 lambda: ctx.run_udf_iter(dataset=ds, udf=SumUDF()),
-                 lambda: ctx.run_udf(dataset=ds, udf=SumUDF(), sync=False),
-                 ctx.release_files):
+    for call in (
+        lambda: ctx.run_udf(dataset=ds, udf=SumUDF()),
+        lambda: ctx.run_udf_iter(dataset=ds, udf=SumUDF()),
+        lambda: ctx.run_udf(dataset=ds, udf=SumUDF(), sync=False),
+        ctx.release_files,
+    ):
         with pytest.raises(ContextClosedError, match="this Context was closed"):
             call()
     ctx.close()  # twice is fine
@@ -255,6 +273,7 @@ def test_closed_dask_context_says_so(dask_client, data4d):
 
 
 # --- the stress test -------------------------------------------------------------
+
 
 def _interrupt_soon(delay=0.1):
     timer = threading.Timer(delay, os.kill, (os.getpid(), signal.SIGINT))
@@ -295,6 +314,7 @@ def test_stress_break_cancel_interrupt(ctx_factory, executor, tmp_path):
 
 # --- resident size of workers: kept file maps are page cache, not private memory ----
 
+
 def _rss(pid, field):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -312,9 +332,11 @@ def test_worker_rss_counts_kept_file_maps_and_release_files_drops_them(processes
     np.save(path, np.ones((48, 512, 512), np.float32))
     ds = processes_ctx.load("npy", path=str(path), num_partitions=4)
     processes_ctx.run_udf(dataset=ds, udf=SumUDF())
-    pool_pids = lambda: [p.pid for p in psutil.Process().children(recursive=True)  # noqa: E731
-                         if "loky" in " ".join(p.cmdline())
-                         and "resource_tracker" not in " ".join(p.cmdline())]
+    pool_pids = lambda: [
+        p.pid
+        for p in psutil.Process().children(recursive=True)  # noqa: E731
+        if "loky" in " ".join(p.cmdline()) and "resource_tracker" not in " ".join(p.cmdline())
+    ]
     pids = pool_pids()
     file_pages = sum(_rss(p, "RssFile") for p in pids)
     anon = [_rss(p, "RssAnon") for p in pids]

@@ -4,6 +4,7 @@ on the same Context is correct, with no traceback left in any thread.
 docs/reliability.md gives the counts. Worker death, Ctrl-C and SIGKILL of the main process are
 in tests/test_execution.py, tests/test_reliability.py and tests/test_reliability_files.py.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -16,8 +17,16 @@ import pytest
 from udfwidgets import UDF
 from udfwidgets.udf.sum import SumUDF
 
-METHODS = ["preprocess", "process_frame", "process_tile", "process_partition", "merge",
-           "postprocess", "get_results", "get_task_data"]
+METHODS = [
+    "preprocess",
+    "process_frame",
+    "process_tile",
+    "process_partition",
+    "merge",
+    "postprocess",
+    "get_results",
+    "get_task_data",
+]
 
 
 class Boom(Exception):
@@ -96,8 +105,7 @@ def check_next_run(ctx):
 
 
 def slow_ds(ctx):
-    return ctx.load("memory", data=np.ones((12, 4, 4), np.float32), sig_dims=2,
-                    num_partitions=12)
+    return ctx.load("memory", data=np.ones((12, 4, 4), np.float32), sig_dims=2, num_partitions=12)
 
 
 def fault_break(ctx):
@@ -118,6 +126,7 @@ def fault_async_cancel(ctx):
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+
     asyncio.run(go())
 
 
@@ -125,6 +134,7 @@ def fault_async_break(ctx):
     async def go():
         async for _ in ctx.run_udf_iter(dataset=slow_ds(ctx), udf=Slow(), sync=False):
             break
+
     asyncio.run(go())
 
 
@@ -152,18 +162,21 @@ def fault_exception(method):
         ds = ctx.load("memory", data=DATA, num_partitions=3)
         with pytest.raises(Boom, match=f"in {method}"):
             ctx.run_udf(dataset=ds, udf=failing(method))
+
     return run
 
 
 FAULTS = {f"exception in {m}": fault_exception(m) for m in METHODS}
-FAULTS.update({
-    "break in run_udf_iter": fault_break,
-    "generator closed early": fault_close,
-    "async run cancelled": fault_async_cancel,
-    "break in async run_udf_iter": fault_async_break,
-    "exception that does not unpickle": fault_unpicklable_exception,
-    "two runs interleaved": fault_interleaved_runs,
-})
+FAULTS.update(
+    {
+        "break in run_udf_iter": fault_break,
+        "generator closed early": fault_close,
+        "async run cancelled": fault_async_cancel,
+        "break in async run_udf_iter": fault_async_break,
+        "exception that does not unpickle": fault_unpicklable_exception,
+        "two runs interleaved": fault_interleaved_runs,
+    }
+)
 
 
 #: dask: a task whose exception cannot be unpickled hangs the run (found by this table; the

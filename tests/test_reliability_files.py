@@ -1,4 +1,5 @@
 """Data safety of RecordUDF: never the input, never a half-written file at the target."""
+
 from __future__ import annotations
 
 import glob
@@ -39,7 +40,8 @@ class FailAfter(UDF):
         self.__dict__["_seen"] = self.__dict__.get("_seen", 0) + 1
         if self.meta.coordinates[0][0] >= self.params.after:
             raise {"RuntimeError": RuntimeError, "KeyboardInterrupt": KeyboardInterrupt}[
-                self.params.exc]("fails on purpose")
+                self.params.exc
+            ]("fails on purpose")
         self.results.x[:] = 1
 
 
@@ -51,12 +53,17 @@ def npy_ds(any_ctx, tmp_path, data4d_int):
 
 
 @pytest.mark.parametrize("how", ["same path", "hard link", "symlink", "relative path"])
-def test_record_refuses_to_write_the_file_it_reads(any_ctx, npy_ds, data4d_int, tmp_path, how,
-                                                   monkeypatch):
+def test_record_refuses_to_write_the_file_it_reads(
+    any_ctx, npy_ds, data4d_int, tmp_path, how, monkeypatch
+):
     """Before: the input was zeroed and the run reported success."""
     ds, src = npy_ds
-    target = {"same path": src, "hard link": str(tmp_path / "link.npy"),
-              "symlink": str(tmp_path / "sym.npy"), "relative path": "scan.npy"}[how]
+    target = {
+        "same path": src,
+        "hard link": str(tmp_path / "link.npy"),
+        "symlink": str(tmp_path / "sym.npy"),
+        "relative path": "scan.npy",
+    }[how]
     if how == "hard link":
         os.link(src, target)
     elif how == "symlink":
@@ -104,8 +111,10 @@ def test_keyboard_interrupt_leaves_no_file(ctx, tmp_path, data4d_int):
     np.save(target, np.zeros(3))
     ds = ctx.load("memory", data=data4d_int, num_partitions=3)
     with pytest.raises(KeyboardInterrupt):
-        ctx.run_udf(dataset=ds, udf=[RecordUDF(target, overwrite=True),
-                                     FailAfter(2, exc="KeyboardInterrupt")])
+        ctx.run_udf(
+            dataset=ds,
+            udf=[RecordUDF(target, overwrite=True), FailAfter(2, exc="KeyboardInterrupt")],
+        )
     np.testing.assert_array_equal(np.load(target), np.zeros(3))
     assert partials(tmp_path) == []
 
@@ -132,6 +141,7 @@ def test_run_udf_iter_renames_when_finished(any_ctx, tmp_path, data4d_int):
 
 def test_a_run_that_is_never_iterated_leaves_no_temporary_file(ctx, tmp_path, data4d_int):
     import gc
+
     target = tmp_path / "out.npy"
     ds = ctx.load("memory", data=data4d_int)
     gen = ctx.run_udf_iter(dataset=ds, udf=RecordUDF(target))
@@ -171,10 +181,15 @@ def test_sigkill_of_the_main_process_never_leaves_a_full_file(tmp_path, executor
     script = tmp_path / "run.py"
     script.write_text(SCRIPT)
     env = dict(os.environ, PYTHONPATH=ROOT)
-    proc = subprocess.Popen([sys.executable, str(script), executor, str(target),
-                             "1" if overwrite else "0"], env=env, cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(script), executor, str(target), "1" if overwrite else "0"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 60
         while not partials(tmp_path) and time.monotonic() < deadline and proc.poll() is None:

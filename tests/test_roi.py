@@ -1,4 +1,5 @@
 """roi forms: masks (bool, numeric 0/1, sparse), coordinates, LiberTEM's forms, and errors."""
+
 from __future__ import annotations
 
 import warnings
@@ -53,12 +54,15 @@ def test_bool_mask_gives_no_warning():
     np.testing.assert_array_equal(got, _flat(np.eye(3)))
 
 
-@pytest.mark.parametrize("roi", [
-    [(0, 1), (2, 2)],
-    np.array([[0, 1], [2, 2]]),
-    [((0, 1), True), ((2, 2), True)],
-    [((0, 1), np.bool_(True)), ((2, 2), True)],
-])
+@pytest.mark.parametrize(
+    "roi",
+    [
+        [(0, 1), (2, 2)],
+        np.array([[0, 1], [2, 2]]),
+        [((0, 1), True), ((2, 2), True)],
+        [((0, 1), np.bool_(True)), ((2, 2), True)],
+    ],
+)
 def test_coordinate_forms(roi):
     expected = np.zeros((3, 3), bool)
     expected[0, 1] = expected[2, 2] = True
@@ -112,25 +116,28 @@ def test_pydata_sparse_3d_nav_with_fill_value_true():
     np.testing.assert_array_equal(normalize_roi(roi, (2, 3, 2)), _flat(mask))
 
 
-@pytest.mark.parametrize("roi, message", [
-    (np.array([0, 2, 1, 0]), r"values other than 0 and 1 \(2\)"),
-    (np.full((2, 2), 0.5), r"values other than 0 and 1"),
-    (np.array([0, np.nan, 1, 0]), r"values other than 0 and 1"),
-    ((1, 2, 3), r"one nav coordinate, which needs 2 integers"),
-    ([(1, 2.0)], r"must be a tuple of 2 integers"),
-    ([(0, 5)], r"\(0, 5\) is not inside the navigation shape \(2, 2\)"),
-    ([(-1, 0)], r"negative ones are not allowed"),
-    (np.array([[0.0, 1.0], [1.0, 1.0], [1.0, 0.0]]), r"coordinates must be integers"),
-    (np.ones((3,), bool), r"bool roi must have the navigation shape \(2, 2\)"),
-    (np.ones((2, 2, 1)), r"neither a mask nor a list of coordinates"),
-    ("abc", r"neither a mask nor a list of coordinates"),
-    (True, r"single value: use roi=None"),
-    (np.bool_(False), r"single value"),
-    (np.array(1), r"single value"),
-    ([((0, 0), True), ((1, 1), False)], r"same value"),
-    ([((0, 0, 0), True)], r"need coordinates of 2 integers"),
-    (np.array(["a", "b", "c", "d"]), r"dtype <U1 cannot be a mask"),
-])
+@pytest.mark.parametrize(
+    "roi, message",
+    [
+        (np.array([0, 2, 1, 0]), r"values other than 0 and 1 \(2\)"),
+        (np.full((2, 2), 0.5), r"values other than 0 and 1"),
+        (np.array([0, np.nan, 1, 0]), r"values other than 0 and 1"),
+        ((1, 2, 3), r"one nav coordinate, which needs 2 integers"),
+        ([(1, 2.0)], r"must be a tuple of 2 integers"),
+        ([(0, 5)], r"\(0, 5\) is not inside the navigation shape \(2, 2\)"),
+        ([(-1, 0)], r"negative ones are not allowed"),
+        (np.array([[0.0, 1.0], [1.0, 1.0], [1.0, 0.0]]), r"coordinates must be integers"),
+        (np.ones((3,), bool), r"bool roi must have the navigation shape \(2, 2\)"),
+        (np.ones((2, 2, 1)), r"neither a mask nor a list of coordinates"),
+        ("abc", r"neither a mask nor a list of coordinates"),
+        (True, r"single value: use roi=None"),
+        (np.bool_(False), r"single value"),
+        (np.array(1), r"single value"),
+        ([((0, 0), True), ((1, 1), False)], r"same value"),
+        ([((0, 0, 0), True)], r"need coordinates of 2 integers"),
+        (np.array(["a", "b", "c", "d"]), r"dtype <U1 cannot be a mask"),
+    ],
+)
 def test_bad_rois_say_how_to_pass_each(roi, message):
     with pytest.raises(ValueError, match=message) as info:
         normalize_roi(roi, (2, 2))
@@ -149,8 +156,9 @@ def test_mask_shaped_coordinates_are_a_mask_and_the_message_says_how_to_pass_coo
     """nav (3, 2): a (3, 2) int array is mask-shaped, so it is a mask; values > 1 cannot be."""
     with pytest.raises(ValueError, match=r"list of tuples \[\(y, x\), \.\.\.\]"):
         normalize_roi(np.array([[0, 1], [2, 1], [1, 0]]), (3, 2))
-    np.testing.assert_array_equal(normalize_roi([(0, 1), (2, 1), (1, 0)], (3, 2)),
-                                  [False, True, True, False, False, True])
+    np.testing.assert_array_equal(
+        normalize_roi([(0, 1), (2, 1), (1, 0)], (3, 2)), [False, True, True, False, False, True]
+    )
 
 
 def test_empty_coordinate_list_selects_nothing(ctx, data4d):

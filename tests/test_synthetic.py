@@ -4,6 +4,7 @@ Every physical check recomputes the analysis with plain NumPy (virtual
 detectors as distance masks, centre of mass as weighted means) and compares
 it with the ground truth the generator reports.
 """
+
 from __future__ import annotations
 
 import math
@@ -13,8 +14,15 @@ import numpy as np
 import pytest
 
 from udfwidgets import Context, DataSetError
-from udfwidgets.data import (FIRST_GRAIN_LABEL, LABEL_AMORPHOUS, LABEL_VACUUM, _poisson,
-                             make_4dstem, write_npy, write_raw)
+from udfwidgets.data import (
+    FIRST_GRAIN_LABEL,
+    LABEL_AMORPHOUS,
+    LABEL_VACUUM,
+    _poisson,
+    make_4dstem,
+    write_npy,
+    write_raw,
+)
 from udfwidgets.io.synthetic import SyntheticDataSet
 
 NAV, SIG = (32, 32), (64, 64)
@@ -36,8 +44,10 @@ def radius(truth, shift=(0.0, 0.0)) -> np.ndarray:
 def correlation_ratio(values: np.ndarray, groups: np.ndarray) -> float:
     """Share of the variance of ``values`` explained by the group means (eta squared)."""
     total = ((values - values.mean()) ** 2).sum()
-    between = sum(((groups == g).sum() * (values[groups == g].mean() - values.mean()) ** 2)
-                  for g in np.unique(groups))
+    between = sum(
+        ((groups == g).sum() * (values[groups == g].mean() - values.mean()) ** 2)
+        for g in np.unique(groups)
+    )
     return float(between / total)
 
 
@@ -97,18 +107,21 @@ def test_uint8_saturates_like_a_counter():
     assert np.array_equal(data, np.minimum(wide, 255))
 
 
-@pytest.mark.parametrize("kwargs, words", [
-    (dict(nav_shape=(2, 2, 2, 2)), "nav_shape"),
-    (dict(nav_shape=(0, 4)), "nav_shape"),
-    (dict(sig_shape=(4, 4)), "sig_shape"),
-    (dict(sig_shape=(32,)), "sig_shape"),
-    (dict(dtype="complex64"), "dtype"),
-    (dict(dtype="no-such-type"), "dtype"),
-    (dict(seed=-1), "seed"),
-    (dict(n_grains=0), "n_grains"),
-    (dict(dose=0.0), "dose"),
-    (dict(max_shift=100.0), "max_shift"),
-])
+@pytest.mark.parametrize(
+    "kwargs, words",
+    [
+        (dict(nav_shape=(2, 2, 2, 2)), "nav_shape"),
+        (dict(nav_shape=(0, 4)), "nav_shape"),
+        (dict(sig_shape=(4, 4)), "sig_shape"),
+        (dict(sig_shape=(32,)), "sig_shape"),
+        (dict(dtype="complex64"), "dtype"),
+        (dict(dtype="no-such-type"), "dtype"),
+        (dict(seed=-1), "seed"),
+        (dict(n_grains=0), "n_grains"),
+        (dict(dose=0.0), "dose"),
+        (dict(max_shift=100.0), "max_shift"),
+    ],
+)
 def test_bad_parameters_name_themselves(kwargs, words):
     args = dict(nav_shape=(4, 4), sig_shape=(16, 16)) | kwargs
     with pytest.raises(ValueError, match=words):
@@ -276,18 +289,19 @@ def test_path_argument_writes_the_same_data(tmp_path):
     data = make_4dstem((4, 4), (16, 16), seed=5, path=tmp_path / "x.npy")
     make_4dstem((4, 4), (16, 16), seed=5, path=tmp_path / "x.bin")
     assert np.array_equal(np.load(tmp_path / "x.npy"), data)
-    assert np.array_equal(np.fromfile(tmp_path / "x.bin", dtype="uint16").reshape(data.shape),
-                          data)
+    assert np.array_equal(np.fromfile(tmp_path / "x.bin", dtype="uint16").reshape(data.shape), data)
 
 
 def test_written_files_load_as_datasets(tmp_path, ctx):
     from udfwidgets.udf.sum import SumUDF
+
     ref = make_4dstem((4, 5), (16, 16), seed=9)
     write_npy(tmp_path / "s.npy", (4, 5), (16, 16), seed=9)
     write_raw(tmp_path / "s.raw", (4, 5), (16, 16), seed=9)
     ds_npy = ctx.load("npy", path=tmp_path / "s.npy")
-    ds_raw = ctx.load("raw", path=tmp_path / "s.raw", nav_shape=(4, 5), sig_shape=(16, 16),
-                      dtype="uint16")
+    ds_raw = ctx.load(
+        "raw", path=tmp_path / "s.raw", nav_shape=(4, 5), sig_shape=(16, 16), dtype="uint16"
+    )
     for ds in (ds_npy, ds_raw):
         got = ctx.run_udf(dataset=ds, udf=SumUDF())["intensity"].data
         np.testing.assert_allclose(got, ref.sum(axis=(0, 1)))
@@ -302,8 +316,8 @@ def test_write_into_a_missing_folder_says_so(tmp_path):
 
 def test_synthetic_dataset_through_the_context(any_ctx):
     from udfwidgets.udf.sumsigudf import SumSigUDF
-    ds = any_ctx.load("synthetic", nav_shape=(6, 7), sig_shape=(24, 24), seed=4,
-                      num_partitions=3)
+
+    ds = any_ctx.load("synthetic", nav_shape=(6, 7), sig_shape=(24, 24), seed=4, num_partitions=3)
     ref, truth = make_4dstem((6, 7), (24, 24), seed=4, return_truth=True)
     assert isinstance(ds, SyntheticDataSet)
     assert np.array_equal(ds.data, ref)

@@ -1,4 +1,5 @@
 """The UDF API: parameters, clean copies, buffer declarations, method rules and their errors."""
+
 import numpy as np
 import pytest
 
@@ -36,8 +37,9 @@ def test_params_are_attributes_and_survive_the_clean_copy(ctx, ds):
     assert udf.copy().params.factor == 3.0
     res = ctx.run_udf(dataset=ds, udf=udf)
     data = ds.data
-    np.testing.assert_allclose(res["x"].data, data.sum(axis=(2, 3), dtype=np.float64) * 3.0,
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        res["x"].data, data.sum(axis=(2, 3), dtype=np.float64) * 3.0, rtol=1e-6
+    )
     with pytest.raises(AttributeError, match="ScaleUDF has no parameter 'factr'"):
         udf.params.factr
 
@@ -83,13 +85,22 @@ def test_constructor_changing_the_parameter_set_is_a_type_error(ctx, ds):
         ctx.run_udf(dataset=ds, udf=DropsParamUDF(b=1))
 
 
-@pytest.mark.parametrize("decl, message", [
-    (dict(kind="navv"), r"buffer 'buf' of BadBufUDF: kind='navv' is not one of 'nav', 'sig', 'single'"),
-    (dict(kind="nav", dtype="floaty"), r"buffer 'buf' of BadBufUDF: dtype='floaty' is not a NumPy dtype"),
-    (dict(kind="nav", extra_shape=(-1,)), r"buffer 'buf' of BadBufUDF: extra_shape"),
-    (dict(kind="nav", extra_shape="ab"), r"buffer 'buf' of BadBufUDF: extra_shape"),
-    (dict(kind="nav", use="public"), r"buffer 'buf' of BadBufUDF: use='public'"),
-])
+@pytest.mark.parametrize(
+    "decl, message",
+    [
+        (
+            dict(kind="navv"),
+            r"buffer 'buf' of BadBufUDF: kind='navv' is not one of 'nav', 'sig', 'single'",
+        ),
+        (
+            dict(kind="nav", dtype="floaty"),
+            r"buffer 'buf' of BadBufUDF: dtype='floaty' is not a NumPy dtype",
+        ),
+        (dict(kind="nav", extra_shape=(-1,)), r"buffer 'buf' of BadBufUDF: extra_shape"),
+        (dict(kind="nav", extra_shape="ab"), r"buffer 'buf' of BadBufUDF: extra_shape"),
+        (dict(kind="nav", use="public"), r"buffer 'buf' of BadBufUDF: use='public'"),
+    ],
+)
 def test_bad_buffer_declarations_name_the_buffer(ctx, ds, decl, message):
     class BadBufUDF(UDF):
         def get_result_buffers(self):
@@ -111,8 +122,10 @@ def test_buffer_names_must_be_identifiers(ctx, ds, name):
         def process_frame(self, frame):
             pass
 
-    with pytest.raises(BufferError, match=f"buffer {name!r} of BadNameUDF: buffer names must be "
-                                          "valid Python identifiers"):
+    with pytest.raises(
+        BufferError,
+        match=f"buffer {name!r} of BadNameUDF: buffer names must be valid Python identifiers",
+    ):
         ctx.run_udf(dataset=ds, udf=BadNameUDF())
 
 
@@ -124,8 +137,11 @@ def test_writing_to_an_undeclared_buffer_names_it(ctx, ds):
         def process_frame(self, frame):
             self.results.intensty[:] = 1
 
-    with pytest.raises(AttributeError, match=r"TypoUDF has no result buffer 'intensty' "
-                                             r"\(declared buffers: intensity\)"):
+    with pytest.raises(
+        AttributeError,
+        match=r"TypoUDF has no result buffer 'intensty' "
+        r"\(declared buffers: intensity\)",
+    ):
         ctx.run_udf(dataset=ds, udf=TypoUDF())
 
 
@@ -150,8 +166,11 @@ def test_sig_buffer_without_merge_is_a_clear_not_implemented_error(ctx, ds):
         def process_frame(self, frame):
             self.results.acc[:] += frame
 
-    with pytest.raises(NotImplementedError, match=r"NoMergeUDF has sig/single buffers \('acc'\) "
-                                                  r"but no merge\(\) method.*dest.acc\[:\] \+= src.acc"):
+    with pytest.raises(
+        NotImplementedError,
+        match=r"NoMergeUDF has sig/single buffers \('acc'\) "
+        r"but no merge\(\) method.*dest.acc\[:\] \+= src.acc",
+    ):
         ctx.run_udf(dataset=ds, udf=NoMergeUDF())
 
 
@@ -160,8 +179,9 @@ def test_udf_without_a_process_method(ctx, ds):
         def get_result_buffers(self):
             return {"x": self.buffer(kind="nav")}
 
-    with pytest.raises(TypeError, match="LazyUDF implements none of process_frame, process_tile, "
-                                        "process_partition"):
+    with pytest.raises(
+        TypeError, match="LazyUDF implements none of process_frame, process_tile, process_partition"
+    ):
         ctx.run_udf(dataset=ds, udf=LazyUDF())
 
 
@@ -194,13 +214,16 @@ def test_tile_beats_frame_beats_partition(ctx, ds):
 def test_process_tile_nav_buffers_are_views_of_the_tile(ctx, ds):
     class TileShapes(UDF):
         def get_result_buffers(self):
-            return {"n": self.buffer(kind="nav", dtype="int64"),
-                    "ok": self.buffer(kind="nav", dtype=bool)}
+            return {
+                "n": self.buffer(kind="nav", dtype="int64"),
+                "ok": self.buffer(kind="nav", dtype=bool),
+            }
 
         def process_tile(self, tile):
             self.results.n[:] = len(tile)
-            self.results.ok[:] = (self.results.n.shape == (len(tile),)
-                                  and len(self.meta.coordinates) == len(tile))
+            self.results.ok[:] = self.results.n.shape == (len(tile),) and len(
+                self.meta.coordinates
+            ) == len(tile)
 
     res = ctx.run_udf(dataset=ds, udf=TileShapes())
     assert res["ok"].data.all()
@@ -213,9 +236,11 @@ def test_get_task_data_and_meta(ctx, data4d):
             return {"weights": np.full(self.meta.dataset_shape.sig, 2.0)}
 
         def get_result_buffers(self):
-            return {"x": self.buffer(kind="nav", dtype="float64"),
-                    "pshape": self.buffer(kind="nav", dtype="int64"),
-                    "origin": self.buffer(kind="nav", dtype="int64")}
+            return {
+                "x": self.buffer(kind="nav", dtype="float64"),
+                "pshape": self.buffer(kind="nav", dtype="int64"),
+                "origin": self.buffer(kind="nav", dtype="int64"),
+            }
 
         def process_frame(self, frame):
             self.results.x[:] = np.sum(frame * self.task_data.weights)
@@ -228,7 +253,9 @@ def test_get_task_data_and_meta(ctx, data4d):
     bounds = ds.partition_bounds(1)
     sizes = np.concatenate([np.full(b - a, b - a) for a, b in bounds])
     np.testing.assert_array_equal(res["pshape"].data.reshape(-1), sizes)
-    np.testing.assert_array_equal(res["origin"].data.reshape(-1), np.arange(data4d.shape[0] * data4d.shape[1]))
+    np.testing.assert_array_equal(
+        res["origin"].data.reshape(-1), np.arange(data4d.shape[0] * data4d.shape[1])
+    )
 
 
 def test_get_results_rejects_undeclared_names_and_wrong_shapes(ctx, ds):
@@ -243,16 +270,21 @@ def test_get_results_rejects_undeclared_names_and_wrong_shapes(ctx, ds):
         def get_results(self):
             return {"x": np.zeros(3)}
 
-    with pytest.raises(BufferError, match=r"returned 'x' with shape \(3,\); a nav buffer must have "
-                                          r"shape \(7, 9\)"):
+    with pytest.raises(
+        BufferError,
+        match=r"returned 'x' with shape \(3,\); a nav buffer must have "
+        r"shape \(7, 9\)",
+    ):
         ctx.run_udf(dataset=ds, udf=WrongShape())
 
 
 def test_get_results_sees_flat_roi_compressed_nav_buffers(ctx, ds, rng):
     class Doubled(NavUDF):
         def get_result_buffers(self):
-            return {"x": self.buffer(kind="nav"),
-                    "twice": self.buffer(kind="nav", use="result_only")}
+            return {
+                "x": self.buffer(kind="nav"),
+                "twice": self.buffer(kind="nav", use="result_only"),
+            }
 
         def get_results(self):
             # LiberTEM's contract: flat, one entry per selected frame
@@ -269,6 +301,7 @@ def test_get_results_sees_flat_roi_compressed_nav_buffers(ctx, ds, rng):
 
 def test_unpicklable_parameter_is_named(processes_ctx, data4d):
     import threading
+
     ctx = processes_ctx
     ds = ctx.load("memory", data=data4d, num_partitions=3)
 
@@ -328,8 +361,10 @@ def test_meta_tells_main_node_from_workers(ctx, ds):
             return {"main": self.meta.on_main_node}
 
         def get_result_buffers(self):
-            return {"main": self.buffer(kind="nav", dtype=bool),
-                    "init_on_main": self.buffer(kind="single", dtype=bool)}
+            return {
+                "main": self.buffer(kind="nav", dtype=bool),
+                "init_on_main": self.buffer(kind="single", dtype=bool),
+            }
 
         def preprocess(self):
             if self.meta.on_main_node:
@@ -367,6 +402,7 @@ def test_tiling_preferences_set_the_tile_size(ctx):
     bigger, _ = ctx.run_udf(dataset=ds, udf=[TileLength(size=8 << 20), TileLength()])
     assert bigger["n"].data.max() == 512  # 8 MiB tiles, shared by both UDFs
     with Context(executor="inline", tile_bytes=1 << 20) as small_ctx:
-        small = small_ctx.run_udf(dataset=small_ctx.load("memory", data=data, num_partitions=1),
-                                  udf=TileLength())["n"].data
+        small = small_ctx.run_udf(
+            dataset=small_ctx.load("memory", data=data, num_partitions=1), udf=TileLength()
+        )["n"].data
     assert small.max() == 64  # the Context's tile_bytes

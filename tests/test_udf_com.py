@@ -1,4 +1,5 @@
 """CoMUDF against per-frame loops, exact sub-pixel spots and hand-written differences."""
+
 from __future__ import annotations
 
 import math
@@ -71,9 +72,17 @@ def test_com_matches_loops(any_ctx, data4d, dtype):
         com = com_reference(data4d, roi, 2.5, 2, 2)
         assert res["raw_com"].kind == "nav" and res["raw_com"].extra_shape == (2,)
         shifts = com - np.array([2.5, 2.0])
-        assert_results(res, {"raw_com": com, "raw_shifts": shifts, "field": shifts,
-                             "magnitude": np.hypot(shifts[..., 0], shifts[..., 1])},
-                       f"{n} partitions", **TOL[dtype])
+        assert_results(
+            res,
+            {
+                "raw_com": com,
+                "raw_shifts": shifts,
+                "field": shifts,
+                "magnitude": np.hypot(shifts[..., 0], shifts[..., 1]),
+            },
+            f"{n} partitions",
+            **TOL[dtype],
+        )
 
 
 @pytest.mark.parametrize("dtype", [None, np.float64])
@@ -81,9 +90,12 @@ def test_com_default_centre_whole_frame(ctx, data4d_int, dtype):
     h, w = data4d_int.shape[2:]
     for roi, n, res in run_configs(ctx, data4d_int, lambda: CoMUDF(dtype=dtype)):
         com = com_reference(data4d_int, roi, None, None, None)
-        assert_results(res, {"raw_com": com,
-                             "raw_shifts": com - np.array([(h - 1) / 2, (w - 1) / 2])},
-                       f"{n} partitions", **TOL[dtype])
+        assert_results(
+            res,
+            {"raw_com": com, "raw_shifts": com - np.array([(h - 1) / 2, (w - 1) / 2])},
+            f"{n} partitions",
+            **TOL[dtype],
+        )
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.uint16, np.float64, np.int32])
@@ -98,15 +110,19 @@ def test_com_large_frames_many_chunks(ctx, rng, dtype):
     res = ctx.run_udf(dataset=ds, udf=CoMUDF(cy=45, cx=66, r=30))
     ref = com_reference(data, None, 45, 66, 30)
     np.testing.assert_allclose(res["raw_com"].data, ref, rtol=0, atol=1e-5)
-    assert np.abs(ref - [40.3, 70.6]).max() < 0.5  # the reference finds the spot (background pulls a little)
+    assert (
+        np.abs(ref - [40.3, 70.6]).max() < 0.5
+    )  # the reference finds the spot (background pulls a little)
 
 
 def test_com_float64_work_changes_the_arithmetic(ctx, rng):
     data = (1000 + rng.random((4, 4, 64, 80))).astype(np.float32)
     ref = com_reference(data, None, None, None, None)
     ds = ctx.load("memory", data=data)
-    err = {dt: np.abs(ctx.run_udf(dataset=ds, udf=CoMUDF(dtype=dt))["raw_com"].data - ref).max()
-           for dt in (None, np.float64)}
+    err = {
+        dt: np.abs(ctx.run_udf(dataset=ds, udf=CoMUDF(dtype=dt))["raw_com"].data - ref).max()
+        for dt in (None, np.float64)
+    }
     assert err[np.float64] < 1e-11 < err[None] < 1e-5, err
 
 
@@ -119,8 +135,13 @@ def test_divergence_and_curl_match_hand_differences(any_ctx, rng):
         fy, fx = f[..., 0], f[..., 1]
         div = diff(fy, 0) + diff(fx, 1)
         curl = diff(fy, 1) - diff(fx, 0)
-        assert_results(res, {"field": f, "divergence": div, "curl": curl}, f"roi {roi is not None}",
-                       rtol=1e-6, atol=1e-6)
+        assert_results(
+            res,
+            {"field": f, "divergence": div, "curl": curl},
+            f"roi {roi is not None}",
+            rtol=1e-6,
+            atol=1e-6,
+        )
         if roi is not None and roi.any():
             # outside the roi and next to it the derivative is undefined: NaN, no crash
             assert np.isnan(res["divergence"].data[~roi]).all()
@@ -133,8 +154,9 @@ def test_linear_regression_removes_descan(any_ctx, rng):
     local = np.zeros(nav + (2,))
     local[2, 3] = (0.4, -0.3)  # one real deflection on top of the descan
     data = spot_data(nav, np.array([8.0, 8.0]) + descan + local, sig=(20, 20))
-    for roi, n, res in run_configs(any_ctx, data, lambda: CoMUDF(cy=8, cx=8, regression=1),
-                                   partitions=(3,)):
+    for roi, n, res in run_configs(
+        any_ctx, data, lambda: CoMUDF(cy=8, cx=8, regression=1), partitions=(3,)
+    ):
         if roi is not None and not roi.any():
             assert np.isnan(res["field"].data).all()
             assert np.isnan(res["regression_coefficients"].data).all()
@@ -160,8 +182,9 @@ def test_regression_exact_for_pure_descan(ctx):
     data = spot_data(nav, np.array([8.0, 8.0]) + descan)
     res = ctx.run_udf(dataset=ctx.load("memory", data=data), udf=CoMUDF(cy=8, cx=8, regression=1))
     np.testing.assert_allclose(res["field"].data, 0, atol=1e-6)
-    np.testing.assert_allclose(res["regression_coefficients"].data,
-                               [[1, -2], [0.3, 0.1], [-0.2, 0.25]], atol=1e-6)
+    np.testing.assert_allclose(
+        res["regression_coefficients"].data, [[1, -2], [0.3, 0.1], [-0.2, 0.25]], atol=1e-6
+    )
     res0 = ctx.run_udf(dataset=ctx.load("memory", data=data), udf=CoMUDF(cy=8, cx=8))
     np.testing.assert_allclose(res0["field"].data, descan, atol=1e-6)
     np.testing.assert_array_equal(res0["regression_coefficients"].data, 0)
@@ -188,17 +211,20 @@ def test_mask_radius_excludes_outer_pixels(ctx):
     np.testing.assert_allclose(res["raw_com"].data[0, 0], [4, 5])
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"regression": 2}, "regression must be 0"),
-    ({"regression": True}, "regression must be 0"),
-    ({"r": 0}, "r must be a positive radius"),
-    ({"r": -1}, "r must be"),
-    ({"cy": "1"}, "cy must be a number"),
-    ({"cx": float("inf")}, "cx must be a finite"),
-    ({"flip_y": 1}, "flip_y must be True or False"),
-    ({"scan_rotation": "90"}, "scan_rotation must be a number"),
-    ({"dtype": "int16"}, "dtype must be None or a float type"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"regression": 2}, "regression must be 0"),
+        ({"regression": True}, "regression must be 0"),
+        ({"r": 0}, "r must be a positive radius"),
+        ({"r": -1}, "r must be"),
+        ({"cy": "1"}, "cy must be a number"),
+        ({"cx": float("inf")}, "cx must be a finite"),
+        ({"flip_y": 1}, "flip_y must be True or False"),
+        ({"scan_rotation": "90"}, "scan_rotation must be a number"),
+        ({"dtype": "int16"}, "dtype must be None or a float type"),
+    ],
+)
 def test_parameter_errors(kwargs, match):
     with pytest.raises(ValueError, match=match):
         CoMUDF(**kwargs)
@@ -210,14 +236,17 @@ def test_needs_2d_frames(ctx):
         ctx.run_udf(dataset=ds, udf=CoMUDF())
 
 
-@pytest.mark.parametrize("flip_y, angle",
-                         [(True, 0.0), (False, 90.0), (True, 30.0), (False, -135.0)])
+@pytest.mark.parametrize(
+    "flip_y, angle", [(True, 0.0), (False, 90.0), (True, 30.0), (False, -135.0)]
+)
 def test_flip_and_scan_rotation(ctx, rng, flip_y, angle):
     nav = (3, 4)
     shifts = rng.random(nav + (2,)) * 2 - 1
     data = spot_data(nav, 8 + shifts)
-    res = ctx.run_udf(dataset=ctx.load("memory", data=data),
-                      udf=CoMUDF(cy=8, cx=8, flip_y=flip_y, scan_rotation=angle))
+    res = ctx.run_udf(
+        dataset=ctx.load("memory", data=data),
+        udf=CoMUDF(cy=8, cx=8, flip_y=flip_y, scan_rotation=angle),
+    )
     sy, sx = shifts[..., 0], shifts[..., 1]
     if flip_y:
         sy = -sy

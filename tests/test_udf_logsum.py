@@ -1,4 +1,5 @@
 """LogsumUDF against a NumPy reference over executors, partitions and rois."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """ApplyMasksUDF against an einsum reference over executors, partitions and rois."""
+
 from __future__ import annotations
 
 import sys
@@ -21,7 +22,7 @@ def mask_stack() -> np.ndarray:
 
 
 def reference(data, stack, roi, sig_dims=2):
-    nav = data.shape[:data.ndim - sig_dims]
+    nav = data.shape[: data.ndim - sig_dims]
     flat = data.reshape(nav + (-1,)).astype(np.float64)
     vals = flat @ stack.reshape(len(stack), -1).astype(np.float64).T
     return nav_expected(vals, roi, nav)
@@ -29,9 +30,11 @@ def reference(data, stack, roi, sig_dims=2):
 
 def test_mask_factories_match_numpy(any_ctx, data4d):
     stack = mask_stack()
-    factories = [partial(masks.disk, SIG, (2.5, 2), 1.5),
-                 lambda: masks.ring(SIG, (2.5, 2), 1.5, 3),
-                 lambda: np.linspace(-1, 1, 30, dtype=np.float32).reshape(SIG)]
+    factories = [
+        partial(masks.disk, SIG, (2.5, 2), 1.5),
+        lambda: masks.ring(SIG, (2.5, 2), 1.5, 3),
+        lambda: np.linspace(-1, 1, 30, dtype=np.float32).reshape(SIG),
+    ]
     make = lambda: ApplyMasksUDF(mask_factories=factories)  # noqa: E731
     for roi, n, res in run_configs(any_ctx, data4d, make):
         assert res["intensity"].kind == "nav" and res["intensity"].extra_shape == (3,)
@@ -45,8 +48,9 @@ def test_mask_array_stack_integer_data_float64(ctx, data4d_int):
     udf = lambda: ApplyMasksUDF(masks=stack, dtype="float64")  # noqa: E731
     for roi, n, res in run_configs(ctx, data4d_int, udf):
         assert res["intensity"].dtype == np.float64
-        assert_results(res, {"intensity": reference(data4d_int, stack, roi)}, f"{n} partitions",
-                       rtol=1e-12)
+        assert_results(
+            res, {"intensity": reference(data4d_int, stack, roi)}, f"{n} partitions", rtol=1e-12
+        )
         # the point mask picks one pixel exactly
         picked = res["intensity"].data[..., 0]
         ok = ~np.isnan(picked)
@@ -59,15 +63,21 @@ def test_large_frames_float32_blocks_and_pixel_span(any_ctx, rng, dtype):
     # rows empty: the blocks over the masks' pixel span must add up to the
     # float64 answer, for native integer and float frames
     sig = (80, 96)
-    stack = np.stack([masks.disk(sig, (30, 40), 12), masks.ring(sig, (40, 50), 10, 20),
-                      masks.rectangle(sig, 10, 5, 70, 90)]).astype(bool)
+    stack = np.stack(
+        [
+            masks.disk(sig, (30, 40), 12),
+            masks.ring(sig, (40, 50), 10, 20),
+            masks.rectangle(sig, 10, 5, 70, 90),
+        ]
+    ).astype(bool)
     data = rng.poisson(500, size=(3, 4) + sig).astype(dtype)
     ds = any_ctx.load("memory", data=data, num_partitions=2)
     res = any_ctx.run_udf(dataset=ds, udf=ApplyMasksUDF(masks=stack))
     wide = np.dtype(dtype) in (np.int32, np.float64)
     assert res["intensity"].dtype == (np.float64 if wide else np.float32)
-    np.testing.assert_allclose(res["intensity"].data, reference(data, stack, None),
-                               rtol=1e-12 if wide else 1e-6)
+    np.testing.assert_allclose(
+        res["intensity"].data, reference(data, stack, None), rtol=1e-12 if wide else 1e-6
+    )
 
 
 def test_single_mask_list_of_masks_and_stack_factory(ctx, data4d):
@@ -94,19 +104,24 @@ def test_sparse_masks_match_dense(any_ctx, data4d):
     sp = pytest.importorskip("scipy.sparse", reason="SciPy is optional; run with it installed")
     stack = mask_stack()
     sparse = sp.csr_matrix(stack.reshape(3, -1))
-    for roi, n, res in run_configs(any_ctx, data4d, lambda: ApplyMasksUDF(masks=sparse),
-                                   partitions=(3,)):
+    for roi, n, res in run_configs(
+        any_ctx, data4d, lambda: ApplyMasksUDF(masks=sparse), partitions=(3,)
+    ):
         assert_results(res, {"intensity": reference(data4d, stack, roi)}, f"sparse {n}")
     ds = any_ctx.load("memory", data=data4d)
     res = any_ctx.run_udf(dataset=ds, udf=ApplyMasksUDF(masks=stack, use_sparse=True))
     assert_results(res, {"intensity": reference(data4d, stack, None)}, "use_sparse=True")
     # 2D sparse masks from factories, mixed with a dense one
-    facs = [lambda: sp.csr_matrix(mask_stack()[0]), lambda: mask_stack()[1],
-            lambda: sp.coo_matrix(mask_stack()[2])]
+    facs = [
+        lambda: sp.csr_matrix(mask_stack()[0]),
+        lambda: mask_stack()[1],
+        lambda: sp.coo_matrix(mask_stack()[2]),
+    ]
     res = any_ctx.run_udf(dataset=ds, udf=ApplyMasksUDF(mask_factories=facs))
     assert_results(res, {"intensity": reference(data4d, stack, None)}, "sparse factories")
-    res = any_ctx.run_udf(dataset=ds, udf=ApplyMasksUDF(masks=[sparse[:2], stack[2]],
-                                                        use_sparse=False))
+    res = any_ctx.run_udf(
+        dataset=ds, udf=ApplyMasksUDF(masks=[sparse[:2], stack[2]], use_sparse=False)
+    )
     assert_results(res, {"intensity": reference(data4d, stack, None)}, "list, dense product")
 
 
@@ -118,28 +133,36 @@ def test_use_sparse_without_scipy_says_what_to_do(ctx, data4d, monkeypatch):
         ctx.run_udf(dataset=ds, udf=ApplyMasksUDF(masks=mask_stack(), use_sparse=True))
 
 
-@pytest.mark.parametrize("kwargs, exc, match", [
-    ({}, ValueError, "exactly one of"),
-    ({"masks": np.ones(SIG), "mask_factories": [np.ones]}, ValueError, "both"),
-    ({"mask_factories": [np.ones((2, 2))]}, TypeError, r"mask_factories\[0\]"),
-    ({"mask_factories": 3}, TypeError, "callable"),
-    ({"mask_factories": []}, ValueError, "empty"),
-    ({"masks": np.ones(SIG), "dtype": "nope"}, ValueError, "dtype"),
-    ({"masks": np.ones(SIG), "use_sparse": "yes"}, ValueError, "use_sparse"),
-])
+@pytest.mark.parametrize(
+    "kwargs, exc, match",
+    [
+        ({}, ValueError, "exactly one of"),
+        ({"masks": np.ones(SIG), "mask_factories": [np.ones]}, ValueError, "both"),
+        ({"mask_factories": [np.ones((2, 2))]}, TypeError, r"mask_factories\[0\]"),
+        ({"mask_factories": 3}, TypeError, "callable"),
+        ({"mask_factories": []}, ValueError, "empty"),
+        ({"masks": np.ones(SIG), "dtype": "nope"}, ValueError, "dtype"),
+        ({"masks": np.ones(SIG), "use_sparse": "yes"}, ValueError, "use_sparse"),
+    ],
+)
 def test_constructor_errors(kwargs, exc, match):
     with pytest.raises(exc, match=match):
         ApplyMasksUDF(**kwargs)
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"masks": np.ones((5, 6))}, r"masks has shape \(5, 6\).*signal shape \(6, 5\)"),
-    ({"mask_factories": [lambda: np.ones((6, 5)), lambda: np.ones(3)]},
-     r"mask_factories\[1\]\(\) has shape \(3,\)"),
-    ({"masks": np.ones((0, 6, 5))}, "empty"),
-    ({"masks": [np.ones((6, 5)), np.ones((5, 6))]}, r"masks\[1\] has shape \(5, 6\)"),
-    ({"masks": np.array([["a"] * 5] * 6)}, "dtype"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"masks": np.ones((5, 6))}, r"masks has shape \(5, 6\).*signal shape \(6, 5\)"),
+        (
+            {"mask_factories": [lambda: np.ones((6, 5)), lambda: np.ones(3)]},
+            r"mask_factories\[1\]\(\) has shape \(3,\)",
+        ),
+        ({"masks": np.ones((0, 6, 5))}, "empty"),
+        ({"masks": [np.ones((6, 5)), np.ones((5, 6))]}, r"masks\[1\] has shape \(5, 6\)"),
+        ({"masks": np.array([["a"] * 5] * 6)}, "dtype"),
+    ],
+)
 def test_mask_shape_errors_at_run(ctx, data4d, kwargs, match):
     ds = ctx.load("memory", data=data4d)
     with pytest.raises(ValueError, match=match):

@@ -1,4 +1,5 @@
 """PickUDF: the picked frames are exactly the selected frames of the dataset."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -13,8 +14,9 @@ def test_pick_returns_selected_frames(any_ctx, data4d_int):
         buf = res["intensity"]
         # LiberTEM's layout: a single buffer (n_picked, *sig), equal to data[roi]
         assert buf.kind == "single" and buf.dtype == np.uint16
-        np.testing.assert_array_equal(buf.data, selected(data4d_int, roi),
-                                      err_msg=f"{n} partitions")
+        np.testing.assert_array_equal(
+            buf.data, selected(data4d_int, roi), err_msg=f"{n} partitions"
+        )
         assert "frames" not in res  # the private transport buffer
 
 

@@ -1,4 +1,5 @@
 """RadialProfileUDF against per-bin masked sums over executors, partitions and rois."""
+
 from __future__ import annotations
 
 import math
@@ -32,8 +33,9 @@ def test_profile_sum_matches_reference(any_ctx, data4d):
     for roi, n, res in run_configs(any_ctx, data4d, make):
         prof, counts = profile_reference(data4d, roi, (2.2, 1.7), edges)
         assert res["profile"].kind == "nav" and res["profile"].extra_shape == (4,)
-        assert_results(res, {"profile": prof, "bin_edges": edges, "pixel_count": counts},
-                       f"{n} partitions")
+        assert_results(
+            res, {"profile": prof, "bin_edges": edges, "pixel_count": counts}, f"{n} partitions"
+        )
 
 
 def test_profile_mean_with_empty_bins(ctx, data4d_int):
@@ -44,8 +46,10 @@ def test_profile_mean_with_empty_bins(ctx, data4d_int):
         prof, counts = profile_reference(data4d_int, roi, (4, 3), edges, mode="mean")
         assert (counts == 0).any()
         assert_results(res, {"profile": prof, "pixel_count": counts}, f"{n} partitions")
-    res = ctx.run_udf(dataset=ctx.load("memory", data=data4d_int),
-                      udf=RadialProfileUDF(cy=4, cx=3, n_bins=10, r_max=2))
+    res = ctx.run_udf(
+        dataset=ctx.load("memory", data=data4d_int),
+        udf=RadialProfileUDF(cy=4, cx=3, n_bins=10, r_max=2),
+    )
     np.testing.assert_array_equal(res["profile"].data[..., counts == 0], 0)
 
 
@@ -59,25 +63,31 @@ def test_profile_defaults_one_pixel_bins_cover_frame(ctx, data4d_int):
     prof, counts = profile_reference(data4d_int, None, (cy, cx), edges)
     assert counts.sum() == h * w
     assert_results(res, {"profile": prof, "bin_edges": edges, "pixel_count": counts}, "defaults")
-    np.testing.assert_allclose(res["profile"].data.sum(axis=-1),
-                               data4d_int.sum(axis=(2, 3), dtype=np.float64), rtol=1e-6)
+    np.testing.assert_allclose(
+        res["profile"].data.sum(axis=-1), data4d_int.sum(axis=(2, 3), dtype=np.float64), rtol=1e-6
+    )
 
 
 def test_profile_no_pixel_in_range(ctx, data4d):
-    res = ctx.run_udf(dataset=ctx.load("memory", data=data4d),
-                      udf=RadialProfileUDF(cy=-50, cx=-50, n_bins=2, r_max=3, mode="mean"))
+    res = ctx.run_udf(
+        dataset=ctx.load("memory", data=data4d),
+        udf=RadialProfileUDF(cy=-50, cx=-50, n_bins=2, r_max=3, mode="mean"),
+    )
     assert np.isnan(res["profile"].data).all()
     np.testing.assert_array_equal(res["pixel_count"].data, [0, 0])
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"n_bins": 0}, "n_bins must be a positive integer"),
-    ({"n_bins": 2.5}, "n_bins"),
-    ({"r_min": -1}, "r_min must be >= 0"),
-    ({"r_min": 3, "r_max": 2}, "r_max must be larger than r_min"),
-    ({"mode": "max"}, "mode must be 'sum' or 'mean'"),
-    ({"cy": None, "cx": "a"}, "cx must be a number"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"n_bins": 0}, "n_bins must be a positive integer"),
+        ({"n_bins": 2.5}, "n_bins"),
+        ({"r_min": -1}, "r_min must be >= 0"),
+        ({"r_min": 3, "r_max": 2}, "r_max must be larger than r_min"),
+        ({"mode": "max"}, "mode must be 'sum' or 'mean'"),
+        ({"cy": None, "cx": "a"}, "cx must be a number"),
+    ],
+)
 def test_parameter_errors(kwargs, match):
     with pytest.raises(ValueError, match=match):
         RadialProfileUDF(**kwargs)

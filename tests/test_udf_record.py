@@ -1,4 +1,5 @@
 """RecordUDF: the .npy file holds exactly the selected frames, written by the workers."""
+
 from __future__ import annotations
 
 import itertools
@@ -30,8 +31,9 @@ def test_record_writes_selected_frames(any_ctx, data4d_int, tmp_path):
         assert res == {}
         got = np.load(paths[-1])
         assert got.dtype == np.uint16 and got.shape == data4d_int.shape
-        np.testing.assert_array_equal(got, expected_file(data4d_int, roi),
-                                      err_msg=f"{n} partitions, roi {roi is not None}")
+        np.testing.assert_array_equal(
+            got, expected_file(data4d_int, roi), err_msg=f"{n} partitions, roi {roi is not None}"
+        )
 
 
 def test_record_dtype_and_1d_signal(processes_ctx, rng, tmp_path):
@@ -74,13 +76,16 @@ def test_relative_filename_is_made_absolute(tmp_path, monkeypatch):
     assert udf.copy().params.filename == udf.params.filename
 
 
-@pytest.mark.parametrize("kwargs, exc, match", [
-    ({"filename": 3}, TypeError, "filename must be a path"),
-    ({"filename": "/no/such/dir/x.npy"}, FileNotFoundError, "does not exist"),
-    ({"filename": "x.npy", "dtype": "nope"}, ValueError, "dtype must be a NumPy dtype"),
-    ({"filename": "x.npy", "dtype": object}, ValueError, "numeric dtype"),
-    ({"filename": "x.npy", "overwrite": "yes"}, ValueError, "overwrite must be"),
-])
+@pytest.mark.parametrize(
+    "kwargs, exc, match",
+    [
+        ({"filename": 3}, TypeError, "filename must be a path"),
+        ({"filename": "/no/such/dir/x.npy"}, FileNotFoundError, "does not exist"),
+        ({"filename": "x.npy", "dtype": "nope"}, ValueError, "dtype must be a NumPy dtype"),
+        ({"filename": "x.npy", "dtype": object}, ValueError, "numeric dtype"),
+        ({"filename": "x.npy", "overwrite": "yes"}, ValueError, "overwrite must be"),
+    ],
+)
 def test_parameter_errors(kwargs, exc, match, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(exc, match=match):

@@ -1,4 +1,5 @@
 """StdDevUDF against np.mean / np.var / np.std over executors, partitions and rois."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -18,8 +19,12 @@ def moments_reference(data, roi, ddof=0):
         nan = np.full(frames.shape[1:], np.nan)
         mean = frames.mean(axis=0) if n else nan
         return {"mean": mean, "var": nan, "std": nan, "num_frames": np.array([n])}
-    return {"mean": frames.mean(axis=0), "var": frames.var(axis=0, ddof=ddof),
-            "std": frames.std(axis=0, ddof=ddof), "num_frames": np.array([n])}
+    return {
+        "mean": frames.mean(axis=0),
+        "var": frames.var(axis=0, ddof=ddof),
+        "std": frames.std(axis=0, ddof=ddof),
+        "num_frames": np.array([n]),
+    }
 
 
 @pytest.mark.parametrize("dtype", [None, np.float64])
@@ -28,15 +33,15 @@ def test_stddev_matches_numpy(any_ctx, data4d, dtype):
         assert res["std"].kind == "sig" and res["num_frames"].kind == "single"
         assert res["num_frames"].data.dtype == np.int64
         assert res["var"].data.dtype == np.float64
-        assert_results(res, moments_reference(data4d, roi), f"{n} partitions",
-                       rtol=RTOL[dtype])
+        assert_results(res, moments_reference(data4d, roi), f"{n} partitions", rtol=RTOL[dtype])
 
 
 @pytest.mark.parametrize("dtype", [None, np.float64])
 def test_stddev_ddof1_integer_data(ctx, data4d_int, dtype):
     for roi, n, res in run_configs(ctx, data4d_int, lambda: StdDevUDF(ddof=1, dtype=dtype)):
-        assert_results(res, moments_reference(data4d_int, roi, ddof=1), f"{n} partitions",
-                       rtol=RTOL[dtype])
+        assert_results(
+            res, moments_reference(data4d_int, roi, ddof=1), f"{n} partitions", rtol=RTOL[dtype]
+        )
 
 
 def test_float64_work_is_more_accurate_than_float32(ctx, rng):
@@ -65,14 +70,16 @@ def test_stddev_large_offset_where_naive_formula_fails(any_ctx, rng, dtype):
     data = (1e6 + rng.normal(0, 2, size=(6, 8, 4, 4))).astype(np.float32)
     x = data.reshape(-1, 4, 4).astype(np.float64)
     ref_var = x.var(axis=0)  # two-pass: mean first, then squared deviations
-    naive = (x ** 2).mean(axis=0) - x.mean(axis=0) ** 2
+    naive = (x**2).mean(axis=0) - x.mean(axis=0) ** 2
     naive_err = np.max(np.abs(naive - ref_var) / ref_var)
     assert naive_err > 1e-7, "test data too easy: the naive formula would pass too"
     for n in (1, 3, 48):
         ds = any_ctx.load("memory", data=data, num_partitions=n)
         res = any_ctx.run_udf(dataset=ds, udf=StdDevUDF(dtype=dtype))
         err = np.max(np.abs(res["var"].data - ref_var) / ref_var)
-        assert err < RTOL[dtype], f"{n} partitions: relative error {err:g} (naive formula: {naive_err:g})"
+        assert err < RTOL[dtype], (
+            f"{n} partitions: relative error {err:g} (naive formula: {naive_err:g})"
+        )
         np.testing.assert_allclose(res["mean"].data, x.mean(axis=0), rtol=1e-14)
 
 
@@ -128,12 +135,21 @@ def test_stddev_rejects_non_float_dtype(bad):
         StdDevUDF(dtype=bad)
 
 
-@pytest.mark.parametrize("input_dtype, dtype, expected", [
-    (np.float32, None, np.float32), (np.uint16, None, np.float32), (np.int8, None, np.float32),
-    (np.bool_, None, np.float32), (np.float16, None, np.float32),
-    (np.float64, None, np.float64), (np.int32, None, np.float64), (np.uint64, None, np.float64),
-    (np.float32, np.float64, np.float64), (np.uint16, np.float16, np.float32),
-])
+@pytest.mark.parametrize(
+    "input_dtype, dtype, expected",
+    [
+        (np.float32, None, np.float32),
+        (np.uint16, None, np.float32),
+        (np.int8, None, np.float32),
+        (np.bool_, None, np.float32),
+        (np.float16, None, np.float32),
+        (np.float64, None, np.float64),
+        (np.int32, None, np.float64),
+        (np.uint64, None, np.float64),
+        (np.float32, np.float64, np.float64),
+        (np.uint16, np.float16, np.float32),
+    ],
+)
 def test_working_dtype(input_dtype, dtype, expected):
     assert working_dtype(input_dtype, dtype) == expected
 

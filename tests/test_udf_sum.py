@@ -1,4 +1,5 @@
 """SumUDF and SumSigUDF against np.sum over executors, partitions and rois."""
+
 from __future__ import annotations
 
 import numpy as np

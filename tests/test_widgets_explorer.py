@@ -1,4 +1,5 @@
 """The linked explorer: images against plain NumPy sums; debouncing and cancellation."""
+
 from __future__ import annotations
 
 import threading
@@ -50,7 +51,7 @@ def test_drawing_updates_both_images(ctx, ds, data):
     click_and_drag(ex.sig.selectors["disk"], start=(15.2, 16.1), end=(21.1, 16.4))
     assert ex.wait(30), ex.last_error
     rows, cols = np.indices((32, 32))
-    mask = (cols - 15.2) ** 2 + (rows - 16.1) ** 2 <= 5.9 ** 2
+    mask = (cols - 15.2) ** 2 + (rows - 16.1) ** 2 <= 5.9**2
     np.testing.assert_array_equal(ex.sig.mask, mask)
     expected = (data * mask).sum(axis=(2, 3))
     np.testing.assert_allclose(ex.virtual_image, expected, rtol=1e-4)
@@ -119,6 +120,7 @@ class SlowContext:
             finally:
                 entry["closed"] = True
                 gen.close()
+
         return slow()
 
 
@@ -220,7 +222,7 @@ def test_live_cursor_shows_the_frame_under_the_pointer(ctx, tmp_path, data):
     ex = Explorer(ctx, ds, debounce=0.0, cursor_interval=0.0)
     assert ex.mode == "cursor" and not ex.nav.drawing
     assert not ex.nav.selectors["rectangle"].active  # the pointer does not draw
-    hover(ex, 5.2, 9.9)                      # column 5, row 10
+    hover(ex, 5.2, 9.9)  # column 5, row 10
     assert ex.wait(10), ex.last_error
     assert ex.cursor == (10, 5)
     np.testing.assert_array_equal(ex.pattern, data[10, 5])
@@ -228,7 +230,7 @@ def test_live_cursor_shows_the_frame_under_the_pointer(ctx, tmp_path, data):
     assert ex.sig.title == "frame at scan position (row 10, column 5)"
     assert list(ex._marker.get_xdata()) == [5] and list(ex._marker.get_ydata()) == [10]
     assert "cursor" in ex.timings and "frame (row 10, column 5)" in ex._status.value
-    hover(ex, 40.0, 3.0)                     # outside the scan: ignored
+    hover(ex, 40.0, 3.0)  # outside the scan: ignored
     assert ex.wait(10) and ex.cursor == (10, 5)
     # region mode: the drawn region's sum, as before
     ex.mode = "region"
@@ -237,7 +239,7 @@ def test_live_cursor_shows_the_frame_under_the_pointer(ctx, tmp_path, data):
     assert ex.wait(30), ex.last_error
     np.testing.assert_allclose(ex.pattern, data[2:4, 3:7].sum(axis=(0, 1)), rtol=1e-5)
     assert ex.sig.title == "sum of 8 scan positions"
-    hover(ex, 1.0, 1.0)                      # no cursor in region mode
+    hover(ex, 1.0, 1.0)  # no cursor in region mode
     assert ex.wait(10) and ex.cursor is None
     ex.close()
 
@@ -245,11 +247,11 @@ def test_live_cursor_shows_the_frame_under_the_pointer(ctx, tmp_path, data):
 def test_cursor_latest_wins(ctx, ds, data):
     ex = Explorer(ctx, ds, cursor_interval=0.3)
     ex.request_frame(0, 0)
-    time.sleep(0.05)                          # the first frame shows at once ...
-    for col in range(1, 9):                   # ... then 8 moves within the throttle interval
+    time.sleep(0.05)  # the first frame shows at once ...
+    for col in range(1, 9):  # ... then 8 moves within the throttle interval
         ex.request_frame(3, col)
     assert ex.wait(10), ex.last_error
-    assert ex.cursor == (3, 8)                # only the latest was shown
+    assert ex.cursor == (3, 8)  # only the latest was shown
     np.testing.assert_array_equal(ex.pattern, data[3, 8])
     ex.close()
 

@@ -1,4 +1,5 @@
 """BufferInspector: statistics, slices, clicks and live updates against plain NumPy."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -55,15 +56,19 @@ class ObjectUDF(UDF):
 def table_rows(insp):
     """The description table as {field: text}, parsed from the HTML widget."""
     import re
-    return dict(re.findall(r"<tr><th[^>]*>([^<]*)</th><td[^>]*>([^<]*)</td></tr>",
-                           insp._table.value))
+
+    return dict(
+        re.findall(r"<tr><th[^>]*>([^<]*)</th><td[^>]*>([^<]*)</td></tr>", insp._table.value)
+    )
 
 
 def stat_rows(insp):
     """The statistics table as {label: (on screen, whole buffer)}."""
     import re
-    found = re.findall(r"<tr><th[^>]*>([^<]*)</th><td[^>]*>([^<]*)</td><td[^>]*>([^<]*)</td>",
-                       insp._table.value)
+
+    found = re.findall(
+        r"<tr><th[^>]*>([^<]*)</th><td[^>]*>([^<]*)</td><td[^>]*>([^<]*)</td>", insp._table.value
+    )
     return {k: (a, b) for k, a, b in found}
 
 
@@ -86,8 +91,11 @@ def test_nav_buffer_stats_with_roi(ctx, ds, data):
     stats = stat_rows(insp)
     assert stats["NaN values"] == ("0", "0")  # the NaN outside the roi is not a value
     s = insp.stats
-    np.testing.assert_allclose([s["min"], s["max"], s["mean"], s["std"]],
-                               [ref.min(), ref.max(), ref.mean(), ref.std()], rtol=1e-5)
+    np.testing.assert_allclose(
+        [s["min"], s["max"], s["mean"], s["std"]],
+        [ref.min(), ref.max(), ref.mean(), ref.std()],
+        rtol=1e-5,
+    )
     # the whole scan is on screen: both columns agree, in words
     assert stats["smallest"] == (f"{s['min']:.6g}",) * 2
     assert stats["standard deviation"] == (f"{s['std']:.6g}",) * 2
@@ -118,8 +126,9 @@ def test_several_udfs_and_switching(ctx, ds, data):
     insp._dropdown.value = "udf1.intensity"
     assert insp.buffer == "udf1.intensity"
     np.testing.assert_allclose(insp.selected, data.sum(axis=(0, 1)), rtol=1e-5)
-    np.testing.assert_allclose(insp._main_ax.images[0].get_array(), data.sum(axis=(0, 1)),
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        insp._main_ax.images[0].get_array(), data.sum(axis=(0, 1)), rtol=1e-5
+    )
     assert table_rows(insp)["kind"] == "sig"
     html = insp._repr_html_()
     assert "udf0.intensity" in html and "udf1.intensity" in html
@@ -137,8 +146,9 @@ def test_extra_dims_slider_and_click(ctx, ds, data):
     assert insp._main_ax.get_ylabel() == "scan row" and insp._main_ax.get_xlabel() == "scan column"
     # on screen: the max of each frame; whole buffer: all three channels
     maxes = data.max(axis=(2, 3)).astype(np.float64)
-    whole = np.stack([data.sum(axis=(2, 3)), data.max(axis=(2, 3)), data.min(axis=(2, 3))],
-                     axis=-1).astype(np.float64)
+    whole = np.stack(
+        [data.sum(axis=(2, 3)), data.max(axis=(2, 3)), data.min(axis=(2, 3))], axis=-1
+    ).astype(np.float64)
     on_screen, everything = stat_rows(insp)["largest"]
     assert float(on_screen) == pytest.approx(maxes.max(), rel=1e-5)
     assert float(everything) == pytest.approx(whole.max(), rel=1e-5)
@@ -151,8 +161,7 @@ def test_extra_dims_slider_and_click(ctx, ds, data):
     frame = data[3, 7].astype(np.float64)
     expected = [frame.sum(), frame.max(), frame.min()]
     np.testing.assert_allclose(insp.position_values, expected, rtol=1e-6)
-    np.testing.assert_allclose([b.get_height() for b in insp._pick_ax.patches], expected,
-                               rtol=1e-6)
+    np.testing.assert_allclose([b.get_height() for b in insp._pick_ax.patches], expected, rtol=1e-6)
     assert insp._pick_ax.get_title() == "at scan position (row 3, column 7)"
     # the selection survives a slider move; clicks outside the scan are ignored
     insp.set_index(2, 2)
@@ -288,22 +297,27 @@ def test_scalar_is_a_value_and_signal_starts_in_log(ctx, ds, data):
 
 def test_channel_names_label_slider_and_bars(ctx, ds, data):
     names = ["sum", "max", "min"]
-    insp = BufferInspector(ctx.run_udf(dataset=ds, udf=FrameStatsUDF()),
-                           channel_names={"stats": names})
+    insp = BufferInspector(
+        ctx.run_udf(dataset=ds, udf=FrameStatsUDF()), channel_names={"stats": names}
+    )
     insp.set_index(2, 1)
     assert insp._main_ax.get_title(loc="left") == "stats (channel 1: max)"
     insp.position = (2, 4)
     labels = [t.get_text() for t in insp._pick_ax.get_xticklabels()]
     assert labels == ["0: sum", "1: max", "2: min"]
     frame = data[2, 4].astype(np.float64)
-    np.testing.assert_allclose([b.get_height() for b in insp._pick_ax.patches],
-                               [frame.sum(), frame.max(), frame.min()], rtol=1e-6)
+    np.testing.assert_allclose(
+        [b.get_height() for b in insp._pick_ax.patches],
+        [frame.sum(), frame.max(), frame.min()],
+        rtol=1e-6,
+    )
 
 
 def test_static_bundle_has_png_and_table(ctx, ds):
     insp = BufferInspector(ctx.run_udf(dataset=ds, udf=SumUDF()))
     bundle = insp._repr_mimebundle_()
     import base64
+
     assert base64.b64decode(bundle["image/png"])[:4] == b"\x89PNG"
     assert "<table" in bundle["text/html"] and "<img" in bundle["text/html"]
     assert bundle["text/plain"] == "BufferInspector: 1 buffers"

@@ -3,6 +3,7 @@
 Every picture is checked against plain-NumPy sums of the input data, read
 back from the matplotlib artists (``AxesImage.get_array``, ``Line2D.get_ydata``).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -40,8 +41,11 @@ class ChannelsUDF(UDF):
         self.results.labels[:] = "x"
 
     def get_results(self):
-        return {"stats": self.results.stats, "labels": self.results.labels,
-                "doubled": self.results.stats[..., 0] * 2}
+        return {
+            "stats": self.results.stats,
+            "labels": self.results.labels,
+            "doubled": self.results.stats[..., 0] * 2,
+        }
 
 
 class LeavesOutUDF(UDF):
@@ -83,8 +87,9 @@ class Recording(MatplotlibLivePlot):
         super().update(array, valid_mask)
         shown = self.image.get_array()
         self.records = getattr(self, "records", [])
-        self.records.append((self._damage_in.copy(), np.ma.getmaskarray(shown).copy(),
-                             np.ma.getdata(shown).copy()))
+        self.records.append(
+            (self._damage_in.copy(), np.ma.getmaskarray(shown).copy(), np.ma.getdata(shown).copy())
+        )
 
 
 @pytest.fixture(params=["inline", "threads"])
@@ -132,8 +137,9 @@ def test_channel_function_applied(ctx, ds, data4d):
     plots = make_plots([[("intensity", np.log1p)]], ds, [SumSigUDF()], min_delta=0)
     ctx.run_udf(dataset=ds, udf=SumSigUDF(), plots=plots)
     values, _ = shown_image(plots[0])
-    np.testing.assert_allclose(values, np.log1p(data4d.sum(axis=(2, 3), dtype=np.float64)),
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        values, np.log1p(data4d.sum(axis=(2, 3), dtype=np.float64)), rtol=1e-5
+    )
     assert plots[0].title == "SumSigUDF: intensity (log1p)"
 
 
@@ -168,15 +174,17 @@ def test_lines_for_1d_nav_and_1d_sig(ctx, rng):
     plots = make_plots(True, ds, [SumSigUDF()], min_delta=0)
     ctx.run_udf(dataset=ds, udf=SumSigUDF(), plots=plots)
     assert plots[0].image is None
-    np.testing.assert_allclose(np.ma.getdata(plots[0].line.get_ydata()),
-                               nav1d.sum(axis=(1, 2)), rtol=1e-5)
+    np.testing.assert_allclose(
+        np.ma.getdata(plots[0].line.get_ydata()), nav1d.sum(axis=(1, 2)), rtol=1e-5
+    )
 
     sig1d = rng.random((3, 4, 16), dtype=np.float32)
     ds = ctx.load("memory", data=sig1d, sig_dims=1, num_partitions=2)
     plots = make_plots(True, ds, [SumUDF()], min_delta=0)
     ctx.run_udf(dataset=ds, udf=SumUDF(), plots=plots)
-    np.testing.assert_allclose(np.ma.getdata(plots[0].line.get_ydata()),
-                               sig1d.sum(axis=(0, 1)), rtol=1e-5)
+    np.testing.assert_allclose(
+        np.ma.getdata(plots[0].line.get_ydata()), sig1d.sum(axis=(0, 1)), rtol=1e-5
+    )
     lo, hi = plots[0].axes.get_ylim()
     ref = sig1d.sum(axis=(0, 1))
     assert lo < ref.min() and hi > ref.max()
@@ -196,8 +204,10 @@ class ComplexBoolUDF(UDF):
     """A complex nav buffer (drawn as its absolute value) and a bool one."""
 
     def get_result_buffers(self):
-        return {"wave": self.buffer(kind="nav", dtype="complex64"),
-                "bright": self.buffer(kind="nav", dtype=bool)}
+        return {
+            "wave": self.buffer(kind="nav", dtype="complex64"),
+            "bright": self.buffer(kind="nav", dtype=bool),
+        }
 
     def process_frame(self, frame):
         self.results.wave[:] = frame[0, 0] - 1j * frame[0, 1]
@@ -305,6 +315,7 @@ def test_throttle_is_time_based():
     results = [{"x": buf}]
     assert plot.new_data(results, damage) and not plot.new_data(results, damage)
     import time
+
     time.sleep(0.55)
     assert plot.new_data(results, damage)
     assert (plot.n_calls, plot.n_updates) == (3, 2)
@@ -501,8 +512,9 @@ def test_plots_true_async(threads_ctx, data4d):
 
     async def iterate():
         n = 0
-        async for _ in threads_ctx.run_udf_iter(dataset=ds, udf=SumSigUDF(), plots=plots,
-                                                sync=False):
+        async for _ in threads_ctx.run_udf_iter(
+            dataset=ds, udf=SumSigUDF(), plots=plots, sync=False
+        ):
             n += 1
         return n
 
@@ -529,13 +541,15 @@ def test_plain_process_plots_true_and_save(tmp_path):
         print("pyplot imported:", "matplotlib.pyplot" in sys.modules)
     """)
     env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}
-    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
-                         timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60
+    )
     assert out.returncode == 0, out.stderr
     assert "pyplot imported: False" in out.stdout
     png = (tmp_path / "final.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     import matplotlib.image
+
     picture = matplotlib.image.imread(tmp_path / "final.png")
     assert picture.shape[0] == 340 and picture.shape[1] == 420  # 4.2 x 3.4 inches at 100 dpi
     assert picture[..., :3].std() > 0.05  # not blank
@@ -597,8 +611,10 @@ def test_grid_of_one_run_with_one_progress_bar(ctx, ds, data4d):
     assert plots[1].status.layout.display == "none"
     ctx.run_udf(dataset=ds, udf=udfs, plots=plots)
     assert plots[0].frames_label.value == "63 / 63 frames"
-    assert [p.axes.get_title(loc="left") for p in plots] == ["SumUDF: intensity",
-                                                            "SumSigUDF: intensity"]
+    assert [p.axes.get_title(loc="left") for p in plots] == [
+        "SumUDF: intensity",
+        "SumSigUDF: intensity",
+    ]
     for p in plots:  # ipympl's floating toolbar and "Figure N" header are off
         canvas = p.figure.canvas
         assert canvas.toolbar_visible is False and canvas.header_visible is False
@@ -645,6 +661,8 @@ def test_static_bundle(ctx, ds):
     import io
 
     import matplotlib.image
-    side_by_side = matplotlib.image.imread(io.BytesIO(base64.b64decode(
-        plots[0].grid._repr_mimebundle_()["image/png"])))
+
+    side_by_side = matplotlib.image.imread(
+        io.BytesIO(base64.b64decode(plots[0].grid._repr_mimebundle_()["image/png"]))
+    )
     assert side_by_side.shape[1] == 2 * 420

@@ -1,4 +1,5 @@
 """RoiSelector and SigMaskSelector: tools, modes and the mask trait, against NumPy index grids."""
+
 from __future__ import annotations
 
 import os
@@ -114,7 +115,8 @@ def test_only_the_chosen_tool_is_active(nav_sel):
     for tool in ("ellipse", "polygon", "lasso", "point", "rectangle"):
         nav_sel.tool = tool
         assert {name for name, s in nav_sel.selectors.items() if s.active} == (
-            {tool} if tool != "point" else set())
+            {tool} if tool != "point" else set()
+        )
         assert nav_sel._tool_buttons.value == tool
     nav_sel._tool_buttons.value = "lasso"  # the buttons drive the trait
     assert nav_sel.tool == "lasso"
@@ -125,7 +127,7 @@ def test_only_the_chosen_tool_is_active(nav_sel):
 def test_modes_add_subtract_replace_invert_clear(nav_sel):
     rows, cols = grids(NAV)
     a = (cols >= 2) & (cols <= 9) & (rows >= 1) & (rows <= 6)
-    b = (cols - 8) ** 2 + (rows - 6) ** 2 <= 3.5 ** 2
+    b = (cols - 8) ** 2 + (rows - 6) ** 2 <= 3.5**2
     nav_sel.set_rectangle(top=1, left=2, height=6, width=8)
     np.testing.assert_array_equal(nav_sel.roi, a)
     nav_sel.set_ellipse((6, 8), 3.5)  # mode "add"
@@ -187,6 +189,7 @@ def test_roi_usable_for_run(ctx, rng):
     np.testing.assert_allclose(sel.image, data.sum(axis=(2, 3)), rtol=1e-5)
     sel.set_rectangle(top=1, left=1, height=4, width=3)
     from udfwidgets.udf.sum import SumUDF
+
     res = ctx.run_udf(dataset=ds, udf=SumUDF(), roi=sel.roi)
     np.testing.assert_allclose(res["intensity"].data, data[1:5, 1:4].sum(axis=(0, 1)), rtol=1e-5)
     sel.close()
@@ -213,17 +216,21 @@ def test_set_image_keeps_selection(nav_sel):
 
 # --- the signal side ------------------------------------------------------------------------
 def test_sig_tools_and_mask(sig_sel):
-    assert sig_sel.tool == "disk" and set(sig_sel.selectors) == {"disk", "ring", "rectangle",
-                                                                 "polygon"}
+    assert sig_sel.tool == "disk" and set(sig_sel.selectors) == {
+        "disk",
+        "ring",
+        "rectangle",
+        "polygon",
+    }
     rows, cols = grids(SIG)
     click_and_drag(sig_sel.selectors["disk"], start=(13.2, 11.1), end=(18.1, 12.0))
     r = 18.1 - 13.2
     d2 = (cols - 13.2) ** 2 + (rows - 11.1) ** 2
-    no_centre_near(d2, r ** 2)
-    np.testing.assert_array_equal(sig_sel.mask, d2 <= r ** 2)
+    no_centre_near(d2, r**2)
+    np.testing.assert_array_equal(sig_sel.mask, d2 <= r**2)
     factory = sig_sel.mask_factory()
     assert factory().dtype == np.float32
-    np.testing.assert_array_equal(factory(), (d2 <= r ** 2).astype(np.float32))
+    np.testing.assert_array_equal(factory(), (d2 <= r**2).astype(np.float32))
 
 
 def test_sig_ring_drag_uses_ratio(sig_sel):
@@ -234,9 +241,9 @@ def test_sig_ring_drag_uses_ratio(sig_sel):
     r = 18.3 - 11.1
     rows, cols = grids(SIG)
     d2 = (cols - 13.2) ** 2 + (rows - 11.1) ** 2
-    no_centre_near(d2, r ** 2)
+    no_centre_near(d2, r**2)
     no_centre_near(d2, (0.4 * r) ** 2)
-    np.testing.assert_array_equal(sig_sel.mask, (d2 <= r ** 2) & (d2 > (0.4 * r) ** 2))
+    np.testing.assert_array_equal(sig_sel.mask, (d2 <= r**2) & (d2 > (0.4 * r) ** 2))
 
 
 def test_sig_set_ring_and_validation(sig_sel):
@@ -268,11 +275,13 @@ def test_constructs_under_ipympl():
         "    assert s.children[-1] is s.figure.canvas, s.children\n"
         "    assert isinstance(s.figure.canvas, ipywidgets.DOMWidget)\n"
         "    s.close()\n"
-        "print('ok')\n")
+        "print('ok')\n"
+    )
     env = dict(os.environ)
     env.pop("MPLBACKEND", None)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
-                         timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
 
@@ -283,10 +292,12 @@ def test_agrees_with_udfwidgets_masks(sig_sel):
 
     sig_sel.set_disk((9.25, 11.5), 6.3, mode="replace")
     np.testing.assert_array_equal(
-        sig_sel.mask, masks.disk(SIG, centre=(9.25, 11.5), radius=6.3, dtype=bool))
+        sig_sel.mask, masks.disk(SIG, centre=(9.25, 11.5), radius=6.3, dtype=bool)
+    )
     sig_sel.set_ring((9.25, 11.5), 3.1, 7.7, mode="replace")
     np.testing.assert_array_equal(
-        sig_sel.mask, masks.ring(SIG, centre=(9.25, 11.5), inner=3.1, outer=7.7, dtype=bool))
+        sig_sel.mask, masks.ring(SIG, centre=(9.25, 11.5), inner=3.1, outer=7.7, dtype=bool)
+    )
 
 
 @pytest.mark.parametrize("end", [(18.1, 11.1), (13.2, 16.0), (8.3, 11.1)])
@@ -296,8 +307,8 @@ def test_disk_drag_straight_sideways_or_down(sig_sel, end):
     r = max(abs(end[0] - 13.2), abs(end[1] - 11.1))
     rows, cols = grids(SIG)
     d2 = (cols - 13.2) ** 2 + (rows - 11.1) ** 2
-    no_centre_near(d2, r ** 2)
-    np.testing.assert_array_equal(sig_sel.mask, d2 <= r ** 2)
+    no_centre_near(d2, r**2)
+    np.testing.assert_array_equal(sig_sel.mask, d2 <= r**2)
 
 
 def test_disk_click_without_drag_selects_nothing(sig_sel):

@@ -11,6 +11,7 @@ Examples
 >>> float(ctx.run_udf(dataset=ds, udf=SumUDF())["intensity"].data.max())
 16.0
 """
+
 from .calibration import Calibration
 from .context import Context
 from .corrections import CorrectionSet
@@ -46,5 +47,13 @@ def _version() -> str:
 __version__ = _version()
 del _version
 
-__all__ = ["UDF", "Context", "BufferWrapper", "UDFResults", "DataSetError", "CorrectionSet",
-           "Calibration", "__version__"]
+__all__ = [
+    "UDF",
+    "Context",
+    "BufferWrapper",
+    "UDFResults",
+    "DataSetError",
+    "CorrectionSet",
+    "Calibration",
+    "__version__",
+]

@@ -8,6 +8,7 @@ when numba can be imported (``pip install 'udfwidgets[fast]'``) and not
 disabled with the environment variable ``UDFWIDGETS_NUMBA=0``; otherwise
 :mod:`udfwidgets.corrections` uses NumPy.
 """
+
 from __future__ import annotations
 
 import os
@@ -81,5 +82,5 @@ def flat_tables(tables) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     width = max([len(v) for v in idx] + [1])
     table = np.zeros((len(idx), width), dtype=np.intp)
     for r, v in enumerate(idx):
-        table[r, :len(v)] = v
+        table[r, : len(v)] = v
     return (np.array(targets, dtype=np.intp), table, np.array(counts, dtype=np.intp))

@@ -6,6 +6,7 @@ Examples
 >>> Context.make_with("inline").executor.name
 'inline'
 """
+
 from .context import Context, RunCancelled, UDFRunCancelled
 from .io.memory import MemoryDataSet
 from .udf.base import UDF

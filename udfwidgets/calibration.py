@@ -25,6 +25,7 @@ Examples
 >>> round(cal.convert_sig(1.0, "mrad", "1/nm"), 4)  # 1 mrad at 200 keV
 0.3987
 """
+
 from __future__ import annotations
 
 import json
@@ -34,17 +35,39 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["Calibration", "Axis", "electron_wavelength", "LENGTH_UNITS", "ANGLE_UNITS",
-           "RECIPROCAL_UNITS", "CalibrationError"]
+__all__ = [
+    "Calibration",
+    "Axis",
+    "electron_wavelength",
+    "LENGTH_UNITS",
+    "ANGLE_UNITS",
+    "RECIPROCAL_UNITS",
+    "CalibrationError",
+]
 
 #: length units in nm
-LENGTH_UNITS = {"pm": 1e-3, "A": 0.1, "Å": 0.1, "nm": 1.0, "um": 1e3, "µm": 1e3, "mm": 1e6,
-                "m": 1e9}
+LENGTH_UNITS = {
+    "pm": 1e-3,
+    "A": 0.1,
+    "Å": 0.1,
+    "nm": 1.0,
+    "um": 1e3,
+    "µm": 1e3,
+    "mm": 1e6,
+    "m": 1e9,
+}
 #: angle units in rad
 ANGLE_UNITS = {"urad": 1e-6, "µrad": 1e-6, "mrad": 1e-3, "rad": 1.0}
 #: reciprocal length units in 1/nm
-RECIPROCAL_UNITS = {"1/pm": 1e3, "1/A": 10.0, "1/Å": 10.0, "1/nm": 1.0, "1/um": 1e-3,
-                    "1/µm": 1e-3, "1/m": 1e-9}
+RECIPROCAL_UNITS = {
+    "1/pm": 1e3,
+    "1/A": 10.0,
+    "1/Å": 10.0,
+    "1/nm": 1.0,
+    "1/um": 1e-3,
+    "1/µm": 1e-3,
+    "1/m": 1e-9,
+}
 PIXELS = "px"
 
 _H = 6.62607015e-34  # Planck constant, J s
@@ -74,7 +97,7 @@ def electron_wavelength(beam_energy_kev: float) -> float:
     """
     kev = _positive(beam_energy_kev, "beam_energy_kev")
     ev = kev * 1e3 * _E
-    p = math.sqrt(2 * _M0 * ev * (1 + ev / (2 * _M0 * _C ** 2)))
+    p = math.sqrt(2 * _M0 * ev * (1 + ev / (2 * _M0 * _C**2)))
     return _H / p * 1e9
 
 
@@ -98,7 +121,8 @@ def _unit_family(unit: str) -> str:
         return "reciprocal"
     raise CalibrationError(
         f"unknown unit {unit!r}: use 'px', a length ({', '.join(LENGTH_UNITS)}), an angle "
-        f"({', '.join(ANGLE_UNITS)}) or a reciprocal length ({', '.join(RECIPROCAL_UNITS)})")
+        f"({', '.join(ANGLE_UNITS)}) or a reciprocal length ({', '.join(RECIPROCAL_UNITS)})"
+    )
 
 
 def _steps(value: Any, name: str) -> tuple[float, ...]:
@@ -114,8 +138,10 @@ def _per_axis(values: tuple[float, ...], ndim: int, name: str) -> tuple[float, .
     if len(values) == 1:
         return values * ndim
     if len(values) != ndim:
-        raise CalibrationError(f"{name} has {len(values)} values, but there are {ndim} axes: "
-                               "give one value (same for all) or one per axis")
+        raise CalibrationError(
+            f"{name} has {len(values)} values, but there are {ndim} axes: "
+            "give one value (same for all) or one per axis"
+        )
     return values
 
 
@@ -185,48 +211,69 @@ class Calibration:
     False
     """
 
-    def __init__(self, scan_step: Any = 1.0, scan_unit: str = PIXELS, sig_step: Any = 1.0,
-                 sig_unit: str = PIXELS, beam_centre: Sequence[float] | None = None,
-                 scan_origin: Any = 0.0, beam_energy_kev: float | None = None):
+    def __init__(
+        self,
+        scan_step: Any = 1.0,
+        scan_unit: str = PIXELS,
+        sig_step: Any = 1.0,
+        sig_unit: str = PIXELS,
+        beam_centre: Sequence[float] | None = None,
+        scan_origin: Any = 0.0,
+        beam_energy_kev: float | None = None,
+    ):
         self.scan_step = _steps(scan_step, "scan_step")
         self.sig_step = _steps(sig_step, "sig_step")
         if _unit_family(str(scan_unit)) not in ("pixels", "length"):
-            raise CalibrationError(f"scan_unit must be 'px' or a length unit "
-                                   f"({', '.join(LENGTH_UNITS)}), got {scan_unit!r}")
+            raise CalibrationError(
+                f"scan_unit must be 'px' or a length unit "
+                f"({', '.join(LENGTH_UNITS)}), got {scan_unit!r}"
+            )
         if _unit_family(str(sig_unit)) not in ("pixels", "angle", "reciprocal"):
-            raise CalibrationError(f"sig_unit must be 'px', an angle ({', '.join(ANGLE_UNITS)}) "
-                                   f"or a reciprocal length ({', '.join(RECIPROCAL_UNITS)}), got "
-                                   f"{sig_unit!r}; for a physical detector pixel size use "
-                                   "Calibration.from_camera(pixel_size=..., camera_length=..., "
-                                   "beam_energy_kev=...)")
+            raise CalibrationError(
+                f"sig_unit must be 'px', an angle ({', '.join(ANGLE_UNITS)}) "
+                f"or a reciprocal length ({', '.join(RECIPROCAL_UNITS)}), got "
+                f"{sig_unit!r}; for a physical detector pixel size use "
+                "Calibration.from_camera(pixel_size=..., camera_length=..., "
+                "beam_energy_kev=...)"
+            )
         self.scan_unit = str(scan_unit)
         self.sig_unit = str(sig_unit)
         if beam_centre is not None:
             try:
                 cy = tuple(float(v) for v in beam_centre)
             except (TypeError, ValueError):
-                raise CalibrationError(f"beam_centre must be a (y, x) pixel position, got "
-                                       f"{beam_centre!r}") from None
+                raise CalibrationError(
+                    f"beam_centre must be a (y, x) pixel position, got {beam_centre!r}"
+                ) from None
             if not all(math.isfinite(v) for v in cy):
                 raise CalibrationError(f"beam_centre must be finite, got {beam_centre!r}")
             beam_centre = cy
         self.beam_centre = beam_centre
-        origin = scan_origin if isinstance(scan_origin, (list, tuple, np.ndarray)) else (
-            scan_origin,)
+        origin = (
+            scan_origin if isinstance(scan_origin, (list, tuple, np.ndarray)) else (scan_origin,)
+        )
         try:
             self.scan_origin = tuple(float(v) for v in origin)
         except (TypeError, ValueError):
-            raise CalibrationError(f"scan_origin must be a number or a tuple of numbers, got "
-                                   f"{scan_origin!r}") from None
-        self.beam_energy_kev = (None if beam_energy_kev is None
-                                else _positive(beam_energy_kev, "beam_energy_kev"))
+            raise CalibrationError(
+                f"scan_origin must be a number or a tuple of numbers, got {scan_origin!r}"
+            ) from None
+        self.beam_energy_kev = (
+            None if beam_energy_kev is None else _positive(beam_energy_kev, "beam_energy_kev")
+        )
 
     # --- construction ------------------------------------------------------------
     @classmethod
-    def from_camera(cls, pixel_size: float, camera_length: float,
-                    beam_energy_kev: float | None = None, unit: str = "mrad",
-                    pixel_unit: str = "um", camera_length_unit: str = "mm",
-                    **kwargs: Any) -> "Calibration":
+    def from_camera(
+        cls,
+        pixel_size: float,
+        camera_length: float,
+        beam_energy_kev: float | None = None,
+        unit: str = "mrad",
+        pixel_unit: str = "um",
+        camera_length_unit: str = "mm",
+        **kwargs: Any,
+    ) -> "Calibration":
         """Detector step from the physical pixel size and the camera length.
 
         ``angle per pixel = pixel_size / camera_length`` (small-angle
@@ -244,8 +291,9 @@ class Calibration:
         if _unit_family(pixel_unit) != "length":
             raise CalibrationError(f"pixel_unit must be a length unit, got {pixel_unit!r}")
         if _unit_family(camera_length_unit) != "length":
-            raise CalibrationError(f"camera_length_unit must be a length unit, got "
-                                   f"{camera_length_unit!r}")
+            raise CalibrationError(
+                f"camera_length_unit must be a length unit, got {camera_length_unit!r}"
+            )
         p = _positive(pixel_size, "pixel_size") * LENGTH_UNITS[pixel_unit]
         L = _positive(camera_length, "camera_length") * LENGTH_UNITS[camera_length_unit]
         angle = p / L  # rad
@@ -254,8 +302,10 @@ class Calibration:
             step = angle / ANGLE_UNITS[unit]
         elif fam == "reciprocal":
             if beam_energy_kev is None:
-                raise CalibrationError(f"unit={unit!r} needs beam_energy_kev= (the wavelength "
-                                       "turns angles into reciprocal lengths)")
+                raise CalibrationError(
+                    f"unit={unit!r} needs beam_energy_kev= (the wavelength "
+                    "turns angles into reciprocal lengths)"
+                )
             step = angle / electron_wavelength(beam_energy_kev) / RECIPROCAL_UNITS[unit]
         else:
             raise CalibrationError(f"unit must be an angle or a reciprocal length, got {unit!r}")
@@ -312,10 +362,14 @@ class Calibration:
                     target = str(md.get("sig_unit", "mrad"))
                     if _unit_family(target) == "reciprocal" and energy is None:
                         target = "mrad"
-                    cam = cls.from_camera(ps, md["camera_length"], kw.get("beam_energy_kev"),
-                                          unit=target, pixel_unit=str(pu),
-                                          camera_length_unit=str(
-                                              md.get("camera_length_unit", "mm")))
+                    cam = cls.from_camera(
+                        ps,
+                        md["camera_length"],
+                        kw.get("beam_energy_kev"),
+                        unit=target,
+                        pixel_unit=str(pu),
+                        camera_length_unit=str(md.get("camera_length_unit", "mm")),
+                    )
                     kw.update(sig_step=cam.sig_step, sig_unit=cam.sig_unit)
             except CalibrationError:
                 pass
@@ -344,10 +398,15 @@ class Calibration:
         >>> Calibration(scan_step=2, scan_unit="nm").to_dict()["scan_step"]
         [2.0]
         """
-        return {"scan_step": list(self.scan_step), "scan_unit": self.scan_unit,
-                "sig_step": list(self.sig_step), "sig_unit": self.sig_unit,
-                "beam_centre": None if self.beam_centre is None else list(self.beam_centre),
-                "scan_origin": list(self.scan_origin), "beam_energy_kev": self.beam_energy_kev}
+        return {
+            "scan_step": list(self.scan_step),
+            "scan_unit": self.scan_unit,
+            "sig_step": list(self.sig_step),
+            "sig_unit": self.sig_unit,
+            "beam_centre": None if self.beam_centre is None else list(self.beam_centre),
+            "scan_origin": list(self.scan_origin),
+            "beam_energy_kev": self.beam_energy_kev,
+        }
 
     def to_json(self) -> str:
         """:meth:`to_dict` as a JSON string (for file attributes)."""
@@ -371,10 +430,15 @@ class Calibration:
         nav = tuple(int(n) for n in nav_shape)
         steps = _per_axis(self.scan_step, len(nav), "scan_step")
         origin = _per_axis(self.scan_origin, len(nav), "scan_origin")
-        names = NAV_NAMES[len(NAV_NAMES) - len(nav):] if len(nav) <= 3 else tuple(
-            f"scan_{i}" for i in range(len(nav)))
-        return tuple(Axis(n, size, s, -o * s, self.scan_unit)
-                     for n, size, s, o in zip(names, nav, steps, origin))
+        names = (
+            NAV_NAMES[len(NAV_NAMES) - len(nav) :]
+            if len(nav) <= 3
+            else tuple(f"scan_{i}" for i in range(len(nav)))
+        )
+        return tuple(
+            Axis(n, size, s, -o * s, self.scan_unit)
+            for n, size, s, o in zip(names, nav, steps, origin)
+        )
 
     def sig_axes(self, sig_shape: Sequence[int]) -> tuple[Axis, ...]:
         """The detector axes for ``sig_shape`` (names ``det_y``, ``det_x``), origin at the beam centre."""
@@ -384,10 +448,15 @@ class Calibration:
             centre = (0.0,) * len(sig)
         else:
             centre = _per_axis(self.beam_centre, len(sig), "beam_centre")
-        names = SIG_NAMES[len(SIG_NAMES) - len(sig):] if len(sig) <= 2 else tuple(
-            f"det_{i}" for i in range(len(sig)))
-        return tuple(Axis(n, size, s, -c * s, self.sig_unit)
-                     for n, size, s, c in zip(names, sig, steps, centre))
+        names = (
+            SIG_NAMES[len(SIG_NAMES) - len(sig) :]
+            if len(sig) <= 2
+            else tuple(f"det_{i}" for i in range(len(sig)))
+        )
+        return tuple(
+            Axis(n, size, s, -c * s, self.sig_unit)
+            for n, size, s, c in zip(names, sig, steps, centre)
+        )
 
     def axes(self, kind: str, shape: Sequence[int]) -> tuple[Axis, ...]:
         """:meth:`nav_axes` or :meth:`sig_axes` by ``kind``."""
@@ -411,8 +480,12 @@ class Calibration:
         (-1.0, 5.0, 3.0, -1.0)
         """
         ay, ax = self.axes(kind, shape)[-2:]
-        return (float(ax.to_physical(-0.5)), float(ax.to_physical(ax.size - 0.5)),
-                float(ay.to_physical(ay.size - 0.5)), float(ay.to_physical(-0.5)))
+        return (
+            float(ax.to_physical(-0.5)),
+            float(ax.to_physical(ax.size - 0.5)),
+            float(ay.to_physical(ay.size - 0.5)),
+            float(ay.to_physical(-0.5)),
+        )
 
     # --- conversions --------------------------------------------------------------------
     def convert_sig(self, value: Any, from_unit: str, to_unit: str) -> Any:
@@ -431,8 +504,10 @@ class Calibration:
             return v * RECIPROCAL_UNITS[from_unit] / RECIPROCAL_UNITS[to_unit]
         if {fam_a, fam_b} == {"angle", "reciprocal"}:
             if self.beam_energy_kev is None:
-                raise CalibrationError(f"converting {from_unit!r} to {to_unit!r} needs the beam "
-                                       "energy: set beam_energy_kev on the calibration")
+                raise CalibrationError(
+                    f"converting {from_unit!r} to {to_unit!r} needs the beam "
+                    "energy: set beam_energy_kev on the calibration"
+                )
             lam = electron_wavelength(self.beam_energy_kev)
             if fam_a == "angle":
                 return v * ANGLE_UNITS[from_unit] / lam / RECIPROCAL_UNITS[to_unit]
@@ -450,8 +525,10 @@ class Calibration:
         15.0
         """
         if _unit_family(from_unit) != "length" or _unit_family(to_unit) != "length":
-            raise CalibrationError(f"cannot convert {from_unit!r} to {to_unit!r}: scan lengths "
-                                   f"are in {', '.join(LENGTH_UNITS)}")
+            raise CalibrationError(
+                f"cannot convert {from_unit!r} to {to_unit!r}: scan lengths "
+                f"are in {', '.join(LENGTH_UNITS)}"
+            )
         return value * LENGTH_UNITS[from_unit] / LENGTH_UNITS[to_unit]
 
     def to_pixels(self, value: float, unit: str | None = None, kind: str = "sig") -> float:
@@ -472,16 +549,21 @@ class Calibration:
         steps = self.sig_step if kind == "sig" else self.scan_step
         own = self.units(kind)
         if own == PIXELS:
-            raise CalibrationError(f"the {kind} axes are not calibrated (unit 'px'): cannot "
-                                   f"turn {value} {unit} into pixels; set ds.calibration first")
+            raise CalibrationError(
+                f"the {kind} axes are not calibrated (unit 'px'): cannot "
+                f"turn {value} {unit} into pixels; set ds.calibration first"
+            )
         if len(set(steps)) > 1:
-            raise CalibrationError(f"the {kind} pixels are not square (steps {steps}): give the "
-                                   "length in pixels instead")
+            raise CalibrationError(
+                f"the {kind} pixels are not square (steps {steps}): give the "
+                "length in pixels instead"
+            )
         conv = self.convert_sig if kind == "sig" else self.convert_nav
         return float(conv(v, unit, own)) / steps[0]
 
-    def point_to_pixels(self, point: Sequence[float], unit: str | None = None,
-                        kind: str = "sig") -> tuple[float, ...]:
+    def point_to_pixels(
+        self, point: Sequence[float], unit: str | None = None, kind: str = "sig"
+    ) -> tuple[float, ...]:
         """A physical position ``(y, x)`` (relative to the axes' origin) as pixel indices.
 
         Examples
@@ -498,15 +580,22 @@ class Calibration:
                 conv = self.convert_sig if kind == "sig" else self.convert_nav
                 v = float(conv(v, unit, a.unit)) if a.unit != PIXELS else None
                 if v is None:
-                    raise CalibrationError(f"the {kind} axes are not calibrated: set "
-                                           "ds.calibration first")
+                    raise CalibrationError(
+                        f"the {kind} axes are not calibrated: set ds.calibration first"
+                    )
                 out.append(float(a.to_index(v)))
             else:
                 out.append(v)
         return tuple(out)
 
-    def disk(self, sig_shape: Sequence[int], radius: float, unit: str | None = None,
-             centre: Sequence[float] | None = None, dtype: Any = np.float32) -> np.ndarray:
+    def disk(
+        self,
+        sig_shape: Sequence[int],
+        radius: float,
+        unit: str | None = None,
+        centre: Sequence[float] | None = None,
+        dtype: Any = np.float32,
+    ) -> np.ndarray:
         """:func:`udfwidgets.masks.disk` with the radius (and centre) in physical units.
 
         ``centre`` is a physical position relative to the beam centre (default
@@ -519,11 +608,23 @@ class Calibration:
         13
         """
         from .masks import disk
-        return disk(sig_shape, self._centre_px(sig_shape, centre, unit),
-                    self.to_pixels(radius, unit), dtype=dtype)
 
-    def ring(self, sig_shape: Sequence[int], inner: float, outer: float, unit: str | None = None,
-             centre: Sequence[float] | None = None, dtype: Any = np.float32) -> np.ndarray:
+        return disk(
+            sig_shape,
+            self._centre_px(sig_shape, centre, unit),
+            self.to_pixels(radius, unit),
+            dtype=dtype,
+        )
+
+    def ring(
+        self,
+        sig_shape: Sequence[int],
+        inner: float,
+        outer: float,
+        unit: str | None = None,
+        centre: Sequence[float] | None = None,
+        dtype: Any = np.float32,
+    ) -> np.ndarray:
         """:func:`udfwidgets.masks.ring` with radii (and centre) in physical units.
 
         Examples
@@ -533,8 +634,14 @@ class Calibration:
         8
         """
         from .masks import ring
-        return ring(sig_shape, self._centre_px(sig_shape, centre, unit),
-                    self.to_pixels(inner, unit), self.to_pixels(outer, unit), dtype=dtype)
+
+        return ring(
+            sig_shape,
+            self._centre_px(sig_shape, centre, unit),
+            self.to_pixels(inner, unit),
+            self.to_pixels(outer, unit),
+            dtype=dtype,
+        )
 
     def _centre_px(self, sig_shape, centre, unit) -> tuple[float, float]:
         if centre is None:
@@ -551,8 +658,10 @@ class Calibration:
 
     def __repr__(self) -> str:
         d = self.to_dict()
-        parts = [f"scan_step={tuple(d['scan_step'])} {self.scan_unit}",
-                 f"sig_step={tuple(d['sig_step'])} {self.sig_unit}"]
+        parts = [
+            f"scan_step={tuple(d['scan_step'])} {self.scan_unit}",
+            f"sig_step={tuple(d['sig_step'])} {self.sig_unit}",
+        ]
         if self.beam_centre is not None:
             parts.append(f"beam_centre={self.beam_centre}")
         if self.beam_energy_kev is not None:

@@ -28,6 +28,7 @@ From Python:
 ...       "--out", __import__("tempfile").mkdtemp(), "--quiet"])
 0
 """
+
 from __future__ import annotations
 
 import argparse
@@ -77,57 +78,112 @@ def build_parser() -> argparse.ArgumentParser:
     """
     from . import __version__
 
-    parser = _Parser(prog=PROG, description="Interactive UDF analysis of large N-dimensional "
-                     "detector data (4D-STEM).")
+    parser = _Parser(
+        prog=PROG,
+        description="Interactive UDF analysis of large N-dimensional detector data (4D-STEM).",
+    )
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     demo = sub.add_parser(
-        "demo", help="run a standard analysis in one pass and save PNGs of the results",
+        "demo",
+        help="run a standard analysis in one pass and save PNGs of the results",
         description="Make a synthetic 4D-STEM scan (or open --data), run SumUDF, SumSigUDF, "
         "bright-field and annular dark-field virtual detectors, CoMUDF and StdDevUDF in ONE "
         "pass over the data, print a table of the results with the pass's speed, and save a "
-        "PNG of every result.")
+        "PNG of every result.",
+    )
     data = demo.add_argument_group("data")
-    data.add_argument("--data", metavar="PATH",
-                      help="a dataset in any format udfwidgets reads (found by its content "
-                      "and name), e.g. a .npy file, or a raw file (then give --nav, --sig and "
-                      "--dtype); default: synthetic data")
-    data.add_argument("--nav", type=int, nargs="+", metavar="N",
-                      help="scan shape, 1 to 3 numbers (default for synthetic data: 64 64)")
-    data.add_argument("--sig", type=int, nargs=2, metavar=("H", "W"),
-                      help="frame shape (default for synthetic data: 128 128)")
-    data.add_argument("--dtype", help="detector dtype, e.g. uint16, uint8, float32 "
-                      "(default: uint16; a .npy file's own dtype)")
-    data.add_argument("--seed", type=int, default=None,
-                      help="seed of the synthetic data (default: 0; not with --data)")
-    det = demo.add_argument_group("virtual detectors (default: from the synthetic data's "
-                                  "ground truth, or fractions of the frame for --data)")
-    det.add_argument("--centre", type=float, nargs=2, metavar=("CY", "CX"),
-                     help="centre of the pattern in pixels (default: middle of the frame)")
-    det.add_argument("--bf-radius", type=float, metavar="R",
-                     help="radius of the bright-field disk, also used for the centre of mass")
-    det.add_argument("--adf", type=float, nargs=2, metavar=("INNER", "OUTER"),
-                     help="inner and outer radius of the annular dark-field detector")
-    corr = demo.add_argument_group("detector corrections (applied to every frame; see "
-                                   "docs/corrections.md)")
+    data.add_argument(
+        "--data",
+        metavar="PATH",
+        help="a dataset in any format udfwidgets reads (found by its content "
+        "and name), e.g. a .npy file, or a raw file (then give --nav, --sig and "
+        "--dtype); default: synthetic data",
+    )
+    data.add_argument(
+        "--nav",
+        type=int,
+        nargs="+",
+        metavar="N",
+        help="scan shape, 1 to 3 numbers (default for synthetic data: 64 64)",
+    )
+    data.add_argument(
+        "--sig",
+        type=int,
+        nargs=2,
+        metavar=("H", "W"),
+        help="frame shape (default for synthetic data: 128 128)",
+    )
+    data.add_argument(
+        "--dtype",
+        help="detector dtype, e.g. uint16, uint8, float32 "
+        "(default: uint16; a .npy file's own dtype)",
+    )
+    data.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="seed of the synthetic data (default: 0; not with --data)",
+    )
+    det = demo.add_argument_group(
+        "virtual detectors (default: from the synthetic data's "
+        "ground truth, or fractions of the frame for --data)"
+    )
+    det.add_argument(
+        "--centre",
+        type=float,
+        nargs=2,
+        metavar=("CY", "CX"),
+        help="centre of the pattern in pixels (default: middle of the frame)",
+    )
+    det.add_argument(
+        "--bf-radius",
+        type=float,
+        metavar="R",
+        help="radius of the bright-field disk, also used for the centre of mass",
+    )
+    det.add_argument(
+        "--adf",
+        type=float,
+        nargs=2,
+        metavar=("INNER", "OUTER"),
+        help="inner and outer radius of the annular dark-field detector",
+    )
+    corr = demo.add_argument_group(
+        "detector corrections (applied to every frame; see docs/corrections.md)"
+    )
     corr.add_argument("--dark", metavar="NPY", help="dark frame to subtract (.npy, frame shape)")
     corr.add_argument("--gain", metavar="NPY", help="gain map to multiply by (.npy, frame shape)")
-    corr.add_argument("--exclude", metavar="PATH",
-                      help="pixels to patch from their neighbours: a .npy bool mask of the "
-                      "frame shape or (n, 2) (y, x) coordinates, or a text file of 'y x' lines")
+    corr.add_argument(
+        "--exclude",
+        metavar="PATH",
+        help="pixels to patch from their neighbours: a .npy bool mask of the "
+        "frame shape or (n, 2) (y, x) coordinates, or a text file of 'y x' lines",
+    )
     run = demo.add_argument_group("run")
-    run.add_argument("--executor", choices=EXECUTORS,
-                     help="where the UDFs run (default: threads for the synthetic data, "
-                     "which is held in memory; processes for --data files)")
-    run.add_argument("--n-jobs", type=int, metavar="N",
-                     help="number of workers, at most the number of cores (default: all "
-                     "cores)")
-    run.add_argument("--out", default="udfwidgets-demo", metavar="DIR",
-                     help="folder for the PNGs and results.h5 (results.npz without h5py; "
-                          "default: ./udfwidgets-demo/)")
-    run.add_argument("--quiet", action="store_true",
-                     help="no progress bar and no table, only errors")
+    run.add_argument(
+        "--executor",
+        choices=EXECUTORS,
+        help="where the UDFs run (default: threads for the synthetic data, "
+        "which is held in memory; processes for --data files)",
+    )
+    run.add_argument(
+        "--n-jobs",
+        type=int,
+        metavar="N",
+        help="number of workers, at most the number of cores (default: all cores)",
+    )
+    run.add_argument(
+        "--out",
+        default="udfwidgets-demo",
+        metavar="DIR",
+        help="folder for the PNGs and results.h5 (results.npz without h5py; "
+        "default: ./udfwidgets-demo/)",
+    )
+    run.add_argument(
+        "--quiet", action="store_true", help="no progress bar and no table, only errors"
+    )
     return parser
 
 
@@ -180,13 +236,13 @@ class _Input:
 def _check_shape(value, name: str, min_dims: int, max_dims: int) -> tuple[int, ...]:
     if not min_dims <= len(value) <= max_dims or any(v < 1 for v in value):
         count = str(min_dims) if min_dims == max_dims else f"{min_dims} to {max_dims}"
-        raise CLIError(f"--{name} needs {count} positive integers, got "
-                       f"{' '.join(map(str, value))}")
+        raise CLIError(f"--{name} needs {count} positive integers, got {' '.join(map(str, value))}")
     return tuple(value)
 
 
 def _check_dtype(text: str) -> np.dtype:
     from .data import _dtype  # the same rule as the synthetic data: integer or float
+
     try:
         return _dtype(text)
     except ValueError as e:
@@ -200,19 +256,26 @@ def _check_data_path(path: str) -> None:
     """Refuse, with a clear message, files whose name says one thing and content another."""
     lower = path.lower()
     if lower.endswith(".npz") and os.path.isfile(path):
-        raise CLIError(f"{path!r} is a NumPy .npz archive (a zip of several arrays), not one "
-                       "4D array: save the scan with np.save('scan.npy', array) and pass "
-                       "the .npy file")
+        raise CLIError(
+            f"{path!r} is a NumPy .npz archive (a zip of several arrays), not one "
+            "4D array: save the scan with np.save('scan.npy', array) and pass "
+            "the .npy file"
+        )
     if lower.endswith(".npy") and os.path.isfile(path):
         with open(path, "rb") as fh:
             head = fh.read(len(NPY_MAGIC))
         if head != NPY_MAGIC:
-            what = "a text file" if head and all(32 <= c < 127 or c in b"\t\r\n" for c in head) \
+            what = (
+                "a text file"
+                if head and all(32 <= c < 127 or c in b"\t\r\n" for c in head)
                 else "some other file"
-            raise CLIError(f"{path!r} is named .npy but is not a NumPy .npy file (it does not "
-                           f"start with the .npy header; it looks like {what}): write it with "
-                           "np.save, or, if it holds raw detector data, give it another name "
-                           "and its layout with --nav, --sig and --dtype")
+            )
+            raise CLIError(
+                f"{path!r} is named .npy but is not a NumPy .npy file (it does not "
+                f"start with the .npy header; it looks like {what}): write it with "
+                "np.save, or, if it holds raw detector data, give it another name "
+                "and its layout with --nav, --sig and --dtype"
+            )
 
 
 def _open_input(args) -> _Input:
@@ -229,23 +292,29 @@ def _open_input(args) -> _Input:
             ds = load("synthetic", nav_shape=nav, sig_shape=sig, dtype=dtype, seed=seed)
         except DataSetError as e:
             raise CLIError(str(e)) from None
-        return _Input(ds, f"synthetic 4D-STEM data, seed {seed}", ds.truth,
-                      time.perf_counter() - t0)
+        return _Input(
+            ds, f"synthetic 4D-STEM data, seed {seed}", ds.truth, time.perf_counter() - t0
+        )
     path = str(args.data)
     if args.seed is not None:
-        raise CLIError(f"--seed only applies to the synthetic data; leave it out with "
-                       f"--data {path!r}")
+        raise CLIError(
+            f"--seed only applies to the synthetic data; leave it out with --data {path!r}"
+        )
     _check_data_path(path)
     try:
         if path.lower().endswith(".npy"):
             ds = load("auto", path=path)
-            for name, given, actual in (("nav", nav, tuple(ds.shape.nav)),
-                                        ("sig", sig, tuple(ds.shape.sig)),
-                                        ("dtype", dtype, ds.dtype)):
+            for name, given, actual in (
+                ("nav", nav, tuple(ds.shape.nav)),
+                ("sig", sig, tuple(ds.shape.sig)),
+                ("dtype", dtype, ds.dtype),
+            ):
                 if given is not None and given != actual:
                     shown = given if name == "dtype" else " ".join(map(str, given))
-                    raise CLIError(f"--{name} {shown} does not match {path!r}, which has "
-                                   f"{name} {actual}; leave --{name} out for .npy files")
+                    raise CLIError(
+                        f"--{name} {shown} does not match {path!r}, which has "
+                        f"{name} {actual}; leave --{name} out for .npy files"
+                    )
             return _Input(ds, path)
         layout: dict[str, Any] = {}
         if nav is not None:
@@ -271,29 +340,36 @@ def _load_auto(load_dataset, path: str, layout: dict):
         import warnings
 
         from .io.geometry import MissingFramesWarning
+
         with warnings.catch_warnings():
             # a raw file too small for --nav is a layout mistake here, not a short scan
             warnings.simplefilter("error", MissingFramesWarning)
             try:
                 return load_dataset(kind, **kwargs)
             except MissingFramesWarning as w:
-                raise CLIError(f"{w} The file has {os.path.getsize(path)} bytes. Check the "
-                               "shapes and dtype given with --nav, --sig and --dtype.") from None
+                raise CLIError(
+                    f"{w} The file has {os.path.getsize(path)} bytes. Check the "
+                    "shapes and dtype given with --nav, --sig and --dtype."
+                ) from None
 
     try:
         return load("auto", path=path, **layout)
     except DataSetError as e:
         first = e
     if is_dir:
-        raise CLIError(f"{path!r} is a folder that udfwidgets cannot read as a dataset: give "
-                       "the data file itself (e.g. a .npy file, or a raw file with --nav, --sig "
-                       "and --dtype)")
+        raise CLIError(
+            f"{path!r} is a folder that udfwidgets cannot read as a dataset: give "
+            "the data file itself (e.g. a .npy file, or a raw file with --nav, --sig "
+            "and --dtype)"
+        )
     if "nav_shape" in layout and "sig_shape" in layout and "dtype" not in layout:
         # a raw file with the documented default dtype
         return load("auto", path=path, dtype=np.dtype("uint16"), **layout)
     if "nav_shape" not in layout or "sig_shape" not in layout:
-        raise CLIError(f"cannot tell the layout of {path!r} ({first}); for a raw file give it "
-                       "with --nav, --sig (and --dtype, default uint16)")
+        raise CLIError(
+            f"cannot tell the layout of {path!r} ({first}); for a raw file give it "
+            "with --nav, --sig (and --dtype, default uint16)"
+        )
     raise first
 
 
@@ -306,8 +382,10 @@ class _Detectors:
 
     def describe(self) -> str:
         cy, cx = self.centre
-        return (f"centre ({cy:g}, {cx:g}); bright field r <= {self.bf:g} px; "
-                f"annular dark field {self.adf[0]:g} < r <= {self.adf[1]:g} px")
+        return (
+            f"centre ({cy:g}, {cx:g}); bright field r <= {self.bf:g} px; "
+            f"annular dark field {self.adf[0]:g} < r <= {self.adf[1]:g} px"
+        )
 
 
 def _detectors(args, sig: tuple[int, int], truth) -> _Detectors:
@@ -330,8 +408,9 @@ def _detectors(args, sig: tuple[int, int], truth) -> _Detectors:
         adf = tuple(args.adf)
         if not (math.isfinite(adf[0]) and math.isfinite(adf[1]) and 0 <= adf[0] < adf[1]):
             raise CLIError(f"--adf needs 0 <= INNER < OUTER, got {adf[0]:g} {adf[1]:g}")
-    det = _Detectors((float(centre[0]), float(centre[1])), float(bf),
-                     (float(adf[0]), float(adf[1])))
+    det = _Detectors(
+        (float(centre[0]), float(centre[1])), float(bf), (float(adf[0]), float(adf[1]))
+    )
     _check_inside(det, sig)
     return det
 
@@ -342,8 +421,10 @@ def _check_centre(centre: tuple[float, float], sig: tuple[int, int]) -> None:
     if not (math.isfinite(cy) and math.isfinite(cx)):
         raise CLIError(f"--centre must be two finite numbers, got {cy} {cx}")
     if not (-0.5 <= cy <= h - 0.5 and -0.5 <= cx <= w - 0.5):
-        raise CLIError(f"--centre {cy:g} {cx:g} is outside the frame of {h} x {w} pixels "
-                       f"(rows 0 to {h - 1}, columns 0 to {w - 1})")
+        raise CLIError(
+            f"--centre {cy:g} {cx:g} is outside the frame of {h} x {w} pixels "
+            f"(rows 0 to {h - 1}, columns 0 to {w - 1})"
+        )
 
 
 def _check_inside(det: _Detectors, sig: tuple[int, int]) -> None:
@@ -354,12 +435,16 @@ def _check_inside(det: _Detectors, sig: tuple[int, int]) -> None:
     cy, cx = det.centre
     _check_centre(det.centre, sig)
     if not masks.disk(sig, centre=det.centre, radius=det.bf).any():
-        raise CLIError(f"the bright-field disk (r <= {det.bf:g} px around ({cy:g}, {cx:g})) "
-                       f"covers no pixel of the {h} x {w} frame: give a larger --bf-radius")
+        raise CLIError(
+            f"the bright-field disk (r <= {det.bf:g} px around ({cy:g}, {cx:g})) "
+            f"covers no pixel of the {h} x {w} frame: give a larger --bf-radius"
+        )
     if not masks.ring(sig, centre=det.centre, inner=det.adf[0], outer=det.adf[1]).any():
-        raise CLIError(f"the annular dark-field detector ({det.adf[0]:g} < r <= "
-                       f"{det.adf[1]:g} px around ({cy:g}, {cx:g})) covers no pixel of the "
-                       f"{h} x {w} frame: choose --adf INNER OUTER within the frame")
+        raise CLIError(
+            f"the annular dark-field detector ({det.adf[0]:g} < r <= "
+            f"{det.adf[1]:g} px around ({cy:g}, {cx:g})) covers no pixel of the "
+            f"{h} x {w} frame: choose --adf INNER OUTER within the frame"
+        )
 
 
 # ------------------------------------------------------------------------------- the run
@@ -369,7 +454,7 @@ class _Row:
 
     name: str
     data: np.ndarray
-    kind: str            # "nav" or "sig"
+    kind: str  # "nav" or "sig"
     title: str
     cmap: str
     unit: str = ""
@@ -385,10 +470,12 @@ def _make_udfs(sig: tuple[int, int], det: _Detectors) -> list:
     from .udf.sum import SumUDF
     from .udf.sumsigudf import SumSigUDF
 
-    detectors = ApplyMasksUDF(mask_factories=[
-        partial(masks.disk, sig, centre=det.centre, radius=det.bf),
-        partial(masks.ring, sig, centre=det.centre, inner=det.adf[0], outer=det.adf[1]),
-    ])
+    detectors = ApplyMasksUDF(
+        mask_factories=[
+            partial(masks.disk, sig, centre=det.centre, radius=det.bf),
+            partial(masks.ring, sig, centre=det.centre, inner=det.adf[0], outer=det.adf[1]),
+        ]
+    )
     com = CoMUDF(cy=det.centre[0], cx=det.centre[1], r=det.bf)
     return [SumUDF(), SumSigUDF(), detectors, com, StdDevUDF()]
 
@@ -398,30 +485,84 @@ def _rows(results, det: _Detectors, nav_dims: int) -> list[_Row]:
     bf_title = f"Virtual bright field (r <= {det.bf:g} px)"
     adf_title = f"Virtual annular dark field ({det.adf[0]:g} < r <= {det.adf[1]:g} px)"
     rows = [
-        _Row("sum", total["intensity"].data, "sig", "Sum of all frames (log scale)", "inferno",
-             "counts", log=True),
-        _Row("sumsig", per_frame["intensity"].data, "nav", "Total intensity of each frame",
-             "gray", "counts"),
+        _Row(
+            "sum",
+            total["intensity"].data,
+            "sig",
+            "Sum of all frames (log scale)",
+            "inferno",
+            "counts",
+            log=True,
+        ),
+        _Row(
+            "sumsig",
+            per_frame["intensity"].data,
+            "nav",
+            "Total intensity of each frame",
+            "gray",
+            "counts",
+        ),
         _Row("bf", virtual["intensity"].data[..., 0], "nav", bf_title, "gray", "counts"),
         _Row("adf", virtual["intensity"].data[..., 1], "nav", adf_title, "inferno", "counts"),
-        _Row("com_y", com["field"].data[..., 0], "nav",
-             f"Centre-of-mass shift y (r <= {det.bf:g} px)", "RdBu_r", "px", diverging=True),
-        _Row("com_x", com["field"].data[..., 1], "nav",
-             f"Centre-of-mass shift x (r <= {det.bf:g} px)", "RdBu_r", "px", diverging=True),
-        _Row("com_magnitude", com["magnitude"].data, "nav", "Centre-of-mass shift magnitude",
-             "viridis", "px"),
+        _Row(
+            "com_y",
+            com["field"].data[..., 0],
+            "nav",
+            f"Centre-of-mass shift y (r <= {det.bf:g} px)",
+            "RdBu_r",
+            "px",
+            diverging=True,
+        ),
+        _Row(
+            "com_x",
+            com["field"].data[..., 1],
+            "nav",
+            f"Centre-of-mass shift x (r <= {det.bf:g} px)",
+            "RdBu_r",
+            "px",
+            diverging=True,
+        ),
+        _Row(
+            "com_magnitude",
+            com["magnitude"].data,
+            "nav",
+            "Centre-of-mass shift magnitude",
+            "viridis",
+            "px",
+        ),
     ]
     if nav_dims == 2:
         rows += [
-            _Row("com_divergence", com["divergence"].data, "nav",
-                 "Divergence of the centre-of-mass field", "RdBu_r", "px / scan step",
-                 diverging=True),
-            _Row("com_curl", com["curl"].data, "nav", "Curl of the centre-of-mass field",
-                 "RdBu_r", "px / scan step", diverging=True),
+            _Row(
+                "com_divergence",
+                com["divergence"].data,
+                "nav",
+                "Divergence of the centre-of-mass field",
+                "RdBu_r",
+                "px / scan step",
+                diverging=True,
+            ),
+            _Row(
+                "com_curl",
+                com["curl"].data,
+                "nav",
+                "Curl of the centre-of-mass field",
+                "RdBu_r",
+                "px / scan step",
+                diverging=True,
+            ),
         ]
-    rows.append(_Row("std", std["std"].data, "sig",
-                     "Standard deviation over the scan (log scale)", "viridis", "counts",
-                     log=True))
+    rows.append(
+        _Row(
+            "std",
+            std["std"].data,
+            "sig",
+            "Standard deviation over the scan (log scale)",
+            "viridis",
+            "counts",
+            log=True,
+        )
+    )
     return rows
 
 
@@ -457,12 +598,16 @@ def _demo(args) -> int:
         raise CLIError(f"--n-jobs must be a positive integer, got {args.n_jobs}")
     cores = _cores()
     if args.n_jobs is not None and args.n_jobs > cores:
-        raise CLIError(f"--n-jobs {args.n_jobs} is more than the {cores} CPU core"
-                       f"{'s' * (cores > 1)} this process may use: extra workers only compete "
-                       f"for the same cores and make the run slower; use --n-jobs {cores} or "
-                       "less (or leave it out for all cores)")
+        raise CLIError(
+            f"--n-jobs {args.n_jobs} is more than the {cores} CPU core"
+            f"{'s' * (cores > 1)} this process may use: extra workers only compete "
+            f"for the same cores and make the run slower; use --n-jobs {cores} or "
+            "less (or leave it out for all cores)"
+        )
     out_dir = _check_out(args.out)
-    if args.data is None and args.centre is not None and not (args.sig and min(args.sig) < 1):  # before the synthetic data is made
+    if (
+        args.data is None and args.centre is not None and not (args.sig and min(args.sig) < 1)
+    ):  # before the synthetic data is made
         _check_centre(tuple(args.centre), tuple(args.sig) if args.sig else (128, 128))
     say = (lambda *a, **k: None) if args.quiet else print
 
@@ -470,42 +615,52 @@ def _demo(args) -> int:
     ds = inp.dataset
     shape = tuple(ds.shape)
     if ds.shape.sig_dims != 2:
-        raise CLIError(f"the demo needs 2D frames; {inp.description} has frames of shape "
-                       f"{tuple(ds.shape.sig)}")
+        raise CLIError(
+            f"the demo needs 2D frames; {inp.description} has frames of shape {tuple(ds.shape.sig)}"
+        )
     sig = tuple(ds.shape.sig)
     corrections = _corrections(args, ds)
     det = _detectors(args, sig, inp.truth)
     made = f" (made in {inp.seconds:.2f} s)" if inp.truth is not None else ""
-    say(f"data: {inp.description}: nav {tuple(ds.shape.nav)} x sig {sig}, {ds.dtype}, "
-        f"{_size(ds.nbytes)}{made}")
+    say(
+        f"data: {inp.description}: nav {tuple(ds.shape.nav)} x sig {sig}, {ds.dtype}, "
+        f"{_size(ds.nbytes)}{made}"
+    )
     say(f"virtual detectors: {det.describe()}")
     udfs = _make_udfs(sig, det)
     # In-memory data would be copied to worker processes: threads share it.
     executor = args.executor or ("threads" if inp.truth is not None else "processes")
     with Context(executor=executor, n_jobs=args.n_jobs) as ctx:
         names = ", ".join(type(u).__name__ for u in udfs).replace(
-            "ApplyMasksUDF", "ApplyMasksUDF (BF + ADF)")
+            "ApplyMasksUDF", "ApplyMasksUDF (BF + ADF)"
+        )
         n = ctx.executor.n_workers
         say(f"running {names} in one pass ({executor}, {n} worker{'s' * (n > 1)}) ...")
         t0 = time.perf_counter()
-        results = ctx.run_udf(dataset=ds, udf=udfs, progress=not args.quiet,
-                              corrections=corrections)
+        results = ctx.run_udf(
+            dataset=ds, udf=udfs, progress=not args.quiet, corrections=corrections
+        )
         seconds = time.perf_counter() - t0
 
     rows = _rows(results, det, len(ds.shape.nav))
     say(_format_table(rows))
     n_frames = math.prod(shape[:-2])
-    say(f"pass: {n_frames} frames, {_size(ds.nbytes)} in {seconds:.3g} s = "
-        f"{ds.nbytes / 1e9 / seconds:.3g} GB/s")
+    say(
+        f"pass: {n_frames} frames, {_size(ds.nbytes)} in {seconds:.3g} s = "
+        f"{ds.nbytes / 1e9 / seconds:.3g} GB/s"
+    )
 
     try:
         os.makedirs(out_dir, exist_ok=True)
         paths = _save_pngs(rows, out_dir, det, inp.truth)
     except OSError as e:
         raise CLIError(f"cannot write the PNGs to {args.out!r}: {e}") from None
-    say(f"saved {len(paths)} PNGs to {out_dir}{os.sep}: "
-        + ", ".join(os.path.basename(p) for p in paths))
+    say(
+        f"saved {len(paths)} PNGs to {out_dir}{os.sep}: "
+        + ", ".join(os.path.basename(p) for p in paths)
+    )
     from .export import save_results
+
     # HDF5 needs h5py (the `export` extra); a plain install still saves every buffer, as .npz.
     have_h5py = importlib.util.find_spec("h5py") is not None
     target = os.path.join(out_dir, "results.h5" if have_h5py else "results.npz")
@@ -513,8 +668,10 @@ def _demo(args) -> int:
         save_results(results, target, overwrite=True)
     except OSError as e:
         raise CLIError(f"cannot write {target!r}: {e}") from None
-    say(f"saved every result buffer with its axes to {target}"
-        + ("" if have_h5py else " (for HDF5: pip install 'udfwidgets[export]')"))
+    say(
+        f"saved every result buffer with its axes to {target}"
+        + ("" if have_h5py else " (for HDF5: pip install 'udfwidgets[export]')")
+    )
     return 0
 
 
@@ -536,8 +693,8 @@ def _corrections(args, ds):
         corr = CorrectionSet(
             dark=None if args.dark is None else load_array(args.dark, "--dark"),
             gain=None if args.gain is None else load_array(args.gain, "--gain"),
-            excluded_pixels=None if args.exclude is None else load_array(args.exclude,
-                                                                         "--exclude"))
+            excluded_pixels=None if args.exclude is None else load_array(args.exclude, "--exclude"),
+        )
         corr.check(tuple(ds.shape.sig))
     except CorrectionError as e:
         raise CLIError(str(e)) from None
@@ -570,8 +727,10 @@ def _check_out(out: str) -> str:
             probe_dir = tempfile.mkdtemp(prefix=".udfwidgets-probe-", dir=existing)
             os.rmdir(probe_dir)
     except OSError as e:
-        raise CLIError(f"--out {out!r} is not writable ({existing!r}: "
-                       f"{e.strerror or e}); choose another folder") from None
+        raise CLIError(
+            f"--out {out!r} is not writable ({existing!r}: "
+            f"{e.strerror or e}); choose another folder"
+        ) from None
     return out_dir
 
 
@@ -590,8 +749,16 @@ def _save_pngs(rows: list[_Row], out_dir: str, det: _Detectors, truth) -> list[s
 
     todo = list(rows)
     if truth is not None:
-        todo.append(_Row("truth_labels", truth.labels, "nav",
-                         "Ground truth: 0 vacuum, 1 amorphous, 2+ grains", "tab10", "label"))
+        todo.append(
+            _Row(
+                "truth_labels",
+                truth.labels,
+                "nav",
+                "Ground truth: 0 vacuum, 1 amorphous, 2+ grains",
+                "tab10",
+                "label",
+            )
+        )
     paths = []
     for row in todo:
         # Fixed axes positions: a layout engine would double the drawing time.
@@ -629,9 +796,13 @@ def _draw(fig, row: _Row, det: _Detectors) -> None:
     ticks = None
     if row.name == "truth_labels":  # one colour per label
         import matplotlib
+
         n = int(np.nanmax(data)) + 1
-        kwargs.update(cmap=matplotlib.colormaps["tab10" if n <= 10 else "tab20"].resampled(n),
-                      vmin=-0.5, vmax=n - 0.5)
+        kwargs.update(
+            cmap=matplotlib.colormaps["tab10" if n <= 10 else "tab20"].resampled(n),
+            vmin=-0.5,
+            vmax=n - 0.5,
+        )
         ticks = range(n)
     im = ax.imshow(shown, **kwargs)
     label = f"log10(1 + {row.unit})" if row.log else row.unit

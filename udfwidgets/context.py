@@ -1,4 +1,5 @@
 """The :class:`Context`: load datasets and run UDFs on them."""
+
 from __future__ import annotations
 
 import asyncio
@@ -74,20 +75,27 @@ class Context:
     64.0
     """
 
-    def __init__(self, executor: str | Executor = "processes", n_jobs: int | None = None,
-                 client: Any = None, warm_start: bool = True,
-                 tile_bytes: int = DEFAULT_TILE_BYTES):
+    def __init__(
+        self,
+        executor: str | Executor = "processes",
+        n_jobs: int | None = None,
+        client: Any = None,
+        warm_start: bool = True,
+        tile_bytes: int = DEFAULT_TILE_BYTES,
+    ):
         self._closed = False
         if isinstance(tile_bytes, bool) or not isinstance(tile_bytes, int) or tile_bytes < 1:
-            raise ValueError(f"tile_bytes must be a positive integer (bytes per tile, default "
-                             f"{DEFAULT_TILE_BYTES}), got {tile_bytes!r}")
-        self.executor = make_executor(executor, n_jobs=n_jobs, client=client,
-                                      warm_start=warm_start)
+            raise ValueError(
+                f"tile_bytes must be a positive integer (bytes per tile, default "
+                f"{DEFAULT_TILE_BYTES}), got {tile_bytes!r}"
+            )
+        self.executor = make_executor(executor, n_jobs=n_jobs, client=client, warm_start=warm_start)
         self.tile_bytes = tile_bytes
 
     @classmethod
-    def make_with(cls, executor: str = "processes", cpus: Any = None, gpus: Any = None,
-                  **kwargs) -> "Context":
+    def make_with(
+        cls, executor: str = "processes", cpus: Any = None, gpus: Any = None, **kwargs
+    ) -> "Context":
         """``Context(executor=...)`` with LiberTEM's arguments.
 
         ``cpus`` is a number of workers or a collection of CPU ids (its length
@@ -102,20 +110,24 @@ class Context:
         2
         """
         if gpus:
-            raise ValueError(f"gpus={gpus!r}: udfwidgets computes on the CPU only; leave gpus "
-                             "out (or give 0)")
+            raise ValueError(
+                f"gpus={gpus!r}: udfwidgets computes on the CPU only; leave gpus out (or give 0)"
+            )
         if cpus is not None:
             n = cpus if isinstance(cpus, (int, np.integer)) else len(tuple(cpus))
             if isinstance(cpus, bool) or n < 1:
-                raise ValueError(f"cpus must be a positive number of workers or a non-empty "
-                                 f"collection of CPU ids, got {cpus!r}")
+                raise ValueError(
+                    f"cpus must be a positive number of workers or a non-empty "
+                    f"collection of CPU ids, got {cpus!r}"
+                )
             kwargs.setdefault("n_jobs", int(n))
         if executor == "synchronous":
             executor = "inline"
         return cls(executor=executor, **kwargs)
 
-    def map(self, dataset: DataSet, f, roi: Any = None, progress: Any = False,
-            backends: Any = None):
+    def map(
+        self, dataset: DataSet, f, roi: Any = None, progress: Any = False, backends: Any = None
+    ):
         """Apply ``f(frame)`` to every frame; returns a nav :class:`BufferWrapper`.
 
         Runs :class:`~udfwidgets.udf.auto.AutoUDF`; see it for how the
@@ -130,8 +142,10 @@ class Context:
         (2, 3)
         """
         from .udf.auto import AutoUDF
-        res = self.run_udf(dataset=dataset, udf=AutoUDF(f=f), roi=roi, progress=progress,
-                           backends=backends)
+
+        res = self.run_udf(
+            dataset=dataset, udf=AutoUDF(f=f), roi=roi, progress=progress, backends=backends
+        )
         return res["result"]
 
     def display(self, dataset: DataSet, udf: Any = None, roi: Any = None):
@@ -145,6 +159,7 @@ class Context:
         MemoryDataSet: nav (2, 3), sig (4, 4), float64, 768 B
         """
         from .io.display import DataSetDisplay
+
         return DataSetDisplay(dataset, self.executor.n_workers)
 
     def load(self, kind: str, **kwargs) -> DataSet:
@@ -179,15 +194,23 @@ class Context:
             raise ContextClosedError(
                 "this Context was closed (ctx.close(), or the end of its with-block), so it "
                 "cannot run UDFs: make a new one, e.g. "
-                f"ctx = Context(executor={self.executor.name!r})")
+                f"ctx = Context(executor={self.executor.name!r})"
+            )
 
     def _make_run(self, dataset, udf, roi, backends=None, corrections=None) -> tuple[UDFRun, bool]:
         self._check_open()
         plan.check_dataset(dataset)
         udfs, single = plan.as_udf_list(udf)
         plan.check_outputs(udfs, dataset)
-        return UDFRun(dataset, udfs, self.executor, roi=roi, tile_bytes=self.tile_bytes,
-                      backends=backends, corrections=corrections), single
+        return UDFRun(
+            dataset,
+            udfs,
+            self.executor,
+            roi=roi,
+            tile_bytes=self.tile_bytes,
+            backends=backends,
+            corrections=corrections,
+        ), single
 
     @staticmethod
     def _guarded(run: UDFRun, gen: Iterator[UDFResults]) -> Iterator[UDFResults]:
@@ -224,16 +247,26 @@ class Context:
         if isinstance(plots, (list, tuple)) and all(hasattr(p, "new_data") for p in plots):
             return list(plots)
         from .widgets.plots import make_plots
-        created = make_plots(plots, dataset=run.dataset, udfs=run.udfs, decls=run.decls,
-                             roi=run.roi)
+
+        created = make_plots(
+            plots, dataset=run.dataset, udfs=run.udfs, decls=run.decls, roi=run.roi
+        )
         for p in created:
             p.display()
         return created
 
-    def run_udf_iter(self, dataset: DataSet, udf: UDF | Sequence[UDF], roi: Any = None,
-                     progress: Any = False, plots: Any = None, sync: bool = True,
-                     backends: Any = None, corrections: Any = None, **kwargs
-                     ) -> Iterator[UDFResults] | AsyncIterator[UDFResults]:
+    def run_udf_iter(
+        self,
+        dataset: DataSet,
+        udf: UDF | Sequence[UDF],
+        roi: Any = None,
+        progress: Any = False,
+        plots: Any = None,
+        sync: bool = True,
+        backends: Any = None,
+        corrections: Any = None,
+        **kwargs,
+    ) -> Iterator[UDFResults] | AsyncIterator[UDFResults]:
         """Run UDFs and yield a :class:`UDFResults` after every merged partition.
 
         Partitions arrive in completion order. The last item is the complete
@@ -266,9 +299,18 @@ class Context:
             return gen
         return _async_iter(gen)
 
-    def run_udf(self, dataset: DataSet, udf: UDF | Sequence[UDF], roi: Any = None,
-                progress: Any = False, plots: Any = None, sync: bool = True,
-                backends: Any = None, corrections: Any = None, **kwargs):
+    def run_udf(
+        self,
+        dataset: DataSet,
+        udf: UDF | Sequence[UDF],
+        roi: Any = None,
+        progress: Any = False,
+        plots: Any = None,
+        sync: bool = True,
+        backends: Any = None,
+        corrections: Any = None,
+        **kwargs,
+    ):
         """Run one UDF (or a list of UDFs, in one pass) and return the results.
 
         Parameters
@@ -321,19 +363,27 @@ class Context:
             return final.buffers[0] if single else final.buffers
 
         if not sync:
+
             async def wait():
                 last = None
                 async for item in _async_iter(gen):
                     last = item
                 return unpack(last)
+
             return wait()
         last = None
         for item in gen:
             last = item
         return unpack(last)
 
-    def export_dataset(self, dataset: DataSet, path: Any, roi: Any = None,
-                       corrections: Any = None, overwrite: bool = False) -> None:
+    def export_dataset(
+        self,
+        dataset: DataSet,
+        path: Any,
+        roi: Any = None,
+        corrections: Any = None,
+        overwrite: bool = False,
+    ) -> None:
         """Write ``dataset`` (corrected, cropped to ``roi``) to ``.h5``/``.hdf5`` or ``.npy``.
 
         Block by block, never the whole dataset in memory; ``corrections`` as
@@ -350,6 +400,7 @@ class Context:
         (2, 3, 4, 4)
         """
         from .export import export_dataset
+
         export_dataset(dataset, path, roi=roi, corrections=corrections, overwrite=overwrite)
 
     def release_files(self) -> None:
@@ -399,6 +450,7 @@ class Context:
             return
         self._closed = True
         from .io.files import release_maps
+
         release_maps()
         self.executor.close()
 
@@ -410,8 +462,9 @@ class Context:
 
     def __repr__(self) -> str:
         closed = " closed" if self._closed else ""
-        return (f"<Context executor={self.executor.name!r} workers={self.executor.n_workers}"
-                f"{closed}>")
+        return (
+            f"<Context executor={self.executor.name!r} workers={self.executor.n_workers}{closed}>"
+        )
 
 
 _DONE = object()
@@ -421,8 +474,9 @@ _RUN_KEYWORDS = ("roi", "progress", "plots", "sync")
 
 def _check_sync(sync: Any) -> None:
     if not isinstance(sync, bool):
-        raise TypeError(f"sync must be True (wait for the results) or False (return an "
-                        f"awaitable), got {sync!r}")
+        raise TypeError(
+            f"sync must be True (wait for the results) or False (return an awaitable), got {sync!r}"
+        )
 
 
 def _interrupt(thread_id: int) -> None:
@@ -432,8 +486,9 @@ def _interrupt(thread_id: int) -> None:
     milliseconds; joblib then aborts the outstanding tasks (and stops loky
     workers) as it does for a KeyboardInterrupt.
     """
-    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread_id),
-                                               ctypes.py_object(UDFRunCancelled))
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(
+        ctypes.c_ulong(thread_id), ctypes.py_object(UDFRunCancelled)
+    )
 
 
 async def _async_iter(gen: Iterator[UDFResults]) -> AsyncIterator[UDFResults]:

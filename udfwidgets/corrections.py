@@ -38,6 +38,7 @@ array([[32., 32., 32.],
        [32., 32., 32.],
        [32., 32., 32.]], dtype=float32)
 """
+
 from __future__ import annotations
 
 import itertools
@@ -45,8 +46,16 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["CorrectionSet", "CorrectionError", "PreparedCorrections", "correct_tile",
-           "resolve_corrections", "corrected_dtype", "find_hot_pixels", "find_dead_pixels"]
+__all__ = [
+    "CorrectionSet",
+    "CorrectionError",
+    "PreparedCorrections",
+    "correct_tile",
+    "resolve_corrections",
+    "corrected_dtype",
+    "find_hot_pixels",
+    "find_dead_pixels",
+]
 
 
 class CorrectionError(ValueError):
@@ -74,8 +83,10 @@ def _as_sig_array(value: Any, what: str) -> np.ndarray:
     arr = arr.astype(np.float64)
     if not np.isfinite(arr).all():
         bad = np.argwhere(~np.isfinite(arr))[:3].tolist()
-        raise CorrectionError(f"{what} holds NaN or infinite values (e.g. at {bad}): replace them "
-                              "and list those pixels in excluded_pixels instead")
+        raise CorrectionError(
+            f"{what} holds NaN or infinite values (e.g. at {bad}): replace them "
+            "and list those pixels in excluded_pixels instead"
+        )
     return arr
 
 
@@ -127,14 +138,16 @@ class CorrectionSet:
                 raise CorrectionError(
                     "excluded_pixels must be a bool mask of the signal shape or an (n, 2) "
                     f"integer array of (y, x) pixel coordinates, got dtype {arr.dtype} and shape "
-                    f"{arr.shape}")
+                    f"{arr.shape}"
+                )
 
     @property
     def is_empty(self) -> bool:
         """True when the set changes nothing (no dark, no gain, no excluded pixel)."""
         ex = self.excluded_pixels
-        no_ex = ex is None or (ex.dtype == bool and not ex.any()) or (ex.dtype != bool
-                                                                        and len(ex) == 0)
+        no_ex = (
+            ex is None or (ex.dtype == bool and not ex.any()) or (ex.dtype != bool and len(ex) == 0)
+        )
         return self.dark is None and self.gain is None and no_ex
 
     def check(self, sig_shape: Sequence[int]) -> None:
@@ -148,11 +161,15 @@ class CorrectionSet:
         udfwidgets.corrections.CorrectionError: dark has shape (4, 4), but the dataset's frames have shape (8, 8): give a dark frame of the signal shape
         """
         sig = tuple(int(s) for s in sig_shape)
-        for what, arr, hint in (("dark", self.dark, "a dark frame"),
-                                ("gain", self.gain, "a gain map")):
+        for what, arr, hint in (
+            ("dark", self.dark, "a dark frame"),
+            ("gain", self.gain, "a gain map"),
+        ):
             if arr is not None and arr.shape != sig:
-                raise CorrectionError(f"{what} has shape {arr.shape}, but the dataset's frames "
-                                      f"have shape {sig}: give {hint} of the signal shape")
+                raise CorrectionError(
+                    f"{what} has shape {arr.shape}, but the dataset's frames "
+                    f"have shape {sig}: give {hint} of the signal shape"
+                )
         self.excluded_mask(sig)
 
     def excluded_mask(self, sig_shape: Sequence[int]) -> np.ndarray:
@@ -170,18 +187,23 @@ class CorrectionSet:
             return np.zeros(sig, dtype=bool)
         if ex.dtype == bool:
             if ex.shape != sig:
-                raise CorrectionError(f"the excluded_pixels mask has shape {ex.shape}, but the "
-                                      f"dataset's frames have shape {sig}: give a bool mask of "
-                                      "the signal shape or a list of (y, x) coordinates")
+                raise CorrectionError(
+                    f"the excluded_pixels mask has shape {ex.shape}, but the "
+                    f"dataset's frames have shape {sig}: give a bool mask of "
+                    "the signal shape or a list of (y, x) coordinates"
+                )
             return ex
         if ex.shape[1] != len(sig):
-            raise CorrectionError(f"excluded_pixels holds coordinates of {ex.shape[1]} values, "
-                                  f"but the frames have {len(sig)} dimensions {sig}: give "
-                                  f"(n, {len(sig)}) pixel coordinates")
+            raise CorrectionError(
+                f"excluded_pixels holds coordinates of {ex.shape[1]} values, "
+                f"but the frames have {len(sig)} dimensions {sig}: give "
+                f"(n, {len(sig)}) pixel coordinates"
+            )
         outside = (ex < 0).any(axis=1) | (ex >= np.array(sig)).any(axis=1)
         if outside.any():
-            raise CorrectionError(f"excluded_pixels {ex[outside][:3].tolist()} lie outside the "
-                                  f"frames of shape {sig}")
+            raise CorrectionError(
+                f"excluded_pixels {ex[outside][:3].tolist()} lie outside the frames of shape {sig}"
+            )
         mask = np.zeros(sig, dtype=bool)
         mask[tuple(ex.T)] = True
         return mask
@@ -189,8 +211,13 @@ class CorrectionSet:
     def prepare(self, sig_shape: Sequence[int], dtype: Any) -> "PreparedCorrections":
         """Check against frames of ``sig_shape`` and build the per-run state (neighbour tables)."""
         self.check(sig_shape)
-        return PreparedCorrections(tuple(int(s) for s in sig_shape), corrected_dtype(dtype),
-                                   self.dark, self.gain, self.excluded_mask(sig_shape))
+        return PreparedCorrections(
+            tuple(int(s) for s in sig_shape),
+            corrected_dtype(dtype),
+            self.dark,
+            self.gain,
+            self.excluded_mask(sig_shape),
+        )
 
     def apply(self, frames: Any, dtype: Any = None) -> np.ndarray:
         """Corrected copy of ``frames`` (``(..., *sig)``), as the workers compute it.
@@ -204,7 +231,7 @@ class CorrectionSet:
         if sig_ndim is None:
             ex = self.excluded_pixels
             sig_ndim = 2 if ex is None else (ex.ndim if ex.dtype == bool else ex.shape[1])
-        sig = frames.shape[frames.ndim - sig_ndim:]
+        sig = frames.shape[frames.ndim - sig_ndim :]
         state = self.prepare(sig, frames.dtype if dtype is None else dtype)
         flat = frames.reshape((-1,) + sig)
         out = np.empty(flat.shape, dtype=state.dtype if dtype is None else np.dtype(dtype))
@@ -223,8 +250,10 @@ class CorrectionSet:
 
 
 def _neighbour_offsets(ndim: int, radius: int) -> np.ndarray:
-    offs = np.array([o for o in itertools.product(range(-radius, radius + 1), repeat=ndim)
-                     if any(o)], dtype=np.int64)
+    offs = np.array(
+        [o for o in itertools.product(range(-radius, radius + 1), repeat=ndim) if any(o)],
+        dtype=np.int64,
+    )
     return offs
 
 
@@ -251,8 +280,9 @@ def _neighbour_tables(excluded: np.ndarray) -> list[tuple]:
         rows = np.flatnonzero(todo)
         for j, row in enumerate(rows):
             if counts[j]:
-                groups.setdefault(int(counts[j]), []).append((int(targets_flat[row]),
-                                                              idx[j][valid[j]]))
+                groups.setdefault(int(counts[j]), []).append(
+                    (int(targets_flat[row]), idx[j][valid[j]])
+                )
                 todo[row] = False
         if not todo.any():
             break
@@ -276,14 +306,15 @@ def _neighbour_tables(excluded: np.ndarray) -> list[tuple]:
             low = (size - k) // 2
             idx[i, :k] = nb
             pad[i, k:] = True
-            padval[i, k:k + low] = -np.inf
-            padval[i, k + low:] = np.inf
+            padval[i, k : k + low] = -np.inf
+            padval[i, k + low :] = np.inf
             even[i] = k % 2 == 0
         tables.append((np.array([t for t, _ in items], dtype=np.intp), idx, pad, padval, even))
     if todo.any():  # no valid pixel within 5x5: set to 0
         n0 = int(todo.sum())
-        tables.append((targets_flat[todo].astype(np.intp), np.zeros((n0, 0), dtype=np.intp),
-                       None, None, None))
+        tables.append(
+            (targets_flat[todo].astype(np.intp), np.zeros((n0, 0), dtype=np.intp), None, None, None)
+        )
     return tables
 
 
@@ -294,8 +325,14 @@ class PreparedCorrections:
     sent with every partition task; small (a few signal-sized arrays).
     """
 
-    def __init__(self, sig_shape: tuple[int, ...], dtype: np.dtype, dark: np.ndarray | None,
-                 gain: np.ndarray | None, excluded: np.ndarray):
+    def __init__(
+        self,
+        sig_shape: tuple[int, ...],
+        dtype: np.dtype,
+        dark: np.ndarray | None,
+        gain: np.ndarray | None,
+        excluded: np.ndarray,
+    ):
         self.sig_shape = sig_shape
         self.dtype = np.dtype(dtype)
         self.dark = dark
@@ -315,6 +352,7 @@ class PreparedCorrections:
         flat = self.__dict__.get("_flat")
         if flat is None:
             from ._corrections_kernel import flat_tables
+
             flat = self._flat = flat_tables(self.tables)
         return flat
 
@@ -328,8 +366,9 @@ class PreparedCorrections:
         return got
 
 
-def correct_tile(frames: np.ndarray, state: PreparedCorrections,
-                 out: np.ndarray | None = None) -> np.ndarray:
+def correct_tile(
+    frames: np.ndarray, state: PreparedCorrections, out: np.ndarray | None = None
+) -> np.ndarray:
     """Correct ``frames`` ``(n, *sig)`` (any dtype) into ``out`` (a float array) and return it.
 
     With numba installed this is one compiled pass per frame
@@ -370,6 +409,7 @@ _KERNEL_FAILED: set = set()
 def _compiled(frames, out, dark, gain, state) -> bool:
     """Correct with the compiled kernel (numba) when there is one; False: use NumPy."""
     from ._corrections_kernel import get_kernel
+
     kernel = get_kernel()
     key = (frames.dtype, out.dtype)
     if kernel is None or key in _KERNEL_FAILED or not out.flags.c_contiguous:
@@ -377,10 +417,15 @@ def _compiled(frames, out, dark, gain, state) -> bool:
     n = len(out)
     empty = np.zeros(1, dtype=out.dtype)
     try:
-        kernel(np.ascontiguousarray(frames).reshape(n, -1), out.reshape(n, -1),
-               empty if dark is None else dark.reshape(-1),
-               empty if gain is None else gain.reshape(-1),
-               dark is not None, gain is not None, *state.flat_tables())
+        kernel(
+            np.ascontiguousarray(frames).reshape(n, -1),
+            out.reshape(n, -1),
+            empty if dark is None else dark.reshape(-1),
+            empty if gain is None else gain.reshape(-1),
+            dark is not None,
+            gain is not None,
+            *state.flat_tables(),
+        )
     except Exception:  # a dtype numba cannot compile for (complex, bool...)
         _KERNEL_FAILED.add(key)
         return False
@@ -434,9 +479,11 @@ def resolve_corrections(corrections: Any, dataset: Any) -> PreparedCorrections |
     if isinstance(corrections, PreparedCorrections):
         return corrections
     if not isinstance(corrections, CorrectionSet):
-        raise TypeError("corrections must be a udfwidgets.corrections.CorrectionSet, None (use "
-                        "the dataset's own ds.corrections) or False (no corrections), got "
-                        f"{type(corrections).__name__}")
+        raise TypeError(
+            "corrections must be a udfwidgets.corrections.CorrectionSet, None (use "
+            "the dataset's own ds.corrections) or False (no corrections), got "
+            f"{type(corrections).__name__}"
+        )
     corrections.check(tuple(dataset.shape.sig))  # even an empty set must fit
     if corrections.is_empty:
         return None
@@ -449,9 +496,11 @@ def _statistic(result: Any, prefer: Sequence[str]) -> tuple[np.ndarray, str]:
         for key in prefer:
             if key in result:
                 return np.asarray(result[key], dtype=np.float64), key
-        raise ValueError(f"expected the results of SumUDF ('intensity') or StdDevUDF "
-                         f"({', '.join(repr(p) for p in prefer if p != 'intensity')}), got "
-                         f"buffers {sorted(result)}")
+        raise ValueError(
+            f"expected the results of SumUDF ('intensity') or StdDevUDF "
+            f"({', '.join(repr(p) for p in prefer if p != 'intensity')}), got "
+            f"buffers {sorted(result)}"
+        )
     arr = np.asarray(result, dtype=np.float64)
     return arr, "array"
 
@@ -526,8 +575,10 @@ def find_dead_pixels(result: Any, rel_threshold: float = 0.1) -> np.ndarray:
     array([[0, 0]])
     """
     if isinstance(result, dict) and "std" in result and "intensity" not in result:
-        images = [np.asarray(result["mean"], dtype=np.float64),
-                  np.asarray(result["std"], dtype=np.float64)]
+        images = [
+            np.asarray(result["mean"], dtype=np.float64),
+            np.asarray(result["std"], dtype=np.float64),
+        ]
     else:
         images = [_statistic(result, ("intensity", "mean"))[0]]
     dead = np.zeros(images[0].shape, dtype=bool)

@@ -24,6 +24,7 @@ sampler only for the bright ones, in blocks spread over threads (NumPy
 releases the GIL there). Each block has its own seed, so the result does not
 depend on the number of threads.
 """
+
 from __future__ import annotations
 
 import math
@@ -35,9 +36,22 @@ from typing import Sequence
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-__all__ = ["make_4dstem", "write_npy", "write_raw", "SyntheticTruth", "LABEL_VACUUM",
-           "LABEL_AMORPHOUS", "FIRST_GRAIN_LABEL", "write_mib", "write_blo", "write_empad",
-           "write_mrc", "write_tvips", "write_dm", "write_ser"]
+__all__ = [
+    "make_4dstem",
+    "write_npy",
+    "write_raw",
+    "SyntheticTruth",
+    "LABEL_VACUUM",
+    "LABEL_AMORPHOUS",
+    "FIRST_GRAIN_LABEL",
+    "write_mib",
+    "write_blo",
+    "write_empad",
+    "write_mrc",
+    "write_tvips",
+    "write_dm",
+    "write_ser",
+]
 
 #: Label of vacuum frames in :attr:`SyntheticTruth.labels`.
 LABEL_VACUUM = 0
@@ -237,9 +251,13 @@ class SyntheticTruth:
         """
         max_shift = float(np.hypot(*self.shift.reshape(-1, 2).T).max(initial=0.0))
         bf = self.radius + max_shift + 1.0
-        return {"bf": (0.0, round(bf, 2)),
-                "adf": (round(self.ring_radius + 3 * self.ring_width, 2),
-                        round(min(self.sig_shape) / 2, 2))}
+        return {
+            "bf": (0.0, round(bf, 2)),
+            "adf": (
+                round(self.ring_radius + 3 * self.ring_width, 2),
+                round(min(self.sig_shape) / 2, 2),
+            ),
+        }
 
 
 # --------------------------------------------------------------------------- validation
@@ -261,11 +279,14 @@ def _dtype(dtype) -> np.dtype:
     try:
         dt = np.dtype(dtype)
     except TypeError:
-        raise ValueError(f"dtype={dtype!r} is not a NumPy dtype; use e.g. 'uint16' or "
-                         "'float32'") from None
+        raise ValueError(
+            f"dtype={dtype!r} is not a NumPy dtype; use e.g. 'uint16' or 'float32'"
+        ) from None
     if dt.kind not in "uif":
-        raise ValueError(f"dtype={dtype!r} is not an integer or float dtype; use e.g. 'uint16', "
-                         "'uint8', 'int32' or 'float32'")
+        raise ValueError(
+            f"dtype={dtype!r} is not an integer or float dtype; use e.g. 'uint16', "
+            "'uint8', 'int32' or 'float32'"
+        )
     return dt
 
 
@@ -283,23 +304,41 @@ class _Spec:
 def _spec(nav_shape, sig_shape, dtype, seed, n_grains, dose, max_shift) -> _Spec:
     nav = _shape(nav_shape, "nav_shape", 1, 3)
     sig = _shape(sig_shape, "sig_shape", 2, 2, minimum=8)
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))
-                             or seed < 0):
+    if seed is not None and (
+        isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0
+    ):
         raise ValueError(f"seed must be a non-negative integer or None, got {seed!r}")
     if not isinstance(n_grains, (int, np.integer)) or not 1 <= n_grains <= 64:
         raise ValueError(f"n_grains must be an integer from 1 to 64, got {n_grains!r}")
-    if isinstance(dose, bool) or not isinstance(dose, (int, float, np.number)) \
-            or not np.isfinite(dose) or dose <= 0:
+    if (
+        isinstance(dose, bool)
+        or not isinstance(dose, (int, float, np.number))
+        or not np.isfinite(dose)
+        or dose <= 0
+    ):
         raise ValueError(f"dose must be a positive number of counts per pixel, got {dose!r}")
     m = min(sig)
     if max_shift is None:
         max_shift = _MAX_SHIFT * m
-    if isinstance(max_shift, bool) or not isinstance(max_shift, (int, float, np.number)) \
-            or not np.isfinite(max_shift) or not 0 <= max_shift <= 0.1 * m:
-        raise ValueError(f"max_shift must be between 0 and {0.1 * m:g} pixels (a tenth of the "
-                         f"smaller frame side), got {max_shift!r}")
-    return _Spec(nav, sig, _dtype(dtype), None if seed is None else int(seed), int(n_grains),
-                 float(dose), float(max_shift))
+    if (
+        isinstance(max_shift, bool)
+        or not isinstance(max_shift, (int, float, np.number))
+        or not np.isfinite(max_shift)
+        or not 0 <= max_shift <= 0.1 * m
+    ):
+        raise ValueError(
+            f"max_shift must be between 0 and {0.1 * m:g} pixels (a tenth of the "
+            f"smaller frame side), got {max_shift!r}"
+        )
+    return _Spec(
+        nav,
+        sig,
+        _dtype(dtype),
+        None if seed is None else int(seed),
+        int(n_grains),
+        float(dose),
+        float(max_shift),
+    )
 
 
 # --------------------------------------------------------------------------- the specimen
@@ -330,6 +369,7 @@ def _smooth(rng: np.random.Generator, n_modes: int = 3):
     def f(uv: np.ndarray) -> np.ndarray:
         arg = 2 * np.pi * uv @ k.T + phase
         return np.cos(arg).mean(axis=1)
+
     return f
 
 
@@ -356,10 +396,11 @@ def _potential_field(rng: np.random.Generator):
     ramp = rng.uniform(-0.5, 0.5, size=(2, 2))
 
     def field(uv: np.ndarray) -> np.ndarray:
-        d = uv[:, None, :] - centres[None]                       # (n_pos, n, 2)
-        g = amps * np.exp(-(d ** 2).sum(-1) / (2 * widths ** 2))  # (n_pos, n)
+        d = uv[:, None, :] - centres[None]  # (n_pos, n, 2)
+        g = amps * np.exp(-(d**2).sum(-1) / (2 * widths**2))  # (n_pos, n)
         grad = -(g[..., None] * d / widths[:, None] ** 2).sum(1)  # -dV/du, -dV/dv
         return 0.15 * grad + (uv - 0.5) @ ramp.T
+
     return field
 
 
@@ -372,8 +413,11 @@ def _specimen(spec: _Spec, rng: np.random.Generator):
     edge_film = 0.38 + 0.05 * np.sin(2 * np.pi * 0.8 * u + ph[1])
     seeds = _grain_seeds(rng, spec.n_grains)
     nearest = np.argmin(((uv[:, None, :] - seeds[None]) ** 2).sum(-1), axis=1)
-    labels = np.where(v < edge_vacuum, LABEL_VACUUM,
-                      np.where(v < edge_film, LABEL_AMORPHOUS, FIRST_GRAIN_LABEL + nearest))
+    labels = np.where(
+        v < edge_vacuum,
+        LABEL_VACUUM,
+        np.where(v < edge_film, LABEL_AMORPHOUS, FIRST_GRAIN_LABEL + nearest),
+    )
 
     bumpy = _smooth(rng)(uv)
     wedge = 1.0 - np.exp(-np.clip(v - edge_vacuum, 0, None) / 0.05)
@@ -419,8 +463,9 @@ def _soft_disk(d: np.ndarray, radius: float) -> np.ndarray:
     return np.clip((radius - d) / _EDGE + 0.5, 0.0, 1.0)
 
 
-def _radial_templates(shape: tuple[int, int], origin: np.ndarray, phases: int,
-                      funcs) -> list[np.ndarray]:
+def _radial_templates(
+    shape: tuple[int, int], origin: np.ndarray, phases: int, funcs
+) -> list[np.ndarray]:
     """Evaluate radial functions centred at every sub-pixel ``origin + phase``.
 
     Returns one ``(P, P, Hp, Wp)`` float32 array per function.
@@ -429,27 +474,30 @@ def _radial_templates(shape: tuple[int, int], origin: np.ndarray, phases: int,
     ph = np.arange(phases) / phases
     dy = (np.arange(hp)[None, :] - origin[0] - ph[:, None]) ** 2  # (P, Hp)
     dx = (np.arange(wp)[None, :] - origin[1] - ph[:, None]) ** 2  # (P, Wp)
-    d = np.sqrt(dy[:, None, :, None] + dx[None, :, None, :])     # (P, P, Hp, Wp)
+    d = np.sqrt(dy[:, None, :, None] + dx[None, :, None, :])  # (P, P, Hp, Wp)
     return [f(d).astype(np.float32) for f in funcs]
 
 
-def _add_disks(out: np.ndarray, origin: np.ndarray, spots: np.ndarray, amps: np.ndarray,
-               radius: float) -> None:
+def _add_disks(
+    out: np.ndarray, origin: np.ndarray, spots: np.ndarray, amps: np.ndarray, radius: float
+) -> None:
     """Add soft disks at ``origin + spots + phase`` into ``out`` (P, P, Hp, Wp), vectorised."""
     p, _, hp, wp = out.shape
     if not len(spots):
         return
     ph = np.arange(p) / p
-    cy = origin[0] + spots[:, 0][None, :] + ph[:, None]                      # (P, K)
-    cx = origin[1] + spots[:, 1][None, :] + ph[:, None]                      # (P, K)
+    cy = origin[0] + spots[:, 0][None, :] + ph[:, None]  # (P, K)
+    cx = origin[1] + spots[:, 1][None, :] + ph[:, None]  # (P, K)
     box = int(math.ceil(radius + _EDGE)) * 2 + 2
     oy = np.floor(cy).astype(np.int64) - box // 2 + 1
     ox = np.floor(cx).astype(np.int64) - box // 2 + 1
-    ys = oy[..., None] + np.arange(box)                                     # (P, K, B)
+    ys = oy[..., None] + np.arange(box)  # (P, K, B)
     xs = ox[..., None] + np.arange(box)
     # every (phase y, phase x, spot, box y, box x)
-    d = np.sqrt((ys - cy[..., None])[:, None, :, :, None] ** 2
-                + (xs - cx[..., None])[None, :, :, None, :] ** 2)
+    d = np.sqrt(
+        (ys - cy[..., None])[:, None, :, :, None] ** 2
+        + (xs - cx[..., None])[None, :, :, None, :] ** 2
+    )
     val = _soft_disk(d, radius) * amps[None, None, :, None, None]
     yy = np.broadcast_to(ys[:, None, :, :, None], val.shape)
     xx = np.broadcast_to(xs[None, :, :, None, :], val.shape)
@@ -457,15 +505,19 @@ def _add_disks(out: np.ndarray, origin: np.ndarray, spots: np.ndarray, amps: np.
     pi = np.broadcast_to(np.arange(p)[:, None, None, None, None], val.shape)
     pj = np.broadcast_to(np.arange(p)[None, :, None, None, None], val.shape)
     flat = ((pi * p + pj) * hp + yy) * wp + xx
-    out += np.bincount(flat[inside], weights=val[inside],
-                       minlength=out.size).reshape(out.shape).astype(np.float32)
+    out += (
+        np.bincount(flat[inside], weights=val[inside], minlength=out.size)
+        .reshape(out.shape)
+        .astype(np.float32)
+    )
 
 
 class _Templates:
     """Bright-field and scattering templates, and per-frame weights."""
 
-    def __init__(self, spec: _Spec, rng: np.random.Generator, labels, thickness, shift,
-                 angles, strengths):
+    def __init__(
+        self, spec: _Spec, rng: np.random.Generator, labels, thickness, shift, angles, strengths
+    ):
         h, w = spec.sig_shape
         m = min(h, w)
         self.radius = _DISK_RADIUS * m
@@ -490,10 +542,15 @@ class _Templates:
 
         r, rr, rw, q0 = self.radius, self.ring_radius, self.ring_width, _HALO_WIDTH * m
         bf, ring, halo = _radial_templates(
-            (hp, wp), origin, p,
-            [lambda d: _soft_disk(d, r),
-             lambda d: np.exp(-(d - rr) ** 2 / (2 * rw ** 2)),
-             lambda d: np.exp(-0.5 * (d / q0) ** 2)])
+            (hp, wp),
+            origin,
+            p,
+            [
+                lambda d: _soft_disk(d, r),
+                lambda d: np.exp(-((d - rr) ** 2) / (2 * rw**2)),
+                lambda d: np.exp(-0.5 * (d / q0) ** 2),
+            ],
+        )
         stack = np.zeros((n_templates,) + bf.shape, dtype=np.float32)
         stack[0] = bf  # index 0: bright field; 1 + label: scattering of that label
         stack[1 + LABEL_AMORPHOUS] = 0.10 * ring + 0.03 * halo
@@ -506,17 +563,23 @@ class _Templates:
             spots, hk = _bragg_spots(angles[g], self.spacing, float(np.hypot(*room)))
             inside = np.all(np.abs(spots) <= room, axis=1)
             spots, hk = spots[inside], hk[inside]
-            amps = (0.25 * strengths[g] * _friedel_weights(rng, hk)
-                    * np.exp(-(np.hypot(*spots.T) / (1.6 * self.spacing)) ** 2))
+            amps = (
+                0.25
+                * strengths[g]
+                * _friedel_weights(rng, hk)
+                * np.exp(-((np.hypot(*spots.T) / (1.6 * self.spacing)) ** 2))
+            )
             tmpl = stack[1 + FIRST_GRAIN_LABEL + g]
             tmpl += 0.03 * halo
             _add_disks(tmpl, origin, spots, amps, r)
             self.spots.append(spots)
         self.windows = sliding_window_view(stack, (h, w), axis=(3, 4))
 
-        attenuation = np.where(labels >= FIRST_GRAIN_LABEL,
-                               0.8 + 0.6 * strengths[np.maximum(labels - FIRST_GRAIN_LABEL, 0)],
-                               0.8)
+        attenuation = np.where(
+            labels >= FIRST_GRAIN_LABEL,
+            0.8 + 0.6 * strengths[np.maximum(labels - FIRST_GRAIN_LABEL, 0)],
+            0.8,
+        )
         self.bf_weight = (spec.dose * np.exp(-attenuation * thickness)).astype(np.float32)
         self.scatter_weight = (spec.dose * thickness).astype(np.float32)
         self.scatter_index = (1 + labels).astype(np.int64)
@@ -553,7 +616,7 @@ def _poisson(lam: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         out[idx_hi] = rng.poisson(flat[idx_hi].astype(np.float64))
     u = rng.random(flat.size, dtype=np.float32)
     p0 = np.exp(-flat)
-    idx = np.flatnonzero(u > p0)          # at least one count
+    idx = np.flatnonzero(u > p0)  # at least one count
     lo = flat[idx]
     keep = lo <= _LOW_LAMBDA
     idx, lo = idx[keep], lo[keep].astype(np.float64)
@@ -570,7 +633,7 @@ def _poisson(lam: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     more = u > cdf
     idx, lo, u, p, cdf = idx[more], lo[more], u[more], p[more], cdf[more]
     j = _STEPS
-    while idx.size and j < 400:           # j < 400: P(more) < 1e-300 for lam <= _LOW_LAMBDA
+    while idx.size and j < 400:  # j < 400: P(more) < 1e-300 for lam <= _LOW_LAMBDA
         j += 1
         p *= lo / j
         cdf += p
@@ -618,19 +681,37 @@ def _generate(spec: _Spec, out: np.ndarray, n_threads: int | None) -> SyntheticT
 
     nav = spec.nav_shape
     return SyntheticTruth(
-        nav_shape=nav, sig_shape=spec.sig_shape,
-        labels=labels.reshape(nav), thickness=thickness.reshape(nav),
-        shift=tm.shift.reshape(nav + (2,)), centre=tm.centre, radius=tm.radius,
-        ring_radius=tm.ring_radius, ring_width=tm.ring_width, lattice_spacing=tm.spacing,
-        grain_angles=angles, grain_strengths=strengths, dose=spec.dose, seed=spec.seed,
-        _spots=tuple(tm.spots))
+        nav_shape=nav,
+        sig_shape=spec.sig_shape,
+        labels=labels.reshape(nav),
+        thickness=thickness.reshape(nav),
+        shift=tm.shift.reshape(nav + (2,)),
+        centre=tm.centre,
+        radius=tm.radius,
+        ring_radius=tm.ring_radius,
+        ring_width=tm.ring_width,
+        lattice_spacing=tm.spacing,
+        grain_angles=angles,
+        grain_strengths=strengths,
+        dose=spec.dose,
+        seed=spec.seed,
+        _spots=tuple(tm.spots),
+    )
 
 
-def make_4dstem(nav_shape: Sequence[int] | int = (64, 64), sig_shape: Sequence[int] = (128, 128),
-                dtype: str | np.dtype = "uint16", seed: int | None = 0, *, n_grains: int = 6,
-                dose: float = 50.0, max_shift: float | None = None,
-                path: str | os.PathLike | None = None,
-                return_truth: bool = False, n_threads: int | None = None):
+def make_4dstem(
+    nav_shape: Sequence[int] | int = (64, 64),
+    sig_shape: Sequence[int] = (128, 128),
+    dtype: str | np.dtype = "uint16",
+    seed: int | None = 0,
+    *,
+    n_grains: int = 6,
+    dose: float = 50.0,
+    max_shift: float | None = None,
+    path: str | os.PathLike | None = None,
+    return_truth: bool = False,
+    n_threads: int | None = None,
+):
     """Simulate a 4D-STEM scan: vacuum, an amorphous film and crystalline grains.
 
     Parameters
@@ -713,9 +794,16 @@ def _write(path, spec: _Spec, n_threads, npy: bool) -> SyntheticTruth:
     return truth
 
 
-def write_npy(path: str | os.PathLike, nav_shape: Sequence[int] | int = (64, 64),
-              sig_shape: Sequence[int] = (128, 128), dtype: str | np.dtype = "uint16",
-              seed: int | None = 0, *, n_threads: int | None = None, **kwargs) -> SyntheticTruth:
+def write_npy(
+    path: str | os.PathLike,
+    nav_shape: Sequence[int] | int = (64, 64),
+    sig_shape: Sequence[int] = (128, 128),
+    dtype: str | np.dtype = "uint16",
+    seed: int | None = 0,
+    *,
+    n_threads: int | None = None,
+    **kwargs,
+) -> SyntheticTruth:
     """Write a synthetic scan (see :func:`make_4dstem`) to a ``.npy`` file.
 
     The file is filled through a memory map, block by block, so scans larger
@@ -737,13 +825,19 @@ def write_npy(path: str | os.PathLike, nav_shape: Sequence[int] | int = (64, 64)
     >>> np.load(path).shape
     (4, 5, 16, 16)
     """
-    return _write(path, _file_spec(nav_shape, sig_shape, dtype, seed, kwargs), n_threads,
-                  npy=True)
+    return _write(path, _file_spec(nav_shape, sig_shape, dtype, seed, kwargs), n_threads, npy=True)
 
 
-def write_raw(path: str | os.PathLike, nav_shape: Sequence[int] | int = (64, 64),
-              sig_shape: Sequence[int] = (128, 128), dtype: str | np.dtype = "uint16",
-              seed: int | None = 0, *, n_threads: int | None = None, **kwargs) -> SyntheticTruth:
+def write_raw(
+    path: str | os.PathLike,
+    nav_shape: Sequence[int] | int = (64, 64),
+    sig_shape: Sequence[int] = (128, 128),
+    dtype: str | np.dtype = "uint16",
+    seed: int | None = 0,
+    *,
+    n_threads: int | None = None,
+    **kwargs,
+) -> SyntheticTruth:
     """Write a synthetic scan (see :func:`make_4dstem`) as headerless C-order bytes.
 
     Open it with ``ctx.load("raw", path=..., nav_shape=..., sig_shape=..., dtype=...)``
@@ -765,14 +859,20 @@ def write_raw(path: str | os.PathLike, nav_shape: Sequence[int] | int = (64, 64)
     >>> os.path.getsize(path) == 4 * 5 * 16 * 16 * 2
     True
     """
-    return _write(path, _file_spec(nav_shape, sig_shape, dtype, seed, kwargs), n_threads,
-                  npy=False)
+    return _write(path, _file_spec(nav_shape, sig_shape, dtype, seed, kwargs), n_threads, npy=False)
 
 
 def _file_spec(nav_shape, sig_shape, dtype, seed, kwargs: dict) -> _Spec:
     """The simulation spec of write_npy / write_raw: their keyword arguments, checked."""
-    spec = _spec(nav_shape, sig_shape, dtype, seed, kwargs.pop("n_grains", 6),
-                 kwargs.pop("dose", 50.0), kwargs.pop("max_shift", None))
+    spec = _spec(
+        nav_shape,
+        sig_shape,
+        dtype,
+        seed,
+        kwargs.pop("n_grains", 6),
+        kwargs.pop("dose", 50.0),
+        kwargs.pop("max_shift", None),
+    )
     _no_extra(kwargs)
     return spec
 
@@ -780,8 +880,10 @@ def _file_spec(nav_shape, sig_shape, dtype, seed, kwargs: dict) -> _Spec:
 def _no_extra(kwargs: dict) -> None:
     if kwargs:
         names = ", ".join(sorted(kwargs))
-        raise TypeError(f"unexpected keyword argument(s) {names}; the simulation accepts "
-                        "n_grains, dose and max_shift")
+        raise TypeError(
+            f"unexpected keyword argument(s) {names}; the simulation accepts "
+            "n_grains, dose and max_shift"
+        )
 
 
 # Writers of the detector formats (each in its reader's module), so the synthetic scan
@@ -793,6 +895,7 @@ from .io.mib import write_mib  # noqa: E402
 from .io.mrc import write_mrc  # noqa: E402
 from .io.ser import write_ser  # noqa: E402
 from .io.tvips import write_tvips  # noqa: E402
+
 # Writers of the HDF5-family formats (branch hdf5), re-exported per the formats interface
 from .io.hdf5 import write_hdf5  # noqa: E402,F401
 from .io.dectris import write_dectris  # noqa: E402,F401

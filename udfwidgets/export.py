@@ -55,6 +55,7 @@ Examples
 ...     f["entry/intensity/data"].shape, f["entry/intensity"].attrs["udf"]
 ((4, 4), 'SumUDF')
 """
+
 from __future__ import annotations
 
 import json
@@ -68,8 +69,15 @@ import numpy as np
 from .calibration import Calibration
 from .io.atomic import atomic_output, check_target
 
-__all__ = ["to_xarray", "save_results", "buffer_to_xarray", "buffer_context", "SUFFIXES",
-           "ExportError", "export_dataset"]
+__all__ = [
+    "to_xarray",
+    "save_results",
+    "buffer_to_xarray",
+    "buffer_context",
+    "SUFFIXES",
+    "ExportError",
+    "export_dataset",
+]
 
 SUFFIXES = (".h5", ".hdf5", ".zarr", ".nc", ".tif", ".tiff", ".npz", ".hspy")
 
@@ -85,9 +93,14 @@ def buffer_context(dataset: Any, udf: Any, name: str) -> dict[str, Any]:
         cal = dataset.calibration
     except Exception:  # a dataset class without the DataSet base property
         cal = None
-    return {"buffer": name, "udf": type(udf).__name__, "params": dict(udf._kwargs),
-            "dataset": None if path is None else os.fspath(path),
-            "dataset_type": type(dataset).__name__, "calibration": cal}
+    return {
+        "buffer": name,
+        "udf": type(udf).__name__,
+        "params": dict(udf._kwargs),
+        "dataset": None if path is None else os.fspath(path),
+        "dataset_type": type(dataset).__name__,
+        "calibration": cal,
+    }
 
 
 # --- axes -------------------------------------------------------------------------------------
@@ -147,8 +160,12 @@ def _dims(bw: Any, name: str) -> list[_Dim]:
             aname, coords, unit = f"{name}_dim{i}", None, None
         coords = np.arange(size) if coords is None else np.asarray(coords)
         unit = unit or ""
-        if unit == "px" and coords.dtype.kind in "iuf" and cal.is_calibrated("sig") and len(
-                set(cal.sig_step)) == 1:
+        if (
+            unit == "px"
+            and coords.dtype.kind in "iuf"
+            and cal.is_calibrated("sig")
+            and len(set(cal.sig_step)) == 1
+        ):
             coords = coords * cal.sig_step[0]
             unit = cal.sig_unit
         dims.append(_Dim(aname, coords, unit))
@@ -158,17 +175,22 @@ def _dims(bw: Any, name: str) -> list[_Dim]:
 def _attrs(bw: Any, name: str) -> dict[str, Any]:
     ctx = bw.context or {}
     cal = _calibration_of(bw)
-    attrs = {"buffer": ctx.get("buffer", name), "kind": bw.kind,
-             "udf": ctx.get("udf", ""),
-             "udf_params": json.dumps(_jsonable(ctx.get("params", {}))),
-             "dataset": ctx.get("dataset") or "", "dataset_type": ctx.get("dataset_type", ""),
-             "calibration": cal.to_json()}
+    attrs = {
+        "buffer": ctx.get("buffer", name),
+        "kind": bw.kind,
+        "udf": ctx.get("udf", ""),
+        "udf_params": json.dumps(_jsonable(ctx.get("params", {}))),
+        "dataset": ctx.get("dataset") or "",
+        "dataset_type": ctx.get("dataset_type", ""),
+        "calibration": cal.to_json(),
+    }
     return attrs
 
 
 def _entries(results: Any) -> list[tuple[str, Any]]:
     """``[(key, BufferWrapper)]`` for a result dict, a tuple of them or a UDFResults."""
     from .udf.buffers import BufferWrapper
+
     if hasattr(results, "buffers") and hasattr(results, "damage"):  # UDFResults
         results = results.buffers
     if isinstance(results, BufferWrapper):
@@ -178,13 +200,16 @@ def _entries(results: Any) -> list[tuple[str, Any]]:
     elif isinstance(results, (list, tuple)) and all(isinstance(r, dict) for r in results):
         groups = list(results)
     else:
-        raise ExportError("results must be what run_udf returns (a dict of name -> "
-                          "BufferWrapper, or a tuple of such dicts for several UDFs), got "
-                          f"{type(results).__name__}")
+        raise ExportError(
+            "results must be what run_udf returns (a dict of name -> "
+            "BufferWrapper, or a tuple of such dicts for several UDFs), got "
+            f"{type(results).__name__}"
+        )
     out = []
     multi = len(groups) > 1
-    classes = [next((b.context or {}).get("udf", "") for b in g.values()) if g else ""
-               for g in groups]
+    classes = [
+        next((b.context or {}).get("udf", "") for b in g.values()) if g else "" for g in groups
+    ]
     for i, group in enumerate(groups):
         for name, bw in group.items():
             if not isinstance(bw, BufferWrapper):
@@ -216,18 +241,22 @@ def buffer_to_xarray(bw: Any, name: str | None = None):
     (('scan_y', 'scan_x'), 'SumSigUDF', True)
     """
     import xarray as xr
+
     name = name or (bw.context or {}).get("buffer", "data")
     dims = _dims(bw, name)
     data = np.asarray(bw.data)
     if data.shape != tuple(len(d.coords) for d in dims):
-        raise ExportError(f"buffer {name!r}: data shape {data.shape} does not match its axes "
-                          f"{[(d.name, len(d.coords)) for d in dims]}")
+        raise ExportError(
+            f"buffer {name!r}: data shape {data.shape} does not match its axes "
+            f"{[(d.name, len(d.coords)) for d in dims]}"
+        )
     coords = {d.name: xr.Variable(d.name, d.coords, {"units": d.unit}) for d in dims}
     if bw.kind == "nav":
         nav_dims = [d.name for d in dims[: len(bw.nav_shape)]]
         coords["valid"] = (nav_dims, np.asarray(bw.valid_mask))
-    return xr.DataArray(data, dims=[d.name for d in dims], coords=coords, name=name,
-                        attrs=_attrs(bw, name))
+    return xr.DataArray(
+        data, dims=[d.name for d in dims], coords=coords, name=name, attrs=_attrs(bw, name)
+    )
 
 
 def to_xarray(results: Any):
@@ -251,19 +280,24 @@ def to_xarray(results: Any):
     """
     _need("xarray")
     import xarray as xr
+
     entries = _entries(results)
     _check_dtypes(entries, "xarray", allow_complex=True)
     arrays = {key: buffer_to_xarray(bw, key) for key, bw in entries}
     out = xr.Dataset(arrays)
     first = entries[0][1]
     attrs = _attrs(first, entries[0][0])
-    out.attrs = {"dataset": attrs["dataset"], "calibration": attrs["calibration"],
-                 "creator": _creator()}
+    out.attrs = {
+        "dataset": attrs["dataset"],
+        "calibration": attrs["calibration"],
+        "creator": _creator(),
+    }
     return out
 
 
 def _creator() -> str:
     from . import __version__
+
     return f"udfwidgets {__version__}"
 
 
@@ -271,11 +305,15 @@ def _check_dtypes(entries, what: str, allow_complex: bool) -> None:
     for key, bw in entries:
         kind = np.dtype(bw.dtype).kind
         if kind == "O":
-            raise ExportError(f"buffer {key!r} holds Python objects (dtype object), which {what} "
-                              "cannot store: leave it out with buffers=[...] or convert it first")
+            raise ExportError(
+                f"buffer {key!r} holds Python objects (dtype object), which {what} "
+                "cannot store: leave it out with buffers=[...] or convert it first"
+            )
         if kind == "c" and not allow_complex:
-            raise ExportError(f"buffer {key!r} is complex, which {what} cannot store: leave it "
-                              "out with buffers=[...] or save its abs()/real part")
+            raise ExportError(
+                f"buffer {key!r} is complex, which {what} cannot store: leave it "
+                "out with buffers=[...] or save its abs()/real part"
+            )
 
 
 # --- writers ------------------------------------------------------------------------------------
@@ -284,12 +322,18 @@ def _suffix(path: str) -> str:
     for suf in sorted(SUFFIXES, key=len, reverse=True):
         if name.endswith(suf):
             return suf
-    raise ExportError(f"cannot tell the format of {os.fspath(path)!r} from its suffix: use one "
-                      f"of {', '.join(SUFFIXES)}")
+    raise ExportError(
+        f"cannot tell the format of {os.fspath(path)!r} from its suffix: use one "
+        f"of {', '.join(SUFFIXES)}"
+    )
 
 
-def save_results(results: Any, path: str | os.PathLike, overwrite: bool = False,
-                 buffers: Sequence[str] | None = None) -> None:
+def save_results(
+    results: Any,
+    path: str | os.PathLike,
+    overwrite: bool = False,
+    buffers: Sequence[str] | None = None,
+) -> None:
     """Write a run's results to ``path``; the format is chosen by the suffix.
 
     Parameters
@@ -342,22 +386,32 @@ def save_results(results: Any, path: str | os.PathLike, overwrite: bool = False,
         writer(entries, tmp)
 
 
-_NEEDS = {".h5": ("h5py",), ".hdf5": ("h5py",), ".hspy": ("h5py",), ".npz": (),
-          ".zarr": ("xarray", "zarr"), ".nc": ("xarray", "h5netcdf"),
-          ".tif": ("tifffile",), ".tiff": ("tifffile",)}
+_NEEDS = {
+    ".h5": ("h5py",),
+    ".hdf5": ("h5py",),
+    ".hspy": ("h5py",),
+    ".npz": (),
+    ".zarr": ("xarray", "zarr"),
+    ".nc": ("xarray", "h5netcdf"),
+    ".tif": ("tifffile",),
+    ".tiff": ("tifffile",),
+}
 
 
 def _need(module: str) -> None:
     import importlib
+
     try:
         importlib.import_module(module)
     except ImportError:
-        raise ImportError(f"writing this format needs {module}: pip install "
-                          "'udfwidgets[export]'") from None
+        raise ImportError(
+            f"writing this format needs {module}: pip install 'udfwidgets[export]'"
+        ) from None
 
 
 def _write_hdf5(entries, tmp: str) -> None:
     import h5py
+
     str_dt = h5py.string_dtype()
     with h5py.File(tmp, "w") as f:
         f.attrs["creator"] = _creator()
@@ -397,11 +451,15 @@ def _write_hdf5(entries, tmp: str) -> None:
 
 def _write_xarray(entries, tmp: str, kind: str) -> None:
     import xarray as xr
+
     arrays = {key: buffer_to_xarray(bw, key) for key, bw in entries}
     ds = xr.Dataset(arrays)
     first = _attrs(entries[0][1], entries[0][0])
-    ds.attrs = {"dataset": first["dataset"], "calibration": first["calibration"],
-                "creator": _creator()}
+    ds.attrs = {
+        "dataset": first["dataset"],
+        "calibration": first["calibration"],
+        "creator": _creator(),
+    }
     if kind == "zarr":
         ds.to_zarr(tmp, mode="w")
     else:
@@ -414,13 +472,17 @@ def _tiff_entries(entries, explicit: bool):
     for key, bw in entries:
         if _image_dims(bw) is None:
             if explicit:
-                raise ExportError(f"buffer {key!r} is not an image (a 2D nav or sig buffer): TIFF "
-                                  "holds images only; use .h5, .zarr, .nc, .npz or .hspy for it")
+                raise ExportError(
+                    f"buffer {key!r} is not an image (a 2D nav or sig buffer): TIFF "
+                    "holds images only; use .h5, .zarr, .nc, .npz or .hspy for it"
+                )
             continue
         ok.append((key, bw))
     if not ok:
-        raise ExportError("none of the buffers is an image (a 2D nav or sig buffer), which TIFF "
-                          "needs; use .h5, .zarr, .nc, .npz or .hspy")
+        raise ExportError(
+            "none of the buffers is an image (a 2D nav or sig buffer), which TIFF "
+            "needs; use .h5, .zarr, .nc, .npz or .hspy"
+        )
     return ok
 
 
@@ -436,6 +498,7 @@ def _image_dims(bw) -> int | None:
 
 def _write_tiff(entries, tmp: str) -> None:
     import tifffile
+
     with tifffile.TiffWriter(tmp) as tw:
         for key, bw in entries:
             dims = _dims(bw, key)
@@ -452,18 +515,37 @@ def _write_tiff(entries, tmp: str) -> None:
                 res, resunit = (1 / xstep, 1 / ystep), "NONE"
             for idx in np.ndindex(*extra) if extra else [()]:
                 page = np.ascontiguousarray(data[(slice(None), slice(None)) + idx])
-                desc = {"buffer": key, "channel": [int(i) for i in idx],
-                        "channel_axes": [d.name for d in dims[2:]], "unit": unit,
-                        "axes": [ydim.name, xdim.name], "scale": [ystep, xstep],
-                        "offset": [float(ydim.coords[0]), float(xdim.coords[0])],
-                        "udf": (bw.context or {}).get("udf", "")}
-                tw.write(page, photometric="minisblack", resolution=res, resolutionunit=resunit,
-                         description=json.dumps(desc), metadata=None)
+                desc = {
+                    "buffer": key,
+                    "channel": [int(i) for i in idx],
+                    "channel_axes": [d.name for d in dims[2:]],
+                    "unit": unit,
+                    "axes": [ydim.name, xdim.name],
+                    "scale": [ystep, xstep],
+                    "offset": [float(ydim.coords[0]), float(xdim.coords[0])],
+                    "udf": (bw.context or {}).get("udf", ""),
+                }
+                tw.write(
+                    page,
+                    photometric="minisblack",
+                    resolution=res,
+                    resolutionunit=resunit,
+                    description=json.dumps(desc),
+                    metadata=None,
+                )
 
 
 #: centimetres per length unit (TIFF resolution tags count pixels per cm)
-_CM_PER_UNIT = {"pm": 1e-10, "A": 1e-8, "Å": 1e-8, "nm": 1e-7, "um": 1e-4, "µm": 1e-4,
-                "mm": 0.1, "m": 100.0}
+_CM_PER_UNIT = {
+    "pm": 1e-10,
+    "A": 1e-8,
+    "Å": 1e-8,
+    "nm": 1e-7,
+    "um": 1e-4,
+    "µm": 1e-4,
+    "mm": 0.1,
+    "m": 100.0,
+}
 
 
 def _step(coords: np.ndarray) -> float:
@@ -480,8 +562,11 @@ def _write_npz(entries, tmp: str) -> None:
         arrays[key] = np.asarray(bw.data)
         dims = _dims(bw, key)
         meta["buffers"][key] = {
-            "dims": [d.name for d in dims], "units": [d.unit for d in dims],
-            "coords": [_jsonable(d.coords.tolist()) for d in dims], **_attrs(bw, key)}
+            "dims": [d.name for d in dims],
+            "units": [d.unit for d in dims],
+            "coords": [_jsonable(d.coords.tolist()) for d in dims],
+            **_attrs(bw, key),
+        }
         if bw.kind == "nav":
             arrays[f"{key}__valid"] = np.asarray(bw.valid_mask)
     arrays["__meta__"] = np.array(json.dumps(meta))
@@ -491,6 +576,7 @@ def _write_npz(entries, tmp: str) -> None:
 
 def _write_hspy(entries, tmp: str) -> None:
     import h5py
+
     with h5py.File(tmp, "w") as f:
         f.attrs["file_format"] = "HyperSpy"
         f.attrs["file_format_version"] = "3.1"
@@ -534,10 +620,12 @@ def _write_hspy(entries, tmp: str) -> None:
 
 
 _WRITERS = {
-    ".h5": _write_hdf5, ".hdf5": _write_hdf5,
+    ".h5": _write_hdf5,
+    ".hdf5": _write_hdf5,
     ".zarr": lambda e, t: _write_xarray(e, t, "zarr"),
     ".nc": lambda e, t: _write_xarray(e, t, "nc"),
-    ".tif": _write_tiff, ".tiff": _write_tiff,
+    ".tif": _write_tiff,
+    ".tiff": _write_tiff,
     ".npz": _write_npz,
     ".hspy": _write_hspy,
 }
@@ -548,9 +636,14 @@ _WRITERS = {
 EXPORT_BLOCK_BYTES = 32 << 20
 
 
-def export_dataset(dataset: Any, path: str | os.PathLike, roi: Any = None,
-                   corrections: Any = None, overwrite: bool = False,
-                   ds_path: str = "data") -> None:
+def export_dataset(
+    dataset: Any,
+    path: str | os.PathLike,
+    roi: Any = None,
+    corrections: Any = None,
+    overwrite: bool = False,
+    ds_path: str = "data",
+) -> None:
     """Write a dataset (corrected, cropped to the roi) to ``.h5``/``.hdf5`` or ``.npy``.
 
     Frames are read, corrected and written block by block (about 32 MiB at a
@@ -576,6 +669,7 @@ def export_dataset(dataset: Any, path: str | os.PathLike, roi: Any = None,
     """
     from .corrections import correct_tile, resolve_corrections
     from .executor.plan import normalize_roi
+
     path = os.fspath(path)
     low = path.lower()
     if low.endswith((".h5", ".hdf5")):
@@ -615,7 +709,7 @@ def export_dataset(dataset: Any, path: str | os.PathLike, roi: Any = None,
         while pos < b:
             p = parts[i]
             stop = min(b, p.stop)
-            out[pos - a: stop - a] = p.read(pos, stop)
+            out[pos - a : stop - a] = p.read(pos, stop)
             pos = stop
             i += 1
         return out
@@ -647,10 +741,12 @@ def export_dataset(dataset: Any, path: str | os.PathLike, roi: Any = None,
                 del out
         else:
             import h5py
+
             with atomic_output(path, overwrite=overwrite, suffix=".h5") as tmp:
                 with h5py.File(tmp, "w") as f:
-                    dset = f.create_dataset(ds_path, shape=box + sig, dtype=dtype,
-                                            chunks=(1,) * len(box) + sig)
+                    dset = f.create_dataset(
+                        ds_path, shape=box + sig, dtype=dtype, chunks=(1,) * len(box) + sig
+                    )
                     for index, frames in blocks():
                         dset[index] = frames
                     dset.attrs["calibration"] = _calibration_json(dataset)

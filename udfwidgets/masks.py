@@ -21,6 +21,7 @@ array([[0, 0, 0, 0, 0],
        [0, 0, 1, 0, 0],
        [0, 0, 0, 0, 0]])
 """
+
 from __future__ import annotations
 
 import math
@@ -29,21 +30,46 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["disk", "ring", "annulus", "rectangle", "point", "sector", "radial_bins",
-           "angular_sectors", "radius_map", "angle_map", "to_sparse", "is_sparse",
-           "circular", "rectangular"]
+__all__ = [
+    "disk",
+    "ring",
+    "annulus",
+    "rectangle",
+    "point",
+    "sector",
+    "radial_bins",
+    "angular_sectors",
+    "radius_map",
+    "angle_map",
+    "to_sparse",
+    "is_sparse",
+    "circular",
+    "rectangular",
+]
 
 #: LiberTEM's keyword names: a call using any of them (or a number as the
 #: first positional argument) follows LiberTEM's signature.
-_LT_NAMES = {"centerX", "centerY", "imageSizeX", "imageSizeY", "radius_inner", "antialiased",
-             "normalize", "use_sparse", "radius"}
+_LT_NAMES = {
+    "centerX",
+    "centerY",
+    "imageSizeX",
+    "imageSizeY",
+    "radius_inner",
+    "antialiased",
+    "normalize",
+    "use_sparse",
+    "radius",
+}
 
 
 def _libertem_style(args: tuple, kwargs: dict) -> bool:
     if _LT_NAMES & kwargs.keys() and "sig_shape" not in kwargs:
         return True
-    return bool(args) and isinstance(args[0], (int, float, np.integer, np.floating)) \
+    return (
+        bool(args)
+        and isinstance(args[0], (int, float, np.integer, np.floating))
         and not isinstance(args[0], bool)
+    )
 
 
 # --- validation helpers --------------------------------------------------------
@@ -58,12 +84,17 @@ def check_sig_shape(sig_shape: Any, name: str = "sig_shape") -> tuple[int, int]:
     try:
         dims = tuple(int(d) for d in sig_shape)
     except TypeError:
-        raise ValueError(f"{name} must be a (height, width) tuple of positive integers, "
-                         f"got {sig_shape!r}") from None
-    if len(dims) != 2 or any(d < 1 for d in dims) or any(
-            float(d) != float(s) for d, s in zip(dims, sig_shape)):
-        raise ValueError(f"{name} must be a (height, width) tuple of positive integers, "
-                         f"got {sig_shape!r}")
+        raise ValueError(
+            f"{name} must be a (height, width) tuple of positive integers, got {sig_shape!r}"
+        ) from None
+    if (
+        len(dims) != 2
+        or any(d < 1 for d in dims)
+        or any(float(d) != float(s) for d, s in zip(dims, sig_shape))
+    ):
+        raise ValueError(
+            f"{name} must be a (height, width) tuple of positive integers, got {sig_shape!r}"
+        )
     return dims  # type: ignore[return-value]
 
 
@@ -84,8 +115,9 @@ def check_point(value: Any, name: str) -> tuple[float, float]:
     return y, x
 
 
-def check_number(value: Any, name: str, minimum: float | None = 0.0,
-                 allow_inf: bool = False) -> float:
+def check_number(
+    value: Any, name: str, minimum: float | None = 0.0, allow_inf: bool = False
+) -> float:
     """Return ``value`` as a float ``>= minimum``, or raise ValueError naming ``name``.
 
     Examples
@@ -165,8 +197,9 @@ def angle_map(sig_shape: Sequence[int], centre: Sequence[float]) -> np.ndarray:
 
 
 # --- factories ------------------------------------------------------------------
-def disk(sig_shape: Sequence[int], centre: Sequence[float], radius: float,
-         dtype: Any = np.float32) -> np.ndarray:
+def disk(
+    sig_shape: Sequence[int], centre: Sequence[float], radius: float, dtype: Any = np.float32
+) -> np.ndarray:
     """Pixels within ``radius`` of ``centre = (cy, cx)`` (distance ``<= radius``).
 
     Examples
@@ -202,8 +235,13 @@ def ring(*args, **kwargs) -> np.ndarray:
     return _ring(*args, **kwargs)
 
 
-def _ring(sig_shape: Sequence[int], centre: Sequence[float], inner: float, outer: float,
-          dtype: Any = np.float32) -> np.ndarray:
+def _ring(
+    sig_shape: Sequence[int],
+    centre: Sequence[float],
+    inner: float,
+    outer: float,
+    dtype: Any = np.float32,
+) -> np.ndarray:
     ri = check_number(inner, "inner")
     ro = check_number(outer, "outer")
     if ro <= ri:
@@ -216,8 +254,9 @@ def _ring(sig_shape: Sequence[int], centre: Sequence[float], inner: float, outer
 annulus = ring
 
 
-def rectangle(sig_shape: Sequence[int], top: int, left: int, height: int, width: int,
-              dtype: Any = np.float32) -> np.ndarray:
+def rectangle(
+    sig_shape: Sequence[int], top: int, left: int, height: int, width: int, dtype: Any = np.float32
+) -> np.ndarray:
     """Rows ``top:top+height`` and columns ``left:left+width`` (clipped to the frame).
 
     Examples
@@ -233,10 +272,11 @@ def rectangle(sig_shape: Sequence[int], top: int, left: int, height: int, width:
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
             raise ValueError(f"{name} must be an integer, got {v!r}")
     if height < 1 or width < 1:
-        raise ValueError(f"height and width must be positive, got height={height!r}, "
-                         f"width={width!r}")
+        raise ValueError(
+            f"height and width must be positive, got height={height!r}, width={width!r}"
+        )
     mask = np.zeros((h, w), dtype=bool)
-    mask[max(0, top):max(0, top + height), max(0, left):max(0, left + width)] = True
+    mask[max(0, top) : max(0, top + height), max(0, left) : max(0, left + width)] = True
     return _finish(mask, dtype)
 
 
@@ -258,8 +298,15 @@ def point(sig_shape: Sequence[int], y: int, x: int, dtype: Any = np.float32) -> 
     return _finish(mask, dtype)
 
 
-def sector(sig_shape: Sequence[int], centre: Sequence[float], start: float, stop: float,
-           inner: float = 0.0, outer: float = math.inf, dtype: Any = np.float32) -> np.ndarray:
+def sector(
+    sig_shape: Sequence[int],
+    centre: Sequence[float],
+    start: float,
+    stop: float,
+    inner: float = 0.0,
+    outer: float = math.inf,
+    dtype: Any = np.float32,
+) -> np.ndarray:
     """Pixels at angles ``start <= angle < stop`` (degrees) with ``inner <= distance < outer``.
 
     Angles are those of :func:`angle_map` in degrees, in ``[0, 360)``; a sector
@@ -278,8 +325,10 @@ def sector(sig_shape: Sequence[int], centre: Sequence[float], start: float, stop
     a0 = check_number(start, "start", minimum=None)
     a1 = check_number(stop, "stop", minimum=None)
     if a1 <= a0:
-        raise ValueError(f"stop must be larger than start (degrees; use e.g. start=300, "
-                         f"stop=420 to wrap around 0), got start={start!r}, stop={stop!r}")
+        raise ValueError(
+            f"stop must be larger than start (degrees; use e.g. start=300, "
+            f"stop=420 to wrap around 0), got start={start!r}, stop={stop!r}"
+        )
     ri = check_number(inner, "inner")
     ro = check_number(outer, "outer", allow_inf=True)
     if ro <= ri:
@@ -321,8 +370,14 @@ def radial_bins(*args, **kwargs) -> np.ndarray:
     return _radial_bins(*args, **kwargs)
 
 
-def _radial_bins(sig_shape: Sequence[int], centre: Sequence[float], n_bins: int,
-                 r_max: float, r_min: float = 0.0, dtype: Any = np.float32) -> np.ndarray:
+def _radial_bins(
+    sig_shape: Sequence[int],
+    centre: Sequence[float],
+    n_bins: int,
+    r_max: float,
+    r_min: float = 0.0,
+    dtype: Any = np.float32,
+) -> np.ndarray:
     n = check_positive_int(n_bins, "n_bins")
     lo = check_number(r_min, "r_min")
     hi = check_number(r_max, "r_max")
@@ -334,9 +389,15 @@ def _radial_bins(sig_shape: Sequence[int], centre: Sequence[float], n_bins: int,
     return _finish(stack, dtype)
 
 
-def angular_sectors(sig_shape: Sequence[int], centre: Sequence[float], n_sectors: int,
-                    inner: float = 0.0, outer: float = math.inf, offset: float = 0.0,
-                    dtype: Any = np.float32) -> np.ndarray:
+def angular_sectors(
+    sig_shape: Sequence[int],
+    centre: Sequence[float],
+    n_sectors: int,
+    inner: float = 0.0,
+    outer: float = math.inf,
+    offset: float = 0.0,
+    dtype: Any = np.float32,
+) -> np.ndarray:
     """A stack of ``n_sectors`` equal sectors covering the full circle, ``(n, h, w)``.
 
     Sector ``k`` spans ``offset + k * 360 / n`` to ``offset + (k + 1) * 360 / n``
@@ -350,13 +411,31 @@ def angular_sectors(sig_shape: Sequence[int], centre: Sequence[float], n_sectors
     n = check_positive_int(n_sectors, "n_sectors")
     off = check_number(offset, "offset", minimum=None)
     step = 360.0 / n
-    return np.stack([sector(sig_shape, centre, off + k * step, off + (k + 1) * step,
-                            inner=inner, outer=outer, dtype=dtype) for k in range(n)])
+    return np.stack(
+        [
+            sector(
+                sig_shape,
+                centre,
+                off + k * step,
+                off + (k + 1) * step,
+                inner=inner,
+                outer=outer,
+                dtype=dtype,
+            )
+            for k in range(n)
+        ]
+    )
 
 
 # --- LiberTEM's signatures ---------------------------------------------------------
-def circular(centerX: float, centerY: float, imageSizeX: int, imageSizeY: int, radius: float,
-             antialiased: bool = False) -> np.ndarray:
+def circular(
+    centerX: float,
+    centerY: float,
+    imageSizeX: int,
+    imageSizeY: int,
+    radius: float,
+    antialiased: bool = False,
+) -> np.ndarray:
     """LiberTEM's disk: bool ``(imageSizeY, imageSizeX)``, pixels with distance ``<= radius``.
 
     Same pixels as :func:`disk` ``((imageSizeY, imageSizeX), (centerY, centerX), radius)``;
@@ -369,23 +448,40 @@ def circular(centerX: float, centerY: float, imageSizeX: int, imageSizeY: int, r
     (dtype('bool'), 13)
     """
     if antialiased:
-        return _lt_radial_bins(centerX, centerY, imageSizeX, imageSizeY, radius=radius,
-                               n_bins=1, use_sparse=False)[0]
+        return _lt_radial_bins(
+            centerX, centerY, imageSizeX, imageSizeY, radius=radius, n_bins=1, use_sparse=False
+        )[0]
     shape = check_sig_shape((imageSizeY, imageSizeX))
     return radius_map(shape, (centerY, centerX)) <= check_number(radius, "radius")
 
 
-def _lt_ring(centerX: float, centerY: float, imageSizeX: int, imageSizeY: int, radius: float,
-             radius_inner: float, antialiased: bool = False) -> np.ndarray:
+def _lt_ring(
+    centerX: float,
+    centerY: float,
+    imageSizeX: int,
+    imageSizeY: int,
+    radius: float,
+    radius_inner: float,
+    antialiased: bool = False,
+) -> np.ndarray:
     if antialiased:
-        return _lt_radial_bins(centerX, centerY, imageSizeX, imageSizeY, radius=radius,
-                               radius_inner=radius_inner, n_bins=1, use_sparse=False)[0]
+        return _lt_radial_bins(
+            centerX,
+            centerY,
+            imageSizeX,
+            imageSizeY,
+            radius=radius,
+            radius_inner=radius_inner,
+            n_bins=1,
+            use_sparse=False,
+        )[0]
     outer = circular(centerX, centerY, imageSizeX, imageSizeY, radius)
     return outer & ~circular(centerX, centerY, imageSizeX, imageSizeY, radius_inner)
 
 
-def rectangular(X: int, Y: int, Width: int, Height: int, imageSizeX: int,
-                imageSizeY: int) -> np.ndarray:
+def rectangular(
+    X: int, Y: int, Width: int, Height: int, imageSizeX: int, imageSizeY: int
+) -> np.ndarray:
     """LiberTEM's rectangle: bool ``(imageSizeY, imageSizeX)``, corner ``(X, Y)``.
 
     ``Width`` and ``Height`` may be negative (the rectangle then extends left
@@ -401,12 +497,22 @@ def rectangular(X: int, Y: int, Width: int, Height: int, imageSizeX: int,
     mask = np.zeros((h, w), dtype=bool)
     y0, y1 = sorted((int(Y), int(Y) + int(Height)))
     x0, x1 = sorted((int(X), int(X) + int(Width)))
-    mask[max(0, y0):max(0, y1), max(0, x0):max(0, x1)] = True
+    mask[max(0, y0) : max(0, y1), max(0, x0) : max(0, x1)] = True
     return mask
 
 
-def _lt_radial_bins(centerX, centerY, imageSizeX, imageSizeY, radius=None, radius_inner=0,
-                    n_bins=None, normalize=False, use_sparse=None, dtype=None):
+def _lt_radial_bins(
+    centerX,
+    centerY,
+    imageSizeX,
+    imageSizeY,
+    radius=None,
+    radius_inner=0,
+    n_bins=None,
+    normalize=False,
+    use_sparse=None,
+    dtype=None,
+):
     h, w = check_sig_shape((imageSizeY, imageSizeX))
     r = radius_map((h, w), (centerY, centerX))
     if radius is None:  # reach the farthest corner
@@ -426,10 +532,11 @@ def _lt_radial_bins(centerX, centerY, imageSizeX, imageSizeY, radius=None, radiu
     if dtype is not None:
         stack = stack.astype(dtype)
     if use_sparse is None:
-        bin_area = np.pi * (radius ** 2 - (radius - width) ** 2)
+        bin_area = np.pi * (radius**2 - (radius - width) ** 2)
         use_sparse = bin_area / (h * w) < 0.1
     if use_sparse:
         import sparse
+
         return sparse.COO.from_numpy(stack)
     return stack
 
@@ -453,8 +560,10 @@ def _import_scipy_sparse():
     try:
         import scipy.sparse as sp
     except ImportError:
-        raise ImportError("sparse masks need SciPy, which is optional for udfwidgets: "
-                          "`pip install scipy`, or use dense masks") from None
+        raise ImportError(
+            "sparse masks need SciPy, which is optional for udfwidgets: "
+            "`pip install scipy`, or use dense masks"
+        ) from None
     return sp
 
 

@@ -1,4 +1,5 @@
 """What ``run_udf_iter`` yields: the results of all UDFs after some partitions."""
+
 from __future__ import annotations
 
 from typing import Callable
@@ -33,8 +34,12 @@ class UDFResults:
     (2, 8, True)
     """
 
-    def __init__(self, compute: Callable[[], tuple[dict[str, BufferWrapper], ...]],
-                 damage: BufferWrapper, finished: bool = False):
+    def __init__(
+        self,
+        compute: Callable[[], tuple[dict[str, BufferWrapper], ...]],
+        damage: BufferWrapper,
+        finished: bool = False,
+    ):
         self._compute = compute
         self._buffers = None
         self.damage = damage

@@ -1,4 +1,5 @@
 """Array backends, aux data, ctx.map/AutoUDF and the Context's LiberTEM entry points."""
+
 from __future__ import annotations
 
 import asyncio
@@ -31,12 +32,17 @@ class BackendProbe(UDF):
         return self.params.backends
 
     def get_result_buffers(self):
-        return {"total": self.buffer(kind="nav", dtype="float64"),
-                "numpy_xp": self.buffer(kind="nav", dtype=bool)}
+        return {
+            "total": self.buffer(kind="nav", dtype="float64"),
+            "numpy_xp": self.buffer(kind="nav", dtype=bool),
+        }
 
     def process_tile(self, tile):
-        dense = tile.toarray() if hasattr(tile, "toarray") else (
-            tile.todense() if hasattr(tile, "todense") else tile)
+        dense = (
+            tile.toarray()
+            if hasattr(tile, "toarray")
+            else (tile.todense() if hasattr(tile, "todense") else tile)
+        )
         dense = np.asarray(dense).reshape(dense.shape[0], -1)
         self.results.total[:] = dense.sum(axis=1)
         self.results.numpy_xp[:] = self.xp is np and self.meta.device_class == "cpu"
@@ -52,12 +58,15 @@ def test_default_backend_is_numpy_with_constants(ctx, data):
     assert udf.meta.array_backend == "numpy" and udf.meta.device_class == "cpu"
 
 
-@pytest.mark.parametrize("backends, expected_type", [
-    (("cupy", "numpy"), np.ndarray),
-    (UDF.BACKEND_ALL, np.ndarray),
-    (("scipy.sparse.csr_matrix",), "csr_matrix"),
-    (("sparse.COO", "cupy"), "COO"),
-])
+@pytest.mark.parametrize(
+    "backends, expected_type",
+    [
+        (("cupy", "numpy"), np.ndarray),
+        (UDF.BACKEND_ALL, np.ndarray),
+        (("scipy.sparse.csr_matrix",), "csr_matrix"),
+        (("sparse.COO", "cupy"), "COO"),
+    ],
+)
 def test_backend_choice_and_sparse_tiles(any_ctx, data, roi, backends, expected_type):
     seen = {}
 
@@ -95,8 +104,10 @@ def test_run_udf_backends_restricts_the_choice(ctx, data):
 # --- aux data ----------------------------------------------------------------------
 class EchoAux(UDF):
     def get_result_buffers(self):
-        return {"echo": self.buffer(kind="nav", extra_shape=(2,), dtype="float32"),
-                "weighted": self.buffer(kind="nav", dtype="float32")}
+        return {
+            "echo": self.buffer(kind="nav", extra_shape=(2,), dtype="float32"),
+            "weighted": self.buffer(kind="nav", dtype="float32"),
+        }
 
     def process_frame(self, frame):
         self.results.echo[:] = self.params.aux
@@ -118,12 +129,14 @@ def test_aux_data_arrives_as_views_with_roi(any_ctx, data, roi, rng, cls):
         udf = cls(aux=cls.aux_data(data=aux, kind="nav", extra_shape=(2,), dtype="float32"))
         res = any_ctx.run_udf(dataset=ds, udf=udf, roi=r)
         np.testing.assert_array_equal(res["echo"].raw_data, aux[sel])
-        np.testing.assert_allclose(res["weighted"].raw_data,
-                                   data.sum(axis=(2, 3))[sel] * aux[sel][:, 0], rtol=1e-5)
+        np.testing.assert_allclose(
+            res["weighted"].raw_data, data.sum(axis=(2, 3))[sel] * aux[sel][:, 0], rtol=1e-5
+        )
 
 
 def test_libertem_style_buffer_wrapper_as_aux(ctx, data, rng):
     from udfwidgets.udf.buffers import BufferWrapper
+
     aux = BufferWrapper(kind="nav", dtype="float32", extra_shape=(2,))
     values = rng.random((4, 5, 2), dtype=np.float32)
     aux.set_buffer(values)
@@ -134,6 +147,7 @@ def test_libertem_style_buffer_wrapper_as_aux(ctx, data, rng):
 # --- ctx.map / AutoUDF ----------------------------------------------------------------
 def test_map_numeric_and_object_results(any_ctx, data):
     import functools
+
     ds = any_ctx.load("memory", data=data, num_partitions=2)
     res = any_ctx.map(dataset=ds, f=functools.partial(np.sum, axis=-1))
     np.testing.assert_allclose(res.data, data.sum(axis=-1), rtol=1e-5)
@@ -162,6 +176,7 @@ def test_make_with_cpus_and_gpus():
 def test_udf_run_cancelled_is_the_cancellation(ctx, data):
     from udfwidgets.context import RunCancelled, UDFRunCancelled
     from udfwidgets.api import UDFRunCancelled as api_name
+
     assert api_name is UDFRunCancelled and issubclass(UDFRunCancelled, RunCancelled)
     started = []
 
@@ -172,6 +187,7 @@ def test_udf_run_cancelled_is_the_cancellation(ctx, data):
         def process_frame(self, frame):
             started.append(1)
             import time
+
             time.sleep(0.02)
             self.results.x[:] = 1
 
@@ -200,6 +216,8 @@ def test_display_and_html_repr(ctx, data):
 
 def test_api_module_reexports_context():
     from udfwidgets import api
+
     assert api.Context is Context
     from udfwidgets.io.memory import MemoryDataSet
+
     assert api.MemoryDataSet is MemoryDataSet

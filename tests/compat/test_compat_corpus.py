@@ -1,6 +1,7 @@
 """A corpus of UDFs written the way LiberTEM users write them, run unchanged except
 for the import (``libertem.udf`` -> ``udfwidgets.udf``), each checked against NumPy
 on every executor, with and without an roi, over several partition counts."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -15,7 +16,7 @@ SIG = (6, 5)
 # --- the corpus ------------------------------------------------------------------------
 class MaxUDF(UDF):
     def get_result_buffers(self):
-        return {'maxbuf': self.buffer(kind="sig", dtype=self.meta.input_dtype)}
+        return {"maxbuf": self.buffer(kind="sig", dtype=self.meta.input_dtype)}
 
     def preprocess(self):
         self.results.maxbuf[:] = -np.inf
@@ -29,7 +30,7 @@ class MaxUDF(UDF):
 
 class SumOverSig(UDF):
     def get_result_buffers(self):
-        return {'pixelsum': self.buffer(kind="nav", dtype="float32")}
+        return {"pixelsum": self.buffer(kind="nav", dtype="float32")}
 
     def process_frame(self, frame):
         self.results.pixelsum[:] = np.sum(frame)
@@ -39,8 +40,10 @@ class CountAndSum(UDF):
     """`+=` everywhere, no slice assignment."""
 
     def get_result_buffers(self):
-        return {'count': self.buffer(kind='single', dtype='int64'),
-                'total': self.buffer(kind='sig', dtype='float64')}
+        return {
+            "count": self.buffer(kind="single", dtype="int64"),
+            "total": self.buffer(kind="sig", dtype="float64"),
+        }
 
     def process_tile(self, tile):
         self.results.count += tile.shape[0]
@@ -53,7 +56,7 @@ class CountAndSum(UDF):
 
 class WhereAmI(UDF):
     def get_result_buffers(self):
-        return {'coords': self.buffer(kind='nav', extra_shape=(2,), dtype='int64')}
+        return {"coords": self.buffer(kind="nav", extra_shape=(2,), dtype="int64")}
 
     def process_frame(self, frame):
         self.results.coords[:] = self.meta.coordinates[0]
@@ -69,16 +72,17 @@ class SparseVirtualDetector(UDF):
         sig = tuple(self.meta.dataset_shape.sig)
         y, x = np.indices(sig)
         cy, cx = sig[0] // 2, sig[1] // 2
-        mask = ((y - cy) ** 2 + (x - cx) ** 2 <= self.params.radius ** 2).astype(np.float32)
-        return {'mask': scipy.sparse.csr_matrix(mask.reshape(1, -1))}
+        mask = ((y - cy) ** 2 + (x - cx) ** 2 <= self.params.radius**2).astype(np.float32)
+        return {"mask": scipy.sparse.csr_matrix(mask.reshape(1, -1))}
 
     def get_result_buffers(self):
-        return {'intensity': self.buffer(kind='nav', dtype='float32')}
+        return {"intensity": self.buffer(kind="nav", dtype="float32")}
 
     def process_tile(self, tile):
         flat = tile.reshape(tile.shape[0], -1)
-        self.results.intensity[:] = self.forbuf(self.task_data.mask @ flat.T,
-                                                self.results.intensity)
+        self.results.intensity[:] = self.forbuf(
+            self.task_data.mask @ flat.T, self.results.intensity
+        )
 
 
 class SparseRowSums(UDF):
@@ -88,7 +92,7 @@ class SparseRowSums(UDF):
         return (self.BACKEND_SCIPY_CSR, self.BACKEND_NUMPY)
 
     def get_result_buffers(self):
-        return {'rowsum': self.buffer(kind='nav', dtype='float64')}
+        return {"rowsum": self.buffer(kind="nav", dtype="float64")}
 
     def process_tile(self, tile):
         # dense tiles are (n, *sig), scipy.sparse ones (n, pixels): flatten either way
@@ -106,7 +110,7 @@ class PydataSparseMax(UDF):
         return (self.BACKEND_SPARSE_COO,)
 
     def get_result_buffers(self):
-        return {'peak': self.buffer(kind='nav', dtype='float64')}
+        return {"peak": self.buffer(kind="nav", dtype="float64")}
 
     def process_tile(self, tile):
         self.results.peak[:] = self.forbuf(tile.max(axis=(1, 2)), self.results.peak)
@@ -116,7 +120,7 @@ class AuxWeightedSum(UDF):
     """sum_i w_i * frame_i, w from aux data (LiberTEM's UDF.aux_data)."""
 
     def get_result_buffers(self):
-        return {'weighted': self.buffer(kind='sig', dtype='float64')}
+        return {"weighted": self.buffer(kind="sig", dtype="float64")}
 
     def process_frame(self, frame):
         self.results.weighted += frame * self.params.weights[0]
@@ -127,9 +131,11 @@ class AuxWeightedSum(UDF):
 
 class RunningMean(UDF):
     def get_result_buffers(self):
-        return {'sum': self.buffer(kind='sig', dtype='float64'),
-                'n': self.buffer(kind='single', dtype='int64'),
-                'mean': self.buffer(kind='sig', dtype='float64', use='result_only')}
+        return {
+            "sum": self.buffer(kind="sig", dtype="float64"),
+            "n": self.buffer(kind="single", dtype="int64"),
+            "mean": self.buffer(kind="sig", dtype="float64", use="result_only"),
+        }
 
     def process_frame(self, frame):
         self.results.sum += frame
@@ -140,7 +146,7 @@ class RunningMean(UDF):
         dest.n += src.n
 
     def get_results(self):
-        return {'mean': self.results.sum / self.results.n[0]}
+        return {"mean": self.results.sum / self.results.n[0]}
 
 
 class Histogram(UDF):
@@ -148,8 +154,7 @@ class Histogram(UDF):
         super().__init__(bins=bins)
 
     def get_result_buffers(self):
-        return {'hist': self.buffer(kind='single', extra_shape=(self.params.bins,),
-                                    dtype='int64')}
+        return {"hist": self.buffer(kind="single", extra_shape=(self.params.bins,), dtype="int64")}
 
     def process_frame(self, frame):
         h, _ = np.histogram(frame, bins=self.params.bins, range=(0, 1))
@@ -163,9 +168,12 @@ class SliceCollector(UDF):
     """Writes into a kind='single' buffer of the selected frames with meta.slice.get()."""
 
     def get_result_buffers(self):
-        n = np.count_nonzero(self.meta.roi) if self.meta.roi is not None \
+        n = (
+            np.count_nonzero(self.meta.roi)
+            if self.meta.roi is not None
             else np.prod(self.meta.dataset_shape.nav)
-        return {'means': self.buffer(kind='single', extra_shape=(int(n),), dtype='float64')}
+        )
+        return {"means": self.buffer(kind="single", extra_shape=(int(n),), dtype="float64")}
 
     def process_tile(self, tile):
         self.results.means[self.meta.slice.get(nav_only=True)] = tile.mean(axis=(1, 2))
@@ -176,7 +184,7 @@ class SliceCollector(UDF):
 
 class PartitionMean(UDF):
     def get_result_buffers(self):
-        return {'centered': self.buffer(kind='nav', dtype='float64')}
+        return {"centered": self.buffer(kind="nav", dtype="float64")}
 
     def process_partition(self, partition):
         sums = partition.sum(axis=(1, 2))
@@ -187,16 +195,19 @@ class NavStatistics(UDF):
     """Reduces a nav buffer in get_results: flat and roi-compressed there."""
 
     def get_result_buffers(self):
-        return {'sums': self.buffer(kind='nav', dtype='float64'),
-                'stats': self.buffer(kind='single', extra_shape=(2,), dtype='float64',
-                                     use='result_only')}
+        return {
+            "sums": self.buffer(kind="nav", dtype="float64"),
+            "stats": self.buffer(
+                kind="single", extra_shape=(2,), dtype="float64", use="result_only"
+            ),
+        }
 
     def process_frame(self, frame):
         self.results.sums[:] = frame.sum()
 
     def get_results(self):
         sums = self.results.sums
-        return {'stats': np.array([sums.mean(), sums.std()])}
+        return {"stats": np.array([sums.mean(), sums.std()])}
 
 
 class MyParamUDF(UDF):
@@ -206,7 +217,7 @@ class MyParamUDF(UDF):
         super().__init__(my_param=my_param)
 
     def get_result_buffers(self):
-        return {'demo': self.buffer(kind='single', dtype=object)}
+        return {"demo": self.buffer(kind="single", dtype=object)}
 
     def process_frame(self, frame):
         self.results.demo[:] = self.params.my_param
@@ -242,44 +253,65 @@ def check_all(res, data, roi, weights):
     sel = _sel(data, roi).astype(np.float64)
     sums = sel.sum(axis=(1, 2))
     flat_idx = np.flatnonzero(np.ones(data.shape[:2], bool) if roi is None else roi)
-    np.testing.assert_array_equal(res['MaxUDF']['maxbuf'].data, sel.max(axis=0))
-    np.testing.assert_allclose(_nav(res['SumOverSig'], 'pixelsum', roi), sums, rtol=1e-5)
-    assert int(res['CountAndSum']['count'].data[0]) == len(sel)
-    np.testing.assert_allclose(res['CountAndSum']['total'].data, sel.sum(axis=0), rtol=1e-6)
-    np.testing.assert_array_equal(_nav(res['WhereAmI'], 'coords', roi),
-                                  np.stack(np.unravel_index(flat_idx, data.shape[:2]), axis=1))
+    np.testing.assert_array_equal(res["MaxUDF"]["maxbuf"].data, sel.max(axis=0))
+    np.testing.assert_allclose(_nav(res["SumOverSig"], "pixelsum", roi), sums, rtol=1e-5)
+    assert int(res["CountAndSum"]["count"].data[0]) == len(sel)
+    np.testing.assert_allclose(res["CountAndSum"]["total"].data, sel.sum(axis=0), rtol=1e-6)
+    np.testing.assert_array_equal(
+        _nav(res["WhereAmI"], "coords", roi),
+        np.stack(np.unravel_index(flat_idx, data.shape[:2]), axis=1),
+    )
     y, x = np.indices(SIG)
     disk = ((y - 3) ** 2 + (x - 2) ** 2 <= 4).astype(np.float64)
-    np.testing.assert_allclose(_nav(res['SparseVirtualDetector'], 'intensity', roi),
-                               (sel * disk).sum(axis=(1, 2)), rtol=1e-5)
-    for name in ('SparseRowSums', 'SparseOnlyRowSums'):
-        np.testing.assert_allclose(_nav(res[name], 'rowsum', roi), sums, rtol=1e-5)
-    np.testing.assert_allclose(_nav(res['PydataSparseMax'], 'peak', roi), sel.max(axis=(1, 2)),
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        _nav(res["SparseVirtualDetector"], "intensity", roi),
+        (sel * disk).sum(axis=(1, 2)),
+        rtol=1e-5,
+    )
+    for name in ("SparseRowSums", "SparseOnlyRowSums"):
+        np.testing.assert_allclose(_nav(res[name], "rowsum", roi), sums, rtol=1e-5)
+    np.testing.assert_allclose(
+        _nav(res["PydataSparseMax"], "peak", roi), sel.max(axis=(1, 2)), rtol=1e-6
+    )
     w = weights.reshape(-1) if roi is None else weights[roi]
-    np.testing.assert_allclose(res['AuxWeightedSum']['weighted'].data,
-                               (sel * w[:, None, None]).sum(axis=0), rtol=1e-5)
-    np.testing.assert_allclose(res['RunningMean']['mean'].data, sel.mean(axis=0), rtol=1e-6)
-    np.testing.assert_array_equal(res['Histogram']['hist'].data,
-                                  np.histogram(sel, bins=8, range=(0, 1))[0])
-    np.testing.assert_allclose(res['SliceCollector']['means'].data, sel.mean(axis=(1, 2)),
-                               rtol=1e-5)
-    np.testing.assert_allclose(_nav(res['PartitionMean'], 'centered', roi), sums, rtol=1e-5)
-    np.testing.assert_allclose(res['NavStatistics']['stats'].data, [sums.mean(), sums.std()],
-                               rtol=1e-5)
-    assert res['MyParamUDF']['demo'].data[0] == "Eins, zwei drei!"
+    np.testing.assert_allclose(
+        res["AuxWeightedSum"]["weighted"].data, (sel * w[:, None, None]).sum(axis=0), rtol=1e-5
+    )
+    np.testing.assert_allclose(res["RunningMean"]["mean"].data, sel.mean(axis=0), rtol=1e-6)
+    np.testing.assert_array_equal(
+        res["Histogram"]["hist"].data, np.histogram(sel, bins=8, range=(0, 1))[0]
+    )
+    np.testing.assert_allclose(
+        res["SliceCollector"]["means"].data, sel.mean(axis=(1, 2)), rtol=1e-5
+    )
+    np.testing.assert_allclose(_nav(res["PartitionMean"], "centered", roi), sums, rtol=1e-5)
+    np.testing.assert_allclose(
+        res["NavStatistics"]["stats"].data, [sums.mean(), sums.std()], rtol=1e-5
+    )
+    assert res["MyParamUDF"]["demo"].data[0] == "Eins, zwei drei!"
 
 
 def make_corpus(weights):
     from udfwidgets.udf import UDF as Base
-    aux = Base.aux_data(weights, kind='nav', dtype='float64')
-    return {'MaxUDF': MaxUDF(), 'SumOverSig': SumOverSig(), 'CountAndSum': CountAndSum(),
-            'WhereAmI': WhereAmI(), 'SparseVirtualDetector': SparseVirtualDetector(radius=2),
-            'SparseRowSums': SparseRowSums(), 'SparseOnlyRowSums': SparseOnlyRowSums(),
-            'PydataSparseMax': PydataSparseMax(), 'AuxWeightedSum': AuxWeightedSum(weights=aux),
-            'RunningMean': RunningMean(), 'Histogram': Histogram(bins=8),
-            'SliceCollector': SliceCollector(), 'PartitionMean': PartitionMean(),
-            'NavStatistics': NavStatistics(), 'MyParamUDF': MyParamUDF()}
+
+    aux = Base.aux_data(weights, kind="nav", dtype="float64")
+    return {
+        "MaxUDF": MaxUDF(),
+        "SumOverSig": SumOverSig(),
+        "CountAndSum": CountAndSum(),
+        "WhereAmI": WhereAmI(),
+        "SparseVirtualDetector": SparseVirtualDetector(radius=2),
+        "SparseRowSums": SparseRowSums(),
+        "SparseOnlyRowSums": SparseOnlyRowSums(),
+        "PydataSparseMax": PydataSparseMax(),
+        "AuxWeightedSum": AuxWeightedSum(weights=aux),
+        "RunningMean": RunningMean(),
+        "Histogram": Histogram(bins=8),
+        "SliceCollector": SliceCollector(),
+        "PartitionMean": PartitionMean(),
+        "NavStatistics": NavStatistics(),
+        "MyParamUDF": MyParamUDF(),
+    }
 
 
 def test_corpus_in_one_pass(any_ctx, data, roi, rng):
@@ -295,9 +327,11 @@ def test_corpus_in_one_pass(any_ctx, data, roi, rng):
 def test_corpus_one_by_one_with_libertem_api_names(data, rng):
     from udfwidgets.api import Context  # was: from libertem.api import Context
     from udfwidgets.io.memory import MemoryDataSet  # was: libertem.io.dataset.memory
+
     weights = rng.random(data.shape[:2])
     with Context.make_with("inline") as ctx:
         ds = MemoryDataSet(data=data, tileshape=(3,) + SIG, num_partitions=3, sig_dims=2)
-        results = {name: ctx.run_udf(dataset=ds, udf=udf) for name, udf in
-                   make_corpus(weights).items()}
+        results = {
+            name: ctx.run_udf(dataset=ds, udf=udf) for name, udf in make_corpus(weights).items()
+        }
     check_all(results, data, None, weights)

@@ -5,6 +5,7 @@ buffers are flat and roi-compressed; buffers a custom ``get_results`` leaves
 out pass through; private buffers are never results; ``result_only`` buffers
 need ``get_results`` and have no array while processing.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -30,8 +31,10 @@ class MeanOfFrameSums(UDF):
     """A reduction over a nav buffer in get_results: the mean of the frame sums."""
 
     def get_result_buffers(self):
-        return {"sums": self.buffer(kind="nav", dtype="float64"),
-                "mean": self.buffer(kind="single", dtype="float64", use="result_only")}
+        return {
+            "sums": self.buffer(kind="nav", dtype="float64"),
+            "mean": self.buffer(kind="single", dtype="float64", use="result_only"),
+        }
 
     def process_frame(self, frame):
         self.results.sums[:] = frame.sum()
@@ -46,8 +49,9 @@ def test_reduction_over_nav_buffer_in_get_results_sees_only_selected_frames(any_
     expected = data.sum(axis=(2, 3), dtype=np.float64)[roi].mean()
     # before: the NaN-filled full-nav array made the mean NaN
     np.testing.assert_allclose(res["mean"].data[0], expected, rtol=1e-6)
-    np.testing.assert_allclose(res["sums"].raw_data,
-                               data.sum(axis=(2, 3), dtype=np.float64)[roi], rtol=1e-6)
+    np.testing.assert_allclose(
+        res["sums"].raw_data, data.sum(axis=(2, 3), dtype=np.float64)[roi], rtol=1e-6
+    )
 
 
 def test_get_results_nav_buffers_are_flat_without_roi(ctx, data):
@@ -66,9 +70,11 @@ def test_get_results_nav_buffers_are_flat_without_roi(ctx, data):
 def test_buffers_left_out_by_get_results_pass_through(any_ctx, data, roi):
     class OnlyDerived(UDF):
         def get_result_buffers(self):
-            return {"total": self.buffer(kind="nav", dtype="float64"),
-                    "acc": self.buffer(kind="sig", dtype="float64"),
-                    "double": self.buffer(kind="nav", dtype="float64", use="result_only")}
+            return {
+                "total": self.buffer(kind="nav", dtype="float64"),
+                "acc": self.buffer(kind="sig", dtype="float64"),
+                "double": self.buffer(kind="nav", dtype="float64", use="result_only"),
+            }
 
         def process_frame(self, frame):
             self.results.total[:] = frame.sum()
@@ -94,8 +100,10 @@ def test_buffers_left_out_by_get_results_pass_through(any_ctx, data, roi):
 def test_returning_a_private_buffer_is_an_error(ctx, data):
     class LeaksPrivate(UDF):
         def get_result_buffers(self):
-            return {"scratch": self.buffer(kind="nav", use="private"),
-                    "out": self.buffer(kind="nav")}
+            return {
+                "scratch": self.buffer(kind="nav", use="private"),
+                "out": self.buffer(kind="nav"),
+            }
 
         def process_frame(self, frame):
             self.results.scratch[:] = 1
@@ -114,16 +122,21 @@ def test_result_only_without_get_results_is_an_error_before_work_starts(ctx, dat
 
     class Forgotten(UDF):
         def get_result_buffers(self):
-            return {"x": self.buffer(kind="nav"),
-                    "derived": self.buffer(kind="nav", use="result_only")}
+            return {
+                "x": self.buffer(kind="nav"),
+                "derived": self.buffer(kind="nav", use="result_only"),
+            }
 
         def process_frame(self, frame):
             calls.append(1)
             self.results.x[:] = frame.sum()
 
     ds = ctx.load("memory", data=data)
-    with pytest.raises(BufferError, match=r"result_only buffers \('derived'\) but has no "
-                                          r"get_results\(\)"):
+    with pytest.raises(
+        BufferError,
+        match=r"result_only buffers \('derived'\) but has no "
+        r"get_results\(\)",
+    ):
         ctx.run_udf(dataset=ds, udf=Forgotten())
     assert calls == []
 
@@ -131,8 +144,10 @@ def test_result_only_without_get_results_is_an_error_before_work_starts(ctx, dat
 def test_result_only_reads_none_while_processing(any_ctx, data):
     class Peeks(UDF):
         def get_result_buffers(self):
-            return {"seen_none": self.buffer(kind="nav", dtype=bool),
-                    "derived": self.buffer(kind="nav", use="result_only")}
+            return {
+                "seen_none": self.buffer(kind="nav", dtype=bool),
+                "derived": self.buffer(kind="nav", use="result_only"),
+            }
 
         def process_frame(self, frame):
             self.results.seen_none[:] = self.results.derived is None
@@ -150,8 +165,10 @@ def test_result_only_reads_none_while_processing(any_ctx, data):
 def test_leaving_out_a_result_only_buffer_is_an_error(ctx, data):
     class Incomplete(UDF):
         def get_result_buffers(self):
-            return {"x": self.buffer(kind="nav"),
-                    "derived": self.buffer(kind="nav", use="result_only")}
+            return {
+                "x": self.buffer(kind="nav"),
+                "derived": self.buffer(kind="nav", use="result_only"),
+            }
 
         def process_frame(self, frame):
             self.results.x[:] = 1

@@ -1,4 +1,5 @@
 """Standard UDFs, masks and MemoryDataSet with LiberTEM's signatures and result names."""
+
 from __future__ import annotations
 
 import os
@@ -43,8 +44,9 @@ def test_run_stddev_sum_and_names(any_ctx, data, roi):
 def test_run_logsum(ctx, data):
     res = run_logsum(ctx=ctx, dataset=ctx.load("memory", data=data))
     minima = data.min(axis=(2, 3), keepdims=True)
-    np.testing.assert_allclose(res["logsum"].data, np.log(data - minima + 1).sum(axis=(0, 1)),
-                               rtol=1e-4)
+    np.testing.assert_allclose(
+        res["logsum"].data, np.log(data - minima + 1).sum(axis=(0, 1)), rtol=1e-4
+    )
 
 
 def _com_reference(data, cy, cx, r=np.inf, ri=0.0):
@@ -94,8 +96,9 @@ def test_com_regression_numbering(ctx, rng, use_roi):
     roi = rng.random((5, 8)) < 0.7 if use_roi else None
     expected = [[-2, 1], [2, 1], [3, 4]]
     for regression in (1, RegressionOptions.SUBTRACT_LINEAR, expected):
-        res = ctx.run_udf(dataset=ds, udf=CoMUDF.with_params(cy=3, cx=3, regression=regression),
-                          roi=roi)
+        res = ctx.run_udf(
+            dataset=ds, udf=CoMUDF.with_params(cy=3, cx=3, regression=regression), roi=roi
+        )
         np.testing.assert_allclose(res["regression"].data, expected, atol=1e-10)
         np.testing.assert_allclose(res["field"].raw_data, 0, atol=1e-10)
     # 0: the mean is subtracted; -1: nothing
@@ -126,6 +129,7 @@ def _factory_on_main_guard(main_pid):
 
 def test_apply_masks_factories_run_only_on_workers(processes_ctx, data):
     import functools
+
     ds = processes_ctx.load("memory", data=data, num_partitions=2)
     factory = functools.partial(_factory_on_main_guard, main_pid=os.getpid())
     udf = ApplyMasksUDF(mask_factories=[factory], mask_count=1, mask_dtype=np.float32)
@@ -136,12 +140,18 @@ def test_apply_masks_factories_run_only_on_workers(processes_ctx, data):
 def test_apply_masks_libertem_keywords(any_ctx, data, roi):
     ds = any_ctx.load("memory", data=data, num_partitions=2)
     m = masks.circular(centerX=3, centerY=4, imageSizeX=7, imageSizeY=8, radius=2)
-    udf = ApplyMasksUDF(mask_factories=lambda: m, mask_count=1, mask_dtype=np.float64,
-                        preferred_dtype=np.float64, use_torch=False)
+    udf = ApplyMasksUDF(
+        mask_factories=lambda: m,
+        mask_count=1,
+        mask_dtype=np.float64,
+        preferred_dtype=np.float64,
+        use_torch=False,
+    )
     res = any_ctx.run_udf(dataset=ds, udf=udf, roi=roi)
     assert res["intensity"].dtype == np.float64
-    np.testing.assert_allclose(res["intensity"].raw_data[:, 0], (data * m).sum(axis=(2, 3))[roi],
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        res["intensity"].raw_data[:, 0], (data * m).sum(axis=(2, 3))[roi], rtol=1e-6
+    )
     with pytest.raises(ValueError, match="mask_count=2, but the masks given hold 1"):
         any_ctx.run_udf(dataset=ds, udf=ApplyMasksUDF(mask_factories=lambda: m, mask_count=2))
 
@@ -166,13 +176,15 @@ def test_apply_masks_shifts_constant_and_per_frame(any_ctx, data, rng):
     mask = rng.random((8, 7))
     const = np.broadcast_to(np.array([2, -1]), (5, 6, 2))
     res = any_ctx.run_udf(dataset=ds, udf=ApplyMasksUDF(masks=mask, shifts=(2, -1)))
-    np.testing.assert_allclose(res["intensity"].data[..., 0],
-                               _shifted_reference(data, mask, const), rtol=1e-5)
+    np.testing.assert_allclose(
+        res["intensity"].data[..., 0], _shifted_reference(data, mask, const), rtol=1e-5
+    )
     per_frame = rng.integers(-3, 4, (5, 6, 2))
     shifts = ApplyMasksUDF.aux_data(per_frame, kind="nav", extra_shape=(2,), dtype=per_frame.dtype)
     res = any_ctx.run_udf(dataset=ds, udf=ApplyMasksUDF(masks=mask, shifts=shifts))
-    np.testing.assert_allclose(res["intensity"].data[..., 0],
-                               _shifted_reference(data, mask, per_frame), rtol=1e-5)
+    np.testing.assert_allclose(
+        res["intensity"].data[..., 0], _shifted_reference(data, mask, per_frame), rtol=1e-5
+    )
 
 
 def test_pick_single_result(any_ctx, data, roi):
@@ -187,17 +199,17 @@ def test_pick_single_result(any_ctx, data, roi):
 def test_masks_libertem_signatures_next_to_ours():
     ours = masks.disk((8, 7), centre=(4, 3), radius=2, dtype=bool)
     np.testing.assert_array_equal(masks.circular(3, 4, 7, 8, 2), ours)
-    lt_ring = masks.ring(centerX=3, centerY=4, imageSizeX=7, imageSizeY=8, radius=3,
-                         radius_inner=1)
+    lt_ring = masks.ring(centerX=3, centerY=4, imageSizeX=7, imageSizeY=8, radius=3, radius_inner=1)
     assert lt_ring.dtype == bool
-    np.testing.assert_array_equal(lt_ring, masks.ring((8, 7), (4, 3), inner=1, outer=3,
-                                                      dtype=bool))
+    np.testing.assert_array_equal(lt_ring, masks.ring((8, 7), (4, 3), inner=1, outer=3, dtype=bool))
     np.testing.assert_array_equal(masks.ring(3, 4, 7, 8, 3, 1), lt_ring)  # positional
     rect = masks.rectangular(X=2, Y=5, Width=3, Height=-2, imageSizeX=7, imageSizeY=8)
-    np.testing.assert_array_equal(rect, masks.rectangle((8, 7), top=3, left=2, height=2,
-                                                        width=3, dtype=bool))
-    bins = masks.radial_bins(centerX=3, centerY=4, imageSizeX=7, imageSizeY=8, radius=3,
-                             n_bins=3, use_sparse=False)
+    np.testing.assert_array_equal(
+        rect, masks.rectangle((8, 7), top=3, left=2, height=2, width=3, dtype=bool)
+    )
+    bins = masks.radial_bins(
+        centerX=3, centerY=4, imageSizeX=7, imageSizeY=8, radius=3, n_bins=3, use_sparse=False
+    )
     assert bins.shape == (3, 8, 7)
     r = np.hypot(*np.indices((8, 7)) - np.array([4, 3])[:, None, None])
     inside = r <= 2.5  # away from the outer edge, anti-aliased bins add up to 1
@@ -230,6 +242,7 @@ def test_memory_dataset_libertem_arguments(any_ctx, data):
 
 def test_memory_dataset_sync_offset_follows_the_geometry_rule(any_ctx, data):
     from udfwidgets.udf.pick import PickUDF as Pick
+
     with pytest.warns(MissingFramesWarning):
         ds = MemoryDataSet(data=data, sync_offset=4, num_partitions=2)
     res = any_ctx.run_udf(dataset=ds, udf=Pick())

@@ -1,5 +1,6 @@
 """The UDF API as LiberTEM documents it: buffer assignment, params, meta,
 process-method precedence, slices, valid masks, NoOpUDF."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -26,9 +27,11 @@ class PlusEqualSum(UDF):
     """LiberTEM-style: no slice assignment anywhere."""
 
     def get_result_buffers(self):
-        return {"sum": self.buffer(kind="sig", dtype="float64"),
-                "count": self.buffer(kind="single", dtype="int64"),
-                "pixelsum": self.buffer(kind="nav", dtype="float64")}
+        return {
+            "sum": self.buffer(kind="sig", dtype="float64"),
+            "count": self.buffer(kind="single", dtype="int64"),
+            "pixelsum": self.buffer(kind="nav", dtype="float64"),
+        }
 
     def process_frame(self, frame):
         self.results.sum += frame
@@ -48,8 +51,7 @@ def test_plus_equal_and_plain_assignment_write_into_buffers(any_ctx, data, roi):
         sel = np.ones(data.shape[:2], bool) if r is None else r
         np.testing.assert_allclose(res["sum"].data, data[sel].sum(axis=0), rtol=1e-5)
         assert int(res["count"].data[0]) == sel.sum()
-        np.testing.assert_allclose(res["pixelsum"].data[sel], data.sum(axis=(2, 3))[sel],
-                                   rtol=1e-5)
+        np.testing.assert_allclose(res["pixelsum"].data[sel], data.sum(axis=(2, 3))[sel], rtol=1e-5)
 
 
 def test_assigning_a_wrong_shape_names_the_buffer(ctx, data):
@@ -104,8 +106,9 @@ def test_get_results_is_lazy_in_run_udf_iter(ctx, data):
     assert len(items) == 3 and calls == []  # nobody read .buffers
     items[-1].buffers
     assert calls == [1]
-    np.testing.assert_allclose(items[-1].buffers[0]["intensity"].data, data.sum(axis=(0, 1)),
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        items[-1].buffers[0]["intensity"].data, data.sum(axis=(0, 1)), rtol=1e-5
+    )
 
 
 class AllThree(UDF):
@@ -130,8 +133,11 @@ def test_method_precedence_tile_frame_partition(any_ctx, data):
         process_frame = None
 
     ds = any_ctx.load("memory", data=data, num_partitions=2)
-    for cls, value, method in ((AllThree, 2, UDFMethod.TILE), (FramePartition, 1, UDFMethod.FRAME),
-                               (PartitionOnly, 3, UDFMethod.PARTITION)):
+    for cls, value, method in (
+        (AllThree, 2, UDFMethod.TILE),
+        (FramePartition, 1, UDFMethod.FRAME),
+        (PartitionOnly, 3, UDFMethod.PARTITION),
+    ):
         assert cls().get_method() is method
         assert (any_ctx.run_udf(dataset=ds, udf=cls())["which"].data == value).all()
 
@@ -174,10 +180,12 @@ class SliceUDF(UDF):
     """Records meta.slice, meta.coordinates and meta.sig_slice per frame / tile."""
 
     def get_result_buffers(self):
-        return {"origin": self.buffer(kind="nav", dtype="int64"),
-                "coords": self.buffer(kind="nav", extra_shape=(2,), dtype="int64"),
-                "tile_origin": self.buffer(kind="nav", dtype="int64"),
-                "ok": self.buffer(kind="nav", dtype=bool)}
+        return {
+            "origin": self.buffer(kind="nav", dtype="int64"),
+            "coords": self.buffer(kind="nav", extra_shape=(2,), dtype="int64"),
+            "tile_origin": self.buffer(kind="nav", dtype="int64"),
+            "ok": self.buffer(kind="nav", dtype=bool),
+        }
 
     def process_tile(self, tile):
         sl = self.meta.slice
@@ -186,10 +194,13 @@ class SliceUDF(UDF):
         self.results.origin[:] = sl.origin[0] + np.arange(n)
         self.results.coords[:] = self.meta.coordinates
         sig = tuple(self.meta.dataset_shape.sig)
-        self.results.ok[:] = (tuple(sl.shape.nav) == (n,) and tuple(sl.shape.sig) == sig
-                              and sl.get(sig_only=True) == tuple(slice(0, s) for s in sig)
-                              and sl.get(nav_only=True) == (slice(sl.origin[0], sl.origin[0] + n),)
-                              and tuple(self.meta.sig_slice.shape) == sig)
+        self.results.ok[:] = (
+            tuple(sl.shape.nav) == (n,)
+            and tuple(sl.shape.sig) == sig
+            and sl.get(sig_only=True) == tuple(slice(0, s) for s in sig)
+            and sl.get(nav_only=True) == (slice(sl.origin[0], sl.origin[0] + n),)
+            and tuple(self.meta.sig_slice.shape) == sig
+        )
 
 
 def test_meta_slice_is_roi_compressed_and_get_cuts_flat_arrays(any_ctx, data, roi):
@@ -199,8 +210,9 @@ def test_meta_slice_is_roi_compressed_and_get_cuts_flat_arrays(any_ctx, data, ro
         n = data.shape[0] * data.shape[1] if r is None else int(r.sum())
         np.testing.assert_array_equal(res["origin"].raw_data, np.arange(n))
         flat_idx = np.flatnonzero(np.ones(24, bool) if r is None else r.reshape(-1))
-        np.testing.assert_array_equal(res["coords"].raw_data,
-                                      np.stack(np.unravel_index(flat_idx, (4, 6)), axis=1))
+        np.testing.assert_array_equal(
+            res["coords"].raw_data, np.stack(np.unravel_index(flat_idx, (4, 6)), axis=1)
+        )
         assert res["ok"].raw_data.all()
         # tiles of at most two frames (tileshape), aligned inside each partition
         counts = np.unique(res["tile_origin"].raw_data, return_counts=True)[1]
@@ -223,11 +235,13 @@ def test_slice_get_picks_the_rows_of_aux_like_arrays(ctx, data, roi):
 
 class ValidMaskUDF(UDF):
     def get_result_buffers(self):
-        return {"nav": self.buffer(kind="nav"), "acc": self.buffer(kind="sig"),
-                "none_valid": self.buffer(kind="sig"),
-                "half": self.buffer(kind="single", extra_shape=(4,)),
-                "seen": self.buffer(kind="single", dtype="int64", extra_shape=(3,),
-                                    use="result_only")}
+        return {
+            "nav": self.buffer(kind="nav"),
+            "acc": self.buffer(kind="sig"),
+            "none_valid": self.buffer(kind="sig"),
+            "half": self.buffer(kind="single", extra_shape=(4,)),
+            "seen": self.buffer(kind="single", dtype="int64", extra_shape=(3,), use="result_only"),
+        }
 
     def process_frame(self, frame):
         self.results.nav[:] = frame.sum()
@@ -241,9 +255,11 @@ class ValidMaskUDF(UDF):
     def get_results(self):
         valid = self.meta.get_valid_nav_mask()
         full = self.meta.get_valid_nav_mask(full_nav=True)
-        return {"none_valid": self.with_mask(self.results.none_valid, mask=0),
-                "half": self.with_mask(self.results.half, mask=np.array([1, 1, 0, 0], bool)),
-                "seen": np.array([valid.sum(), len(valid), len(full)])}
+        return {
+            "none_valid": self.with_mask(self.results.none_valid, mask=0),
+            "half": self.with_mask(self.results.half, mask=np.array([1, 1, 0, 0], bool)),
+            "seen": np.array([valid.sum(), len(valid), len(full)]),
+        }
 
 
 def test_valid_nav_mask_and_with_mask_in_partial_results(any_ctx, data, roi):

@@ -4,12 +4,20 @@ Each ``write_<kind>(folder, rng)`` returns ``(path, expected, kwargs)``: the pat
 the array the file holds ``(*nav, *sig)`` in the dataset's native dtype, and the extra
 ``ctx.load`` keywords the kind needs (e.g. the raw layout).
 """
+
 from __future__ import annotations
 
 import numpy as np
 
-from udfwidgets.data import (write_blo, write_dm, write_empad, write_mib, write_mrc, write_ser,
-                             write_tvips)
+from udfwidgets.data import (
+    write_blo,
+    write_dm,
+    write_empad,
+    write_mib,
+    write_mrc,
+    write_ser,
+    write_tvips,
+)
 from udfwidgets.udf.pick import PickUDF
 from udfwidgets.udf.sumsigudf import SumSigUDF
 
@@ -31,7 +39,7 @@ def write_raw(folder, rng):
 def write_mib_file(folder, rng, counter_depth=12, layout="single", raw=False, **kw):
     sig = (512, 512) if layout == "quad" else (256, 256)
     dtype = {1: np.uint8, 6: np.uint8, 12: np.uint16, 24: np.uint32}[counter_depth]
-    data = rng.integers(0, 2 ** counter_depth, NAV + sig).astype(dtype)
+    data = rng.integers(0, 2**counter_depth, NAV + sig).astype(dtype)
     path = folder / "scan.mib"
     write_mib(path, data, counter_depth=counter_depth, layout=layout, raw=raw, **kw)
     return path, data, {}
@@ -73,14 +81,22 @@ def write_ser_file(folder, rng):
     return folder / "scan.ser", data, {}
 
 
-WRITERS = {"npy": write_npy, "raw": write_raw, "mib": write_mib_file, "blo": write_blo_file,
-           "empad": write_empad_file, "mrc": write_mrc_file, "tvips": write_tvips_file,
-           "dm": write_dm_file, "ser": write_ser_file}
+WRITERS = {
+    "npy": write_npy,
+    "raw": write_raw,
+    "mib": write_mib_file,
+    "blo": write_blo_file,
+    "empad": write_empad_file,
+    "mrc": write_mrc_file,
+    "tvips": write_tvips_file,
+    "dm": write_dm_file,
+    "ser": write_ser_file,
+}
 
 
 def shifted(expected: np.ndarray, nav_shape, sync_offset: int, sig_dims: int = 2) -> np.ndarray:
     """The reference for nav_shape/sync_offset, one frame at a time (the io.geometry rule)."""
-    sig = expected.shape[expected.ndim - sig_dims:]
+    sig = expected.shape[expected.ndim - sig_dims :]
     flat = expected.reshape((-1,) + sig)
     out = np.zeros((int(np.prod(nav_shape)),) + sig, dtype=expected.dtype)
     for i in range(len(out)):
@@ -94,18 +110,19 @@ def check_frames(ctx, ds, expected: np.ndarray, rng=None) -> None:
     """``ds`` holds exactly ``expected``: through UDF runs (all, and an roi) and direct reads."""
     assert tuple(ds.shape) == expected.shape, (tuple(ds.shape), expected.shape)
     assert ds.dtype == expected.dtype
-    nav = expected.shape[:len(ds.shape.nav)]
+    nav = expected.shape[: len(ds.shape.nav)]
     res = ctx.run_udf(dataset=ds, udf=[PickUDF(), SumSigUDF()])
     np.testing.assert_array_equal(res[0]["intensity"].data.reshape(expected.shape), expected)
     sig_axes = tuple(range(len(nav), expected.ndim))
-    np.testing.assert_allclose(res[1]["intensity"].data,
-                               expected.sum(axis=sig_axes, dtype=np.float64), rtol=1e-6)
+    np.testing.assert_allclose(
+        res[1]["intensity"].data, expected.sum(axis=sig_axes, dtype=np.float64), rtol=1e-6
+    )
     rng = rng or np.random.default_rng(7)
     roi = rng.random(nav) < 0.4
     roi.flat[-1] = True
     picked = ctx.run_udf(dataset=ds, udf=PickUDF(), roi=roi)["intensity"].data
     np.testing.assert_array_equal(picked, expected[roi])
-    flat = expected.reshape((-1,) + expected.shape[len(nav):])
+    flat = expected.reshape((-1,) + expected.shape[len(nav) :])
     parts = ds.get_partitions(2)
     got = np.concatenate([p.read(p.start, p.stop) for p in parts])
     np.testing.assert_array_equal(got, flat)

@@ -1,4 +1,5 @@
 """The atomic-output rule every writer follows."""
+
 import os
 
 import numpy as np

@@ -1,4 +1,5 @@
 """NanoMegas blockfiles: read frame-exact, scan shape from the header, bad input."""
+
 import numpy as np
 import pytest
 from format_cases import check_frames, write_blo_file
@@ -28,13 +29,16 @@ def test_header_fields_and_frame_headers_in_the_file(tmp_path, rng):
     """The layout written is the documented one: header, VBF image, 6-byte frame headers."""
     path, data, _ = write_blo_file(tmp_path, rng)
     raw = path.read_bytes()
-    hdr = np.frombuffer(raw[:HEADER_DTYPE.itemsize], HEADER_DTYPE)[0]
+    hdr = np.frombuffer(raw[: HEADER_DTYPE.itemsize], HEADER_DTYPE)[0]
     assert hdr["ID"] == b"IMGBLO" and (hdr["NY"], hdr["NX"], hdr["DP_SZ"]) == (3, 4, 16)
     start = int(hdr["Data_offset_2"])
     assert start == int(hdr["Data_offset_1"]) + 12
     second = start + 6 + 256
-    assert raw[second:second + 2] == b"\xaa\x55" and raw[second + 2:second + 6] == b"\x01\x00\x00\x00"
-    assert raw[second + 6:second + 6 + 256] == data[0, 1].tobytes()
+    assert (
+        raw[second : second + 2] == b"\xaa\x55"
+        and raw[second + 2 : second + 6] == b"\x01\x00\x00\x00"
+    )
+    assert raw[second + 6 : second + 6 + 256] == data[0, 1].tobytes()
 
 
 def test_bad_input(ctx, tmp_path, rng):

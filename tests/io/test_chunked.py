@@ -1,4 +1,5 @@
 """Chunk-aligned partition bounds and hyperslab pieces (property-based)."""
+
 from __future__ import annotations
 
 import math
@@ -17,12 +18,18 @@ from udfwidgets.io.chunked import (
 
 
 @settings(max_examples=300, deadline=None)
-@given(n_frames=st.integers(1, 400), extra=st.integers(-50, 50), row=st.integers(1, 64),
-       frame_bytes=st.sampled_from([1, 1 << 10, 1 << 20, 1 << 24]),
-       workers=st.integers(1, 4), parts=st.one_of(st.none(), st.integers(1, 40)),
-       data=st.data())
-def test_aligned_bounds_cover_the_scan_on_chunk_rows(n_frames, extra, row, frame_bytes, workers,
-                                                     parts, data):
+@given(
+    n_frames=st.integers(1, 400),
+    extra=st.integers(-50, 50),
+    row=st.integers(1, 64),
+    frame_bytes=st.sampled_from([1, 1 << 10, 1 << 20, 1 << 24]),
+    workers=st.integers(1, 4),
+    parts=st.one_of(st.none(), st.integers(1, 40)),
+    data=st.data(),
+)
+def test_aligned_bounds_cover_the_scan_on_chunk_rows(
+    n_frames, extra, row, frame_bytes, workers, parts, data
+):
     file_frames = max(1, n_frames + extra)
     sync = data.draw(st.integers(-(file_frames - 1), file_frames - 1))
     b = aligned_bounds(n_frames, file_frames, sync, row, frame_bytes, workers, parts)
@@ -71,13 +78,16 @@ def test_take_by_chunk_reads_each_chunk_once(nav, data):
             assert s.start // c == (s.stop - 1) // c or len(nav) == 1
         touched.append(slices)
         out[...] = arr[slices]
+
     got = take_by_chunk(rb, idx, nav, chunks, (2,), arr.dtype)
     assert got.reshape(-1, 2).tolist() == arr.reshape(-1, 2)[idx].tolist()
     if len(nav) > 1:
         ids = {tuple(int(s.start) // c for s, c in zip(sl, chunks)) for sl in touched}
         assert len(ids) == len(touched)
+
     def whole(slices, out):
         out[...] = arr[slices]
+
     flat = read_flat(whole, 0, n, nav, (2,), arr.dtype)
     assert flat.tolist() == arr.reshape(-1, 2).tolist()
 

@@ -1,4 +1,5 @@
 """ctx.load("dask"): partitions follow the chunks, computed in the workers, never whole."""
+
 from __future__ import annotations
 
 import pickle
@@ -25,9 +26,16 @@ def picked(ctx, ds, roi=None):
     return r.data if roi is not None else r.data.reshape(tuple(ds.shape))
 
 
-@pytest.mark.parametrize("shape, chunks", [
-    ((6, 5, 8, 8), (2, 5, 8, 8)), ((6, 5, 8, 8), (3, 2, 8, 8)), ((6, 5, 8, 8), (1, 5, 4, 4)),
-    ((12, 8, 8), (5, 8, 8)), ((2, 3, 4, 6, 6), (1, 3, 2, 6, 3))])
+@pytest.mark.parametrize(
+    "shape, chunks",
+    [
+        ((6, 5, 8, 8), (2, 5, 8, 8)),
+        ((6, 5, 8, 8), (3, 2, 8, 8)),
+        ((6, 5, 8, 8), (1, 5, 4, 4)),
+        ((12, 8, 8), (5, 8, 8)),
+        ((2, 3, 4, 6, 6), (1, 3, 2, 6, 3)),
+    ],
+)
 def test_chunkings_read_frame_exact(ctx, shape, chunks):
     data = make(shape)
     ds = ctx.load("dask", array=da.from_array(data, chunks=chunks))

@@ -1,4 +1,5 @@
 """ctx.load("dectris"): master files with external links into data files."""
+
 from __future__ import annotations
 
 import os
@@ -29,20 +30,27 @@ def picked(ctx, ds, roi=None):
     return r.data if roi is not None else r.data.reshape(tuple(ds.shape))
 
 
-@pytest.mark.parametrize("n, per_file, compression, dtype", [
-    (23, 5, "bitshuffle-lz4", "uint16"), (12, 100, "bitshuffle-lz4", "uint32"),
-    (10, 3, None, "uint8"), (9, 4, "lz4", "uint16")])
+@pytest.mark.parametrize(
+    "n, per_file, compression, dtype",
+    [
+        (23, 5, "bitshuffle-lz4", "uint16"),
+        (12, 100, "bitshuffle-lz4", "uint32"),
+        (10, 3, None, "uint8"),
+        (9, 4, "lz4", "uint16"),
+    ],
+)
 def test_frames_in_acquisition_order_across_files(tmp_path, ctx, n, per_file, compression, dtype):
     data = frames(n, dtype=dtype)
-    m = write_dectris(tmp_path / "scan_master.h5", data, frames_per_file=per_file,
-                      compression=compression)
+    m = write_dectris(
+        tmp_path / "scan_master.h5", data, frames_per_file=per_file, compression=compression
+    )
     ds = ctx.load("dectris", path=m)
     assert tuple(ds.shape) == data.shape and ds.dtype == np.dtype(dtype)
     np.testing.assert_array_equal(picked(ctx, ds), data)
     for k in (1, 4):
         parts = DectrisDataSet(m, num_partitions=k).get_partitions(2)
         for p in parts:  # reads across file boundaries
-            np.testing.assert_array_equal(p.read(p.start, p.stop), data[p.start:p.stop])
+            np.testing.assert_array_equal(p.read(p.start, p.stop), data[p.start : p.stop])
     roi = np.zeros(n, bool)
     roi[[0, min(per_file, n) - 1, min(per_file, n - 1), n - 1]] = True
     np.testing.assert_array_equal(picked(ctx, ds, roi=roi), data[roi])
@@ -75,8 +83,14 @@ def test_nav_shape_and_sync_offset(tmp_path, ctx, nav_shape, sync_offset):
 
 
 def test_metadata_from_the_master(tmp_path):
-    m = write_dectris(tmp_path / "s_master.h5", frames(4), detector="Dectris QUADRO",
-                      count_time=2e-3, pixel_size=75e-6, wavelength_angstrom=0.0251)
+    m = write_dectris(
+        tmp_path / "s_master.h5",
+        frames(4),
+        detector="Dectris QUADRO",
+        count_time=2e-3,
+        pixel_size=75e-6,
+        wavelength_angstrom=0.0251,
+    )
     md = DectrisDataSet(m).metadata
     assert md["detector"] == "Dectris QUADRO"
     assert md["exposure_s"] == pytest.approx(2e-3)
@@ -92,7 +106,9 @@ def test_metadata_from_the_master(tmp_path):
 def test_missing_link_target_names_the_file(tmp_path):
     m = write_dectris(tmp_path / "s_master.h5", frames(10), frames_per_file=4)
     os.remove(tmp_path / "s_data_000002.h5")
-    with pytest.raises(DataSetError, match=r"s_data_000002\.h5.*does not exist.*next to the master"):
+    with pytest.raises(
+        DataSetError, match=r"s_data_000002\.h5.*does not exist.*next to the master"
+    ):
         DectrisDataSet(m)
 
 

@@ -1,4 +1,5 @@
 """ctx.load("auto"): by content first, then extension; every kind; named in repr; bad input."""
+
 import shutil
 
 import numpy as np
@@ -37,7 +38,7 @@ def test_extension_when_content_says_nothing(tmp_path):
 
 def test_registry_lists_the_hdf5_branch_kinds_lazily():
     names = [k.kind for k in REGISTRY]
-    assert names.index("dectris") < names.index("hdf5")   # DECTRIS before generic HDF5
+    assert names.index("dectris") < names.index("hdf5")  # DECTRIS before generic HDF5
     assert {"hdf5", "dectris", "zarr", "dask"} <= set(names)
     assert {"mib", "blo", "empad", "mrc", "tvips", "dm", "npy", "raw"} <= set(kinds())
 
@@ -69,10 +70,11 @@ def test_a_reader_whose_library_is_missing_names_the_extra(ctx, tmp_path, monkey
     import importlib
 
     from udfwidgets.io import detect as det
+
     real = importlib.import_module
 
     def fake_import(name, *args):
-        if name == "udfwidgets.io.mrc":    # as if io/mrc.py imported a library that is missing
+        if name == "udfwidgets.io.mrc":  # as if io/mrc.py imported a library that is missing
             raise ModuleNotFoundError("No module named 'mrcfile'", name="mrcfile")
         return real(name, *args)
 
@@ -90,6 +92,7 @@ def test_partitions_pickle_small_and_release_hooks_run(tmp_path, rng):
     import pickle
 
     from udfwidgets.io import files, load
+
     for kind in ("mib", "blo", "dm"):
         path, data, kw = WRITERS[kind](tmp_path, rng)
         ds = load(kind, path=path, **kw)

@@ -1,4 +1,5 @@
 """Gatan DM3/DM4: our own reader of single 3-D/4-D files and stacks of 2-D files."""
+
 import struct
 
 import numpy as np
@@ -18,8 +19,9 @@ def test_every_executor_and_auto(any_ctx, tmp_path, rng):
 
 
 @pytest.mark.parametrize("version", [3, 4])
-@pytest.mark.parametrize("dtype", ["uint8", "int16", "uint16", "int32", "uint32", "float32",
-                                   "float64"])
+@pytest.mark.parametrize(
+    "dtype", ["uint8", "int16", "uint16", "int32", "uint32", "float32", "float64"]
+)
 def test_versions_and_dtypes(ctx, tmp_path, rng, version, dtype):
     data = (rng.random((2, 3, 7, 9)) * 100).astype(dtype)
     path = tmp_path / f"a.dm{version}"
@@ -33,8 +35,9 @@ def test_versions_and_dtypes(ctx, tmp_path, rng, version, dtype):
 def test_3d_file_and_stack_of_2d_files(ctx, tmp_path, rng):
     data = rng.integers(0, 500, (6, 8, 5)).astype(np.uint16)
     write_dm(tmp_path / "movie.dm4", data)
-    check_frames(ctx, ctx.load("dm", path=tmp_path / "movie.dm4", nav_shape=(2, 3)),
-                 data.reshape(2, 3, 8, 5))
+    check_frames(
+        ctx, ctx.load("dm", path=tmp_path / "movie.dm4", nav_shape=(2, 3)), data.reshape(2, 3, 8, 5)
+    )
     for i, frame in enumerate(data):
         write_dm(tmp_path / f"f{i:02d}.dm3", frame, version=3)
     files = sorted(str(p) for p in tmp_path.glob("f*.dm3"))

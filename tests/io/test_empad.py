@@ -1,4 +1,5 @@
 """EMPAD .xml + .raw: the two metadata rows dropped, scan shape from the .xml, bad input."""
+
 import numpy as np
 import pytest
 from format_cases import check_frames, write_empad_file
@@ -18,7 +19,7 @@ def test_metadata_rows_are_dropped(ctx, tmp_path, rng):
     """Frames on disk are 130 x 128 float32; rows 128 and 129 are not part of the frame."""
     path, data, _ = write_empad_file(tmp_path, rng)
     raw = np.fromfile(tmp_path / "scan.raw", "<f4").reshape(12, 130, 128)
-    raw[:, 128:] = 12345.0          # metadata rows with values that must not show up
+    raw[:, 128:] = 12345.0  # metadata rows with values that must not show up
     raw.tofile(tmp_path / "scan.raw")
     np.testing.assert_array_equal(raw[:, :128], data.reshape(12, 128, 128))
     check_frames(ctx, ctx.load("empad", path=path), data)
@@ -32,7 +33,9 @@ def test_open_by_raw_file(ctx, tmp_path, rng):
 def test_bad_input(ctx, tmp_path, rng):
     path, data, _ = write_empad_file(tmp_path, rng)
     (tmp_path / "scan.raw").rename(tmp_path / "elsewhere.raw")
-    with pytest.raises(DataSetError, match="names the raw file 'scan.raw', which is not next to it"):
+    with pytest.raises(
+        DataSetError, match="names the raw file 'scan.raw', which is not next to it"
+    ):
         ctx.load("empad", path=path)
     with pytest.raises(DataSetError, match="open its .xml description instead"):
         ctx.load("empad", path=tmp_path / "elsewhere.raw")

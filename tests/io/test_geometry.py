@@ -1,4 +1,5 @@
 """nav_shape / sync_offset: one rule for every dataset kind (udfwidgets.io.geometry)."""
+
 import numpy as np
 import pytest
 
@@ -17,9 +18,18 @@ def reference(nav_frames, sync_offset):
     return out
 
 
-@pytest.mark.parametrize("nav_frames, sync_offset, missing", [
-    (10, 0, 0), (8, 2, 0), (10, 2, 2), (10, -3, 3), (12, 0, 2), (5, -2, 2), (4, 9, 3),
-])
+@pytest.mark.parametrize(
+    "nav_frames, sync_offset, missing",
+    [
+        (10, 0, 0),
+        (8, 2, 0),
+        (10, 2, 2),
+        (10, -3, 3),
+        (12, 0, 2),
+        (5, -2, 2),
+        (4, 9, 3),
+    ],
+)
 def test_read_and_take_match_the_reference(nav_frames, sync_offset, missing):
     with pytest.warns(MissingFramesWarning) if missing else _no_warning():
         g = resolve(len(FILE), nav_shape=(nav_frames,), sync_offset=sync_offset)
@@ -28,8 +38,9 @@ def test_read_and_take_match_the_reference(nav_frames, sync_offset, missing):
     got = g.read(lambda lo, hi: FILE[lo:hi], 0, nav_frames, (3,), FILE.dtype)
     np.testing.assert_array_equal(got, ref)
     for a, b in [(0, 1), (1, nav_frames - 1), (nav_frames - 2, nav_frames)]:
-        np.testing.assert_array_equal(g.read(lambda lo, hi: FILE[lo:hi], a, b, (3,), FILE.dtype),
-                                      ref[a:b])
+        np.testing.assert_array_equal(
+            g.read(lambda lo, hi: FILE[lo:hi], a, b, (3,), FILE.dtype), ref[a:b]
+        )
     idx = np.arange(0, nav_frames, 2)
     np.testing.assert_array_equal(g.take(lambda i: FILE[i], idx, (3,), FILE.dtype), ref[idx])
 
@@ -45,15 +56,18 @@ def test_defaults_come_from_the_file():
     assert resolve(12, nav_shape=(2, 6), file_nav_shape=(3, 4)).nav_shape == (2, 6)
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(sync_offset=10), "sync_offset=10 leaves no frame"),
-    (dict(sync_offset=-10), "between -9 and 9"),
-    (dict(sync_offset=1.5), "must be an integer"),
-    (dict(sync_offset=True), "must be an integer"),
-    (dict(nav_shape=(0, 4)), "positive integers"),
-    (dict(nav_shape=(2, 2, 2, 2)), "1 to 3 are supported"),
-    (dict(nav_shape="ab"), "positive integers"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(sync_offset=10), "sync_offset=10 leaves no frame"),
+        (dict(sync_offset=-10), "between -9 and 9"),
+        (dict(sync_offset=1.5), "must be an integer"),
+        (dict(sync_offset=True), "must be an integer"),
+        (dict(nav_shape=(0, 4)), "positive integers"),
+        (dict(nav_shape=(2, 2, 2, 2)), "1 to 3 are supported"),
+        (dict(nav_shape="ab"), "positive integers"),
+    ],
+)
 def test_bad_geometry_is_a_clear_error(kwargs, match):
     with pytest.raises(DataSetError, match=match):
         resolve(10, **kwargs)
@@ -67,6 +81,7 @@ def test_warning_names_the_numbers():
 class _no_warning:
     def __enter__(self):
         import warnings
+
         self._w = warnings.catch_warnings()
         self._w.__enter__()
         warnings.simplefilter("error", MissingFramesWarning)

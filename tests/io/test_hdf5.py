@@ -1,4 +1,5 @@
 """ctx.load("hdf5"): files written by write_hdf5 in many variants, read frame-exact."""
+
 from __future__ import annotations
 
 import math
@@ -79,8 +80,9 @@ def test_written_variants_read_frame_exact(tmp_path, ctx, shape, dtype, chunks, 
         parts = ds2.get_partitions(num_workers=2)
         assert parts[0].start == 0 and parts[-1].stop == len(flat)
         for part in parts:
-            np.testing.assert_array_equal(part.read(part.start, part.stop),
-                                          flat[part.start:part.stop])
+            np.testing.assert_array_equal(
+                part.read(part.start, part.stop), flat[part.start : part.stop]
+            )
             idx = np.unique(rng.integers(part.start, part.stop, size=4))
             np.testing.assert_array_equal(part.take(idx), flat[idx])
     roi = rng.random(shape[:-2]) < 0.3
@@ -141,14 +143,18 @@ def _chunks_touched(sel, chunks, nav_dims):
     return out
 
 
-@pytest.mark.parametrize("shape, chunks, sync_offset", [
-    ((16, 6, 4, 4), (2, 6, 4, 4), 0),
-    ((16, 6, 4, 4), (4, 3, 4, 4), 0),
-    ((16, 6, 4, 4), (4, 3, 2, 4), 5),
-    ((40, 4, 4), (3, 4, 4), -2),
-])
+@pytest.mark.parametrize(
+    "shape, chunks, sync_offset",
+    [
+        ((16, 6, 4, 4), (2, 6, 4, 4), 0),
+        ((16, 6, 4, 4), (4, 3, 4, 4), 0),
+        ((16, 6, 4, 4), (4, 3, 2, 4), 5),
+        ((40, 4, 4), (3, 4, 4), -2),
+    ],
+)
 def test_each_chunk_is_read_by_one_partition(tmp_path, monkeypatch, shape, chunks, sync_offset):
     import udfwidgets.io.hdf5 as mod
+
     data = make(shape, "uint16")
     p = write_hdf5(tmp_path / "c.h5", data, chunks=chunks, compression="gzip")
     with warnings.catch_warnings():
@@ -173,6 +179,7 @@ def test_each_chunk_is_read_by_one_partition(tmp_path, monkeypatch, shape, chunk
 
 def test_roi_reads_each_needed_chunk_once(tmp_path, monkeypatch):
     import udfwidgets.io.hdf5 as mod
+
     data = make((8, 8, 4, 4), "uint16")
     p = write_hdf5(tmp_path / "c.h5", data, chunks=(4, 4, 4, 4), compression="gzip")
     ds = HDF5DataSet(p, num_partitions=1)
@@ -186,17 +193,21 @@ def test_roi_reads_each_needed_chunk_once(tmp_path, monkeypatch):
 
 
 # --- layouts -------------------------------------------------------------------------------
-@pytest.mark.parametrize("layout, fmt, ds_path", [
-    ("plain", "hdf5", "/data"),
-    ("emd", "emd", "/4DSTEM_experiment/data/datacubes/datacube_0/data"),
-    ("ncem", "ncem", "/data/scan/data"),
-    ("hspy", "hspy", "/Experiments/__unnamed__/data"),
-    ("nexus", "nexus", "/entry/data/data"),
-])
+@pytest.mark.parametrize(
+    "layout, fmt, ds_path",
+    [
+        ("plain", "hdf5", "/data"),
+        ("emd", "emd", "/4DSTEM_experiment/data/datacubes/datacube_0/data"),
+        ("ncem", "ncem", "/data/scan/data"),
+        ("hspy", "hspy", "/Experiments/__unnamed__/data"),
+        ("nexus", "nexus", "/entry/data/data"),
+    ],
+)
 def test_layouts_are_found_and_described(tmp_path, ctx, layout, fmt, ds_path):
     data = make((3, 4, 8, 8), "uint16")
-    p = write_hdf5(tmp_path / "scan.h5", data, layout=layout, chunks=(1, 4, 8, 8),
-                   compression="gzip")
+    p = write_hdf5(
+        tmp_path / "scan.h5", data, layout=layout, chunks=(1, 4, 8, 8), compression="gzip"
+    )
     with h5py.File(p, "a") as f:  # a small 3-D dataset (a thumbnail) must not confuse the choice
         f.create_dataset("/thumbnail", data=np.zeros((4, 4, 3), np.uint8))
     ds = ctx.load("hdf5", path=p)
@@ -220,8 +231,9 @@ def test_py4dstem_emd1_layout_is_read(tmp_path, ctx):
         cube = root.create_group("datacube")
         cube.attrs["emd_group_type"] = "array"
         cube.create_dataset("data", data=data)
-        for i, (n, step, unit) in enumerate(zip(data.shape, (0.5, 0.5, 0.1, 0.1),
-                                                ("nm", "nm", "A^-1", "A^-1"))):
+        for i, (n, step, unit) in enumerate(
+            zip(data.shape, (0.5, 0.5, 0.1, 0.1), ("nm", "nm", "A^-1", "A^-1"))
+        ):
             d = cube.create_dataset(f"dim{i}", data=np.arange(n) * step)
             d.attrs["units"] = unit
         f.create_dataset("experiment/other", data=np.zeros((3, 4, 6, 6)))
@@ -265,14 +277,24 @@ def reference(flat, nav_shape, sync_offset):
     return out.reshape(tuple(nav_shape) + flat.shape[1:])
 
 
-@pytest.mark.parametrize("nav_shape, sync_offset, missing", [
-    (None, 0, False), ((4, 6), 0, False), ((2, 12), 3, True), ((24,), -5, True),
-    ((5, 5), 0, True), ((3, 7), 2, False), ((2, 2, 5), 4, False),
-])
-@pytest.mark.parametrize("chunks, compression", [(None, None), ((1, 6, 8, 8), "bitshuffle-lz4"),
-                                                 ((3, 2, 8, 8), "gzip")])
-def test_nav_shape_and_sync_offset(tmp_path, ctx, nav_shape, sync_offset, missing, chunks,
-                                   compression):
+@pytest.mark.parametrize(
+    "nav_shape, sync_offset, missing",
+    [
+        (None, 0, False),
+        ((4, 6), 0, False),
+        ((2, 12), 3, True),
+        ((24,), -5, True),
+        ((5, 5), 0, True),
+        ((3, 7), 2, False),
+        ((2, 2, 5), 4, False),
+    ],
+)
+@pytest.mark.parametrize(
+    "chunks, compression", [(None, None), ((1, 6, 8, 8), "bitshuffle-lz4"), ((3, 2, 8, 8), "gzip")]
+)
+def test_nav_shape_and_sync_offset(
+    tmp_path, ctx, nav_shape, sync_offset, missing, chunks, compression
+):
     data = make((4, 6, 8, 8), "uint16")
     p = write_hdf5(tmp_path / "g.h5", data, chunks=chunks, compression=compression)
     with warnings.catch_warnings():
@@ -302,20 +324,26 @@ def test_pickles_as_path_and_parameters(tmp_path):
     release_maps()  # no open file left: the unpickled copies open it themselves
     assert not _FILES
     back = pickle.loads(pblob)
-    np.testing.assert_array_equal(back.read(back.start, back.stop),
-                                  data.reshape(24, 8, 8)[back.start:back.stop])
+    np.testing.assert_array_equal(
+        back.read(back.start, back.stop), data.reshape(24, 8, 8)[back.start : back.stop]
+    )
     assert len(_FILES) == 1
 
 
 def test_repr_names_kind_chunks_and_compression(tmp_path):
-    p = write_hdf5(tmp_path / "s.h5", make((4, 6, 8, 8), "uint16"), chunks=(2, 6, 8, 8),
-                   compression="bitshuffle-lz4")
+    p = write_hdf5(
+        tmp_path / "s.h5",
+        make((4, 6, 8, 8), "uint16"),
+        chunks=(2, 6, 8, 8),
+        compression="bitshuffle-lz4",
+    )
     r = repr(HDF5DataSet(p))
     assert r.startswith("<HDF5DataSet kind='hdf5' path=")
     assert "nav=(4, 6) sig=(8, 8) dtype=uint16" in r
     assert "chunks=(2, 6, 8, 8)" in r and "compression='bitshuffle-lz4'" in r
-    assert "memory-mapped" in repr(HDF5DataSet(write_hdf5(tmp_path / "c.h5",
-                                                          make((2, 3, 4, 4), "uint8"))))
+    assert "memory-mapped" in repr(
+        HDF5DataSet(write_hdf5(tmp_path / "c.h5", make((2, 3, 4, 4), "uint8")))
+    )
 
 
 def test_file_kept_open_until_released_and_rewrite_detected(tmp_path):
@@ -361,12 +389,15 @@ def test_directory_empty_and_missing(tmp_path, what):
         HDF5DataSet(p)
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(nav_shape=(0, 4)), "positive integers"),
-    (dict(nav_shape=(1, 2, 3, 4)), "1 to 3"),
-    (dict(sync_offset=24), "leaves no frame"),
-    (dict(sig_dims=3), "sig_dims must be 1 or 2"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(nav_shape=(0, 4)), "positive integers"),
+        (dict(nav_shape=(1, 2, 3, 4)), "1 to 3"),
+        (dict(sync_offset=24), "leaves no frame"),
+        (dict(sig_dims=3), "sig_dims must be 1 or 2"),
+    ],
+)
 def test_geometry_that_cannot_fit(tmp_path, kwargs, match):
     p = write_hdf5(tmp_path / "g.h5", make((4, 6, 8, 8), "uint16"))
     with pytest.raises(DataSetError, match=match):
@@ -376,8 +407,14 @@ def test_geometry_that_cannot_fit(tmp_path, kwargs, match):
 def test_unregistered_filter_is_named_before_work_starts(tmp_path):
     p = tmp_path / "f.h5"
     with h5py.File(p, "w") as f:
-        d = f.create_dataset("data", shape=(2, 3, 4, 4), dtype="u2", chunks=(1, 3, 4, 4),
-                             compression=32999, allow_unknown_filter=True)
+        d = f.create_dataset(
+            "data",
+            shape=(2, 3, 4, 4),
+            dtype="u2",
+            chunks=(1, 3, 4, 4),
+            compression=32999,
+            allow_unknown_filter=True,
+        )
         for i in range(2):
             d.id.write_direct_chunk((i, 0, 0, 0), b"\0" * 96)
     with pytest.raises(DataSetError, match=r"f.h5.*filter id 32999.*hdf5plugin"):
@@ -385,8 +422,12 @@ def test_unregistered_filter_is_named_before_work_starts(tmp_path):
 
 
 def test_missing_hdf5plugin_in_a_fresh_process(tmp_path):
-    p = write_hdf5(tmp_path / "b.h5", make((2, 3, 8, 8), "uint16"), chunks=(1, 3, 8, 8),
-                   compression="bitshuffle-lz4")
+    p = write_hdf5(
+        tmp_path / "b.h5",
+        make((2, 3, 8, 8), "uint16"),
+        chunks=(1, 3, 8, 8),
+        compression="bitshuffle-lz4",
+    )
     code = textwrap.dedent(f"""
         import sys
         sys.modules["hdf5plugin"] = None  # as if hdf5plugin were not installed
@@ -397,8 +438,9 @@ def test_missing_hdf5plugin_in_a_fresh_process(tmp_path):
         except DataSetError as e:
             print("ERROR", e)
     """)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         cwd=os.getcwd(), timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=os.getcwd(), timeout=120
+    )
     assert "ERROR" in out.stdout, out.stderr
     assert "bitshuffle" in out.stdout and "hdf5plugin" in out.stdout and "b.h5" in out.stdout
 
@@ -412,8 +454,9 @@ def test_file_damaged_after_opening_fails_the_run_not_the_worker(tmp_path, proce
         fh.truncate(os.path.getsize(p) - 500)
     with pytest.raises(Exception, match="truncated|d.h5"):
         processes_ctx.run_udf(dataset=ds, udf=SumUDF())
-    good = processes_ctx.load("hdf5", path=write_hdf5(tmp_path / "ok.h5", data,
-                                                      chunks=(1, 6, 8, 8)))
+    good = processes_ctx.load(
+        "hdf5", path=write_hdf5(tmp_path / "ok.h5", data, chunks=(1, 6, 8, 8))
+    )
     got = processes_ctx.run_udf(dataset=good, udf=SumUDF())["intensity"].data
     np.testing.assert_allclose(got, data.sum(axis=(0, 1)), rtol=1e-6)
 
@@ -431,6 +474,7 @@ def test_writer_checks_before_writing_and_is_atomic(tmp_path):
 
         def __getitem__(self, key):  # the source fails while the file is being written
             raise RuntimeError("disk gone")
+
     with pytest.raises(RuntimeError, match="disk gone"):
         write_hdf5(target, Failing(), chunks=(8, 4, 64, 64))
     assert os.listdir(tmp_path) == []

@@ -1,4 +1,5 @@
 """Merlin .mib: every counter depth, single and quad, RAW mode, several files, .hdr, bad input."""
+
 import os
 import warnings
 
@@ -11,8 +12,13 @@ from udfwidgets.data import write_mib
 from udfwidgets.io.files import TruncatedFileWarning
 from udfwidgets.io.geometry import MissingFramesWarning
 
-VARIANTS = [(depth, layout, raw) for depth in (1, 6, 12, 24) for layout in ("single", "quad")
-            for raw in (False, True) if not (raw and depth == 24)]
+VARIANTS = [
+    (depth, layout, raw)
+    for depth in (1, 6, 12, 24)
+    for layout in ("single", "quad")
+    for raw in (False, True)
+    if not (raw and depth == 24)
+]
 
 
 @pytest.mark.parametrize("depth, layout, raw", VARIANTS)
@@ -20,7 +26,9 @@ def test_variants_read_frame_exact(ctx, tmp_path, rng, depth, layout, raw):
     path, data, _ = write_mib_file(tmp_path, rng, depth, layout, raw)
     ds = ctx.load("mib", path=path)
     assert ds.metadata["counter_depth"] == depth and ds.metadata["raw_mode"] is raw
-    assert ds.metadata["detector"].startswith("Merlin " + ("quad" if layout == "quad" else "single"))
+    assert ds.metadata["detector"].startswith(
+        "Merlin " + ("quad" if layout == "quad" else "single")
+    )
     check_frames(ctx, ds, data)
 
 
@@ -48,23 +56,29 @@ def test_raw_mode_layout_from_hand_made_bytes(ctx, tmp_path):
     """
     row_bytes = 256 // 8
     body = np.zeros((256, 4, row_bytes), np.uint8)
-    body[0, 0, 7] = 0x80        # chip 0, row 0, pixel 0
-    body[0, 1, 7] = 0x40        # chip 1, row 0, pixel 1
-    body[5, 2, 0] = 0x01        # chip 2, row 5, pixel 63 (last bit of the first word)
-    body[0, 3, 31] = 0x80       # chip 3, row 0, pixel 192 (first pixel of the last word)
+    body[0, 0, 7] = 0x80  # chip 0, row 0, pixel 0
+    body[0, 1, 7] = 0x40  # chip 1, row 0, pixel 1
+    body[5, 2, 0] = 0x01  # chip 2, row 5, pixel 63 (last bit of the first word)
+    body[0, 3, 31] = 0x80  # chip 3, row 0, pixel 192 (first pixel of the last word)
     path = tmp_path / "hand.mib"
     # borrow a valid header from our writer, then put the hand-made body behind it
-    write_mib(tmp_path / "tmpl.mib", np.zeros((1, 512, 512), np.uint8), counter_depth=1,
-              layout="quad", raw=True, header_file=False)
+    write_mib(
+        tmp_path / "tmpl.mib",
+        np.zeros((1, 512, 512), np.uint8),
+        counter_depth=1,
+        layout="quad",
+        raw=True,
+        header_file=False,
+    )
     head = (tmp_path / "tmpl.mib").read_bytes()[:768]
     path.write_bytes(head + body.tobytes())
     frame = ctx.load("mib", path=path).get_partitions(1)[0].read(0, 1)[0]
     expected = np.zeros((512, 512), np.uint8)
-    expected[0, 0] = 1                 # chip 0: top left, as read
-    expected[0, 256 + 1] = 1           # chip 1: top right, as read
+    expected[0, 0] = 1  # chip 0: top left, as read
+    expected[0, 256 + 1] = 1  # chip 1: top right, as read
     # chips 2 | 3 side by side, then the pair turned by 180 degrees into the bottom half
-    expected[511 - 5, 511 - 63] = 1    # chip 2 ends up bottom right
-    expected[511 - 0, 511 - (256 + 192)] = 1   # chip 3 ends up bottom left
+    expected[511 - 5, 511 - 63] = 1  # chip 2 ends up bottom right
+    expected[511 - 0, 511 - (256 + 192)] = 1  # chip 3 ends up bottom left
     np.testing.assert_array_equal(frame, expected)
     assert frame.sum() == 4
 
@@ -83,8 +97,12 @@ def test_12bit_single_hand_made_big_endian(ctx, tmp_path):
 def test_scan_shape_from_hdr_and_without(ctx, tmp_path, rng):
     path, data, _ = write_mib_file(tmp_path, rng, 6)
     assert ctx.load("mib", path=path).shape.nav == NAV
-    assert ctx.load("mib", path=tmp_path / "scan.hdr").metadata["acquisition"][
-        "Frames in Acquisition (Number)"] == "12"
+    assert (
+        ctx.load("mib", path=tmp_path / "scan.hdr").metadata["acquisition"][
+            "Frames in Acquisition (Number)"
+        ]
+        == "12"
+    )
     os.remove(tmp_path / "scan.hdr")
     ds = ctx.load("mib", path=path)
     assert ds.shape.nav == (12,) and "acquisition" not in ds.metadata
@@ -112,8 +130,10 @@ def test_truncated_last_frame_is_reported_not_read(ctx, tmp_path, rng):
     size = os.path.getsize(path)
     with open(path, "r+b") as f:
         f.truncate(size - 1000)
-    with pytest.warns(TruncatedFileWarning, match="ends inside frame 11"), \
-            pytest.warns(MissingFramesWarning, match="1 of 12"):
+    with (
+        pytest.warns(TruncatedFileWarning, match="ends inside frame 11"),
+        pytest.warns(MissingFramesWarning, match="1 of 12"),
+    ):
         ds = ctx.load("mib", path=path)
     expected = data.copy()
     expected[-1, -1] = 0
@@ -128,11 +148,14 @@ def test_flyback_frames_skipped_with_nav_shape_and_sync_offset(ctx, tmp_path, rn
     check_frames(ctx, ds, data[1:])
 
 
-@pytest.mark.parametrize("content, message", [
-    (b"\x93NUMPY" + bytes(3000), "not a Merlin .mib file"),
-    (b"MQ1,xx" + bytes(3000), "malformed"),
-    (b"MQ1,000001", "too short"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"\x93NUMPY" + bytes(3000), "not a Merlin .mib file"),
+        (b"MQ1,xx" + bytes(3000), "malformed"),
+        (b"MQ1,000001", "too short"),
+    ],
+)
 def test_foreign_or_broken_files_under_mib_extension(ctx, tmp_path, content, message):
     path = tmp_path / "bad.mib"
     path.write_bytes(content)
@@ -156,8 +179,9 @@ def test_bad_input(ctx, tmp_path, rng):
         ctx.load("mib", path=tmp_path / "scan.hdr")
     # frames shorter than the first header says (a different acquisition appended)
     write_mib(tmp_path / "a.mib", data[:1], header_file=False)
-    write_mib(tmp_path / "b.mib", data[:1].astype(np.uint8) % 64, counter_depth=6,
-              header_file=False)
+    write_mib(
+        tmp_path / "b.mib", data[:1].astype(np.uint8) % 64, counter_depth=6, header_file=False
+    )
     with pytest.raises(DataSetError, match="not frames of the same acquisition"):
         ctx.load("mib", path=[tmp_path / "a.mib", tmp_path / "b.mib"])
     mixed = tmp_path / "mixed.mib"
@@ -170,8 +194,13 @@ def test_writer_checks(tmp_path):
     with pytest.raises(ValueError, match="values must lie in 0 .. 63"):
         write_mib(tmp_path / "x.mib", np.full((1, 256, 256), 64, np.uint8), counter_depth=6)
     with pytest.raises(ValueError, match="RAW mode quad frames are 512 x 512"):
-        write_mib(tmp_path / "x.mib", np.zeros((1, 256, 256), np.uint8), counter_depth=1,
-                  layout="quad", raw=True)
+        write_mib(
+            tmp_path / "x.mib",
+            np.zeros((1, 256, 256), np.uint8),
+            counter_depth=1,
+            layout="quad",
+            raw=True,
+        )
     write_mib(tmp_path / "x.mib", np.zeros((1, 256, 256), np.uint16))
     with pytest.raises(FileExistsError):
         write_mib(tmp_path / "x.mib", np.zeros((1, 256, 256), np.uint16))

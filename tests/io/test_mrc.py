@@ -1,4 +1,5 @@
 """MRC stacks (mrcfile parses the header, our maps read the frames)."""
+
 import numpy as np
 import pytest
 from format_cases import NAV, check_frames, write_mrc_file
@@ -45,6 +46,7 @@ def test_bad_input(ctx, tmp_path, rng):
 
 def test_missing_mrcfile_names_the_extra(ctx, tmp_path, rng, monkeypatch):
     import sys
+
     path, data, kw = write_mrc_file(tmp_path, rng)
     monkeypatch.setitem(sys.modules, "mrcfile", None)
     with pytest.raises(DataSetError, match=r"pip install 'udfwidgets\[formats\]'"):

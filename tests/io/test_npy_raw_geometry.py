@@ -1,4 +1,5 @@
 """nav_shape / sync_offset: one table, the same answer for every file kind (npy and raw too)."""
+
 import warnings
 
 import numpy as np
@@ -10,15 +11,15 @@ from udfwidgets.io.geometry import MissingFramesWarning
 
 # (nav_shape, sync_offset, frames missing) for a file of 12 frames
 TABLE = [
-    (None, 0, 0),          # the file's own scan shape (or the caller's, for kinds without one)
+    (None, 0, 0),  # the file's own scan shape (or the caller's, for kinds without one)
     ((12,), 0, 0),
     ((2, 6), 0, 0),
-    ((2, 2, 3), 0, 0),     # three nav dims
-    ((2, 4), 0, 0),        # fewer positions than frames: the rest is skipped
-    ((4, 4), 0, 4),        # more positions than frames: zeros, with a warning
-    ((3, 4), 2, 2),        # positive offset: skip the first frames
+    ((2, 2, 3), 0, 0),  # three nav dims
+    ((2, 4), 0, 0),  # fewer positions than frames: the rest is skipped
+    ((4, 4), 0, 4),  # more positions than frames: zeros, with a warning
+    ((3, 4), 2, 2),  # positive offset: skip the first frames
     ((2, 5), 2, 0),
-    ((3, 4), -3, 3),       # negative offset: the scan started before the file
+    ((3, 4), -3, 3),  # negative offset: the scan started before the file
     ((1, 3), 11, 2),
 ]
 

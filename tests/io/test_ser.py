@@ -1,4 +1,5 @@
 """TIA .ser series of 2-D images: read frame-exact, scan shape from the dimension arrays."""
+
 import struct
 
 import pytest

@@ -1,4 +1,5 @@
 """TVIPS recordings: one file and a _000/_001 series, frame headers skipped, bad input."""
+
 import numpy as np
 import pytest
 from format_cases import NAV, check_frames, write_tvips_file

@@ -1,4 +1,5 @@
 """ctx.load("zarr"): zarr v2 and v3 stores written by write_zarr."""
+
 from __future__ import annotations
 
 import pickle
@@ -28,25 +29,28 @@ def picked(ctx, ds, roi=None):
 
 
 @pytest.mark.parametrize("fmt", [2, 3])
-@pytest.mark.parametrize("shape, chunks, compressor, dtype", [
-    ((5, 6, 8, 8), None, None, "uint16"),
-    ((5, 6, 8, 8), (2, 6, 8, 8), "zstd", "float32"),
-    ((5, 6, 8, 8), (5, 2, 4, 4), "blosc", "uint16"),
-    ((12, 8, 8), (4, 4, 8), "gzip", "int32"),
-    ((2, 3, 4, 6, 6), (1, 3, 2, 6, 6), "default", "uint8"),
-])
+@pytest.mark.parametrize(
+    "shape, chunks, compressor, dtype",
+    [
+        ((5, 6, 8, 8), None, None, "uint16"),
+        ((5, 6, 8, 8), (2, 6, 8, 8), "zstd", "float32"),
+        ((5, 6, 8, 8), (5, 2, 4, 4), "blosc", "uint16"),
+        ((12, 8, 8), (4, 4, 8), "gzip", "int32"),
+        ((2, 3, 4, 6, 6), (1, 3, 2, 6, 6), "default", "uint8"),
+    ],
+)
 def test_variants_read_frame_exact(tmp_path, ctx, fmt, shape, chunks, compressor, dtype):
     data = make(shape, dtype)
-    p = write_zarr(tmp_path / "s.zarr", data, chunks=chunks, zarr_format=fmt,
-                   compressor=compressor)
+    p = write_zarr(tmp_path / "s.zarr", data, chunks=chunks, zarr_format=fmt, compressor=compressor)
     ds = ctx.load("zarr", path=p)
     assert ds.metadata["zarr_format"] == fmt and tuple(ds.shape) == shape
     np.testing.assert_array_equal(picked(ctx, ds), data)
     flat = data.reshape((-1,) + shape[-2:])
     for n in (None, 3):
         for part in ZarrDataSet(p, num_partitions=n).get_partitions(2):
-            np.testing.assert_array_equal(part.read(part.start, part.stop),
-                                          flat[part.start:part.stop])
+            np.testing.assert_array_equal(
+                part.read(part.start, part.stop), flat[part.start : part.stop]
+            )
     roi = np.random.default_rng(1).random(shape[:-2]) < 0.3
     roi.flat[-1] = True
     np.testing.assert_array_equal(picked(ctx, ds, roi=roi), data[roi])
@@ -79,7 +83,9 @@ def test_group_store_choice_and_ambiguity(tmp_path, ctx):
     assert ds.ds_path == "scan/frames"
     np.testing.assert_array_equal(picked(ctx, ds), data)
     g.create_array("other", shape=(4, 3, 8, 8), dtype="u2")
-    with pytest.raises(DataSetError, match=r"other \(4, 3, 8, 8\).*scan/frames \(3, 4, 8, 8\).*ds_path="):
+    with pytest.raises(
+        DataSetError, match=r"other \(4, 3, 8, 8\).*scan/frames \(3, 4, 8, 8\).*ds_path="
+    ):
         ZarrDataSet(tmp_path / "g.zarr")
     assert ZarrDataSet(tmp_path / "g.zarr", ds_path="other").shape.nav == (4, 3)
 
@@ -98,8 +104,9 @@ def test_geometry_pickle_repr_auto(tmp_path, ctx):
     assert sniff(p) and isinstance(load("auto", path=p), ZarrDataSet)
 
 
-@pytest.mark.parametrize("what, match", [("file", "is a file"), ("dir", "without zarr.json"),
-                                         ("missing", "no such")])
+@pytest.mark.parametrize(
+    "what, match", [("file", "is a file"), ("dir", "without zarr.json"), ("missing", "no such")]
+)
 def test_bad_paths(tmp_path, what, match):
     p = tmp_path / "x.zarr"
     if what == "file":

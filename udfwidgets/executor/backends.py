@@ -4,6 +4,7 @@ Results stream back in completion order; closing the stream cancels the rest.
 Threads and processes are pools kept between runs (:mod:`.pools`); dask goes
 through dask.distributed's own futures API (:mod:`.dask_executor`).
 """
+
 from __future__ import annotations
 
 from typing import Any, Callable, Iterable, Iterator
@@ -12,8 +13,14 @@ __all__ = ["Executor", "InlineExecutor", "DaskExecutor", "make_executor", "EXECU
 
 #: The executor names ``Context(executor=...)`` and :func:`make_executor` accept.
 EXECUTORS = ("inline", "threads", "processes", "dask")
-_ALIASES = {"sync": "inline", "threading": "threads", "loky": "processes",
-            "pipelined": "processes", "default": "processes", "delayed": "dask"}
+_ALIASES = {
+    "sync": "inline",
+    "threading": "threads",
+    "loky": "processes",
+    "pipelined": "processes",
+    "default": "processes",
+    "delayed": "dask",
+}
 
 
 class Executor:
@@ -42,6 +49,7 @@ class Executor:
     def release_files(self) -> None:
         """Drop the file maps kept between runs, here and in the workers."""
         from ..io.files import release_maps
+
         release_maps()
 
     def __repr__(self) -> str:
@@ -65,8 +73,12 @@ class InlineExecutor(Executor):
         return (fn(t) for t in tasks)
 
 
-def make_executor(executor: str | Executor = "processes", n_jobs: int | None = None,
-                  client: Any = None, warm_start: bool = True) -> Executor:
+def make_executor(
+    executor: str | Executor = "processes",
+    n_jobs: int | None = None,
+    client: Any = None,
+    warm_start: bool = True,
+) -> Executor:
     """An :class:`Executor` by name: ``"inline"``, ``"threads"``, ``"processes"`` or ``"dask"``.
 
     Examples
@@ -81,9 +93,11 @@ def make_executor(executor: str | Executor = "processes", n_jobs: int | None = N
         return InlineExecutor()
     if name == "threads":
         from .pools import ThreadsExecutor
+
         return ThreadsExecutor(n_jobs)
     if name == "processes":
         from .pools import ProcessesExecutor
+
         return ProcessesExecutor(n_jobs, warm_start=warm_start)
     if name == "dask":
         return DaskExecutor(n_jobs, client)

@@ -12,6 +12,7 @@ Every task always runs on the cluster. Leaving a run early (``break``, Ctrl-C,
 async cancellation) cancels the outstanding futures and stops the running
 ones (:mod:`.dask_worker`), so that the next run does not wait behind them.
 """
+
 from __future__ import annotations
 
 import copy
@@ -76,9 +77,14 @@ class DaskExecutor(Executor):
     name = "dask"
     pickles_tasks = True
 
-    def __init__(self, n_jobs: int | None = None, client: Any = None,
-                 path_map: Mapping[str, str] | None = None, locality: bool = True,
-                 wait_for_workers: float = 30.0):
+    def __init__(
+        self,
+        n_jobs: int | None = None,
+        client: Any = None,
+        path_map: Mapping[str, str] | None = None,
+        locality: bool = True,
+        wait_for_workers: float = 30.0,
+    ):
         self._n_jobs = _check_n_jobs(n_jobs)
         self.path_map = _check_path_map(path_map)
         self.locality = bool(locality)
@@ -94,6 +100,7 @@ class DaskExecutor(Executor):
     # --- the cluster -------------------------------------------------------------
     def _setup_workers(self) -> None:
         from .dask_worker import WorkerSetup
+
         info = self.client.scheduler_info(n_workers=-1)
         per_host: dict[str, int] = {}
         for w in info.get("workers", {}).values():
@@ -104,13 +111,17 @@ class DaskExecutor(Executor):
 
     def _live_client(self):
         if self.client is None:
-            raise ClusterClosedError("this dask executor is closed (Context.close() was called): "
-                                     "make a new Context to run again")
+            raise ClusterClosedError(
+                "this dask executor is closed (Context.close() was called): "
+                "make a new Context to run again"
+            )
         status = getattr(self.client, "status", "running")
         if status in ("closing", "closed"):
-            raise ClusterClosedError(f"the dask client of this Context is {status} "
-                                     f"(scheduler {self._address()}): make a new Context with a "
-                                     "running client")
+            raise ClusterClosedError(
+                f"the dask client of this Context is {status} "
+                f"(scheduler {self._address()}): make a new Context with a "
+                "running client"
+            )
         return self.client
 
     def _address(self) -> str:
@@ -123,6 +134,7 @@ class DaskExecutor(Executor):
         """``{worker address: threads}`` of the cluster now; with ``wait``, waits for at
         least one worker (:attr:`wait_for_workers` seconds at most)."""
         import time
+
         client = self._live_client()
         deadline = time.monotonic() + self.wait_for_workers
         while True:
@@ -134,7 +146,8 @@ class DaskExecutor(Executor):
                 raise NoWorkersError(
                     f"the dask cluster at {self._address()} has no workers (waited "
                     f"{self.wait_for_workers:g} s): start workers (`dask worker "
-                    f"{self._address()}`), or wait until restarted ones have joined")
+                    f"{self._address()}`), or wait until restarted ones have joined"
+                )
             time.sleep(0.1)
 
     @property
@@ -158,6 +171,7 @@ class DaskExecutor(Executor):
         from distributed import as_completed
 
         from .dask_worker import run_task
+
         run_id = uuid.uuid4().hex[:12]
         counter = itertools.count()
         blobs: dict[int, Any] = {}  # id(blob) -> scattered future of a large blob
@@ -178,10 +192,11 @@ class DaskExecutor(Executor):
                 extra = (fut,)
             kwargs = {}
             if self.locality and part is not None and workers:
-                kwargs = {"workers": [workers[_slot(part, len(workers))]],
-                          "allow_other_workers": True}
-            future = client.submit(run_task, fn, task, key, *extra, key=key, pure=False,
-                                   **kwargs)
+                kwargs = {
+                    "workers": [workers[_slot(part, len(workers))]],
+                    "allow_other_workers": True,
+                }
+            future = client.submit(run_task, fn, task, key, *extra, key=key, pure=False, **kwargs)
             pending[key] = future
             done.add(future)
 
@@ -200,7 +215,8 @@ class DaskExecutor(Executor):
                 if status == "cancelled":
                     raise ClusterClosedError(
                         "a partition's task was cancelled on the dask cluster (client.restart(), "
-                        "the client closing, or another client cancelling it); run again")
+                        "the client closing, or another client cancelling it); run again"
+                    )
                 for task in itertools.islice(tasks, 1):
                     submit(task)
                 yield result
@@ -225,6 +241,7 @@ class DaskExecutor(Executor):
     # --- files and shutdown --------------------------------------------------------
     def release_files(self) -> None:
         from ..io.files import release_maps
+
         super().release_files()
         if self.client is not None:
             self._live_client().run(release_maps)
@@ -267,7 +284,7 @@ def map_path(path: str, path_map: Mapping[str, str]) -> str:
             return path_map[prefix]
         if path.startswith(base if base.endswith("/") else base + "/"):
             target = path_map[prefix].rstrip("/") or "/"
-            rest = path[len(base):].lstrip("/")
+            rest = path[len(base) :].lstrip("/")
             return target + ("" if target.endswith("/") else "/") + rest
     return path
 
@@ -290,9 +307,11 @@ def _check_n_jobs(n_jobs):
     if n_jobs is None or n_jobs == -1 and not isinstance(n_jobs, bool):
         return None
     import numbers
+
     if isinstance(n_jobs, bool) or not isinstance(n_jobs, numbers.Integral) or n_jobs < 1:
-        raise ValueError("n_jobs must be a positive integer or None (all the cluster's "
-                         f"threads), got {n_jobs!r}")
+        raise ValueError(
+            f"n_jobs must be a positive integer or None (all the cluster's threads), got {n_jobs!r}"
+        )
     return int(n_jobs)
 
 
@@ -300,15 +319,18 @@ def _check_path_map(path_map):
     if path_map is None:
         return {}
     if not isinstance(path_map, Mapping):
-        raise TypeError("path_map must be a dict {prefix_on_client: prefix_on_workers}, got "
-                        f"{type(path_map).__name__}")
+        raise TypeError(
+            "path_map must be a dict {prefix_on_client: prefix_on_workers}, got "
+            f"{type(path_map).__name__}"
+        )
     out = {}
     for k, v in path_map.items():
         try:
             k, v = os.fspath(k), os.fspath(v)
         except TypeError:
-            raise TypeError("path_map keys and values must be paths (str), got "
-                            f"{k!r}: {v!r}") from None
+            raise TypeError(
+                f"path_map keys and values must be paths (str), got {k!r}: {v!r}"
+            ) from None
         if not k or not v:
             raise ValueError(f"path_map prefixes must not be empty, got {k!r}: {v!r}")
         out[k] = v
@@ -320,8 +342,9 @@ def _connect(client, n_jobs):
     try:
         import distributed
     except ImportError as e:
-        raise ImportError("the dask executor needs dask.distributed: pip install "
-                          "'udfwidgets[dask]'") from e
+        raise ImportError(
+            "the dask executor needs dask.distributed: pip install 'udfwidgets[dask]'"
+        ) from e
     if client is None:
         try:
             return distributed.get_client(), False, None
@@ -331,18 +354,26 @@ def _connect(client, n_jobs):
     if isinstance(client, str):
         return distributed.Client(client), True, None
     if not isinstance(client, distributed.Client):
-        raise TypeError("client= must be a distributed.Client or a scheduler address like "
-                        f"'tcp://127.0.0.1:8786', got {type(client).__name__}")
+        raise TypeError(
+            "client= must be a distributed.Client or a scheduler address like "
+            f"'tcp://127.0.0.1:8786', got {type(client).__name__}"
+        )
     return client, False, None
 
 
 def _local_cluster(distributed, n_jobs):
     """A LocalCluster on the loopback interface, owned by the executor."""
     import logging
+
     n = n_jobs or os.cpu_count() or 1
-    cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                                       host="127.0.0.1", dashboard_address="127.0.0.1:0",
-                                       silence_logs=logging.ERROR)
+    cluster = distributed.LocalCluster(
+        n_workers=n,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address="127.0.0.1:0",
+        silence_logs=logging.ERROR,
+    )
     try:
         client = distributed.Client(cluster, set_as_default=False)
     except Exception:

@@ -18,6 +18,7 @@ raises :class:`TaskStopped` in the thread that runs a cancelled task; the
 UDF's Python code stops at its next line (a NumPy call in progress finishes
 first).
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -31,8 +32,14 @@ __all__ = ["WorkerSetup", "TaskStopped", "run_task", "PLUGIN_NAME"]
 
 PLUGIN_NAME = "udfwidgets-worker-setup"
 
-_BLAS_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-              "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS", "BLIS_NUM_THREADS")
+_BLAS_VARS = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+    "BLIS_NUM_THREADS",
+)
 
 #: key -> thread ident of the tasks that run in this worker process now
 _RUNNING: dict[str, int] = {}
@@ -79,8 +86,9 @@ def stop_task(key: str) -> bool:
         ident = _RUNNING.pop(key, None)
         if ident is None:
             return False
-        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident),
-                                                   ctypes.py_object(TaskStopped))
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(
+            ctypes.c_ulong(ident), ctypes.py_object(TaskStopped)
+        )
     return True
 
 
@@ -118,6 +126,7 @@ class WorkerSetup(WorkerPlugin):
             return  # never tune the user's own process
         from ..io import files
         from .task import tune_malloc
+
         report["malloc"] = tune_malloc()
         files.KEEP_MAPS_UP_TO = 1 << 62  # workers keep every file map between runs
         host = worker.address.rsplit(":", 1)[0].split("://")[-1]
@@ -127,6 +136,7 @@ class WorkerSetup(WorkerPlugin):
             os.environ[var] = str(inner)
         try:
             from threadpoolctl import threadpool_limits
+
             threadpool_limits(inner)
         except Exception:  # pragma: no cover - threadpoolctl is a dependency
             pass
@@ -150,10 +160,12 @@ def worker_report(dask_worker=None) -> dict:
     plugin = getattr(dask_worker, "plugins", {}).get(PLUGIN_NAME) if dask_worker else None
     out = dict(getattr(plugin, "report", {}) or {})
     from ..io import files
+
     out["keep_maps_up_to"] = files.KEEP_MAPS_UP_TO
     out["pgid"] = os.getpgid(0) if hasattr(os, "getpgid") else None
     try:
         from threadpoolctl import threadpool_info
+
         out["blas_threads"] = sorted({i["num_threads"] for i in threadpool_info()})
     except Exception:  # pragma: no cover
         out["blas_threads"] = []

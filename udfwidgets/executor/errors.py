@@ -6,6 +6,7 @@ renames their code's file to ``<dynamic-code>``, so a worker's traceback says
 the original class: this module finds the method and adds a note with the real
 file, line and source text to the exception.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -120,6 +121,7 @@ class portable_errors:
             return self.fn(*args, **kwargs)
         except Exception as e:
             import pickle
+
             try:
                 pickle.loads(pickle.dumps(e))
             except Exception:
@@ -127,5 +129,6 @@ class portable_errors:
                 raise UnpicklableError(
                     f"{type(e).__name__}: {e} (raised in a worker; the exception itself cannot "
                     "be pickled, so it is reported as text. Let its __init__ accept the "
-                    f"arguments it passes to Exception.__init__.)\n{text}") from None
+                    f"arguments it passes to Exception.__init__.)\n{text}"
+                ) from None
             raise

@@ -1,5 +1,6 @@
 """Checks made on the main node before any work starts: the roi, clean copies
 of the UDFs, their buffers and whether they can travel to workers."""
+
 from __future__ import annotations
 
 import os
@@ -14,9 +15,22 @@ import numpy as np
 from ..udf.base import UDF, process_method_of
 from ..udf.buffers import BufferDeclaration, BufferError
 
-__all__ = ["normalize_roi", "clean_copies", "validate_buffers", "dumps_udfs", "UDFConstructorError",
-           "RoiWarning", "ProcessReturnWarning", "check_run_kwargs", "as_udf_list", "check_dataset",
-           "check_outputs", "commit_outputs", "abort_outputs", "NOT_YET_SUPPORTED"]
+__all__ = [
+    "normalize_roi",
+    "clean_copies",
+    "validate_buffers",
+    "dumps_udfs",
+    "UDFConstructorError",
+    "RoiWarning",
+    "ProcessReturnWarning",
+    "check_run_kwargs",
+    "as_udf_list",
+    "check_dataset",
+    "check_outputs",
+    "commit_outputs",
+    "abort_outputs",
+    "NOT_YET_SUPPORTED",
+]
 
 
 class UDFConstructorError(TypeError):
@@ -58,15 +72,18 @@ class RoiWarning(UserWarning):
 def _roi_hint(nav_shape: tuple[int, ...], n: int) -> str:
     nd = len(nav_shape)
     example = "(y, x)" if nd == 2 else "(" + ", ".join("ijk"[:nd]) + ("," if nd == 1 else "") + ")"
-    return (f"pass the roi as a mask: a bool array of the navigation shape {nav_shape} (or flat, "
-            f"with {n} entries), or as nav coordinates: a list of tuples [{example}, ...], a "
-            f"single tuple {example}, or an integer array of shape (k, {nd})")
+    return (
+        f"pass the roi as a mask: a bool array of the navigation shape {nav_shape} (or flat, "
+        f"with {n} entries), or as nav coordinates: a list of tuples [{example}, ...], a "
+        f"single tuple {example}, or an integer array of shape (k, {nd})"
+    )
 
 
 def _is_sparse(roi: Any) -> bool:
     module = type(roi).__module__ or ""
-    return (module.startswith("scipy.sparse") and hasattr(roi, "toarray")) or \
-        (module.split(".")[0] == "sparse" and hasattr(roi, "todense"))
+    return (module.startswith("scipy.sparse") and hasattr(roi, "toarray")) or (
+        module.split(".")[0] == "sparse" and hasattr(roi, "todense")
+    )
 
 
 def _is_int(value: Any) -> bool:
@@ -77,21 +94,25 @@ def _is_coord(value: Any, nd: int) -> bool:
     return isinstance(value, tuple) and len(value) == nd and all(_is_int(v) for v in value)
 
 
-def _coords_mask(coords: np.ndarray, nav_shape: tuple[int, ...], n: int,
-                 value: bool = True) -> np.ndarray:
+def _coords_mask(
+    coords: np.ndarray, nav_shape: tuple[int, ...], n: int, value: bool = True
+) -> np.ndarray:
     coords = np.asarray(coords, dtype=np.int64).reshape(-1, len(nav_shape))
     bad = (coords < 0).any(axis=1) | (coords >= np.array(nav_shape)).any(axis=1)
     if bad.any():
-        raise ValueError(f"roi coordinate {tuple(int(c) for c in coords[bad][0])} is not inside "
-                         f"the navigation shape {nav_shape} (coordinates count from 0, "
-                         "negative ones are not allowed)")
+        raise ValueError(
+            f"roi coordinate {tuple(int(c) for c in coords[bad][0])} is not inside "
+            f"the navigation shape {nav_shape} (coordinates count from 0, "
+            "negative ones are not allowed)"
+        )
     mask = np.full(n, not value, dtype=bool)
     mask[np.ravel_multi_index(tuple(coords.T), nav_shape)] = value
     return mask
 
 
-def _mask_from_array(arr: np.ndarray, nav_shape: tuple[int, ...], n: int, hint: str,
-                     what: str = "roi") -> np.ndarray:
+def _mask_from_array(
+    arr: np.ndarray, nav_shape: tuple[int, ...], n: int, hint: str, what: str = "roi"
+) -> np.ndarray:
     """A nav-shaped or flat array as a flat bool mask (numeric 0/1 with a warning)."""
     if arr.dtype != bool:
         if arr.dtype.kind not in "iuf":
@@ -102,10 +123,15 @@ def _mask_from_array(arr: np.ndarray, nav_shape: tuple[int, ...], n: int, hint: 
             raise ValueError(
                 f"{what} has the navigation shape, so it is read as a mask, but it holds values "
                 f"other than 0 and 1 ({', '.join(map(str, odd))}): a mask must be bool (or 0/1). "
-                f"To select frames by coordinates, {hint.split('or as nav coordinates: ')[-1]}")
-        warnings.warn(f"{what} of dtype {arr.dtype} is read as a mask of the navigation shape "
-                      "(1 = selected, 0 = not); pass a bool array (roi.astype(bool)) to silence "
-                      "this warning", RoiWarning, stacklevel=user_stacklevel())
+                f"To select frames by coordinates, {hint.split('or as nav coordinates: ')[-1]}"
+            )
+        warnings.warn(
+            f"{what} of dtype {arr.dtype} is read as a mask of the navigation shape "
+            "(1 = selected, 0 = not); pass a bool array (roi.astype(bool)) to silence "
+            "this warning",
+            RoiWarning,
+            stacklevel=user_stacklevel(),
+        )
     return np.ascontiguousarray(arr, dtype=bool).reshape(n).copy()
 
 
@@ -143,37 +169,50 @@ def normalize_roi(roi: Any, nav_shape: tuple[int, ...]) -> np.ndarray | None:
         dense = np.asarray(roi.toarray() if hasattr(roi, "toarray") else roi.todense())
         if dense.shape in (nav_shape, (n,), (1, n), (n, 1)):
             return _mask_from_array(dense, nav_shape, n, hint, what="sparse roi")
-        raise ValueError(f"a sparse roi must have the navigation shape {nav_shape}, got "
-                         f"shape {dense.shape}")
+        raise ValueError(
+            f"a sparse roi must have the navigation shape {nav_shape}, got shape {dense.shape}"
+        )
     if isinstance(roi, (bool, np.bool_)) or (isinstance(roi, np.ndarray) and roi.ndim == 0):
-        raise ValueError(f"roi={roi!r} is a single value: use roi=None for every frame, or "
-                         f"{hint}")
+        raise ValueError(f"roi={roi!r} is a single value: use roi=None for every frame, or {hint}")
     if isinstance(roi, (tuple, list)):
         items = list(roi)
         if not items:
             return np.zeros(n, dtype=bool)  # an empty list of coordinates
         if all(_is_int(v) for v in items):  # one coordinate tuple, LiberTEM style
             if len(items) != nd:
-                raise ValueError(f"roi={roi!r} is read as one nav coordinate, which needs {nd} "
-                                 f"integers for the navigation shape {nav_shape}; {hint}")
+                raise ValueError(
+                    f"roi={roi!r} is read as one nav coordinate, which needs {nd} "
+                    f"integers for the navigation shape {nav_shape}; {hint}"
+                )
             return _coords_mask(np.array(items), nav_shape, n)
-        if all(isinstance(v, (tuple, list)) and len(v) == 2 and isinstance(v[1], (bool, np.bool_))
-               and isinstance(v[0], (tuple, list)) for v in items):  # [((y, x), True), ...]
+        if all(
+            isinstance(v, (tuple, list))
+            and len(v) == 2
+            and isinstance(v[1], (bool, np.bool_))
+            and isinstance(v[0], (tuple, list))
+            for v in items
+        ):  # [((y, x), True), ...]
             values = {bool(v[1]) for v in items}
             if len(values) != 1:
-                raise ValueError("roi pairs [((y, x), value), ...] must all have the same value "
-                                 "(True: select these frames; False: all frames but these), got "
-                                 "both True and False")
+                raise ValueError(
+                    "roi pairs [((y, x), value), ...] must all have the same value "
+                    "(True: select these frames; False: all frames but these), got "
+                    "both True and False"
+                )
             coords = [tuple(v[0]) for v in items]
             if not all(_is_coord(c, nd) for c in coords):
-                raise ValueError(f"roi pairs [((y, x), value), ...] need coordinates of {nd} "
-                                 f"integers for the navigation shape {nav_shape}")
+                raise ValueError(
+                    f"roi pairs [((y, x), value), ...] need coordinates of {nd} "
+                    f"integers for the navigation shape {nav_shape}"
+                )
             return _coords_mask(np.array(coords), nav_shape, n, value=values.pop())
         if all(isinstance(v, tuple) for v in items):  # a list of coordinate tuples
             bad = [v for v in items if not _is_coord(v, nd)]
             if bad:
-                raise ValueError(f"roi coordinate {bad[0]!r} must be a tuple of {nd} integers "
-                                 f"for the navigation shape {nav_shape}; {hint}")
+                raise ValueError(
+                    f"roi coordinate {bad[0]!r} must be a tuple of {nd} integers "
+                    f"for the navigation shape {nav_shape}; {hint}"
+                )
             return _coords_mask(np.array(items), nav_shape, n)
     try:
         arr = np.asarray(roi)
@@ -184,15 +223,21 @@ def normalize_roi(roi: Any, nav_shape: tuple[int, ...]) -> np.ndarray | None:
     if arr.shape == nav_shape or arr.shape == (n,):
         return _mask_from_array(arr, nav_shape, n, hint)
     if arr.dtype == bool:
-        raise ValueError(f"a bool roi must have the navigation shape {nav_shape} (or be flat "
-                         f"with {n} entries), got shape {arr.shape}")
+        raise ValueError(
+            f"a bool roi must have the navigation shape {nav_shape} (or be flat "
+            f"with {n} entries), got shape {arr.shape}"
+        )
     if arr.ndim == 2 and arr.shape[1] == nd and arr.dtype.kind in "iu":
         return _coords_mask(arr, nav_shape, n)
     if arr.ndim == 2 and arr.shape[1] == nd and arr.dtype.kind == "f":
-        raise ValueError(f"roi coordinates must be integers, got a {arr.dtype} array of shape "
-                         f"{arr.shape}; {hint}")
-    raise ValueError(f"roi of shape {arr.shape} and dtype {arr.dtype} is neither a mask nor a "
-                     f"list of coordinates for the navigation shape {nav_shape}: {hint}")
+        raise ValueError(
+            f"roi coordinates must be integers, got a {arr.dtype} array of shape "
+            f"{arr.shape}; {hint}"
+        )
+    raise ValueError(
+        f"roi of shape {arr.shape} and dtype {arr.dtype} is neither a mask nor a "
+        f"list of coordinates for the navigation shape {nav_shape}: {hint}"
+    )
 
 
 def clean_copies(udfs: Sequence[UDF]) -> list[UDF]:
@@ -212,11 +257,15 @@ def clean_copies(udfs: Sequence[UDF]) -> list[UDF]:
     copies = []
     for udf in udfs:
         if not isinstance(udf, UDF):
-            raise TypeError(f"expected UDF instances, got {type(udf).__name__}: subclass udfwidgets.UDF")
+            raise TypeError(
+                f"expected UDF instances, got {type(udf).__name__}: subclass udfwidgets.UDF"
+            )
         cls = type(udf).__name__
-        rule = ("A UDF constructor must pass each of its parameters to super().__init__() under "
-                f"the same name that {cls}.__init__ accepts, because a clean copy is made as "
-                f"{cls}(**kwargs) with the keyword arguments given to super().__init__().")
+        rule = (
+            "A UDF constructor must pass each of its parameters to super().__init__() under "
+            f"the same name that {cls}.__init__ accepts, because a clean copy is made as "
+            f"{cls}(**kwargs) with the keyword arguments given to super().__init__()."
+        )
         if "_kwargs" not in udf.__dict__:
             raise UDFConstructorError(f"{cls}.__init__ did not call super().__init__(). {rule}")
         kwargs = udf._kwargs
@@ -225,13 +274,15 @@ def clean_copies(udfs: Sequence[UDF]) -> list[UDF]:
         except TypeError as e:
             raise UDFConstructorError(
                 f"cannot make a clean copy of {cls}: {cls}(**{sorted(kwargs)}) raised "
-                f"TypeError: {e}. {rule}") from e
+                f"TypeError: {e}. {rule}"
+            ) from e
         if "_kwargs" not in copy.__dict__:
             raise UDFConstructorError(f"{cls}.__init__ did not call super().__init__(). {rule}")
         if set(copy._kwargs) != set(kwargs):
             extra = sorted(set(copy._kwargs) ^ set(kwargs))
             raise UDFConstructorError(
-                f"the clean copy of {cls} has different parameters {extra} than the original. {rule}")
+                f"the clean copy of {cls} has different parameters {extra} than the original. {rule}"
+            )
         copies.append(copy)
     return copies
 
@@ -254,13 +305,17 @@ def validate_buffers(udf: UDF) -> dict[str, BufferDeclaration]:
     cls = type(udf).__name__
     decls = udf.get_result_buffers()
     if not isinstance(decls, dict):
-        raise BufferError(f"{cls}.get_result_buffers() must return a dict of name -> "
-                          f"self.buffer(...), got {type(decls).__name__}")
+        raise BufferError(
+            f"{cls}.get_result_buffers() must return a dict of name -> "
+            f"self.buffer(...), got {type(decls).__name__}"
+        )
     out = {}
     for name, decl in decls.items():
         if not isinstance(decl, BufferDeclaration):
-            raise BufferError(f"buffer {name!r} of {cls}: declare it with self.buffer(kind=..., "
-                              f"dtype=...), got {type(decl).__name__}")
+            raise BufferError(
+                f"buffer {name!r} of {cls}: declare it with self.buffer(kind=..., "
+                f"dtype=...), got {type(decl).__name__}"
+            )
         out[name] = decl.validated(name, cls)
     udf.__dict__["_buffer_decls"] = out
     method = process_method_of(udf)
@@ -286,15 +341,19 @@ def dumps_udfs(udfs: Sequence[UDF]) -> bytes:
             cls = type(udf).__name__
             for key, value in udf._kwargs.items():
                 if not _picklable(value):
-                    raise TypeError(f"parameter {key!r} of {cls} cannot be pickled "
-                                    f"({type(value).__name__}): UDF parameters travel to worker "
-                                    f"processes, pass something picklable. ({e})") from e
+                    raise TypeError(
+                        f"parameter {key!r} of {cls} cannot be pickled "
+                        f"({type(value).__name__}): UDF parameters travel to worker "
+                        f"processes, pass something picklable. ({e})"
+                    ) from e
             for key, value in vars(udf).items():
                 if not _picklable(value):
-                    raise TypeError(f"attribute {key!r} of {cls} cannot be pickled "
-                                    f"({type(value).__name__}): UDFs travel to worker processes; "
-                                    "create such objects in preprocess() or get_task_data() "
-                                    f"instead. ({e})") from e
+                    raise TypeError(
+                        f"attribute {key!r} of {cls} cannot be pickled "
+                        f"({type(value).__name__}): UDFs travel to worker processes; "
+                        "create such objects in preprocess() or get_task_data() "
+                        f"instead. ({e})"
+                    ) from e
         raise TypeError(f"the UDFs cannot be pickled: {e}") from e
 
 
@@ -332,6 +391,7 @@ def check_run_kwargs(kwargs: dict[str, Any], function: str, known: Sequence[str]
     if not kwargs:
         return
     import difflib
+
     for name in kwargs:
         if name in NOT_YET_SUPPORTED:
             raise TypeError(f"{function}(): {NOT_YET_SUPPORTED[name]}")
@@ -340,8 +400,10 @@ def check_run_kwargs(kwargs: dict[str, Any], function: str, known: Sequence[str]
         close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
         parts.append(repr(name) + (f" (did you mean {close[0]!r}?)" if close else ""))
     word = "argument" if len(parts) == 1 else "arguments"
-    raise TypeError(f"{function}() got an unexpected keyword {word} {', '.join(parts)}; it takes "
-                    f"{', '.join(['dataset', 'udf', *known])}")
+    raise TypeError(
+        f"{function}() got an unexpected keyword {word} {', '.join(parts)}; it takes "
+        f"{', '.join(['dataset', 'udf', *known])}"
+    )
 
 
 def as_udf_list(udf: Any) -> tuple[list[UDF], bool]:
@@ -355,17 +417,24 @@ def as_udf_list(udf: Any) -> tuple[list[UDF], bool]:
     ...
     TypeError: udf=SumUDF is the class, not a UDF: pass an instance, SumUDF()
     """
+
     def refuse(item, where="udf="):
         if isinstance(item, type):
             if issubclass(item, UDF):
-                raise TypeError(f"{where}{item.__name__} is the class, not a UDF: pass an "
-                                f"instance, {item.__name__}()")
-            raise TypeError(f"{where}{item.__name__} is a class, not a UDF: pass an instance of "
-                            "a udfwidgets.UDF subclass")
+                raise TypeError(
+                    f"{where}{item.__name__} is the class, not a UDF: pass an "
+                    f"instance, {item.__name__}()"
+                )
+            raise TypeError(
+                f"{where}{item.__name__} is a class, not a UDF: pass an instance of "
+                "a udfwidgets.UDF subclass"
+            )
         if not isinstance(item, UDF):
-            raise TypeError(f"{where}: expected UDF instances (a UDF or a list of them), got "
-                            f"{type(item).__name__}: subclass udfwidgets.UDF and pass an "
-                            "instance, e.g. udf=SumUDF()")
+            raise TypeError(
+                f"{where}: expected UDF instances (a UDF or a list of them), got "
+                f"{type(item).__name__}: subclass udfwidgets.UDF and pass an "
+                "instance, e.g. udf=SumUDF()"
+            )
 
     if isinstance(udf, UDF):
         return [udf], True
@@ -382,6 +451,7 @@ def as_udf_list(udf: Any) -> tuple[list[UDF], bool]:
 def check_dataset(dataset: Any) -> None:
     """A ``TypeError`` that says how to make a dataset from what was given."""
     from ..io.dataset import DataSet
+
     if isinstance(dataset, DataSet):
         return
     hint = "open one with ctx.load(...)"
@@ -393,6 +463,7 @@ def check_dataset(dataset: Any) -> None:
 
 
 # --- files the UDFs of a run write ----------------------------------------------
+
 
 def dataset_files(dataset: Any) -> list[str]:
     """The files a dataset reads (as far as it says: ``path``/``paths``/``files``...)."""
@@ -420,6 +491,7 @@ def dataset_files(dataset: Any) -> list[str]:
 def check_outputs(udfs: Sequence[UDF], dataset: Any) -> None:
     """Refuse, before any work, a UDF that would write one of the files the dataset reads."""
     from ..io.atomic import same_file
+
     inputs = dataset_files(dataset)
     if not inputs:
         return
@@ -430,7 +502,8 @@ def check_outputs(udfs: Sequence[UDF], dataset: Any) -> None:
                     raise ValueError(
                         f"{type(udf).__name__} would write {out!r}, which is the file the dataset "
                         f"reads ({src!r}; the same file, a hard link or a symlink): writing it "
-                        "would destroy the input. Choose another filename.")
+                        "would destroy the input. Choose another filename."
+                    )
 
 
 def commit_outputs(udfs: Sequence[UDF]) -> None:
@@ -454,6 +527,7 @@ def abort_outputs(udfs: Sequence[UDF]) -> None:
 
 # --- process methods that return a value ------------------------------------------
 
+
 class ProcessReturnWarning(UserWarning):
     """A UDF's process method returns a value, which the runner ignores."""
 
@@ -461,6 +535,7 @@ class ProcessReturnWarning(UserWarning):
 def _returns_value(func: Any) -> bool:
     """True when the function's code has a ``return`` of something other than None."""
     import dis
+
     code = getattr(func, "__code__", None)
     if code is None:
         return False
@@ -485,4 +560,6 @@ def check_process_returns(udf: UDF, method: str) -> None:
         f"{cls}.{method}() returns a value, which is ignored: process methods must write their "
         f"results into the result buffers (e.g. self.results.<name>[:] = value) and return "
         "nothing; buffers that are not written stay zero (NaN outside the roi)",
-        ProcessReturnWarning, stacklevel=user_stacklevel())
+        ProcessReturnWarning,
+        stacklevel=user_stacklevel(),
+    )

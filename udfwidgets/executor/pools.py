@@ -9,6 +9,7 @@ joblib's: processes come from joblib's reusable loky executor with its
 memory-mapping reducers (arrays over 1 MB travel as memory maps), threads from
 the standard library. The dask executor keeps ``joblib.Parallel``.
 """
+
 from __future__ import annotations
 
 import collections
@@ -30,8 +31,14 @@ __all__ = ["ThreadsExecutor", "ProcessesExecutor"]
 #: signal reaches it); results themselves wake it up at once.
 _WAKE_UP = 0.1
 
-_BLAS_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-              "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS", "BLIS_NUM_THREADS")
+_BLAS_VARS = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+    "BLIS_NUM_THREADS",
+)
 
 
 class _PoolExecutor(Executor):
@@ -115,6 +122,7 @@ class ThreadsExecutor(_PoolExecutor):
     def _with_blas_limit(self, stream: Iterator) -> Iterator:
         if self._blas is None:
             from threadpoolctl import ThreadpoolController
+
             self._blas = ThreadpoolController()
         with self._blas.limit(limits=self.inner_threads, user_api="blas"):
             try:
@@ -125,8 +133,9 @@ class ThreadsExecutor(_PoolExecutor):
     def _pool(self, run_id=None):
         with self._lock:
             if self._threads is None:
-                self._threads = ThreadPoolExecutor(self.n_workers,
-                                                   thread_name_prefix="udfwidgets-worker")
+                self._threads = ThreadPoolExecutor(
+                    self.n_workers, thread_name_prefix="udfwidgets-worker"
+                )
             return self._threads
 
     def close(self) -> None:
@@ -139,6 +148,7 @@ def _anonymous_memory(pid: int, force_gc: bool = False) -> int:
     """Private resident memory of a process; mapped file pages do not count."""
     if force_gc:
         import gc
+
         gc.collect()
     try:
         with open(f"/proc/{pid}/status") as f:
@@ -169,10 +179,15 @@ def _worker_init(inner_threads: int, parent: int | None = None) -> None:
     than read here: a parent killed while this worker was still starting
     must be noticed too.
     """
-    threading.Thread(target=_watch_parent, args=(parent or os.getppid(),), daemon=True,
-                     name="udfwidgets-parent-watch").start()
+    threading.Thread(
+        target=_watch_parent,
+        args=(parent or os.getppid(),),
+        daemon=True,
+        name="udfwidgets-parent-watch",
+    ).start()
     from ..io import files
     from .task import tune_malloc
+
     tune_malloc()
     files.KEEP_MAPS_UP_TO = 1 << 62  # workers keep every file map between runs
     # loky restarts a worker whose RSS grew by 300 MB, taking it for a leak; the
@@ -180,8 +195,10 @@ def _worker_init(inner_threads: int, parent: int | None = None) -> None:
     # cache, not a leak: let the check look at anonymous memory only.
     if os.path.exists(f"/proc/{os.getpid()}/status"):
         from joblib.externals.loky import process_executor
+
         process_executor._get_memory_usage = _anonymous_memory
     from threadpoolctl import threadpool_limits
+
     threadpool_limits(inner_threads)
 
 
@@ -189,6 +206,7 @@ def _warm_worker() -> int:
     """The warm-up task: import what running a partition needs, before the first run."""
     from ..io import files  # noqa: F401
     from . import task  # noqa: F401
+
     return os.getpid()
 
 
@@ -248,6 +266,7 @@ def _memmap_folders() -> set[str]:
     """joblib's memmapping folders of this process (in /dev/shm or the temp folder)."""
     import glob
     import tempfile
+
     roots = {os.environ.get("JOBLIB_TEMP_FOLDER") or "/dev/shm", tempfile.gettempdir()}
     name = f"joblib_memmapping_folder_{os.getpid()}_*"
     return {f for root in roots for f in glob.glob(os.path.join(root, name))}
@@ -271,8 +290,9 @@ class _FolderSweeper:
         with self._lock:
             self._pending.append((manager, context_id, time.monotonic() + seconds))
             if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, daemon=True,
-                                                name="udfwidgets-shm-sweeper")
+                self._thread = threading.Thread(
+                    target=self._run, daemon=True, name="udfwidgets-shm-sweeper"
+                )
                 self._thread.start()
 
     @staticmethod
@@ -291,8 +311,7 @@ class _FolderSweeper:
             with self._lock:
                 items = list(self._pending)
                 self._pending.clear()
-            keep = [(m, c, t) for m, c, t in items
-                    if not self._try(m, c) and time.monotonic() < t]
+            keep = [(m, c, t) for m, c, t in items if not self._try(m, c) and time.monotonic() < t]
             with self._lock:
                 self._pending.extend(keep)
                 if not self._pending:
@@ -338,13 +357,17 @@ class ProcessesExecutor(_PoolExecutor):
 
     def _pool(self, run_id=None):
         from joblib.executor import get_memmapping_executor
+
         with _POOL_LOCK:
             before = _memmap_folders()
-            pool = get_memmapping_executor(self.n_workers, timeout=300,
-                                           initializer=_worker_init,
-                                           initargs=(self.inner_threads, os.getpid()),
-                                           env=self._env,
-                                           context_id=run_id)
+            pool = get_memmapping_executor(
+                self.n_workers,
+                timeout=300,
+                initializer=_worker_init,
+                initargs=(self.inner_threads, os.getpid()),
+                env=self._env,
+                context_id=run_id,
+            )
             # every call makes a TemporaryResourcesManager, which creates an empty
             # folder at once; a reused pool throws that manager (not its folder) away
             manager = getattr(pool, "_temp_folder_manager", None)
@@ -371,6 +394,7 @@ class ProcessesExecutor(_PoolExecutor):
             if len(_OPEN) or sum(_ACTIVE_RUNS.values()):
                 return
             from joblib.externals.loky import reusable_executor
+
             pool = reusable_executor._executor
             if pool is not None and not pool._flags.shutdown:
                 pool.shutdown(wait=True, kill_workers=False)
@@ -388,8 +412,7 @@ class ProcessesExecutor(_PoolExecutor):
         try:
             self._pool().shutdown(wait=True, kill_workers=True)
         finally:
-            threading.Thread(target=self._warm_up, name="udfwidgets-warm-up",
-                             daemon=True).start()
+            threading.Thread(target=self._warm_up, name="udfwidgets-warm-up", daemon=True).start()
 
     def _warm_up(self) -> None:
         try:
@@ -428,6 +451,7 @@ class ProcessesExecutor(_PoolExecutor):
             # the memory-mapped copies of in-memory arrays made for this run
             if not _FolderSweeper._try(manager, run_id):
                 _SWEEPER.add(manager, run_id)
+
 
 def _n_workers(n_jobs: int | None) -> int:
     cpus = os.cpu_count() or 1

@@ -1,4 +1,5 @@
 """The main-node side of a run: plan, dispatch partitions, merge, publish results."""
+
 from __future__ import annotations
 
 import sys
@@ -53,12 +54,21 @@ class UDFRun:
     4.0
     """
 
-    def __init__(self, dataset: DataSet, udfs: Sequence[UDF], executor: Executor,
-                 roi: Any = None, tile_bytes: int = DEFAULT_TILE_BYTES, backends: Any = None,
-                 corrections: Any = None):
+    def __init__(
+        self,
+        dataset: DataSet,
+        udfs: Sequence[UDF],
+        executor: Executor,
+        roi: Any = None,
+        tile_bytes: int = DEFAULT_TILE_BYTES,
+        backends: Any = None,
+        corrections: Any = None,
+    ):
         if not isinstance(dataset, DataSet):
-            raise TypeError(f"dataset must be a udfwidgets dataset (from ctx.load), "
-                            f"got {type(dataset).__name__}")
+            raise TypeError(
+                f"dataset must be a udfwidgets dataset (from ctx.load), "
+                f"got {type(dataset).__name__}"
+            )
         self.dataset = dataset
         self.shape: Shape = dataset.shape
         self.nav_shape = tuple(self.shape.nav)
@@ -67,13 +77,15 @@ class UDFRun:
         # checked here, before any work; None: the dataset's own ds.corrections
         self.corrections = resolve_corrections(corrections, dataset)
         self.udfs = clean_copies(udfs)
-        self.backends = tuple(choose_backend(u.get_backends(), backends, type(u).__name__)
-                              for u in self.udfs)
+        self.backends = tuple(
+            choose_backend(u.get_backends(), backends, type(u).__name__) for u in self.udfs
+        )
         self.blob = dumps_udfs(self.udfs) if executor.pickles_tasks else None
         self.tile_bytes = tile_bytes
         n_frames = self.shape.nav.size
-        self.selected = (np.arange(n_frames, dtype=np.int64) if self.roi is None
-                         else np.flatnonzero(self.roi))
+        self.selected = (
+            np.arange(n_frames, dtype=np.int64) if self.roi is None else np.flatnonzero(self.roi)
+        )
         self.num_selected = len(self.selected)
         self.damage = np.zeros(n_frames, dtype=bool)
         self.decls = []
@@ -92,8 +104,15 @@ class UDFRun:
 
     def _init_main_buffers(self, udf: UDF, backend: str = "numpy"):
         dtype = self.dataset.dtype if self.corrections is None else self.corrections.dtype
-        udf.meta = make_meta(udf, self.shape, dtype, self.roi, self.num_selected,
-                             on_main_node=True, array_backend=backend)
+        udf.meta = make_meta(
+            udf,
+            self.shape,
+            dtype,
+            self.roi,
+            self.num_selected,
+            on_main_node=True,
+            array_backend=backend,
+        )
         udf.meta._indices = self.selected
         udf.meta._valid_nav = self.damage
         decls = validate_buffers(udf)
@@ -108,7 +127,8 @@ class UDFRun:
                 f"{cls} declares result_only buffers ({', '.join(map(repr, result_only))}) but "
                 "has no get_results() method: nothing would ever fill them. Implement "
                 f"get_results() returning them, e.g. {{{result_only[0]!r}: ...}}, or drop "
-                "use='result_only'")
+                "use='result_only'"
+            )
         sig = tuple(self.shape.sig)
         arrays = {}
         for name, d in decls.items():
@@ -120,8 +140,7 @@ class UDFRun:
             # merged yet still read as the fill value in BufferWrapper.data
             arrays[name] = zeros(shape, d.dtype)
         udf.task_data = SimpleNamespace(**(udf.get_task_data() or {}))
-        udf.results = BufferNamespace(
-            dict(arrays), cls)
+        udf.results = BufferNamespace(dict(arrays), cls)
         # aux data is the selected frames' view during preprocess, as nav buffers are
         aux = aux_params(udf)
         udf.params._kwargs.update({name: buf.raw_data[self.selected] for name, buf in aux})
@@ -133,12 +152,22 @@ class UDFRun:
 
     # --- driving -------------------------------------------------------------
     def tasks(self):
-        return (PartitionTask(part, self.blob, self.udfs, self.roi, self.tile_bytes, self.backends,
-                              self.corrections)
-                for part, _, _ in self.partitions)
+        return (
+            PartitionTask(
+                part,
+                self.blob,
+                self.udfs,
+                self.roi,
+                self.tile_bytes,
+                self.backends,
+                self.corrections,
+            )
+            for part, _, _ in self.partitions
+        )
 
-    def results(self, subscribers: Sequence[Any] = (), progress: Any = False,
-                partials: bool = True) -> Iterator[UDFResults]:
+    def results(
+        self, subscribers: Sequence[Any] = (), progress: Any = False, partials: bool = True
+    ) -> Iterator[UDFResults]:
         """Yield a :class:`UDFResults` after each merged partition; the last is final."""
         bar = make_progress(progress, self.num_selected)
         bounds = {part.index: (lo, hi) for part, lo, hi in self.partitions}
@@ -164,7 +193,8 @@ class UDFRun:
                     raise WorkerDiedError(
                         f"a worker process died while running {names} (killed, crashed, or out "
                         f"of memory): {e}. The Context stays usable; the next run starts fresh "
-                        "workers.") from e
+                        "workers."
+                    ) from e
                 annotate_udf_error(e, self.udfs)
                 raise
             finally:
@@ -186,10 +216,13 @@ class UDFRun:
     def _merge(self, result, lo: int, hi: int) -> None:
         for udf, decls, arrays, src in zip(self.udfs, self.decls, self.arrays, result.buffers):
             udf.meta._valid_nav = self.damage
-            dest = {name: (arrays[name][lo:hi] if decls[name].kind == "nav" else arrays[name])
-                    for name in src}
-            udf.merge(BufferNamespace(dest, type(udf).__name__),
-                      BufferNamespace(src, type(udf).__name__))
+            dest = {
+                name: (arrays[name][lo:hi] if decls[name].kind == "nav" else arrays[name])
+                for name in src
+            }
+            udf.merge(
+                BufferNamespace(dest, type(udf).__name__), BufferNamespace(src, type(udf).__name__)
+            )
 
     def _snapshot(self, finished: bool = False) -> UDFResults:
         """Results as of now; damage and every buffer's valid mask share one copy."""
@@ -200,47 +233,66 @@ class UDFRun:
         return UDFResults(lambda: self._compute_results(valid), damage, finished=finished)
 
     def _compute_results(self, valid: np.ndarray) -> tuple[dict[str, BufferWrapper], ...]:
-        return tuple(self._udf_results(udf, decls, arrays, valid)
-                     for udf, decls, arrays in zip(self.udfs, self.decls, self.arrays))
+        return tuple(
+            self._udf_results(udf, decls, arrays, valid)
+            for udf, decls, arrays in zip(self.udfs, self.decls, self.arrays)
+        )
 
     def _udf_results(self, udf, decls, arrays, valid) -> dict[str, BufferWrapper]:
         def wrap(decl, raw, name=None, mask=None):
-            w = BufferWrapper(decl.kind, raw.dtype, decl.extra_shape, raw, self.nav_shape,
-                              self.roi, valid, custom_mask=mask)
+            w = BufferWrapper(
+                decl.kind,
+                raw.dtype,
+                decl.extra_shape,
+                raw,
+                self.nav_shape,
+                self.roi,
+                valid,
+                custom_mask=mask,
+            )
             if name is not None:  # what udfwidgets.export needs: axes, units, provenance
                 w.axes, w.context = decl.axes, buffer_context(self.dataset, udf, name)
             return w
 
         cls = type(udf).__name__
         if type(udf).get_results is UDF.get_results:
-            return {name: wrap(d, arrays[name], name) for name, d in decls.items()
-                    if d.use != "private"}
+            return {
+                name: wrap(d, arrays[name], name) for name, d in decls.items() if d.use != "private"
+            }
         # LiberTEM's contract: nav buffers flat and roi-compressed, (n_selected, *extra)
         udf.results = BufferNamespace(dict(arrays), cls)
         udf.meta._valid_nav = valid
         out = udf.get_results()
         if not isinstance(out, dict):
-            raise BufferError(f"{cls}.get_results() must return a dict of name -> array, "
-                              f"got {type(out).__name__}")
+            raise BufferError(
+                f"{cls}.get_results() must return a dict of name -> array, got {type(out).__name__}"
+            )
         wrapped = {}
         for name, value in out.items():
             if name not in decls:
-                raise BufferError(f"{cls}.get_results() returned {name!r}, which is not a declared "
-                                  "buffer: declare it in get_result_buffers() (use='result_only' "
-                                  "for results computed only in get_results)")
+                raise BufferError(
+                    f"{cls}.get_results() returned {name!r}, which is not a declared "
+                    "buffer: declare it in get_result_buffers() (use='result_only' "
+                    "for results computed only in get_results)"
+                )
             if decls[name].use == "private":
-                raise BufferError(f"{cls}.get_results() returned {name!r}, a private buffer: "
-                                  "private buffers are never results; declare it without "
-                                  "use='private' to return it")
+                raise BufferError(
+                    f"{cls}.get_results() returned {name!r}, a private buffer: "
+                    "private buffers are never results; declare it without "
+                    "use='private' to return it"
+                )
             mask = None
             if isinstance(value, MaskedResult):
                 value, mask = value.data, value.mask
-            wrapped[name] = wrap(decls[name], self._as_raw(cls, name, decls[name], value), name,
-                                 mask)
+            wrapped[name] = wrap(
+                decls[name], self._as_raw(cls, name, decls[name], value), name, mask
+            )
         missing = [n for n, d in decls.items() if d.use == "result_only" and n not in out]
         if missing:
-            raise BufferError(f"{cls}.get_results() did not return its result_only buffer(s) "
-                              f"{', '.join(map(repr, missing))}: return a value for each")
+            raise BufferError(
+                f"{cls}.get_results() did not return its result_only buffer(s) "
+                f"{', '.join(map(repr, missing))}: return a value for each"
+            )
         result = {}
         for name, d in decls.items():  # declaration order; buffers not returned pass through
             if name in wrapped:
@@ -264,13 +316,16 @@ class UDFRun:
             return flat if self.roi is None else flat[self.roi]
         if value.shape == (self.num_selected,) + extra:
             return value
-        raise BufferError(f"{cls}.get_results() returned {name!r} with shape {value.shape}; a nav "
-                          f"buffer must have shape {self.nav_shape + extra} (or "
-                          f"{(self.num_selected,) + extra} for the selected frames)")
+        raise BufferError(
+            f"{cls}.get_results() returned {name!r} with shape {value.shape}; a nav "
+            f"buffer must have shape {self.nav_shape + extra} (or "
+            f"{(self.num_selected,) + extra} for the selected frames)"
+        )
 
 
 def _terminated_errors():
     from joblib.externals.loky.process_executor import TerminatedWorkerError
+
     errors = (TerminatedWorkerError,)
     distributed = sys.modules.get("distributed")
     if distributed is not None:  # dask gives up on a task whose workers keep dying

@@ -6,6 +6,7 @@ partition's frames, and ``postprocess``. Frames are read once and shared by
 all UDFs of the run; they are converted to each UDF's input dtype one tile at
 a time into a reused buffer.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -82,23 +83,38 @@ class PartitionResult:
     buffers: list[dict[str, np.ndarray]]
 
 
-def make_meta(udf, shape: Shape, dtype, roi_flat, num_frames: int,
-              on_main_node: bool = False, array_backend: str = "numpy") -> UDFMeta:
+def make_meta(
+    udf,
+    shape: Shape,
+    dtype,
+    roi_flat,
+    num_frames: int,
+    on_main_node: bool = False,
+    array_backend: str = "numpy",
+) -> UDFMeta:
     input_dtype = np.result_type(udf.get_preferred_input_dtype(), dtype)
     roi = None if roi_flat is None else roi_flat.reshape(shape.nav)
-    return UDFMeta(shape, dtype, input_dtype, roi,
-                   Shape((num_frames,) + tuple(shape.sig), sig_dims=shape.sig_dims),
-                   on_main_node=on_main_node, array_backend=array_backend)
+    return UDFMeta(
+        shape,
+        dtype,
+        input_dtype,
+        roi,
+        Shape((num_frames,) + tuple(shape.sig), sig_dims=shape.sig_dims),
+        on_main_node=on_main_node,
+        array_backend=array_backend,
+    )
 
 
 def aux_params(udf) -> list[tuple[str, BufferWrapper]]:
     """The UDF's parameters that are nav-kind aux data (``UDF.aux_data``)."""
-    return [(k, v) for k, v in udf._kwargs.items()
-            if isinstance(v, BufferWrapper) and v.kind == "nav"]
+    return [
+        (k, v) for k, v in udf._kwargs.items() if isinstance(v, BufferWrapper) and v.kind == "nav"
+    ]
 
 
-def _set_whole(udf, arrays: dict[str, np.ndarray], indices: np.ndarray, aux=None,
-               start: int = 0) -> None:
+def _set_whole(
+    udf, arrays: dict[str, np.ndarray], indices: np.ndarray, aux=None, start: int = 0
+) -> None:
     udf.results.__dict__.update(arrays)
     if aux:
         udf.params._kwargs.update(aux)
@@ -132,11 +148,11 @@ def run_partition(task: PartitionTask) -> PartitionResult:
     if task.roi is None:
         indices = np.arange(part.start, part.stop, dtype=np.int64)
     else:
-        indices = np.flatnonzero(task.roi[part.start:part.stop]) + part.start
+        indices = np.flatnonzero(task.roi[part.start : part.stop]) + part.start
     n = len(indices)
     sig = tuple(shape.sig)
     # roi-compressed position of the partition's first selected frame (meta.slice)
-    base = part.start if task.roi is None else int(np.count_nonzero(task.roi[:part.start]))
+    base = part.start if task.roi is None else int(np.count_nonzero(task.roi[: part.start]))
     backends = task.backends or ("numpy",) * len(udfs)
 
     corr = task.corrections
@@ -147,14 +163,20 @@ def run_partition(task: PartitionTask) -> PartitionResult:
         udf.meta._indices = indices
         udf.meta._start = base
         decls = validate_buffers(udf)
-        arrays = {name: zeros(d.shape_for(n, sig), d.dtype)
-                  for name, d in decls.items() if d.use != "result_only"}
+        arrays = {
+            name: zeros(d.shape_for(n, sig), d.dtype)
+            for name, d in decls.items()
+            if d.use != "result_only"
+        }
         rd = {name: None for name, d in decls.items() if d.use == "result_only"}
         rd.update(arrays)
         udf.results = BufferNamespace(rd, type(udf).__name__)
         # nav buffers and nav aux data are views for the current block: (target, name, array, scalar)
-        navs = [(udf.results.__dict__, name, arrays[name], not decls[name].extra_shape)
-                for name in arrays if decls[name].kind == "nav"]
+        navs = [
+            (udf.results.__dict__, name, arrays[name], not decls[name].extra_shape)
+            for name in arrays
+            if decls[name].kind == "nav"
+        ]
         aux = {name: buf.raw_data[indices] for name, buf in aux_params(udf)}
         if aux:
             udf.params._kwargs.update(aux)
@@ -183,8 +205,16 @@ def run_partition(task: PartitionTask) -> PartitionResult:
     return PartitionResult(part.index, n, out)
 
 
-def _process(states, native: np.ndarray, indices: np.ndarray, sig, tile_bytes: int,
-             base: int = 0, tile_depth: int | None = None, corr=None) -> None:
+def _process(
+    states,
+    native: np.ndarray,
+    indices: np.ndarray,
+    sig,
+    tile_bytes: int,
+    base: int = 0,
+    tile_depth: int | None = None,
+    corr=None,
+) -> None:
     # with corrections no UDF sees the native frames: every dtype gets corrected copies
     whole: dict[np.dtype, np.ndarray] = {native.dtype: native} if corr is None else {}
     tiled = []
@@ -193,8 +223,11 @@ def _process(states, native: np.ndarray, indices: np.ndarray, sig, tile_bytes: i
         dt = udf.meta.input_dtype
         if method == "process_partition":
             if dt not in whole:
-                whole[dt] = native.astype(dt) if corr is None else correct_tile(
-                    native, corr, out=np.empty(native.shape, dtype=dt))
+                whole[dt] = (
+                    native.astype(dt)
+                    if corr is None
+                    else correct_tile(native, corr, out=np.empty(native.shape, dtype=dt))
+                )
                 whole[dt].flags.writeable = False
             _set_whole(udf, arrays, indices, aux, base)
             udf.process_partition(whole[dt] if convert is None else convert(whole[dt]))
@@ -249,7 +282,7 @@ def _process(states, native: np.ndarray, indices: np.ndarray, sig, tile_bytes: i
                 for i in range(t1 - t0):
                     j = t0 + i
                     for d, name, arr, scalar in navs:
-                        d[name] = arr[j:j + 1] if scalar else arr[j]
+                        d[name] = arr[j : j + 1] if scalar else arr[j]
                     meta._frame = i
                     pf(tile[i])
 
@@ -266,10 +299,13 @@ def tune_malloc(mmap_threshold: int = 32 << 20, trim_threshold: int = 64 << 20) 
     """
     import ctypes
     import ctypes.util
+
     M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        return bool(libc.mallopt(M_MMAP_THRESHOLD, int(mmap_threshold))
-                    and libc.mallopt(M_TRIM_THRESHOLD, int(trim_threshold)))
+        return bool(
+            libc.mallopt(M_MMAP_THRESHOLD, int(mmap_threshold))
+            and libc.mallopt(M_TRIM_THRESHOLD, int(trim_threshold))
+        )
     except (OSError, AttributeError):
         return False

@@ -3,14 +3,22 @@
 Every kind is one row of :data:`udfwidgets.io.detect.REGISTRY`; ``load``
 dispatches through it, and ``"auto"`` detects the kind of a file.
 """
+
 from .dataset import DataSet, DataSetError, Partition
 from .files import NpyDataSet, RawDataSet
 from .memory import MemoryDataSet
 from .shape import Shape
 
-__all__ = ["DataSet", "DataSetError", "Partition", "Shape", "MemoryDataSet", "NpyDataSet",
-           "RawDataSet", "load"]
-
+__all__ = [
+    "DataSet",
+    "DataSetError",
+    "Partition",
+    "Shape",
+    "MemoryDataSet",
+    "NpyDataSet",
+    "RawDataSet",
+    "load",
+]
 
 
 def load(kind: str, **kwargs) -> DataSet:
@@ -30,6 +38,7 @@ def load(kind: str, **kwargs) -> DataSet:
     Shape((2, 2, 4, 4), sig_dims=2)
     """
     from .detect import dataset_class, open_auto
+
     kind = str(kind).lower()
     if kind == "auto":
         return open_auto(**kwargs)

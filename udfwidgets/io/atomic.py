@@ -7,6 +7,7 @@ write succeeded. An exception, Ctrl-C or a killed process leaves at most a
 reads as whole; with ``overwrite=True`` the previous file stays until the new
 one is complete.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -29,8 +30,9 @@ def partial_name_prefix(target: str | os.PathLike) -> str:
     return "." + os.path.basename(os.fspath(target)) + ".partial-"
 
 
-def check_target(target: str | os.PathLike, overwrite: bool = False,
-                 directory: bool = False) -> str:
+def check_target(
+    target: str | os.PathLike, overwrite: bool = False, directory: bool = False
+) -> str:
     """Check that ``target`` can be written, before any work starts; returns its path.
 
     Raises ``FileExistsError`` when it exists and ``overwrite`` is False, and
@@ -58,8 +60,9 @@ def check_target(target: str | os.PathLike, overwrite: bool = False,
 
 
 @contextlib.contextmanager
-def atomic_output(target: str | os.PathLike, overwrite: bool = False,
-                  suffix: str = "", directory: bool = False) -> Iterator[str]:
+def atomic_output(
+    target: str | os.PathLike, overwrite: bool = False, suffix: str = "", directory: bool = False
+) -> Iterator[str]:
     """Yield a temporary path next to ``target``; rename it to ``target`` on success.
 
     On an exception (``KeyboardInterrupt`` included) the temporary file is
@@ -99,8 +102,10 @@ def atomic_output(target: str | os.PathLike, overwrite: bool = False,
         yield tmp
         if os.path.lexists(path):
             if not overwrite:
-                raise FileExistsError(f"{path!r} appeared while it was being written; "
-                                      "pass overwrite=True to replace it")
+                raise FileExistsError(
+                    f"{path!r} appeared while it was being written; "
+                    "pass overwrite=True to replace it"
+                )
             if os.path.isdir(path) and not os.path.islink(path):
                 # a folder cannot be replaced in one step: move the old one aside first
                 old = tempfile.mkdtemp(prefix="." + os.path.basename(path) + ".old-", dir=folder)
@@ -162,8 +167,9 @@ class PartialFile:
     b'data'
     """
 
-    def __init__(self, target: str | os.PathLike, overwrite: bool = False, token: str = "",
-                 suffix: str = ""):
+    def __init__(
+        self, target: str | os.PathLike, overwrite: bool = False, token: str = "", suffix: str = ""
+    ):
         self.target = os.path.abspath(os.fspath(target))
         self.overwrite = overwrite
         folder = os.path.dirname(self.target)
@@ -186,8 +192,10 @@ class PartialFile:
         """Rename the temporary file to the target (replacing it only with ``overwrite``)."""
         try:
             if os.path.lexists(self.target) and not self.overwrite:
-                raise FileExistsError(f"{self.target!r} appeared while it was being written; "
-                                      "pass overwrite=True to replace it")
+                raise FileExistsError(
+                    f"{self.target!r} appeared while it was being written; "
+                    "pass overwrite=True to replace it"
+                )
             os.replace(self.tmp, self.target)
         except BaseException:
             self.abort()

@@ -9,6 +9,7 @@ frame header (``0x55AA`` magic and the frame number) followed by
 ``DP_SZ * DP_SZ`` ``uint8`` pixels. Frames are read as strided views of a
 memory map; the virtual bright-field image is not read.
 """
+
 from __future__ import annotations
 
 import os
@@ -26,13 +27,28 @@ __all__ = ["BloDataSet", "write_blo", "sniff", "HEADER_DTYPE"]
 
 MAGIC = b"IMGBLO"
 #: The file header, little-endian.
-HEADER_DTYPE = np.dtype([
-    ("ID", "S6"), ("MAGIC", "<u2"), ("Data_offset_1", "<u4"), ("Data_offset_2", "<u4"),
-    ("UNKNOWN1", "<u4"), ("DP_SZ", "<u2"), ("DP_rotation", "<u2"), ("NX", "<u2"), ("NY", "<u2"),
-    ("Scan_rotation", "<u2"), ("SX", "<f8"), ("SY", "<f8"), ("Beam_energy", "<u4"),
-    ("SDP", "<u2"), ("Camera_length", "<u4"), ("Acquisition_time", "<f8"),
-    ("Centering_N", "<u2", (110,)), ("Distortion_N", "<u2", (95,)),
-])
+HEADER_DTYPE = np.dtype(
+    [
+        ("ID", "S6"),
+        ("MAGIC", "<u2"),
+        ("Data_offset_1", "<u4"),
+        ("Data_offset_2", "<u4"),
+        ("UNKNOWN1", "<u4"),
+        ("DP_SZ", "<u2"),
+        ("DP_rotation", "<u2"),
+        ("NX", "<u2"),
+        ("NY", "<u2"),
+        ("Scan_rotation", "<u2"),
+        ("SX", "<f8"),
+        ("SY", "<f8"),
+        ("Beam_energy", "<u4"),
+        ("SDP", "<u2"),
+        ("Camera_length", "<u4"),
+        ("Acquisition_time", "<f8"),
+        ("Centering_N", "<u2", (110,)),
+        ("Distortion_N", "<u2", (95,)),
+    ]
+)
 _FRAME_HEADER = 6
 _FIRST_DATA = 0x1000
 
@@ -80,8 +96,13 @@ class BloDataSet(FramesDataSet):
 
     kind = "blo"
 
-    def __init__(self, path, nav_shape: Sequence[int] | None = None, sync_offset: int = 0,
-                 num_partitions: int | None = None):
+    def __init__(
+        self,
+        path,
+        nav_shape: Sequence[int] | None = None,
+        sync_offset: int = 0,
+        num_partitions: int | None = None,
+    ):
         super().__init__(num_partitions)
         self.path = existing_file(path, ".blo file")
         with open(self.path, "rb") as f:
@@ -89,18 +110,22 @@ class BloDataSet(FramesDataSet):
         if len(raw) < HEADER_DTYPE.itemsize or not raw.startswith(MAGIC):
             raise DataSetError(
                 f"{self.path!r} is not a NanoMegas blockfile (it should start with 'IMGBLO'); "
-                "check the file, or open it with the kind of its real format")
+                "check the file, or open it with the kind of its real format"
+            )
         hdr = np.frombuffer(raw, HEADER_DTYPE)[0]
         dp, nx, ny = int(hdr["DP_SZ"]), int(hdr["NX"]), int(hdr["NY"])
         offset = int(hdr["Data_offset_2"])
         if dp < 1 or offset < HEADER_DTYPE.itemsize:
-            raise DataSetError(f"{self.path!r}: the header gives frame size {dp} and data "
-                               f"offset {offset}; the file is damaged")
+            raise DataSetError(
+                f"{self.path!r}: the header gives frame size {dp} and data "
+                f"offset {offset}; the file is damaged"
+            )
         stride = _FRAME_HEADER + dp * dp
         n = whole_frames(self.path, offset, stride)
         self.dtype = np.dtype(np.uint8)
-        self.files = FrameFiles([Segment(self.path, offset + _FRAME_HEADER, n, stride)],
-                                self.dtype, (dp, dp))
+        self.files = FrameFiles(
+            [Segment(self.path, offset + _FRAME_HEADER, n, stride)], self.dtype, (dp, dp)
+        )
         file_nav = (ny, nx) if nx > 0 and ny > 0 else None
         self.geometry = resolve(n, nav_shape, sync_offset, file_nav, what=repr(self.path))
         self.shape = Shape(self.geometry.nav_shape + (dp, dp), sig_dims=2)
@@ -117,8 +142,14 @@ class BloDataSet(FramesDataSet):
         }
 
 
-def write_blo(path, data, overwrite: bool = False, scan_step: tuple[float, float] = (1.0, 1.0),
-              beam_energy: int = 200000, camera_length: int = 100) -> None:
+def write_blo(
+    path,
+    data,
+    overwrite: bool = False,
+    scan_step: tuple[float, float] = (1.0, 1.0),
+    beam_energy: int = 200000,
+    camera_length: int = 100,
+) -> None:
     """Write ``data`` ``(ny, nx, dp, dp)`` (or ``(n, dp, dp)``) as a blockfile, as ``uint8``.
 
     Values must lie in 0..255. A 1-D navigation is written as ``NY = 1``.
@@ -147,7 +178,7 @@ def write_blo(path, data, overwrite: bool = False, scan_step: tuple[float, float
     hdr["DP_SZ"], hdr["NX"], hdr["NY"] = dp, nx, ny
     hdr["SY"], hdr["SX"] = scan_step
     hdr["Beam_energy"], hdr["Camera_length"] = beam_energy, camera_length
-    vbf = frames[:, dp // 2 - 1: dp // 2 + 2, dp // 2 - 1: dp // 2 + 2].mean(axis=(1, 2))
+    vbf = frames[:, dp // 2 - 1 : dp // 2 + 2, dp // 2 - 1 : dp // 2 + 2].mean(axis=(1, 2))
     with atomic_output(path, overwrite=overwrite) as tmp, open(tmp, "wb") as f:
         f.write(hdr.tobytes().ljust(_FIRST_DATA, b"\x00"))
         f.write(vbf.astype(np.uint8).tobytes())
@@ -157,5 +188,6 @@ def write_blo(path, data, overwrite: bool = False, scan_step: tuple[float, float
             heads = np.zeros(b - a, np.dtype([("magic", "<u2"), ("id", "<u4")]))
             heads["magic"], heads["id"] = 0x55AA, np.arange(a, b)
             body = frames[a:b].astype(np.uint8).reshape(b - a, -1)
-            f.write(np.concatenate([heads.view(np.uint8).reshape(b - a, 6), body], axis=1)
-                    .tobytes())
+            f.write(
+                np.concatenate([heads.view(np.uint8).reshape(b - a, 6), body], axis=1).tobytes()
+            )

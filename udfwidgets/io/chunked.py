@@ -14,6 +14,7 @@ Everything here is pure NumPy on shapes and indices; the formats supply a
 ``read_block(slices, out)`` that fills ``out`` (shape ``block nav + sig``)
 with ``array[slices]``.
 """
+
 from __future__ import annotations
 
 import math
@@ -80,8 +81,10 @@ def split_evenly(edges: list[int], n: int) -> list[int]:
         chosen = set(int(i) for i in nearest)
         while len(chosen) < n + 1:  # two ideals hit the same edge: split the largest piece
             cut = sorted(chosen)
-            a, b = max(((a, b) for a, b in zip(cut[:-1], cut[1:]) if b - a > 1),
-                       key=lambda ab: e[ab[1]] - e[ab[0]])
+            a, b = max(
+                ((a, b) for a, b in zip(cut[:-1], cut[1:]) if b - a > 1),
+                key=lambda ab: e[ab[1]] - e[ab[0]],
+            )
             mid = (e[a] + e[b]) / 2
             chosen.add(min(range(a + 1, b), key=lambda i: abs(e[i] - mid)))
         return [int(e[i]) for i in sorted(chosen)]
@@ -93,10 +96,17 @@ def split_evenly(edges: list[int], n: int) -> list[int]:
     return out
 
 
-def aligned_bounds(num_frames: int, file_frames: int, sync_offset: int, row_frames: int | None,
-                   frame_bytes: int, num_workers: int, num_partitions: int | None = None,
-                   rereads_cost: bool = True,
-                   max_bytes: int = MAX_PARTITION_BYTES) -> list[tuple[int, int]]:
+def aligned_bounds(
+    num_frames: int,
+    file_frames: int,
+    sync_offset: int,
+    row_frames: int | None,
+    frame_bytes: int,
+    num_workers: int,
+    num_partitions: int | None = None,
+    rereads_cost: bool = True,
+    max_bytes: int = MAX_PARTITION_BYTES,
+) -> list[tuple[int, int]]:
     """Partition ``(start, stop)`` ranges of navigation frames that follow the chunk grid.
 
     Navigation frame ``i`` is file frame ``i + sync_offset``; partition edges
@@ -150,7 +160,9 @@ def aligned_bounds(num_frames: int, file_frames: int, sync_offset: int, row_fram
     return [(int(a), int(b)) for a, b in zip(out[:-1], out[1:]) if b > a]
 
 
-def flat_pieces(lo: int, hi: int, nav_shape: Sequence[int]) -> list[tuple[tuple[slice, ...], tuple[int, ...]]]:
+def flat_pieces(
+    lo: int, hi: int, nav_shape: Sequence[int]
+) -> list[tuple[tuple[slice, ...], tuple[int, ...]]]:
     """Hyperslabs (slices, block shape) that make up flat frames ``[lo, hi)`` in C order.
 
     At most ``2 * len(nav_shape) - 1`` pieces; one when the range is made of
@@ -192,8 +204,9 @@ def flat_pieces(lo: int, hi: int, nav_shape: Sequence[int]) -> list[tuple[tuple[
 ReadBlock = Callable[[tuple, np.ndarray], None]
 
 
-def read_flat(read_block: ReadBlock, lo: int, hi: int, nav_shape: Sequence[int],
-              sig: Sequence[int], dtype) -> np.ndarray:
+def read_flat(
+    read_block: ReadBlock, lo: int, hi: int, nav_shape: Sequence[int], sig: Sequence[int], dtype
+) -> np.ndarray:
     """File frames ``[lo, hi)`` as ``(hi - lo, *sig)``, one ``read_block`` per hyperslab.
 
     Examples
@@ -210,14 +223,20 @@ def read_flat(read_block: ReadBlock, lo: int, hi: int, nav_shape: Sequence[int],
     off = 0
     for slices, shape in flat_pieces(lo, hi, nav_shape):
         n = math.prod(shape)
-        read_block(slices, out[off:off + n].reshape(shape + sig))
+        read_block(slices, out[off : off + n].reshape(shape + sig))
         off += n
     return out
 
 
-def take_by_chunk(read_block: ReadBlock, file_idx: np.ndarray, nav_shape: Sequence[int],
-                  nav_chunks: Sequence[int] | None, sig: Sequence[int], dtype,
-                  max_block_bytes: int = 32 << 20) -> np.ndarray:
+def take_by_chunk(
+    read_block: ReadBlock,
+    file_idx: np.ndarray,
+    nav_shape: Sequence[int],
+    nav_chunks: Sequence[int] | None,
+    sig: Sequence[int],
+    dtype,
+    max_block_bytes: int = 32 << 20,
+) -> np.ndarray:
     """File frames at ascending ``file_idx``, reading each chunk that holds some once.
 
     Frames are grouped by the chunk (along nav) that holds them; per group the
@@ -300,8 +319,12 @@ def dataset_repr(ds, items: dict | None = None) -> str:
     path = getattr(ds, "path", None)
     if path is not None:
         parts.append(f"path={str(path)!r}")
-    parts += [f"nav={tuple(ds.shape.nav)}", f"sig={tuple(ds.shape.sig)}", f"dtype={ds.dtype}",
-              f"size={ds.nbytes / 2**20:.1f} MiB"]
+    parts += [
+        f"nav={tuple(ds.shape.nav)}",
+        f"sig={tuple(ds.shape.sig)}",
+        f"dtype={ds.dtype}",
+        f"size={ds.nbytes / 2**20:.1f} MiB",
+    ]
     for key, value in (items or {}).items():
         parts.append(f"{key}={value!r}" if isinstance(value, str) else f"{key}={value}")
     return f"<{type(ds).__name__} " + " ".join(parts) + ">"

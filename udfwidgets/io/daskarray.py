@@ -13,6 +13,7 @@ arrays in ``signal.data`` (see docs/formats-hdf5.md). Graphs that hold open
 h5py objects cannot travel to other processes: use the ``"inline"`` or
 ``"threads"`` executor for them, or open the file with ``ctx.load("hdf5")``.
 """
+
 from __future__ import annotations
 
 import math
@@ -50,6 +51,7 @@ class DaskPartition(Partition):
 
     def __getstate__(self):
         import cloudpickle
+
         state = dict(self.__dict__)
         if self._blob is None:
             try:
@@ -59,7 +61,8 @@ class DaskPartition(Partition):
                     f"the dask array's graph cannot be sent to another process ({e}). Graphs "
                     "that hold open files (h5py datasets, e.g. HyperSpy lazy signals) work "
                     "with Context(executor='inline') or 'threads'; or open the file itself "
-                    "with ctx.load('hdf5', path=...)") from None
+                    "with ctx.load('hdf5', path=...)"
+                ) from None
         state["_blob"] = self._blob
         state["_block"] = None
         return state
@@ -68,6 +71,7 @@ class DaskPartition(Partition):
     def block(self):
         if self._block is None:
             import cloudpickle
+
             self._block = cloudpickle.loads(self._blob)
         return self._block
 
@@ -120,17 +124,25 @@ class DaskDataSet(DataSet):
 
     kind = "dask"
 
-    def __init__(self, array=None, sig_dims: int = 2, nav_shape: Sequence[int] | None = None,
-                 sync_offset: int = 0, num_partitions: int | None = None):
+    def __init__(
+        self,
+        array=None,
+        sig_dims: int = 2,
+        nav_shape: Sequence[int] | None = None,
+        sync_offset: int = 0,
+        num_partitions: int | None = None,
+    ):
         super().__init__(num_partitions)
         if array is None or not _is_dask_array(array):
             raise DataSetError(
                 'ctx.load("dask", array=...) needs a dask array (for a NumPy array use '
-                f'ctx.load("memory", data=...)); got {type(array).__name__}')
+                f'ctx.load("memory", data=...)); got {type(array).__name__}'
+            )
         check_sig_dims(array.ndim, sig_dims)
         if any(math.isnan(c) for dims in array.chunks for c in dims):
-            raise DataSetError("the dask array has unknown chunk sizes; call "
-                               "array.compute_chunk_sizes() first")
+            raise DataSetError(
+                "the dask array has unknown chunk sizes; call array.compute_chunk_sizes() first"
+            )
         self.dtype = np.dtype(array.dtype)
         if self.dtype.hasobject:
             raise DataSetError("dask arrays of dtype object are not supported")
@@ -139,17 +151,22 @@ class DaskDataSet(DataSet):
         self.file_nav = tuple(int(n) for n in array.shape[:nav_dims])
         sig = tuple(int(n) for n in array.shape[nav_dims:])
         self.rechunked = any(len(c) > 1 for c in array.chunks[nav_dims:])
-        frames = array.rechunk({i: -1 for i in range(nav_dims, array.ndim)}) \
-            if self.rechunked else array
+        frames = (
+            array.rechunk({i: -1 for i in range(nav_dims, array.ndim)}) if self.rechunked else array
+        )
         n_file = math.prod(self.file_nav)
         self._flat = frames.reshape((n_file,) + sig) if nav_dims > 1 else frames
-        self.geometry = resolve(n_file, nav_shape, sync_offset, file_nav_shape=self.file_nav,
-                                what="the dask array")
+        self.geometry = resolve(
+            n_file, nav_shape, sync_offset, file_nav_shape=self.file_nav, what="the dask array"
+        )
         self.sync_offset = self.geometry.sync_offset
         self.shape = Shape(self.geometry.nav_shape + sig, sig_dims=sig_dims)
-        self.metadata = {"format": "dask", "chunks": tuple(array.chunksize),
-                         "rechunked_sig": self.rechunked,
-                         "flat_chunks": len(self._flat.chunks[0])}
+        self.metadata = {
+            "format": "dask",
+            "chunks": tuple(array.chunksize),
+            "rechunked_sig": self.rechunked,
+            "flat_chunks": len(self._flat.chunks[0]),
+        }
 
     def partition_bounds(self, num_workers: int) -> list[tuple[int, int]]:
         """Whole chunks of the flattened array, merged to about 128 MiB per partition."""
@@ -158,17 +175,27 @@ class DaskDataSet(DataSet):
         inner = file_edges[1:-1] - self.sync_offset
         inner = inner[(inner > 0) & (inner < n_frames)]
         edges = [0] + [int(e) for e in inner] + [n_frames]
-        n = self.num_partitions or min(default_num_partitions(self.nbytes, n_frames, num_workers),
-                                       len(edges) - 1)
+        n = self.num_partitions or min(
+            default_num_partitions(self.nbytes, n_frames, num_workers), len(edges) - 1
+        )
         out = split_evenly(edges, max(1, min(n, n_frames)))
         return [(a, b) for a, b in zip(out[:-1], out[1:]) if b > a]
 
     def _make_partition(self, start, stop, index):
         import dask
+
         lo, hi, _, _ = self.geometry.file_range(start, stop)
         (block,) = dask.optimize(self._flat[lo:hi])  # culled to this partition's chunks
-        return DaskPartition(self.shape, self.dtype, start, stop, index, block=block,
-                             file_lo=lo, geometry=self.geometry)
+        return DaskPartition(
+            self.shape,
+            self.dtype,
+            start,
+            stop,
+            index,
+            block=block,
+            file_lo=lo,
+            geometry=self.geometry,
+        )
 
     def _repr_items(self) -> dict:
         return {"chunks": tuple(self.array.chunksize), "blocks": self.array.numblocks}

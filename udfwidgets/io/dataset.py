@@ -6,6 +6,7 @@ navigation order. A partition is small to pickle: file-backed partitions carry
 only the path and open a read-only memory map in the worker that reads them;
 in-memory partitions carry their own slice of the array.
 """
+
 from __future__ import annotations
 
 import copy
@@ -150,7 +151,9 @@ class DataSet:
     def __init__(self, num_partitions: int | None = None):
         if num_partitions is not None:
             if not isinstance(num_partitions, (int, np.integer)) or num_partitions < 1:
-                raise DataSetError(f"num_partitions must be a positive integer, got {num_partitions!r}")
+                raise DataSetError(
+                    f"num_partitions must be a positive integer, got {num_partitions!r}"
+                )
         self.num_partitions = num_partitions
         self.metadata = {}
 
@@ -169,8 +172,10 @@ class DataSet:
 
     def get_partitions(self, num_workers: int = 1) -> list[Partition]:
         """Split the dataset into partitions (see :attr:`num_partitions`)."""
-        return [self._make_partition(a, b, i)
-                for i, (a, b) in enumerate(self.partition_bounds(num_workers))]
+        return [
+            self._make_partition(a, b, i)
+            for i, (a, b) in enumerate(self.partition_bounds(num_workers))
+        ]
 
     def _make_partition(self, start: int, stop: int, index: int) -> Partition:
         raise NotImplementedError
@@ -188,10 +193,13 @@ class DataSet:
     @corrections.setter
     def corrections(self, value) -> None:
         from ..corrections import CorrectionSet
+
         if value is not None:
             if not isinstance(value, CorrectionSet):
-                raise TypeError("ds.corrections must be a udfwidgets.corrections.CorrectionSet "
-                                f"or None, got {type(value).__name__}")
+                raise TypeError(
+                    "ds.corrections must be a udfwidgets.corrections.CorrectionSet "
+                    f"or None, got {type(value).__name__}"
+                )
             value.check(tuple(self.shape.sig))
         self.__dict__["_corrections"] = value
 
@@ -204,15 +212,19 @@ class DataSet:
         cal = self.__dict__.get("_calibration")
         if cal is None:
             from ..calibration import Calibration
+
             cal = Calibration.from_metadata(getattr(self, "metadata", None) or {})
         return cal
 
     @calibration.setter
     def calibration(self, value) -> None:
         from ..calibration import Calibration
+
         if value is not None and not isinstance(value, Calibration):
-            raise TypeError("ds.calibration must be a udfwidgets.Calibration or None, got "
-                            f"{type(value).__name__}")
+            raise TypeError(
+                "ds.calibration must be a udfwidgets.Calibration or None, got "
+                f"{type(value).__name__}"
+            )
         self.__dict__["_calibration"] = value
 
     def __repr__(self) -> str:
@@ -230,8 +242,12 @@ class DataSet:
         path = getattr(self, "path", None)
         if path is not None:
             parts.append(f"path={str(path)!r}")
-        parts += [f"nav={tuple(self.shape.nav)}", f"sig={tuple(self.shape.sig)}",
-                  f"dtype={self.dtype}", f"size={format_bytes(self.nbytes)}"]
+        parts += [
+            f"nav={tuple(self.shape.nav)}",
+            f"sig={tuple(self.shape.sig)}",
+            f"dtype={self.dtype}",
+            f"size={format_bytes(self.nbytes)}",
+        ]
         items = dict(self._repr_items())
         found = getattr(self, "detected", None)
         if found:
@@ -241,6 +257,7 @@ class DataSet:
 
     def _repr_html_(self) -> str:
         from .display import dataset_html
+
         return dataset_html(self)
 
 
@@ -268,7 +285,8 @@ def check_sig_dims(ndim: int, sig_dims: int) -> None:
     if not 1 <= nav_dims <= 3:
         raise DataSetError(
             f"an array of {ndim} dimensions with sig_dims={sig_dims} has {nav_dims} navigation "
-            "dimensions; 1 to 3 are supported")
+            "dimensions; 1 to 3 are supported"
+        )
 
 
 def as_shape_tuple(value: Sequence[int] | int, what: str) -> tuple[int, ...]:
@@ -299,6 +317,8 @@ def existing_file(path: str | os.PathLike, what: str = "file") -> str:
     if not os.path.isfile(path):
         raise DataSetError(f"not a regular file: {path!r}")
     if os.path.getsize(path) == 0:
-        raise DataSetError(f"{path!r} is empty (0 bytes): the acquisition or the copy did not "
-                           "finish; copy the file again")
+        raise DataSetError(
+            f"{path!r} is empty (0 bytes): the acquisition or the copy did not "
+            "finish; copy the file again"
+        )
     return path

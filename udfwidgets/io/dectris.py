@@ -13,6 +13,7 @@ The data files are opened directly by each worker (the link targets are
 resolved next to the master file, as DECTRIS writes them), with the same
 per-process cache of open files as :mod:`udfwidgets.io.hdf5`.
 """
+
 from __future__ import annotations
 
 import math
@@ -44,12 +45,20 @@ __all__ = ["DectrisDataSet", "sniff", "write_dectris"]
 _LINK = re.compile(r"^data_(\d{6})$")
 
 #: ``/entry/instrument/detector`` fields read into :attr:`DectrisDataSet.metadata`
-DETECTOR_FIELDS = {"count_time": "exposure_s", "frame_time": "frame_time_s",
-                   "x_pixel_size": "x_pixel_size_m", "y_pixel_size": "y_pixel_size_m",
-                   "detector_distance": "detector_distance_m", "description": "detector",
-                   "detector_number": "serial_number", "sensor_material": "sensor_material",
-                   "sensor_thickness": "sensor_thickness_m", "bit_depth_image": "counter_depth",
-                   "beam_center_x": "beam_center_x_px", "beam_center_y": "beam_center_y_px"}
+DETECTOR_FIELDS = {
+    "count_time": "exposure_s",
+    "frame_time": "frame_time_s",
+    "x_pixel_size": "x_pixel_size_m",
+    "y_pixel_size": "y_pixel_size_m",
+    "detector_distance": "detector_distance_m",
+    "description": "detector",
+    "detector_number": "serial_number",
+    "sensor_material": "sensor_material",
+    "sensor_thickness": "sensor_thickness_m",
+    "bit_depth_image": "counter_depth",
+    "beam_center_x": "beam_center_x_px",
+    "beam_center_y": "beam_center_y_px",
+}
 
 
 def _value(dset):
@@ -80,12 +89,16 @@ def data_links(master: str) -> list[tuple[str, str]]:
     f = open_file(master)
     group = f.get("/entry/data")
     if not isinstance(group, h5py.Group):
-        raise DataSetError(f"{master!r} has no /entry/data group: it is not a DECTRIS master "
-                           "file; open other HDF5 files with ctx.load('hdf5', path=...)")
+        raise DataSetError(
+            f"{master!r} has no /entry/data group: it is not a DECTRIS master "
+            "file; open other HDF5 files with ctx.load('hdf5', path=...)"
+        )
     names = sorted(n for n in group.keys() if _LINK.match(n))
     if not names:
-        raise DataSetError(f"{master!r} has no /entry/data/data_000001 ...: it is not a DECTRIS "
-                           "master file; open other HDF5 files with ctx.load('hdf5', path=...)")
+        raise DataSetError(
+            f"{master!r} has no /entry/data/data_000001 ...: it is not a DECTRIS "
+            "master file; open other HDF5 files with ctx.load('hdf5', path=...)"
+        )
     folder = os.path.dirname(os.path.abspath(master))
     out = []
     for name in names:
@@ -98,7 +111,8 @@ def data_links(master: str) -> list[tuple[str, str]]:
                 raise DataSetError(
                     f"{master!r}: /entry/data/{name} links to {link.filename!r}, which does "
                     f"not exist (looked for {target!r}). Copy every data file of the "
-                    "acquisition next to the master file")
+                    "acquisition next to the master file"
+                )
             out.append((target, link.path))
         else:
             obj = group.get(name)
@@ -123,8 +137,15 @@ def read_detector_metadata(master: str) -> dict:
                     pass
         spec = det.get("detectorSpecific")
         if isinstance(spec, h5py.Group):
-            for key in ("nimages", "ntrigger", "photon_energy", "x_pixels_in_detector",
-                        "y_pixels_in_detector", "frame_count_time", "software_version"):
+            for key in (
+                "nimages",
+                "ntrigger",
+                "photon_energy",
+                "x_pixels_in_detector",
+                "y_pixels_in_detector",
+                "frame_count_time",
+                "software_version",
+            ):
                 if isinstance(spec.get(key), h5py.Dataset):
                     try:
                         meta[key] = _value(spec[key])
@@ -167,7 +188,9 @@ class DectrisPartition(Partition):
             s0, s1 = int(self._starts[k]), int(self._starts[k + 1])
             b = min(hi, s1)
             try:
-                self._dset(k).read_direct(out[pos - lo:b - lo], source_sel=np.s_[pos - s0:b - s0])
+                self._dset(k).read_direct(
+                    out[pos - lo : b - lo], source_sel=np.s_[pos - s0 : b - s0]
+                )
             except OSError as e:
                 raise _read_error(self.files[k][0], self.files[k][1], e) from None
             pos, k = b, k + 1
@@ -184,9 +207,16 @@ class DectrisPartition(Partition):
 
             def read_block(slices, block, dset=dset):
                 dset.read_direct(block, source_sel=tuple(slices) + tail)
+
             try:
-                out[sel] = take_by_chunk(read_block, file_idx[sel] - self._starts[k],
-                                         (self.files[k][2],), (self.chunk,), sig, self.dtype)
+                out[sel] = take_by_chunk(
+                    read_block,
+                    file_idx[sel] - self._starts[k],
+                    (self.files[k][2],),
+                    (self.chunk,),
+                    sig,
+                    self.dtype,
+                )
             except OSError as e:
                 raise _read_error(self.files[k][0], self.files[k][1], e) from None
         return out
@@ -236,8 +266,13 @@ class DectrisDataSet(DataSet):
 
     kind = "dectris"
 
-    def __init__(self, path, nav_shape: Sequence[int] | None = None, sync_offset: int = 0,
-                 num_partitions: int | None = None):
+    def __init__(
+        self,
+        path,
+        nav_shape: Sequence[int] | None = None,
+        sync_offset: int = 0,
+        num_partitions: int | None = None,
+    ):
         super().__init__(num_partitions)
         self.path = checked_file(path, "DECTRIS master file")
         files = []
@@ -247,14 +282,18 @@ class DectrisDataSet(DataSet):
             try:
                 dset = open_file(target)[ds_path]
             except KeyError:
-                raise DataSetError(f"{self.path!r} links to {ds_path!r} in {target!r}, which "
-                                   "has no such dataset: the data file is damaged or "
-                                   "not from this acquisition") from None
+                raise DataSetError(
+                    f"{self.path!r} links to {ds_path!r} in {target!r}, which "
+                    "has no such dataset: the data file is damaged or "
+                    "not from this acquisition"
+                ) from None
             except DataSetError as e:
                 raise DataSetError(f"data file of {self.path!r}: {e}") from None
             if dset.ndim != 3:
-                raise DataSetError(f"{target!r}{ds_path} has shape {dset.shape}; DECTRIS data "
-                                   "files hold (frames, height, width)")
+                raise DataSetError(
+                    f"{target!r}{ds_path} has shape {dset.shape}; DECTRIS data "
+                    "files hold (frames, height, width)"
+                )
             if sig is None:
                 sig, dtype = tuple(dset.shape[1:]), dset.dtype
                 chunk = dset.chunks[0] if dset.chunks else 1
@@ -263,7 +302,8 @@ class DectrisDataSet(DataSet):
             elif tuple(dset.shape[1:]) != sig or dset.dtype != dtype:
                 raise DataSetError(
                     f"{target!r} holds frames {dset.shape[1:]} {dset.dtype}, the first data "
-                    f"file {sig} {dtype}: the files are not from one acquisition")
+                    f"file {sig} {dtype}: the files are not from one acquisition"
+                )
             elif (dset.chunks[0] if dset.chunks else 1) != chunk:
                 chunk = 1
             files.append((target, ds_path, int(dset.shape[0])))
@@ -274,24 +314,45 @@ class DectrisDataSet(DataSet):
         self.geometry = resolve(file_frames, nav_shape, sync_offset, what=repr(self.path))
         self.sync_offset = self.geometry.sync_offset
         self.shape = Shape(self.geometry.nav_shape + sig, sig_dims=2)
-        self.metadata = {"format": "dectris", "data_files": [p for p, _, _ in self.files],
-                         "compression": self.compression, "chunks": (self.chunk,) + sig,
-                         "file_frames": file_frames}
+        self.metadata = {
+            "format": "dectris",
+            "data_files": [p for p, _, _ in self.files],
+            "compression": self.compression,
+            "chunks": (self.chunk,) + sig,
+            "file_frames": file_frames,
+        }
         self.metadata.update(read_detector_metadata(self.path))
 
     def partition_bounds(self, num_workers: int) -> list[tuple[int, int]]:
         row = self.chunk if all(n % self.chunk == 0 for _, _, n in self.files[:-1]) else 1
-        return aligned_bounds(self.shape.nav.size, self.geometry.file_frames, self.sync_offset,
-                              row, math.prod(self.shape.sig) * self.dtype.itemsize, num_workers,
-                              self.num_partitions)
+        return aligned_bounds(
+            self.shape.nav.size,
+            self.geometry.file_frames,
+            self.sync_offset,
+            row,
+            math.prod(self.shape.sig) * self.dtype.itemsize,
+            num_workers,
+            self.num_partitions,
+        )
 
     def _make_partition(self, start, stop, index):
-        return DectrisPartition(self.shape, self.dtype, start, stop, index, files=self.files,
-                                geometry=self.geometry, chunk=self.chunk)
+        return DectrisPartition(
+            self.shape,
+            self.dtype,
+            start,
+            stop,
+            index,
+            files=self.files,
+            geometry=self.geometry,
+            chunk=self.chunk,
+        )
 
     def _repr_items(self) -> dict:
-        return {"files": len(self.files), "chunks": (self.chunk,) + tuple(self.shape.sig),
-                "compression": self.compression or "none"}
+        return {
+            "files": len(self.files),
+            "chunks": (self.chunk,) + tuple(self.shape.sig),
+            "compression": self.compression or "none",
+        }
 
     def __repr__(self) -> str:
         return dataset_repr(self, self._repr_items())
@@ -299,14 +360,21 @@ class DectrisDataSet(DataSet):
 
 def _data_name(master: str, k: int) -> str:
     base = os.path.basename(master)
-    stem = base[:-len("_master.h5")] if base.endswith("_master.h5") else os.path.splitext(base)[0]
+    stem = base[: -len("_master.h5")] if base.endswith("_master.h5") else os.path.splitext(base)[0]
     return f"{stem}_data_{k:06d}.h5"
 
 
-def write_dectris(master_path: str | os.PathLike, data, frames_per_file: int = 100,
-                  compression: str | None = "bitshuffle-lz4", overwrite: bool = False,
-                  detector: str = "Dectris ARINA", count_time: float = 1e-3,
-                  pixel_size: float = 75e-6, wavelength_angstrom: float = 0.0197) -> str:
+def write_dectris(
+    master_path: str | os.PathLike,
+    data,
+    frames_per_file: int = 100,
+    compression: str | None = "bitshuffle-lz4",
+    overwrite: bool = False,
+    detector: str = "Dectris ARINA",
+    count_time: float = 1e-3,
+    pixel_size: float = 75e-6,
+    wavelength_angstrom: float = 0.0197,
+) -> str:
     """Write frames as a DECTRIS-style master file plus data files; returns the master's path.
 
     ``data`` is ``(*nav, h, w)``; frames are stored in flat navigation order,
@@ -349,12 +417,13 @@ def write_dectris(master_path: str | os.PathLike, data, frames_per_file: int = 1
                 entry.attrs["NX_class"] = "NXentry"
                 grp = entry.create_group("data")
                 grp.attrs["NX_class"] = "NXdata"
-                d = grp.create_dataset("data", shape=(hi - lo,) + sig, dtype=dtype,
-                                       chunks=(1,) + sig, **filt)
+                d = grp.create_dataset(
+                    "data", shape=(hi - lo,) + sig, dtype=dtype, chunks=(1,) + sig, **filt
+                )
                 step = max(1, (64 << 20) // max(1, math.prod(sig) * dtype.itemsize))
                 for i in range(lo, hi, step):
                     j = min(hi, i + step)
-                    d[i - lo:j - lo] = np.asarray(flat[i:j], dtype=dtype)
+                    d[i - lo : j - lo] = np.asarray(flat[i:j], dtype=dtype)
                 d.attrs["image_nr_low"] = np.int32(lo + 1)
                 d.attrs["image_nr_high"] = np.int32(hi)
     with atomic_output(master, overwrite=overwrite, suffix=".h5") as tmp:

@@ -11,6 +11,7 @@ part of this installation is skipped.
 order (DECTRIS before generic HDF5), then at its extension; the dataset's
 ``repr`` says what was found (``detected='content'`` or ``'extension .xyz'``).
 """
+
 from __future__ import annotations
 
 import importlib
@@ -67,13 +68,16 @@ def _module(entry: Kind, strict: bool = False):
         if e.name == f"udfwidgets.io.{entry.module}":
             return None  # this kind is not part of this installation
         if strict:
-            raise DataSetError(f"the {entry.kind!r} reader needs the {e.name} package, which is "
-                               f"not installed: {_EXTRA}") from None
+            raise DataSetError(
+                f"the {entry.kind!r} reader needs the {e.name} package, which is "
+                f"not installed: {_EXTRA}"
+            ) from None
         return None
     except ImportError as e:
         if strict:
-            raise DataSetError(f"the {entry.kind!r} reader cannot be imported ({e}): "
-                               f"{_EXTRA}") from None
+            raise DataSetError(
+                f"the {entry.kind!r} reader cannot be imported ({e}): {_EXTRA}"
+            ) from None
         return None
 
 
@@ -135,7 +139,9 @@ def detect(path) -> tuple[str, str]:
         first = os.fspath(path[0])
         if first.lower().endswith(".mib"):
             return "mib", "extension .mib (list of files)"
-        raise DataSetError(f"a list of files is read as one scan only for .mib files, got {first!r}")
+        raise DataSetError(
+            f"a list of files is read as one scan only for .mib files, got {first!r}"
+        )
     path = os.fspath(path)
     if any(c in os.path.basename(path) for c in "*?["):
         if path.lower().endswith(".mib"):
@@ -149,10 +155,13 @@ def detect(path) -> tuple[str, str]:
     if os.path.isdir(path):
         raise DataSetError(
             f"{path!r} is a folder that no reader recognises (only zarr stores are opened as "
-            "folders); give the path of a file inside it")
+            "folders); give the path of a file inside it"
+        )
     if os.path.getsize(path) == 0:
-        raise DataSetError(f"{path!r} is empty (0 bytes): the acquisition or the copy did not "
-                           "finish; copy the file again")
+        raise DataSetError(
+            f"{path!r} is empty (0 bytes): the acquisition or the copy did not "
+            "finish; copy the file again"
+        )
     lower = path.lower()
     for entry in REGISTRY:
         for ext in entry.extensions:
@@ -161,7 +170,8 @@ def detect(path) -> tuple[str, str]:
     raise DataSetError(
         f"cannot tell the format of {path!r}: no reader recognises its content or extension. "
         'Name the kind (ctx.load("mib", ...), ...); for a headerless file use ctx.load("raw", '
-        "path=..., nav_shape=..., sig_shape=..., dtype=...).")
+        "path=..., nav_shape=..., sig_shape=..., dtype=...)."
+    )
 
 
 def open_auto(**kwargs) -> DataSet:
@@ -177,7 +187,8 @@ def open_auto(**kwargs) -> DataSet:
             if lower and not lower.endswith(".npy") and os.path.isfile(path):
                 raise DataSetError(
                     f"cannot tell the layout of {str(path)!r}: for a raw file give nav_shape=, "
-                    "sig_shape= and dtype=; otherwise name the kind. (" + str(e) + ")") from None
+                    "sig_shape= and dtype=; otherwise name the kind. (" + str(e) + ")"
+                ) from None
             raise
     ds = dataset_class(kind)(**kwargs)
     ds.detected = how

@@ -1,4 +1,5 @@
 """A short description of a dataset for people: text and an HTML table (Jupyter)."""
+
 from __future__ import annotations
 
 import html
@@ -23,13 +24,15 @@ def format_bytes(n: int) -> str:
 
 
 def _rows(ds, n_workers: int = 1) -> list[tuple[str, str]]:
-    rows = [("type", type(ds).__name__),
-            ("shape", str(tuple(ds.shape))),
-            ("navigation", str(tuple(ds.shape.nav))),
-            ("signal", str(tuple(ds.shape.sig))),
-            ("dtype", str(ds.dtype)),
-            ("size", format_bytes(ds.nbytes)),
-            ("partitions", str(len(ds.partition_bounds(n_workers))))]
+    rows = [
+        ("type", type(ds).__name__),
+        ("shape", str(tuple(ds.shape))),
+        ("navigation", str(tuple(ds.shape.nav))),
+        ("signal", str(tuple(ds.shape.sig))),
+        ("dtype", str(ds.dtype)),
+        ("size", format_bytes(ds.nbytes)),
+        ("partitions", str(len(ds.partition_bounds(n_workers)))),
+    ]
     for attr in ("path", "sync_offset"):
         value = getattr(ds, attr, None)
         if value not in (None, 0):
@@ -47,8 +50,10 @@ def dataset_html(ds, n_workers: int = 1) -> str:
     >>> "<td>(2, 3)</td>" in dataset_html(MemoryDataSet(np.zeros((2, 3, 4, 4))))
     True
     """
-    body = "".join(f"<tr><th style='text-align:left'>{html.escape(k)}</th>"
-                   f"<td>{html.escape(v)}</td></tr>" for k, v in _rows(ds, n_workers))
+    body = "".join(
+        f"<tr><th style='text-align:left'>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>"
+        for k, v in _rows(ds, n_workers)
+    )
     return f"<table class='udfwidgets-dataset'>{body}</table>"
 
 
@@ -73,7 +78,9 @@ class DataSetDisplay:
 
     def __str__(self) -> str:
         ds = self.dataset
-        return (f"{type(ds).__name__}: nav {tuple(ds.shape.nav)}, sig {tuple(ds.shape.sig)}, "
-                f"{ds.dtype}, {format_bytes(ds.nbytes)}")
+        return (
+            f"{type(ds).__name__}: nav {tuple(ds.shape.nav)}, sig {tuple(ds.shape.sig)}, "
+            f"{ds.dtype}, {format_bytes(ds.nbytes)}"
+        )
 
     __repr__ = __str__

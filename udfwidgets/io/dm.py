@@ -17,6 +17,7 @@ names, lengths and type descriptions are big-endian, values in the header's
 byte order. Only the image data, its dimensions and the calibrations
 (scale, units) are read; other tags are not.
 """
+
 from __future__ import annotations
 
 import glob
@@ -34,14 +35,34 @@ from .shape import Shape
 
 __all__ = ["DMDataSet", "write_dm", "sniff", "read_tags"]
 
-_SIMPLE = {2: "i2", 3: "i4", 4: "u2", 5: "u4", 6: "f4", 7: "f8", 8: "u1", 9: "i1", 10: "u1",
-           11: "i8", 12: "u8"}
+_SIMPLE = {
+    2: "i2",
+    3: "i4",
+    4: "u2",
+    5: "u4",
+    6: "f4",
+    7: "f8",
+    8: "u1",
+    9: "i1",
+    10: "u1",
+    11: "i8",
+    12: "u8",
+}
 _CODE = {np.dtype(v): k for k, v in _SIMPLE.items() if k not in (8, 9)}
 _CODE[np.dtype("i1")] = 9
 #: Gatan's image DataType codes.
-_IMAGE_TYPE = {np.dtype("i2"): 1, np.dtype("f4"): 2, np.dtype("u1"): 6, np.dtype("i4"): 7,
-               np.dtype("i1"): 9, np.dtype("u2"): 10, np.dtype("u4"): 11, np.dtype("f8"): 12,
-               np.dtype("i8"): 13, np.dtype("u8"): 14}
+_IMAGE_TYPE = {
+    np.dtype("i2"): 1,
+    np.dtype("f4"): 2,
+    np.dtype("u1"): 6,
+    np.dtype("i4"): 7,
+    np.dtype("i1"): 9,
+    np.dtype("u2"): 10,
+    np.dtype("u4"): 11,
+    np.dtype("f8"): 12,
+    np.dtype("i8"): 13,
+    np.dtype("u8"): 14,
+}
 
 
 def sniff(path: str) -> bool:
@@ -89,11 +110,13 @@ class _Reader:
             raise DataSetError(f"{path!r} is too short for a DM header: truncated or not a DM file")
         self.version = struct.unpack(">I", head[:4])[0]
         if self.version not in (3, 4):
-            raise DataSetError(f"{path!r} is not a Gatan DM3/DM4 file (version field "
-                               f"{self.version}); check the file or open it with its real kind")
+            raise DataSetError(
+                f"{path!r} is not a Gatan DM3/DM4 file (version field "
+                f"{self.version}); check the file or open it with its real kind"
+            )
         self.isize = 8 if self.version == 4 else 4
         order_pos = 12 if self.version == 4 else 8
-        order = struct.unpack(">I", head[order_pos:order_pos + 4])[0]
+        order = struct.unpack(">I", head[order_pos : order_pos + 4])[0]
         self.bo = "<" if order == 1 else ">"
         f.seek(order_pos + 4)
         self.size = os.fstat(f.fileno()).st_size
@@ -108,7 +131,9 @@ class _Reader:
         self.f.read(2)  # sorted, open
         n = self._int()
         if n > 10**7:
-            raise DataSetError(f"{self.path!r}: a tag group claims {n} entries; the file is damaged")
+            raise DataSetError(
+                f"{self.path!r}: a tag group claims {n} entries; the file is damaged"
+            )
         out: dict = {}
         for i in range(n):
             kind = self.f.read(1)
@@ -139,8 +164,9 @@ class _Reader:
         if code in _SIMPLE:
             return self._simple(code)
         if code == 18:  # string: UTF-16 of info[1] characters
-            return self.f.read(2 * info[1]).decode("utf-16-le" if self.bo == "<" else "utf-16-be",
-                                                   "replace")
+            return self.f.read(2 * info[1]).decode(
+                "utf-16-le" if self.bo == "<" else "utf-16-be", "replace"
+            )
         if code == 15:  # struct
             nfields = info[2]
             return tuple(self._simple(info[4 + 2 * k]) for k in range(nfields))
@@ -158,7 +184,8 @@ class _Reader:
                 if offset + nbytes > self.size:
                     raise DataSetError(
                         f"{self.path!r} ends inside an array of {length} values: the file is "
-                        "truncated; copy it again")
+                        "truncated; copy it again"
+                    )
                 return _Array(offset, dt, length, text)
             if elem == 15:  # array of structs
                 nfields = info[3]
@@ -187,8 +214,10 @@ def read_tags(path: str) -> tuple[dict, str, int]:
         try:
             tree = r.group()
         except (EOFError, struct.error):
-            raise DataSetError(f"{path!r} ends inside its tag structure: the file is truncated "
-                               "or not a DM file; copy it again") from None
+            raise DataSetError(
+                f"{path!r} ends inside its tag structure: the file is truncated "
+                "or not a DM file; copy it again"
+            ) from None
     return tree, r.bo, r.version
 
 
@@ -200,8 +229,9 @@ def _largest_image(tree: dict, path: str):
         if isinstance(arr, _Array) and isinstance(dims, dict) and dims:
             images.append((arr.length, arr, [int(v) for v in dims.values()], data))
     if not images:
-        raise DataSetError(f"{path!r} holds no image data (ImageList/ImageData/Data); it is not "
-                           "a DM image file")
+        raise DataSetError(
+            f"{path!r} holds no image data (ImageList/ImageData/Data); it is not a DM image file"
+        )
     return max(images, key=lambda t: t[0])[1:]
 
 
@@ -243,13 +273,19 @@ class DMDataSet(FramesDataSet):
 
     kind = "dm"
 
-    def __init__(self, path, nav_shape: Sequence[int] | None = None, sync_offset: int = 0,
-                 num_partitions: int | None = None):
+    def __init__(
+        self,
+        path,
+        nav_shape: Sequence[int] | None = None,
+        sync_offset: int = 0,
+        num_partitions: int | None = None,
+    ):
         super().__init__(num_partitions)
         if isinstance(path, (list, tuple)):
             paths = [existing_file(p, "DM file") for p in path]
-        elif isinstance(path, (str, os.PathLike)) and any(c in os.path.basename(os.fspath(path))
-                                                          for c in "*?["):
+        elif isinstance(path, (str, os.PathLike)) and any(
+            c in os.path.basename(os.fspath(path)) for c in "*?["
+        ):
             paths = sorted(glob.glob(os.fspath(path)))
             if not paths:
                 raise DataSetError(f"no file matches {os.fspath(path)!r}")
@@ -257,32 +293,44 @@ class DMDataSet(FramesDataSet):
             paths = [existing_file(path, "DM file")]
         if not paths:
             raise DataSetError('ctx.load("dm", path=[]) got an empty list of files')
-        self.path = paths[0] if len(paths) == 1 else os.fspath(path) if not \
-            isinstance(path, (list, tuple)) else paths[0]
+        self.path = (
+            paths[0]
+            if len(paths) == 1
+            else os.fspath(path)
+            if not isinstance(path, (list, tuple))
+            else paths[0]
+        )
         segments, first = [], None
         for p in paths:
             tree, _, version = read_tags(p)
             arr, dims, data = _largest_image(tree, p)
             shape = tuple(reversed(dims))
             if int(np.prod(shape)) != arr.length:
-                raise DataSetError(f"{p!r}: Dimensions {dims} do not match the {arr.length} "
-                                   "values of its data; the file is damaged")
+                raise DataSetError(
+                    f"{p!r}: Dimensions {dims} do not match the {arr.length} "
+                    "values of its data; the file is damaged"
+                )
             if arr.offset + arr.length * arr.dtype.itemsize > os.path.getsize(p):
                 raise DataSetError(f"{p!r} is truncated: its image data end past the file")
             if len(paths) > 1:
                 if len(shape) != 2:
-                    raise DataSetError(f"{p!r} holds a {len(shape)}-D image; a stack of files "
-                                       "needs one 2-D frame per file")
+                    raise DataSetError(
+                        f"{p!r} holds a {len(shape)}-D image; a stack of files "
+                        "needs one 2-D frame per file"
+                    )
                 shape = (1,) + shape
             elif len(shape) not in (3, 4):
                 raise DataSetError(
                     f"{p!r} holds a {len(shape)}-D image; one file must hold 3-D or 4-D data "
-                    "(a stack of 2-D files is opened as a list or pattern of files)")
+                    "(a stack of 2-D files is opened as a list or pattern of files)"
+                )
             if first is None:
                 first = (arr.dtype, shape[-2:], data, version)
             elif (arr.dtype, shape[-2:]) != first[:2]:
-                raise DataSetError(f"{p!r} has frames of {shape[-2:]} {arr.dtype}, unlike "
-                                   f"{paths[0]!r} ({first[1]} {first[0]}); not one stack")
+                raise DataSetError(
+                    f"{p!r} has frames of {shape[-2:]} {arr.dtype}, unlike "
+                    f"{paths[0]!r} ({first[1]} {first[0]}); not one stack"
+                )
             segments.append(Segment(p, arr.offset, int(np.prod(shape[:-2]))))
         stored, sig, data, version = first
         self.dtype = stored.newbyteorder("=") if stored.byteorder not in ("=", "|") else stored
@@ -290,8 +338,9 @@ class DMDataSet(FramesDataSet):
             self.decode = _NativeOrder(self.dtype)
         self.files = FrameFiles(segments, stored, tuple(sig))
         file_nav = tuple(reversed(dims))[:2] if len(paths) == 1 and len(dims) == 4 else None
-        self.geometry = resolve(self.files.num_frames, nav_shape, sync_offset, file_nav,
-                                what=repr(self.path))
+        self.geometry = resolve(
+            self.files.num_frames, nav_shape, sync_offset, file_nav, what=repr(self.path)
+        )
         self.shape = Shape(self.geometry.nav_shape + tuple(sig), sig_dims=2)
         cal = _calibrations(data)
         self.metadata = {"format": f"Gatan DM{version}", "files": paths}
@@ -328,15 +377,23 @@ class _Writer:
         return self._named(21, name, b"%%%%" + info + np.asarray(value, dt).tobytes())
 
     def array_header(self, dtype, length: int) -> bytes:
-        return b"%%%%" + self._i(3) + self._i(20) + self._i(_CODE[np.dtype(dtype)]) + self._i(length)
+        return (
+            b"%%%%" + self._i(3) + self._i(20) + self._i(_CODE[np.dtype(dtype)]) + self._i(length)
+        )
 
     def string(self, name: str, text: str) -> bytes:
         vals = np.frombuffer(text.encode("utf-16-le"), "<u2")
         return self._named(21, name, self.array_header("u2", len(vals)) + vals.tobytes())
 
 
-def write_dm(path, data, overwrite: bool = False, version: int = 4,
-             pixel_size: float = 1.0, pixel_unit: str = "1/nm") -> None:
+def write_dm(
+    path,
+    data,
+    overwrite: bool = False,
+    version: int = 4,
+    pixel_size: float = 1.0,
+    pixel_unit: str = "1/nm",
+) -> None:
     """Write ``data`` (2-D to 4-D) as a little-endian DM4 (or DM3) file with one image.
 
     Dimensions are written fastest first (``reversed(data.shape)``), the
@@ -353,8 +410,10 @@ def write_dm(path, data, overwrite: bool = False, version: int = 4,
     data = np.asarray(data)
     dt = data.dtype.newbyteorder("=")
     if dt not in _IMAGE_TYPE or not 2 <= data.ndim <= 4:
-        raise ValueError(f"write_dm writes 2-D to 4-D arrays of {sorted(map(str, _IMAGE_TYPE))}, "
-                         f"got {data.ndim}-D {data.dtype}")
+        raise ValueError(
+            f"write_dm writes 2-D to 4-D arrays of {sorted(map(str, _IMAGE_TYPE))}, "
+            f"got {data.ndim}-D {data.dtype}"
+        )
     if version not in (3, 4):
         raise ValueError("version must be 3 or 4")
     w = _Writer(version)
@@ -363,8 +422,16 @@ def write_dm(path, data, overwrite: bool = False, version: int = 4,
     for k in range(data.ndim):
         scale = pixel_size if k < 2 else 1.0
         unit = pixel_unit if k < 2 else "nm"
-        cal.append(w.group("", [w.simple("Origin", 0.0, "f4"), w.simple("Scale", scale, "f4"),
-                                w.string("Units", unit)]))
+        cal.append(
+            w.group(
+                "",
+                [
+                    w.simple("Origin", 0.0, "f4"),
+                    w.simple("Scale", scale, "f4"),
+                    w.string("Units", unit),
+                ],
+            )
+        )
     arr = np.ascontiguousarray(data, dtype=dt.newbyteorder("<"))
     image_data_items_before = [w.group("Calibrations", [w.group("Dimension", cal)])]
     data_body_head = w.array_header(dt, arr.size)
@@ -372,8 +439,11 @@ def write_dm(path, data, overwrite: bool = False, version: int = 4,
     if version == 4:
         data_tag_head += w._i(len(data_body_head) + arr.nbytes)
     data_tag_head += data_body_head
-    after = [w.simple("DataType", _IMAGE_TYPE[dt], "i4"), w.group("Dimensions", dims),
-             w.simple("PixelDepth", dt.itemsize, "u4")]
+    after = [
+        w.simple("DataType", _IMAGE_TYPE[dt], "i4"),
+        w.group("Dimensions", dims),
+        w.simple("PixelDepth", dt.itemsize, "u4"),
+    ]
     before = b"".join(image_data_items_before)
     tail = b"".join(after)
     n_items = len(image_data_items_before) + 1 + len(after)
@@ -390,8 +460,14 @@ def write_dm(path, data, overwrite: bool = False, version: int = 4,
 
     image_data = group_head("ImageData", n_items, body_len)
     image_tags = w.group("ImageTags", [w.string("Source", "udfwidgets write_dm")])
-    entry_items_len = (len(image_data) + len(before) + len(data_tag_head) + arr.nbytes
-                       + len(tail) + len(image_tags))
+    entry_items_len = (
+        len(image_data)
+        + len(before)
+        + len(data_tag_head)
+        + arr.nbytes
+        + len(tail)
+        + len(image_tags)
+    )
     entry = group_head("", 2, 2 + isz + entry_items_len)
     image_list = group_head("ImageList", 1, 2 + isz + len(entry) + entry_items_len)
     root_items = b"\x01\x00" + w._i(1)
@@ -404,6 +480,6 @@ def write_dm(path, data, overwrite: bool = False, version: int = 4,
         flat = arr.reshape(-1)
         step = 1 << 22
         for a in range(0, flat.size, step):
-            f.write(flat[a:a + step].tobytes())
+            f.write(flat[a : a + step].tobytes())
         f.write(tail + image_tags)
         f.write(b"\x00" * 8)

@@ -8,6 +8,7 @@ little-endian ``float32`` frames of 130 rows x 128 columns: 128 rows of
 pixels followed by two rows of per-frame metadata, which are dropped (the
 reader's view skips them, nothing is copied).
 """
+
 from __future__ import annotations
 
 import os
@@ -54,10 +55,14 @@ def _parse_xml(path: str) -> tuple[str, tuple[int, int] | None, dict]:
         raise DataSetError(f"{path!r} is not a readable EMPAD .xml file: {e}") from None
     node = root.find(".//raw_file")
     if node is None or not node.get("filename"):
-        raise DataSetError(f"{path!r} names no raw file (<raw_file filename=...>): it is not an "
-                           "EMPAD acquisition description")
-    raw = os.path.join(os.path.dirname(os.path.abspath(path)),
-                       os.path.basename(node.get("filename").replace("\\", "/")))
+        raise DataSetError(
+            f"{path!r} names no raw file (<raw_file filename=...>): it is not an "
+            "EMPAD acquisition description"
+        )
+    raw = os.path.join(
+        os.path.dirname(os.path.abspath(path)),
+        os.path.basename(node.get("filename").replace("\\", "/")),
+    )
     nav = None
     meta: dict = {}
     for sp in root.iter("scan_parameters"):
@@ -107,8 +112,13 @@ class EMPADDataSet(FramesDataSet):
 
     kind = "empad"
 
-    def __init__(self, path, nav_shape: Sequence[int] | None = None, sync_offset: int = 0,
-                 num_partitions: int | None = None):
+    def __init__(
+        self,
+        path,
+        nav_shape: Sequence[int] | None = None,
+        sync_offset: int = 0,
+        num_partitions: int | None = None,
+    ):
         super().__init__(num_partitions)
         path = existing_file(path, "EMPAD .xml file")
         if path.lower().endswith(".raw"):
@@ -119,7 +129,8 @@ class EMPADDataSet(FramesDataSet):
             raise DataSetError(
                 f"{path!r} names the raw file {os.path.basename(raw)!r}, which is not next to "
                 f"it in {os.path.dirname(raw)!r}; copy the .raw file there (the .xml and the "
-                ".raw belong together)")
+                ".raw belong together)"
+            )
         self.raw_path = existing_file(raw, "EMPAD .raw file")
         n = whole_frames(self.raw_path, 0, _FRAME_BYTES)
         self.dtype = np.dtype(np.float32)
@@ -127,8 +138,13 @@ class EMPADDataSet(FramesDataSet):
         self.files = FrameFiles([Segment(self.raw_path, 0, n, _FRAME_BYTES)], "<f4", SIG_SHAPE)
         self.geometry = resolve(n, nav_shape, sync_offset, file_nav, what=repr(self.path))
         self.shape = Shape(self.geometry.nav_shape + SIG_SHAPE, sig_dims=2)
-        self.metadata = {"format": "EMPAD", "detector": "EMPAD", "scan_shape": file_nav,
-                         "raw_file": self.raw_path, **meta}
+        self.metadata = {
+            "format": "EMPAD",
+            "detector": "EMPAD",
+            "scan_shape": file_nav,
+            "raw_file": self.raw_path,
+            **meta,
+        }
 
     @staticmethod
     def _xml_for(raw: str) -> str:
@@ -145,8 +161,12 @@ class EMPADDataSet(FramesDataSet):
         if len(found) != 1:
             raise DataSetError(
                 f"{raw!r} is an EMPAD .raw file; open its .xml description instead "
-                + ("(none next to it names this file: copy the .xml too)" if not found
-                   else f"({len(found)} .xml files name it: choose one)"))
+                + (
+                    "(none next to it names this file: copy the .xml too)"
+                    if not found
+                    else f"({len(found)} .xml files name it: choose one)"
+                )
+            )
         return found[0]
 
 
@@ -166,8 +186,10 @@ def write_empad(path_xml, data, overwrite: bool = False) -> None:
     """
     data = np.asarray(data)
     if data.ndim not in (3, 4) or data.shape[-2:] != SIG_SHAPE:
-        raise ValueError(f"EMPAD frames are 128 x 128: data must be (ny, nx, 128, 128) or "
-                         f"(n, 128, 128), got {data.shape}")
+        raise ValueError(
+            f"EMPAD frames are 128 x 128: data must be (ny, nx, 128, 128) or "
+            f"(n, 128, 128), got {data.shape}"
+        )
     ny, nx = data.shape[:2] if data.ndim == 4 else (1, data.shape[0])
     path_xml = os.fspath(path_xml)
     raw_path = os.path.splitext(path_xml)[0] + ".raw"
@@ -188,6 +210,7 @@ def write_empad(path_xml, data, overwrite: bool = False) -> None:
         '  <scan_parameters mode="acquire">\n'
         f"    <scan_resolution_x>{nx}</scan_resolution_x>\n"
         f"    <scan_resolution_y>{ny}</scan_resolution_y>\n"
-        "  </scan_parameters>\n</root>\n")
+        "  </scan_parameters>\n</root>\n"
+    )
     with atomic_output(path_xml, overwrite=overwrite) as tmp, open(tmp, "w") as f:
         f.write(xml)

@@ -1,4 +1,5 @@
 """File-backed datasets read through memory maps: ``.npy`` and raw binary."""
+
 from __future__ import annotations
 
 import bisect
@@ -12,14 +13,23 @@ from typing import Callable
 
 import numpy as np
 
-from .dataset import (DataSet, DataSetError, Partition, as_shape_tuple, check_sig_dims,
-                      existing_file)
+from .dataset import DataSet, DataSetError, Partition, as_shape_tuple, check_sig_dims, existing_file
 from .geometry import ScanGeometry, resolve
 from .shape import Shape
 
-__all__ = ["NpyDataSet", "RawDataSet", "release_maps", "RELEASE_HOOKS", "file_map", "Segment",
-           "FrameFiles", "FramesDataSet", "GeometryPartition", "TruncatedFileWarning",
-           "whole_frames"]
+__all__ = [
+    "NpyDataSet",
+    "RawDataSet",
+    "release_maps",
+    "RELEASE_HOOKS",
+    "file_map",
+    "Segment",
+    "FrameFiles",
+    "FramesDataSet",
+    "GeometryPartition",
+    "TruncatedFileWarning",
+    "whole_frames",
+]
 
 #: Memory maps of whole files, kept per process (most recently used last).
 _MAPS: "OrderedDict[tuple, np.ndarray]" = OrderedDict()
@@ -59,8 +69,9 @@ def release_maps() -> int:
     return n
 
 
-def _frames_view(path: str, dtype: np.dtype, offset: int, frames: int, sig: tuple[int, ...],
-                 stride: int | None) -> np.ndarray:
+def _frames_view(
+    path: str, dtype: np.dtype, offset: int, frames: int, sig: tuple[int, ...], stride: int | None
+) -> np.ndarray:
     size = os.path.getsize(path)
     if stride is None and offset == 0 and size == frames * math.prod(sig) * dtype.itemsize:
         return np.memmap(path, dtype=dtype, mode="r", shape=(frames,) + sig).view(np.ndarray)
@@ -69,13 +80,24 @@ def _frames_view(path: str, dtype: np.dtype, offset: int, frames: int, sig: tupl
     for d in reversed(sig[1:]):
         inner.insert(0, inner[0] * d)
     frame_stride = stride if stride is not None else math.prod(sig) * dtype.itemsize
-    return np.ndarray(shape=(frames,) + sig, dtype=dtype, buffer=raw, offset=offset,
-                      strides=(frame_stride,) + tuple(inner))
+    return np.ndarray(
+        shape=(frames,) + sig,
+        dtype=dtype,
+        buffer=raw,
+        offset=offset,
+        strides=(frame_stride,) + tuple(inner),
+    )
 
 
-def file_map(path: str, dtype: np.dtype, offset: int, frames: int,
-             sig: tuple[int, ...], stride: int | None = None,
-             keep: bool | None = None) -> np.ndarray | None:
+def file_map(
+    path: str,
+    dtype: np.dtype,
+    offset: int,
+    frames: int,
+    sig: tuple[int, ...],
+    stride: int | None = None,
+    keep: bool | None = None,
+) -> np.ndarray | None:
     """A read-only map of a file's frames as a plain ndarray, reused between runs.
 
     ``stride`` is the distance in bytes from one frame to the next (frame
@@ -166,8 +188,11 @@ class FrameFiles:
         >>> ff.with_paths(lambda p: p.replace("/a", "/b")).segments[0].path
         '/b/x.mib'
         """
-        return FrameFiles([dataclasses.replace(s, path=map_path(s.path)) for s in self.segments],
-                          self.stored_dtype, self.stored_shape)
+        return FrameFiles(
+            [dataclasses.replace(s, path=map_path(s.path)) for s in self.segments],
+            self.stored_dtype,
+            self.stored_shape,
+        )
 
     def __getstate__(self):
         state = dict(self.__dict__)
@@ -178,11 +203,19 @@ class FrameFiles:
         mm = self._maps.get(i)
         if mm is None:
             s = self.segments[i]
-            mm = file_map(s.path, self.stored_dtype, s.offset, s.frames, self.stored_shape,
-                          s.stride)
+            mm = file_map(
+                s.path, self.stored_dtype, s.offset, s.frames, self.stored_shape, s.stride
+            )
             if mm is None:
-                mm = file_map(s.path, self.stored_dtype, s.offset, s.frames,
-                              self.stored_shape, s.stride, keep=False)
+                mm = file_map(
+                    s.path,
+                    self.stored_dtype,
+                    s.offset,
+                    s.frames,
+                    self.stored_shape,
+                    s.stride,
+                    keep=False,
+                )
             self._maps[i] = mm
         return mm
 
@@ -195,7 +228,7 @@ class FrameFiles:
         i = bisect.bisect_right(self.starts, lo) - 1
         if hi <= self.starts[i + 1]:
             a = lo - self.starts[i]
-            return self._map(i)[a: a + (hi - lo)]
+            return self._map(i)[a : a + (hi - lo)]
         pieces = []
         while lo < hi:
             a, b = lo - self.starts[i], min(hi, self.starts[i + 1]) - self.starts[i]
@@ -226,8 +259,18 @@ class GeometryPartition(Partition):
     are returned as they are.
     """
 
-    def __init__(self, shape, dtype, start, stop, index, *, files: FrameFiles,
-                 geometry: ScanGeometry, decode: Callable | None = None):
+    def __init__(
+        self,
+        shape,
+        dtype,
+        start,
+        stop,
+        index,
+        *,
+        files: FrameFiles,
+        geometry: ScanGeometry,
+        decode: Callable | None = None,
+    ):
         super().__init__(shape, dtype, start, stop, index)
         self.files = files
         self.geometry = geometry
@@ -268,8 +311,16 @@ class FramesDataSet(DataSet):
     decode: Callable | None = None
 
     def _make_partition(self, start, stop, index):
-        return GeometryPartition(self.shape, self.dtype, start, stop, index, files=self.files,
-                                 geometry=self.geometry, decode=self.decode)
+        return GeometryPartition(
+            self.shape,
+            self.dtype,
+            start,
+            stop,
+            index,
+            files=self.files,
+            geometry=self.geometry,
+            decode=self.decode,
+        )
 
     def _repr_items(self) -> dict:
         items = {}
@@ -301,7 +352,8 @@ def whole_frames(path: str, offset: int, stride: int, frame_bytes: int | None = 
     if size < frame_bytes:
         raise DataSetError(
             f"{path!r} has {max(size, 0)} bytes of frame data, less than one frame "
-            f"({frame_bytes} bytes): the file is truncated or not of this format")
+            f"({frame_bytes} bytes): the file is truncated or not of this format"
+        )
     n = (size - frame_bytes) // stride + 1
     rest = size - ((n - 1) * stride + frame_bytes)
     if rest and rest != stride - frame_bytes:
@@ -309,7 +361,10 @@ def whole_frames(path: str, offset: int, stride: int, frame_bytes: int | None = 
         warnings.warn(
             f"{path!r} ends inside frame {n} (file frame index, 0-based): {rest} bytes of a "
             f"{stride}-byte frame are there; it is not read. The file is truncated (an "
-            "interrupted acquisition or copy).", TruncatedFileWarning, stacklevel=3)
+            "interrupted acquisition or copy).",
+            TruncatedFileWarning,
+            stacklevel=3,
+        )
     return int(n)
 
 
@@ -334,8 +389,9 @@ def check_kwargs(kind: str, kwargs: dict, allowed=()) -> None:
     """Refuse parameters a kind does not take, naming the ones it does."""
     unknown = set(kwargs) - set(allowed)
     if unknown:
-        raise DataSetError(f"unknown parameter(s) {', '.join(sorted(unknown))} for "
-                           f"ctx.load({kind!r}, ...)")
+        raise DataSetError(
+            f"unknown parameter(s) {', '.join(sorted(unknown))} for ctx.load({kind!r}, ...)"
+        )
 
 
 class NpyDataSet(FramesDataSet):
@@ -369,8 +425,14 @@ class NpyDataSet(FramesDataSet):
 
     kind = "npy"
 
-    def __init__(self, path, sig_dims: int = 2, nav_shape=None, sync_offset: int = 0,
-                 num_partitions: int | None = None):
+    def __init__(
+        self,
+        path,
+        sig_dims: int = 2,
+        nav_shape=None,
+        sync_offset: int = 0,
+        num_partitions: int | None = None,
+    ):
         super().__init__(num_partitions)
         self.path = existing_file(path)
         try:
@@ -378,23 +440,31 @@ class NpyDataSet(FramesDataSet):
         except Exception as e:
             raise DataSetError(f"{self.path!r} is not a readable .npy file: {e}") from e
         if not isinstance(arr, np.memmap):
-            raise DataSetError(f"{self.path!r} cannot be memory-mapped (object arrays are not supported)")
+            raise DataSetError(
+                f"{self.path!r} cannot be memory-mapped (object arrays are not supported)"
+            )
         if arr.ndim > 1 and arr.flags.f_contiguous and not arr.flags.c_contiguous:
-            raise DataSetError(f"{self.path!r} is stored in Fortran order; save it in C order "
-                               "(np.save(path, np.ascontiguousarray(a)))")
+            raise DataSetError(
+                f"{self.path!r} is stored in Fortran order; save it in C order "
+                "(np.save(path, np.ascontiguousarray(a)))"
+            )
         if arr.dtype.kind not in "biufc":
-            raise DataSetError(f"{self.path!r} holds dtype {arr.dtype}, not numbers: detector "
-                               "data must be bool, integer, float or complex")
+            raise DataSetError(
+                f"{self.path!r} holds dtype {arr.dtype}, not numbers: detector "
+                "data must be bool, integer, float or complex"
+            )
         check_sig_dims(arr.ndim, sig_dims)
         file_shape = Shape(arr.shape, sig_dims=sig_dims)
         self.dtype = arr.dtype
         self.offset = int(arr.offset)
         sig = tuple(file_shape.sig)
-        self.geometry = resolve(file_shape.nav.size, nav_shape, sync_offset,
-                                tuple(file_shape.nav), what=repr(self.path))
+        self.geometry = resolve(
+            file_shape.nav.size, nav_shape, sync_offset, tuple(file_shape.nav), what=repr(self.path)
+        )
         self.shape = Shape(self.geometry.nav_shape + sig, sig_dims=sig_dims)
-        self.files = FrameFiles([Segment(self.path, self.offset, file_shape.nav.size)],
-                                self.dtype, sig)
+        self.files = FrameFiles(
+            [Segment(self.path, self.offset, file_shape.nav.size)], self.dtype, sig
+        )
         del arr
 
 
@@ -434,13 +504,22 @@ class RawDataSet(FramesDataSet):
 
     kind = "raw"
 
-    def __init__(self, path, nav_shape=None, sig_shape=None, dtype=None, sync_offset: int = 0,
-                 num_partitions: int | None = None):
+    def __init__(
+        self,
+        path,
+        nav_shape=None,
+        sig_shape=None,
+        dtype=None,
+        sync_offset: int = 0,
+        num_partitions: int | None = None,
+    ):
         super().__init__(num_partitions)
         self.path = existing_file(path)
         if sig_shape is None or dtype is None:
-            raise DataSetError(f"a raw file has no header: give sig_shape= and dtype= for "
-                               f"{self.path!r} (and nav_shape= for the scan shape)")
+            raise DataSetError(
+                f"a raw file has no header: give sig_shape= and dtype= for "
+                f"{self.path!r} (and nav_shape= for the scan shape)"
+            )
         sig_shape = as_shape_tuple(sig_shape, "sig_shape")
         if nav_shape is not None:
             nav_shape = as_shape_tuple(nav_shape, "nav_shape")
@@ -454,8 +533,10 @@ class RawDataSet(FramesDataSet):
         if stored.hasobject:
             raise DataSetError("raw files cannot hold dtype object")
         if stored.kind not in "biufc":
-            raise DataSetError(f"dtype={dtype!r} is not a numeric dtype: raw detector data must be "
-                               "bool, integer, float or complex (e.g. dtype='uint16')")
+            raise DataSetError(
+                f"dtype={dtype!r} is not a numeric dtype: raw detector data must be "
+                "bool, integer, float or complex (e.g. dtype='uint16')"
+            )
         self.dtype = stored.newbyteorder("=") if stored.byteorder not in ("=", "|") else stored
         if self.dtype != stored:
             self.decode = _NativeOrder(self.dtype)
@@ -467,7 +548,8 @@ class RawDataSet(FramesDataSet):
                 f"{self.path!r} has {size} bytes, not a whole number of frames of "
                 f"sig_shape={sig_shape} x dtype={stored} ({frame_bytes} bytes each; "
                 f"{size // frame_bytes} whole frames and {size % frame_bytes} bytes more). "
-                "Check sig_shape and dtype.")
+                "Check sig_shape and dtype."
+            )
         file_frames = size // frame_bytes
         self.geometry = resolve(file_frames, nav_shape, sync_offset, what=repr(self.path))
         self.shape = Shape(self.geometry.nav_shape + sig_shape, sig_dims=len(sig_shape))

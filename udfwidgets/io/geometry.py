@@ -18,6 +18,7 @@ Every dataset kind uses :func:`resolve` once when it opens and
 :meth:`ScanGeometry.read` / :meth:`ScanGeometry.take` in its partitions, so the
 rule is written once.
 """
+
 from __future__ import annotations
 
 import math
@@ -107,8 +108,14 @@ class ScanGeometry:
         after = (stop - start) - before - (hi - lo)
         return lo, hi, before, after
 
-    def read(self, read_file: Callable[[int, int], np.ndarray], start: int, stop: int,
-             sig: Sequence[int], dtype) -> np.ndarray:
+    def read(
+        self,
+        read_file: Callable[[int, int], np.ndarray],
+        start: int,
+        stop: int,
+        sig: Sequence[int],
+        dtype,
+    ) -> np.ndarray:
         """Navigation frames ``[start, stop)`` as ``(n, *sig)``.
 
         ``read_file(lo, hi)`` returns file frames ``[lo, hi)``; it is called
@@ -128,11 +135,16 @@ class ScanGeometry:
             return read_file(lo, hi)
         out = np.zeros((stop - start,) + tuple(sig), dtype=dtype)
         if hi > lo:
-            out[before: before + (hi - lo)] = read_file(lo, hi)
+            out[before : before + (hi - lo)] = read_file(lo, hi)
         return out
 
-    def take(self, take_file: Callable[[np.ndarray], np.ndarray], indices: np.ndarray,
-             sig: Sequence[int], dtype) -> np.ndarray:
+    def take(
+        self,
+        take_file: Callable[[np.ndarray], np.ndarray],
+        indices: np.ndarray,
+        sig: Sequence[int],
+        dtype,
+    ) -> np.ndarray:
         """Navigation frames at ascending ``indices`` as ``(len(indices), *sig)``.
 
         ``take_file(file_indices)`` returns the file frames at ascending
@@ -157,9 +169,13 @@ class ScanGeometry:
         return out
 
 
-def resolve(file_frames: int, nav_shape: Sequence[int] | int | None = None,
-            sync_offset: int = 0, file_nav_shape: Sequence[int] | None = None,
-            what: str = "the data") -> ScanGeometry:
+def resolve(
+    file_frames: int,
+    nav_shape: Sequence[int] | int | None = None,
+    sync_offset: int = 0,
+    file_nav_shape: Sequence[int] | None = None,
+    what: str = "the data",
+) -> ScanGeometry:
     """Check ``nav_shape`` and ``sync_offset`` against a file of ``file_frames`` frames.
 
     Parameters
@@ -209,7 +225,8 @@ def resolve(file_frames: int, nav_shape: Sequence[int] | int | None = None,
         raise DataSetError(
             f"sync_offset={sync_offset} leaves no frame of {what} in the scan: it must lie "
             f"between {-(file_frames - 1)} and {file_frames - 1} ({what} holds {file_frames} "
-            "frames)")
+            "frames)"
+        )
     geometry = ScanGeometry(nav, file_frames, sync_offset)
     missing = geometry.missing
     if missing:
@@ -217,5 +234,8 @@ def resolve(file_frames: int, nav_shape: Sequence[int] | int | None = None,
             f"{what} holds {file_frames} frames; nav_shape={nav} with sync_offset={sync_offset} "
             f"needs file frames {sync_offset} to {sync_offset + geometry.num_frames - 1}, so "
             f"{missing} of {geometry.num_frames} scan positions have no frame and read as zeros. "
-            "Check nav_shape and sync_offset.", MissingFramesWarning, stacklevel=3)
+            "Check nav_shape and sync_offset.",
+            MissingFramesWarning,
+            stacklevel=3,
+        )
     return geometry

@@ -22,6 +22,7 @@ h5py objects are never pickled: datasets and partitions carry the path and
 parameters only. ``hdf5plugin`` is imported before any read, so the
 bitshuffle, LZ4, Zstd and Blosc filters are available where it is installed.
 """
+
 from __future__ import annotations
 
 import math
@@ -64,9 +65,21 @@ COMPRESSIONS = (None, "gzip", "lzf", "bitshuffle-lz4", "lz4", "zstd", "blosc")
 #: file layouts of :func:`write_hdf5`
 LAYOUTS = ("plain", "emd", "hspy", "nexus", "ncem")
 #: known filter ids -> names (HDF5's own and hdf5plugin's)
-FILTER_NAMES = {1: "gzip", 2: "shuffle", 3: "fletcher32", 4: "szip", 5: "nbit", 6: "scaleoffset",
-                32000: "lzf", 32001: "blosc", 32004: "lz4", 32008: "bitshuffle", 32015: "zstd",
-                32026: "blosc2", 307: "bzip2"}
+FILTER_NAMES = {
+    1: "gzip",
+    2: "shuffle",
+    3: "fletcher32",
+    4: "szip",
+    5: "nbit",
+    6: "scaleoffset",
+    32000: "lzf",
+    32001: "blosc",
+    32004: "lz4",
+    32008: "bitshuffle",
+    32015: "zstd",
+    32026: "blosc2",
+    307: "bzip2",
+}
 _HDF5PLUGIN_FILTERS = {32001, 32004, 32008, 32015, 32026, 307}
 
 _LOCK = threading.RLock()
@@ -110,13 +123,17 @@ def checked_file(path, what: str = "HDF5 file") -> str:
     if not os.path.exists(path):
         raise DataSetError(f"no such file: {path!r}")
     if os.path.isdir(path):
-        raise DataSetError(f"{path!r} is a folder, not an {what}: give the file's path "
-                           "(a zarr store folder opens with ctx.load('zarr', path=...))")
+        raise DataSetError(
+            f"{path!r} is a folder, not an {what}: give the file's path "
+            "(a zarr store folder opens with ctx.load('zarr', path=...))"
+        )
     if not os.path.isfile(path):
         raise DataSetError(f"{path!r} is not a regular file")
     if os.path.getsize(path) == 0:
-        raise DataSetError(f"{path!r} is empty (0 bytes): the acquisition or copy did not "
-                           "finish; copy the file again")
+        raise DataSetError(
+            f"{path!r} is empty (0 bytes): the acquisition or copy did not "
+            "finish; copy the file again"
+        )
     return path
 
 
@@ -159,13 +176,17 @@ def open_file(path: str):
 def _open_error(path: str, e: Exception) -> str:
     msg = str(e)
     if "truncated" in msg:
-        return (f"{path!r} is truncated or damaged ({msg}); the write or copy did not finish: "
-                "copy the file again")
+        return (
+            f"{path!r} is truncated or damaged ({msg}); the write or copy did not finish: "
+            "copy the file again"
+        )
     if "signature" in msg:
         with open(path, "rb") as fh:
             head = fh.read(8)
-        return (f"{path!r} is not an HDF5 file (it starts with {head!r}, not the HDF5 "
-                "signature); open it with its own kind, or ctx.load('auto', path=...)")
+        return (
+            f"{path!r} is not an HDF5 file (it starts with {head!r}, not the HDF5 "
+            "signature); open it with its own kind, or ctx.load('auto', path=...)"
+        )
     return f"HDF5 cannot open {path!r}: {msg}"
 
 
@@ -219,8 +240,9 @@ def filters_of(dset) -> list[tuple[int, str, tuple]]:
     out = []
     for i in range(plist.get_nfilters()):
         fid, _flags, values, name = plist.get_filter(i)
-        out.append((int(fid), FILTER_NAMES.get(int(fid), _text(name) or f"filter {fid}"),
-                    tuple(values)))
+        out.append(
+            (int(fid), FILTER_NAMES.get(int(fid), _text(name) or f"filter {fid}"), tuple(values))
+        )
     return out
 
 
@@ -252,7 +274,8 @@ def check_filters(dset, path: str, ds_path: str) -> None:
             f"{path!r}: the dataset {ds_path!r} is compressed with {names}, which is not "
             "installed here. Install hdf5plugin (pip install hdf5plugin, or "
             f"{INSTALL_HINT}), which provides the bitshuffle, LZ4, Zstd and Blosc filters, "
-            "in every environment that reads the file")
+            "in every environment that reads the file"
+        )
 
 
 # --- finding the dataset -------------------------------------------------------------------
@@ -287,6 +310,7 @@ def _emd_groups(f) -> list[str]:
             t = obj.attrs.get("emd_group_type")
             if t is not None and _text(t) in ("1", "array") and "data" in obj:
                 found.append("/" + name)
+
     f.visititems(visit)
     return found
 
@@ -300,11 +324,13 @@ def _layout_datasets(f, layout: str) -> list[str]:
             if isinstance(g, h5py.Group) and isinstance(g.get("data"), h5py.Dataset):
                 out.append(g["data"].name)
     elif layout == "nexus":
+
         def visit(name, obj):
             if isinstance(obj, h5py.Group) and _text(obj.attrs.get("NX_class", "")) == "NXdata":
                 sig = _text(obj.attrs.get("signal", "data"))
                 if isinstance(obj.get(sig), h5py.Dataset):
                     out.append(obj[sig].name)
+
         f.visititems(visit)
     elif layout in ("emd", "ncem"):
         out = [g.rstrip("/") + "/data" for g in _emd_groups(f)]
@@ -325,9 +351,14 @@ def find_datasets(f) -> list[tuple[str, tuple, np.dtype]]:
     found = []
 
     def visit(name, obj):
-        if isinstance(obj, h5py.Dataset) and 3 <= obj.ndim <= 5 and obj.dtype.kind in "uifcb" \
-                and obj.size > 0:
+        if (
+            isinstance(obj, h5py.Dataset)
+            and 3 <= obj.ndim <= 5
+            and obj.dtype.kind in "uifcb"
+            and obj.size > 0
+        ):
             found.append(("/" + name, tuple(obj.shape), obj.dtype))
+
     f.visititems(visit)
     return found
 
@@ -342,18 +373,23 @@ def choose_dataset(f, path: str, layout: str) -> str:
     if not pool:
         entry = f.get("/entry/data")
         if entry is not None and entry.get("data_000001", getlink=True) is not None:
-            raise DataSetError(f"{path!r} is a DECTRIS master file (its frames are in linked "
-                               "data files): open it with ctx.load('dectris', path=...)")
+            raise DataSetError(
+                f"{path!r} is a DECTRIS master file (its frames are in linked "
+                "data files): open it with ctx.load('dectris', path=...)"
+            )
         raise DataSetError(
             f"{path!r} holds no dataset of 3 to 5 dimensions (a scan of frames); "
-            f"its datasets: {_listing(f) or 'none'}. Give ds_path= for the scan's dataset")
+            f"its datasets: {_listing(f) or 'none'}. Give ds_path= for the scan's dataset"
+        )
     largest = max(math.prod(s) * d.itemsize for _, s, d in pool)
     big = [c for c in pool if math.prod(c[1]) * c[2].itemsize * 4 >= largest]
     if len(big) == 1:
         return big[0][0]
     listing = "; ".join(f"{p} {s} {d}" for p, s, d in pool)
-    raise DataSetError(f"{path!r} holds several datasets that could be the scan: {listing}. "
-                       "Choose one with ds_path=")
+    raise DataSetError(
+        f"{path!r} holds several datasets that could be the scan: {listing}. "
+        "Choose one with ds_path="
+    )
 
 
 def _listing(f, limit: int = 12) -> str:
@@ -363,6 +399,7 @@ def _listing(f, limit: int = 12) -> str:
     def visit(name, obj):
         if isinstance(obj, h5py.Dataset) and len(names) < limit:
             names.append(f"/{name} {tuple(obj.shape)}")
+
     f.visititems(visit)
     return "; ".join(names)
 
@@ -422,7 +459,7 @@ def read_metadata(f, ds_path: str, layout: str, nav_dims: int) -> dict:
             if axes is not None:
                 names = [_text(a) for a in np.atleast_1d(axes)]
                 steps, units = [], []
-                for name in names[:dset.ndim]:
+                for name in names[: dset.ndim]:
                     d = group.get(name)
                     if isinstance(d, h5py.Dataset):
                         steps.append(_vector_step(d))
@@ -450,16 +487,19 @@ def _dataset(path: str, ds_path: str):
     try:
         return f[ds_path]
     except KeyError:
-        raise DataSetError(f"{path!r} has no dataset {ds_path!r}; its datasets: "
-                           f"{_listing(f)}") from None
+        raise DataSetError(
+            f"{path!r} has no dataset {ds_path!r}; its datasets: {_listing(f)}"
+        ) from None
 
 
 def _read_error(path: str, ds_path: str, e: Exception) -> DataSetError:
     msg = str(e)
     hint = ""
     if "filter" in msg or "plugin" in msg:
-        hint = (" A compression filter is missing in this process: install hdf5plugin "
-                f"({INSTALL_HINT}) where the workers run.")
+        hint = (
+            " A compression filter is missing in this process: install hdf5plugin "
+            f"({INSTALL_HINT}) where the workers run."
+        )
     return DataSetError(f"reading {ds_path!r} of {path!r} failed: {msg}.{hint}")
 
 
@@ -484,8 +524,9 @@ class H5MapPartition(Partition):
             n = self.geometry.file_frames
             mm = file_map(self.path, self.dtype, self.offset, n, sig)
             if mm is None:  # large file in the user's process: a map dropped by close()
-                mm = np.memmap(self.path, dtype=self.dtype, mode="r", offset=self.offset,
-                               shape=(n,) + sig).view(np.ndarray)
+                mm = np.memmap(
+                    self.path, dtype=self.dtype, mode="r", offset=self.offset, shape=(n,) + sig
+                ).view(np.ndarray)
             self._mm = mm
         return self._mm
 
@@ -494,8 +535,7 @@ class H5MapPartition(Partition):
 
     def read(self, start: int, stop: int) -> np.ndarray:
         mm = self._map()
-        return self.geometry.read(lambda lo, hi: mm[lo:hi], start, stop, self.shape.sig,
-                                  self.dtype)
+        return self.geometry.read(lambda lo, hi: mm[lo:hi], start, stop, self.shape.sig, self.dtype)
 
     def take(self, indices: np.ndarray) -> np.ndarray:
         mm = self._map()
@@ -505,8 +545,9 @@ class H5MapPartition(Partition):
 class H5Partition(Partition):
     """Frames of a chunked HDF5 dataset, read chunk-aligned in the worker that reads them."""
 
-    def __init__(self, shape, dtype, start, stop, index, *, path, ds_path, geometry,
-                 file_nav, nav_chunks):
+    def __init__(
+        self, shape, dtype, start, stop, index, *, path, ds_path, geometry, file_nav, nav_chunks
+    ):
         super().__init__(shape, dtype, start, stop, index)
         self.path = path
         self.ds_path = ds_path
@@ -520,19 +561,27 @@ class H5Partition(Partition):
 
         def read_block(slices, out):
             dset.read_direct(out, source_sel=tuple(slices) + tail)
+
         return read_block
 
     def _read_file(self, lo: int, hi: int) -> np.ndarray:
         try:
-            return read_flat(self._block_reader(), lo, hi, self.file_nav, self.shape.sig,
-                             self.dtype)
+            return read_flat(
+                self._block_reader(), lo, hi, self.file_nav, self.shape.sig, self.dtype
+            )
         except OSError as e:
             raise _read_error(self.path, self.ds_path, e) from None
 
     def _take_file(self, file_idx: np.ndarray) -> np.ndarray:
         try:
-            return take_by_chunk(self._block_reader(), file_idx, self.file_nav, self.nav_chunks,
-                                 self.shape.sig, self.dtype)
+            return take_by_chunk(
+                self._block_reader(),
+                file_idx,
+                self.file_nav,
+                self.nav_chunks,
+                self.shape.sig,
+                self.dtype,
+            )
         except OSError as e:
             raise _read_error(self.path, self.ds_path, e) from None
 
@@ -587,9 +636,15 @@ class HDF5DataSet(DataSet):
 
     kind = "hdf5"
 
-    def __init__(self, path, ds_path: str | None = None, sig_dims: int = 2,
-                 nav_shape: Sequence[int] | None = None, sync_offset: int = 0,
-                 num_partitions: int | None = None):
+    def __init__(
+        self,
+        path,
+        ds_path: str | None = None,
+        sig_dims: int = 2,
+        nav_shape: Sequence[int] | None = None,
+        sync_offset: int = 0,
+        num_partitions: int | None = None,
+    ):
         super().__init__(num_partitions)
         self.path = checked_file(path)
         f = open_file(self.path)
@@ -600,36 +655,50 @@ class HDF5DataSet(DataSet):
         dset = _dataset(self.path, ds_path)
         h5py = h5py_module()
         if not isinstance(dset, h5py.Dataset):
-            raise DataSetError(f"{ds_path!r} in {self.path!r} is a group, not a dataset; "
-                               f"its datasets: {_listing(f)}")
+            raise DataSetError(
+                f"{ds_path!r} in {self.path!r} is a group, not a dataset; "
+                f"its datasets: {_listing(f)}"
+            )
         if dset.dtype.kind not in "uifcb":
-            raise DataSetError(f"{ds_path!r} in {self.path!r} has dtype {dset.dtype}; "
-                               "a scan needs a numeric dtype")
+            raise DataSetError(
+                f"{ds_path!r} in {self.path!r} has dtype {dset.dtype}; a scan needs a numeric dtype"
+            )
         if not 3 <= dset.ndim <= 5:
             raise DataSetError(
                 f"{ds_path!r} in {self.path!r} has shape {dset.shape}: a scan needs 3 to 5 "
-                "dimensions (1 to 3 navigation dimensions, then the frame)")
+                "dimensions (1 to 3 navigation dimensions, then the frame)"
+            )
         check_sig_dims(dset.ndim, sig_dims)
         check_filters(dset, self.path, ds_path)
         self.ds_path = ds_path
         self.sig_dims = sig_dims
         self.dtype = dset.dtype
-        self.file_nav = tuple(dset.shape[:dset.ndim - sig_dims])
-        sig = tuple(dset.shape[dset.ndim - sig_dims:])
+        self.file_nav = tuple(dset.shape[: dset.ndim - sig_dims])
+        sig = tuple(dset.shape[dset.ndim - sig_dims :])
         self.chunks = tuple(dset.chunks) if dset.chunks is not None else None
-        self.nav_chunks = self.chunks[:len(self.file_nav)] if self.chunks else None
+        self.nav_chunks = self.chunks[: len(self.file_nav)] if self.chunks else None
         self.filters = filters_of(dset)
         self.compression = compression_name(self.filters)
         offset = None
         if self.chunks is None and not self.filters and dset.external is None:
             offset = dset.id.get_offset()
         self.offset = None if offset is None else int(offset)
-        self.geometry = resolve(math.prod(self.file_nav), nav_shape, sync_offset,
-                                file_nav_shape=self.file_nav, what=repr(self.path))
+        self.geometry = resolve(
+            math.prod(self.file_nav),
+            nav_shape,
+            sync_offset,
+            file_nav_shape=self.file_nav,
+            what=repr(self.path),
+        )
         self.sync_offset = self.geometry.sync_offset
         self.shape = Shape(self.geometry.nav_shape + sig, sig_dims=sig_dims)
-        self.metadata = {"format": self.layout, "ds_path": ds_path, "chunks": self.chunks,
-                         "compression": self.compression, "file_nav_shape": self.file_nav}
+        self.metadata = {
+            "format": self.layout,
+            "ds_path": ds_path,
+            "chunks": self.chunks,
+            "compression": self.compression,
+            "file_nav_shape": self.file_nav,
+        }
         self.metadata.update(read_metadata(f, ds_path, self.layout, len(self.file_nav)))
 
     @property
@@ -640,22 +709,51 @@ class HDF5DataSet(DataSet):
         """Partitions of whole chunk rows (see :func:`~udfwidgets.io.chunked.aligned_bounds`)."""
         if self.offset is not None:
             return super().partition_bounds(num_workers)
-        return aligned_bounds(self.shape.nav.size, self.geometry.file_frames, self.sync_offset,
-                              chunk_row_frames(self.file_nav, self.nav_chunks), self.frame_bytes,
-                              num_workers, self.num_partitions, rereads_cost=bool(self.filters))
+        return aligned_bounds(
+            self.shape.nav.size,
+            self.geometry.file_frames,
+            self.sync_offset,
+            chunk_row_frames(self.file_nav, self.nav_chunks),
+            self.frame_bytes,
+            num_workers,
+            self.num_partitions,
+            rereads_cost=bool(self.filters),
+        )
 
     def _make_partition(self, start, stop, index):
         if self.offset is not None:
-            return H5MapPartition(self.shape, self.dtype, start, stop, index, path=self.path,
-                                  offset=self.offset, geometry=self.geometry)
-        return H5Partition(self.shape, self.dtype, start, stop, index, path=self.path,
-                           ds_path=self.ds_path, geometry=self.geometry, file_nav=self.file_nav,
-                           nav_chunks=self.nav_chunks)
+            return H5MapPartition(
+                self.shape,
+                self.dtype,
+                start,
+                stop,
+                index,
+                path=self.path,
+                offset=self.offset,
+                geometry=self.geometry,
+            )
+        return H5Partition(
+            self.shape,
+            self.dtype,
+            start,
+            stop,
+            index,
+            path=self.path,
+            ds_path=self.ds_path,
+            geometry=self.geometry,
+            file_nav=self.file_nav,
+            nav_chunks=self.nav_chunks,
+        )
 
     def _repr_items(self) -> dict:
         items = {"ds_path": self.ds_path, "layout": self.layout}
-        items["chunks"] = self.chunks if self.chunks else "contiguous (memory-mapped)" \
-            if self.offset is not None else "contiguous"
+        items["chunks"] = (
+            self.chunks
+            if self.chunks
+            else "contiguous (memory-mapped)"
+            if self.offset is not None
+            else "contiguous"
+        )
         if self.compression:
             items["compression"] = self.compression
         return items
@@ -669,8 +767,9 @@ def _filter_kwargs(compression, compression_opts) -> dict:
     if compression is None:
         return {}
     if compression not in COMPRESSIONS:
-        raise ValueError(f"compression={compression!r}: use one of "
-                         f"{', '.join(repr(c) for c in COMPRESSIONS)}")
+        raise ValueError(
+            f"compression={compression!r}: use one of {', '.join(repr(c) for c in COMPRESSIONS)}"
+        )
     if compression in ("gzip", "lzf"):
         kw = {"compression": compression}
         if compression_opts is not None:
@@ -679,7 +778,9 @@ def _filter_kwargs(compression, compression_opts) -> dict:
     try:
         import hdf5plugin
     except ImportError:
-        raise DataSetError(f"compression={compression!r} needs hdf5plugin: {INSTALL_HINT}") from None
+        raise DataSetError(
+            f"compression={compression!r} needs hdf5plugin: {INSTALL_HINT}"
+        ) from None
     opts = compression_opts
     if compression == "bitshuffle-lz4":
         return dict(hdf5plugin.Bitshuffle(nelems=0, cname="lz4"))
@@ -687,21 +788,26 @@ def _filter_kwargs(compression, compression_opts) -> dict:
         return dict(hdf5plugin.LZ4())
     if compression == "zstd":
         return dict(hdf5plugin.Zstd(clevel=3 if opts is None else int(opts)))
-    return dict(hdf5plugin.Blosc(cname="lz4", clevel=5 if opts is None else int(opts),
-                                 shuffle=hdf5plugin.Blosc.SHUFFLE))
+    return dict(
+        hdf5plugin.Blosc(
+            cname="lz4", clevel=5 if opts is None else int(opts), shuffle=hdf5plugin.Blosc.SHUFFLE
+        )
+    )
 
 
 def _layout_path(layout: str, ds_path: str) -> str:
-    return {"plain": "/" + ds_path.lstrip("/"),
-            "emd": "/4DSTEM_experiment/data/datacubes/datacube_0/data",
-            "ncem": "/data/scan/data",
-            "hspy": "/Experiments/__unnamed__/data",
-            "nexus": "/entry/data/data"}[layout]
+    return {
+        "plain": "/" + ds_path.lstrip("/"),
+        "emd": "/4DSTEM_experiment/data/datacubes/datacube_0/data",
+        "ncem": "/data/scan/data",
+        "hspy": "/Experiments/__unnamed__/data",
+        "nexus": "/entry/data/data",
+    }[layout]
 
 
 def _axis_names(ndim: int, sig_dims: int) -> list[str]:
-    nav = ["scan_z", "scan_y", "scan_x"][3 - (ndim - sig_dims):]
-    sig = ["detector_y", "detector_x"][2 - sig_dims:]
+    nav = ["scan_z", "scan_y", "scan_x"][3 - (ndim - sig_dims) :]
+    sig = ["detector_y", "detector_x"][2 - sig_dims :]
     return nav + sig
 
 
@@ -727,8 +833,16 @@ def _write_layout(f, layout: str, dset, sig_dims: int) -> None:
         f.attrs["file_format_version"] = "3.1"
         for i, n in enumerate(dset.shape):
             ax = group.create_group(f"axis-{i}")
-            ax.attrs.update({"name": names[i], "size": int(n), "scale": 1.0, "offset": 0.0,
-                             "units": "<undefined>", "navigate": bool(i < nav_dims)})
+            ax.attrs.update(
+                {
+                    "name": names[i],
+                    "size": int(n),
+                    "scale": 1.0,
+                    "offset": 0.0,
+                    "units": "<undefined>",
+                    "navigate": bool(i < nav_dims),
+                }
+            )
         md = group.create_group("metadata")
         gen = md.create_group("General")
         gen.attrs["title"] = ""
@@ -748,10 +862,17 @@ def _write_layout(f, layout: str, dset, sig_dims: int) -> None:
             group.attrs[f"{names[i]}_indices"] = i
 
 
-def write_hdf5(path: str | os.PathLike, data, ds_path: str = "/data",
-               chunks: Sequence[int] | bool | None = None, compression: str | None = None,
-               compression_opts=None, layout: str = "plain", overwrite: bool = False,
-               sig_dims: int = 2) -> str:
+def write_hdf5(
+    path: str | os.PathLike,
+    data,
+    ds_path: str = "/data",
+    chunks: Sequence[int] | bool | None = None,
+    compression: str | None = None,
+    compression_opts=None,
+    layout: str = "plain",
+    overwrite: bool = False,
+    sig_dims: int = 2,
+) -> str:
     """Write a scan ``(*nav, *sig)`` to an HDF5 file, atomically; returns the path.
 
     Parameters
@@ -799,7 +920,7 @@ def write_hdf5(path: str | os.PathLike, data, ds_path: str = "/data",
         raise ValueError(f"data of shape {shape}: a scan has 3 to 5 dimensions")
     filt = _filter_kwargs(compression, compression_opts)
     if filt and chunks is None:
-        chunks = (1,) * (len(shape) - sig_dims) + shape[len(shape) - sig_dims:]
+        chunks = (1,) * (len(shape) - sig_dims) + shape[len(shape) - sig_dims :]
     if isinstance(chunks, (tuple, list)):
         chunks = tuple(min(int(c), n) for c, n in zip(chunks, shape))
         if len(chunks) != len(shape):
@@ -814,7 +935,7 @@ def write_hdf5(path: str | os.PathLike, data, ds_path: str = "/data",
             row_bytes = max(1, math.prod(shape[1:]) * dtype.itemsize)
             step = max(rows, (64 << 20) // row_bytes // rows * rows)
             for i in range(0, shape[0], step):
-                dset[i:i + step] = np.asarray(data[i:i + step], dtype=dtype)
+                dset[i : i + step] = np.asarray(data[i : i + step], dtype=dtype)
             _write_layout(f, layout, dset, sig_dims)
     return path
 

@@ -1,4 +1,5 @@
 """A dataset held in memory, as a NumPy array."""
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -21,9 +22,18 @@ class MemoryPartition(Partition):
     behind this partition's navigation frames (see :mod:`udfwidgets.io.geometry`).
     """
 
-    def __init__(self, shape, dtype, start, stop, index, frames: np.ndarray,
-                 geometry: ScanGeometry | None = None, lo: int | None = None,
-                 tile_depth: int | None = None):
+    def __init__(
+        self,
+        shape,
+        dtype,
+        start,
+        stop,
+        index,
+        frames: np.ndarray,
+        geometry: ScanGeometry | None = None,
+        lo: int | None = None,
+        tile_depth: int | None = None,
+    ):
         super().__init__(shape, dtype, start, stop, index)
         self.frames = frames
         self.geometry = geometry
@@ -32,17 +42,19 @@ class MemoryPartition(Partition):
 
     def read(self, start: int, stop: int) -> np.ndarray:
         if self.geometry is None:
-            return self.frames[start - self.start: stop - self.start]
+            return self.frames[start - self.start : stop - self.start]
         lo = self.lo
-        return self.geometry.read(lambda a, b: self.frames[a - lo: b - lo], start, stop,
-                                  self.shape.sig, self.dtype)
+        return self.geometry.read(
+            lambda a, b: self.frames[a - lo : b - lo], start, stop, self.shape.sig, self.dtype
+        )
 
     def take(self, indices: np.ndarray) -> np.ndarray:
         if self.geometry is None:
             return self.frames[indices - self.start]
         lo = self.lo
-        return self.geometry.take(lambda idx: self.frames[idx - lo], indices, self.shape.sig,
-                                  self.dtype)
+        return self.geometry.take(
+            lambda idx: self.frames[idx - lo], indices, self.shape.sig, self.dtype
+        )
 
 
 class MemoryDataSet(DataSet):
@@ -88,14 +100,23 @@ class MemoryDataSet(DataSet):
 
     kind = "memory"
 
-    def __init__(self, data=None, sig_dims: int | None = None, num_partitions: int | None = None,
-                 tileshape: Sequence[int] | None = None, sync_offset: int = 0,
-                 nav_shape: Sequence[int] | None = None, sig_shape: Sequence[int] | None = None,
-                 datashape: Sequence[int] | None = None, array_backends=None):
+    def __init__(
+        self,
+        data=None,
+        sig_dims: int | None = None,
+        num_partitions: int | None = None,
+        tileshape: Sequence[int] | None = None,
+        sync_offset: int = 0,
+        nav_shape: Sequence[int] | None = None,
+        sig_shape: Sequence[int] | None = None,
+        datashape: Sequence[int] | None = None,
+        array_backends=None,
+    ):
         super().__init__(num_partitions)
         if data is None and datashape is not None:
-            data = np.random.default_rng().random(as_shape_tuple(datashape, "datashape"),
-                                                  dtype=np.float32)
+            data = np.random.default_rng().random(
+                as_shape_tuple(datashape, "datashape"), dtype=np.float32
+            )
         if data is None:
             raise DataSetError('ctx.load("memory", data=...) needs a NumPy array as data=')
         if hasattr(data, "todense") and not isinstance(data, np.ndarray):
@@ -104,9 +125,11 @@ class MemoryDataSet(DataSet):
         if data.dtype.hasobject:
             raise DataSetError("datasets of dtype object are not supported; use a numeric dtype")
         if data.dtype.kind not in "biufc":  # strings, bytes, structured, dates
-            raise DataSetError(f"datasets of dtype {data.dtype} are not supported: detector data "
-                               "must be numbers (bool, integer, float or complex); convert it, "
-                               "e.g. data.astype(np.float32)")
+            raise DataSetError(
+                f"datasets of dtype {data.dtype} are not supported: detector data "
+                "must be numbers (bool, integer, float or complex); convert it, "
+                "e.g. data.astype(np.float32)"
+            )
         if sig_dims is None:
             sig_dims = len(as_shape_tuple(sig_shape, "sig_shape")) if sig_shape is not None else 2
         if sig_shape is not None:
@@ -114,18 +137,20 @@ class MemoryDataSet(DataSet):
             if len(sig) != sig_dims:
                 raise DataSetError(f"sig_shape={sig} does not have sig_dims={sig_dims} dimensions")
             if data.size % max(1, int(np.prod(sig))):
-                raise DataSetError(f"data of shape {data.shape} cannot be cut into frames of "
-                                   f"sig_shape={sig}")
+                raise DataSetError(
+                    f"data of shape {data.shape} cannot be cut into frames of sig_shape={sig}"
+                )
             data = data.reshape((-1,) + sig)
             file_nav = None
         else:
             check_sig_dims(data.ndim, sig_dims)
-            sig = data.shape[data.ndim - sig_dims:]
-            file_nav = data.shape[:data.ndim - sig_dims]
+            sig = data.shape[data.ndim - sig_dims :]
+            file_nav = data.shape[: data.ndim - sig_dims]
         self.data = data
         self._flat = data.reshape((-1,) + tuple(sig))
-        self.geometry = resolve(len(self._flat), nav_shape, sync_offset, file_nav_shape=file_nav,
-                                what="the data")
+        self.geometry = resolve(
+            len(self._flat), nav_shape, sync_offset, file_nav_shape=file_nav, what="the data"
+        )
         nav = self.geometry.nav_shape
         check_sig_dims(len(nav) + len(sig), sig_dims)
         self.shape = Shape(tuple(nav) + tuple(sig), sig_dims=sig_dims)
@@ -135,15 +160,33 @@ class MemoryDataSet(DataSet):
         if tileshape is not None:
             ts = as_shape_tuple(tileshape, "tileshape")
             if len(ts) != sig_dims + 1:
-                raise DataSetError(f"tileshape={ts} must be (frames, *sig) with {sig_dims} signal "
-                                   "dimensions, e.g. (8,) + sig_shape")
+                raise DataSetError(
+                    f"tileshape={ts} must be (frames, *sig) with {sig_dims} signal "
+                    "dimensions, e.g. (8,) + sig_shape"
+                )
             self.tile_depth = ts[0]
-        self._plain = (self.sync_offset == 0 and len(self._flat) == self.shape.nav.size)
+        self._plain = self.sync_offset == 0 and len(self._flat) == self.shape.nav.size
 
     def _make_partition(self, start, stop, index):
         if self._plain:
-            return MemoryPartition(self.shape, self.dtype, start, stop, index,
-                                   self._flat[start:stop], tile_depth=self.tile_depth)
+            return MemoryPartition(
+                self.shape,
+                self.dtype,
+                start,
+                stop,
+                index,
+                self._flat[start:stop],
+                tile_depth=self.tile_depth,
+            )
         lo, hi, _, _ = self.geometry.file_range(start, stop)
-        return MemoryPartition(self.shape, self.dtype, start, stop, index, self._flat[lo:hi],
-                               self.geometry, lo, tile_depth=self.tile_depth)
+        return MemoryPartition(
+            self.shape,
+            self.dtype,
+            start,
+            stop,
+            index,
+            self._flat[lo:hi],
+            self.geometry,
+            lo,
+            tile_depth=self.tile_depth,
+        )

@@ -32,6 +32,7 @@ Frames are read through strided views of memory maps (offset = header size,
 stride = header + frame bytes); byte order is fixed, and RAW data unpacked,
 one tile at a time.
 """
+
 from __future__ import annotations
 
 import glob
@@ -52,8 +53,12 @@ __all__ = ["MIBDataSet", "write_mib", "sniff", "read_hdr"]
 
 _MAGIC = b"MQ1"
 #: Stored dtype of the U pixel types.
-_U_TYPES = {"U01": np.dtype("u1"), "U08": np.dtype("u1"), "U16": np.dtype(">u2"),
-            "U32": np.dtype(">u4")}
+_U_TYPES = {
+    "U01": np.dtype("u1"),
+    "U08": np.dtype("u1"),
+    "U16": np.dtype(">u2"),
+    "U32": np.dtype(">u4"),
+}
 #: Native dtype per counter depth.
 _DEPTH_DTYPE = {1: np.dtype("u1"), 6: np.dtype("u1"), 12: np.dtype("u2"), 24: np.dtype("u4")}
 _DEPTH_UTYPE = {1: "U08", 6: "U08", 12: "U16", 24: "U32"}
@@ -84,7 +89,8 @@ def _parse_header(raw: bytes, path: str) -> dict:
     if not raw.startswith(b"MQ1,"):
         raise DataSetError(
             f"{path!r} is not a Merlin .mib file (a frame header starting with 'MQ1,' was "
-            "expected); check the file, or open it with the kind of its real format")
+            "expected); check the file, or open it with the kind of its real format"
+        )
     text = raw.split(b"\x00", 1)[0].decode("ascii", errors="replace")
     fields = [f.strip() for f in text.split(",")]
     try:
@@ -100,8 +106,10 @@ def _parse_header(raw: bytes, path: str) -> dict:
             "exposure_s": float(fields[10]),
         }
     except (IndexError, ValueError):
-        raise DataSetError(f"{path!r}: the first frame header is malformed ({text[:80]!r}...); "
-                           "the file is not a readable Merlin .mib file") from None
+        raise DataSetError(
+            f"{path!r}: the first frame header is malformed ({text[:80]!r}...); "
+            "the file is not a readable Merlin .mib file"
+        ) from None
     depth = None
     if "MQ1A" in fields:
         i = fields.index("MQ1A")
@@ -111,8 +119,10 @@ def _parse_header(raw: bytes, path: str) -> dict:
             depth = None
     hdr["counter_depth"] = depth
     if hdr["header_bytes"] < 16 or hdr["width"] < 1 or hdr["height"] < 1:
-        raise DataSetError(f"{path!r}: the frame header gives header size {hdr['header_bytes']} "
-                           f"and frame {hdr['width']} x {hdr['height']}; not a readable .mib file")
+        raise DataSetError(
+            f"{path!r}: the frame header gives header size {hdr['header_bytes']} "
+            f"and frame {hdr['width']} x {hdr['height']}; not a readable .mib file"
+        )
     return hdr
 
 
@@ -120,8 +130,10 @@ def _read_first_header(path: str) -> dict:
     with open(path, "rb") as f:
         start = f.read(2048)
     if len(start) < 64:
-        raise DataSetError(f"{path!r} has only {len(start)} bytes: too short for a .mib frame "
-                           "header; the file is truncated or not a .mib file")
+        raise DataSetError(
+            f"{path!r} has only {len(start)} bytes: too short for a .mib frame "
+            "header; the file is truncated or not a .mib file"
+        )
     hdr = _parse_header(start, path)
     if len(start) < hdr["header_bytes"] and os.path.getsize(path) > len(start):
         with open(path, "rb") as f:
@@ -144,8 +156,9 @@ def read_hdr(path: str) -> dict:
         raw = f.read(1 << 16)
     text = raw.decode("latin-1")
     if not text.startswith("HDR"):
-        raise DataSetError(f"{path!r} is not a Merlin .hdr acquisition header (it should start "
-                           "with 'HDR,')")
+        raise DataSetError(
+            f"{path!r} is not a Merlin .hdr acquisition header (it should start with 'HDR,')"
+        )
     out = {}
     for line in text.splitlines()[1:]:
         key, sep, value = line.partition(":\t")
@@ -185,8 +198,9 @@ def _find_files(path) -> tuple[list[str], str | None]:
         try:
             path = os.fspath(path)
         except TypeError:
-            raise DataSetError(f"path must be a .mib/.hdr file, a pattern or a list of .mib "
-                               f"files, got {path!r}") from None
+            raise DataSetError(
+                f"path must be a .mib/.hdr file, a pattern or a list of .mib files, got {path!r}"
+            ) from None
         if any(c in os.path.basename(path) for c in "*?["):
             files = sorted(glob.glob(path))
             if not files:
@@ -200,7 +214,8 @@ def _find_files(path) -> tuple[list[str], str | None]:
                 raise DataSetError(
                     f"{path!r} is a Merlin acquisition header, but no .mib file named "
                     f"{os.path.basename(stem)}*.mib is next to it; copy the .mib files into "
-                    f"{os.path.dirname(os.path.abspath(path))!r} or give their paths")
+                    f"{os.path.dirname(os.path.abspath(path))!r} or give their paths"
+                )
             files = [existing_file(p, ".mib file") for p in files]
         else:
             files = [existing_file(path, ".mib file")]
@@ -237,7 +252,7 @@ class _RawDecoder:
         out = np.empty((n, 2 * _CHIP, 2 * _CHIP), dtype=self.dtype)
         out[:, :_CHIP, :_CHIP] = chips[:, :, 0]
         out[:, :_CHIP, _CHIP:] = chips[:, :, 1]
-        bottom = out[:, _CHIP:, :][:, ::-1, ::-1]   # the bottom half, turned by 180 degrees
+        bottom = out[:, _CHIP:, :][:, ::-1, ::-1]  # the bottom half, turned by 180 degrees
         bottom[:, :, :_CHIP] = chips[:, :, 2]
         bottom[:, :, _CHIP:] = chips[:, :, 3]
         return out
@@ -250,8 +265,15 @@ def _encode_raw(frames: np.ndarray, bits: int, chips: int) -> np.ndarray:
         parts = frames[:, :, None, :]
     else:
         bottom = frames[:, _CHIP:, :][:, ::-1, ::-1]
-        parts = np.stack([frames[:, :_CHIP, :_CHIP], frames[:, :_CHIP, _CHIP:],
-                          bottom[:, :, :_CHIP], bottom[:, :, _CHIP:]], axis=2)
+        parts = np.stack(
+            [
+                frames[:, :_CHIP, :_CHIP],
+                frames[:, :_CHIP, _CHIP:],
+                bottom[:, :, :_CHIP],
+                bottom[:, :, _CHIP:],
+            ],
+            axis=2,
+        )
     if bits == 1:
         packed = np.packbits(parts.astype(np.uint8) & 1, axis=-1)
     elif bits == 8:
@@ -302,8 +324,13 @@ class MIBDataSet(FramesDataSet):
 
     kind = "mib"
 
-    def __init__(self, path, nav_shape: Sequence[int] | None = None, sync_offset: int = 0,
-                 num_partitions: int | None = None):
+    def __init__(
+        self,
+        path,
+        nav_shape: Sequence[int] | None = None,
+        sync_offset: int = 0,
+        num_partitions: int | None = None,
+    ):
         super().__init__(num_partitions)
         files, hdr_path = _find_files(path)
         headers = [_read_first_header(p) for p in files]
@@ -316,7 +343,8 @@ class MIBDataSet(FramesDataSet):
                 if h[key] != first[key]:
                     raise DataSetError(
                         f"{p!r} has {key}={h[key]!r} but {files[0]!r} has {first[key]!r}: "
-                        "they are not frames of the same acquisition; open them separately")
+                        "they are not frames of the same acquisition; open them separately"
+                    )
         acq = read_hdr(hdr_path) if hdr_path is not None else {}
         depth = first["counter_depth"]
         if depth is None:
@@ -338,19 +366,23 @@ class MIBDataSet(FramesDataSet):
             if depth not in _RAW_BITS:
                 raise DataSetError(
                     f"{files[0]!r} is RAW mode with counter depth {depth}; RAW mode is read "
-                    "for counter depths 1, 6 and 12. Record in a 'U' mode or convert the file.")
+                    "for counter depths 1, 6 and 12. Record in a 'U' mode or convert the file."
+                )
             if chips not in (1, 4) or (chips, h, w) not in ((1, 256, 256), (4, 512, 512)):
                 raise DataSetError(
                     f"{files[0]!r}: RAW mode with {chips} chips and {h} x {w} frames is not "
-                    "supported (single chip 256 x 256 and quad 512 x 512 are)")
+                    "supported (single chip 256 x 256 and quad 512 x 512 are)"
+                )
             bits = _RAW_BITS[depth]
             frame_bytes = chips * _CHIP * _CHIP * bits // 8
             stored, stored_shape = np.dtype(np.uint8), (frame_bytes,)
             self.dtype = _DEPTH_DTYPE[depth]
             self.decode = _RawDecoder(bits, chips, self.dtype)
         else:
-            raise DataSetError(f"{files[0]!r} has pixel type {ptype!r}; this reader knows "
-                               f"{', '.join(sorted(_U_TYPES))} and R64 (RAW mode)")
+            raise DataSetError(
+                f"{files[0]!r} has pixel type {ptype!r}; this reader knows "
+                f"{', '.join(sorted(_U_TYPES))} and R64 (RAW mode)"
+            )
         head = first["header_bytes"]
         stride = head + frame_bytes
         segments = []
@@ -359,16 +391,21 @@ class MIBDataSet(FramesDataSet):
             self._check_last_header(p, (n - 1) * stride, first)
             segments.append(Segment(p, head, n, stride))
         self.files = FrameFiles(segments, stored, stored_shape)
-        self.path = files[0] if len(files) == 1 or not isinstance(path, (str, os.PathLike)) \
+        self.path = (
+            files[0]
+            if len(files) == 1 or not isinstance(path, (str, os.PathLike))
             else os.fspath(path)
+        )
         self.hdr_path = hdr_path
-        self.geometry = resolve(self.files.num_frames, nav_shape, sync_offset,
-                                _hdr_nav_shape(acq), what=repr(self.path))
+        self.geometry = resolve(
+            self.files.num_frames, nav_shape, sync_offset, _hdr_nav_shape(acq), what=repr(self.path)
+        )
         self.shape = Shape(self.geometry.nav_shape + (h, w), sig_dims=2)
         self.metadata = {
             "format": "Merlin MIB",
-            "detector": "Merlin " + ("quad" if chips == 4 else "single chip")
-                        + f" ({first['layout']})",
+            "detector": "Merlin "
+            + ("quad" if chips == 4 else "single chip")
+            + f" ({first['layout']})",
             "counter_depth": depth,
             "raw_mode": ptype == "R64",
             "pixel_type": ptype,
@@ -394,7 +431,8 @@ class MIBDataSet(FramesDataSet):
             raise DataSetError(
                 f"{path!r}: the header of its last frame (byte {pos}) does not match the first "
                 "frame's (header size, frame size, pixel type): frame sizes change within the "
-                "file, or it is damaged; it cannot be read as one scan")
+                "file, or it is damaged; it cannot be read as one scan"
+            )
 
     def _repr_items(self) -> dict:
         items = {"counter_depth": self.metadata["counter_depth"]}
@@ -404,23 +442,52 @@ class MIBDataSet(FramesDataSet):
         return items
 
 
-def _header_text(seq: int, head: int, chips: int, w: int, h: int, ptype: str, layout: str,
-                 depth: int, exposure_s: float) -> bytes:
-    fields = ["MQ1", f"{seq:06d}", f"{head:05d}", f"{chips:02d}", f"{w:04d}", f"{h:04d}",
-              ptype, f"{layout:>6}", "0F" if chips == 4 else "01",
-              "2026-01-01 00:00:00.000000", f"{exposure_s:.6f}", "0", "0", "0"]
+def _header_text(
+    seq: int,
+    head: int,
+    chips: int,
+    w: int,
+    h: int,
+    ptype: str,
+    layout: str,
+    depth: int,
+    exposure_s: float,
+) -> bytes:
+    fields = [
+        "MQ1",
+        f"{seq:06d}",
+        f"{head:05d}",
+        f"{chips:02d}",
+        f"{w:04d}",
+        f"{h:04d}",
+        ptype,
+        f"{layout:>6}",
+        "0F" if chips == 4 else "01",
+        "2026-01-01 00:00:00.000000",
+        f"{exposure_s:.6f}",
+        "0",
+        "0",
+        "0",
+    ]
     fields += ["0.000000E+0"] * 8 + ["3RX"] + ["000"] * 25 * chips
-    fields += ["MQ1A", "2026-01-01T00:00:00.000000000Z", f"{round(exposure_s * 1e9)}ns",
-               f"{depth}"]
+    fields += ["MQ1A", "2026-01-01T00:00:00.000000000Z", f"{round(exposure_s * 1e9)}ns", f"{depth}"]
     text = ",".join(fields).encode("ascii") + b","
     if len(text) > head:
         raise AssertionError("header text longer than its size")  # pragma: no cover
     return text + b"\x00" * (head - len(text))
 
 
-def write_mib(path, data, counter_depth: int = 12, layout: str = "single", raw: bool = False,
-              frames_per_file: int | None = None, header_file: bool = True,
-              overwrite: bool = False, exposure_s: float = 0.001) -> None:
+def write_mib(
+    path,
+    data,
+    counter_depth: int = 12,
+    layout: str = "single",
+    raw: bool = False,
+    frames_per_file: int | None = None,
+    header_file: bool = True,
+    overwrite: bool = False,
+    exposure_s: float = 0.001,
+) -> None:
     """Write ``data`` ``(*nav, h, w)`` as a Merlin acquisition (``.mib`` files and a ``.hdr``).
 
     Parameters
@@ -472,11 +539,14 @@ def write_mib(path, data, counter_depth: int = 12, layout: str = "single", raw: 
         if counter_depth not in _RAW_BITS:
             raise ValueError("RAW mode is written for counter depths 1, 6 and 12")
         if (h, w) != ((512, 512) if chips == 4 else (256, 256)):
-            raise ValueError(f"RAW mode {layout} frames are {'512 x 512' if chips == 4 else '256 x 256'}"
-                             f", got {h} x {w}")
-    if data.size and (data.min() < 0 or data.max() >= 2 ** counter_depth):
-        raise ValueError(f"values must lie in 0 .. {2 ** counter_depth - 1} for counter depth "
-                         f"{counter_depth}")
+            raise ValueError(
+                f"RAW mode {layout} frames are {'512 x 512' if chips == 4 else '256 x 256'}"
+                f", got {h} x {w}"
+            )
+    if data.size and (data.min() < 0 or data.max() >= 2**counter_depth):
+        raise ValueError(
+            f"values must lie in 0 .. {2**counter_depth - 1} for counter depth {counter_depth}"
+        )
     frames = data.reshape((-1, h, w))
     n = len(frames)
     per_file = n if frames_per_file is None else int(frames_per_file)
@@ -498,11 +568,20 @@ def write_mib(path, data, counter_depth: int = 12, layout: str = "single", raw: 
         with atomic_output(name, overwrite=overwrite) as tmp, open(tmp, "wb") as f:
             for a in range(lo, hi, block):
                 b = min(hi, a + block)
-                body = (_encode_raw(frames[a:b], _RAW_BITS[counter_depth], chips) if raw
-                        else frames[a:b].astype(stored).reshape(b - a, -1).view(np.uint8))
-                heads = np.frombuffer(b"".join(
-                    _header_text(i + 1, head, chips, w, h, ptype, lay, counter_depth, exposure_s)
-                    for i in range(a, b)), np.uint8).reshape(b - a, head)
+                body = (
+                    _encode_raw(frames[a:b], _RAW_BITS[counter_depth], chips)
+                    if raw
+                    else frames[a:b].astype(stored).reshape(b - a, -1).view(np.uint8)
+                )
+                heads = np.frombuffer(
+                    b"".join(
+                        _header_text(
+                            i + 1, head, chips, w, h, ptype, lay, counter_depth, exposure_s
+                        )
+                        for i in range(a, b)
+                    ),
+                    np.uint8,
+                ).reshape(b - a, head)
                 f.write(np.concatenate([heads, body], axis=1).tobytes())
     if header_file:
         nav = data.shape[:-2]

@@ -6,6 +6,7 @@ memory maps at the data offset mrcfile found, so datasets pickle as the path
 and every worker maps the file itself. An MRC stack records no scan shape:
 give ``nav_shape=``. Volume stacks (4-D MRC) give theirs.
 """
+
 from __future__ import annotations
 
 import os
@@ -29,8 +30,9 @@ def _mrcfile():
     try:
         import mrcfile
     except ImportError:
-        raise DataSetError(f"reading and writing MRC files needs the mrcfile package: {_EXTRA}") \
-            from None
+        raise DataSetError(
+            f"reading and writing MRC files needs the mrcfile package: {_EXTRA}"
+        ) from None
     return mrcfile
 
 
@@ -79,8 +81,13 @@ class MRCDataSet(FramesDataSet):
 
     kind = "mrc"
 
-    def __init__(self, path, nav_shape: Sequence[int] | None = None, sync_offset: int = 0,
-                 num_partitions: int | None = None):
+    def __init__(
+        self,
+        path,
+        nav_shape: Sequence[int] | None = None,
+        sync_offset: int = 0,
+        num_partitions: int | None = None,
+    ):
         super().__init__(num_partitions)
         self.path = existing_file(path, "MRC file")
         mrcfile = _mrcfile()
@@ -95,7 +102,8 @@ class MRCDataSet(FramesDataSet):
             if data is None:
                 raise DataSetError(
                     f"{self.path!r} is not a readable MRC file (bad header, or shorter than its "
-                    "header says: truncated?); check the file")
+                    "header says: truncated?); check the file"
+                )
             stored = data.dtype
             shape = data.shape
             offset = int(m.header.nbytes + m.extended_header.nbytes)
@@ -105,14 +113,18 @@ class MRCDataSet(FramesDataSet):
         finally:
             m.close()
         if len(shape) < 2 or 0 in shape:
-            raise DataSetError(f"{self.path!r} is not a readable MRC file: its header describes "
-                               f"an array of shape {shape}, not images")
+            raise DataSetError(
+                f"{self.path!r} is not a readable MRC file: its header describes "
+                f"an array of shape {shape}, not images"
+            )
         sig = tuple(shape[-2:])
         frames = int(np.prod(shape[:-2])) if len(shape) > 2 else 1
         expected = offset + frames * int(np.prod(sig)) * stored.itemsize
         if os.path.getsize(self.path) < expected:
-            raise DataSetError(f"{self.path!r} has {os.path.getsize(self.path)} bytes but its "
-                               f"header needs {expected}: the file is truncated")
+            raise DataSetError(
+                f"{self.path!r} has {os.path.getsize(self.path)} bytes but its "
+                f"header needs {expected}: the file is truncated"
+            )
         file_nav = tuple(shape[:-2]) if len(shape) == 4 else None
         self.dtype = stored.newbyteorder("=") if stored.byteorder not in ("=", "|") else stored
         if self.dtype != stored:
@@ -120,8 +132,12 @@ class MRCDataSet(FramesDataSet):
         self.files = FrameFiles([Segment(self.path, offset, frames)], stored, sig)
         self.geometry = resolve(frames, nav_shape, sync_offset, file_nav, what=repr(self.path))
         self.shape = Shape(self.geometry.nav_shape + sig, sig_dims=2)
-        self.metadata = {"format": "MRC", "pixel_size": pixel, "pixel_unit": "Å",
-                         "extended_header_type": exttype or None}
+        self.metadata = {
+            "format": "MRC",
+            "pixel_size": pixel,
+            "pixel_unit": "Å",
+            "extended_header_type": exttype or None,
+        }
 
 
 def write_mrc(path, data, overwrite: bool = False, voxel_size: float = 1.0) -> None:

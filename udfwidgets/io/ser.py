@@ -10,6 +10,7 @@ each a 50-byte element header (calibrations, data type, ``ArraySizeX``,
 ``ArraySizeY``) followed by the pixels. Frames whose offsets are evenly spaced
 (as TIA writes them) are read as one strided view; other layouts are refused.
 """
+
 from __future__ import annotations
 
 import os
@@ -75,20 +76,29 @@ class SERDataSet(FramesDataSet):
 
     kind = "ser"
 
-    def __init__(self, path, nav_shape: Sequence[int] | None = None, sync_offset: int = 0,
-                 num_partitions: int | None = None):
+    def __init__(
+        self,
+        path,
+        nav_shape: Sequence[int] | None = None,
+        sync_offset: int = 0,
+        num_partitions: int | None = None,
+    ):
         super().__init__(num_partitions)
         self.path = existing_file(path, ".ser file")
         size = os.path.getsize(self.path)
         with open(self.path, "rb") as f:
             head = f.read(30)
             if len(head) < 30 or struct.unpack("<HH", head[:4]) != (0x4949, 0x0197):
-                raise DataSetError(f"{self.path!r} is not a TIA .ser file (it should start with "
-                                   "II and series id 0x0197); check the file or its kind")
+                raise DataSetError(
+                    f"{self.path!r} is not a TIA .ser file (it should start with "
+                    "II and series id 0x0197); check the file or its kind"
+                )
             version, dtype_id, _tag, total, valid = struct.unpack("<HIIII", head[4:22])
             if dtype_id != 0x4122:
-                raise DataSetError(f"{self.path!r} holds 1-D spectra (data type {dtype_id:#x}); "
-                                   "only series of 2-D images are read")
+                raise DataSetError(
+                    f"{self.path!r} holds 1-D spectra (data type {dtype_id:#x}); "
+                    "only series of 2-D images are read"
+                )
             wide = version >= 0x0220
             fmt = "<Q" if wide else "<I"
             f.seek(18)
@@ -103,11 +113,14 @@ class SERDataSet(FramesDataSet):
                 units.append((cal_delta, f.read(ulen).decode("latin-1")))
                 dims.append(dsize)
             if valid < 1 or off_arr + total * (8 if wide else 4) > size:
-                raise DataSetError(f"{self.path!r} has no frames or is truncated (offset array "
-                                   "past the end of the file)")
+                raise DataSetError(
+                    f"{self.path!r} has no frames or is truncated (offset array "
+                    "past the end of the file)"
+                )
             f.seek(off_arr)
-            offsets = np.frombuffer(f.read(valid * (8 if wide else 4)),
-                                    "<u8" if wide else "<u4").astype(np.int64)
+            offsets = np.frombuffer(
+                f.read(valid * (8 if wide else 4)), "<u8" if wide else "<u4"
+            ).astype(np.int64)
             f.seek(int(offsets[0]))
             el = f.read(_ELEMENT_HEADER)
         if len(el) < _ELEMENT_HEADER:
@@ -119,19 +132,26 @@ class SERDataSet(FramesDataSet):
         frame_bytes = nx * ny * stored.itemsize
         stride = int(offsets[1] - offsets[0]) if valid > 1 else _ELEMENT_HEADER + frame_bytes
         if valid > 1 and not (np.diff(offsets) == stride).all():
-            raise DataSetError(f"{self.path!r}: its frames are not evenly spaced in the file; "
-                               "this layout is not supported (convert the file)")
+            raise DataSetError(
+                f"{self.path!r}: its frames are not evenly spaced in the file; "
+                "this layout is not supported (convert the file)"
+            )
         if int(offsets[-1]) + _ELEMENT_HEADER + frame_bytes > size:
             raise DataSetError(f"{self.path!r} is truncated: its last frame ends past the file")
         self.dtype = stored.newbyteorder("=")
-        self.files = FrameFiles([Segment(self.path, int(offsets[0]) + _ELEMENT_HEADER, valid,
-                                         stride)], stored, (ny, nx))
+        self.files = FrameFiles(
+            [Segment(self.path, int(offsets[0]) + _ELEMENT_HEADER, valid, stride)], stored, (ny, nx)
+        )
         file_nav = tuple(dims) if int(np.prod(dims)) == valid else None
         self.geometry = resolve(valid, nav_shape, sync_offset, file_nav, what=repr(self.path))
         self.shape = Shape(self.geometry.nav_shape + (ny, nx), sig_dims=2)
-        self.metadata = {"format": "TIA SER", "pixel_size": (dy, dx), "pixel_unit": "m",
-                         "scan_step": tuple(u[0] for u in units),
-                         "scan_unit": units[0][1] if units else None}
+        self.metadata = {
+            "format": "TIA SER",
+            "pixel_size": (dy, dx),
+            "pixel_unit": "m",
+            "scan_step": tuple(u[0] for u in units),
+            "scan_unit": units[0][1] if units else None,
+        }
 
 
 def write_ser(path, data, overwrite: bool = False, pixel_size_m: float = 1e-10) -> None:
@@ -148,8 +168,10 @@ def write_ser(path, data, overwrite: bool = False, pixel_size_m: float = 1e-10) 
     data = np.asarray(data)
     dt = data.dtype.newbyteorder("<") if data.dtype.byteorder != "|" else data.dtype
     if np.dtype(dt.str) not in _CODES or data.ndim not in (3, 4):
-        raise ValueError(f"write_ser writes (n, h, w) or (ny, nx, h, w) arrays of "
-                         f"{sorted(map(str, _CODES))}, got {data.ndim}-D {data.dtype}")
+        raise ValueError(
+            f"write_ser writes (n, h, w) or (ny, nx, h, w) arrays of "
+            f"{sorted(map(str, _CODES))}, got {data.ndim}-D {data.dtype}"
+        )
     nav = data.shape[:-2]
     ny, nx = data.shape[-2:]
     frames = data.reshape((-1, ny, nx)).astype(dt.str)
@@ -164,16 +186,20 @@ def write_ser(path, data, overwrite: bool = False, pixel_size_m: float = 1e-10) 
     offsets = first + stride * np.arange(n, dtype=np.int64)
     off_arr = first + stride * n
     head = head[:22] + struct.pack("<Q", off_arr) + head[30:]
-    el = struct.pack("<ddiddiHII", 0.0, pixel_size_m, 0, 0.0, pixel_size_m, 0,
-                     _CODES[np.dtype(dt.str)], nx, ny)
+    el = struct.pack(
+        "<ddiddiHII", 0.0, pixel_size_m, 0, 0.0, pixel_size_m, 0, _CODES[np.dtype(dt.str)], nx, ny
+    )
     with atomic_output(path, overwrite=overwrite) as tmp, open(tmp, "wb") as f:
         f.write(head + dims)
         block = max(1, (32 << 20) // stride)
         for a in range(0, n, block):
             b = min(n, a + block)
             heads = np.frombuffer(el * (b - a), np.uint8).reshape(b - a, _ELEMENT_HEADER)
-            f.write(np.concatenate([heads, frames[a:b].reshape(b - a, -1).view(np.uint8)],
-                                   axis=1).tobytes())
+            f.write(
+                np.concatenate(
+                    [heads, frames[a:b].reshape(b - a, -1).view(np.uint8)], axis=1
+                ).tobytes()
+            )
         f.write(offsets.astype("<u8").tobytes())
         tags = np.zeros(n, np.dtype([("type", "<u2"), ("time", "<u4")]))
         tags["type"] = 0x4152

@@ -1,4 +1,5 @@
 """The shape of a dataset, split into navigation and signal parts."""
+
 from __future__ import annotations
 
 import math
@@ -47,7 +48,7 @@ class Shape(tuple):
     @property
     def sig(self) -> "Shape":
         """The signal (frame) part of the shape."""
-        return Shape(self[len(self) - self.sig_dims:], sig_dims=self.sig_dims)
+        return Shape(self[len(self) - self.sig_dims :], sig_dims=self.sig_dims)
 
     @property
     def size(self) -> int:

@@ -1,4 +1,5 @@
 """A synthetic 4D-STEM dataset with known ground truth: ``ctx.load("synthetic", ...)``."""
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -56,18 +57,26 @@ class SyntheticDataSet(MemoryDataSet):
     True
     """
 
-    def __init__(self, nav_shape: Sequence[int] | int = (64, 64),
-                 sig_shape: Sequence[int] = (128, 128), dtype="uint16", seed: int | None = 0,
-                 num_partitions: int | None = None, **kwargs):
+    def __init__(
+        self,
+        nav_shape: Sequence[int] | int = (64, 64),
+        sig_shape: Sequence[int] = (128, 128),
+        dtype="uint16",
+        seed: int | None = 0,
+        num_partitions: int | None = None,
+        **kwargs,
+    ):
         unknown = set(kwargs) - {"n_grains", "dose", "max_shift", "n_threads"}
         if unknown:
             raise DataSetError(
                 f"unknown parameter(s) {', '.join(sorted(unknown))} for the synthetic dataset; "
                 "it takes nav_shape, sig_shape, dtype, seed, num_partitions, n_grains, dose "
-                "and max_shift")
+                "and max_shift"
+            )
         try:
-            data, truth = make_4dstem(nav_shape, sig_shape, dtype, seed, return_truth=True,
-                                      **kwargs)
+            data, truth = make_4dstem(
+                nav_shape, sig_shape, dtype, seed, return_truth=True, **kwargs
+            )
         except (ValueError, TypeError) as e:
             raise DataSetError(str(e)) from None
         super().__init__(data, sig_dims=2, num_partitions=num_partitions)
@@ -75,5 +84,4 @@ class SyntheticDataSet(MemoryDataSet):
         self.seed = truth.seed
 
     def __repr__(self) -> str:
-        return (f"<SyntheticDataSet shape={tuple(self.shape)} dtype={self.dtype} "
-                f"seed={self.seed}>")
+        return f"<SyntheticDataSet shape={tuple(self.shape)} dtype={self.dtype} seed={self.seed}>"

@@ -12,6 +12,7 @@ files is not supported (the first file's incomplete last frame is reported
 as truncated). The scan shape is not read from the frame headers: give
 ``nav_shape=``.
 """
+
 from __future__ import annotations
 
 import glob
@@ -31,25 +32,50 @@ from .shape import Shape
 __all__ = ["TVIPSDataSet", "write_tvips", "sniff", "HEADER_DTYPE"]
 
 #: The 256-byte file header of a TVIPS .tvips file (little-endian fields), as a structured dtype.
-HEADER_DTYPE = np.dtype([
-    ("size", "<u4"), ("version", "<u4"), ("dimx", "<u4"), ("dimy", "<u4"),
-    ("bitsperpixel", "<u4"), ("offsetx", "<u4"), ("offsety", "<u4"), ("binx", "<u4"),
-    ("biny", "<u4"), ("pixelsize", "<u4"), ("ht", "<u4"), ("magtotal", "<u4"),
-    ("frameheaderbytes", "<u4"), ("dummy", "S204"),
-])
-FRAME_HEADER_DTYPE = np.dtype([
-    ("num", "<u4"), ("timestamp", "<u4"), ("ms", "<u4"), ("LUTidx", "<u4"), ("fcurrent", "<f4"),
-    ("mag", "<u4"), ("mode", "<u4"), ("stagex", "<f4"), ("stagey", "<f4"), ("stagez", "<f4"),
-    ("stagea", "<f4"), ("stageb", "<f4"), ("rotidx", "<u4"), ("temperature", "<f4"),
-    ("objective", "<f4"),
-])
+HEADER_DTYPE = np.dtype(
+    [
+        ("size", "<u4"),
+        ("version", "<u4"),
+        ("dimx", "<u4"),
+        ("dimy", "<u4"),
+        ("bitsperpixel", "<u4"),
+        ("offsetx", "<u4"),
+        ("offsety", "<u4"),
+        ("binx", "<u4"),
+        ("biny", "<u4"),
+        ("pixelsize", "<u4"),
+        ("ht", "<u4"),
+        ("magtotal", "<u4"),
+        ("frameheaderbytes", "<u4"),
+        ("dummy", "S204"),
+    ]
+)
+FRAME_HEADER_DTYPE = np.dtype(
+    [
+        ("num", "<u4"),
+        ("timestamp", "<u4"),
+        ("ms", "<u4"),
+        ("LUTidx", "<u4"),
+        ("fcurrent", "<f4"),
+        ("mag", "<u4"),
+        ("mode", "<u4"),
+        ("stagex", "<f4"),
+        ("stagey", "<f4"),
+        ("stagez", "<f4"),
+        ("stagea", "<f4"),
+        ("stageb", "<f4"),
+        ("rotidx", "<u4"),
+        ("temperature", "<f4"),
+        ("objective", "<f4"),
+    ]
+)
 _SERIES = re.compile(r"^(.*)_(\d{3})\.tvips$", re.IGNORECASE)
 
 
 def _header(raw: bytes):
     if len(raw) < HEADER_DTYPE.itemsize:
         return None
-    hdr = np.frombuffer(raw[:HEADER_DTYPE.itemsize], HEADER_DTYPE)[0]
+    hdr = np.frombuffer(raw[: HEADER_DTYPE.itemsize], HEADER_DTYPE)[0]
     if int(hdr["version"]) not in (1, 2) or int(hdr["bitsperpixel"]) not in (8, 16):
         return None
     if not (0 < int(hdr["dimx"]) <= 65536 and 0 < int(hdr["dimy"]) <= 65536):
@@ -101,8 +127,13 @@ class TVIPSDataSet(FramesDataSet):
 
     kind = "tvips"
 
-    def __init__(self, path, nav_shape: Sequence[int] | None = None, sync_offset: int = 0,
-                 num_partitions: int | None = None):
+    def __init__(
+        self,
+        path,
+        nav_shape: Sequence[int] | None = None,
+        sync_offset: int = 0,
+        num_partitions: int | None = None,
+    ):
         super().__init__(num_partitions)
         self.path = existing_file(path, ".tvips file")
         with open(self.path, "rb") as f:
@@ -110,12 +141,16 @@ class TVIPSDataSet(FramesDataSet):
         if hdr is None:
             raise DataSetError(
                 f"{self.path!r} has no TVIPS general header (version 1 or 2, 8 or 16 bits per "
-                "pixel); if it is a later file of a series, open the _000 file")
+                "pixel); if it is a later file of a series, open the _000 file"
+            )
         m = _SERIES.match(self.path)
         files = [self.path]
         if m:
-            files = sorted(p for p in glob.glob(glob.escape(m.group(1)) + "_[0-9][0-9][0-9].tvips")
-                           if int(_SERIES.match(p).group(2)) >= int(m.group(2)))
+            files = sorted(
+                p
+                for p in glob.glob(glob.escape(m.group(1)) + "_[0-9][0-9][0-9].tvips")
+                if int(_SERIES.match(p).group(2)) >= int(m.group(2))
+            )
         version = int(hdr["version"])
         fh = int(hdr["frameheaderbytes"]) if version == 2 else 12
         dimx, dimy, bits = int(hdr["dimx"]), int(hdr["dimy"]), int(hdr["bitsperpixel"])
@@ -128,25 +163,33 @@ class TVIPSDataSet(FramesDataSet):
             start = HEADER_DTYPE.itemsize
             if i:
                 with open(p, "rb") as f:
-                    start = HEADER_DTYPE.itemsize if _header(f.read(HEADER_DTYPE.itemsize)) \
-                        is not None else 0
+                    start = (
+                        HEADER_DTYPE.itemsize
+                        if _header(f.read(HEADER_DTYPE.itemsize)) is not None
+                        else 0
+                    )
             n = whole_frames(p, start, stride)
             segments.append(Segment(p, start + fh, n, stride))
         self.dtype = stored.newbyteorder("=")
         self.files = FrameFiles(segments, stored, (dimy, dimx))
-        self.geometry = resolve(self.files.num_frames, nav_shape, sync_offset,
-                                what=repr(self.path))
+        self.geometry = resolve(self.files.num_frames, nav_shape, sync_offset, what=repr(self.path))
         self.shape = Shape(self.geometry.nav_shape + (dimy, dimx), sig_dims=2)
         self.metadata = {
-            "format": "TVIPS", "version": version, "bits_per_pixel": bits,
-            "pixel_size": int(hdr["pixelsize"]), "pixel_unit": "nm",
-            "high_tension_kV": int(hdr["ht"]), "magnification": int(hdr["magtotal"]),
-            "binning": (int(hdr["biny"]), int(hdr["binx"])), "files": files,
+            "format": "TVIPS",
+            "version": version,
+            "bits_per_pixel": bits,
+            "pixel_size": int(hdr["pixelsize"]),
+            "pixel_unit": "nm",
+            "high_tension_kV": int(hdr["ht"]),
+            "magnification": int(hdr["magtotal"]),
+            "binning": (int(hdr["biny"]), int(hdr["binx"])),
+            "files": files,
         }
 
 
-def write_tvips(path, data, overwrite: bool = False, frames_per_file: int | None = None,
-                pixel_size_nm: int = 1) -> None:
+def write_tvips(
+    path, data, overwrite: bool = False, frames_per_file: int | None = None, pixel_size_nm: int = 1
+) -> None:
     """Write ``data`` ``(*nav, h, w)`` as a TVIPS version-2 recording, 16 bits per pixel.
 
     With ``frames_per_file`` the frames are split into a series; ``path`` must
@@ -193,5 +236,6 @@ def write_tvips(path, data, overwrite: bool = False, frames_per_file: int | None
             fhs = np.zeros(hi - lo, FRAME_HEADER_DTYPE)
             fhs["num"] = np.arange(lo, hi)
             body = frames[lo:hi].astype("<u2").reshape(hi - lo, -1).view(np.uint8)
-            f.write(np.concatenate([fhs.view(np.uint8).reshape(hi - lo, fh), body], axis=1)
-                    .tobytes())
+            f.write(
+                np.concatenate([fhs.view(np.uint8).reshape(hi - lo, fh), body], axis=1).tobytes()
+            )

@@ -9,6 +9,7 @@ navigation axes (shards, for sharded v3 arrays), and every chunk is
 decompressed once per run. Each worker opens the store itself and keeps the
 array open between runs (:func:`release_arrays`).
 """
+
 from __future__ import annotations
 
 import math
@@ -90,19 +91,27 @@ def checked_store(path) -> str:
     if not os.path.exists(path):
         raise DataSetError(f"no such zarr store: {path!r}")
     if not os.path.isdir(path):
-        raise DataSetError(f"{path!r} is a file, not a zarr store folder (a folder with "
-                           "zarr.json, .zarray or .zgroup); zipped stores: unzip them first")
+        raise DataSetError(
+            f"{path!r} is a file, not a zarr store folder (a folder with "
+            "zarr.json, .zarray or .zgroup); zipped stores: unzip them first"
+        )
     if not any(os.path.exists(os.path.join(path, n)) for n in _META_FILES):
-        raise DataSetError(f"{path!r} is a folder without zarr.json, .zarray or .zgroup: "
-                           "not a zarr store (give the store's root folder)")
+        raise DataSetError(
+            f"{path!r} is a folder without zarr.json, .zarray or .zgroup: "
+            "not a zarr store (give the store's root folder)"
+        )
     return path
 
 
 def open_array(path: str, ds_path: str | None):
     """The zarr array at ``ds_path`` of the store ``path`` (None: the root), kept per process."""
     zarr = zarr_module()
-    key = (os.path.abspath(path), ds_path or "", _meta_mtime(path),
-           _meta_mtime(os.path.join(path, ds_path or "")))
+    key = (
+        os.path.abspath(path),
+        ds_path or "",
+        _meta_mtime(path),
+        _meta_mtime(os.path.join(path, ds_path or "")),
+    )
     with _LOCK:
         arr = _ARRAYS.get(key)
         if arr is not None:
@@ -128,8 +137,12 @@ def find_arrays(group) -> list[tuple[str, tuple, np.dtype]]:
     zarr = zarr_module()
     out = []
     for name, node in group.members(max_depth=None):
-        if isinstance(node, zarr.Array) and 3 <= node.ndim <= 5 and \
-                np.dtype(node.dtype).kind in "uifcb" and node.size:
+        if (
+            isinstance(node, zarr.Array)
+            and 3 <= node.ndim <= 5
+            and np.dtype(node.dtype).kind in "uifcb"
+            and node.size
+        ):
             out.append((name, tuple(node.shape), np.dtype(node.dtype)))
     return sorted(out)
 
@@ -149,8 +162,9 @@ def _codec_names(arr) -> str | None:
 class ZarrPartition(Partition):
     """Frames of a zarr array, read chunk-aligned in the worker that reads them."""
 
-    def __init__(self, shape, dtype, start, stop, index, *, path, ds_path, geometry, file_nav,
-                 nav_chunks):
+    def __init__(
+        self, shape, dtype, start, stop, index, *, path, ds_path, geometry, file_nav, nav_chunks
+    ):
         super().__init__(shape, dtype, start, stop, index)
         self.path = path
         self.ds_path = ds_path
@@ -164,14 +178,21 @@ class ZarrPartition(Partition):
 
         def read_block(slices, out):
             out[...] = arr[tuple(slices) + tail]
+
         return read_block
 
     def _read_file(self, lo, hi):
         return read_flat(self._block_reader(), lo, hi, self.file_nav, self.shape.sig, self.dtype)
 
     def _take_file(self, file_idx):
-        return take_by_chunk(self._block_reader(), file_idx, self.file_nav, self.nav_chunks,
-                             self.shape.sig, self.dtype)
+        return take_by_chunk(
+            self._block_reader(),
+            file_idx,
+            self.file_nav,
+            self.nav_chunks,
+            self.shape.sig,
+            self.dtype,
+        )
 
     def read(self, start, stop):
         return self.geometry.read(self._read_file, start, stop, self.shape.sig, self.dtype)
@@ -211,9 +232,15 @@ class ZarrDataSet(DataSet):
 
     kind = "zarr"
 
-    def __init__(self, path, ds_path: str | None = None, sig_dims: int = 2,
-                 nav_shape: Sequence[int] | None = None, sync_offset: int = 0,
-                 num_partitions: int | None = None):
+    def __init__(
+        self,
+        path,
+        ds_path: str | None = None,
+        sig_dims: int = 2,
+        nav_shape: Sequence[int] | None = None,
+        sync_offset: int = 0,
+        num_partitions: int | None = None,
+    ):
         super().__init__(num_partitions)
         zarr = zarr_module()
         self.path = checked_store(path)
@@ -223,55 +250,87 @@ class ZarrDataSet(DataSet):
                 raise DataSetError(f"{ds_path!r} in {self.path!r} is a group, not an array")
             cands = find_arrays(node)
             if not cands:
-                raise DataSetError(f"the zarr store {self.path!r} holds no array of 3 to 5 "
-                                   "dimensions (a scan of frames)")
+                raise DataSetError(
+                    f"the zarr store {self.path!r} holds no array of 3 to 5 "
+                    "dimensions (a scan of frames)"
+                )
             largest = max(math.prod(s) * d.itemsize for _, s, d in cands)
             big = [c for c in cands if math.prod(c[1]) * c[2].itemsize * 4 >= largest]
             if len(big) != 1:
                 listing = "; ".join(f"{p} {s} {d}" for p, s, d in cands)
-                raise DataSetError(f"{self.path!r} holds several arrays that could be the scan: "
-                                   f"{listing}. Choose one with ds_path=")
+                raise DataSetError(
+                    f"{self.path!r} holds several arrays that could be the scan: "
+                    f"{listing}. Choose one with ds_path="
+                )
             ds_path = big[0][0]
             node = open_array(self.path, ds_path)
         arr = node
         self.ds_path = ds_path
         dtype = np.dtype(arr.dtype)
         if dtype.kind not in "uifcb":
-            raise DataSetError(f"the zarr array in {self.path!r} has dtype {dtype}; a scan needs "
-                               "a numeric dtype")
+            raise DataSetError(
+                f"the zarr array in {self.path!r} has dtype {dtype}; a scan needs a numeric dtype"
+            )
         if not 3 <= arr.ndim <= 5:
-            raise DataSetError(f"the zarr array in {self.path!r} has shape {arr.shape}: a scan "
-                               "needs 3 to 5 dimensions")
+            raise DataSetError(
+                f"the zarr array in {self.path!r} has shape {arr.shape}: a scan "
+                "needs 3 to 5 dimensions"
+            )
         check_sig_dims(arr.ndim, sig_dims)
         self.dtype = dtype
-        self.file_nav = tuple(int(n) for n in arr.shape[:arr.ndim - sig_dims])
-        sig = tuple(int(n) for n in arr.shape[arr.ndim - sig_dims:])
+        self.file_nav = tuple(int(n) for n in arr.shape[: arr.ndim - sig_dims])
+        sig = tuple(int(n) for n in arr.shape[arr.ndim - sig_dims :])
         read_unit = getattr(arr, "shards", None) or arr.chunks
         self.chunks = tuple(int(c) for c in read_unit)
-        self.nav_chunks = self.chunks[:len(self.file_nav)]
+        self.nav_chunks = self.chunks[: len(self.file_nav)]
         self.compression = _codec_names(arr)
-        self.geometry = resolve(math.prod(self.file_nav), nav_shape, sync_offset,
-                                file_nav_shape=self.file_nav, what=repr(self.path))
+        self.geometry = resolve(
+            math.prod(self.file_nav),
+            nav_shape,
+            sync_offset,
+            file_nav_shape=self.file_nav,
+            what=repr(self.path),
+        )
         self.sync_offset = self.geometry.sync_offset
         self.shape = Shape(self.geometry.nav_shape + sig, sig_dims=sig_dims)
-        self.metadata = {"format": "zarr", "zarr_format": int(arr.metadata.zarr_format),
-                         "ds_path": ds_path, "chunks": self.chunks,
-                         "compression": self.compression, "file_nav_shape": self.file_nav}
+        self.metadata = {
+            "format": "zarr",
+            "zarr_format": int(arr.metadata.zarr_format),
+            "ds_path": ds_path,
+            "chunks": self.chunks,
+            "compression": self.compression,
+            "file_nav_shape": self.file_nav,
+        }
         attrs = dict(arr.attrs)
         for key in ("pixel_size", "pixel_unit", "scan_step", "scan_unit", "detector"):
             if key in attrs:
                 self.metadata[key] = attrs[key]
 
     def partition_bounds(self, num_workers: int) -> list[tuple[int, int]]:
-        return aligned_bounds(self.shape.nav.size, self.geometry.file_frames, self.sync_offset,
-                              chunk_row_frames(self.file_nav, self.nav_chunks),
-                              math.prod(self.shape.sig) * self.dtype.itemsize, num_workers,
-                              self.num_partitions, rereads_cost=True)
+        return aligned_bounds(
+            self.shape.nav.size,
+            self.geometry.file_frames,
+            self.sync_offset,
+            chunk_row_frames(self.file_nav, self.nav_chunks),
+            math.prod(self.shape.sig) * self.dtype.itemsize,
+            num_workers,
+            self.num_partitions,
+            rereads_cost=True,
+        )
 
     def _make_partition(self, start, stop, index):
-        return ZarrPartition(self.shape, self.dtype, start, stop, index, path=self.path,
-                             ds_path=self.ds_path, geometry=self.geometry,
-                             file_nav=self.file_nav, nav_chunks=self.nav_chunks)
+        return ZarrPartition(
+            self.shape,
+            self.dtype,
+            start,
+            stop,
+            index,
+            path=self.path,
+            ds_path=self.ds_path,
+            geometry=self.geometry,
+            file_nav=self.file_nav,
+            nav_chunks=self.nav_chunks,
+        )
 
     def _repr_items(self) -> dict:
         items = {"zarr_format": self.metadata["zarr_format"], "chunks": self.chunks}
@@ -293,23 +352,37 @@ def _compressors(compressor, zarr_format: int):
         return compressor
     if zarr_format == 3:
         from zarr import codecs
-        table = {"zstd": lambda: codecs.ZstdCodec(level=3),
-                 "blosc": lambda: codecs.BloscCodec(cname="lz4", clevel=5, shuffle="shuffle"),
-                 "gzip": lambda: codecs.GzipCodec(level=4)}
+
+        table = {
+            "zstd": lambda: codecs.ZstdCodec(level=3),
+            "blosc": lambda: codecs.BloscCodec(cname="lz4", clevel=5, shuffle="shuffle"),
+            "gzip": lambda: codecs.GzipCodec(level=4),
+        }
     else:
         import numcodecs
-        table = {"zstd": lambda: numcodecs.Zstd(level=3),
-                 "blosc": lambda: numcodecs.Blosc(cname="lz4", clevel=5, shuffle=1),
-                 "gzip": lambda: numcodecs.GZip(level=4)}
+
+        table = {
+            "zstd": lambda: numcodecs.Zstd(level=3),
+            "blosc": lambda: numcodecs.Blosc(cname="lz4", clevel=5, shuffle=1),
+            "gzip": lambda: numcodecs.GZip(level=4),
+        }
     if compressor not in table:
-        raise ValueError(f"compressor={compressor!r}: use None, 'default', 'zstd', 'blosc', "
-                         "'gzip' or a codec object")
+        raise ValueError(
+            f"compressor={compressor!r}: use None, 'default', 'zstd', 'blosc', "
+            "'gzip' or a codec object"
+        )
     return table[compressor]()
 
 
-def write_zarr(path: str | os.PathLike, data, chunks: Sequence[int] | None = None,
-               zarr_format: int = 3, compressor=None, overwrite: bool = False,
-               sig_dims: int = 2) -> str:
+def write_zarr(
+    path: str | os.PathLike,
+    data,
+    chunks: Sequence[int] | None = None,
+    zarr_format: int = 3,
+    compressor=None,
+    overwrite: bool = False,
+    sig_dims: int = 2,
+) -> str:
     """Write a scan ``(*nav, *sig)`` as a zarr array store, atomically; returns the path.
 
     Parameters
@@ -343,17 +416,24 @@ def write_zarr(path: str | os.PathLike, data, chunks: Sequence[int] | None = Non
     dtype = np.dtype(getattr(data, "dtype", None) or np.asarray(data).dtype)
     check_sig_dims(len(shape), sig_dims)
     if chunks is None:
-        chunks = (1,) * (len(shape) - sig_dims) + shape[len(shape) - sig_dims:]
+        chunks = (1,) * (len(shape) - sig_dims) + shape[len(shape) - sig_dims :]
     chunks = tuple(min(int(c), n) for c, n in zip(chunks, shape))
     comp = _compressors(compressor, zarr_format)
     path = check_target(path, overwrite, directory=True)
     with atomic_output(path, overwrite=overwrite, directory=True) as tmp:
-        arr = zarr.create_array(store=tmp, shape=shape, dtype=dtype, chunks=chunks,
-                                compressors=comp, zarr_format=zarr_format, fill_value=0)
+        arr = zarr.create_array(
+            store=tmp,
+            shape=shape,
+            dtype=dtype,
+            chunks=chunks,
+            compressors=comp,
+            zarr_format=zarr_format,
+            fill_value=0,
+        )
         row_bytes = max(1, math.prod(shape[1:]) * dtype.itemsize)
         step = max(chunks[0], (64 << 20) // row_bytes // chunks[0] * chunks[0])
         for i in range(0, shape[0], step):
-            arr[i:i + step] = np.asarray(data[i:i + step], dtype=dtype)
+            arr[i : i + step] = np.asarray(data[i : i + step], dtype=dtype)
     return path
 
 
@@ -368,7 +448,8 @@ def sniff(path: str) -> bool:
     """
     try:
         path = os.fspath(path)
-        return os.path.isdir(path) and any(os.path.exists(os.path.join(path, n))
-                                           for n in _META_FILES)
+        return os.path.isdir(path) and any(
+            os.path.exists(os.path.join(path, n)) for n in _META_FILES
+        )
     except Exception:  # noqa: BLE001
         return False

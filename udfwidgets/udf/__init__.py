@@ -1,8 +1,18 @@
 """The UDF API: the :class:`UDF` base class, buffers, meta and the standard UDFs
 (``udfwidgets.udf.sum``, ``udfwidgets.udf.sumsigudf``, ...)."""
+
 from .base import UDF, NoOpUDF, UDFMethod, UDFParams
 from .buffers import BufferDeclaration, BufferError, BufferWrapper
 from .meta import Slice, UDFMeta
 
-__all__ = ["UDF", "NoOpUDF", "UDFMethod", "UDFParams", "BufferDeclaration", "BufferError",
-           "BufferWrapper", "UDFMeta", "Slice"]
+__all__ = [
+    "UDF",
+    "NoOpUDF",
+    "UDFMethod",
+    "UDFParams",
+    "BufferDeclaration",
+    "BufferError",
+    "BufferWrapper",
+    "UDFMeta",
+    "Slice",
+]

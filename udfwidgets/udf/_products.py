@@ -1,4 +1,5 @@
 """Frame-times-weights products shared by the mask-like UDFs (CoM, virtual detectors)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -26,8 +27,7 @@ def pixel_span(weights: np.ndarray) -> tuple[int, int]:
     return (int(rows[0]), int(rows[-1]) + 1) if len(rows) else (0, 0)
 
 
-def float32_product(flat: np.ndarray, weights: np.ndarray,
-                    chunk: int | None = None) -> np.ndarray:
+def float32_product(flat: np.ndarray, weights: np.ndarray, chunk: int | None = None) -> np.ndarray:
     """``flat @ weights`` in float32 blocks of ``chunk`` pixels, summed in float64.
 
     ``flat`` is ``(frames, pixels)`` of any real dtype (blocks are converted
@@ -48,8 +48,8 @@ def float32_product(flat: np.ndarray, weights: np.ndarray,
         chunk = min(MAX_PIXELS, max(MIN_PIXELS, BLOCK_VALUES // max(1, n)))
     out = np.zeros((n, weights.shape[1]))
     for i in range(0, pixels, chunk):
-        block = flat[:, i:i + chunk]
+        block = flat[:, i : i + chunk]
         if block.dtype != np.float32:
             block = block.astype(np.float32)
-        out += block @ weights[i:i + chunk]
+        out += block @ weights[i : i + chunk]
     return out

@@ -1,4 +1,5 @@
 """``AutoUDF``: apply a plain function to every frame (what ``ctx.map`` runs)."""
+
 from __future__ import annotations
 
 from typing import Any, Callable

@@ -6,17 +6,41 @@ first sparse type it lists (``scipy.sparse`` matrices or arrays of shape
 ``(frames, pixels)``, or pydata ``sparse`` arrays of shape ``(frames, *sig)``).
 CuPy and CUDA backends are known by name but never chosen: no GPU is used here.
 """
+
 from __future__ import annotations
 
 from typing import Any, Callable, Iterable
 
 import numpy as np
 
-__all__ = ["NUMPY", "CUDA", "CUPY", "SPARSE_COO", "SPARSE_GCXS", "SPARSE_DOK", "SCIPY_COO",
-           "SCIPY_CSR", "SCIPY_CSC", "SCIPY_COO_ARRAY", "SCIPY_CSR_ARRAY", "SCIPY_CSC_ARRAY",
-           "CUPY_SCIPY_COO", "CUPY_SCIPY_CSR", "CUPY_SCIPY_CSC", "ALL", "CPU_BACKENDS",
-           "CUDA_BACKENDS", "CUPY_BACKENDS", "DENSE_BACKENDS", "SPARSE_BACKENDS", "D2_BACKENDS",
-           "ND_BACKENDS", "choose_backend", "converter", "BackendError"]
+__all__ = [
+    "NUMPY",
+    "CUDA",
+    "CUPY",
+    "SPARSE_COO",
+    "SPARSE_GCXS",
+    "SPARSE_DOK",
+    "SCIPY_COO",
+    "SCIPY_CSR",
+    "SCIPY_CSC",
+    "SCIPY_COO_ARRAY",
+    "SCIPY_CSR_ARRAY",
+    "SCIPY_CSC_ARRAY",
+    "CUPY_SCIPY_COO",
+    "CUPY_SCIPY_CSR",
+    "CUPY_SCIPY_CSC",
+    "ALL",
+    "CPU_BACKENDS",
+    "CUDA_BACKENDS",
+    "CUPY_BACKENDS",
+    "DENSE_BACKENDS",
+    "SPARSE_BACKENDS",
+    "D2_BACKENDS",
+    "ND_BACKENDS",
+    "choose_backend",
+    "converter",
+    "BackendError",
+]
 
 NUMPY = "numpy"
 CUDA = "cuda"
@@ -57,12 +81,15 @@ def as_backend_set(backends: Any, what: str) -> tuple[str, ...]:
     try:
         out = tuple(backends)
     except TypeError:
-        raise BackendError(f"{what} must be a backend name or an iterable of names "
-                           f"(like UDF.BACKEND_NUMPY), got {backends!r}") from None
+        raise BackendError(
+            f"{what} must be a backend name or an iterable of names "
+            f"(like UDF.BACKEND_NUMPY), got {backends!r}"
+        ) from None
     unknown = [b for b in out if b not in ALL]
     if unknown:
-        raise BackendError(f"{what} names unknown array backends {unknown}; known: "
-                           f"{', '.join(sorted(ALL))}")
+        raise BackendError(
+            f"{what} names unknown array backends {unknown}; known: {', '.join(sorted(ALL))}"
+        )
     return out
 
 
@@ -86,8 +113,9 @@ def choose_backend(udf_backends: Any, allowed: Iterable[str] | None, udf_name: s
             allowed |= set(_SCIPY) | set(_PYDATA)
         offered = tuple(b for b in offered if b in allowed)
         if not offered:
-            raise BackendError(f"{udf_name} supports none of the backends given as "
-                               f"backends={sorted(allowed)}")
+            raise BackendError(
+                f"{udf_name} supports none of the backends given as backends={sorted(allowed)}"
+            )
     if NUMPY in offered:
         return NUMPY
     for b in offered:
@@ -95,13 +123,15 @@ def choose_backend(udf_backends: Any, allowed: Iterable[str] | None, udf_name: s
             return b
     raise BackendError(
         f"{udf_name}.get_backends() offers only {list(offered)}, which need a GPU (CuPy/CUDA); "
-        "udfwidgets computes on the CPU: add UDF.BACKEND_NUMPY to get_backends()")
+        "udfwidgets computes on the CPU: add UDF.BACKEND_NUMPY to get_backends()"
+    )
 
 
 def xp_for(backend: str):
     """The array module a UDF should use (``self.xp``): NumPy for every CPU backend."""
     if backend in CUPY_BACKENDS:  # pragma: no cover - never chosen here
         import cupy
+
         return cupy
     return np
 
@@ -120,14 +150,16 @@ def converter(backend: str) -> Callable[[np.ndarray], Any] | None:
         return None
     if backend in _SCIPY:
         import scipy.sparse as sp
+
         cls = getattr(sp, backend.rsplit(".", 1)[1])
         return lambda tile: cls(tile.reshape(tile.shape[0], -1))
     if backend in _PYDATA:
         try:
             import sparse
         except ImportError:
-            raise BackendError(f"backend {backend!r} needs the 'sparse' package: pip install "
-                               "sparse") from None
+            raise BackendError(
+                f"backend {backend!r} needs the 'sparse' package: pip install sparse"
+            ) from None
         cls = getattr(sparse, backend.split(".", 1)[1])
         return lambda tile: cls.from_numpy(np.asarray(tile))
     raise BackendError(f"backend {backend!r} is not available on the CPU")  # pragma: no cover

@@ -1,4 +1,5 @@
 """The :class:`UDF` base class that user-defined functions subclass."""
+
 from __future__ import annotations
 
 import enum
@@ -9,8 +10,15 @@ import numpy as np
 from . import backends as _backends
 from .buffers import BufferDeclaration, BufferWrapper, MaskedResult
 
-__all__ = ["UDF", "NoOpUDF", "UDFMethod", "UDFParams", "BufferNamespace", "PROCESS_METHODS",
-           "process_method_of"]
+__all__ = [
+    "UDF",
+    "NoOpUDF",
+    "UDFMethod",
+    "UDFParams",
+    "BufferNamespace",
+    "PROCESS_METHODS",
+    "process_method_of",
+]
 
 #: Checked in this order (as LiberTEM does): the first one a UDF implements is used.
 PROCESS_METHODS = ("process_tile", "process_frame", "process_partition")
@@ -49,13 +57,16 @@ def process_method_of(udf: "UDF") -> str:
         name = "process_" + UDFMethod(udf.get_method()).value
         if callable(getattr(udf, name, None)):
             return name
-        raise TypeError(f"{type(udf).__name__}.get_method() chose {name}, which it does not "
-                        "implement")
+        raise TypeError(
+            f"{type(udf).__name__}.get_method() chose {name}, which it does not implement"
+        )
     for name in PROCESS_METHODS:
         if callable(getattr(udf, name, None)):
             return name
-    raise TypeError(f"{type(udf).__name__} implements none of process_frame, process_tile, "
-                    "process_partition: implement at least one of them")
+    raise TypeError(
+        f"{type(udf).__name__} implements none of process_frame, process_tile, "
+        "process_partition: implement at least one of them"
+    )
 
 
 class UDFParams:
@@ -81,7 +92,8 @@ class UDFParams:
             known = ", ".join(sorted(self._kwargs)) or "none"
             raise AttributeError(
                 f"{self._udf_name} has no parameter {name!r} (parameters: {known}); pass it to "
-                f"the constructor, e.g. {self._udf_name}({name}=...)") from None
+                f"the constructor, e.g. {self._udf_name}({name}=...)"
+            ) from None
 
     def __setstate__(self, state):
         self.__dict__.update(state)
@@ -143,7 +155,8 @@ class BufferNamespace:
         known = ", ".join(k for k in self.__dict__ if not k.startswith("_")) or "none"
         raise AttributeError(
             f"{self._owner} has no result buffer {name!r} (declared buffers: {known}); "
-            "declare it in get_result_buffers()")
+            "declare it in get_result_buffers()"
+        )
 
     def __setstate__(self, state):
         self.__dict__.update(state)
@@ -156,12 +169,15 @@ class BufferNamespace:
             if target is None:
                 raise AttributeError(
                     f"buffer {name!r} of {self._owner} is result_only: it has no array while "
-                    "processing; return its value from get_results() instead")
+                    "processing; return its value from get_results() instead"
+                )
             try:
                 target[...] = value
             except ValueError as e:
-                raise ValueError(f"cannot write into buffer {name!r} of {self._owner} "
-                                 f"(shape {target.shape}): {e}") from None
+                raise ValueError(
+                    f"cannot write into buffer {name!r} of {self._owner} "
+                    f"(shape {target.shape}): {e}"
+                ) from None
             return
         self.__getattr__(name)
 
@@ -256,8 +272,15 @@ class UDF:
         self.task_data: Any = None
 
     # --- declaring buffers -------------------------------------------------
-    def buffer(self, kind: str, extra_shape=(), dtype="float32", where=None,
-               use: str | None = None, axes=None) -> BufferDeclaration:
+    def buffer(
+        self,
+        kind: str,
+        extra_shape=(),
+        dtype="float32",
+        where=None,
+        use: str | None = None,
+        axes=None,
+    ) -> BufferDeclaration:
         """Declare a result buffer; use it inside :meth:`get_result_buffers`.
 
         Parameters
@@ -291,7 +314,8 @@ class UDF:
         """Return ``{name: self.buffer(...)}`` for every result buffer."""
         raise NotImplementedError(
             f"{type(self).__name__} must implement get_result_buffers() and return a dict of "
-            "name -> self.buffer(kind=..., dtype=...)")
+            "name -> self.buffer(kind=..., dtype=...)"
+        )
 
     # --- hooks -------------------------------------------------------------
     def get_preferred_input_dtype(self):
@@ -432,8 +456,11 @@ class UDF:
         ``single`` buffers must implement its own ``merge`` (for example
         ``dest.intensity[:] += src.intensity``).
         """
-        not_nav = [name for name, decl in self._validated_buffers().items()
-                   if decl.kind != "nav" and decl.use != "result_only"]
+        not_nav = [
+            name
+            for name, decl in self._validated_buffers().items()
+            if decl.kind != "nav" and decl.use != "result_only"
+        ]
         if not_nav:
             raise NotImplementedError(merge_missing_message(type(self).__name__, not_nav))
         for name in dest.keys():
@@ -452,8 +479,11 @@ class UDF:
         left out pass through unchanged; returning a private buffer is an
         error, and so is leaving out a ``result_only`` one.
         """
-        return {name: self.results[name] for name, decl in self._validated_buffers().items()
-                if decl.use != "private"}
+        return {
+            name: self.results[name]
+            for name, decl in self._validated_buffers().items()
+            if decl.use != "private"
+        }
 
     # --- machinery ---------------------------------------------------------
     def _validated_buffers(self) -> dict[str, BufferDeclaration]:
@@ -503,7 +533,9 @@ class NoOpUDF(UDF):
 def merge_missing_message(udf_name: str, buffers: list[str]) -> str:
     names = ", ".join(repr(b) for b in buffers)
     example = buffers[0]
-    return (f"{udf_name} has sig/single buffers ({names}) but no merge() method: results of "
-            f"partitions cannot simply be copied into place. Implement merge(self, dest, src), "
-            f"e.g. `dest.{example}[:] += src.{example}` for a sum or "
-            f"`dest.{example}[:] = np.maximum(dest.{example}, src.{example})` for a maximum.")
+    return (
+        f"{udf_name} has sig/single buffers ({names}) but no merge() method: results of "
+        f"partitions cannot simply be copied into place. Implement merge(self, dest, src), "
+        f"e.g. `dest.{example}[:] += src.{example}` for a sum or "
+        f"`dest.{example}[:] = np.maximum(dest.{example}, src.{example})` for a maximum."
+    )

@@ -1,5 +1,6 @@
 """Result buffers: declarations made in ``get_result_buffers`` and the
 :class:`BufferWrapper` objects a run returns."""
+
 from __future__ import annotations
 
 import keyword
@@ -8,8 +9,15 @@ from typing import Any, Iterable
 import numpy as np
 from numpy.lib.mixins import NDArrayOperatorsMixin
 
-__all__ = ["BufferDeclaration", "BufferWrapper", "BufferError", "MaskedResult", "fill_value_for",
-           "KINDS", "USES"]
+__all__ = [
+    "BufferDeclaration",
+    "BufferWrapper",
+    "BufferError",
+    "MaskedResult",
+    "fill_value_for",
+    "KINDS",
+    "USES",
+]
 
 #: Buffer kinds: one value per frame (``nav``), a frame-shaped buffer (``sig``), or one value.
 KINDS = ("nav", "sig", "single")
@@ -95,8 +103,14 @@ class BufferDeclaration:
     ('nav', 'float32')
     """
 
-    def __init__(self, kind: str, extra_shape: Iterable[int] | int = (), dtype: Any = "float32",
-                 use: str | None = None, axes: Any = None):
+    def __init__(
+        self,
+        kind: str,
+        extra_shape: Iterable[int] | int = (),
+        dtype: Any = "float32",
+        use: str | None = None,
+        axes: Any = None,
+    ):
         self.kind = kind
         self.extra_shape = extra_shape
         self.dtype = dtype
@@ -109,31 +123,39 @@ class BufferDeclaration:
         if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
             raise BufferError(
                 f"{where}: buffer names must be valid Python identifiers (like 'intensity' or "
-                f"'max_value'), so that they work as self.results.<name>")
+                f"'max_value'), so that they work as self.results.<name>"
+            )
         if self.kind not in KINDS:
             raise BufferError(f"{where}: kind={self.kind!r} is not one of 'nav', 'sig', 'single'")
         extra = self.extra_shape
         if isinstance(extra, (int, np.integer)):
             extra = (int(extra),)
         try:
-            if any(isinstance(e, (bool, np.bool_)) or not isinstance(e, (int, np.integer))
-                   for e in extra):  # 2.5 must not become 2
+            if any(
+                isinstance(e, (bool, np.bool_)) or not isinstance(e, (int, np.integer))
+                for e in extra
+            ):  # 2.5 must not become 2
                 raise TypeError
             extra = tuple(int(e) for e in extra)
         except (TypeError, ValueError):
-            raise BufferError(f"{where}: extra_shape={self.extra_shape!r} must be a tuple of "
-                              "non-negative integers") from None
+            raise BufferError(
+                f"{where}: extra_shape={self.extra_shape!r} must be a tuple of "
+                "non-negative integers"
+            ) from None
         if any(e < 0 for e in extra):
-            raise BufferError(f"{where}: extra_shape={self.extra_shape!r} must be a tuple of "
-                              "non-negative integers")
+            raise BufferError(
+                f"{where}: extra_shape={self.extra_shape!r} must be a tuple of "
+                "non-negative integers"
+            )
         try:
             dtype = np.dtype(self.dtype)
         except (TypeError, ValueError) as e:
             raise BufferError(f"{where}: dtype={self.dtype!r} is not a NumPy dtype ({e})") from None
         if self.use not in USES:
             raise BufferError(f"{where}: use={self.use!r} must be None, 'private' or 'result_only'")
-        return BufferDeclaration(self.kind, extra, dtype, self.use,
-                                 check_axes(self.axes, extra, where))
+        return BufferDeclaration(
+            self.kind, extra, dtype, self.use, check_axes(self.axes, extra, where)
+        )
 
     def shape_for(self, num_frames: int, sig_shape: tuple[int, ...]) -> tuple[int, ...]:
         """The array shape of this buffer for ``num_frames`` frames (nav kind)."""
@@ -145,12 +167,15 @@ class BufferDeclaration:
 
     def __repr__(self) -> str:
         axes = "" if self.axes is None else f", axes={self.axes!r}"
-        return (f"BufferDeclaration(kind={self.kind!r}, extra_shape={self.extra_shape!r}, "
-                f"dtype={self.dtype!r}, use={self.use!r}{axes})")
+        return (
+            f"BufferDeclaration(kind={self.kind!r}, extra_shape={self.extra_shape!r}, "
+            f"dtype={self.dtype!r}, use={self.use!r}{axes})"
+        )
 
 
-def check_axes(axes: Any, extra_shape: tuple[int, ...], where: str = "buffer"
-               ) -> tuple[tuple[str, Any, Any], ...] | None:
+def check_axes(
+    axes: Any, extra_shape: tuple[int, ...], where: str = "buffer"
+) -> tuple[tuple[str, Any, Any], ...] | None:
     """Normalise the ``axes=`` of a buffer declaration: one ``(name, coords, unit)`` per extra axis.
 
     Each entry is a name, ``(name, coords)`` or ``(name, coords, unit)``;
@@ -170,19 +195,24 @@ def check_axes(axes: Any, extra_shape: tuple[int, ...], where: str = "buffer"
         axes = [axes]
     axes = list(axes)
     if len(axes) != len(extra_shape):
-        raise BufferError(f"{where}: axes={axes!r} names {len(axes)} axes, but extra_shape "
-                          f"{extra_shape} has {len(extra_shape)}")
+        raise BufferError(
+            f"{where}: axes={axes!r} names {len(axes)} axes, but extra_shape "
+            f"{extra_shape} has {len(extra_shape)}"
+        )
     out = []
     for entry, size in zip(axes, extra_shape):
-        name, coords, unit = (entry, None, None) if isinstance(entry, str) else (
-            tuple(entry) + (None, None))[:3]
+        name, coords, unit = (
+            (entry, None, None) if isinstance(entry, str) else (tuple(entry) + (None, None))[:3]
+        )
         if not isinstance(name, str) or not name:
             raise BufferError(f"{where}: axis names must be non-empty strings, got {name!r}")
         if coords is not None:
             coords = np.asarray(coords)
             if coords.shape != (size,):
-                raise BufferError(f"{where}: axis {name!r} has {coords.shape} coordinates, but "
-                                  f"{size} values along it")
+                raise BufferError(
+                    f"{where}: axis {name!r} has {coords.shape} coordinates, but "
+                    f"{size} values along it"
+                )
         out.append((name, coords, unit))
     return tuple(out)
 
@@ -231,10 +261,17 @@ class BufferWrapper(NDArrayOperatorsMixin):
     axes: Any = None
     context: Any = None
 
-    def __init__(self, kind: str, dtype="float32", extra_shape: tuple[int, ...] = (),
-                 raw: np.ndarray | None = None, nav_shape: tuple[int, ...] | None = None,
-                 roi: np.ndarray | None = None, valid: np.ndarray | None = None,
-                 custom_mask: Any = None):
+    def __init__(
+        self,
+        kind: str,
+        dtype="float32",
+        extra_shape: tuple[int, ...] = (),
+        raw: np.ndarray | None = None,
+        nav_shape: tuple[int, ...] | None = None,
+        roi: np.ndarray | None = None,
+        valid: np.ndarray | None = None,
+        custom_mask: Any = None,
+    ):
         self.kind = kind
         self.dtype = np.dtype(dtype)
         if isinstance(extra_shape, (int, np.integer)):
@@ -262,10 +299,11 @@ class BufferWrapper(NDArrayOperatorsMixin):
         arr = np.asarray(data, dtype=self.dtype)
         if self.kind == "nav":
             n_extra = len(self.extra_shape)
-            if n_extra and arr.shape[arr.ndim - n_extra:] != self.extra_shape:
-                raise BufferError(f"data of shape {arr.shape} does not end in extra_shape "
-                                  f"{self.extra_shape}")
-            self.nav_shape = arr.shape[:arr.ndim - n_extra]
+            if n_extra and arr.shape[arr.ndim - n_extra :] != self.extra_shape:
+                raise BufferError(
+                    f"data of shape {arr.shape} does not end in extra_shape {self.extra_shape}"
+                )
+            self.nav_shape = arr.shape[: arr.ndim - n_extra]
             self._raw = arr.reshape((-1,) + self.extra_shape)
         else:
             self._raw = arr
@@ -409,8 +447,11 @@ class BufferWrapper(NDArrayOperatorsMixin):
         """This buffer as an ``xarray.DataArray`` with physical coordinates
         (see :func:`udfwidgets.export.to_xarray`)."""
         from ..export import buffer_to_xarray
+
         return buffer_to_xarray(self, name)
 
     def __repr__(self) -> str:
-        return (f"<BufferWrapper kind={self.kind!r} dtype={self.dtype} shape={self.shape} "
-                f"extra_shape={self.extra_shape}>")
+        return (
+            f"<BufferWrapper kind={self.kind!r} dtype={self.dtype} shape={self.shape} "
+            f"extra_shape={self.extra_shape}>"
+        )

@@ -1,4 +1,5 @@
 """Centre of mass of every frame, its shift field and the field's derived maps."""
+
 from __future__ import annotations
 
 import enum
@@ -187,17 +188,27 @@ class CoMUDF(UDF):
     array([[1., 0.]])
     """
 
-    def __init__(self, cy: float | None = None, cx: float | None = None, r: float | None = None,
-                 regression: int = 0, flip_y: bool = False, scan_rotation: float = 0.0,
-                 dtype=None, com_params: CoMParams | None = None):
+    def __init__(
+        self,
+        cy: float | None = None,
+        cx: float | None = None,
+        r: float | None = None,
+        regression: int = 0,
+        flip_y: bool = False,
+        scan_rotation: float = 0.0,
+        dtype=None,
+        com_params: CoMParams | None = None,
+    ):
         if isinstance(cy, CoMParams):  # LiberTEM's CoMUDF(com_params)
             cy, com_params = None, cy
         if com_params is not None:
             if not isinstance(com_params, CoMParams):
                 raise TypeError(f"com_params must be a CoMParams, got {type(com_params).__name__}")
             if (cy, cx, r, regression, flip_y, scan_rotation) != (None, None, None, 0, False, 0.0):
-                raise ValueError("give either com_params (LiberTEM's parameters) or the keywords "
-                                 "cy, cx, r, regression, flip_y, scan_rotation, not both")
+                raise ValueError(
+                    "give either com_params (LiberTEM's parameters) or the keywords "
+                    "cy, cx, r, regression, flip_y, scan_rotation, not both"
+                )
             _check_lt_params(com_params)
         for name, v in (("cy", cy), ("cx", cx)):
             if v is not None:
@@ -205,21 +216,39 @@ class CoMUDF(UDF):
         if r is not None and check_number(r, "r") <= 0:
             raise ValueError(f"r must be a positive radius in pixels or None, got {r!r}")
         if isinstance(regression, bool) or regression not in REGRESSIONS:
-            raise ValueError(f"regression must be 0 (none) or 1 (subtract a linear fit), "
-                             f"got {regression!r} (LiberTEM's numbering -1/0/1 works through "
-                             "CoMUDF.with_params(regression=...))")
+            raise ValueError(
+                f"regression must be 0 (none) or 1 (subtract a linear fit), "
+                f"got {regression!r} (LiberTEM's numbering -1/0/1 works through "
+                "CoMUDF.with_params(regression=...))"
+            )
         if not isinstance(flip_y, (bool, np.bool_)):
             raise ValueError(f"flip_y must be True or False, got {flip_y!r}")
         check_number(scan_rotation, "scan_rotation", minimum=None)
         check_float_dtype(dtype)
-        super().__init__(cy=cy, cx=cx, r=r, regression=regression, flip_y=flip_y,
-                         scan_rotation=scan_rotation, dtype=dtype, com_params=com_params)
+        super().__init__(
+            cy=cy,
+            cx=cx,
+            r=r,
+            regression=regression,
+            flip_y=flip_y,
+            scan_rotation=scan_rotation,
+            dtype=dtype,
+            com_params=com_params,
+        )
 
     @classmethod
-    def with_params(cls, *, cy: float | None = None, cx: float | None = None,
-                    r: float = float("inf"), ri: float = 0.0, scan_rotation: float = 0.0,
-                    flip_y: bool = False, regression: Any = RegressionOptions.NO_REGRESSION,
-                    dtype=None) -> "CoMUDF":
+    def with_params(
+        cls,
+        *,
+        cy: float | None = None,
+        cx: float | None = None,
+        r: float = float("inf"),
+        ri: float = 0.0,
+        scan_rotation: float = 0.0,
+        flip_y: bool = False,
+        regression: Any = RegressionOptions.NO_REGRESSION,
+        dtype=None,
+    ) -> "CoMUDF":
         """A CoMUDF with LiberTEM's parameters (see the class docstring).
 
         Examples
@@ -227,8 +256,18 @@ class CoMUDF(UDF):
         >>> CoMUDF.with_params(r=5.0, ri=2.0).params.com_params.ri
         2.0
         """
-        return cls(com_params=CoMParams(cy=cy, cx=cx, r=r, ri=ri, scan_rotation=scan_rotation,
-                                        flip_y=flip_y, regression=regression), dtype=dtype)
+        return cls(
+            com_params=CoMParams(
+                cy=cy,
+                cx=cx,
+                r=r,
+                ri=ri,
+                scan_rotation=scan_rotation,
+                flip_y=flip_y,
+                regression=regression,
+            ),
+            dtype=dtype,
+        )
 
     def _lt(self) -> CoMParams | None:
         return self.params.com_params
@@ -237,8 +276,10 @@ class CoMUDF(UDF):
         h, w = tuple(self.meta.dataset_shape.sig)
         lt = self._lt()
         if lt is not None:
-            return (h // 2 if lt.cy is None else float(lt.cy),
-                    w // 2 if lt.cx is None else float(lt.cx))
+            return (
+                h // 2 if lt.cy is None else float(lt.cy),
+                w // 2 if lt.cx is None else float(lt.cx),
+            )
         cy = (h - 1) / 2 if self.params.cy is None else float(self.params.cy)
         cx = (w - 1) / 2 if self.params.cx is None else float(self.params.cx)
         return cy, cx
@@ -256,12 +297,15 @@ class CoMUDF(UDF):
         nav_dims = len(tuple(self.meta.dataset_shape.nav))
         f8 = "float64"
         yx = [("component", ["y", "x"])]
-        terms = [("term", ["offset"] + [f"slope_{i}" for i in range(nav_dims)]),
-                 ("component", ["y", "x"])]
+        terms = [
+            ("term", ["offset"] + [f"slope_{i}" for i in range(nav_dims)]),
+            ("component", ["y", "x"]),
+        ]
         nav2 = dict(kind="nav", extra_shape=(2,), dtype=f8, use="result_only", axes=yx)
         nav1 = dict(kind="nav", dtype=f8, use="result_only")
-        coef = dict(kind="single", extra_shape=(1 + nav_dims, 2), dtype=f8, use="result_only",
-                    axes=terms)
+        coef = dict(
+            kind="single", extra_shape=(1 + nav_dims, 2), dtype=f8, use="result_only", axes=terms
+        )
         return {
             "raw_mask_result": self.buffer(kind="nav", extra_shape=(3,), dtype=f8, use="private"),
             "raw_com": self.buffer(**nav2),
@@ -304,8 +348,11 @@ class CoMUDF(UDF):
         # only the pixels from the mask's first to its last non-zero one take part
         start, stop = pixel_span(weights)
         work = working_dtype(self.meta.input_dtype, self.params.dtype)
-        return {"span": (start, stop), "weights": weights[start:stop].astype(work),
-                "centre": np.array([0.0, cy, cx])}
+        return {
+            "span": (start, stop),
+            "weights": weights[start:stop].astype(work),
+            "centre": np.array([0.0, cy, cx]),
+        }
 
     def process_tile(self, tile):
         td = self.task_data
@@ -371,12 +418,20 @@ class CoMUDF(UDF):
             div, curl = divergence_curl(field)
         else:
             div = curl = np.full(nav_shape, np.nan)
-        flat = lambda a: a.reshape((len(sel),) + a.shape[len(nav_shape):])[sel]  # noqa: E731
+        flat = lambda a: a.reshape((len(sel),) + a.shape[len(nav_shape) :])[sel]  # noqa: E731
         field_f = flat(field)
-        return {"raw_com": raw_com, "raw_shifts": shifts_flat, "field": field_f,
-                "field_y": field_f[:, 0], "field_x": field_f[:, 1],
-                "magnitude": np.hypot(field_f[:, 0], field_f[:, 1]), "divergence": flat(div),
-                "curl": flat(curl), "regression_coefficients": coef, "regression": coef}
+        return {
+            "raw_com": raw_com,
+            "raw_shifts": shifts_flat,
+            "field": field_f,
+            "field_y": field_f[:, 0],
+            "field_x": field_f[:, 1],
+            "magnitude": np.hypot(field_f[:, 0], field_f[:, 1]),
+            "divergence": flat(div),
+            "curl": flat(curl),
+            "regression_coefficients": coef,
+            "regression": coef,
+        }
 
 
 def _subtract_fit(field: np.ndarray, coef: np.ndarray) -> np.ndarray:
@@ -390,16 +445,22 @@ def _subtract_fit(field: np.ndarray, coef: np.ndarray) -> np.ndarray:
 def _check_lt_params(p: CoMParams) -> None:
     ri = 0.0 if p.ri is None else p.ri
     if ri >= p.r:
-        raise ValueError(f"the inner radius ri={p.ri!r} must be smaller than the outer radius "
-                         f"r={p.r!r} for an annular CoM")
+        raise ValueError(
+            f"the inner radius ri={p.ri!r} must be smaller than the outer radius "
+            f"r={p.r!r} for an annular CoM"
+        )
     reg = p.regression
     if isinstance(reg, (int, np.integer)) and not isinstance(reg, bool):
         if int(reg) not in (-1, 0, 1):
-            raise ValueError(f"regression={reg!r}: LiberTEM's options are -1 (none), 0 (subtract "
-                             "the mean), 1 (subtract a linear fit), or a (3, 2) array")
+            raise ValueError(
+                f"regression={reg!r}: LiberTEM's options are -1 (none), 0 (subtract "
+                "the mean), 1 (subtract a linear fit), or a (3, 2) array"
+            )
     elif np.shape(reg) != (3, 2):
-        raise ValueError(f"regression must be -1, 0, 1 or a (3, 2) array of coefficients "
-                         f"[[y, x], [dy/dy, dx/dy], [dy/dx, dx/dx]], got {reg!r}")
+        raise ValueError(
+            f"regression must be -1, 0, 1 or a (3, 2) array of coefficients "
+            f"[[y, x], [dy/dy, dx/dy], [dy/dx, dx/dx]], got {reg!r}"
+        )
 
 
 def _lt_regression(reg, field: np.ndarray, nav_shape) -> np.ndarray:

@@ -1,4 +1,5 @@
 """Sum of log-scaled frames: shows weak features that many frames share."""
+
 from __future__ import annotations
 
 import numpy as np

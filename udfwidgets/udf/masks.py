@@ -1,4 +1,5 @@
 """Apply a stack of masks to every frame: virtual detectors in one matrix product."""
+
 from __future__ import annotations
 
 from typing import Any, Callable, Sequence
@@ -84,38 +85,56 @@ class ApplyMasksUDF(UDF):
     ((2, 3, 2), array([13., 64.], dtype=float32))
     """
 
-    def __init__(self, mask_factories: Callable | Sequence[Callable] | None = None,
-                 masks: Any = None, dtype: Any = None, use_sparse: bool | str | None = None,
-                 mask_count: int | None = None, mask_dtype: Any = None,
-                 preferred_dtype: Any = None, shifts: Any = None, use_torch: Any = None,
-                 backends: Any = None):
+    def __init__(
+        self,
+        mask_factories: Callable | Sequence[Callable] | None = None,
+        masks: Any = None,
+        dtype: Any = None,
+        use_sparse: bool | str | None = None,
+        mask_count: int | None = None,
+        mask_dtype: Any = None,
+        preferred_dtype: Any = None,
+        shifts: Any = None,
+        use_torch: Any = None,
+        backends: Any = None,
+    ):
         if (mask_factories is None) == (masks is None):
-            raise ValueError("ApplyMasksUDF needs exactly one of mask_factories=[callables] "
-                             "or masks=array (stack of masks), got "
-                             + ("both" if masks is not None else "neither"))
+            raise ValueError(
+                "ApplyMasksUDF needs exactly one of mask_factories=[callables] "
+                "or masks=array (stack of masks), got "
+                + ("both" if masks is not None else "neither")
+            )
         if mask_factories is not None:
             facs = [mask_factories] if callable(mask_factories) else mask_factories
             try:
                 facs = list(facs)
             except TypeError:
-                raise TypeError("mask_factories must be a callable or a list of callables, got "
-                                f"{type(mask_factories).__name__}") from None
+                raise TypeError(
+                    "mask_factories must be a callable or a list of callables, got "
+                    f"{type(mask_factories).__name__}"
+                ) from None
             if not facs:
                 raise ValueError("mask_factories is empty: give at least one mask factory")
             for i, f in enumerate(facs):
                 if not callable(f):
-                    raise TypeError(f"mask_factories[{i}] is a {type(f).__name__}, not a callable; "
-                                    "pass functions returning masks, or the arrays as masks=")
+                    raise TypeError(
+                        f"mask_factories[{i}] is a {type(f).__name__}, not a callable; "
+                        "pass functions returning masks, or the arrays as masks="
+                    )
         if dtype is not None:
             try:
                 np.dtype(dtype)
             except TypeError:
                 raise ValueError(f"dtype must be a NumPy dtype or None, got {dtype!r}") from None
         if use_sparse not in (None, True, False) and use_sparse not in _LT_SPARSE:
-            raise ValueError(f"use_sparse must be True, False, None or one of {_LT_SPARSE}, "
-                             f"got {use_sparse!r}")
-        if mask_count is not None and (isinstance(mask_count, bool) or not
-                                       isinstance(mask_count, (int, np.integer)) or mask_count < 1):
+            raise ValueError(
+                f"use_sparse must be True, False, None or one of {_LT_SPARSE}, got {use_sparse!r}"
+            )
+        if mask_count is not None and (
+            isinstance(mask_count, bool)
+            or not isinstance(mask_count, (int, np.integer))
+            or mask_count < 1
+        ):
             raise ValueError(f"mask_count must be a positive integer, got {mask_count!r}")
         for name, dt in (("mask_dtype", mask_dtype), ("preferred_dtype", preferred_dtype)):
             if dt is not None:
@@ -126,15 +145,25 @@ class ApplyMasksUDF(UDF):
         if shifts is not None and not isinstance(shifts, BufferWrapper):
             arr = np.asarray(shifts)
             if arr.shape != (2,) or arr.dtype.kind not in "iu":
-                raise ValueError(f"shifts must be two integers (dy, dx) or per-frame aux data "
-                                 f"(ApplyMasksUDF.aux_data(..., kind='nav', extra_shape=(2,))), "
-                                 f"got {shifts!r}")
+                raise ValueError(
+                    f"shifts must be two integers (dy, dx) or per-frame aux data "
+                    f"(ApplyMasksUDF.aux_data(..., kind='nav', extra_shape=(2,))), "
+                    f"got {shifts!r}"
+                )
         # per-frame shifts (aux data): on workers params.shifts becomes the frame's view
         self._per_frame_shifts = isinstance(shifts, BufferWrapper)
-        super().__init__(mask_factories=mask_factories, masks=masks, dtype=dtype,
-                         use_sparse=use_sparse, mask_count=mask_count, mask_dtype=mask_dtype,
-                         preferred_dtype=preferred_dtype, shifts=shifts, use_torch=use_torch,
-                         backends=backends)
+        super().__init__(
+            mask_factories=mask_factories,
+            masks=masks,
+            dtype=dtype,
+            use_sparse=use_sparse,
+            mask_count=mask_count,
+            mask_dtype=mask_dtype,
+            preferred_dtype=preferred_dtype,
+            shifts=shifts,
+            use_torch=use_torch,
+            backends=backends,
+        )
 
     # --- masks -------------------------------------------------------------------
     def _raw_masks(self) -> list:
@@ -159,19 +188,24 @@ class ApplyMasksUDF(UDF):
                 if tuple(m.shape) == sig:  # one 2D mask
                     m = m.reshape(1, size)
                 if m.ndim != 2 or m.shape[1] != size:
-                    raise ValueError(f"{name}: a sparse mask must have the signal shape {sig} or "
-                                     f"shape (n_masks, {size}), got {m.shape}")
+                    raise ValueError(
+                        f"{name}: a sparse mask must have the signal shape {sig} or "
+                        f"shape (n_masks, {size}), got {m.shape}"
+                    )
                 out.append(m)
                 continue
             arr = np.asarray(m)
             if arr.shape == sig:
                 arr = arr[None]
             if arr.ndim != len(sig) + 1 or arr.shape[1:] != sig:
-                raise ValueError(f"{name} has shape {arr.shape}, but a mask must have the signal "
-                                 f"shape {sig} (or be a stack (n_masks, *{sig}))")
+                raise ValueError(
+                    f"{name} has shape {arr.shape}, but a mask must have the signal "
+                    f"shape {sig} (or be a stack (n_masks, *{sig}))"
+                )
             if arr.dtype.kind not in "biuf":
-                raise ValueError(f"{name} has dtype {arr.dtype}; masks must be bool, integer "
-                                 "or float")
+                raise ValueError(
+                    f"{name} has dtype {arr.dtype}; masks must be bool, integer or float"
+                )
             out.append(arr.reshape(arr.shape[0], size))
         if sum(m.shape[0] for m in out) == 0:
             raise ValueError("no masks given: the mask stack is empty")
@@ -185,8 +219,9 @@ class ApplyMasksUDF(UDF):
         raw = self._raw_masks()
         count = self.params.mask_count
         if count is not None and sum(m.shape[0] for m in raw) != count:
-            raise ValueError(f"mask_count={count}, but the masks given hold "
-                             f"{sum(m.shape[0] for m in raw)} masks")
+            raise ValueError(
+                f"mask_count={count}, but the masks given hold {sum(m.shape[0] for m in raw)} masks"
+            )
         any_sparse = any(is_sparse(m) for m in raw)
         use_sparse = self.params.use_sparse
         if isinstance(use_sparse, str):
@@ -229,11 +264,17 @@ class ApplyMasksUDF(UDF):
         p = self.params
         if p.mask_count is not None and (p.mask_dtype is not None or p.dtype is not None):
             # count and dtype are known: the factories run on the workers only
-            return {"intensity": self.buffer(kind="nav", extra_shape=(p.mask_count,),
-                                             dtype=self._compute_dtype([]))}
+            return {
+                "intensity": self.buffer(
+                    kind="nav", extra_shape=(p.mask_count,), dtype=self._compute_dtype([])
+                )
+            }
         matrix, _ = self._prepared()
-        return {"intensity": self.buffer(kind="nav", extra_shape=(matrix.shape[0],),
-                                         dtype=matrix.dtype, axes=["mask"])}
+        return {
+            "intensity": self.buffer(
+                kind="nav", extra_shape=(matrix.shape[0],), dtype=matrix.dtype, axes=["mask"]
+            )
+        }
 
     def get_task_data(self):
         if self.meta.on_main_node:  # masks are only needed where frames are processed
@@ -250,8 +291,12 @@ class ApplyMasksUDF(UDF):
             return {"masks": matrix, "sparse": sparse, "span": None}
         # float32: (pixels, n_masks) over the pixels any mask covers, for float32_product
         start, stop = pixel_span(matrix.T)
-        return {"masks": None, "sparse": False, "span": (start, stop),
-                "weights32": np.ascontiguousarray(matrix[:, start:stop].T)}
+        return {
+            "masks": None,
+            "sparse": False,
+            "span": (start, stop),
+            "weights32": np.ascontiguousarray(matrix[:, start:stop].T),
+        }
 
     def get_tiling_preferences(self):
         # BLAS multiplies a 64-frame tile by a few masks about twice as fast
@@ -286,8 +331,9 @@ class ApplyMasksUDF(UDF):
         if part.size == 0:
             out[:] = 0
             return
-        out[:] = np.tensordot(stack[:, my, mx], part.astype(stack.dtype, copy=False),
-                              axes=((1, 2), (0, 1)))
+        out[:] = np.tensordot(
+            stack[:, my, mx], part.astype(stack.dtype, copy=False), axes=((1, 2), (0, 1))
+        )
 
 
 def shift_masks(stack: np.ndarray, shift: np.ndarray) -> np.ndarray:

@@ -1,4 +1,5 @@
 """What a UDF knows about the data it is processing: ``self.meta``."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -36,8 +37,7 @@ class Slice:
     origin: tuple[int, ...]
     shape: Shape
 
-    def get(self, arr: np.ndarray | None = None, sig_only: bool = False,
-            nav_only: bool = False):
+    def get(self, arr: np.ndarray | None = None, sig_only: bool = False, nav_only: bool = False):
         """The slices of this block (a tuple), or ``arr`` cut with them.
 
         ``sig_only`` keeps only the signal part, ``nav_only`` only the
@@ -56,7 +56,7 @@ class Slice:
             return slices
         if sig_only:
             return arr[(Ellipsis,) + slices]
-        return arr[slices[:np.ndim(arr)]]  # a flat array: its leading (nav) axis
+        return arr[slices[: np.ndim(arr)]]  # a flat array: its leading (nav) axis
 
     def __repr__(self) -> str:
         return f"Slice(origin={tuple(self.origin)}, shape={tuple(self.shape)})"
@@ -100,8 +100,16 @@ class UDFMeta:
 
     device_class = "cpu"
 
-    def __init__(self, dataset_shape: Shape, dataset_dtype, input_dtype, roi, partition_shape: Shape,
-                 on_main_node: bool = False, array_backend: str = "numpy"):
+    def __init__(
+        self,
+        dataset_shape: Shape,
+        dataset_dtype,
+        input_dtype,
+        roi,
+        partition_shape: Shape,
+        on_main_node: bool = False,
+        array_backend: str = "numpy",
+    ):
         self.array_backend = array_backend
         self.dataset_shape = dataset_shape
         self.dataset_dtype = np.dtype(dataset_dtype)
@@ -118,7 +126,7 @@ class UDFMeta:
     @property
     def coordinates(self) -> np.ndarray:
         """Nav coordinates of the current frame(s), shape ``(frames, nav_dims)``."""
-        idx = self._indices if self._frame is None else self._indices[self._frame:self._frame + 1]
+        idx = self._indices if self._frame is None else self._indices[self._frame : self._frame + 1]
         return np.stack(np.unravel_index(idx, self.dataset_shape.nav), axis=1).astype(np.int64)
 
     @property
@@ -157,5 +165,7 @@ class UDFMeta:
         return self.dataset_shape.sig
 
     def __repr__(self) -> str:
-        return (f"<UDFMeta dataset_shape={tuple(self.dataset_shape)} input_dtype={self.input_dtype} "
-                f"partition_shape={tuple(self.partition_shape)}>")
+        return (
+            f"<UDFMeta dataset_shape={tuple(self.dataset_shape)} input_dtype={self.input_dtype} "
+            f"partition_shape={tuple(self.partition_shape)}>"
+        )

@@ -1,4 +1,5 @@
 """Pick whole frames at chosen scan positions."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -43,8 +44,9 @@ class PickUDF(UDF):
             try:
                 np.dtype(dtype)
             except TypeError:
-                raise ValueError(f"dtype must be a NumPy dtype or None (the dataset's dtype), "
-                                 f"got {dtype!r}") from None
+                raise ValueError(
+                    f"dtype must be a NumPy dtype or None (the dataset's dtype), got {dtype!r}"
+                ) from None
         super().__init__(dtype=dtype)
 
     def get_preferred_input_dtype(self):
@@ -57,9 +59,12 @@ class PickUDF(UDF):
         sig = tuple(self.meta.dataset_shape.sig)
         roi = self.meta.roi
         n = int(np.prod(tuple(self.meta.dataset_shape.nav))) if roi is None else int(roi.sum())
-        return {"frames": self.buffer(kind="nav", extra_shape=sig, dtype=dtype, use="private"),
-                "intensity": self.buffer(kind="single", extra_shape=(n,) + sig, dtype=dtype,
-                                         use="result_only")}
+        return {
+            "frames": self.buffer(kind="nav", extra_shape=sig, dtype=dtype, use="private"),
+            "intensity": self.buffer(
+                kind="single", extra_shape=(n,) + sig, dtype=dtype, use="result_only"
+            ),
+        }
 
     def process_tile(self, tile):
         self.results.frames[:] = tile

@@ -1,4 +1,5 @@
 """Azimuthal integration: the radial intensity profile of every frame."""
+
 from __future__ import annotations
 
 import math
@@ -79,9 +80,15 @@ class RadialProfileUDF(UDF):
     (array([ 1.,  8., 16.], dtype=float32), array([0., 1., 2., 3.]))
     """
 
-    def __init__(self, cy: float | None = None, cx: float | None = None,
-                 n_bins: int | None = None, r_max: float | None = None, r_min: float = 0.0,
-                 mode: str = "sum"):
+    def __init__(
+        self,
+        cy: float | None = None,
+        cx: float | None = None,
+        n_bins: int | None = None,
+        r_max: float | None = None,
+        r_min: float = 0.0,
+        mode: str = "sum",
+    ):
         for name, v in (("cy", cy), ("cx", cx)):
             if v is not None:
                 check_number(v, name, minimum=None)
@@ -89,8 +96,9 @@ class RadialProfileUDF(UDF):
             check_positive_int(n_bins, "n_bins")
         lo = check_number(r_min, "r_min")
         if r_max is not None and check_number(r_max, "r_max") <= lo:
-            raise ValueError(f"r_max must be larger than r_min, got r_min={r_min!r}, "
-                             f"r_max={r_max!r}")
+            raise ValueError(
+                f"r_max must be larger than r_min, got r_min={r_min!r}, r_max={r_max!r}"
+            )
         if mode not in MODES:
             raise ValueError(f"mode must be 'sum' or 'mean', got {mode!r}")
         super().__init__(cy=cy, cx=cx, n_bins=n_bins, r_max=r_max, r_min=r_min, mode=mode)
@@ -104,8 +112,9 @@ class RadialProfileUDF(UDF):
     def _edges(self) -> np.ndarray:
         sig = tuple(self.meta.dataset_shape.sig)
         if len(sig) != 2:
-            raise ValueError("RadialProfileUDF needs 2D frames (sig_dims=2), got signal shape "
-                             f"{sig}")
+            raise ValueError(
+                f"RadialProfileUDF needs 2D frames (sig_dims=2), got signal shape {sig}"
+            )
         p = self.params
         return radial_bin_edges(sig, self._centre(), p.n_bins, p.r_max, p.r_min)
 
@@ -117,10 +126,16 @@ class RadialProfileUDF(UDF):
         radius = [("radius", (edges[:-1] + edges[1:]) / 2, "px")]
         return {
             "profile": self.buffer(kind="nav", extra_shape=(n,), dtype=dtype, axes=radius),
-            "bin_edges": self.buffer(kind="single", extra_shape=(n + 1,), dtype="float64",
-                                     use="result_only", axes=[("edge", edges, "px")]),
-            "pixel_count": self.buffer(kind="single", extra_shape=(n,), dtype="int64",
-                                       use="result_only", axes=radius),
+            "bin_edges": self.buffer(
+                kind="single",
+                extra_shape=(n + 1,),
+                dtype="float64",
+                use="result_only",
+                axes=[("edge", edges, "px")],
+            ),
+            "pixel_count": self.buffer(
+                kind="single", extra_shape=(n,), dtype="int64", use="result_only", axes=radius
+            ),
         }
 
     def _index_map(self) -> dict[str, Any]:
@@ -137,8 +152,13 @@ class RadialProfileUDF(UDF):
         counts = np.bincount(pixel_bins, minlength=n)
         filled = np.flatnonzero(counts)
         starts = np.concatenate([[0], np.cumsum(counts[filled])[:-1]]).astype(np.intp)
-        return {"edges": edges, "pixels": pixels, "filled": filled, "starts": starts,
-                "counts": counts}
+        return {
+            "edges": edges,
+            "pixels": pixels,
+            "filled": filled,
+            "starts": starts,
+            "counts": counts,
+        }
 
     def get_task_data(self):
         return self._index_map()
@@ -162,5 +182,8 @@ class RadialProfileUDF(UDF):
 
     def get_results(self):
         td = self._index_map()
-        return {"profile": self.results.profile, "bin_edges": td["edges"],
-                "pixel_count": td["counts"]}
+        return {
+            "profile": self.results.profile,
+            "bin_edges": td["edges"],
+            "pixel_count": td["counts"],
+        }

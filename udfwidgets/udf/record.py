@@ -1,4 +1,5 @@
 """Record the frames of a run into a ``.npy`` file."""
+
 from __future__ import annotations
 
 import os
@@ -71,27 +72,33 @@ class RecordUDF(UDF):
 
     def __init__(self, filename: str | os.PathLike, dtype: Any = None, overwrite: bool = False):
         if not isinstance(filename, (str, os.PathLike)):
-            raise TypeError(f"filename must be a path (str or os.PathLike), got "
-                            f"{type(filename).__name__}")
+            raise TypeError(
+                f"filename must be a path (str or os.PathLike), got {type(filename).__name__}"
+            )
         path = os.path.abspath(os.fspath(filename))
         if dtype is not None:
             try:
                 dt = np.dtype(dtype)
             except TypeError:
-                raise ValueError(f"dtype must be a NumPy dtype or None (the dataset's dtype), "
-                                 f"got {dtype!r}") from None
+                raise ValueError(
+                    f"dtype must be a NumPy dtype or None (the dataset's dtype), got {dtype!r}"
+                ) from None
             if dt.hasobject:
-                raise ValueError(f"dtype {dt} cannot be stored in a .npy memory map; use a "
-                                 "numeric dtype")
+                raise ValueError(
+                    f"dtype {dt} cannot be stored in a .npy memory map; use a numeric dtype"
+                )
         if not isinstance(overwrite, bool):
             raise ValueError(f"overwrite must be True or False, got {overwrite!r}")
         folder = os.path.dirname(path)
         if not os.path.isdir(folder):
-            raise FileNotFoundError(f"RecordUDF: the directory {folder!r} of filename does not "
-                                    "exist; create it first")
+            raise FileNotFoundError(
+                f"RecordUDF: the directory {folder!r} of filename does not exist; create it first"
+            )
         if os.path.isdir(path):
-            raise IsADirectoryError(f"RecordUDF: filename {path!r} is a directory; give a file "
-                                    "name such as 'frames.npy'")
+            raise IsADirectoryError(
+                f"RecordUDF: filename {path!r} is a directory; give a file "
+                "name such as 'frames.npy'"
+            )
         super().__init__(filename=path, dtype=dtype, overwrite=overwrite)
         # names this run's temporary file; travels with the pickled UDF to the workers
         self.__dict__["_token"] = uuid.uuid4().hex[:16]
@@ -104,8 +111,12 @@ class RecordUDF(UDF):
 
     # --- the output protocol (udfwidgets.executor.plan) ---------------------------
     def _partial(self) -> PartialFile:
-        return PartialFile(self.params.filename, overwrite=self.params.overwrite,
-                           token=self.__dict__["_token"], suffix=".npy")
+        return PartialFile(
+            self.params.filename,
+            overwrite=self.params.overwrite,
+            token=self.__dict__["_token"],
+            suffix=".npy",
+        )
 
     def _output_files(self) -> list[str]:
         """The files this UDF writes (checked against the dataset's own files)."""
@@ -139,8 +150,9 @@ class RecordUDF(UDF):
         return ok
 
     def _create(self) -> None:
-        mm = np.lib.format.open_memmap(self._partial().create(), mode="w+",
-                                       dtype=self._file_dtype(), shape=self._file_shape())
+        mm = np.lib.format.open_memmap(
+            self._partial().create(), mode="w+", dtype=self._file_dtype(), shape=self._file_shape()
+        )
         mm.flush()
         del mm
 
@@ -148,13 +160,17 @@ class RecordUDF(UDF):
         path = self.params.filename
         if self.meta.on_main_node:
             if os.path.lexists(path) and not self.params.overwrite:
-                raise FileExistsError(f"RecordUDF: {path!r} exists; pass overwrite=True to "
-                                      "replace it, or choose another filename")
+                raise FileExistsError(
+                    f"RecordUDF: {path!r} exists; pass overwrite=True to "
+                    "replace it, or choose another filename"
+                )
             self._create()  # a fresh temporary file of zeros, before any worker starts
         elif not self._header_matches():
-            raise RuntimeError(f"RecordUDF: the temporary file {self._partial().tmp!r} for "
-                               f"{path!r} was changed or removed while the run was going on "
-                               "(or the run was stopped); run again")
+            raise RuntimeError(
+                f"RecordUDF: the temporary file {self._partial().tmp!r} for "
+                f"{path!r} was changed or removed while the run was going on "
+                "(or the run was stopped); run again"
+            )
         return {}
 
     def preprocess(self):
@@ -183,7 +199,7 @@ class RecordUDF(UDF):
         nav = tuple(self.meta.dataset_shape.nav)
         idx = np.ravel_multi_index(tuple(self.meta.coordinates.T), nav)
         if len(idx) and idx[-1] - idx[0] + 1 == len(idx):  # contiguous frames: a slice
-            flat[idx[0]:idx[-1] + 1] = tile
+            flat[idx[0] : idx[-1] + 1] = tile
         else:
             flat[idx] = tile
 

@@ -1,4 +1,5 @@
 """Mean, variance and standard deviation of the frames, numerically stable."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -8,8 +9,9 @@ from .base import UDF
 __all__ = ["StdDevUDF", "run_stddev", "merge_moments", "working_dtype", "check_float_dtype"]
 
 
-def merge_moments(n_a: int, mean_a: np.ndarray, m2_a: np.ndarray,
-                  n_b: int, mean_b: np.ndarray, m2_b: np.ndarray) -> int:
+def merge_moments(
+    n_a: int, mean_a: np.ndarray, m2_a: np.ndarray, n_b: int, mean_b: np.ndarray, m2_b: np.ndarray
+) -> int:
     """Merge count, mean and sum of squared deviations of group ``b`` into group ``a``.
 
     The pairwise formula of Chan, Golub and LeVeque: with ``delta = mean_b -
@@ -175,16 +177,19 @@ class StdDevUDF(UDF):
 
     def __init__(self, ddof: int = 0, dtype=None, use_numba: bool = True):
         if isinstance(ddof, bool) or not isinstance(ddof, (int, np.integer)) or ddof < 0:
-            raise ValueError(f"ddof must be a non-negative integer (0 for np.var's default), "
-                             f"got {ddof!r}")
+            raise ValueError(
+                f"ddof must be a non-negative integer (0 for np.var's default), got {ddof!r}"
+            )
         check_float_dtype(dtype)
         super().__init__(ddof=ddof, dtype=dtype, use_numba=use_numba)
 
     def get_result_buffers(self):
         if np.dtype(self.meta.input_dtype).kind == "c":
-            raise TypeError(f"StdDevUDF works on real-valued data, but this dataset is "
-                            f"{self.meta.input_dtype}: run it on a real view such as the "
-                            f"magnitude, or on the real and imaginary parts separately")
+            raise TypeError(
+                f"StdDevUDF works on real-valued data, but this dataset is "
+                f"{self.meta.input_dtype}: run it on a real view such as the "
+                f"magnitude, or on the real and imaginary parts separately"
+            )
         return {
             "num_frames": self.buffer(kind="single", dtype="int64"),
             "mean": self.buffer(kind="sig", dtype="float64"),
@@ -245,8 +250,14 @@ class StdDevUDF(UDF):
         else:
             var = np.full(r.varsum.shape, np.nan)
         mean = r.mean if n > 0 else np.full(r.mean.shape, np.nan)
-        return {"num_frames": r.num_frames, "mean": mean, "varsum": r.varsum, "var": var,
-                "std": np.sqrt(var), "sum": r.mean * n}
+        return {
+            "num_frames": r.num_frames,
+            "mean": mean,
+            "varsum": r.varsum,
+            "var": var,
+            "std": np.sqrt(var),
+            "sum": r.mean * n,
+        }
 
 
 def run_stddev(ctx, dataset, roi=None, progress=False, use_numba=True):
@@ -262,5 +273,6 @@ def run_stddev(ctx, dataset, roi=None, progress=False, use_numba=True):
     >>> float(res["sum"].data[0, 0]), float(res["var"].data[0, 0])
     (6.0, 1.25)
     """
-    return ctx.run_udf(dataset=dataset, udf=StdDevUDF(use_numba=use_numba), roi=roi,
-                       progress=progress)
+    return ctx.run_udf(
+        dataset=dataset, udf=StdDevUDF(use_numba=use_numba), roi=roi, progress=progress
+    )

@@ -1,4 +1,5 @@
 """Sum of all frames: the mean diffraction pattern times the frame count."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """Sum of each frame: the total-intensity (bright-field-like) image of the scan."""
+
 from __future__ import annotations
 
 import numpy as np

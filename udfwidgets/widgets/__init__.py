@@ -13,6 +13,7 @@ Where each piece lives:
 Imported lazily (``import udfwidgets`` does not import matplotlib or
 ipywidgets); the names below load their module on first use.
 """
+
 from __future__ import annotations
 
 import importlib

@@ -18,6 +18,7 @@ Signal-side images (diffraction patterns) start in log scale, navigation-side
 images linear: :func:`default_scale`. Pure NumPy and traitlets, matplotlib
 only where a norm is made; the controls need ipywidgets.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -26,15 +27,36 @@ from typing import Any, Sequence
 import numpy as np
 import traitlets
 
-__all__ = ["DisplayModel", "AxisScale", "SCALES", "COLORMAPS", "DEFAULT_PERCENTILES",
-           "default_scale", "robust_limits", "valid_pixels", "overlay_rgba", "MISSING_COLOR"]
+__all__ = [
+    "DisplayModel",
+    "AxisScale",
+    "SCALES",
+    "COLORMAPS",
+    "DEFAULT_PERCENTILES",
+    "default_scale",
+    "robust_limits",
+    "valid_pixels",
+    "overlay_rgba",
+    "MISSING_COLOR",
+]
 
 #: The scales a display model offers.
 SCALES = ("linear", "log", "gamma")
 
 #: Colour maps offered by the colour-map control (any other matplotlib name can be given).
-COLORMAPS = ("viridis", "magma", "inferno", "plasma", "cividis", "gray", "gray_r", "hot",
-             "coolwarm", "RdBu_r", "twilight")
+COLORMAPS = (
+    "viridis",
+    "magma",
+    "inferno",
+    "plasma",
+    "cividis",
+    "gray",
+    "gray_r",
+    "hot",
+    "coolwarm",
+    "RdBu_r",
+    "twilight",
+)
 
 #: Percentiles of the valid pixels that become the colour limits by default.
 DEFAULT_PERCENTILES = (0.1, 99.9)
@@ -59,8 +81,9 @@ def default_scale(side: str) -> str:
     return "log" if side == "sig" else "linear"
 
 
-def valid_pixels(array: np.ndarray, valid: np.ndarray | None = None,
-                 scale: str = "linear") -> np.ndarray:
+def valid_pixels(
+    array: np.ndarray, valid: np.ndarray | None = None, scale: str = "linear"
+) -> np.ndarray:
     """Bool mask of the pixels that count: finite, in ``valid``, positive for ``"log"``.
 
     Complex values count by their magnitude; bool and integer values are
@@ -80,17 +103,21 @@ def valid_pixels(array: np.ndarray, valid: np.ndarray | None = None,
     if valid is not None:
         valid = np.asarray(valid, dtype=bool)
         if valid.shape != arr.shape:
-            raise ValueError(f"valid mask of shape {valid.shape} does not fit the image of shape "
-                             f"{arr.shape}")
+            raise ValueError(
+                f"valid mask of shape {valid.shape} does not fit the image of shape {arr.shape}"
+            )
         keep &= valid
     if scale == "log":
         keep &= arr > 0
     return keep
 
 
-def robust_limits(array: np.ndarray, valid: np.ndarray | None = None, scale: str = "linear",
-                  percentiles: Sequence[float] = DEFAULT_PERCENTILES
-                  ) -> tuple[float, float] | None:
+def robust_limits(
+    array: np.ndarray,
+    valid: np.ndarray | None = None,
+    scale: str = "linear",
+    percentiles: Sequence[float] = DEFAULT_PERCENTILES,
+) -> tuple[float, float] | None:
     """Colour limits: the ``percentiles`` of the valid pixels (see :func:`valid_pixels`).
 
     None when no pixel is valid. Equal limits are widened, so that a constant
@@ -206,27 +233,40 @@ class DisplayModel(traitlets.HasTraits):
 
     scale = traitlets.Enum(SCALES, default_value="linear")
     cmap = traitlets.Unicode("viridis")
-    percentiles = traitlets.Tuple(traitlets.Float(), traitlets.Float(),
-                                  default_value=DEFAULT_PERCENTILES)
+    percentiles = traitlets.Tuple(
+        traitlets.Float(), traitlets.Float(), default_value=DEFAULT_PERCENTILES
+    )
     gamma = traitlets.Float(0.5)
     #: Fixed colour limits; None: robust limits from :attr:`percentiles`.
     fixed_limits = traitlets.Any(None, allow_none=True)
 
-    def __init__(self, side: str = "other", *, scale: str | None = None, cmap: str = "viridis",
-                 percentiles: Sequence[float] = DEFAULT_PERCENTILES, gamma: float = 0.5,
-                 axes: tuple[AxisScale, AxisScale] | None = None):
+    def __init__(
+        self,
+        side: str = "other",
+        *,
+        scale: str | None = None,
+        cmap: str = "viridis",
+        percentiles: Sequence[float] = DEFAULT_PERCENTILES,
+        gamma: float = 0.5,
+        axes: tuple[AxisScale, AxisScale] | None = None,
+    ):
         import matplotlib
 
         try:
             matplotlib.colormaps[cmap]
         except KeyError:
-            raise ValueError(f"cmap={cmap!r} is not a matplotlib colour map; try one of "
-                             f"{', '.join(COLORMAPS)}") from None
+            raise ValueError(
+                f"cmap={cmap!r} is not a matplotlib colour map; try one of {', '.join(COLORMAPS)}"
+            ) from None
         robust_limits(np.ones(1), percentiles=percentiles)  # validates them
         if not gamma > 0:
             raise ValueError(f"gamma must be positive, got {gamma!r}")
-        super().__init__(scale=default_scale(side) if scale is None else scale, cmap=cmap,
-                         percentiles=tuple(float(p) for p in percentiles), gamma=float(gamma))
+        super().__init__(
+            scale=default_scale(side) if scale is None else scale,
+            cmap=cmap,
+            percentiles=tuple(float(p) for p in percentiles),
+            gamma=float(gamma),
+        )
         self.side = side
         self.axes = axes
         self.limits: tuple[float, float] | None = None
@@ -242,13 +282,16 @@ class DisplayModel(traitlets.HasTraits):
         import matplotlib
 
         if proposal["value"] not in matplotlib.colormaps:
-            raise traitlets.TraitError(f"cmap={proposal['value']!r} is not a matplotlib colour "
-                                       f"map; try one of {', '.join(COLORMAPS)}")
+            raise traitlets.TraitError(
+                f"cmap={proposal['value']!r} is not a matplotlib colour "
+                f"map; try one of {', '.join(COLORMAPS)}"
+            )
         return proposal["value"]
 
     # --- limits and norms ----------------------------------------------------------
-    def compute_limits(self, array: np.ndarray,
-                       valid: np.ndarray | None = None) -> tuple[float, float] | None:
+    def compute_limits(
+        self, array: np.ndarray, valid: np.ndarray | None = None
+    ) -> tuple[float, float] | None:
         """The colour limits for ``array`` under the current settings (None: no valid pixel).
 
         Examples
@@ -320,7 +363,8 @@ class DisplayModel(traitlets.HasTraits):
         artist.set_data(shown)
         current = artist.norm
         if type(current) is type(norm) and getattr(current, "gamma", None) == getattr(
-                norm, "gamma", None):
+            norm, "gamma", None
+        ):
             current.vmin, current.vmax = norm.vmin, norm.vmax  # one 'changed' signal
         else:
             artist.set_norm(norm)
@@ -387,25 +431,41 @@ class DisplayModel(traitlets.HasTraits):
         """
         import ipywidgets as w
 
-        scale = w.ToggleButtons(options=[("lin", "linear"), ("log", "log"), ("γ", "gamma")],
-                                value=self.scale, tooltips=["linear colour scale",
-                                                            "logarithmic (zeros masked)",
-                                                            f"power law, gamma {self.gamma:g}"],
-                                style={"button_width": "38px"},
-                                layout=w.Layout(width="auto"))
+        scale = w.ToggleButtons(
+            options=[("lin", "linear"), ("log", "log"), ("γ", "gamma")],
+            value=self.scale,
+            tooltips=[
+                "linear colour scale",
+                "logarithmic (zeros masked)",
+                f"power law, gamma {self.gamma:g}",
+            ],
+            style={"button_width": "38px"},
+            layout=w.Layout(width="auto"),
+        )
         scale.add_class("udfw-scale")
-        limits = w.FloatRangeSlider(value=self.percentiles, min=0.0, max=100.0, step=0.1,
-                                    description="limits %", readout_format=".1f",
-                                    continuous_update=False, style={"description_width": "auto"},
-                                    layout=w.Layout(width="260px"))
-        colours = w.Dropdown(options=list(dict.fromkeys((*COLORMAPS, self.cmap))),
-                             value=self.cmap, layout=w.Layout(width="100px"),
-                             tooltip="colour map")
+        limits = w.FloatRangeSlider(
+            value=self.percentiles,
+            min=0.0,
+            max=100.0,
+            step=0.1,
+            description="limits %",
+            readout_format=".1f",
+            continuous_update=False,
+            style={"description_width": "auto"},
+            layout=w.Layout(width="260px"),
+        )
+        colours = w.Dropdown(
+            options=list(dict.fromkeys((*COLORMAPS, self.cmap))),
+            value=self.cmap,
+            layout=w.Layout(width="100px"),
+            tooltip="colour map",
+        )
         w.link((scale, "value"), (self, "scale"))
         w.link((limits, "value"), (self, "percentiles"))
         w.link((colours, "value"), (self, "cmap"))
-        box = w.HBox([scale, limits, colours],
-                     layout=w.Layout(flex_flow="row wrap", align_items="center"))
+        box = w.HBox(
+            [scale, limits, colours], layout=w.Layout(flex_flow="row wrap", align_items="center")
+        )
         box.add_class("udfw-display-controls")
         return box
 
@@ -436,8 +496,10 @@ def check_image(image: Any, what: str) -> np.ndarray:
         image = image.data
     arr = np.asarray(image)
     if arr.ndim != 2:
-        raise ValueError(f"{what} must be a 2D array (rows, columns), got shape {arr.shape}; "
-                         "for a 1D navigation or signal there is nothing to draw on")
+        raise ValueError(
+            f"{what} must be a 2D array (rows, columns), got shape {arr.shape}; "
+            "for a 1D navigation or signal there is nothing to draw on"
+        )
     if arr.dtype.kind == "c":
         arr = np.abs(arr)
     if arr.dtype.kind not in "biuf":

@@ -18,6 +18,7 @@ Runs happen in a background thread (ipympl redraws only once the cell has
 finished), are debounced, and a newer selection stops an older run still in
 progress. A status line says what was updated, how fast, and when.
 """
+
 from __future__ import annotations
 
 import bisect
@@ -44,8 +45,7 @@ MODES = ("cursor", "region")
 
 def _virtual_detector_udf(mask: np.ndarray) -> tuple[ApplyMasksUDF, Callable[[dict], np.ndarray]]:
     """The UDF that makes a virtual image from ``mask``, and how to read its image."""
-    return (ApplyMasksUDF(masks=mask.astype(np.float32)),
-            lambda res: res["intensity"].data[..., 0])
+    return (ApplyMasksUDF(masks=mask.astype(np.float32)), lambda res: res["intensity"].data[..., 0])
 
 
 class FrameReader:
@@ -75,8 +75,9 @@ class FrameReader:
         """The frame at scan position ``(row, col)`` as float32."""
         rows, cols = self.nav_shape
         if not (0 <= row < rows and 0 <= col < cols):
-            raise ValueError(f"scan position (row={row}, column={col}) is outside the scan "
-                             f"{self.nav_shape}")
+            raise ValueError(
+                f"scan position (row={row}, column={col}) is outside the scan {self.nav_shape}"
+            )
         index = row * cols + col
         part = self._partitions[bisect.bisect_right(self._starts, index) - 1]
         with self._lock:
@@ -145,13 +146,25 @@ class Explorer(widgets.VBox):
     >>> ex.close()
     """
 
-    def __init__(self, ctx: Any, dataset: Any, *, mode: str = "cursor", debounce: float = 0.05,
-                 partial_interval: float = 0.3, cursor_interval: float = 0.03,
-                 figsize=(4.0, 3.6), cmap: str = "gray", backend: str = "auto"):
+    def __init__(
+        self,
+        ctx: Any,
+        dataset: Any,
+        *,
+        mode: str = "cursor",
+        debounce: float = 0.05,
+        partial_interval: float = 0.3,
+        cursor_interval: float = 0.03,
+        figsize=(4.0, 3.6),
+        cmap: str = "gray",
+        backend: str = "auto",
+    ):
         nav, sig = tuple(dataset.shape.nav), tuple(dataset.shape.sig)
         if len(nav) != 2 or len(sig) != 2:
-            raise ValueError(f"the explorer needs 2D navigation and 2D signal shapes, the dataset "
-                             f"has nav {nav} and sig {sig}")
+            raise ValueError(
+                f"the explorer needs 2D navigation and 2D signal shapes, the dataset "
+                f"has nav {nav} and sig {sig}"
+            )
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         self.ctx = ctx
@@ -164,17 +177,28 @@ class Explorer(widgets.VBox):
         #: Sum of all frames (shown for an empty roi).
         self.total_pattern = np.asarray(sig_res["intensity"].data)
         self.n_frames = int(np.prod(nav))
-        self.nav = RoiSelector(self.total_image, title=self._virtual_title(None),
-                               figsize=figsize, cmap=cmap, backend=backend)
-        self.sig = SigMaskSelector(self.total_pattern, title=self._pattern_title(None),
-                                   figsize=figsize, cmap=cmap, backend=backend)
+        self.nav = RoiSelector(
+            self.total_image,
+            title=self._virtual_title(None),
+            figsize=figsize,
+            cmap=cmap,
+            backend=backend,
+        )
+        self.sig = SigMaskSelector(
+            self.total_pattern,
+            title=self._pattern_title(None),
+            figsize=figsize,
+            cmap=cmap,
+            backend=backend,
+        )
         self.nav.push_updates = self.sig.push_updates = True
         self.timings: dict[str, float] = {}
         self.cursor: tuple[int, int] | None = None
         self._requested: dict[str, float] = {}
         self._apply_lock = threading.Lock()
-        self._status = widgets.HTML("<small>move the pointer over the navigation image, "
-                                    "or draw on either image</small>")
+        self._status = widgets.HTML(
+            "<small>move the pointer over the navigation image, or draw on either image</small>"
+        )
         self._runner = LatestRunner(debounce=debounce, on_error=self._report_error)
         self._reader: FrameReader | None = None
         self._cursor_cond = threading.Condition()
@@ -182,29 +206,42 @@ class Explorer(widgets.VBox):
         self._cursor_busy = False  # a frame taken from _cursor_pending is being shown
         self._cursor_thread: threading.Thread | None = None
         self._closed = False
-        (self._marker,) = self.nav.ax.plot([], [], marker="+", color="#ff3b30", markersize=12,
-                                           markeredgewidth=1.5, linestyle="none")
+        (self._marker,) = self.nav.ax.plot(
+            [],
+            [],
+            marker="+",
+            color="#ff3b30",
+            markersize=12,
+            markeredgewidth=1.5,
+            linestyle="none",
+        )
         self._marker.set_mouseover(False)
         self.nav.observe(self._roi_changed, "roi")
         self.sig.observe(self._mask_changed, "mask")
-        self._motion_cid = self.nav.figure.canvas.mpl_connect("motion_notify_event",
-                                                              self._on_motion)
-        self._press_cid = self.nav.figure.canvas.mpl_connect("button_press_event",
-                                                             self._on_motion)
+        self._motion_cid = self.nav.figure.canvas.mpl_connect(
+            "motion_notify_event", self._on_motion
+        )
+        self._press_cid = self.nav.figure.canvas.mpl_connect("button_press_event", self._on_motion)
         self._mode_buttons = widgets.ToggleButtons(
-            options=[("live cursor", "cursor"), ("region", "region")], value=mode,
-            tooltips=["the pattern shows the frame under the pointer",
-                      "the pattern shows the sum over a region drawn on the scan"],
-            style={"button_width": "auto"})
+            options=[("live cursor", "cursor"), ("region", "region")],
+            value=mode,
+            tooltips=[
+                "the pattern shows the frame under the pointer",
+                "the pattern shows the sum over a region drawn on the scan",
+            ],
+            style={"button_width": "auto"},
+        )
         self._mode_buttons.observe(self._mode_changed, "value")
-        header = widgets.HBox([widgets.HTML("<b>navigation pointer:</b>&nbsp;"),
-                               self._mode_buttons],
-                              layout={"align_items": "center", "flex_flow": "row wrap"})
+        header = widgets.HBox(
+            [widgets.HTML("<b>navigation pointer:</b>&nbsp;"), self._mode_buttons],
+            layout={"align_items": "center", "flex_flow": "row wrap"},
+        )
         panel = {"width": f"{int(figsize[0] * 100) + 30}px", "margin": "0 12px 0 0"}
         self.nav.layout = widgets.Layout(**panel)
         self.sig.layout = widgets.Layout(**panel)
-        self.panels = widgets.HBox([self.nav, self.sig],
-                                   layout={"flex_flow": "row wrap", "align_items": "flex-start"})
+        self.panels = widgets.HBox(
+            [self.nav, self.sig], layout={"flex_flow": "row wrap", "align_items": "flex-start"}
+        )
         super().__init__(children=[header, self.panels, self._status])
         self.add_class("udfw-explorer")
         self._apply_mode(mode)
@@ -288,8 +325,9 @@ class Explorer(widgets.VBox):
                 return
             self._cursor_pending = (int(row), int(col), time.perf_counter())
             if self._cursor_thread is None:
-                self._cursor_thread = threading.Thread(target=self._cursor_loop,
-                                                       name="udfwidgets-cursor", daemon=True)
+                self._cursor_thread = threading.Thread(
+                    target=self._cursor_loop, name="udfwidgets-cursor", daemon=True
+                )
                 self._cursor_thread.start()
             self._cursor_cond.notify_all()
 
@@ -364,13 +402,28 @@ class Explorer(widgets.VBox):
 
         def job(is_current):
             if everything:
-                return self._iterate("pattern", self.sig, SumUDF(), None,
-                                     lambda res: res["intensity"].data, is_current, title)
+                return self._iterate(
+                    "pattern",
+                    self.sig,
+                    SumUDF(),
+                    None,
+                    lambda res: res["intensity"].data,
+                    is_current,
+                    title,
+                )
             if not roi.any():
                 self._apply("pattern", self.sig, self.total_pattern, is_current, True, title)
                 return iter(())
-            return self._iterate("pattern", self.sig, SumUDF(), roi,
-                                 lambda res: res["intensity"].data, is_current, title)
+            return self._iterate(
+                "pattern",
+                self.sig,
+                SumUDF(),
+                roi,
+                lambda res: res["intensity"].data,
+                is_current,
+                title,
+            )
+
         return job
 
     def _virtual_job(self, mask: np.ndarray):
@@ -383,6 +436,7 @@ class Explorer(widgets.VBox):
                 return iter(())
             udf, read = _virtual_detector_udf(mask)
             return self._iterate("virtual", self.nav, udf, None, read, is_current, title)
+
         return job
 
     def _iterate(self, channel, target, udf, roi, read, is_current, title) -> Iterator[None]:
@@ -395,8 +449,9 @@ class Explorer(widgets.VBox):
                     return
                 now = time.perf_counter()
                 if part.finished or now - last >= self.partial_interval:
-                    self._apply(channel, target, read(part.buffers[0]), is_current,
-                                part.finished, title)
+                    self._apply(
+                        channel, target, read(part.buffers[0]), is_current, part.finished, title
+                    )
                     last = now
                 yield
         finally:
@@ -418,13 +473,16 @@ class Explorer(widgets.VBox):
 
     def _set_status(self, what: str, seconds: float) -> None:
         stamp = time.strftime("%H:%M:%S")
-        self._status.value = (f"<small>{html.escape(what)} in {seconds * 1000:.0f} ms "
-                              f"(last update {stamp})</small>")
+        self._status.value = (
+            f"<small>{html.escape(what)} in {seconds * 1000:.0f} ms (last update {stamp})</small>"
+        )
 
     def _report_error(self, channel: str, error: BaseException) -> None:
-        self._status.value = (f"<span style='color:#b00'>{channel} update failed: "
-                              f"{html.escape(type(error).__name__)}: "
-                              f"{html.escape(str(error))}</span>")
+        self._status.value = (
+            f"<span style='color:#b00'>{channel} update failed: "
+            f"{html.escape(type(error).__name__)}: "
+            f"{html.escape(str(error))}</span>"
+        )
 
     # --- static views -----------------------------------------------------------------
     def png(self) -> bytes:
@@ -432,18 +490,29 @@ class Explorer(widgets.VBox):
         return combine_pngs([self.nav.png(), self.sig.png()])
 
     def summary_html(self) -> str:
-        return html_table("Explorer", [
-            ("dataset", f"scan {self.nav.shape[0]} x {self.nav.shape[1]}, frames "
-                        f"{self.sig.shape[0]} x {self.sig.shape[1]}"),
-            ("navigation image", self.nav.title), ("pattern", self.sig.title),
-            ("region", self.nav.describe_selection()),
-            ("detector", self.sig.describe_selection()),
-        ])
+        return html_table(
+            "Explorer",
+            [
+                (
+                    "dataset",
+                    f"scan {self.nav.shape[0]} x {self.nav.shape[1]}, frames "
+                    f"{self.sig.shape[0]} x {self.sig.shape[1]}",
+                ),
+                ("navigation image", self.nav.title),
+                ("pattern", self.sig.title),
+                ("region", self.nav.describe_selection()),
+                ("detector", self.sig.describe_selection()),
+            ],
+        )
 
     def _repr_mimebundle_(self, **kwargs):
-        return mimebundle(super(), self.png, self.summary_html,
-                          f"Explorer: {self.nav.title} | {self.sig.title}",
-                          hosts=[self.nav.host, self.sig.host])
+        return mimebundle(
+            super(),
+            self.png,
+            self.summary_html,
+            f"Explorer: {self.nav.title} | {self.sig.title}",
+            hosts=[self.nav.host, self.sig.host],
+        )
 
     # --- control ---------------------------------------------------------------------
     def wait(self, timeout: float | None = 30.0) -> bool:
@@ -491,8 +560,10 @@ class Explorer(widgets.VBox):
         2.0
         """
         self._runner.cancel()
-        for channel, job in (("pattern", self._pattern_job(self.nav.roi)),
-                             ("virtual", self._virtual_job(self.sig.mask))):
+        for channel, job in (
+            ("pattern", self._pattern_job(self.nav.roi)),
+            ("virtual", self._virtual_job(self.sig.mask)),
+        ):
             self._requested[channel] = time.perf_counter()
             for _ in job(lambda: True):
                 pass

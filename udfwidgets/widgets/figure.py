@@ -12,6 +12,7 @@ gives a compact row of home/zoom/pan buttons to put *above* the figure
 instead. Figures have a transparent background and neutral grey text in the
 ``"auto"`` theme, so they read on JupyterLab's light and dark themes alike.
 """
+
 from __future__ import annotations
 
 import functools
@@ -20,8 +21,15 @@ import itertools
 import sys
 from typing import Any
 
-__all__ = ["FigureHost", "BACKENDS", "THEMES", "in_ipython_kernel", "resolve_backend",
-           "apply_theme", "tidy"]
+__all__ = [
+    "FigureHost",
+    "BACKENDS",
+    "THEMES",
+    "in_ipython_kernel",
+    "resolve_backend",
+    "apply_theme",
+    "tidy",
+]
 
 #: "auto" chooses: ipympl under a kernel with ipympl installed, "image" under a
 #: kernel without it, "agg" elsewhere (nothing is displayed; ``png`` works).
@@ -186,8 +194,13 @@ class FigureHost:
     b'\\x89PNG'
     """
 
-    def __init__(self, backend: str = "auto", figsize: tuple[float, float] = (4.0, 3.4),
-                 lock: Any = None, theme: str = "auto"):
+    def __init__(
+        self,
+        backend: str = "auto",
+        figsize: tuple[float, float] = (4.0, 3.4),
+        lock: Any = None,
+        theme: str = "auto",
+    ):
         if theme not in THEMES:
             raise ValueError(f"theme={theme!r} is not one of {', '.join(map(repr, THEMES))}")
         self.mode = resolve_backend(backend)
@@ -201,9 +214,9 @@ class FigureHost:
 
             canvas = Canvas(self.figure)
             FigureManager(canvas, next(_numbers))  # sets canvas.manager; needed for messages
-            canvas.header_visible = False     # no "Figure 3" header
+            canvas.header_visible = False  # no "Figure 3" header
             canvas.footer_visible = False
-            canvas.toolbar_visible = False    # it would float over the y tick labels
+            canvas.toolbar_visible = False  # it would float over the y tick labels
             canvas.resizable = False
             canvas.capture_scroll = False
             canvas.layout.max_width = "100%"
@@ -215,8 +228,9 @@ class FigureHost:
             if self.mode == "image":
                 import ipywidgets
 
-                self.view = ipywidgets.Image(format="png",
-                                             layout=ipywidgets.Layout(max_width="100%"))
+                self.view = ipywidgets.Image(
+                    format="png", layout=ipywidgets.Layout(max_width="100%")
+                )
         self.figure.set_facecolor(THEMES[theme]["face"])
 
     @property
@@ -287,7 +301,10 @@ class FigureHost:
 
         png = self.png() if png is None else png
         canvas = self.figure.canvas
-        w, h = self.figure.get_figwidth() * self.figure.dpi, self.figure.get_figheight() * self.figure.dpi
+        w, h = (
+            self.figure.get_figwidth() * self.figure.dpi,
+            self.figure.get_figheight() * self.figure.dpi,
+        )
         with canvas.hold_sync():
             canvas._size = (w, h)
             canvas._data_url = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
@@ -296,8 +313,12 @@ class FigureHost:
     def png(self, dpi: float | None = None) -> bytes:
         """The figure as PNG bytes."""
         buf = io.BytesIO()
-        self.figure.savefig(buf, format="png", dpi=dpi or self.figure.dpi,
-                            facecolor="white" if self.theme == "auto" else "auto")
+        self.figure.savefig(
+            buf,
+            format="png",
+            dpi=dpi or self.figure.dpi,
+            facecolor="white" if self.theme == "auto" else "auto",
+        )
         return buf.getvalue()
 
     def navigation(self):
@@ -329,12 +350,17 @@ class FigureHost:
         import ipywidgets as w
 
         nav = self.navigation()
-        home = w.Button(description="home", tooltip="reset the view (zoom and pan)",
-                        layout=w.Layout(width="auto"))
-        zoom = w.ToggleButton(description="zoom", tooltip="drag a rectangle to zoom in",
-                              layout=w.Layout(width="auto"))
-        pan = w.ToggleButton(description="pan", tooltip="drag to move the view",
-                             layout=w.Layout(width="auto"))
+        home = w.Button(
+            description="home",
+            tooltip="reset the view (zoom and pan)",
+            layout=w.Layout(width="auto"),
+        )
+        zoom = w.ToggleButton(
+            description="zoom", tooltip="drag a rectangle to zoom in", layout=w.Layout(width="auto")
+        )
+        pan = w.ToggleButton(
+            description="pan", tooltip="drag to move the view", layout=w.Layout(width="auto")
+        )
         for b in (zoom, pan):
             b.add_class("udfw-tool")
 
@@ -379,8 +405,11 @@ def tidy(figure, theme: str | None = None) -> None:
     '#dddddd'
     """
     canvas = getattr(figure, "canvas", None)
-    for name, value in (("header_visible", False), ("footer_visible", False),
-                        ("toolbar_visible", False)):
+    for name, value in (
+        ("header_visible", False),
+        ("footer_visible", False),
+        ("toolbar_visible", False),
+    ):
         if canvas is not None and hasattr(canvas, name):
             setattr(canvas, name, value)
     if theme is not None:

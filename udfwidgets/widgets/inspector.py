@@ -9,6 +9,7 @@ for 2D, line for 1D, a number for a scalar; for nav buffers with extra dims a
 click on the scan shows that position's values as a labelled bar chart).
 Positions are (row, column) everywhere.
 """
+
 from __future__ import annotations
 
 import html
@@ -22,11 +23,19 @@ import traitlets
 
 from .display import DisplayModel, default_scale
 from .figure import FigureHost
-from .inspector_data import (Entry, entries_from, object_repr, stats_table, summary_table,
-                             take_view, view_axes)
+from .inspector_data import (
+    Entry,
+    entries_from,
+    object_repr,
+    stats_table,
+    summary_table,
+    take_view,
+    view_axes,
+)
 from .static import close_tree
 
 __all__ = ["BufferInspector"]
+
 
 class BufferInspector(widgets.VBox):
     """Inspect the result buffers of a run.
@@ -77,8 +86,15 @@ class BufferInspector(widgets.VBox):
     buffer = traitlets.Unicode(None, allow_none=True)
     position = traitlets.Any(None, allow_none=True)
 
-    def __init__(self, results: Any = None, *, throttle: float = 0.5, figsize=(7.0, 3.2),
-                 channel_names: dict | None = None, backend: str = "auto"):
+    def __init__(
+        self,
+        results: Any = None,
+        *,
+        throttle: float = 0.5,
+        figsize=(7.0, 3.2),
+        channel_names: dict | None = None,
+        backend: str = "auto",
+    ):
         self.throttle = float(throttle)
         self.channel_names = dict(channel_names or {})
         self._entries: dict[str, Entry] = {}
@@ -101,18 +117,23 @@ class BufferInspector(widgets.VBox):
         self._pos_label = widgets.HTML()
         widgets.link((self._dropdown, "value"), (self, "buffer"))
         self.display_controls = self.display_model.controls()
-        self.display_model.observe(self._style_changed, names=["scale", "cmap", "percentiles",
-                                                               "gamma", "fixed_limits"])
+        self.display_model.observe(
+            self._style_changed, names=["scale", "cmap", "percentiles", "gamma", "fixed_limits"]
+        )
 
         canvas = self._host.view
         view = [self._sliders, self._message, self._pos_label, self._host.toolbar()] + (
-            [canvas] if canvas is not None else [])
-        super().__init__(children=[
-            widgets.HBox([self._dropdown, self.display_controls],
-                         layout={"flex_flow": "row wrap", "align_items": "center"}),
-            widgets.HBox([self._table, widgets.VBox(view)],
-                         layout={"flex_flow": "row wrap"}),
-        ])
+            [canvas] if canvas is not None else []
+        )
+        super().__init__(
+            children=[
+                widgets.HBox(
+                    [self._dropdown, self.display_controls],
+                    layout={"flex_flow": "row wrap", "align_items": "center"},
+                ),
+                widgets.HBox([self._table, widgets.VBox(view)], layout={"flex_flow": "row wrap"}),
+            ]
+        )
         self.add_class("udfw-inspector")
         if results is not None:
             self._load(entries_from(results, self.channel_names))
@@ -214,12 +235,13 @@ class BufferInspector(widgets.VBox):
         """
         sliders = self.slider_axes
         if axis not in sliders:
-            raise ValueError(f"axis {axis} of {self.buffer!r} is drawn or does not exist; the "
-                             f"axes with sliders are {sorted(sliders)}")
+            raise ValueError(
+                f"axis {axis} of {self.buffer!r} is drawn or does not exist; the "
+                f"axes with sliders are {sorted(sliders)}"
+            )
         slider = sliders[axis]
         if not slider.min <= index <= slider.max:
-            raise ValueError(f"index {index} is out of range for axis {axis} "
-                             f"(0 to {slider.max})")
+            raise ValueError(f"index {index} is out of range for axis {axis} (0 to {slider.max})")
         slider.value = int(index)
 
     def summary_html(self) -> str:
@@ -249,8 +271,13 @@ class BufferInspector(widgets.VBox):
     def _repr_mimebundle_(self, **kwargs):
         from .static import mimebundle
 
-        return mimebundle(super(), self.png, self.summary_html,
-                          f"BufferInspector: {len(self._entries)} buffers", hosts=[self._host])
+        return mimebundle(
+            super(),
+            self.png,
+            self.summary_html,
+            f"BufferInspector: {len(self._entries)} buffers",
+            hosts=[self._host],
+        )
 
     @property
     def log(self) -> bool:
@@ -277,7 +304,7 @@ class BufferInspector(widgets.VBox):
             return {}
         valid = self._valid_view(entry)
         data = self._selected
-        if valid is not None and valid.shape == data.shape[:valid.ndim]:
+        if valid is not None and valid.shape == data.shape[: valid.ndim]:
             data = data[valid]
         return value_stats(data)
 
@@ -340,7 +367,7 @@ class BufferInspector(widgets.VBox):
             return None
         valid = self._valid_view(entry)
         data = self._selected
-        if valid is not None and valid.shape == data.shape[:valid.ndim]:
+        if valid is not None and valid.shape == data.shape[: valid.ndim]:
             return data[valid]
         return data
 
@@ -355,8 +382,12 @@ class BufferInspector(widgets.VBox):
                     self._dropdown.options = labels
             keep = self.buffer in self._entries
             new = self.entry if keep else None
-            same_layout = (keep and old is not None and new.array.shape == old.array.shape
-                           and new.kind == old.kind)
+            same_layout = (
+                keep
+                and old is not None
+                and new.array.shape == old.array.shape
+                and new.kind == old.kind
+            )
             if not keep:
                 # start with something to look at: the first buffer that is not a single value
                 drawable = [e.label for e in entries if not e.is_scalar and e.dtype.kind != "O"]
@@ -385,16 +416,19 @@ class BufferInspector(widgets.VBox):
             return None
         entry = self.entry
         if entry is None or not self._picking(entry):
-            raise traitlets.TraitError("position applies only to nav buffers with extra "
-                                       f"dimensions; {self.buffer!r} is not one")
+            raise traitlets.TraitError(
+                "position applies only to nav buffers with extra "
+                f"dimensions; {self.buffer!r} is not one"
+            )
         nav = entry.base_shape
         try:
             pos = tuple(int(v) for v in value)
         except TypeError:
             raise traitlets.TraitError(f"position must be a tuple of {len(nav)} ints") from None
         if len(pos) != len(nav) or any(not 0 <= p < n for p, n in zip(pos, nav)):
-            raise traitlets.TraitError(f"position {value!r} lies outside the navigation shape "
-                                       f"{nav}")
+            raise traitlets.TraitError(
+                f"position {value!r} lies outside the navigation shape {nav}"
+            )
         return pos
 
     @traitlets.observe("position")
@@ -411,12 +445,17 @@ class BufferInspector(widgets.VBox):
                 self._view, others = view_axes(entry)
                 with self.display_model.hold_trait_notifications():
                     self.display_model.scale = default_scale(
-                        entry.kind if entry.kind in ("nav", "sig") else "other")
+                        entry.kind if entry.kind in ("nav", "sig") else "other"
+                    )
                 for ax in others:
-                    slider = widgets.IntSlider(value=0, min=0, max=entry.array.shape[ax] - 1,
-                                               description=self._axis_name(entry, ax),
-                                               continuous_update=False,
-                                               style={"description_width": "auto"})
+                    slider = widgets.IntSlider(
+                        value=0,
+                        min=0,
+                        max=entry.array.shape[ax] - 1,
+                        description=self._axis_name(entry, ax),
+                        continuous_update=False,
+                        style={"description_width": "auto"},
+                    )
                     slider.axis = ax
                     slider.observe(self._slider_moved, "value")
                     self._indices[ax] = 0
@@ -460,13 +499,16 @@ class BufferInspector(widgets.VBox):
             if entry.n_valid == 0:
                 self._message.value = (
                     "<b>No valid values</b> in this buffer: the roi selected no frames, or no "
-                    "partition has finished yet.")
+                    "partition has finished yet."
+                )
                 self._host.refresh()
                 return
             if entry.is_scalar:
                 value = entry.array.reshape(-1)[0]
-                self._message.value = (f"<span style='font-size:1.4em'>{html.escape(entry.label)}"
-                                       f" = <b>{html.escape(_number(value))}</b></span>")
+                self._message.value = (
+                    f"<span style='font-size:1.4em'>{html.escape(entry.label)}"
+                    f" = <b>{html.escape(_number(value))}</b></span>"
+                )
                 self._host.refresh()
                 return
             self._message.value = ""
@@ -475,15 +517,26 @@ class BufferInspector(widgets.VBox):
             self._main_ax = fig.add_subplot(1, 2 if picking else 1, 1)
             valid = self._valid_view(entry)
             where = self._where()
-            self._plot(self._main_ax, data, valid, entry.label + (f" ({where})" if where else ""),
-                       entry, main=True)
+            self._plot(
+                self._main_ax,
+                data,
+                valid,
+                entry.label + (f" ({where})" if where else ""),
+                entry,
+                main=True,
+            )
             if picking:
                 self._pick_ax = fig.add_subplot(1, 2, 2)
                 if self.position is None:
                     self._pick_ax.set_axis_off()
-                    self._pick_ax.text(0.5, 0.5, "click the scan to see\nthe values there",
-                                       ha="center", va="center",
-                                       transform=self._pick_ax.transAxes)
+                    self._pick_ax.text(
+                        0.5,
+                        0.5,
+                        "click the scan to see\nthe values there",
+                        ha="center",
+                        va="center",
+                        transform=self._pick_ax.transAxes,
+                    )
                 else:
                     self._plot_position(entry)
             self._host.style()
@@ -503,8 +556,12 @@ class BufferInspector(widgets.VBox):
         if values.ndim == 1:
             labels = [entry.channel_label(i) for i in range(len(values))]
             ax.bar(np.arange(len(values)), values.astype(np.float64), color="tab:blue")
-            ax.set_xticks(np.arange(len(values)), labels,
-                          rotation=0 if len(values) <= 4 else 60, fontsize="small")
+            ax.set_xticks(
+                np.arange(len(values)),
+                labels,
+                rotation=0 if len(values) <= 4 else 60,
+                fontsize="small",
+            )
             ax.set_xlabel(entry.axis_name(len(entry.base_shape)), fontsize="small")
             ax.set_title(f"at {where}", fontsize=9)
         else:
@@ -541,8 +598,9 @@ class BufferInspector(widgets.VBox):
         base_idx = {ax: i for ax, i in self._indices.items() if ax < len(entry.base_shape)}
         return take_view(entry.valid, self._view, base_idx)
 
-    def _plot(self, ax, data: np.ndarray, valid: np.ndarray | None, title: str,
-              entry: Entry, main: bool) -> None:
+    def _plot(
+        self, ax, data: np.ndarray, valid: np.ndarray | None, title: str, entry: Entry, main: bool
+    ) -> None:
         values = np.abs(data) if data.dtype.kind == "c" else data
         values = values.astype(np.float64) if values.dtype.kind in "bui" else values
         if data.dtype.kind == "c":
@@ -569,8 +627,13 @@ class BufferInspector(widgets.VBox):
 
     def _on_click(self, event) -> None:
         entry = self.entry
-        if (entry is None or not self._picking(entry) or event.inaxes is None
-                or event.inaxes is not self._main_ax or event.xdata is None):
+        if (
+            entry is None
+            or not self._picking(entry)
+            or event.inaxes is None
+            or event.inaxes is not self._main_ax
+            or event.xdata is None
+        ):
             return
         pos = dict(self._indices)
         if len(self._view) == 2:

@@ -3,6 +3,7 @@
 No widgets and no matplotlib here: everything is plain NumPy and strings,
 so it can be tested (and reused for ``_repr_html_``) on its own.
 """
+
 from __future__ import annotations
 
 import html
@@ -12,8 +13,19 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Entry", "entries_from", "buffer_stats", "value_stats", "STAT_LABELS", "view_axes", "take_view", "stats_table",
-           "summary_table", "object_repr", "format_bytes"]
+__all__ = [
+    "Entry",
+    "entries_from",
+    "buffer_stats",
+    "value_stats",
+    "STAT_LABELS",
+    "view_axes",
+    "take_view",
+    "stats_table",
+    "summary_table",
+    "object_repr",
+    "format_bytes",
+]
 
 
 @dataclass
@@ -131,8 +143,10 @@ def entries_from(results: Any, channel_names: dict | None = None) -> list[Entry]
     elif isinstance(results, (tuple, list)) and all(isinstance(r, dict) for r in results):
         groups = tuple(results)
     else:
-        raise TypeError(f"BufferInspector needs a result dict (from ctx.run_udf), a tuple of "
-                        f"them, or a UDFResults (from run_udf_iter); got {type(results).__name__}")
+        raise TypeError(
+            f"BufferInspector needs a result dict (from ctx.run_udf), a tuple of "
+            f"them, or a UDFResults (from run_udf_iter); got {type(results).__name__}"
+        )
     entries = []
     for i, group in enumerate(groups):
         for name, value in group.items():
@@ -154,8 +168,15 @@ def value_stats(vals: np.ndarray) -> dict[str, Any]:
     vals = np.asarray(vals)
     if np.ma.isMaskedArray(vals):
         vals = np.ma.compressed(vals)
-    out = {"min": None, "max": None, "mean": None, "std": None, "nan_count": None, "of": "x",
-           "count": int(vals.size)}
+    out = {
+        "min": None,
+        "max": None,
+        "mean": None,
+        "std": None,
+        "nan_count": None,
+        "of": "x",
+        "count": int(vals.size),
+    }
     kind = vals.dtype.kind
     if kind not in "biufc" or vals.size == 0:
         return out
@@ -172,8 +193,12 @@ def value_stats(vals: np.ndarray) -> dict[str, Any]:
         out["nan_count"] = 0
     if vals.size:
         acc = np.float64
-        out.update(min=vals.min().item(), max=vals.max().item(),
-                   mean=float(vals.mean(dtype=acc)), std=float(vals.std(dtype=acc)))
+        out.update(
+            min=vals.min().item(),
+            max=vals.max().item(),
+            mean=float(vals.mean(dtype=acc)),
+            std=float(vals.std(dtype=acc)),
+        )
     return out
 
 
@@ -226,8 +251,7 @@ def take_view(array: np.ndarray, view: tuple[int, ...], indices: dict[int, int])
     >>> take_view(a, (0, 1), {2: 1}).tolist()
     [[1, 5, 9], [13, 17, 21]]
     """
-    key = tuple(slice(None) if ax in view else int(indices.get(ax, 0))
-                for ax in range(array.ndim))
+    key = tuple(slice(None) if ax in view else int(indices.get(ax, 0)) for ax in range(array.ndim))
     return array[key]
 
 
@@ -259,18 +283,27 @@ def stats_rows(entry: Entry) -> list[tuple[str, str]]:
     """(field, value) pairs describing one entry (what it is, not its numbers)."""
     total = int(np.prod(entry.base_shape))
     return [
-        ("name", entry.name), ("kind", entry.kind), ("dtype", str(entry.dtype)),
-        ("shape", str(tuple(entry.array.shape))), ("extra_shape", str(tuple(entry.extra_shape))),
+        ("name", entry.name),
+        ("kind", entry.kind),
+        ("dtype", str(entry.dtype)),
+        ("shape", str(tuple(entry.array.shape))),
+        ("extra_shape", str(tuple(entry.extra_shape))),
         ("valid", f"{entry.n_valid} / {total} ({100 * entry.fraction_valid:.1f} %)"),
         ("size", format_bytes(entry.array.nbytes)),
     ]
 
 
 #: The statistics in words, in table order.
-STAT_LABELS = (("count", "values counted"), ("min", "smallest"), ("max", "largest"),
-               ("mean", "mean"), ("std", "standard deviation"), ("nan_count", "NaN values"))
+STAT_LABELS = (
+    ("count", "values counted"),
+    ("min", "smallest"),
+    ("max", "largest"),
+    ("mean", "mean"),
+    ("std", "standard deviation"),
+    ("nan_count", "NaN values"),
+)
 
-_TABLE_STYLE = ("border-collapse:collapse;font-family:monospace;font-size:12px")
+_TABLE_STYLE = "border-collapse:collapse;font-family:monospace;font-size:12px"
 _CELL = "padding:1px 8px;text-align:left;border-bottom:1px solid #ddd"
 
 
@@ -289,6 +322,7 @@ def stats_table(entry: Entry, shown: np.ndarray | None = None, where: str = "") 
     >>> "on screen (axis 0 = 1)" in t and "whole buffer" in t
     True
     """
+
     def cell(v, tag="td"):
         return f"<{tag} style='{_CELL}'>{html.escape(v)}</{tag}>"
 
@@ -296,14 +330,17 @@ def stats_table(entry: Entry, shown: np.ndarray | None = None, where: str = "") 
     whole = buffer_stats(entry)
     of = "" if whole["of"] == "x" else " of |x|"
     head = "on screen" + (f" ({where})" if where else "")
-    stats = [f"<tr>{cell('statistics' + of, 'th')}{cell(head, 'th')}"
-             f"{cell('whole buffer', 'th')}</tr>"]
+    stats = [
+        f"<tr>{cell('statistics' + of, 'th')}{cell(head, 'th')}{cell('whole buffer', 'th')}</tr>"
+    ]
     on_screen = value_stats(shown) if shown is not None else None
     for key, label in STAT_LABELS:
         here = "–" if on_screen is None else _fmt(on_screen[key])
         stats.append(f"<tr>{cell(label, 'th')}{cell(here)}{cell(_fmt(whole[key]))}</tr>")
-    return (f"<table style='{_TABLE_STYLE}'>{rows}</table>"
-            f"<table style='{_TABLE_STYLE};margin-top:6px'>{''.join(stats)}</table>")
+    return (
+        f"<table style='{_TABLE_STYLE}'>{rows}</table>"
+        f"<table style='{_TABLE_STYLE};margin-top:6px'>{''.join(stats)}</table>"
+    )
 
 
 def summary_table(entries: list[Entry]) -> str:
@@ -316,15 +353,27 @@ def summary_table(entries: list[Entry]) -> str:
     2
     """
     head = ["buffer", "kind", "dtype", "shape", "valid", "min", "max", "mean", "NaN"]
-    out = [f"<table style='{_TABLE_STYLE}'><tr>"
-           + "".join(f"<th style='{_CELL}'>{h}</th>" for h in head) + "</tr>"]
+    out = [
+        f"<table style='{_TABLE_STYLE}'><tr>"
+        + "".join(f"<th style='{_CELL}'>{h}</th>" for h in head)
+        + "</tr>"
+    ]
     for e in entries:
         s = buffer_stats(e)
-        cells = [e.label, e.kind, str(e.dtype), str(tuple(e.array.shape)),
-                 f"{100 * e.fraction_valid:.1f} %", _fmt(s["min"]), _fmt(s["max"]),
-                 _fmt(s["mean"]), _fmt(s["nan_count"])]
-        out.append("<tr>" + "".join(f"<td style='{_CELL}'>{html.escape(c)}</td>"
-                                     for c in cells) + "</tr>")
+        cells = [
+            e.label,
+            e.kind,
+            str(e.dtype),
+            str(tuple(e.array.shape)),
+            f"{100 * e.fraction_valid:.1f} %",
+            _fmt(s["min"]),
+            _fmt(s["max"]),
+            _fmt(s["mean"]),
+            _fmt(s["nan_count"]),
+        ]
+        out.append(
+            "<tr>" + "".join(f"<td style='{_CELL}'>{html.escape(c)}</td>" for c in cells) + "</tr>"
+        )
     out.append("</table>")
     return "".join(out)
 

@@ -6,6 +6,7 @@ A live widget needs a kernel. Every widget of the package adds to its
 one-line ``text/plain`` instead of ``VBox(children=...)``. Jupyter shows the
 live widget; a static renderer picks the richest entry it understands.
 """
+
 from __future__ import annotations
 
 import base64
@@ -29,10 +30,16 @@ def html_table(title: str | None, rows: Iterable[tuple[str, str]]) -> str:
     >>> html_table("t", [("a", "<1>")])
     "<table style='border-collapse:collapse;font-family:monospace;font-size:12px;margin:2px 0'><caption style='text-align:left;font-weight:bold'>t</caption><tr><th style='padding:1px 8px;text-align:left;border-bottom:1px solid #ddd'>a</th><td style='padding:1px 8px;text-align:left;border-bottom:1px solid #ddd'>&lt;1&gt;</td></tr></table>"
     """
-    caption = (f"<caption style='text-align:left;font-weight:bold'>{html.escape(title)}</caption>"
-               if title else "")
-    body = "".join(f"<tr><th style='{_CELL}'>{html.escape(str(k))}</th>"
-                   f"<td style='{_CELL}'>{html.escape(str(v))}</td></tr>" for k, v in rows)
+    caption = (
+        f"<caption style='text-align:left;font-weight:bold'>{html.escape(title)}</caption>"
+        if title
+        else ""
+    )
+    body = "".join(
+        f"<tr><th style='{_CELL}'>{html.escape(str(k))}</th>"
+        f"<td style='{_CELL}'>{html.escape(str(v))}</td></tr>"
+        for k, v in rows
+    )
     return f"<table style='{_TABLE}'>{caption}{body}</table>"
 
 
@@ -48,8 +55,13 @@ def png_html(png: bytes, alt: str = "figure") -> str:
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}"/>'
 
 
-def mimebundle(widget: Any, png: Callable[[], bytes], table: Callable[[], str],
-               text: str | None = None, hosts: Sequence[Any] = ()) -> dict:
+def mimebundle(
+    widget: Any,
+    png: Callable[[], bytes],
+    table: Callable[[], str],
+    text: str | None = None,
+    hosts: Sequence[Any] = (),
+) -> dict:
     """The widget's own bundle plus ``image/png``, ``text/html`` and a short ``text/plain``.
 
     ``hosts``: figure hosts whose picture goes into the widget state too
@@ -113,8 +125,10 @@ def combine_pngs(pngs: Sequence[bytes]) -> bytes:
     images = [mimage.imread(io.BytesIO(p)) for p in pngs]
     if not images:
         raise ValueError("combine_pngs needs at least one PNG")
-    images = [im if im.shape[2] == 4 else np.dstack([im, np.ones(im.shape[:2], im.dtype)])
-              for im in images]
+    images = [
+        im if im.shape[2] == 4 else np.dstack([im, np.ones(im.shape[:2], im.dtype)])
+        for im in images
+    ]
     height = max(im.shape[0] for im in images)
     padded = []
     for im in images:

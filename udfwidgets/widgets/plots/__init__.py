@@ -9,6 +9,7 @@
 drawable buffer (see :func:`make_plots`); any object with a ``new_data``
 method can subscribe instead (``plots=[my_plot]``), see :class:`LivePlot`.
 """
+
 from . import live
 from .base import LivePlot
 from .live import COLORMAPS, LivePlotGrid, MatplotlibLivePlot, make_plots

@@ -4,6 +4,7 @@ pick one buffer (and one channel of it) to draw.
 Pure NumPy: no matplotlib or ipywidgets here, so that custom plots (or
 loggers) can build on it without a GUI toolkit.
 """
+
 from __future__ import annotations
 
 import threading
@@ -37,8 +38,10 @@ def _buffers_of(udf_results: Any, udf_index: int) -> dict:
     try:
         return buffers[udf_index]
     except IndexError:
-        raise ValueError(f"live plot asks for UDF number {udf_index}, but the run has only "
-                         f"{len(buffers)} UDF(s): pass udf_index=0..{len(buffers) - 1}") from None
+        raise ValueError(
+            f"live plot asks for UDF number {udf_index}, but the run has only "
+            f"{len(buffers)} UDF(s): pass udf_index=0..{len(buffers) - 1}"
+        ) from None
 
 
 class LivePlot:
@@ -112,14 +115,25 @@ class LivePlot:
     (2, 16, 4.0)
     """
 
-    def __init__(self, name: str, udf_index: int = 0, channel: Callable | None = None, *,
-                 channel_index: Sequence[int] | None = None, min_delta: float = 0.2,
-                 title: str | None = None, roi: Any = None, optional: bool = False):
+    def __init__(
+        self,
+        name: str,
+        udf_index: int = 0,
+        channel: Callable | None = None,
+        *,
+        channel_index: Sequence[int] | None = None,
+        min_delta: float = 0.2,
+        title: str | None = None,
+        roi: Any = None,
+        optional: bool = False,
+    ):
         if not isinstance(name, str):
             raise TypeError(f"name must be a buffer name (str), got {type(name).__name__}")
         if channel is not None and not callable(channel):
-            raise TypeError(f"channel must be a function applied to the buffer's data (like "
-                            f"np.log1p), got {type(channel).__name__}")
+            raise TypeError(
+                f"channel must be a function applied to the buffer's data (like "
+                f"np.log1p), got {type(channel).__name__}"
+            )
         if min_delta < 0:
             raise ValueError(f"min_delta must be >= 0 seconds, got {min_delta!r}")
         self.name = name
@@ -127,8 +141,11 @@ class LivePlot:
         self.channel = channel
         self.channel_index = None if channel_index is None else tuple(int(i) for i in channel_index)
         self.min_delta = float(min_delta)
-        self.title = title if title is not None else (
-            name + (f" ({function_name(channel)})" if channel is not None else ""))
+        self.title = (
+            title
+            if title is not None
+            else (name + (f" ({function_name(channel)})" if channel is not None else ""))
+        )
         self.optional = optional
         self.frames_total = None if roi is None else int(np.count_nonzero(roi))
         self.frames_done = 0
@@ -181,8 +198,11 @@ class LivePlot:
         if self.finished:  # a call after the final update starts a new run: draw its first
             self._last_time = None
             self.finished = False
-        if (not force and self._last_time is not None
-                and time.monotonic() - self._last_time < self.min_delta):
+        if (
+            not force
+            and self._last_time is not None
+            and time.monotonic() - self._last_time < self.min_delta
+        ):
             return False
         # A plot busy elsewhere (ipympl renders in the kernel's main thread under
         # this lock) skips a partial update rather than holding up the run.
@@ -196,9 +216,11 @@ class LivePlot:
                     self.on_missing()
                     return False
                 known = ", ".join(sorted(buffers)) or "none"
-                raise ValueError(f"live plot: buffer {self.name!r} is not in the results of UDF "
-                                 f"number {self.udf_index} (results: {known}); check the name, "
-                                 "or return it from get_results()")
+                raise ValueError(
+                    f"live plot: buffer {self.name!r} is not in the results of UDF "
+                    f"number {self.udf_index} (results: {known}); check the name, "
+                    "or return it from get_results()"
+                )
             # NaN/inf from a function are masked when drawn; NumPy's warnings about
             # them would be stray output from a background thread (errstate is per thread)
             with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
@@ -265,13 +287,17 @@ class LivePlot:
                     f"live plot of {self.name!r}: cannot draw an array of shape {array.shape} and "
                     f"dtype {array.dtype}; only numeric 1D (line) and 2D (image) arrays can be "
                     f"drawn. Give a function that reduces it, e.g. "
-                    f"plots=[[({self.name!r}, lambda a: a.sum(axis=0))]]")
+                    f"plots=[[({self.name!r}, lambda a: a.sum(axis=0))]]"
+                )
             self.update(array, self._valid)
 
     def _index_fits(self, channel_shape: tuple[int, ...]) -> bool:
         idx = self.channel_index
-        return (idx is not None and len(idx) == len(channel_shape)
-                and all(0 <= i < n for i, n in zip(idx, channel_shape)))
+        return (
+            idx is not None
+            and len(idx) == len(channel_shape)
+            and all(0 <= i < n for i, n in zip(idx, channel_shape))
+        )
 
     def _select(self, data: np.ndarray) -> np.ndarray:
         if not self.channel_shape:
@@ -283,7 +309,7 @@ class LivePlot:
         data = np.asarray(buf.data if hasattr(buf, "raw_data") else buf)
         kind = getattr(buf, "kind", "single")
         extra = tuple(getattr(buf, "extra_shape", ()))
-        base = data.shape if kind == "single" else data.shape[:data.ndim - len(extra)]
+        base = data.shape if kind == "single" else data.shape[: data.ndim - len(extra)]
         if self.channel is not None:
             try:
                 out = np.asarray(self.channel(data))
@@ -291,13 +317,14 @@ class LivePlot:
                 raise ValueError(
                     f"live plot of {self.name!r}: the function {function_name(self.channel)} "
                     f"failed on the buffer's data (shape {data.shape}, dtype {data.dtype}): "
-                    f"{type(e).__name__}: {e}") from e
+                    f"{type(e).__name__}: {e}"
+                ) from e
         else:
             out = data
         if out.dtype.kind == "c":
             out = np.abs(out)
-        if kind != "single" and out.shape[:len(base)] == base:
-            channel_shape = out.shape[len(base):]
+        if kind != "single" and out.shape[: len(base)] == base:
+            channel_shape = out.shape[len(base) :]
         else:
             base, channel_shape = out.shape, ()
         valid = None
@@ -311,5 +338,7 @@ class LivePlot:
         return out, valid, tuple(channel_shape)
 
     def __repr__(self) -> str:
-        return (f"<{type(self).__name__} {self.title!r}: udf {self.udf_index}, buffer "
-                f"{self.name!r}, {self.n_updates} updates>")
+        return (
+            f"<{type(self).__name__} {self.title!r}: udf {self.udf_index}, buffer "
+            f"{self.name!r}, {self.n_updates} updates>"
+        )

@@ -4,6 +4,7 @@
 drawable buffer (see :func:`make_plots`); any object with a ``new_data``
 method can subscribe instead (``plots=[my_plot]``), see :class:`LivePlot`.
 """
+
 from __future__ import annotations
 
 from typing import Any, Callable, Sequence
@@ -15,8 +16,14 @@ from ..figure import FigureHost, resolve_backend
 from .base import LivePlot
 from .spec import declarations_of, parse_plot_spec
 
-__all__ = ["LivePlot", "MatplotlibLivePlot", "LivePlotGrid", "make_plots", "COLORMAPS",
-           "MISSING_COLOR"]
+__all__ = [
+    "LivePlot",
+    "MatplotlibLivePlot",
+    "LivePlotGrid",
+    "make_plots",
+    "COLORMAPS",
+    "MISSING_COLOR",
+]
 
 #: Up to this many channels the channel control is a menu; beyond, one slider per axis.
 MAX_CHANNEL_MENU = 256
@@ -91,14 +98,34 @@ class MatplotlibLivePlot(LivePlot):
     >>> plot.save("intensity.png")  # doctest: +SKIP
     """
 
-    def __init__(self, name: str, udf_index: int = 0, channel: Callable | None = None, *,
-                 channel_index: Sequence[int] | None = None, min_delta: float = 0.2,
-                 title: str | None = None, roi: Any = None, optional: bool = False,
-                 cmap: str = "viridis", scale: str | None = None, log: bool | None = None,
-                 percentiles: Sequence[float] = (0.1, 99.9),
-                 figsize: tuple[float, float] = (4.2, 3.4), backend: str = "auto"):
-        super().__init__(name, udf_index, channel, channel_index=channel_index,
-                         min_delta=min_delta, title=title, roi=roi, optional=optional)
+    def __init__(
+        self,
+        name: str,
+        udf_index: int = 0,
+        channel: Callable | None = None,
+        *,
+        channel_index: Sequence[int] | None = None,
+        min_delta: float = 0.2,
+        title: str | None = None,
+        roi: Any = None,
+        optional: bool = False,
+        cmap: str = "viridis",
+        scale: str | None = None,
+        log: bool | None = None,
+        percentiles: Sequence[float] = (0.1, 99.9),
+        figsize: tuple[float, float] = (4.2, 3.4),
+        backend: str = "auto",
+    ):
+        super().__init__(
+            name,
+            udf_index,
+            channel,
+            channel_index=channel_index,
+            min_delta=min_delta,
+            title=title,
+            roi=roi,
+            optional=optional,
+        )
         import ipywidgets
 
         if log is not None:
@@ -119,25 +146,32 @@ class MatplotlibLivePlot(LivePlot):
         if self._mode != "agg":
             self._make_host()
 
-        self.channel_select = ipywidgets.Dropdown(options=[], description="channel",
-                                                  layout=ipywidgets.Layout(width="170px",
-                                                                           display="none"),
-                                                  style={"description_width": "auto"})
+        self.channel_select = ipywidgets.Dropdown(
+            options=[],
+            description="channel",
+            layout=ipywidgets.Layout(width="170px", display="none"),
+            style={"description_width": "auto"},
+        )
         total = self.frames_total
-        self.frames_progress = ipywidgets.IntProgress(value=0, min=0, max=max(total or 1, 1),
-                                                      layout=ipywidgets.Layout(width="160px"))
+        self.frames_progress = ipywidgets.IntProgress(
+            value=0, min=0, max=max(total or 1, 1), layout=ipywidgets.Layout(width="160px")
+        )
         self.frames_label = ipywidgets.Label(
-            value=f"0 / {total if total is not None else '?'} frames")
-        self.display_model.observe(self._on_style, names=["scale", "cmap", "percentiles",
-                                                          "gamma", "fixed_limits"])
+            value=f"0 / {total if total is not None else '?'} frames"
+        )
+        self.display_model.observe(
+            self._on_style, names=["scale", "cmap", "percentiles", "gamma", "fixed_limits"]
+        )
         self.channel_select.observe(self._on_channel, names="value")
         self._quiet = False  # True while the plot itself sets widget values
 
         self.channel_sliders = ipywidgets.HBox([], layout=ipywidgets.Layout(display="none"))
         self.controls = self.display_model.controls()
         tools = [self._host.toolbar()] if self._host is not None else []
-        top = ipywidgets.HBox([*tools, self.channel_select, self.channel_sliders],
-                              layout=ipywidgets.Layout(flex_flow="row wrap"))
+        top = ipywidgets.HBox(
+            [*tools, self.channel_select, self.channel_sliders],
+            layout=ipywidgets.Layout(flex_flow="row wrap"),
+        )
         self.status = ipywidgets.HBox([self.frames_progress, self.frames_label])
         middle = [self._host.view] if self._host is not None else []
         self.widget = ipywidgets.VBox([self.controls, top, *middle, self.status])
@@ -236,8 +270,13 @@ class MatplotlibLivePlot(LivePlot):
         """The widget, plus a PNG of the figure and an HTML summary for static viewers."""
         from ..static import mimebundle
 
-        return mimebundle(self.widget, self.png, self.summary_html, self.title,
-                          hosts=[self._host] if self._host is not None else [])
+        return mimebundle(
+            self.widget,
+            self.png,
+            self.summary_html,
+            self.title,
+            hosts=[self._host] if self._host is not None else [],
+        )
 
     def png(self) -> bytes:
         """The figure as PNG bytes (what a static viewer shows)."""
@@ -250,12 +289,18 @@ class MatplotlibLivePlot(LivePlot):
         from ..static import html_table
 
         limits = self.display_model.limits
-        return html_table(self.title, [
-            ("buffer", f"{self.name} of UDF {self.udf_index}"),
-            ("frames", f"{self.frames_done} / {self.frames_total if self.frames_total else '?'}"),
-            ("display", self.display_model.describe()),
-            ("colour limits", "–" if limits is None else f"{limits[0]:.4g} … {limits[1]:.4g}"),
-        ])
+        return html_table(
+            self.title,
+            [
+                ("buffer", f"{self.name} of UDF {self.udf_index}"),
+                (
+                    "frames",
+                    f"{self.frames_done} / {self.frames_total if self.frames_total else '?'}",
+                ),
+                ("display", self.display_model.describe()),
+                ("colour limits", "–" if limits is None else f"{limits[0]:.4g} … {limits[1]:.4g}"),
+            ],
+        )
 
     def save(self, path: Any, **kwargs: Any) -> None:
         """Write the figure to ``path`` (format from the suffix: png, pdf, svg, ...).
@@ -337,11 +382,17 @@ class MatplotlibLivePlot(LivePlot):
             h, w = array.shape
             aspect = "equal" if max(h, w) <= 8 * min(h, w) else "auto"
             shown, norm = model.prepare(array, valid_mask)
-            self._image = self._axes.imshow(shown, cmap=model.colormap(), norm=norm,
-                                            interpolation="nearest", aspect=aspect,
-                                            extent=model.extent(array.shape))
-            self._colorbar = self._host.figure.colorbar(self._image, ax=self._axes,
-                                                        fraction=0.046, pad=0.03)
+            self._image = self._axes.imshow(
+                shown,
+                cmap=model.colormap(),
+                norm=norm,
+                interpolation="nearest",
+                aspect=aspect,
+                extent=model.extent(array.shape),
+            )
+            self._colorbar = self._host.figure.colorbar(
+                self._image, ax=self._axes, fraction=0.046, pad=0.03
+            )
             self._image.callbacks.disconnect(self._image.colorbar_cid)  # see _sync_colorbar
             self._colorbar_stale = False
             self._host.style()
@@ -363,8 +414,9 @@ class MatplotlibLivePlot(LivePlot):
             vals = np.asarray(array, dtype=np.float64)[keep]
             limits = (float(vals.min()), float(vals.max()))
             if limits[0] == limits[1]:
-                limits = ((limits[0] / 2, limits[1] * 2) if log else
-                          (limits[0] - 0.5, limits[1] + 0.5))
+                limits = (
+                    (limits[0] / 2, limits[1] * 2) if log else (limits[0] - 0.5, limits[1] + 0.5)
+                )
         model.limits = limits
         n = masked.shape[0]
         if self._line is None or len(self._line.get_ydata()) != n:
@@ -416,8 +468,11 @@ class MatplotlibLivePlot(LivePlot):
 
         count = int(np.prod(channel_shape)) if channel_shape else 0
         menu = 0 < count <= MAX_CHANNEL_MENU
-        options = ([(", ".join(map(str, idx)), tuple(idx)) for idx in np.ndindex(*channel_shape)]
-                   if menu else [])
+        options = (
+            [(", ".join(map(str, idx)), tuple(idx)) for idx in np.ndindex(*channel_shape)]
+            if menu
+            else []
+        )
         self._quiet = True
         try:
             with self.channel_select.hold_sync():
@@ -428,9 +483,13 @@ class MatplotlibLivePlot(LivePlot):
             sliders = []
             if count > MAX_CHANNEL_MENU:
                 for axis, (size, start) in enumerate(zip(channel_shape, self.channel_index)):
-                    slider = ipywidgets.IntSlider(value=start, min=0, max=size - 1,
-                                                  description=f"channel {axis}",
-                                                  continuous_update=False)
+                    slider = ipywidgets.IntSlider(
+                        value=start,
+                        min=0,
+                        max=size - 1,
+                        description=f"channel {axis}",
+                        continuous_update=False,
+                    )
                     slider.observe(self._on_slider, names="value")
                     sliders.append(slider)
             for old in self.channel_sliders.children:
@@ -465,8 +524,14 @@ class MatplotlibLivePlot(LivePlot):
         self.redraw()
 
 
-def make_plots(spec: Any, dataset: Any, udfs: Any, decls: Sequence[dict] | None = None,
-               roi: Any = None, **plot_kwargs: Any) -> list[MatplotlibLivePlot]:
+def make_plots(
+    spec: Any,
+    dataset: Any,
+    udfs: Any,
+    decls: Sequence[dict] | None = None,
+    roi: Any = None,
+    **plot_kwargs: Any,
+) -> list[MatplotlibLivePlot]:
     """Make the live plots that ``plots=`` asks for.
 
     Parameters
@@ -532,9 +597,18 @@ def make_plots(spec: Any, dataset: Any, udfs: Any, decls: Sequence[dict] | None 
     if decls is None:
         decls = [declarations_of(udf, dataset, roi_flat) for udf in udf_list]
     choices = parse_plot_spec(spec, udf_list, decls, nav_shape, sig_shape)
-    plots = [MatplotlibLivePlot(c.name, c.udf_index, c.function, title=c.title, roi=roi_flat,
-                                optional=c.optional, **plot_kwargs)
-             for c in choices]
+    plots = [
+        MatplotlibLivePlot(
+            c.name,
+            c.udf_index,
+            c.function,
+            title=c.title,
+            roi=roi_flat,
+            optional=c.optional,
+            **plot_kwargs,
+        )
+        for c in choices
+    ]
     if len(plots) > 1:
         LivePlotGrid(plots)
     return plots
@@ -585,9 +659,10 @@ class LivePlotGrid:
             plot.grid = self
             if i:
                 plot.status.layout.display = "none"
-        self.row = ipywidgets.HBox([p.widget for p in self.plots],
-                                   layout=ipywidgets.Layout(flex_flow="row wrap",
-                                                            align_items="flex-start"))
+        self.row = ipywidgets.HBox(
+            [p.widget for p in self.plots],
+            layout=ipywidgets.Layout(flex_flow="row wrap", align_items="flex-start"),
+        )
         first = self.plots[0]
         first.status.layout.display = None
         # the run's bar, below all plots (moved out of the first plot's panel)
@@ -621,6 +696,10 @@ class LivePlotGrid:
     def _repr_mimebundle_(self, **kwargs):
         from ..static import mimebundle
 
-        return mimebundle(self.widget, self.png, self.summary_html,
-                          "live plots: " + ", ".join(p.title for p in self.plots),
-                          hosts=[p._host for p in self.plots if p._host is not None])
+        return mimebundle(
+            self.widget,
+            self.png,
+            self.summary_html,
+            "live plots: " + ", ".join(p.title for p in self.plots),
+            hosts=[p._host for p in self.plots if p._host is not None],
+        )

@@ -1,4 +1,5 @@
 """Read the ``plots=`` argument of a run: which buffer of which UDF to draw, and how."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -22,8 +23,9 @@ class PlotChoice:
     optional: bool
 
 
-def drawable_problem(decl: Any, nav_shape: tuple[int, ...],
-                     sig_shape: tuple[int, ...]) -> str | None:
+def drawable_problem(
+    decl: Any, nav_shape: tuple[int, ...], sig_shape: tuple[int, ...]
+) -> str | None:
     """Why a declared buffer cannot be drawn as a line or image, or None if it can.
 
     Nav buffers have the navigation shape, sig buffers the signal shape,
@@ -50,8 +52,10 @@ def drawable_problem(decl: Any, nav_shape: tuple[int, ...],
         if int(np.prod(base)) <= 1:
             return "it holds a single value"
     if len(base) not in (1, 2):
-        return (f"its {what} {base} has {len(base)} dimensions; only 1D (line) and 2D (image) "
-                "can be drawn")
+        return (
+            f"its {what} {base} has {len(base)} dimensions; only 1D (line) and 2D (image) "
+            "can be drawn"
+        )
     return None
 
 
@@ -70,12 +74,21 @@ def declarations_of(udf: Any, dataset: Any, roi: np.ndarray | None) -> dict:
 
 
 def _is_pair(item: Any) -> bool:
-    return (isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str)
-            and callable(item[1]))
+    return (
+        isinstance(item, tuple)
+        and len(item) == 2
+        and isinstance(item[0], str)
+        and callable(item[1])
+    )
 
 
-def parse_plot_spec(spec: Any, udfs: Sequence[Any], decls: Sequence[dict],
-                    nav_shape: tuple[int, ...], sig_shape: tuple[int, ...]) -> list[PlotChoice]:
+def parse_plot_spec(
+    spec: Any,
+    udfs: Sequence[Any],
+    decls: Sequence[dict],
+    nav_shape: tuple[int, ...],
+    sig_shape: tuple[int, ...],
+) -> list[PlotChoice]:
     """Turn ``plots=`` into a list of :class:`PlotChoice`.
 
     Accepted: ``True`` (every drawable buffer of every UDF), one list per UDF
@@ -91,7 +104,8 @@ def parse_plot_spec(spec: Any, udfs: Sequence[Any], decls: Sequence[dict],
             if n != 1:
                 raise ValueError(
                     f"plots={spec!r} is a flat list of buffer names, but the run has {n} UDFs: "
-                    "give one list per UDF, e.g. plots=[['intensity'], []]")
+                    "give one list per UDF, e.g. plots=[['intensity'], []]"
+                )
             per_udf = [items]
         elif len(items) == n:
             per_udf = items
@@ -99,10 +113,13 @@ def parse_plot_spec(spec: Any, udfs: Sequence[Any], decls: Sequence[dict],
             raise ValueError(
                 f"plots= has {len(items)} entries but the run has {n} UDF(s): give one list of "
                 "buffer names per UDF, e.g. plots=[['intensity'], [('std', np.log1p)]], or "
-                "plots=True")
+                "plots=True"
+            )
     else:
-        raise TypeError(f"plots must be True, a list of buffer names per UDF, or a list of plot "
-                        f"objects with a new_data method; got {type(spec).__name__}")
+        raise TypeError(
+            f"plots must be True, a list of buffer names per UDF, or a list of plot "
+            f"objects with a new_data method; got {type(spec).__name__}"
+        )
 
     choices = []
     for index, (udf, entry, udf_decls) in enumerate(zip(udfs, per_udf, decls)):
@@ -116,31 +133,42 @@ def parse_plot_spec(spec: Any, udfs: Sequence[Any], decls: Sequence[dict],
         if entry is None or entry is False:
             continue
         if not isinstance(entry, (list, tuple)) or _is_pair(entry):
-            raise TypeError(f"plots entry for {cls} (UDF number {index}) must be a list of buffer "
-                            f"names or (name, function) pairs, True or None; got {entry!r}")
+            raise TypeError(
+                f"plots entry for {cls} (UDF number {index}) must be a list of buffer "
+                f"names or (name, function) pairs, True or None; got {entry!r}"
+            )
         for item in entry:
             if isinstance(item, str):
                 name, function = item, None
             elif isinstance(item, (tuple, list)) and len(item) == 2 and isinstance(item[0], str):
                 name, function = item
                 if not callable(function):
-                    raise TypeError(f"in ({name!r}, function) for {cls}: the function must be "
-                                    f"callable (like np.log1p), got {type(function).__name__}")
+                    raise TypeError(
+                        f"in ({name!r}, function) for {cls}: the function must be "
+                        f"callable (like np.log1p), got {type(function).__name__}"
+                    )
             else:
-                raise TypeError(f"plots entry {item!r} for {cls}: give a buffer name (str) or a "
-                                "(name, function) pair")
+                raise TypeError(
+                    f"plots entry {item!r} for {cls}: give a buffer name (str) or a "
+                    "(name, function) pair"
+                )
             if name not in udf_decls:
-                raise ValueError(f"{cls} (UDF number {index}) has no buffer {name!r}; its buffers "
-                                 f"are: {', '.join(public) or 'none'}")
+                raise ValueError(
+                    f"{cls} (UDF number {index}) has no buffer {name!r}; its buffers "
+                    f"are: {', '.join(public) or 'none'}"
+                )
             if udf_decls[name].use == "private":
-                raise ValueError(f"buffer {name!r} of {cls} is private (use='private') and not "
-                                 f"part of the results; plottable buffers: {', '.join(public)}")
+                raise ValueError(
+                    f"buffer {name!r} of {cls} is private (use='private') and not "
+                    f"part of the results; plottable buffers: {', '.join(public)}"
+                )
             problem = drawable_problem(udf_decls[name], nav_shape, sig_shape)
             if problem is not None and function is None:
                 raise ValueError(
                     f"buffer {name!r} of {cls} cannot be drawn: {problem}. Give a function that "
                     "makes a numeric 1D or 2D array of it, e.g. "
-                    f"({name!r}, lambda a: a.sum(axis=0))")
+                    f"({name!r}, lambda a: a.sum(axis=0))"
+                )
             title = f"{cls}: {name}" + (f" ({function_name(function)})" if function else "")
             choices.append(PlotChoice(index, name, function, title, False))
     return choices

@@ -5,6 +5,7 @@
 - :mod:`.roi`: :class:`~.roi.RoiSelector` (navigation) and :class:`~.roi.SigMaskSelector`.
 - :mod:`.runner`: :class:`~.runner.LatestRunner`, background runs where the newest wins.
 """
+
 from .roi import RoiSelector, SigMaskSelector
 
 __all__ = ["RoiSelector", "SigMaskSelector"]

@@ -7,6 +7,7 @@ and a bool mask kept in a traitlet (``roi`` or ``mask``, named by the
 subclass) drawn as an RGBA overlay. Shapes are those of
 :mod:`udfwidgets.masks`: ``centre=(y, x)``, ``y`` the row, ``x`` the column.
 """
+
 from __future__ import annotations
 
 import threading
@@ -27,8 +28,13 @@ MODES = ("add", "subtract", "replace")
 
 #: Words, not symbols: they render with any font.
 _TOOL_LABELS = {
-    "rectangle": "rectangle", "ellipse": "ellipse", "disk": "disk", "ring": "ring",
-    "polygon": "polygon", "lasso": "lasso", "point": "point",
+    "rectangle": "rectangle",
+    "ellipse": "ellipse",
+    "disk": "disk",
+    "ring": "ring",
+    "polygon": "polygon",
+    "lasso": "lasso",
+    "point": "point",
 }
 
 _SHAPE_PROPS = dict(facecolor="none", edgecolor="yellow", linewidth=1.5)
@@ -59,15 +65,27 @@ class MaskSelectorBase(widgets.VBox):
     #: False: the drawing tools ignore the mouse (the explorer's cursor mode).
     drawing = traitlets.Bool(True)
 
-    def __init__(self, image: Any, *, title: str | None = None, cmap: str = "gray",
-                 scale: str | None = None, tool: str | None = None, mode: str = "add",
-                 figsize=(4.0, 3.6), color=(1.0, 0.15, 0.1), backend: str = "auto",
-                 percentiles: Sequence[float] = (0.1, 99.9), **kwargs):
+    def __init__(
+        self,
+        image: Any,
+        *,
+        title: str | None = None,
+        cmap: str = "gray",
+        scale: str | None = None,
+        tool: str | None = None,
+        mode: str = "add",
+        figsize=(4.0, 3.6),
+        color=(1.0, 0.15, 0.1),
+        backend: str = "auto",
+        percentiles: Sequence[float] = (0.1, 99.9),
+        **kwargs,
+    ):
         self._image = check_image(image, self._what)
         self.shape = self._image.shape
         self._color = color
-        self.display_model = DisplayModel(self._side, scale=scale, cmap=cmap,
-                                          percentiles=percentiles)
+        self.display_model = DisplayModel(
+            self._side, scale=scale, cmap=cmap, percentiles=percentiles
+        )
         # held while the figure renders (ipympl, main thread) and while a background
         # thread (the explorer) changes the artists
         self._render_lock = threading.RLock()
@@ -77,38 +95,54 @@ class MaskSelectorBase(widgets.VBox):
         self._fig = self._host.figure
         self._ax = self._fig.add_subplot(1, 1, 1)
         shown, norm = self.display_model.prepare(self._image)
-        self._im = self._ax.imshow(shown, cmap=self.display_model.colormap(), norm=norm,
-                                   interpolation="nearest")
-        self._overlay = self._ax.imshow(overlay_rgba(np.zeros(self.shape, bool), color),
-                                        interpolation="nearest")
+        self._im = self._ax.imshow(
+            shown, cmap=self.display_model.colormap(), norm=norm, interpolation="nearest"
+        )
+        self._overlay = self._ax.imshow(
+            overlay_rgba(np.zeros(self.shape, bool), color), interpolation="nearest"
+        )
         self._overlay.set_mouseover(False)  # the cursor read-out shows the image's values
         self._title_text = title or ""  # shown above the tools; on the axes only in png()
         self._host.style()
         self._selectors = self._make_selectors()
         self._point_cid = self._fig.canvas.mpl_connect("button_press_event", self._on_point_press)
-        self.display_model.observe(self._restyle, names=["scale", "cmap", "percentiles",
-                                                         "gamma", "fixed_limits"])
+        self.display_model.observe(
+            self._restyle, names=["scale", "cmap", "percentiles", "gamma", "fixed_limits"]
+        )
 
         compact = {"button_width": "auto"}
         self._tool_buttons = widgets.ToggleButtons(
-            options=[(_TOOL_LABELS[t], t) for t in self._tools], style=compact,
-            tooltips=[f"draw a {t}" for t in self._tools])
+            options=[(_TOOL_LABELS[t], t) for t in self._tools],
+            style=compact,
+            tooltips=[f"draw a {t}" for t in self._tools],
+        )
         self._mode_buttons = widgets.ToggleButtons(
-            options=list(MODES), style=compact,
-            tooltips=["add the new shape to the selection", "remove the new shape from it",
-                      "the new shape replaces the selection"])
-        self._invert_button = widgets.Button(description="invert", layout={"width": "auto"},
-                                             tooltip="select what is not selected")
-        self._clear_button = widgets.Button(description="clear", layout={"width": "auto"},
-                                            tooltip="select nothing")
+            options=list(MODES),
+            style=compact,
+            tooltips=[
+                "add the new shape to the selection",
+                "remove the new shape from it",
+                "the new shape replaces the selection",
+            ],
+        )
+        self._invert_button = widgets.Button(
+            description="invert", layout={"width": "auto"}, tooltip="select what is not selected"
+        )
+        self._clear_button = widgets.Button(
+            description="clear", layout={"width": "auto"}, tooltip="select nothing"
+        )
         self._invert_button.on_click(lambda _b: self.invert())
         self._clear_button.on_click(lambda _b: self.clear())
         # always laid out (hidden, not removed), so panels side by side stay aligned
-        self._ring_slider = widgets.FloatSlider(value=self.ring_ratio, min=0.0, max=0.95,
-                                                step=0.05, description="ring inner/outer",
-                                                style={"description_width": "auto"},
-                                                layout={"visibility": "hidden",
-                                                        "width": "260px"})
+        self._ring_slider = widgets.FloatSlider(
+            value=self.ring_ratio,
+            min=0.0,
+            max=0.95,
+            step=0.05,
+            description="ring inner/outer",
+            style={"description_width": "auto"},
+            layout={"visibility": "hidden", "width": "260px"},
+        )
         self._status = widgets.HTML()
         self._heading = widgets.HTML()
         widgets.link((self._tool_buttons, "value"), (self, "tool"))
@@ -117,13 +151,19 @@ class MaskSelectorBase(widgets.VBox):
 
         row = {"flex_flow": "row wrap", "align_items": "center"}
         self._tool_row = widgets.HBox([self._tool_buttons], layout=row)
-        self._mode_row = widgets.HBox([self._mode_buttons, self._invert_button,
-                                       self._clear_button], layout=row)
+        self._mode_row = widgets.HBox(
+            [self._mode_buttons, self._invert_button, self._clear_button], layout=row
+        )
         self.display_controls = self.display_model.controls()
         self.figure_toolbar = self._host.toolbar()
-        controls = [self._heading, self._tool_row, self._mode_row, self._ring_slider,
-                    self.display_controls, widgets.HBox([self.figure_toolbar, self._status],
-                                                        layout=row)]
+        controls = [
+            self._heading,
+            self._tool_row,
+            self._mode_row,
+            self._ring_slider,
+            self.display_controls,
+            widgets.HBox([self.figure_toolbar, self._status], layout=row),
+        ]
         view = [self._host.view] if self._host.view is not None else []
         super().__init__(children=controls + view, **kwargs)
         self.add_class("udfw-selector")
@@ -154,11 +194,14 @@ class MaskSelectorBase(widgets.VBox):
             value = value.data
         arr = np.asarray(value)
         if arr.dtype != bool:
-            raise TypeError(f"{cls}.{name} must be a bool array, got dtype {arr.dtype}; "
-                            f"convert it, e.g. `{name} > 0`")
+            raise TypeError(
+                f"{cls}.{name} must be a bool array, got dtype {arr.dtype}; "
+                f"convert it, e.g. `{name} > 0`"
+            )
         if arr.shape != self.shape:
-            raise ValueError(f"{cls}.{name} must have the image's shape {self.shape}, "
-                             f"got shape {arr.shape}")
+            raise ValueError(
+                f"{cls}.{name} must have the image's shape {self.shape}, got shape {arr.shape}"
+            )
         arr = arr.copy()
         arr.flags.writeable = False  # in-place edits would not notify observers
         return arr
@@ -189,8 +232,9 @@ class MaskSelectorBase(widgets.VBox):
     def _set_heading(self) -> None:
         import html
 
-        self._heading.value = (f"<b>{html.escape(self._title_text)}</b>"
-                               if self._title_text else "&nbsp;")
+        self._heading.value = (
+            f"<b>{html.escape(self._title_text)}</b>" if self._title_text else "&nbsp;"
+        )
 
     def set_title(self, title: str) -> None:
         """Set the title shown above the figure and on the axes.
@@ -238,18 +282,26 @@ class MaskSelectorBase(widgets.VBox):
         from ..static import html_table
 
         lim = self.display_model.limits
-        return html_table(self._title_text or type(self).__name__, [
-            (self._what, f"{self.shape[0]} rows x {self.shape[1]} columns"),
-            ("display", self.display_model.describe()),
-            ("colour limits", "–" if lim is None else f"{lim[0]:.4g} … {lim[1]:.4g}"),
-            ("selection", self.describe_selection()),
-        ])
+        return html_table(
+            self._title_text or type(self).__name__,
+            [
+                (self._what, f"{self.shape[0]} rows x {self.shape[1]} columns"),
+                ("display", self.display_model.describe()),
+                ("colour limits", "–" if lim is None else f"{lim[0]:.4g} … {lim[1]:.4g}"),
+                ("selection", self.describe_selection()),
+            ],
+        )
 
     def _repr_mimebundle_(self, **kwargs):
         from ..static import mimebundle
 
-        return mimebundle(super(), self.png, self.summary_html,
-                          f"{type(self).__name__}: {self.describe_selection()}", hosts=[self._host])
+        return mimebundle(
+            super(),
+            self.png,
+            self.summary_html,
+            f"{type(self).__name__}: {self.describe_selection()}",
+            hosts=[self._host],
+        )
 
     # --- the image ---------------------------------------------------------------
     @property
@@ -271,8 +323,9 @@ class MaskSelectorBase(widgets.VBox):
         """
         arr = check_image(image, self._what)
         if arr.shape != self.shape:
-            raise ValueError(f"the new {self._what} must keep the shape {self.shape}, "
-                             f"got {arr.shape}")
+            raise ValueError(
+                f"the new {self._what} must keep the shape {self.shape}, got {arr.shape}"
+            )
         with self._render_lock:
             self._image = arr
             self.display_model.show(self._im, arr)
@@ -380,8 +433,9 @@ class MaskSelectorBase(widgets.VBox):
         self._set_mask(np.zeros(self.shape, dtype=bool))
 
     # --- shapes from code (the convention of udfwidgets.masks: y is the row, x the column) ---
-    def set_rectangle(self, top: int, left: int, height: int, width: int,
-                      mode: str | None = None) -> np.ndarray:
+    def set_rectangle(
+        self, top: int, left: int, height: int, width: int, mode: str | None = None
+    ) -> np.ndarray:
         """Apply rows ``top:top+height`` and columns ``left:left+width``.
 
         The same pixels as :func:`udfwidgets.masks.rectangle` with these
@@ -401,8 +455,9 @@ class MaskSelectorBase(widgets.VBox):
         self._words = f"rectangle {height} x {width} px"
         return self.apply(geo.rectangle(self.shape, top, left, height, width), mode)
 
-    def set_ellipse(self, centre: Sequence[float], radii: Sequence[float] | float,
-                    mode: str | None = None) -> np.ndarray:
+    def set_ellipse(
+        self, centre: Sequence[float], radii: Sequence[float] | float, mode: str | None = None
+    ) -> np.ndarray:
         """Apply the axis-aligned ellipse around ``centre = (y, x)``, ``radii = (ry, rx)``.
 
         A single number for ``radii`` gives a disk.
@@ -419,8 +474,9 @@ class MaskSelectorBase(widgets.VBox):
         self._words = f"ellipse {radii[0]:.3g} x {radii[1]:.3g} px"
         return self.apply(geo.ellipse(self.shape, centre, radii), mode)
 
-    def set_disk(self, centre: Sequence[float], radius: float,
-                 mode: str | None = None) -> np.ndarray:
+    def set_disk(
+        self, centre: Sequence[float], radius: float, mode: str | None = None
+    ) -> np.ndarray:
         """Apply ``masks.disk(shape, centre=(y, x), radius=radius)``.
 
         Examples
@@ -433,8 +489,9 @@ class MaskSelectorBase(widgets.VBox):
         self._words = f"disk r={radius:.3g} px"
         return self.apply(geo.disk(self.shape, centre, radius), mode)
 
-    def set_ring(self, centre: Sequence[float], inner: float, outer: float,
-                 mode: str | None = None) -> np.ndarray:
+    def set_ring(
+        self, centre: Sequence[float], inner: float, outer: float, mode: str | None = None
+    ) -> np.ndarray:
         """Apply ``masks.ring(shape, centre=(y, x), inner=inner, outer=outer)``.
 
         Examples
@@ -447,8 +504,9 @@ class MaskSelectorBase(widgets.VBox):
         self._words = f"ring {inner:.3g}-{outer:.3g} px"
         return self.apply(geo.ring(self.shape, centre, inner, outer), mode)
 
-    def set_polygon(self, vertices: Sequence[Sequence[float]],
-                    mode: str | None = None) -> np.ndarray:
+    def set_polygon(
+        self, vertices: Sequence[Sequence[float]], mode: str | None = None
+    ) -> np.ndarray:
         """Apply the polygon through ``vertices``, ``(y, x)`` points (closed automatically).
 
         Examples
@@ -479,32 +537,55 @@ class MaskSelectorBase(widgets.VBox):
 
     # --- interactive tools -----------------------------------------------------------
     def _make_selectors(self) -> dict:
-        from matplotlib.widgets import (EllipseSelector, LassoSelector, PolygonSelector,
-                                        RectangleSelector)
+        from matplotlib.widgets import (
+            EllipseSelector,
+            LassoSelector,
+            PolygonSelector,
+            RectangleSelector,
+        )
 
         made = {}
         for tool in self._tools:
             if tool == "rectangle":
-                made[tool] = RectangleSelector(self._ax, self._box_callback(tool),
-                                               interactive=False, button=[1], props=_SHAPE_PROPS)
+                made[tool] = RectangleSelector(
+                    self._ax,
+                    self._box_callback(tool),
+                    interactive=False,
+                    button=[1],
+                    props=_SHAPE_PROPS,
+                )
             elif tool in ("ellipse", "disk", "ring"):
                 round_ = tool != "ellipse"
                 # a round shape dragged exactly sideways has zero height ("square" copies
                 # the sign of dy): a negative minimum span lets it through; r = max(hw, hh)
                 span = -1.0 if round_ else 0.0
-                sel = EllipseSelector(self._ax, self._box_callback(tool), interactive=False,
-                                      button=[1], props=_SHAPE_PROPS, minspanx=span,
-                                      minspany=span)
+                sel = EllipseSelector(
+                    self._ax,
+                    self._box_callback(tool),
+                    interactive=False,
+                    button=[1],
+                    props=_SHAPE_PROPS,
+                    minspanx=span,
+                    minspany=span,
+                )
                 if round_:  # drag from the centre, keep it round
                     sel.add_state("center")
                     sel.add_state("square")
                 made[tool] = sel
             elif tool == "polygon":
-                made[tool] = PolygonSelector(self._ax, self._vertices_callback(tool),
-                                             props=dict(color="yellow", linewidth=1.5))
+                made[tool] = PolygonSelector(
+                    self._ax,
+                    self._vertices_callback(tool),
+                    props=dict(color="yellow", linewidth=1.5),
+                )
             elif tool == "lasso":
-                made[tool] = LassoSelector(self._ax, self._vertices_callback(tool), useblit=False,
-                                           button=[1], props=dict(color="yellow", linewidth=1.5))
+                made[tool] = LassoSelector(
+                    self._ax,
+                    self._vertices_callback(tool),
+                    useblit=False,
+                    button=[1],
+                    props=dict(color="yellow", linewidth=1.5),
+                )
         return made
 
     def _box_callback(self, tool: str) -> Callable:
@@ -512,6 +593,7 @@ class MaskSelectorBase(widgets.VBox):
             x0, x1 = sorted((eclick.xdata, erelease.xdata))
             y0, y1 = sorted((eclick.ydata, erelease.ydata))
             self._apply_box(tool, x0, x1, y0, y1)
+
         return onselect
 
     def _apply_box(self, tool: str, x0: float, x1: float, y0: float, y1: float) -> None:
@@ -540,11 +622,16 @@ class MaskSelectorBase(widgets.VBox):
                 self.set_polygon([(y, x) for x, y in verts])  # matplotlib gives (x, y)
             if tool == "polygon":  # ready for the next polygon; the overlay shows this one
                 self._selectors[tool].clear()
+
         return onselect
 
     def _on_point_press(self, event) -> None:
-        if (not self.drawing or self.tool != "point" or event.inaxes is not self._ax
-                or event.button != 1):
+        if (
+            not self.drawing
+            or self.tool != "point"
+            or event.inaxes is not self._ax
+            or event.button != 1
+        ):
             return
         if event.xdata is None or not self._fig.canvas.widgetlock.available(self):
             return
@@ -561,15 +648,21 @@ class MaskSelectorBase(widgets.VBox):
     def _drawing_changed(self, change) -> None:
         if getattr(self, "_selectors", None) is not None:
             self._activate(self.tool)
-            for w in (self._tool_buttons, self._mode_buttons, self._invert_button,
-                      self._clear_button):
+            for w in (
+                self._tool_buttons,
+                self._mode_buttons,
+                self._invert_button,
+                self._clear_button,
+            ):
                 w.disabled = not change["new"]
 
     @traitlets.validate("tool")
     def _check_tool(self, proposal):
         if proposal["value"] not in self._tools:
-            raise traitlets.TraitError(f"{type(self).__name__}.tool must be one of "
-                                       f"{self._tools}, got {proposal['value']!r}")
+            raise traitlets.TraitError(
+                f"{type(self).__name__}.tool must be one of "
+                f"{self._tools}, got {proposal['value']!r}"
+            )
         return proposal["value"]
 
     @traitlets.observe("tool")

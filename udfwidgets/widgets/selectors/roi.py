@@ -6,6 +6,7 @@ yields ``selector.mask``, a bool array of the signal shape for a virtual
 detector. Both share one base class (:class:`.base.MaskSelectorBase`); shapes
 follow :mod:`udfwidgets.masks` (``centre=(y, x)``).
 """
+
 from __future__ import annotations
 
 from typing import Any, Callable
@@ -95,8 +96,9 @@ class RoiSelector(MaskSelectorBase):
 
         nav = tuple(dataset.shape.nav)
         if len(nav) != 2:
-            raise ValueError(f"RoiSelector.for_dataset needs a 2D navigation shape, the dataset "
-                             f"has {nav}")
+            raise ValueError(
+                f"RoiSelector.for_dataset needs a 2D navigation shape, the dataset has {nav}"
+            )
         image = ctx.run_udf(dataset=dataset, udf=SumSigUDF())["intensity"]
         kwargs.setdefault("title", "total intensity of each frame")
         return cls(image, **kwargs)

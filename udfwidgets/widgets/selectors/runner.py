@@ -8,6 +8,7 @@ channel arrives (leaving ``run_udf_iter`` closes the run and its outstanding
 work). Nothing here prints or displays: errors are stored in
 :attr:`LatestRunner.last_error` and passed to ``on_error``.
 """
+
 from __future__ import annotations
 
 import threading
@@ -43,8 +44,9 @@ class LatestRunner:
     >>> runner.close()
     """
 
-    def __init__(self, debounce: float = 0.1,
-                 on_error: Callable[[str, BaseException], None] | None = None):
+    def __init__(
+        self, debounce: float = 0.1, on_error: Callable[[str, BaseException], None] | None = None
+    ):
         self.debounce = float(debounce)
         self.on_error = on_error
         self.last_error: BaseException | None = None
@@ -67,15 +69,16 @@ class LatestRunner:
             self._pending[channel] = (gen, time.monotonic(), job)
             self.stats["submitted"] += 1
             if self._thread is None:
-                self._thread = threading.Thread(target=self._loop, name="udfwidgets-explorer",
-                                                daemon=True)
+                self._thread = threading.Thread(
+                    target=self._loop, name="udfwidgets-explorer", daemon=True
+                )
                 self._thread.start()
             self._cond.notify_all()
 
     def cancel(self, channel: str | None = None) -> None:
         """Drop the pending request and stop the running one (of ``channel``, or of all)."""
         with self._cond:
-            for ch in ([channel] if channel else list(self._generation)):
+            for ch in [channel] if channel else list(self._generation):
                 self._generation[ch] = self._generation.get(ch, 0) + 1
                 self._pending.pop(ch, None)
             self._cond.notify_all()

@@ -7,6 +7,7 @@ mask the same numbers give in code. This module adds only what ``masks`` has
 no factory for (axis-aligned ellipses, polygons) and the conversion of a
 dragged box (float corners) to pixel rows and columns.
 """
+
 from __future__ import annotations
 
 import math
@@ -30,8 +31,10 @@ def check_shape(shape) -> tuple[int, int]:
     try:
         return masks.check_sig_shape(shape, "shape")
     except ValueError:
-        raise ValueError(f"shape must be two positive ints (rows, columns), got {shape!r}: "
-                         "the selectors work on 2D images") from None
+        raise ValueError(
+            f"shape must be two positive ints (rows, columns), got {shape!r}: "
+            "the selectors work on 2D images"
+        ) from None
 
 
 def disk(shape, centre: Sequence[float], radius: float) -> np.ndarray:
@@ -70,8 +73,14 @@ def rectangle(shape, top: int, left: int, height: int, width: int) -> np.ndarray
            [0, 1, 1, 0],
            [0, 0, 0, 0]])
     """
-    return masks.rectangle(check_shape(shape), top=int(top), left=int(left), height=int(height),
-                           width=int(width), dtype=bool)
+    return masks.rectangle(
+        check_shape(shape),
+        top=int(top),
+        left=int(left),
+        height=int(height),
+        width=int(width),
+        dtype=bool,
+    )
 
 
 def box(shape, y0: float, x0: float, y1: float, x1: float) -> np.ndarray:
@@ -133,8 +142,9 @@ def polygon(shape, vertices: Sequence[Sequence[float]]) -> np.ndarray:
 
     verts = np.asarray(vertices, dtype=np.float64)
     if verts.ndim != 2 or verts.shape[1] != 2 or len(verts) < 3:
-        raise ValueError(f"vertices must be at least 3 (y, x) points, got an array of shape "
-                         f"{verts.shape}")
+        raise ValueError(
+            f"vertices must be at least 3 (y, x) points, got an array of shape {verts.shape}"
+        )
     rows, cols = check_shape(shape)
     yy, xx = np.mgrid[:rows, :cols]
     centres = np.column_stack([yy.ravel(), xx.ravel()]).astype(np.float64)
