@@ -179,16 +179,10 @@ FAULTS.update(
 )
 
 
-#: dask: a task whose exception cannot be unpickled hangs the run (found by this table; the
-#: fix, wrapping the task in executor.errors.portable_errors, belongs to branch dask's
-#: DaskExecutor). Left out here instead of waiting for a 300 s timeout.
-NOT_ON = {("dask", "exception that does not unpickle")}
 
 
 @pytest.mark.parametrize("fault", list(FAULTS), ids=list(FAULTS))
 def test_fault_then_next_run(any_ctx, fault):
-    if (any_ctx.executor.name, fault) in NOT_ON:
-        pytest.skip("dask: see NOT_ON above and docs/reliability.md")
     errors = []
     old = threading.excepthook
     threading.excepthook = lambda args: errors.append(f"{args.exc_type.__name__}: {args.exc_value}")

@@ -23,6 +23,7 @@ import zlib
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from .backends import Executor
+from .errors import portable_errors
 
 __all__ = ["DaskExecutor", "ClusterClosedError", "NoWorkersError"]
 
@@ -165,7 +166,8 @@ class DaskExecutor(Executor):
         client = self._live_client()
         found = self.workers()
         in_flight = 2 * (self._n_jobs or sum(found.values()))
-        return self._stream(client, list(found), in_flight, fn, iter(tasks))
+        # an exception the client cannot unpickle would otherwise never arrive (the run hangs)
+        return self._stream(client, list(found), in_flight, portable_errors(fn), iter(tasks))
 
     def _stream(self, client, workers: list[str], in_flight: int, fn, tasks) -> Iterator:
         from distributed import as_completed
