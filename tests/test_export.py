@@ -345,3 +345,37 @@ def test_export_dataset_errors(ctx, tmp_path):
     with pytest.raises(ValueError, match="roi"):
         ctx.export_dataset(ds, tmp_path / "x.npy", roi=np.zeros((5,), bool))
     assert os.listdir(tmp_path) == []
+
+
+def test_a_process_forked_while_writing_does_not_lock_the_file(ctx, tmp_path, monkeypatch):
+    # A worker that starts while an HDF5 file is being written inherits its descriptor for a
+    # moment; with HDF5's file lock on the temporary file, the first reader of the finished
+    # file then failed with BlockingIOError (seen as a flaky export test on processes).
+    from udfwidgets import corrections
+
+    data = np.arange(4 * 3 * 5 * 6, dtype=np.uint16).reshape(4, 3, 5, 6)
+    ds = ctx.load("memory", data=data)
+    children = []
+    real = corrections.correct_tile
+
+    def correct_and_fork(frames, corr):
+        if not children:
+            pid = os.fork()
+            if pid == 0:  # the child only holds the inherited descriptors for a while
+                import time
+
+                time.sleep(3)
+                os._exit(0)
+            children.append(pid)
+        return real(frames, corr)
+
+    monkeypatch.setattr(corrections, "correct_tile", correct_and_fork)
+    path = tmp_path / "out.h5"
+    try:
+        ctx.export_dataset(ds, path, corrections=CorrectionSet(dark=np.zeros((5, 6))))
+        with h5py.File(path) as f:
+            np.testing.assert_array_equal(f["data"][()], data.astype(np.float32))
+    finally:
+        for pid in children:
+            os.waitpid(pid, 0)
+    assert children

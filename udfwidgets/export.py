@@ -413,7 +413,9 @@ def _write_hdf5(entries, tmp: str) -> None:
     import h5py
 
     str_dt = h5py.string_dtype()
-    with h5py.File(tmp, "w") as f:
+    # No HDF5 file lock on a private temporary file: a process forked meanwhile (a
+    # worker starting) would hold it for a moment and make the first reader fail.
+    with h5py.File(tmp, "w", locking=False) as f:
         f.attrs["creator"] = _creator()
         f.attrs["NX_class"] = "NXroot"
         f.attrs["default"] = "entry"
@@ -577,7 +579,7 @@ def _write_npz(entries, tmp: str) -> None:
 def _write_hspy(entries, tmp: str) -> None:
     import h5py
 
-    with h5py.File(tmp, "w") as f:
+    with h5py.File(tmp, "w", locking=False) as f:
         f.attrs["file_format"] = "HyperSpy"
         f.attrs["file_format_version"] = "3.1"
         exps = f.create_group("Experiments")
@@ -743,7 +745,7 @@ def export_dataset(
             import h5py
 
             with atomic_output(path, overwrite=overwrite, suffix=".h5") as tmp:
-                with h5py.File(tmp, "w") as f:
+                with h5py.File(tmp, "w", locking=False) as f:
                     dset = f.create_dataset(
                         ds_path, shape=box + sig, dtype=dtype, chunks=(1,) * len(box) + sig
                     )

@@ -412,7 +412,9 @@ def write_dectris(
     for k, name in enumerate(names):
         lo, hi = k * frames_per_file, min(n, (k + 1) * frames_per_file)
         with atomic_output(os.path.join(folder, name), overwrite=overwrite, suffix=".h5") as tmp:
-            with h5py.File(tmp, "w") as f:
+            # No HDF5 file lock on a private temporary file: a process forked meanwhile (a
+            # worker starting) would hold it for a moment and make the first reader fail.
+            with h5py.File(tmp, "w", locking=False) as f:
                 entry = f.create_group("entry")
                 entry.attrs["NX_class"] = "NXentry"
                 grp = entry.create_group("data")
@@ -427,7 +429,7 @@ def write_dectris(
                 d.attrs["image_nr_low"] = np.int32(lo + 1)
                 d.attrs["image_nr_high"] = np.int32(hi)
     with atomic_output(master, overwrite=overwrite, suffix=".h5") as tmp:
-        with h5py.File(tmp, "w") as f:
+        with h5py.File(tmp, "w", locking=False) as f:
             entry = f.create_group("entry")
             entry.attrs["NX_class"] = "NXentry"
             grp = entry.create_group("data")

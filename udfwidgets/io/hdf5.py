@@ -929,7 +929,9 @@ def write_hdf5(
     h5py = h5py_module()
     target = _layout_path(layout, ds_path)
     with atomic_output(path, overwrite=overwrite, suffix=".h5") as tmp:
-        with h5py.File(tmp, "w") as f:
+        # No HDF5 file lock on a private temporary file: a process forked meanwhile (a
+        # worker starting) would hold it for a moment and make the first reader fail.
+        with h5py.File(tmp, "w", locking=False) as f:
             dset = f.create_dataset(target, shape=shape, dtype=dtype, chunks=chunks, **filt)
             rows = dset.chunks[0] if dset.chunks else 1
             row_bytes = max(1, math.prod(shape[1:]) * dtype.itemsize)
