@@ -28,7 +28,6 @@ import _data  # noqa: E402
 from udfwidgets import Context, CorrectionSet  # noqa: E402
 from udfwidgets.udf.sum import SumUDF  # noqa: E402
 
-
 #: 1 GiB of uint16 frames, a 64x128 scan of 256x256 frames
 U16_1G = _data.RawFile("u16_64x128x256x256.raw", (64, 128), (256, 256), "uint16")
 

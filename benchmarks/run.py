@@ -524,6 +524,7 @@ def targets_table(results, f, small, n_workers=2) -> list[str]:
 # --- environment --------------------------------------------------------------------------
 def environment(lt_version, lt_python) -> list[str]:
     import joblib
+
     import udfwidgets
 
     cpu = "?"

@@ -22,7 +22,6 @@ from udfwidgets.udf.sumsigudf import SumSigUDF
 
 distributed = pytest.importorskip("distributed")
 
-from udfwidgets.executor.errors import ContextClosedError
 from udfwidgets.executor.dask_executor import (  # noqa: E402
     ClusterClosedError,
     DaskExecutor,
@@ -30,6 +29,7 @@ from udfwidgets.executor.dask_executor import (  # noqa: E402
     map_path,
 )
 from udfwidgets.executor.dask_worker import running_tasks, worker_report  # noqa: E402
+from udfwidgets.executor.errors import ContextClosedError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

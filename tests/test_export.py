@@ -10,7 +10,7 @@ import h5py
 import numpy as np
 import pytest
 
-from udfwidgets import Calibration, CorrectionSet, UDF, masks
+from udfwidgets import UDF, Calibration, CorrectionSet, masks
 from udfwidgets.corrections import CorrectionError
 from udfwidgets.export import ExportError, save_results, to_xarray
 from udfwidgets.udf.com import CoMUDF

@@ -30,8 +30,9 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -273,7 +274,7 @@ class Calibration:
         pixel_unit: str = "um",
         camera_length_unit: str = "mm",
         **kwargs: Any,
-    ) -> "Calibration":
+    ) -> Calibration:
         """Detector step from the physical pixel size and the camera length.
 
         ``angle per pixel = pixel_size / camera_length`` (small-angle
@@ -312,7 +313,7 @@ class Calibration:
         return cls(sig_step=step, sig_unit=unit, beam_energy_kev=beam_energy_kev, **kwargs)
 
     @classmethod
-    def from_metadata(cls, metadata: dict) -> "Calibration":
+    def from_metadata(cls, metadata: dict) -> Calibration:
         """A calibration from a dataset's ``metadata`` dict (keys the readers fill in).
 
         Read keys: ``scan_step``, ``scan_unit``; ``pixel_size`` with
@@ -378,7 +379,7 @@ class Calibration:
         except CalibrationError:
             return cls()
 
-    def replace(self, **changes: Any) -> "Calibration":
+    def replace(self, **changes: Any) -> Calibration:
         """A copy with some parameters changed.
 
         Examples

@@ -42,7 +42,8 @@ array([[32., 32., 32.],
 from __future__ import annotations
 
 import itertools
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -208,7 +209,7 @@ class CorrectionSet:
         mask[tuple(ex.T)] = True
         return mask
 
-    def prepare(self, sig_shape: Sequence[int], dtype: Any) -> "PreparedCorrections":
+    def prepare(self, sig_shape: Sequence[int], dtype: Any) -> PreparedCorrections:
         """Check against frames of ``sig_shape`` and build the per-run state (neighbour tables)."""
         self.check(sig_shape)
         return PreparedCorrections(

@@ -174,8 +174,8 @@ def test_make_with_cpus_and_gpus():
 
 
 def test_udf_run_cancelled_is_the_cancellation(ctx, data):
-    from udfwidgets.context import RunCancelled, UDFRunCancelled
     from udfwidgets.api import UDFRunCancelled as api_name
+    from udfwidgets.context import RunCancelled, UDFRunCancelled
 
     assert api_name is UDFRunCancelled and issubclass(UDFRunCancelled, RunCancelled)
     started = []

@@ -20,7 +20,8 @@ import itertools
 import os
 import uuid
 import zlib
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
 
 from .backends import Executor
 

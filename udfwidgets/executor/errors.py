@@ -13,7 +13,7 @@ import inspect
 import linecache
 import re
 import traceback
-from typing import Sequence
+from collections.abc import Sequence
 
 __all__ = ["annotate_udf_error", "ContextClosedError", "UnpicklableError", "portable_errors"]
 

@@ -7,7 +7,8 @@ import os
 import pickle
 import sys
 import warnings
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import cloudpickle
 import numpy as np

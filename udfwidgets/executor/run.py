@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import sys
 import warnings
+from collections.abc import Iterator, Sequence
 from types import SimpleNamespace
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 

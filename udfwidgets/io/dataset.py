@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import math
 import os
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -96,7 +96,7 @@ class Partition:
         lo, hi = int(indices[0]), int(indices[-1]) + 1
         return self.read(lo, hi)[indices - lo]
 
-    def with_paths(self, map_path: Callable[[str], str]) -> "Partition":
+    def with_paths(self, map_path: Callable[[str], str]) -> Partition:
         """A copy that reads its files at ``map_path(path)`` (where a cluster's workers see them).
 
         The base class maps a ``path`` attribute; partitions that read other

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import math
 import os
 import warnings
 from collections import OrderedDict
-import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -32,7 +32,7 @@ __all__ = [
 ]
 
 #: Memory maps of whole files, kept per process (most recently used last).
-_MAPS: "OrderedDict[tuple, np.ndarray]" = OrderedDict()
+_MAPS: OrderedDict[tuple, np.ndarray] = OrderedDict()
 _MAX_MAPS = 16
 #: Largest file whose map is kept. Worker processes keep every map (set by the
 #: pool's initializer); the user's own process keeps maps of files up to 1 GiB,
@@ -179,7 +179,7 @@ class FrameFiles:
         self.num_frames = self.starts[-1]
         self._maps: dict[int, np.ndarray] = {}
 
-    def with_paths(self, map_path: Callable[[str], str]) -> "FrameFiles":
+    def with_paths(self, map_path: Callable[[str], str]) -> FrameFiles:
         """The same frames, read from ``map_path(segment.path)`` for every segment.
 
         Examples

@@ -38,7 +38,7 @@ class UDFMethod(str, enum.Enum):
     PARTITION = "partition"
 
 
-def process_method_of(udf: "UDF") -> str:
+def process_method_of(udf: UDF) -> str:
     """The name of the process method the runner calls for ``udf``.
 
     ``process_tile`` wins over ``process_frame``, which wins over
@@ -492,7 +492,7 @@ class UDF:
             raise RuntimeError("buffers are only known while the UDF runs")
         return cached
 
-    def copy(self) -> "UDF":
+    def copy(self) -> UDF:
         """A clean copy: ``type(self)(**kwargs)`` with the constructor's keyword arguments."""
         return type(self)(**self._kwargs)
 

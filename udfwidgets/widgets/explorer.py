@@ -25,7 +25,8 @@ import bisect
 import html
 import threading
 import time
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import ipywidgets as widgets
 import numpy as np
