@@ -887,13 +887,12 @@ def _no_extra(kwargs: dict) -> None:
 
 
 # Writers of the detector formats (each in its reader's module), so the synthetic scan
-# (make_4dstem) can be written in every format the package reads.
+# (make_4dstem) can be written in every format the package reads. Those of the HDF5 family
+# (dectris, hdf5, zarr) are not used here, only re-exported per the formats interface (F401).
 from .io.blo import write_blo  # noqa: E402
 from .io.dectris import write_dectris  # noqa: E402,F401
 from .io.dm import write_dm  # noqa: E402
 from .io.empad import write_empad  # noqa: E402
-
-# Writers of the HDF5-family formats (branch hdf5), re-exported per the formats interface
 from .io.hdf5 import write_hdf5  # noqa: E402,F401
 from .io.mib import write_mib  # noqa: E402
 from .io.mrc import write_mrc  # noqa: E402
