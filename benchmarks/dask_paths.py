@@ -30,11 +30,11 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from _data import F32, F32_QUICK, U16, U16_QUICK, ensure, warm  # noqa: E402
-from _engines import ours_namespace  # noqa: E402
-from _workloads import check, run_numpy, workloads  # noqa: E402
-from udfwidgets import Context  # noqa: E402
-from udfwidgets.executor.backends import Executor  # noqa: E402
+from _data import F32, F32_QUICK, U16, U16_QUICK, ensure, warm
+from _engines import ours_namespace
+from _workloads import check, run_numpy, workloads
+from udfwidgets import Context
+from udfwidgets.executor.backends import Executor
 
 
 class JoblibDaskExecutor(Executor):

@@ -22,9 +22,9 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from udfwidgets import Context  # noqa: E402
-from udfwidgets.data import write_blo, write_mib  # noqa: E402
-from udfwidgets.udf.sum import SumUDF  # noqa: E402
+from udfwidgets import Context
+from udfwidgets.data import write_blo, write_mib
+from udfwidgets.udf.sum import SumUDF
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 

@@ -27,12 +27,12 @@ import traceback
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-import _data  # noqa: E402
-import _engines  # noqa: E402
-import _probes  # noqa: E402
-from _workloads import check, run_numpy, workloads  # noqa: E402
+import _data
+import _engines
+import _probes
+from _workloads import check, run_numpy, workloads
 
 DEFAULT_WORKLOADS = (
     "sum",

@@ -16,20 +16,21 @@ import numpy as np
 import pytest
 
 from udfwidgets import UDF, Context
+from udfwidgets.executor.dask_executor import (
+    ClusterClosedError,
+    DaskExecutor,
+    NoWorkersError,
+    map_path,
+)
+from udfwidgets.executor.errors import ContextClosedError
 from udfwidgets.udf.stddev import StdDevUDF
 from udfwidgets.udf.sum import SumUDF
 from udfwidgets.udf.sumsigudf import SumSigUDF
 
 distributed = pytest.importorskip("distributed")
 
-from udfwidgets.executor.dask_executor import (  # noqa: E402
-    ClusterClosedError,
-    DaskExecutor,
-    NoWorkersError,
-    map_path,
-)
+# dask_worker imports distributed itself: it can only follow the skip above.
 from udfwidgets.executor.dask_worker import running_tasks, worker_report  # noqa: E402
-from udfwidgets.executor.errors import ContextClosedError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
