@@ -193,8 +193,19 @@ def main(argv=None):
                 _, res = timed(c, dss[k], w.make_ours(ns, tuple(f.sig)))
                 bad = check(w, {n: v.data for n, v in res.items()}, refs[(name, fk)])
                 assert bad is None, (k, bad)
-            row(w.label, fk, lambda k: timed(engines[k], dss[k], w.make_ours(ns, tuple(f.sig)))[0])
-        row("first partial (SumUDF)", fk, lambda k: first_partial(engines[k], dss[k], ns.SumUDF()))
+            # row() calls the lambdas at once; the defaults bind this pass's values anyway
+            row(
+                w.label,
+                fk,
+                lambda k, w=w, f=f, dss=dss: timed(
+                    engines[k], dss[k], w.make_ours(ns, tuple(f.sig))
+                )[0],
+            )
+        row(
+            "first partial (SumUDF)",
+            fk,
+            lambda k, dss=dss: first_partial(engines[k], dss[k], ns.SumUDF()),
+        )
     row("64 tiny partitions", "mem", lambda k: tasks_row(engines[k])[0])
     lines.append("")
     text = "\n".join(lines)

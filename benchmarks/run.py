@@ -268,7 +268,7 @@ def bench_first_result(f, reps, lt_python, engines):
             if name in engines:
                 specs.append((name, _probes.FIRST_LT, name[3:], lt_python))
     got = {s[0]: [] for s in specs}
-    for rep in range(reps):
+    for _ in range(reps):
         for name, tmpl, executor, py in specs:
             r = _probes.run_probe(
                 tmpl,
