@@ -344,7 +344,7 @@ def test_stress_break_cancel_interrupt_loop(dctx, dask_client, tmp_path):
                     break
             elif kind == 1:
 
-                async def main():
+                async def main(udf):
                     task = asyncio.create_task(dctx.run_udf(dataset=ds, udf=udf, sync=False))
                     await asyncio.sleep(0.15)
                     task.cancel()
@@ -353,7 +353,7 @@ def test_stress_break_cancel_interrupt_loop(dctx, dask_client, tmp_path):
                     except asyncio.CancelledError:
                         pass
 
-                asyncio.run(main())
+                asyncio.run(main(udf))
             else:
                 timer = threading.Timer(0.15, os.kill, (os.getpid(), signal.SIGINT))
                 timer.start()
