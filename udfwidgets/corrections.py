@@ -297,7 +297,7 @@ def _neighbour_tables(excluded: np.ndarray) -> list[tuple]:
     tables = []
     for size in sorted(by_size):
         items = by_size[size]
-        g, m = len(items), size // 2
+        g = len(items)
         idx = np.zeros((g, size), dtype=np.intp)
         padval = np.zeros((g, size), dtype=np.float64)
         pad = np.zeros((g, size), dtype=bool)

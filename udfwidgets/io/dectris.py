@@ -200,10 +200,10 @@ class DectrisPartition(Partition):
         sig = tuple(self.shape.sig)
         out = np.empty((len(file_idx),) + sig, dtype=self.dtype)
         which = np.searchsorted(self._starts, file_idx, side="right") - 1
+        tail = (slice(None),) * len(sig)
         for k in np.unique(which):
             sel = which == k
             dset = self._dset(int(k))
-            tail = (slice(None),) * len(sig)
 
             def read_block(slices, block, dset=dset):
                 dset.read_direct(block, source_sel=tuple(slices) + tail)

@@ -11,6 +11,7 @@ work). Nothing here prints or displays: errors are stored in
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -137,7 +138,8 @@ class LatestRunner:
             channel, gen, job = item
             self.stats["started"] += 1
             try:
-                current = lambda: self.is_current(channel, gen)  # noqa: E731
+                # bound to this job's channel and generation, even if the job keeps it
+                current = functools.partial(self.is_current, channel, gen)
                 iterator = iter(job(current))
                 try:
                     for _ in iterator:
