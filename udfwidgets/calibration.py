@@ -498,7 +498,8 @@ class Calibration:
         0.002
         """
         fam_a, fam_b = _unit_family(from_unit), _unit_family(to_unit)
-        v = np.asarray(value, dtype=np.float64) if not np.isscalar(value) else float(value)
+        # numpy's stub types isscalar as a TypeGuard for every scalar type (complex, str, ...)
+        v = np.asarray(value, dtype=np.float64) if not np.isscalar(value) else float(value)  # type: ignore[arg-type]
         if fam_a == fam_b == "angle":
             return v * ANGLE_UNITS[from_unit] / ANGLE_UNITS[to_unit]
         if fam_a == fam_b == "reciprocal":
@@ -578,13 +579,12 @@ class Calibration:
         out = []
         for v, a in zip(vals, axes):
             if unit is not None and unit != PIXELS:
-                conv = self.convert_sig if kind == "sig" else self.convert_nav
-                v = float(conv(v, unit, a.unit)) if a.unit != PIXELS else None
-                if v is None:
+                if a.unit == PIXELS:
                     raise CalibrationError(
                         f"the {kind} axes are not calibrated: set ds.calibration first"
                     )
-                out.append(float(a.to_index(v)))
+                conv = self.convert_sig if kind == "sig" else self.convert_nav
+                out.append(float(a.to_index(float(conv(v, unit, a.unit)))))
             else:
                 out.append(v)
         return tuple(out)
@@ -648,7 +648,7 @@ class Calibration:
         if centre is None:
             if self.beam_centre is not None:
                 return tuple(self.beam_centre)  # type: ignore[return-value]
-            return tuple((s - 1) / 2 for s in sig_shape)  # type: ignore[return-value]
+            return tuple((s - 1) / 2 for s in sig_shape)
         return self.point_to_pixels(centre, unit)  # type: ignore[return-value]
 
     def __eq__(self, other: object) -> bool:

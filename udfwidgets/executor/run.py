@@ -131,7 +131,7 @@ class UDFRun:
                 "use='result_only'"
             )
         sig = tuple(self.shape.sig)
-        arrays = {}
+        arrays: dict[str, np.ndarray | None] = {}
         for name, d in decls.items():
             if d.use == "result_only":  # filled only by get_results
                 arrays[name] = None

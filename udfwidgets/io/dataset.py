@@ -70,6 +70,10 @@ class Partition:
     [(0, 2), (2, 4)]
     """
 
+    # Partitions that read one file set this (the base with_paths maps it); declared only,
+    # so getattr(part, "path", None) is None on the others.
+    path: str
+
     def __init__(self, shape: Shape, dtype: np.dtype, start: int, stop: int, index: int):
         self.shape = shape
         self.dtype = np.dtype(dtype)
@@ -139,6 +143,10 @@ class DataSet:
     >>> isinstance(ds, DataSet), tuple(ds.shape.nav), tuple(ds.shape.sig), ds.dtype
     (True, (2, 3), (8, 8), dtype('uint16'))
     """
+
+    # How ctx.load("auto") recognised the format (shown in the repr); declared only, so
+    # datasets opened by kind have no such attribute.
+    detected: str
 
     shape: Shape
     dtype: np.dtype
@@ -271,10 +279,11 @@ def format_bytes(n: int) -> str:
     """
     if n < 1024:
         return f"{n} B"
+    size = float(n)
     for unit in ("KiB", "MiB", "GiB", "TiB"):
-        n /= 1024
-        if n < 1024 or unit == "TiB":
-            return f"{n:.1f} {unit}"
+        size /= 1024
+        if size < 1024 or unit == "TiB":
+            return f"{size:.1f} {unit}"
     return f"{n} B"  # pragma: no cover
 
 

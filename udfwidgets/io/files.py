@@ -10,6 +10,7 @@ import warnings
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal, overload
 
 import numpy as np
 
@@ -41,8 +42,9 @@ KEEP_MAPS_UP_TO = 1 << 30
 
 #: Functions called by :func:`release_maps` (other readers' caches: HDF5 and
 #: zarr handles, ...). A reader module appends its ``release_*`` function here
-#: when it is imported; each is called without arguments.
-RELEASE_HOOKS: list[Callable[[], object]] = []
+#: when it is imported; each is called without arguments and returns how many
+#: files or arrays it released (or None).
+RELEASE_HOOKS: list[Callable[[], int | None]] = []
 
 
 class TruncatedFileWarning(UserWarning):
@@ -89,6 +91,27 @@ def _frames_view(
     )
 
 
+@overload
+def file_map(
+    path: str,
+    dtype: np.dtype,
+    offset: int,
+    frames: int,
+    sig: tuple[int, ...],
+    stride: int | None = None,
+    *,
+    keep: Literal[False],
+) -> np.ndarray: ...
+@overload
+def file_map(
+    path: str,
+    dtype: np.dtype,
+    offset: int,
+    frames: int,
+    sig: tuple[int, ...],
+    stride: int | None = None,
+    keep: bool | None = None,
+) -> np.ndarray | None: ...
 def file_map(
     path: str,
     dtype: np.dtype,
