@@ -281,7 +281,7 @@ class _FolderSweeper:
     per run until the interpreter exited. This retries for a few seconds.
     """
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._pending: collections.deque = collections.deque()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None

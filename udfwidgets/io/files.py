@@ -8,11 +8,12 @@ import math
 import os
 import warnings
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal, overload
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from .dataset import DataSet, DataSetError, Partition, as_shape_tuple, check_sig_dims, existing_file
 from .geometry import ScanGeometry, resolve
@@ -194,7 +195,9 @@ class FrameFiles:
     ([[6, 7], [10, 11]], [[2, 3], [10, 11]])
     """
 
-    def __init__(self, segments, stored_dtype, stored_shape):
+    def __init__(
+        self, segments: Iterable[Segment], stored_dtype: DTypeLike, stored_shape: Sequence[int]
+    ) -> None:
         self.segments = tuple(segments)
         self.stored_dtype = np.dtype(stored_dtype)
         self.stored_shape = tuple(int(d) for d in stored_shape)
