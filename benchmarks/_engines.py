@@ -149,8 +149,7 @@ class _UDFEngine(Engine):
     def run_iter(self, w, f, udf=None):
         """Iterate partial results; yields the buffers dict of each (last is final)."""
         udf = udf if udf is not None else self.make_udf(w, f)
-        for part in self.ctx.run_udf_iter(dataset=self._ds[f.path], udf=udf):
-            yield part
+        yield from self.ctx.run_udf_iter(dataset=self._ds[f.path], udf=udf)
 
 
 class OursEngine(_UDFEngine):

@@ -21,9 +21,9 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import _data  # noqa: E402
-from _engines import make_engine  # noqa: E402
-from _workloads import workloads  # noqa: E402
+import _data
+from _engines import make_engine
+from _workloads import workloads
 
 
 def main(argv=None) -> int:

@@ -30,9 +30,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import warnings
 import statistics
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np

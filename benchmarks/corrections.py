@@ -22,12 +22,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.dirname(HERE))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-import _data  # noqa: E402
-from udfwidgets import Context, CorrectionSet  # noqa: E402
-from udfwidgets.udf.sum import SumUDF  # noqa: E402
-
+import _data
+from udfwidgets import Context, CorrectionSet
+from udfwidgets.udf.sum import SumUDF
 
 #: 1 GiB of uint16 frames, a 64x128 scan of 256x256 frames
 U16_1G = _data.RawFile("u16_64x128x256x256.raw", (64, 128), (256, 256), "uint16")

@@ -30,12 +30,11 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from _data import F32, F32_QUICK, U16, U16_QUICK, ensure, warm  # noqa: E402
-from _engines import ours_namespace  # noqa: E402
-from _workloads import check, run_numpy, workloads  # noqa: E402
-
-from udfwidgets import Context  # noqa: E402
-from udfwidgets.executor.backends import Executor  # noqa: E402
+from _data import F32, F32_QUICK, U16, U16_QUICK, ensure, warm
+from _engines import ours_namespace
+from _workloads import check, run_numpy, workloads
+from udfwidgets import Context
+from udfwidgets.executor.backends import Executor
 
 
 class JoblibDaskExecutor(Executor):
@@ -194,8 +193,19 @@ def main(argv=None):
                 _, res = timed(c, dss[k], w.make_ours(ns, tuple(f.sig)))
                 bad = check(w, {n: v.data for n, v in res.items()}, refs[(name, fk)])
                 assert bad is None, (k, bad)
-            row(w.label, fk, lambda k: timed(engines[k], dss[k], w.make_ours(ns, tuple(f.sig)))[0])
-        row("first partial (SumUDF)", fk, lambda k: first_partial(engines[k], dss[k], ns.SumUDF()))
+            # row() calls the lambdas at once; the defaults bind this pass's values anyway
+            row(
+                w.label,
+                fk,
+                lambda k, w=w, f=f, dss=dss: timed(
+                    engines[k], dss[k], w.make_ours(ns, tuple(f.sig))
+                )[0],
+            )
+        row(
+            "first partial (SumUDF)",
+            fk,
+            lambda k, dss=dss: first_partial(engines[k], dss[k], ns.SumUDF()),
+        )
     row("64 tiny partitions", "mem", lambda k: tasks_row(engines[k])[0])
     lines.append("")
     text = "\n".join(lines)

@@ -442,7 +442,7 @@ def main(argv=None) -> int:
     part = 128 << 20
     row = nav[1] * math.prod(SIG) * 2  # chunks (1, 16, ...): a chunk row is one scan row
     lines += ["", "Peak memory of our loky workers (VmHWM minus resident size after warm-up):", ""]
-    for pid, rss, peak in hwm:
+    for pid, _rss, peak in hwm:
         b = base_mem.get(pid)
         extra = f"{(peak - b) / 1024:.0f} MiB above warm-up" if b else "new worker"
         lines.append(

@@ -17,14 +17,15 @@ import argparse
 import os
 import sys
 import time
+from functools import partial
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from udfwidgets import Context  # noqa: E402
-from udfwidgets.data import write_blo, write_mib  # noqa: E402
-from udfwidgets.udf.sum import SumUDF  # noqa: E402
+from udfwidgets import Context
+from udfwidgets.data import write_blo, write_mib
+from udfwidgets.udf.sum import SumUDF
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 
@@ -107,12 +108,13 @@ def main(argv=None):
             size = os.path.getsize(path) / 2**20
             if off is not None:
                 np.testing.assert_allclose(numpy_sum(path, off, stride, dtype, sig), ref, rtol=1e-5)
-                t_np = best(lambda: numpy_sum(path, off, stride, dtype, sig), args.reps)
+                t_np = best(partial(numpy_sum, path, off, stride, dtype, sig), args.reps)
                 np_cell = f"{t_np:.3f} s ({size / t_np:.0f} MiB/s)"
             else:
                 np_cell = "n/a (bit-packed)"
-            t_i = best(lambda: ctx_i.run_udf(dataset=ds, udf=SumUDF()), args.reps)
-            t_t = best(lambda: ctx_t.run_udf(dataset=ds, udf=SumUDF()), args.reps)
+            # best() calls its function at once; the default binds this pass's dataset anyway
+            t_i = best(lambda ds=ds: ctx_i.run_udf(dataset=ds, udf=SumUDF()), args.reps)
+            t_t = best(lambda ds=ds: ctx_t.run_udf(dataset=ds, udf=SumUDF()), args.reps)
             print(
                 f"| {name} | {size:.0f} MiB | {np_cell} | {t_i:.3f} s ({size / t_i:.0f} MiB/s)"
                 f" | {t_t:.3f} s ({size / t_t:.0f} MiB/s) |",

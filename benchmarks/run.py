@@ -27,12 +27,12 @@ import traceback
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-import _data  # noqa: E402
-import _engines  # noqa: E402
-import _probes  # noqa: E402
-from _workloads import check, run_numpy, workloads  # noqa: E402
+import _data
+import _engines
+import _probes
+from _workloads import check, run_numpy, workloads
 
 DEFAULT_WORKLOADS = (
     "sum",
@@ -268,7 +268,7 @@ def bench_first_result(f, reps, lt_python, engines):
             if name in engines:
                 specs.append((name, _probes.FIRST_LT, name[3:], lt_python))
     got = {s[0]: [] for s in specs}
-    for rep in range(reps):
+    for _ in range(reps):
         for name, tmpl, executor, py in specs:
             r = _probes.run_probe(
                 tmpl,
@@ -524,6 +524,7 @@ def targets_table(results, f, small, n_workers=2) -> list[str]:
 # --- environment --------------------------------------------------------------------------
 def environment(lt_version, lt_python) -> list[str]:
     import joblib
+
     import udfwidgets
 
     cpu = "?"

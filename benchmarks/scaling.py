@@ -38,10 +38,10 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from udfwidgets import Context  # noqa: E402
-from udfwidgets.executor.run import UDFRun  # noqa: E402
-from udfwidgets.udf.sum import SumUDF  # noqa: E402
-from udfwidgets.udf.sumsigudf import SumSigUDF  # noqa: E402
+from udfwidgets import Context
+from udfwidgets.executor.run import UDFRun
+from udfwidgets.udf.sum import SumUDF
+from udfwidgets.udf.sumsigudf import SumSigUDF
 
 DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "sparse")
 GIB = 1 << 30

@@ -30,8 +30,9 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -147,7 +148,7 @@ class LabServer:
         )
         return env
 
-    def start(self, timeout: float = 60.0) -> "LabServer":
+    def start(self, timeout: float = 60.0) -> LabServer:
         cmd = [
             sys.executable,
             "-m",
@@ -201,7 +202,7 @@ class LabServer:
             self._log.close()
         shutil.rmtree(self._home, ignore_errors=True)
 
-    def __enter__(self) -> "LabServer":
+    def __enter__(self) -> LabServer:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -370,7 +370,7 @@ def test_live_cursor_and_update_latency(server, page):
     positions = [(r, c) for r in (5, 20, 35, 50) for c in (3, 13, 23, 33, 43, 58)]
     fractions = canvas_fractions(nb, "ex.nav.figure", "ex.nav.ax", [(c, r) for r, c in positions])
     cursor_ms = []
-    for (r, c), frac in zip(positions, fractions):
+    for _position, frac in zip(positions, fractions):
         nb.probe_start(ex_cell, 0, 1, "mousemove")
         page.mouse.move(*page_point(nav_canvas, frac))
         cursor_ms.append(nb.probe_wait())

@@ -7,8 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from udfwidgets import Calibration
-from udfwidgets import masks
+from udfwidgets import Calibration, masks
 from udfwidgets.calibration import CalibrationError, electron_wavelength
 from udfwidgets.io.memory import MemoryDataSet
 

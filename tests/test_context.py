@@ -3,9 +3,10 @@ partition counts, rois, navigation dimensions and input dtypes."""
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from udfwidgets import Context, UDF
+from udfwidgets import UDF, Context
 from udfwidgets.udf.sum import SumUDF
 from udfwidgets.udf.sumsigudf import SumSigUDF
 

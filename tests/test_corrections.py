@@ -7,7 +7,7 @@ import hashlib
 import numpy as np
 import pytest
 
-from udfwidgets import CorrectionSet, UDF
+from udfwidgets import UDF, CorrectionSet
 from udfwidgets.corrections import (
     CorrectionError,
     find_dead_pixels,

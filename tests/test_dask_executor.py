@@ -16,19 +16,20 @@ import numpy as np
 import pytest
 
 from udfwidgets import UDF, Context
+from udfwidgets.executor.dask_executor import (
+    ClusterClosedError,
+    DaskExecutor,
+    NoWorkersError,
+    map_path,
+)
+from udfwidgets.executor.errors import ContextClosedError
 from udfwidgets.udf.stddev import StdDevUDF
 from udfwidgets.udf.sum import SumUDF
 from udfwidgets.udf.sumsigudf import SumSigUDF
 
 distributed = pytest.importorskip("distributed")
 
-from udfwidgets.executor.errors import ContextClosedError
-from udfwidgets.executor.dask_executor import (  # noqa: E402
-    ClusterClosedError,
-    DaskExecutor,
-    NoWorkersError,
-    map_path,
-)
+# dask_worker imports distributed itself: it can only follow the skip above.
 from udfwidgets.executor.dask_worker import running_tasks, worker_report  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -343,7 +344,7 @@ def test_stress_break_cancel_interrupt_loop(dctx, dask_client, tmp_path):
                     break
             elif kind == 1:
 
-                async def main():
+                async def main(udf):
                     task = asyncio.create_task(dctx.run_udf(dataset=ds, udf=udf, sync=False))
                     await asyncio.sleep(0.15)
                     task.cancel()
@@ -352,7 +353,7 @@ def test_stress_break_cancel_interrupt_loop(dctx, dask_client, tmp_path):
                     except asyncio.CancelledError:
                         pass
 
-                asyncio.run(main())
+                asyncio.run(main(udf))
             else:
                 timer = threading.Timer(0.15, os.kill, (os.getpid(), signal.SIGINT))
                 timer.start()

@@ -10,7 +10,7 @@ import h5py
 import numpy as np
 import pytest
 
-from udfwidgets import Calibration, CorrectionSet, UDF, masks
+from udfwidgets import UDF, Calibration, CorrectionSet, masks
 from udfwidgets.corrections import CorrectionError
 from udfwidgets.export import ExportError, save_results, to_xarray
 from udfwidgets.udf.com import CoMUDF
@@ -194,6 +194,32 @@ def test_npz_round_trip(run, tmp_path):
     b = meta["buffers"]["RadialProfileUDF_profile"]
     assert b["dims"] == ["scan_y", "scan_x", "radius"] and b["units"][2] == "mrad"
     np.testing.assert_allclose(b["coords"][2], [0.125, 0.375, 0.625, 0.875])
+
+
+def test_npz_buffers_named_like_savez_arguments(ctx, tmp_path):
+    """np.savez(f, **arrays) took buffers called file / allow_pickle as its own arguments."""
+
+    class Named(UDF):
+        def get_result_buffers(self):
+            return {"file": self.buffer(kind="nav"), "allow_pickle": self.buffer(kind="nav")}
+
+        def process_frame(self, frame):
+            self.results.file[:] = frame.sum()
+            self.results.allow_pickle[:] = 1
+
+    data = np.arange(2 * 2 * 3 * 3, dtype=np.float32).reshape(2, 2, 3, 3)
+    res = ctx.run_udf(dataset=ctx.load("memory", data=data), udf=Named())
+    save_results(res, tmp_path / "r.npz")
+    with np.load(tmp_path / "r.npz") as z:
+        assert sorted(z.files) == [
+            "__meta__",
+            "allow_pickle",
+            "allow_pickle__valid",
+            "file",
+            "file__valid",
+        ]
+        np.testing.assert_array_equal(z["file"], data.sum(axis=(2, 3)))
+        np.testing.assert_array_equal(z["allow_pickle"], np.ones((2, 2)))
 
 
 def test_hspy_layout(run, tmp_path):

@@ -29,9 +29,8 @@ def test_public_names():
 
 # ------------------------------------------------------------------------------ the version
 def project_table() -> dict:
-    from pathlib import Path
-
     import tomllib
+    from pathlib import Path
 
     text = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
     return tomllib.loads(text)["project"]

@@ -293,7 +293,7 @@ def test_stress_break_cancel_interrupt(ctx_factory, executor, tmp_path):
     faulthandler.dump_traceback_later(150, exit=True, file=stacks)
     try:
         with ThreadErrors() as te:
-            for i in range(3):
+            for _round in range(3):
                 for _ in ctx.run_udf_iter(dataset=ds, udf=Slow()):
                     break
                 asyncio.run(_cancel_and_run_at_once(ctx, ds))
@@ -332,11 +332,14 @@ def test_worker_rss_counts_kept_file_maps_and_release_files_drops_them(processes
     np.save(path, np.ones((48, 512, 512), np.float32))
     ds = processes_ctx.load("npy", path=str(path), num_partitions=4)
     processes_ctx.run_udf(dataset=ds, udf=SumUDF())
-    pool_pids = lambda: [
-        p.pid
-        for p in psutil.Process().children(recursive=True)  # noqa: E731
-        if "loky" in " ".join(p.cmdline()) and "resource_tracker" not in " ".join(p.cmdline())
-    ]
+
+    def pool_pids():
+        return [
+            p.pid
+            for p in psutil.Process().children(recursive=True)
+            if "loky" in " ".join(p.cmdline()) and "resource_tracker" not in " ".join(p.cmdline())
+        ]
+
     pids = pool_pids()
     file_pages = sum(_rss(p, "RssFile") for p in pids)
     anon = [_rss(p, "RssAnon") for p in pids]

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from udfwidgets import UDF, Context
-from udfwidgets.udf.buffers import BufferError
 from udfwidgets.executor.plan import UDFConstructorError
+from udfwidgets.udf.buffers import BufferError
 
 
 @pytest.fixture

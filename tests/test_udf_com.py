@@ -138,7 +138,7 @@ def test_divergence_and_curl_match_hand_differences(any_ctx, rng):
         assert_results(
             res,
             {"field": f, "divergence": div, "curl": curl},
-            f"roi {roi is not None}",
+            f"roi {roi is not None}, {n} partitions",
             rtol=1e-6,
             atol=1e-6,
         )
@@ -162,7 +162,7 @@ def test_linear_regression_removes_descan(any_ctx, rng):
             assert np.isnan(res["regression_coefficients"].data).all()
             continue
         raw = nav_expected(descan + local, roi, nav)
-        assert_results(res, {"raw_shifts": raw}, "raw", rtol=1e-6, atol=1e-6)
+        assert_results(res, {"raw_shifts": raw}, f"raw, {n} partitions", rtol=1e-6, atol=1e-6)
         field = res["field"].data
         # the fit absorbs a little of the single deflection; everything else is ~flat
         sel = np.ones(nav, bool) if roi is None else roi

@@ -22,7 +22,7 @@ def test_pick_returns_selected_frames(any_ctx, data4d_int):
 
 def test_pick_float_data_equals_data_at_roi(ctx, data4d):
     for roi, n, res in run_configs(ctx, data4d, PickUDF, rois=("random",)):
-        np.testing.assert_array_equal(res["intensity"].data, data4d[roi])
+        np.testing.assert_array_equal(res["intensity"].data, data4d[roi], err_msg=f"{n} partitions")
 
 
 def test_pick_by_coordinates_and_dtype(any_ctx, data4d_int):

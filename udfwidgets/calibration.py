@@ -30,8 +30,9 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -273,7 +274,7 @@ class Calibration:
         pixel_unit: str = "um",
         camera_length_unit: str = "mm",
         **kwargs: Any,
-    ) -> "Calibration":
+    ) -> Calibration:
         """Detector step from the physical pixel size and the camera length.
 
         ``angle per pixel = pixel_size / camera_length`` (small-angle
@@ -312,7 +313,7 @@ class Calibration:
         return cls(sig_step=step, sig_unit=unit, beam_energy_kev=beam_energy_kev, **kwargs)
 
     @classmethod
-    def from_metadata(cls, metadata: dict) -> "Calibration":
+    def from_metadata(cls, metadata: dict) -> Calibration:
         """A calibration from a dataset's ``metadata`` dict (keys the readers fill in).
 
         Read keys: ``scan_step``, ``scan_unit``; ``pixel_size`` with
@@ -378,7 +379,7 @@ class Calibration:
         except CalibrationError:
             return cls()
 
-    def replace(self, **changes: Any) -> "Calibration":
+    def replace(self, **changes: Any) -> Calibration:
         """A copy with some parameters changed.
 
         Examples
@@ -497,7 +498,8 @@ class Calibration:
         0.002
         """
         fam_a, fam_b = _unit_family(from_unit), _unit_family(to_unit)
-        v = np.asarray(value, dtype=np.float64) if not np.isscalar(value) else float(value)
+        # numpy's stub types isscalar as a TypeGuard for every scalar type (complex, str, ...)
+        v = np.asarray(value, dtype=np.float64) if not np.isscalar(value) else float(value)  # type: ignore[arg-type]
         if fam_a == fam_b == "angle":
             return v * ANGLE_UNITS[from_unit] / ANGLE_UNITS[to_unit]
         if fam_a == fam_b == "reciprocal":
@@ -577,13 +579,12 @@ class Calibration:
         out = []
         for v, a in zip(vals, axes):
             if unit is not None and unit != PIXELS:
-                conv = self.convert_sig if kind == "sig" else self.convert_nav
-                v = float(conv(v, unit, a.unit)) if a.unit != PIXELS else None
-                if v is None:
+                if a.unit == PIXELS:
                     raise CalibrationError(
                         f"the {kind} axes are not calibrated: set ds.calibration first"
                     )
-                out.append(float(a.to_index(v)))
+                conv = self.convert_sig if kind == "sig" else self.convert_nav
+                out.append(float(a.to_index(float(conv(v, unit, a.unit)))))
             else:
                 out.append(v)
         return tuple(out)
@@ -647,7 +648,7 @@ class Calibration:
         if centre is None:
             if self.beam_centre is not None:
                 return tuple(self.beam_centre)  # type: ignore[return-value]
-            return tuple((s - 1) / 2 for s in sig_shape)  # type: ignore[return-value]
+            return tuple((s - 1) / 2 for s in sig_shape)
         return self.point_to_pixels(centre, unit)  # type: ignore[return-value]
 
     def __eq__(self, other: object) -> bool:

@@ -38,9 +38,10 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Sequence
+from typing import Any, cast
 
 import numpy as np
 
@@ -280,6 +281,7 @@ def _check_data_path(path: str) -> None:
 
 def _open_input(args) -> _Input:
     from .io import DataSetError, load
+    from .io.synthetic import SyntheticDataSet
 
     nav = _check_shape(args.nav, "nav", 1, 3) if args.nav is not None else None
     sig = _check_shape(args.sig, "sig", 2, 2) if args.sig is not None else None
@@ -292,9 +294,8 @@ def _open_input(args) -> _Input:
             ds = load("synthetic", nav_shape=nav, sig_shape=sig, dtype=dtype, seed=seed)
         except DataSetError as e:
             raise CLIError(str(e)) from None
-        return _Input(
-            ds, f"synthetic 4D-STEM data, seed {seed}", ds.truth, time.perf_counter() - t0
-        )
+        truth = cast(SyntheticDataSet, ds).truth  # load("synthetic") made it
+        return _Input(ds, f"synthetic 4D-STEM data, seed {seed}", truth, time.perf_counter() - t0)
     path = str(args.data)
     if args.seed is not None:
         raise CLIError(
@@ -310,7 +311,7 @@ def _open_input(args) -> _Input:
                 ("dtype", dtype, ds.dtype),
             ):
                 if given is not None and given != actual:
-                    shown = given if name == "dtype" else " ".join(map(str, given))
+                    shown = given if isinstance(given, np.dtype) else " ".join(map(str, given))
                     raise CLIError(
                         f"--{name} {shown} does not match {path!r}, which has "
                         f"{name} {actual}; leave --{name} out for .npy files"

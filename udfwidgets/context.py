@@ -6,17 +6,19 @@ import asyncio
 import ctypes
 import threading
 import weakref
+from collections.abc import AsyncIterator, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, AsyncIterator, Iterator, Sequence
+from typing import Any
 
-from .executor import plan
 import numpy as np
 
+from .executor import plan
 from .executor.backends import Executor, make_executor
 from .executor.errors import ContextClosedError
 from .executor.run import UDFRun
 from .executor.task import DEFAULT_TILE_BYTES
-from .io import DataSet, load as load_dataset
+from .io import DataSet
+from .io import load as load_dataset
 from .results import UDFResults
 from .udf.base import UDF
 
@@ -95,7 +97,7 @@ class Context:
     @classmethod
     def make_with(
         cls, executor: str = "processes", cpus: Any = None, gpus: Any = None, **kwargs
-    ) -> "Context":
+    ) -> Context:
         """``Context(executor=...)`` with LiberTEM's arguments.
 
         ``cpus`` is a number of workers or a collection of CPU ids (its length
@@ -454,7 +456,7 @@ class Context:
         release_maps()
         self.executor.close()
 
-    def __enter__(self) -> "Context":
+    def __enter__(self) -> Context:
         return self
 
     def __exit__(self, *exc) -> None:

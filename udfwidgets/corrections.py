@@ -42,7 +42,8 @@ array([[32., 32., 32.],
 from __future__ import annotations
 
 import itertools
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -208,7 +209,7 @@ class CorrectionSet:
         mask[tuple(ex.T)] = True
         return mask
 
-    def prepare(self, sig_shape: Sequence[int], dtype: Any) -> "PreparedCorrections":
+    def prepare(self, sig_shape: Sequence[int], dtype: Any) -> PreparedCorrections:
         """Check against frames of ``sig_shape`` and build the per-run state (neighbour tables)."""
         self.check(sig_shape)
         return PreparedCorrections(
@@ -257,7 +258,14 @@ def _neighbour_offsets(ndim: int, radius: int) -> np.ndarray:
     return offs
 
 
-def _neighbour_tables(excluded: np.ndarray) -> list[tuple]:
+#: One group of :func:`_neighbour_tables`: target pixels (flat), neighbour indices, padding
+#: mask, padding values, even-count flags (the last three None for pixels set to 0).
+NeighbourTable = tuple[
+    np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None, np.ndarray | None
+]
+
+
+def _neighbour_tables(excluded: np.ndarray) -> list[NeighbourTable]:
     """``[(targets (g,), neighbours (g, K), pad (g, K), pad values (g, K), even (g,))]``: flat
     pixel indices of the excluded pixels and their valid neighbours, one group per
     neighbourhood size."""
@@ -293,10 +301,10 @@ def _neighbour_tables(excluded: np.ndarray) -> list[tuple]:
     by_size: dict[int, list] = {}
     for k, items in groups.items():
         by_size.setdefault(9 if k <= 8 else 25, []).extend(items)
-    tables = []
+    tables: list[NeighbourTable] = []
     for size in sorted(by_size):
         items = by_size[size]
-        g, m = len(items), size // 2
+        g = len(items)
         idx = np.zeros((g, size), dtype=np.intp)
         padval = np.zeros((g, size), dtype=np.float64)
         pad = np.zeros((g, size), dtype=bool)
@@ -509,8 +517,9 @@ def _local_median(img: np.ndarray) -> np.ndarray:
     """Median of each pixel's 3x3 (3 for 1D) neighbourhood without the pixel itself."""
     padded = np.pad(img, 1, mode="reflect") if min(img.shape) > 1 else np.pad(img, 1, mode="edge")
     win = np.lib.stride_tricks.sliding_window_view(padded, (3,) * img.ndim)
-    win = win.reshape(img.shape + (-1,))
-    centre = win.shape[-1] // 2
+    size = 3**img.ndim  # values per window
+    win = win.reshape(img.shape + (size,))
+    centre = size // 2
     others = np.delete(win, centre, axis=-1)
     return np.median(others, axis=-1)
 

@@ -29,9 +29,9 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -887,16 +887,15 @@ def _no_extra(kwargs: dict) -> None:
 
 
 # Writers of the detector formats (each in its reader's module), so the synthetic scan
-# (make_4dstem) can be written in every format the package reads.
+# (make_4dstem) can be written in every format the package reads. Those of the HDF5 family
+# (dectris, hdf5, zarr) are not used here, only re-exported per the formats interface (F401).
 from .io.blo import write_blo  # noqa: E402
+from .io.dectris import write_dectris  # noqa: E402,F401
 from .io.dm import write_dm  # noqa: E402
 from .io.empad import write_empad  # noqa: E402
+from .io.hdf5 import write_hdf5  # noqa: E402,F401
 from .io.mib import write_mib  # noqa: E402
 from .io.mrc import write_mrc  # noqa: E402
 from .io.ser import write_ser  # noqa: E402
 from .io.tvips import write_tvips  # noqa: E402
-
-# Writers of the HDF5-family formats (branch hdf5), re-exported per the formats interface
-from .io.hdf5 import write_hdf5  # noqa: E402,F401
-from .io.dectris import write_dectris  # noqa: E402,F401
 from .io.zarr import write_zarr  # noqa: E402,F401

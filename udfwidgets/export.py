@@ -61,8 +61,10 @@ from __future__ import annotations
 import json
 import math
 import os
+import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -250,7 +252,9 @@ def buffer_to_xarray(bw: Any, name: str | None = None):
             f"buffer {name!r}: data shape {data.shape} does not match its axes "
             f"{[(d.name, len(d.coords)) for d in dims]}"
         )
-    coords = {d.name: xr.Variable(d.name, d.coords, {"units": d.unit}) for d in dims}
+    coords: dict[str, xr.Variable | tuple[list[str], np.ndarray]] = {
+        d.name: xr.Variable(d.name, d.coords, {"units": d.unit}) for d in dims
+    }
     if bw.kind == "nav":
         nav_dims = [d.name for d in dims[: len(bw.nav_shape)]]
         coords["valid"] = (nav_dims, np.asarray(bw.valid_mask))
@@ -573,7 +577,16 @@ def _write_npz(entries, tmp: str) -> None:
             arrays[f"{key}__valid"] = np.asarray(bw.valid_mask)
     arrays["__meta__"] = np.array(json.dumps(meta))
     with open(tmp, "wb") as f:
-        np.savez(f, **arrays)
+        _savez(f, arrays)
+
+
+def _savez(f, arrays: dict[str, np.ndarray]) -> None:
+    """``np.savez(f, **arrays)`` for any names: savez would take a buffer called ``file``
+    or ``allow_pickle`` as its own argument (the same zip of ``.npy`` members otherwise)."""
+    with zipfile.ZipFile(f, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True) as z:
+        for name, arr in arrays.items():
+            with z.open(name + ".npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asanyarray(arr), allow_pickle=True)
 
 
 def _write_hspy(entries, tmp: str) -> None:

@@ -153,7 +153,7 @@ def test_map_numeric_and_object_results(any_ctx, data):
     np.testing.assert_allclose(res.data, data.sum(axis=-1), rtol=1e-5)
 
     def describe(frame):
-        return ["shape %s" % (frame.shape,), {"sum": float(frame.sum())}]
+        return [f"shape {frame.shape}", {"sum": float(frame.sum())}]
 
     item = any_ctx.map(dataset=ds, f=describe).data[1, 2]
     assert item[0] == "shape (6, 4)"
@@ -174,8 +174,8 @@ def test_make_with_cpus_and_gpus():
 
 
 def test_udf_run_cancelled_is_the_cancellation(ctx, data):
-    from udfwidgets.context import RunCancelled, UDFRunCancelled
     from udfwidgets.api import UDFRunCancelled as api_name
+    from udfwidgets.context import RunCancelled, UDFRunCancelled
 
     assert api_name is UDFRunCancelled and issubclass(UDFRunCancelled, RunCancelled)
     started = []

@@ -8,12 +8,12 @@ import threading
 import numpy as np
 import pytest
 
-da = pytest.importorskip("dask.array")
-
 from udfwidgets.io.daskarray import DaskDataSet
 from udfwidgets.io.dataset import DataSetError
 from udfwidgets.udf.pick import PickUDF
 from udfwidgets.udf.sum import SumUDF
+
+da = pytest.importorskip("dask.array")
 
 
 def make(shape, dtype="uint16", seed=0):

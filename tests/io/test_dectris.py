@@ -9,8 +9,6 @@ import warnings
 import numpy as np
 import pytest
 
-h5py = pytest.importorskip("h5py")
-
 from udfwidgets.io import load
 from udfwidgets.io.dataset import DataSetError
 from udfwidgets.io.dectris import DectrisDataSet, sniff, write_dectris
@@ -18,6 +16,8 @@ from udfwidgets.io.geometry import MissingFramesWarning
 from udfwidgets.io.hdf5 import HDF5DataSet
 from udfwidgets.udf.pick import PickUDF
 from udfwidgets.udf.sum import SumUDF
+
+h5py = pytest.importorskip("h5py")
 
 
 def frames(n=23, sig=(8, 8), dtype="uint16", seed=0):

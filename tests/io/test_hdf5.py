@@ -13,8 +13,6 @@ import warnings
 import numpy as np
 import pytest
 
-h5py = pytest.importorskip("h5py")
-
 from udfwidgets import Context
 from udfwidgets.io import load
 from udfwidgets.io.dataset import DataSetError
@@ -30,6 +28,8 @@ from udfwidgets.io.hdf5 import (
 )
 from udfwidgets.udf.pick import PickUDF
 from udfwidgets.udf.sum import SumUDF
+
+h5py = pytest.importorskip("h5py")
 
 
 def make(shape, dtype, seed=0):

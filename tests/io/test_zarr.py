@@ -8,14 +8,14 @@ import warnings
 import numpy as np
 import pytest
 
-zarr = pytest.importorskip("zarr")
-
 from udfwidgets.io import load
 from udfwidgets.io.dataset import DataSetError
 from udfwidgets.io.geometry import MissingFramesWarning
 from udfwidgets.io.zarr import ZarrDataSet, sniff, write_zarr
 from udfwidgets.udf.pick import PickUDF
 from udfwidgets.udf.sum import SumUDF
+
+zarr = pytest.importorskip("zarr")
 
 
 def make(shape, dtype="uint16", seed=0):

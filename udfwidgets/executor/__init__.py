@@ -1,6 +1,6 @@
 """Running partitions: plan (roi, clean copies), worker task, joblib backends."""
 
-from .backends import EXECUTORS, Executor, InlineExecutor, DaskExecutor, make_executor
+from .backends import EXECUTORS, DaskExecutor, Executor, InlineExecutor, make_executor
 from .run import UDFRun, WorkerDiedError
 
 __all__ = [

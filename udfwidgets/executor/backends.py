@@ -7,7 +7,8 @@ through dask.distributed's own futures API (:mod:`.dask_executor`).
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 __all__ = ["Executor", "InlineExecutor", "DaskExecutor", "make_executor", "EXECUTORS"]
 

@@ -20,7 +20,8 @@ import itertools
 import os
 import uuid
 import zlib
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
 
 from .backends import Executor
 from .errors import portable_errors
@@ -161,6 +162,11 @@ class DaskExecutor(Executor):
         except ClusterClosedError:
             return 0
 
+    @n_workers.setter
+    def n_workers(self, value: int) -> None:
+        # Executor.n_workers is a plain attribute elsewhere; here setting it is n_jobs=value
+        self._n_jobs = _check_n_jobs(value)
+
     # --- running -----------------------------------------------------------------
     def imap_unordered(self, fn: Callable, tasks: Iterable) -> Iterator:
         client = self._live_client()
@@ -184,7 +190,7 @@ class DaskExecutor(Executor):
             key = f"udfwidgets-{run_id}-{next(counter)}"
             task, part = self._localize(task)
             blob = getattr(task, "blob", None)
-            extra = ()
+            extra: tuple[Any, ...] = ()
             if isinstance(blob, bytes) and len(blob) > SCATTER_BLOB_BYTES:
                 fut = blobs.get(id(blob))
                 if fut is None:

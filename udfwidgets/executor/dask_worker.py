@@ -24,7 +24,8 @@ from __future__ import annotations
 import ctypes
 import os
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from distributed import WorkerPlugin
 

@@ -13,7 +13,8 @@ import inspect
 import linecache
 import re
 import traceback
-from typing import Sequence
+from collections.abc import Sequence
+from typing import Any
 
 __all__ = ["annotate_udf_error", "ContextClosedError", "UnpicklableError", "portable_errors"]
 
@@ -31,15 +32,23 @@ def _remote_frames(exc: BaseException) -> list[tuple[int, str]]:
     return found
 
 
+def _method_named(cls: type, name: str) -> tuple[str, Any] | None:
+    """The attribute name and function in ``vars(cls)`` whose code is named ``name``."""
+    for attr, func in vars(cls).items():
+        code = getattr(func, "__code__", None)
+        if code is not None and code.co_name == name:
+            return attr, func
+    return None
+
+
 def _locate(udfs: Sequence, lineno: int, name: str) -> str | None:
     for udf in udfs:
         for cls in type(udf).__mro__:
-            for attr, func in vars(cls).items():
-                code = getattr(func, "__code__", None)
-                if code is not None and code.co_name == name:
-                    break
-            else:
+            found = _method_named(cls, name)
+            if found is None:
                 continue
+            attr, func = found
+            code = func.__code__
             lines = [ln for _, _, ln in code.co_lines() if ln is not None]
             if lines and min(lines) <= lineno <= max(lines):
                 filename = code.co_filename

@@ -7,7 +7,9 @@ import os
 import pickle
 import sys
 import warnings
-from typing import Any, Sequence
+from collections.abc import Sequence
+from types import FrameType
+from typing import Any
 
 import cloudpickle
 import numpy as np
@@ -57,7 +59,7 @@ _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def user_stacklevel() -> int:
     """The ``stacklevel`` that makes a warning point at the first caller outside udfwidgets."""
-    frame = sys._getframe(1)
+    frame: FrameType | None = sys._getframe(1)
     level = 1
     while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
         frame = frame.f_back

@@ -19,8 +19,8 @@ import signal
 import threading
 import time
 import weakref
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from typing import Callable, Iterable, Iterator
 
 from .backends import Executor
 from .errors import portable_errors
@@ -214,9 +214,9 @@ def _warm_worker() -> int:
 #: and stopping it: a stopped run must never kill the pool a newer run uses.
 _POOL_LOCK = threading.RLock()
 #: id(loky executor) -> number of runs now using it
-_ACTIVE_RUNS: "collections.Counter[int]" = collections.Counter()
+_ACTIVE_RUNS: collections.Counter[int] = collections.Counter()
 #: the open ProcessesExecutors of this process (they all share joblib's one pool)
-_OPEN: "weakref.WeakSet" = weakref.WeakSet()
+_OPEN: weakref.WeakSet = weakref.WeakSet()
 
 
 def _stop_pool(pool, timeout: float = 10.0) -> None:
@@ -281,8 +281,8 @@ class _FolderSweeper:
     per run until the interpreter exited. This retries for a few seconds.
     """
 
-    def __init__(self):
-        self._pending: "collections.deque" = collections.deque()
+    def __init__(self) -> None:
+        self._pending: collections.deque = collections.deque()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import sys
 import warnings
+from collections.abc import Iterator, Sequence
 from types import SimpleNamespace
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -130,7 +131,7 @@ class UDFRun:
                 "use='result_only'"
             )
         sig = tuple(self.shape.sig)
-        arrays = {}
+        arrays: dict[str, np.ndarray | None] = {}
         for name, d in decls.items():
             if d.use == "result_only":  # filled only by get_results
                 arrays[name] = None

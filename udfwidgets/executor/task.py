@@ -253,7 +253,7 @@ def _process(
     for t0 in range(0, n, tile_frames):
         t1 = min(n, t0 + tile_frames)
         tiles = {}
-        for udf, method, arrays, navs, _, convert in tiled:
+        for udf, method, _arrays, navs, _, convert in tiled:
             dt = udf.meta.input_dtype
             tile = tiles.get(dt)
             if tile is None:

@@ -14,7 +14,7 @@ import contextlib
 import os
 import shutil
 import tempfile
-from typing import Iterator
+from collections.abc import Iterator
 
 __all__ = ["atomic_output", "partial_name_prefix", "check_target", "PartialFile", "same_file"]
 

@@ -13,7 +13,7 @@ memory map; the virtual bright-field image is not read.
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

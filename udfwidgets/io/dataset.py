@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import math
 import os
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -70,6 +70,10 @@ class Partition:
     [(0, 2), (2, 4)]
     """
 
+    # Partitions that read one file set this (the base with_paths maps it); declared only,
+    # so getattr(part, "path", None) is None on the others.
+    path: str
+
     def __init__(self, shape: Shape, dtype: np.dtype, start: int, stop: int, index: int):
         self.shape = shape
         self.dtype = np.dtype(dtype)
@@ -96,7 +100,7 @@ class Partition:
         lo, hi = int(indices[0]), int(indices[-1]) + 1
         return self.read(lo, hi)[indices - lo]
 
-    def with_paths(self, map_path: Callable[[str], str]) -> "Partition":
+    def with_paths(self, map_path: Callable[[str], str]) -> Partition:
         """A copy that reads its files at ``map_path(path)`` (where a cluster's workers see them).
 
         The base class maps a ``path`` attribute; partitions that read other
@@ -139,6 +143,10 @@ class DataSet:
     >>> isinstance(ds, DataSet), tuple(ds.shape.nav), tuple(ds.shape.sig), ds.dtype
     (True, (2, 3), (8, 8), dtype('uint16'))
     """
+
+    # How ctx.load("auto") recognised the format (shown in the repr); declared only, so
+    # datasets opened by kind have no such attribute.
+    detected: str
 
     shape: Shape
     dtype: np.dtype
@@ -271,10 +279,11 @@ def format_bytes(n: int) -> str:
     """
     if n < 1024:
         return f"{n} B"
+    size = float(n)
     for unit in ("KiB", "MiB", "GiB", "TiB"):
-        n /= 1024
-        if n < 1024 or unit == "TiB":
-            return f"{n:.1f} {unit}"
+        size /= 1024
+        if size < 1024 or unit == "TiB":
+            return f"{size:.1f} {unit}"
     return f"{n} B"  # pragma: no cover
 
 

@@ -20,6 +20,7 @@ import math
 import os
 import re
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -200,10 +201,10 @@ class DectrisPartition(Partition):
         sig = tuple(self.shape.sig)
         out = np.empty((len(file_idx),) + sig, dtype=self.dtype)
         which = np.searchsorted(self._starts, file_idx, side="right") - 1
+        tail = (slice(None),) * len(sig)
         for k in np.unique(which):
             sel = which == k
             dset = self._dset(int(k))
-            tail = (slice(None),) * len(sig)
 
             def read_block(slices, block, dset=dset):
                 dset.read_direct(block, source_sel=tuple(slices) + tail)
@@ -275,8 +276,10 @@ class DectrisDataSet(DataSet):
     ):
         super().__init__(num_partitions)
         self.path = checked_file(path, "DECTRIS master file")
-        files = []
-        sig = dtype = chunk = None
+        files: list[tuple[str, str, int]] = []
+        sig: tuple[int, ...] | None = None
+        dtype: Any = None
+        chunk: int | None = None
         links = data_links(self.path)
         for target, ds_path in links:
             try:
@@ -307,6 +310,7 @@ class DectrisDataSet(DataSet):
             elif (dset.chunks[0] if dset.chunks else 1) != chunk:
                 chunk = 1
             files.append((target, ds_path, int(dset.shape[0])))
+        assert sig is not None and chunk is not None  # data_links gave at least one file
         self.files = [f for f in files if f[2] > 0]
         self.dtype = np.dtype(dtype)
         self.chunk = int(chunk)

@@ -184,7 +184,7 @@ def open_auto(**kwargs) -> DataSet:
         try:
             kind, how = detect(path)
         except DataSetError as e:
-            if lower and not lower.endswith(".npy") and os.path.isfile(path):
+            if lower and not lower.endswith(".npy") and os.path.isfile(str(path)):
                 raise DataSetError(
                     f"cannot tell the layout of {str(path)!r}: for a raw file give nav_shape=, "
                     "sig_shape= and dtype=; otherwise name the kind. (" + str(e) + ")"

@@ -23,7 +23,8 @@ from __future__ import annotations
 import glob
 import os
 import struct
-from typing import Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -300,7 +301,8 @@ class DMDataSet(FramesDataSet):
             if not isinstance(path, (list, tuple))
             else paths[0]
         )
-        segments, first = [], None
+        segments: list[Segment] = []
+        first: tuple[np.dtype, tuple[int, ...], Any, int] | None = None
         for p in paths:
             tree, _, version = read_tags(p)
             arr, dims, data = _largest_image(tree, p)
@@ -332,6 +334,7 @@ class DMDataSet(FramesDataSet):
                     f"{paths[0]!r} ({first[1]} {first[0]}); not one stack"
                 )
             segments.append(Segment(p, arr.offset, int(np.prod(shape[:-2]))))
+        assert first is not None  # paths is not empty (checked above)
         stored, sig, data, version = first
         self.dtype = stored.newbyteorder("=") if stored.byteorder not in ("=", "|") else stored
         if self.dtype != stored:

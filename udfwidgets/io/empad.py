@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import xml.etree.ElementTree as ET
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -54,26 +54,27 @@ def _parse_xml(path: str) -> tuple[str, tuple[int, int] | None, dict]:
     except ET.ParseError as e:
         raise DataSetError(f"{path!r} is not a readable EMPAD .xml file: {e}") from None
     node = root.find(".//raw_file")
-    if node is None or not node.get("filename"):
+    filename = node.get("filename") if node is not None else None
+    if not filename:
         raise DataSetError(
             f"{path!r} names no raw file (<raw_file filename=...>): it is not an "
             "EMPAD acquisition description"
         )
     raw = os.path.join(
         os.path.dirname(os.path.abspath(path)),
-        os.path.basename(node.get("filename").replace("\\", "/")),
+        os.path.basename(filename.replace("\\", "/")),
     )
     nav = None
     meta: dict = {}
     for sp in root.iter("scan_parameters"):
         if sp.get("mode", "acquire") != "acquire":
             continue
-        try:
-            nx = int(sp.findtext("scan_resolution_x"))
-            ny = int(sp.findtext("scan_resolution_y"))
-            nav = (ny, nx)
-        except (TypeError, ValueError):
-            pass
+        x, y = sp.findtext("scan_resolution_x"), sp.findtext("scan_resolution_y")
+        if x is not None and y is not None:
+            try:
+                nav = (int(y), int(x))
+            except ValueError:
+                pass
         for key in ("scan_size", "scan_rotation"):
             if sp.findtext(key) is not None:
                 meta[key] = sp.findtext(key)

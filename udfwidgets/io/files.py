@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import math
 import os
 import warnings
 from collections import OrderedDict
-import dataclasses
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Callable
+from typing import Literal, overload
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from .dataset import DataSet, DataSetError, Partition, as_shape_tuple, check_sig_dims, existing_file
 from .geometry import ScanGeometry, resolve
@@ -32,7 +34,7 @@ __all__ = [
 ]
 
 #: Memory maps of whole files, kept per process (most recently used last).
-_MAPS: "OrderedDict[tuple, np.ndarray]" = OrderedDict()
+_MAPS: OrderedDict[tuple, np.ndarray] = OrderedDict()
 _MAX_MAPS = 16
 #: Largest file whose map is kept. Worker processes keep every map (set by the
 #: pool's initializer); the user's own process keeps maps of files up to 1 GiB,
@@ -41,8 +43,9 @@ KEEP_MAPS_UP_TO = 1 << 30
 
 #: Functions called by :func:`release_maps` (other readers' caches: HDF5 and
 #: zarr handles, ...). A reader module appends its ``release_*`` function here
-#: when it is imported; each is called without arguments.
-RELEASE_HOOKS: list[Callable[[], object]] = []
+#: when it is imported; each is called without arguments and returns how many
+#: files or arrays it released (or None).
+RELEASE_HOOKS: list[Callable[[], int | None]] = []
 
 
 class TruncatedFileWarning(UserWarning):
@@ -89,6 +92,27 @@ def _frames_view(
     )
 
 
+@overload
+def file_map(
+    path: str,
+    dtype: np.dtype,
+    offset: int,
+    frames: int,
+    sig: tuple[int, ...],
+    stride: int | None = None,
+    *,
+    keep: Literal[False],
+) -> np.ndarray: ...
+@overload
+def file_map(
+    path: str,
+    dtype: np.dtype,
+    offset: int,
+    frames: int,
+    sig: tuple[int, ...],
+    stride: int | None = None,
+    keep: bool | None = None,
+) -> np.ndarray | None: ...
 def file_map(
     path: str,
     dtype: np.dtype,
@@ -171,7 +195,9 @@ class FrameFiles:
     ([[6, 7], [10, 11]], [[2, 3], [10, 11]])
     """
 
-    def __init__(self, segments, stored_dtype, stored_shape):
+    def __init__(
+        self, segments: Iterable[Segment], stored_dtype: DTypeLike, stored_shape: Sequence[int]
+    ) -> None:
         self.segments = tuple(segments)
         self.stored_dtype = np.dtype(stored_dtype)
         self.stored_shape = tuple(int(d) for d in stored_shape)
@@ -179,7 +205,7 @@ class FrameFiles:
         self.num_frames = self.starts[-1]
         self._maps: dict[int, np.ndarray] = {}
 
-    def with_paths(self, map_path: Callable[[str], str]) -> "FrameFiles":
+    def with_paths(self, map_path: Callable[[str], str]) -> FrameFiles:
         """The same frames, read from ``map_path(segment.path)`` for every segment.
 
         Examples

@@ -394,7 +394,7 @@ def choose_dataset(f, path: str, layout: str) -> str:
 
 def _listing(f, limit: int = 12) -> str:
     h5py = h5py_module()
-    names = []
+    names: list[str] = []
 
     def visit(name, obj):
         if isinstance(obj, h5py.Dataset) and len(names) < limit:
@@ -746,7 +746,7 @@ class HDF5DataSet(DataSet):
         )
 
     def _repr_items(self) -> dict:
-        items = {"ds_path": self.ds_path, "layout": self.layout}
+        items: dict[str, Any] = {"ds_path": self.ds_path, "layout": self.layout}
         items["chunks"] = (
             self.chunks
             if self.chunks

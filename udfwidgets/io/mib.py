@@ -39,7 +39,8 @@ import glob
 import math
 import os
 import re
-from typing import Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -53,14 +54,19 @@ __all__ = ["MIBDataSet", "write_mib", "sniff", "read_hdr"]
 
 _MAGIC = b"MQ1"
 #: Stored dtype of the U pixel types.
-_U_TYPES = {
+_U_TYPES: dict[str, np.dtype] = {
     "U01": np.dtype("u1"),
     "U08": np.dtype("u1"),
     "U16": np.dtype(">u2"),
     "U32": np.dtype(">u4"),
 }
 #: Native dtype per counter depth.
-_DEPTH_DTYPE = {1: np.dtype("u1"), 6: np.dtype("u1"), 12: np.dtype("u2"), 24: np.dtype("u4")}
+_DEPTH_DTYPE: dict[int, np.dtype] = {
+    1: np.dtype("u1"),
+    6: np.dtype("u1"),
+    12: np.dtype("u2"),
+    24: np.dtype("u4"),
+}
 _DEPTH_UTYPE = {1: "U08", 6: "U08", 12: "U16", 24: "U32"}
 #: Bits per pixel in RAW mode, per counter depth.
 _RAW_BITS = {1: 1, 6: 8, 12: 16}
@@ -94,7 +100,7 @@ def _parse_header(raw: bytes, path: str) -> dict:
     text = raw.split(b"\x00", 1)[0].decode("ascii", errors="replace")
     fields = [f.strip() for f in text.split(",")]
     try:
-        hdr = {
+        hdr: dict[str, Any] = {
             "sequence": int(fields[1]),
             "header_bytes": int(fields[2]),
             "chips": int(fields[3]),
@@ -357,7 +363,7 @@ class MIBDataSet(FramesDataSet):
         if ptype in _U_TYPES:
             stored = _U_TYPES[ptype]
             frame_bytes = h * w * stored.itemsize
-            stored_shape = (h, w)
+            stored_shape: tuple[int, ...] = (h, w)
             self.dtype = stored.newbyteorder("=")
             self.decode = None if stored.itemsize == 1 else _NativeOrder(self.dtype)
             if depth is None:

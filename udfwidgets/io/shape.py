@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Iterable
+from collections.abc import Iterable
 
 __all__ = ["Shape"]
 
@@ -29,7 +29,7 @@ class Shape(tuple):
 
     sig_dims: int
 
-    def __new__(cls, dims: Iterable[int], sig_dims: int) -> "Shape":
+    def __new__(cls, dims: Iterable[int], sig_dims: int) -> Shape:
         dims = tuple(int(d) for d in dims)
         if not 0 <= sig_dims <= len(dims):
             raise ValueError(f"sig_dims={sig_dims} does not fit a shape of {len(dims)} dimensions")
@@ -41,12 +41,12 @@ class Shape(tuple):
         return (tuple(self), self.sig_dims)
 
     @property
-    def nav(self) -> "Shape":
+    def nav(self) -> Shape:
         """The navigation (scan) part of the shape."""
         return Shape(self[: len(self) - self.sig_dims], sig_dims=0)
 
     @property
-    def sig(self) -> "Shape":
+    def sig(self) -> Shape:
         """The signal (frame) part of the shape."""
         return Shape(self[len(self) - self.sig_dims :], sig_dims=self.sig_dims)
 
@@ -61,7 +61,7 @@ class Shape(tuple):
         return len(self)
 
     @property
-    def flatten_nav(self) -> "Shape":
+    def flatten_nav(self) -> Shape:
         """The shape with all navigation dimensions folded into one."""
         return Shape((self.nav.size,) + tuple(self.sig), sig_dims=self.sig_dims)
 

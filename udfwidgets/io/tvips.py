@@ -19,7 +19,7 @@ import glob
 import math
 import os
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -146,10 +146,11 @@ class TVIPSDataSet(FramesDataSet):
         m = _SERIES.match(self.path)
         files = [self.path]
         if m:
+            first = int(m.group(2))
             files = sorted(
                 p
                 for p in glob.glob(glob.escape(m.group(1)) + "_[0-9][0-9][0-9].tvips")
-                if int(_SERIES.match(p).group(2)) >= int(m.group(2))
+                if (part := _SERIES.match(p)) is not None and int(part.group(2)) >= first
             )
         version = int(hdr["version"])
         fh = int(hdr["frameheaderbytes"]) if version == 2 else 12

@@ -9,7 +9,8 @@ CuPy and CUDA backends are known by name but never chosen: no GPU is used here.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import numpy as np
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import enum
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -19,6 +20,8 @@ __all__ = [
     "PROCESS_METHODS",
     "process_method_of",
 ]
+
+_U = TypeVar("_U", bound="UDF")  # copy() of a subclass returns that subclass
 
 #: Checked in this order (as LiberTEM does): the first one a UDF implements is used.
 PROCESS_METHODS = ("process_tile", "process_frame", "process_partition")
@@ -38,7 +41,7 @@ class UDFMethod(str, enum.Enum):
     PARTITION = "partition"
 
 
-def process_method_of(udf: "UDF") -> str:
+def process_method_of(udf: UDF) -> str:
     """The name of the process method the runner calls for ``udf``.
 
     ``process_tile`` wins over ``process_frame``, which wins over
@@ -145,7 +148,7 @@ class BufferNamespace:
     array([1., 1.])
     """
 
-    def __init__(self, arrays: dict[str, np.ndarray], owner: str = "UDF"):
+    def __init__(self, arrays: Mapping[str, np.ndarray | None], owner: str = "UDF"):
         self.__dict__.update(arrays)
         object.__setattr__(self, "_owner", owner)
 
@@ -492,7 +495,7 @@ class UDF:
             raise RuntimeError("buffers are only known while the UDF runs")
         return cached
 
-    def copy(self) -> "UDF":
+    def copy(self: _U) -> _U:
         """A clean copy: ``type(self)(**kwargs)`` with the constructor's keyword arguments."""
         return type(self)(**self._kwargs)
 

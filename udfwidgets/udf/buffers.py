@@ -4,7 +4,8 @@
 from __future__ import annotations
 
 import keyword
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 from numpy.lib.mixins import NDArrayOperatorsMixin
@@ -117,7 +118,7 @@ class BufferDeclaration:
         self.use = use
         self.axes = axes  # names (and coordinates) of the extra_shape axes, see check_axes
 
-    def validated(self, name: Any, udf_name: str) -> "BufferDeclaration":
+    def validated(self, name: Any, udf_name: str) -> BufferDeclaration:
         """Check name and values; return a declaration with normalised values."""
         where = f"buffer {name!r} of {udf_name}"
         if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import enum
-from typing import Any, NamedTuple, Optional
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from ..masks import check_number, disk, radius_map
-from .base import UDF
 from ._products import float32_product, pixel_span
+from .base import UDF
 from .stddev import check_float_dtype, working_dtype
 
 __all__ = ["CoMUDF", "CoMParams", "RegressionOptions", "fit_linear_field", "divergence_curl"]
@@ -36,10 +36,10 @@ class CoMParams(NamedTuple):
     inf
     """
 
-    cy: Optional[float] = None
-    cx: Optional[float] = None
+    cy: float | None = None
+    cx: float | None = None
     r: float = float("inf")
-    ri: Optional[float] = 0.0
+    ri: float | None = 0.0
     scan_rotation: float = 0.0
     flip_y: bool = False
     regression: Any = RegressionOptions.NO_REGRESSION
@@ -248,7 +248,7 @@ class CoMUDF(UDF):
         flip_y: bool = False,
         regression: Any = RegressionOptions.NO_REGRESSION,
         dtype=None,
-    ) -> "CoMUDF":
+    ) -> CoMUDF:
         """A CoMUDF with LiberTEM's parameters (see the class docstring).
 
         Examples

@@ -103,7 +103,7 @@ class RecordUDF(UDF):
         # names this run's temporary file; travels with the pickled UDF to the workers
         self.__dict__["_token"] = uuid.uuid4().hex[:16]
 
-    def copy(self) -> "RecordUDF":
+    def copy(self) -> RecordUDF:
         """A clean copy that writes the same temporary file (in-process executors)."""
         new = super().copy()
         new.__dict__["_token"] = self.__dict__["_token"]

@@ -21,8 +21,9 @@ only where a norm is made; the controls need ipywidgets.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import traitlets

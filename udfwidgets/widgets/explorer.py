@@ -25,7 +25,8 @@ import bisect
 import html
 import threading
 import time
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import ipywidgets as widgets
 import numpy as np
@@ -344,7 +345,10 @@ class Explorer(widgets.VBox):
                     self._cursor_cond.wait(wait)
                     if self._closed:
                         return
-                row, col, requested = self._cursor_pending
+                pending = self._cursor_pending
+                if pending is None:  # only this thread takes it; kept for the type checker
+                    continue
+                row, col, requested = pending
                 self._cursor_pending = None
                 self._cursor_busy = True
             try:

@@ -130,7 +130,7 @@ def apply_theme(figure, theme: str = "auto") -> None:
         ax.title.set_color(text)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _locked_figure_class():
     from matplotlib.figure import Figure
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 import base64
 import html
 import io
-from typing import Any, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 

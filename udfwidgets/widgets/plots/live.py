@@ -7,7 +7,8 @@ method can subscribe instead (``plots=[my_plot]``), see :class:`LivePlot`.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 

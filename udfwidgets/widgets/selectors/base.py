@@ -11,7 +11,8 @@ subclass) drawn as an RGBA overlay. Shapes are those of
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable, ClassVar, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
 
 import ipywidgets as widgets
 import numpy as np

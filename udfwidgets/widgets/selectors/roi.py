@@ -9,7 +9,8 @@ follow :mod:`udfwidgets.masks` (``centre=(y, x)``).
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import traitlets
@@ -79,7 +80,7 @@ class RoiSelector(MaskSelectorBase):
         self._selection_changed(change)
 
     @classmethod
-    def for_dataset(cls, ctx: Any, dataset: Any, **kwargs) -> "RoiSelector":
+    def for_dataset(cls, ctx: Any, dataset: Any, **kwargs) -> RoiSelector:
         """Run :class:`~udfwidgets.udf.sumsigudf.SumSigUDF` on ``dataset`` and select on its image.
 
         Examples

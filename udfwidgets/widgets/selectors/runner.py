@@ -11,9 +11,11 @@ work). Nothing here prints or displays: errors are stored in
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 __all__ = ["LatestRunner"]
 
@@ -136,7 +138,8 @@ class LatestRunner:
             channel, gen, job = item
             self.stats["started"] += 1
             try:
-                current = lambda: self.is_current(channel, gen)  # noqa: E731
+                # bound to this job's channel and generation, even if the job keeps it
+                current = functools.partial(self.is_current, channel, gen)
                 iterator = iter(job(current))
                 try:
                     for _ in iterator:

@@ -11,7 +11,7 @@ dragged box (float corners) to pixel rows and columns.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
