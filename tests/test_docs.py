@@ -103,13 +103,6 @@ def test_public_name_is_in_the_reference(pages, where, mod_name, name):
 # written (issue 18). The list may only shrink: a name here that gains its Examples section (or
 # `#:` comment) fails test_not_documented_yet_is_current until it is removed from the list.
 NOT_DOCUMENTED_YET = {
-    "udfwidgets.api.UDFRunCancelled",
-    "udfwidgets.calibration.CalibrationError",
-    "udfwidgets.context.UDFRunCancelled",
-    "udfwidgets.corrections.CorrectionError",
-    "udfwidgets.corrections.PreparedCorrections",
-    "udfwidgets.executor.dask_executor.ClusterClosedError",
-    "udfwidgets.executor.dask_executor.NoWorkersError",
     "udfwidgets.executor.dask_worker.PLUGIN_NAME",
     "udfwidgets.executor.dask_worker.TaskStopped",
     "udfwidgets.executor.dask_worker.WorkerSetup",
