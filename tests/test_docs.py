@@ -104,8 +104,6 @@ def test_public_name_is_in_the_reference(pages, where, mod_name, name):
 # written (issue 18). The list may only shrink: a name here that gains its Examples section (or
 # `#:` comment) fails test_not_documented_yet_is_current until it is removed from the list.
 NOT_DOCUMENTED_YET = {
-    "udfwidgets.udf.buffers.MaskedResult",
-    "udfwidgets.udf.com.RegressionOptions",
     "udfwidgets.widgets.display.COLORMAPS",
     "udfwidgets.widgets.display.MISSING_COLOR",
     "udfwidgets.widgets.inspector_data.Entry",
