@@ -104,12 +104,7 @@ def test_public_name_is_in_the_reference(pages, where, mod_name, name):
 # written (issue 18). The list may only shrink: a name here that gains its Examples section (or
 # `#:` comment) fails test_not_documented_yet_is_current until it is removed from the list.
 NOT_DOCUMENTED_YET = {
-    "udfwidgets.widgets.display.COLORMAPS",
-    "udfwidgets.widgets.display.MISSING_COLOR",
     "udfwidgets.widgets.inspector_data.Entry",
-    "udfwidgets.widgets.plots.COLORMAPS",
-    "udfwidgets.widgets.plots.live.COLORMAPS",
-    "udfwidgets.widgets.plots.live.MISSING_COLOR",
     "udfwidgets.widgets.plots.spec.PlotChoice",
     "udfwidgets.widgets.plots.spec.declarations_of",
     "udfwidgets.widgets.plots.spec.parse_plot_spec",
