@@ -103,14 +103,7 @@ def test_public_name_is_in_the_reference(pages, where, mod_name, name):
 # Public names merged from the compat, corr and widgets branches before their examples were
 # written (issue 18). The list may only shrink: a name here that gains its Examples section (or
 # `#:` comment) fails test_not_documented_yet_is_current until it is removed from the list.
-NOT_DOCUMENTED_YET = {
-    "udfwidgets.widgets.inspector_data.Entry",
-    "udfwidgets.widgets.plots.spec.PlotChoice",
-    "udfwidgets.widgets.plots.spec.declarations_of",
-    "udfwidgets.widgets.plots.spec.parse_plot_spec",
-    "udfwidgets.widgets.selectors.base.MODES",
-    "udfwidgets.widgets.selectors.base.MaskSelectorBase",
-}
+NOT_DOCUMENTED_YET = {}
 
 
 def _documented_with_examples(mod_name: str, name: str) -> None:
