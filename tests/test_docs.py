@@ -100,12 +100,6 @@ def test_public_name_is_in_the_reference(pages, where, mod_name, name):
         assert len(set(where.get(id(obj), []))) == 1, f"{mod_name}.{name}"
 
 
-# Public names merged from the compat, corr and widgets branches before their examples were
-# written (issue 18). The list may only shrink: a name here that gains its Examples section (or
-# `#:` comment) fails test_not_documented_yet_is_current until it is removed from the list.
-NOT_DOCUMENTED_YET = {}
-
-
 def _documented_with_examples(mod_name: str, name: str) -> None:
     obj = getattr(importlib.import_module(mod_name), name)
     if inspect.isclass(obj) or inspect.isroutine(obj):
@@ -130,9 +124,7 @@ def _documented_with_examples(mod_name: str, name: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "mod_name, name",
-    [p for p in public_names() if f"{p[0]}.{p[1]}" not in NOT_DOCUMENTED_YET],
-    ids=[f"{m}.{n}" for m, n in public_names() if f"{m}.{n}" not in NOT_DOCUMENTED_YET],
+    "mod_name, name", public_names(), ids=[f"{m}.{n}" for m, n in public_names()]
 )
 def test_public_name_has_a_docstring_with_examples(mod_name, name):
     _documented_with_examples(mod_name, name)
@@ -168,21 +160,6 @@ def test_value_comment_example_runs(mod_name, name, comment, tmp_path, monkeypat
     out: list[str] = []
     runner.run(test, out=out.append)
     assert test.examples and runner.failures == 0, "".join(out)
-
-
-def test_not_documented_yet_is_current():
-    public = {f"{m}.{n}" for m, n in public_names()}
-    gone = sorted(NOT_DOCUMENTED_YET - public)
-    assert not gone, f"not public any more, remove from NOT_DOCUMENTED_YET: {gone}"
-    done = []
-    for full in sorted(NOT_DOCUMENTED_YET):
-        mod_name, name = full.rsplit(".", 1)
-        try:
-            _documented_with_examples(mod_name, name)
-        except AssertionError:
-            continue
-        done.append(full)
-    assert not done, f"documented now, remove from NOT_DOCUMENTED_YET: {done}"
 
 
 def test_module_docstrings_exist():
