@@ -9,6 +9,7 @@ directive) on exactly one page, and has a numpydoc docstring with an ``Examples`
 
 from __future__ import annotations
 
+import doctest
 import importlib
 import inspect
 import os
@@ -99,76 +100,6 @@ def test_public_name_is_in_the_reference(pages, where, mod_name, name):
         assert len(set(where.get(id(obj), []))) == 1, f"{mod_name}.{name}"
 
 
-# Public names merged from the compat, corr and widgets branches before their examples were
-# written (issue 18). The list may only shrink: a name here that gains its Examples section (or
-# `#:` comment) fails test_not_documented_yet_is_current until it is removed from the list.
-NOT_DOCUMENTED_YET = {
-    "udfwidgets.api.UDFRunCancelled",
-    "udfwidgets.calibration.CalibrationError",
-    "udfwidgets.context.UDFRunCancelled",
-    "udfwidgets.corrections.CorrectionError",
-    "udfwidgets.corrections.PreparedCorrections",
-    "udfwidgets.executor.dask_executor.ClusterClosedError",
-    "udfwidgets.executor.dask_executor.NoWorkersError",
-    "udfwidgets.executor.dask_worker.PLUGIN_NAME",
-    "udfwidgets.executor.dask_worker.TaskStopped",
-    "udfwidgets.executor.dask_worker.WorkerSetup",
-    "udfwidgets.executor.dask_worker.run_task",
-    "udfwidgets.executor.errors.UnpicklableError",
-    "udfwidgets.executor.plan.ProcessReturnWarning",
-    "udfwidgets.executor.plan.RoiWarning",
-    "udfwidgets.executor.plan.abort_outputs",
-    "udfwidgets.executor.plan.check_dataset",
-    "udfwidgets.executor.plan.check_outputs",
-    "udfwidgets.executor.plan.commit_outputs",
-    "udfwidgets.export.ExportError",
-    "udfwidgets.export.SUFFIXES",
-    "udfwidgets.export.buffer_context",
-    "udfwidgets.io.detect.Kind",
-    "udfwidgets.io.detect.open_auto",
-    "udfwidgets.io.files.FramesDataSet",
-    "udfwidgets.io.files.GeometryPartition",
-    "udfwidgets.io.files.TruncatedFileWarning",
-    "udfwidgets.udf.backends.ALL",
-    "udfwidgets.udf.backends.BackendError",
-    "udfwidgets.udf.backends.CPU_BACKENDS",
-    "udfwidgets.udf.backends.CUDA",
-    "udfwidgets.udf.backends.CUDA_BACKENDS",
-    "udfwidgets.udf.backends.CUPY",
-    "udfwidgets.udf.backends.CUPY_BACKENDS",
-    "udfwidgets.udf.backends.CUPY_SCIPY_COO",
-    "udfwidgets.udf.backends.CUPY_SCIPY_CSC",
-    "udfwidgets.udf.backends.CUPY_SCIPY_CSR",
-    "udfwidgets.udf.backends.D2_BACKENDS",
-    "udfwidgets.udf.backends.DENSE_BACKENDS",
-    "udfwidgets.udf.backends.ND_BACKENDS",
-    "udfwidgets.udf.backends.NUMPY",
-    "udfwidgets.udf.backends.SCIPY_COO",
-    "udfwidgets.udf.backends.SCIPY_COO_ARRAY",
-    "udfwidgets.udf.backends.SCIPY_CSC",
-    "udfwidgets.udf.backends.SCIPY_CSC_ARRAY",
-    "udfwidgets.udf.backends.SCIPY_CSR",
-    "udfwidgets.udf.backends.SCIPY_CSR_ARRAY",
-    "udfwidgets.udf.backends.SPARSE_BACKENDS",
-    "udfwidgets.udf.backends.SPARSE_COO",
-    "udfwidgets.udf.backends.SPARSE_DOK",
-    "udfwidgets.udf.backends.SPARSE_GCXS",
-    "udfwidgets.udf.buffers.MaskedResult",
-    "udfwidgets.udf.com.RegressionOptions",
-    "udfwidgets.widgets.display.COLORMAPS",
-    "udfwidgets.widgets.display.MISSING_COLOR",
-    "udfwidgets.widgets.inspector_data.Entry",
-    "udfwidgets.widgets.plots.COLORMAPS",
-    "udfwidgets.widgets.plots.live.COLORMAPS",
-    "udfwidgets.widgets.plots.live.MISSING_COLOR",
-    "udfwidgets.widgets.plots.spec.PlotChoice",
-    "udfwidgets.widgets.plots.spec.declarations_of",
-    "udfwidgets.widgets.plots.spec.parse_plot_spec",
-    "udfwidgets.widgets.selectors.base.MODES",
-    "udfwidgets.widgets.selectors.base.MaskSelectorBase",
-}
-
-
 def _documented_with_examples(mod_name: str, name: str) -> None:
     obj = getattr(importlib.import_module(mod_name), name)
     if inspect.isclass(obj) or inspect.isroutine(obj):
@@ -193,27 +124,42 @@ def _documented_with_examples(mod_name: str, name: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "mod_name, name",
-    [p for p in public_names() if f"{p[0]}.{p[1]}" not in NOT_DOCUMENTED_YET],
-    ids=[f"{m}.{n}" for m, n in public_names() if f"{m}.{n}" not in NOT_DOCUMENTED_YET],
+    "mod_name, name", public_names(), ids=[f"{m}.{n}" for m, n in public_names()]
 )
 def test_public_name_has_a_docstring_with_examples(mod_name, name):
     _documented_with_examples(mod_name, name)
 
 
-def test_not_documented_yet_is_current():
-    public = {f"{m}.{n}" for m, n in public_names()}
-    gone = sorted(NOT_DOCUMENTED_YET - public)
-    assert not gone, f"not public any more, remove from NOT_DOCUMENTED_YET: {gone}"
-    done = []
-    for full in sorted(NOT_DOCUMENTED_YET):
-        mod_name, name = full.rsplit(".", 1)
-        try:
-            _documented_with_examples(mod_name, name)
-        except AssertionError:
-            continue
-        done.append(full)
-    assert not done, f"documented now, remove from NOT_DOCUMENTED_YET: {done}"
+def value_examples() -> list[tuple[str, str, str]]:
+    """``(module, name, comment)`` of every public value whose ``#:`` comment has an example.
+
+    Doctests find docstrings only, so tests/test_docstrings.py does not see these.
+    """
+    from sphinx.pycode import ModuleAnalyzer
+
+    found = []
+    for e in apigen.entries():
+        if e.kind == "data" and e.module == e.home:
+            lines = ModuleAnalyzer.for_module(e.home).find_attr_docs().get(("", e.name), [])
+            text = "\n".join(lines)
+            if ">>> " in text:
+                found.append((e.home, e.name, text))
+    return found
+
+
+@pytest.mark.parametrize(
+    "mod_name, name, comment", value_examples(), ids=[f"{m}.{n}" for m, n, _ in value_examples()]
+)
+def test_value_comment_example_runs(mod_name, name, comment, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # examples that write files write them here
+    module = importlib.import_module(mod_name)
+    test = doctest.DocTestParser().get_doctest(
+        comment, dict(vars(module)), f"{mod_name}.{name}", module.__file__, 0
+    )
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    out: list[str] = []
+    runner.run(test, out=out.append)
+    assert test.examples and runner.failures == 0, "".join(out)
 
 
 def test_module_docstrings_exist():

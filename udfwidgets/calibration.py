@@ -81,7 +81,15 @@ SIG_NAMES = ("det_y", "det_x")
 
 
 class CalibrationError(ValueError):
-    """A calibration value or unit that cannot be used."""
+    """A calibration value or unit that cannot be used.
+
+    Examples
+    --------
+    >>> Calibration(scan_step=-1, scan_unit="nm")
+    Traceback (most recent call last):
+    ...
+    udfwidgets.calibration.CalibrationError: scan_step must be a positive finite number, got -1
+    """
 
 
 def electron_wavelength(beam_energy_kev: float) -> float:

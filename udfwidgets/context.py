@@ -39,7 +39,23 @@ class RunCancelled(BaseException):
 
 class UDFRunCancelled(RunCancelled):
     """A run was cancelled (LiberTEM's name): what stops the driver of a cancelled
-    async run; ``except RunCancelled`` catches it too."""
+    async run; ``except RunCancelled`` catches it too.
+
+    It is raised asynchronously in the thread that drives the run when the
+    awaiting task is cancelled, so no synchronous call raises it; code that
+    cleans up after a cancelled run catches it by either name.
+
+    Examples
+    --------
+    >>> from udfwidgets.api import RunCancelled, UDFRunCancelled
+    >>> issubclass(UDFRunCancelled, RunCancelled)
+    True
+    >>> try:
+    ...     raise UDFRunCancelled("cancelled")
+    ... except RunCancelled as exc:
+    ...     print(type(exc).__name__, exc)
+    UDFRunCancelled cancelled
+    """
 
 
 class Context:

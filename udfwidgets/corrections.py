@@ -60,7 +60,16 @@ __all__ = [
 
 
 class CorrectionError(ValueError):
-    """A correction does not fit the dataset (shape, dtype, values)."""
+    """A correction does not fit the dataset (shape, dtype, values).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> CorrectionSet(dark=np.array([[1.0, np.nan], [1.0, 1.0]]))
+    Traceback (most recent call last):
+    ...
+    udfwidgets.corrections.CorrectionError: dark holds NaN or infinite values (e.g. at [[0, 1]]): replace them and list those pixels in excluded_pixels instead
+    """
 
 
 def corrected_dtype(dtype: Any) -> np.dtype:
@@ -331,6 +340,16 @@ class PreparedCorrections:
 
     Built once per run on the main node (:meth:`CorrectionSet.prepare`) and
     sent with every partition task; small (a few signal-sized arrays).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> corr = CorrectionSet(dark=np.ones((3, 3)), excluded_pixels=[(1, 1)])
+    >>> state = corr.prepare((3, 3), np.uint16)
+    >>> state.sig_shape, state.dtype, state.num_excluded
+    ((3, 3), dtype('float32'), 1)
+    >>> correct_tile(np.full((1, 3, 3), 5, dtype=np.uint16), state)[0, 1]
+    array([4., 4., 4.], dtype=float32)
     """
 
     def __init__(

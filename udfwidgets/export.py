@@ -81,15 +81,50 @@ __all__ = [
     "export_dataset",
 ]
 
+#: The file suffixes :func:`save_results` writes, each naming its format.
+#:
+#: Examples
+#: --------
+#: >>> ".npz" in SUFFIXES, ".csv" in SUFFIXES
+#: (True, False)
 SUFFIXES = (".h5", ".hdf5", ".zarr", ".nc", ".tif", ".tiff", ".npz", ".hspy")
 
 
 class ExportError(ValueError):
-    """Results or a dataset that cannot be written as asked."""
+    """Results or a dataset that cannot be written as asked.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from udfwidgets import Context
+    >>> from udfwidgets.udf.sum import SumUDF
+    >>> ctx = Context(executor="inline")
+    >>> res = ctx.run_udf(dataset=ctx.load("memory", data=np.ones((2, 2, 3, 3))), udf=SumUDF())
+    >>> save_results(res, "sum.npz", buffers=["intnesity"])
+    Traceback (most recent call last):
+    ...
+    udfwidgets.export.ExportError: no buffer named ['intnesity']; the results hold ['intensity']
+    """
 
 
 def buffer_context(dataset: Any, udf: Any, name: str) -> dict[str, Any]:
-    """What a result buffer remembers of its run (set on ``BufferWrapper.context``)."""
+    """What a result buffer remembers of its run (set on ``BufferWrapper.context``).
+
+    The exporters write it as the file's metadata.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from udfwidgets import Context
+    >>> from udfwidgets.udf.sum import SumUDF
+    >>> ctx = Context(executor="inline")
+    >>> ds = ctx.load("memory", data=np.ones((2, 2, 3, 3)))
+    >>> info = buffer_context(ds, SumUDF(dtype="float64"), "intensity")
+    >>> info["udf"], info["params"], info["dataset_type"]
+    ('SumUDF', {'dtype': 'float64'}, 'MemoryDataSet')
+    >>> ctx.run_udf(dataset=ds, udf=SumUDF())["intensity"].context["buffer"]
+    'intensity'
+    """
     path = getattr(dataset, "path", None)
     try:
         cal = dataset.calibration

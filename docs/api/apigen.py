@@ -66,6 +66,14 @@ class Entry:
         return f"{self.home}.{self.name}"
 
 
+def _has_comment(mod_name: str, name: str) -> bool:
+    """True when ``mod_name``'s source documents ``name`` with a ``#:`` comment (an assignment
+    there, not an import, which autodoc could not document)."""
+    from sphinx.pycode import ModuleAnalyzer
+
+    return ("", name) in ModuleAnalyzer.for_module(mod_name).find_attr_docs()
+
+
 def entries(package: str = PACKAGE) -> list[Entry]:
     """Every public name of every public module, with the page that documents it."""
     modules = {name: importlib.import_module(name) for name in public_modules(package)}
@@ -82,6 +90,8 @@ def entries(package: str = PACKAGE) -> list[Entry]:
         kind = kind_of(obj)
         same = [m for m, _, o in exports[name] if o is obj]
         defined_in = getattr(obj, "__module__", None) if kind != "data" else None
+        if kind == "data":  # no __module__: where its `#:` comment is, if one has it
+            same = [m for m in same if _has_comment(m, name)] or same
         if defined_in in same:
             home = defined_in
         else:  # defined in a private module, or data: the deepest public module exporting it

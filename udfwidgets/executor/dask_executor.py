@@ -34,11 +34,49 @@ SCATTER_BLOB_BYTES = 1 << 20
 
 
 class ClusterClosedError(RuntimeError):
-    """The executor's dask client (or the Context) is closed."""
+    """The executor's dask client (or the Context) is closed.
+
+    Examples
+    --------
+    A Context on a client that is closed under it (an in-process cluster here):
+
+    >>> import numpy as np
+    >>> from distributed import Client
+    >>> from udfwidgets import Context
+    >>> from udfwidgets.udf.sum import SumUDF
+    >>> client = Client(processes=False, n_workers=1, dashboard_address=None)
+    >>> ctx = Context(executor="dask", client=client)
+    >>> ds = ctx.load("memory", data=np.ones((2, 2, 3, 3)))
+    >>> client.close()
+    >>> ctx.run_udf(dataset=ds, udf=SumUDF())
+    Traceback (most recent call last):
+    ...
+    udfwidgets.executor.dask_executor.ClusterClosedError: the dask client of this Context is closed (scheduler inproc://...): make a new Context with a running client
+    >>> ctx.close()
+    """
 
 
 class NoWorkersError(RuntimeError):
-    """The dask cluster has no workers to run a partition on."""
+    """The dask cluster has no workers to run a partition on.
+
+    Examples
+    --------
+    A cluster without workers (in-process here); the run waits ``wait_for_workers``
+    seconds for one:
+
+    >>> import numpy as np
+    >>> from distributed import Client, LocalCluster
+    >>> from udfwidgets import Context
+    >>> from udfwidgets.udf.sum import SumUDF
+    >>> cluster = LocalCluster(n_workers=0, processes=False, dashboard_address=None)
+    >>> client = Client(cluster)
+    >>> ctx = Context(executor=DaskExecutor(client=client, wait_for_workers=0.1))
+    >>> ctx.run_udf(dataset=ctx.load("memory", data=np.ones((2, 2, 3, 3))), udf=SumUDF())
+    Traceback (most recent call last):
+    ...
+    udfwidgets.executor.dask_executor.NoWorkersError: the dask cluster at inproc://... has no workers (waited 0.1 s): start workers (`dask worker inproc://...`), or wait until restarted ones have joined
+    >>> ctx.close(); client.close(); cluster.close()
+    """
 
 
 class DaskExecutor(Executor):
@@ -93,6 +131,8 @@ class DaskExecutor(Executor):
         self.wait_for_workers = float(wait_for_workers)
         self.cluster = None  # a LocalCluster this executor started and owns
         self.client, self._own_client, self.cluster = _connect(client, self._n_jobs)
+        self._scheduler = "?"
+        self._scheduler = self._address()  # for messages after the client has closed
         try:
             self._setup_workers()
         except Exception:
@@ -130,7 +170,7 @@ class DaskExecutor(Executor):
         try:
             return str(self.client.scheduler.address)
         except Exception:
-            return "?"
+            return self._scheduler  # the client is closed: the address it had
 
     def workers(self, wait: bool = True) -> dict[str, int]:
         """``{worker address: threads}`` of the cluster now; with ``wait``, waits for at

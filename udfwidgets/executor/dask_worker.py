@@ -31,6 +31,13 @@ from distributed import WorkerPlugin
 
 __all__ = ["WorkerSetup", "TaskStopped", "run_task", "PLUGIN_NAME"]
 
+#: The name :class:`WorkerSetup` is registered under on every worker
+#: (``dask_worker.plugins[PLUGIN_NAME]``).
+#:
+#: Examples
+#: --------
+#: >>> WorkerSetup(client_pid=0, threads_per_host={}).name == PLUGIN_NAME
+#: True
 PLUGIN_NAME = "udfwidgets-worker-setup"
 
 _BLAS_VARS = (
@@ -49,7 +56,27 @@ _LOCK = threading.Lock()
 
 class TaskStopped(BaseException):
     """Raised inside a worker thread whose task was cancelled (BaseException, so that a
-    UDF's ``except Exception`` does not swallow it)."""
+    UDF's ``except Exception`` does not swallow it).
+
+    Examples
+    --------
+    The scheduler cancels task ``"k"`` while it runs (here the task itself plays the
+    scheduler); the ``except Exception`` of the task does not catch the stop:
+
+    >>> import os
+    >>> plugin = WorkerSetup(client_pid=os.getpid(), threads_per_host={})
+    >>> def work(task):
+    ...     try:
+    ...         plugin.transition("k", "executing", "cancelled")
+    ...         for _ in range(10):
+    ...             pass
+    ...     except Exception:
+    ...         return "swallowed"
+    ...     except TaskStopped:
+    ...         return "stopped"
+    >>> run_task(work, None, "k")
+    'stopped'
+    """
 
 
 class TaskCancelledError(RuntimeError):
@@ -64,7 +91,20 @@ def run_task(fn: Callable, task: Any, key: str, blob: bytes | None = None) -> An
     """Run ``fn(task)`` so that :func:`stop_task` can interrupt it.
 
     ``blob`` (the run's pickled UDFs, sent once per worker when large) is put
-    back into the task here.
+    back into the task here. A task stopped by :class:`TaskStopped` reports a
+    ``TaskCancelledError``.
+
+    Examples
+    --------
+    >>> run_task(lambda task: task * 2, 21, "udfwidgets-run-0")
+    42
+    >>> def work(task):
+    ...     stop_task("udfwidgets-run-1")  # what the scheduler's cancel leads to
+    ...     return task * 2
+    >>> run_task(work, 21, "udfwidgets-run-1")
+    Traceback (most recent call last):
+    ...
+    udfwidgets.executor.dask_worker.TaskCancelledError: task udfwidgets-run-1 was cancelled
     """
     try:
         if blob is not None:
@@ -111,6 +151,19 @@ class WorkerSetup(WorkerPlugin):
     threads_per_host : dict of str to int
         Worker threads per host, at registration; BLAS/OpenMP get
         ``cores // threads`` threads per worker process.
+
+    Examples
+    --------
+    The dask executor registers it (``client.register_plugin``); a worker in the
+    client's own process is left as it is:
+
+    >>> import os
+    >>> plugin = WorkerSetup(client_pid=os.getpid(), threads_per_host={"127.0.0.1": 2})
+    >>> plugin.name
+    'udfwidgets-worker-setup'
+    >>> plugin.setup(worker=None)
+    >>> plugin.report["in_client"]
+    True
     """
 
     idempotent = True

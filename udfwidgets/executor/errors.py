@@ -102,7 +102,25 @@ class ContextClosedError(RuntimeError):
 
 
 class UnpicklableError(RuntimeError):
-    """A worker's exception could not travel back to the main process; its text did."""
+    """A worker's exception could not travel back to the main process; its text did.
+
+    Examples
+    --------
+    An exception whose ``__init__`` takes other arguments than it gives to
+    ``Exception.__init__`` cannot be unpickled; :class:`portable_errors` (around every
+    task) sends its type, message and traceback as text instead:
+
+    >>> class PairError(Exception):
+    ...     def __init__(self, a, b):
+    ...         super().__init__(f"{a} and {b}")
+    >>> def task(x):
+    ...     raise PairError(x, 2)
+    >>> try:
+    ...     portable_errors(task)(1)
+    ... except UnpicklableError as e:
+    ...     print(str(e).splitlines()[0])
+    PairError: 1 and 2 (raised in a worker; the exception itself cannot be pickled, so it is reported as text. Let its __init__ accept the arguments it passes to Exception.__init__.)
+    """
 
 
 class portable_errors:

@@ -68,7 +68,23 @@ def user_stacklevel() -> int:
 
 
 class RoiWarning(UserWarning):
-    """A numeric (not bool) roi was read as a mask."""
+    """A numeric (not bool) roi was read as a mask.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> from udfwidgets import Context
+    >>> from udfwidgets.udf.sum import SumUDF
+    >>> ctx = Context(executor="inline")
+    >>> ds = ctx.load("memory", data=np.ones((2, 2, 3, 3)))
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     res = ctx.run_udf(dataset=ds, udf=SumUDF(), roi=np.array([[1, 0], [0, 1]]))
+    >>> print(caught[0].category.__name__, caught[0].message)
+    RoiWarning roi of dtype int64 is read as a mask of the navigation shape (1 = selected, 0 = not); pass a bool array (roi.astype(bool)) to silence this warning
+    >>> float(res["intensity"].data[0, 0])  # two frames selected
+    2.0
+    """
 
 
 def _roi_hint(nav_shape: tuple[int, ...], n: int) -> str:
@@ -451,7 +467,23 @@ def as_udf_list(udf: Any) -> tuple[list[UDF], bool]:
 
 
 def check_dataset(dataset: Any) -> None:
-    """A ``TypeError`` that says how to make a dataset from what was given."""
+    """A ``TypeError`` that says how to make a dataset from what was given.
+
+    Examples
+    --------
+    ``run_udf`` and friends check their ``dataset`` with it:
+
+    >>> from udfwidgets import Context
+    >>> from udfwidgets.udf.sum import SumUDF
+    >>> Context(executor="inline").run_udf(dataset=np.zeros((2, 2, 3, 3)), udf=SumUDF())
+    Traceback (most recent call last):
+    ...
+    TypeError: dataset must be a udfwidgets dataset, got ndarray: wrap an array with ctx.load("memory", data=array)
+    >>> check_dataset("scan.npy")
+    Traceback (most recent call last):
+    ...
+    TypeError: dataset must be a udfwidgets dataset, got str: open the file with ctx.load("auto", path='scan.npy')
+    """
     from ..io.dataset import DataSet
 
     if isinstance(dataset, DataSet):
@@ -491,7 +523,22 @@ def dataset_files(dataset: Any) -> list[str]:
 
 
 def check_outputs(udfs: Sequence[UDF], dataset: Any) -> None:
-    """Refuse, before any work, a UDF that would write one of the files the dataset reads."""
+    """Refuse, before any work, a UDF that would write one of the files the dataset reads.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from udfwidgets import Context
+    >>> from udfwidgets.udf.record import RecordUDF
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = os.path.join(tmp, "scan.npy")
+    ...     np.save(path, np.zeros((2, 2, 3, 3)))
+    ...     ds = Context(executor="inline").load("npy", path=path)
+    ...     check_outputs([RecordUDF(path, overwrite=True)], ds)
+    Traceback (most recent call last):
+    ...
+    ValueError: RecordUDF would write '.../scan.npy', which is the file the dataset reads ('.../scan.npy'; the same file, a hard link or a symlink): writing it would destroy the input. Choose another filename.
+    """
     from ..io.atomic import same_file
 
     inputs = dataset_files(dataset)
@@ -509,7 +556,20 @@ def check_outputs(udfs: Sequence[UDF], dataset: Any) -> None:
 
 
 def commit_outputs(udfs: Sequence[UDF]) -> None:
-    """The run succeeded: move every UDF's output file into place."""
+    """The run succeeded: move every UDF's output file into place.
+
+    A UDF that writes files (:class:`~udfwidgets.udf.record.RecordUDF`) has a
+    ``_commit_outputs`` method; UDFs without one are skipped.
+
+    Examples
+    --------
+    >>> from udfwidgets import UDF
+    >>> class Writes(UDF):
+    ...     def _commit_outputs(self):
+    ...         print("temporary file renamed into place")
+    >>> commit_outputs([Writes(), UDF()])
+    temporary file renamed into place
+    """
     for udf in udfs:
         commit = getattr(udf, "_commit_outputs", None)
         if commit is not None:
@@ -517,7 +577,23 @@ def commit_outputs(udfs: Sequence[UDF]) -> None:
 
 
 def abort_outputs(udfs: Sequence[UDF]) -> None:
-    """The run failed or stopped: remove the UDFs' temporary output files."""
+    """The run failed or stopped: remove the UDFs' temporary output files.
+
+    Calls each UDF's ``_abort_outputs`` (UDFs without one are skipped); an error
+    there does not hide the error that stopped the run.
+
+    Examples
+    --------
+    >>> from udfwidgets import UDF
+    >>> class Writes(UDF):
+    ...     def _abort_outputs(self):
+    ...         print("temporary file removed")
+    >>> class Broken(UDF):
+    ...     def _abort_outputs(self):
+    ...         raise OSError("disk gone")
+    >>> abort_outputs([Broken(), Writes(), UDF()])
+    temporary file removed
+    """
     for udf in udfs:
         abort = getattr(udf, "_abort_outputs", None)
         if abort is not None:
@@ -531,7 +607,27 @@ def abort_outputs(udfs: Sequence[UDF]) -> None:
 
 
 class ProcessReturnWarning(UserWarning):
-    """A UDF's process method returns a value, which the runner ignores."""
+    """A UDF's process method returns a value, which the runner ignores.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> from udfwidgets import UDF, Context
+    >>> class Returns(UDF):
+    ...     def get_result_buffers(self):
+    ...         return {"total": self.buffer(kind="nav")}
+    ...     def process_frame(self, frame):
+    ...         return frame.sum()  # should be: self.results.total[:] = frame.sum()
+    >>> ctx = Context(executor="inline")
+    >>> ds = ctx.load("memory", data=np.ones((1, 2, 3, 3)))
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     res = ctx.run_udf(dataset=ds, udf=Returns())
+    >>> print(caught[0].category.__name__, caught[0].message)
+    ProcessReturnWarning Returns.process_frame() returns a value, which is ignored: process methods must write their results into the result buffers (e.g. self.results.<name>[:] = value) and return nothing; buffers that are not written stay zero (NaN outside the roi)
+    >>> res["total"].data
+    array([[0., 0.]], dtype=float32)
+    """
 
 
 def _returns_value(func: Any) -> bool:

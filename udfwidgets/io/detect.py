@@ -24,7 +24,16 @@ __all__ = ["REGISTRY", "Kind", "kinds", "dataset_class", "detect", "open_auto"]
 
 
 class Kind(NamedTuple):
-    """One dataset kind: its name, module (relative to ``udfwidgets.io``), class and extensions."""
+    """One dataset kind: its name, module (relative to ``udfwidgets.io``), class and extensions.
+
+    Examples
+    --------
+    >>> raw = next(k for k in REGISTRY if k.kind == "raw")
+    >>> raw
+    Kind(kind='raw', module='files', cls='RawDataSet', extensions=('.raw',), sniffs=False)
+    >>> [k.kind for k in REGISTRY if ".h5" in k.extensions]
+    ['hdf5']
+    """
 
     kind: str
     module: str
@@ -175,7 +184,21 @@ def detect(path) -> tuple[str, str]:
 
 
 def open_auto(**kwargs) -> DataSet:
-    """``ctx.load("auto", path=..., ...)``: detect the kind and open the file with it."""
+    """``ctx.load("auto", path=..., ...)``: detect the kind and open the file with it.
+
+    The other keywords go to the reader of the detected kind; ``sig_shape=`` and
+    ``dtype=`` without a ``.npy`` file mean a raw file.
+
+    Examples
+    --------
+    >>> import os, tempfile, numpy as np
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = os.path.join(tmp, "scan.npy")
+    ...     np.save(path, np.zeros((2, 3, 4, 4), dtype=np.uint16))
+    ...     ds = open_auto(path=path)
+    ...     type(ds).__name__, ds.detected, tuple(ds.shape)
+    ('NpyDataSet', 'content', (2, 3, 4, 4))
+    """
     path = kwargs.get("path")
     lower = str(path).lower() if isinstance(path, (str, os.PathLike)) else ""
     if lower and {"sig_shape", "dtype"} <= kwargs.keys() and not lower.endswith(".npy"):

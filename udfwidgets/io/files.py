@@ -49,7 +49,24 @@ RELEASE_HOOKS: list[Callable[[], int | None]] = []
 
 
 class TruncatedFileWarning(UserWarning):
-    """A file ends inside a frame: that frame is not read (it counts as missing)."""
+    """A file ends inside a frame: that frame is not read (it counts as missing).
+
+    Examples
+    --------
+    A file of 4-byte frames that ends 2 bytes into its third frame:
+
+    >>> import os, tempfile, warnings
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = os.path.join(tmp, "f.bin")
+    ...     _ = open(path, "wb").write(bytes(10))
+    ...     with warnings.catch_warnings(record=True) as caught:
+    ...         warnings.simplefilter("always")
+    ...         n = whole_frames(path, offset=0, stride=4)
+    >>> n, caught[0].category.__name__
+    (2, 'TruncatedFileWarning')
+    >>> print(str(caught[0].message).split(": ", 1)[1])
+    2 bytes of a 4-byte frame are there; it is not read. The file is truncated (an interrupted acquisition or copy).
+    """
 
 
 def release_maps() -> int:
@@ -283,6 +300,18 @@ class GeometryPartition(Partition):
     frames (byte order, unpacking, chip assembly), one tile at a time; it must
     be a picklable function. Without it the stored frames (views of the map)
     are returned as they are.
+
+    Examples
+    --------
+    The partitions of a ``.npy`` file; ``read`` takes dataset frame indices:
+
+    >>> import os, tempfile, numpy as np
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = os.path.join(tmp, "scan.npy")
+    ...     np.save(path, np.arange(6 * 4, dtype=np.uint16).reshape(2, 3, 2, 2))
+    ...     parts = NpyDataSet(path, num_partitions=2).get_partitions()
+    ...     parts, parts[1].read(3, 5)[:, 0, 0].tolist()
+    ([<GeometryPartition 0: frames 0:3>, <GeometryPartition 1: frames 3:6>], [12, 16])
     """
 
     def __init__(
@@ -330,6 +359,35 @@ class FramesDataSet(DataSet):
 
     Subclasses set ``shape``, ``dtype``, ``files``, ``geometry`` and optionally
     ``decode`` (see :class:`GeometryPartition`).
+
+    Examples
+    --------
+    A reader for a file of 2x2 ``uint16`` frames, each after an 8-byte header:
+
+    >>> import os, tempfile, numpy as np
+    >>> from udfwidgets import Context
+    >>> from udfwidgets.io.geometry import resolve
+    >>> from udfwidgets.io.shape import Shape
+    >>> from udfwidgets.udf.sum import SumUDF
+    >>> class HeaderedDataSet(FramesDataSet):
+    ...     kind = "headered"
+    ...     def __init__(self, path, nav_shape=None):
+    ...         super().__init__()
+    ...         self.path, self.dtype = path, np.dtype(np.uint16)
+    ...         n = os.path.getsize(path) // 16  # 8 header bytes + 8 frame bytes
+    ...         self.files = FrameFiles([Segment(path, 8, n, stride=16)], self.dtype, (2, 2))
+    ...         self.geometry = resolve(n, nav_shape)
+    ...         self.shape = Shape(self.geometry.nav_shape + (2, 2), sig_dims=2)
+    >>> rec = np.zeros(6, dtype=[("header", "u1", 8), ("frame", "<u2", (2, 2))])
+    >>> rec["header"], rec["frame"] = 255, np.arange(6).reshape(6, 1, 1)
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = os.path.join(tmp, "scan.bin")
+    ...     rec.tofile(path)
+    ...     ds = HeaderedDataSet(path, nav_shape=(2, 3))
+    ...     res = Context(executor="inline").run_udf(dataset=ds, udf=SumUDF())
+    >>> ds.shape, res["intensity"].data  # 0 + 1 + ... + 5 in every pixel
+    (Shape((2, 3, 2, 2), sig_dims=2), array([[15., 15.],
+           [15., 15.]], dtype=float32))
     """
 
     files: FrameFiles

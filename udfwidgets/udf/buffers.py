@@ -81,6 +81,27 @@ class MaskedResult:
     Made by :meth:`UDF.with_mask`; the run turns it into a
     :class:`BufferWrapper` whose :attr:`BufferWrapper.valid_mask` is ``mask``
     (broadcast to the buffer's shape) instead of the default.
+
+    Examples
+    --------
+    A UDF whose result is valid only where a frame had any intensity:
+
+    >>> import numpy as np
+    >>> from udfwidgets import UDF, Context
+    >>> class Total(UDF):
+    ...     def get_result_buffers(self):
+    ...         return {"total": self.buffer(kind="nav")}
+    ...     def process_frame(self, frame):
+    ...         self.results.total[:] = frame.sum()
+    ...     def get_results(self):
+    ...         total = self.results.total
+    ...         return {"total": self.with_mask(total, mask=total > 0)}
+    >>> data = np.ones((1, 3, 2, 2))
+    >>> data[0, 1] = 0
+    >>> ctx = Context(executor="inline")
+    >>> res = ctx.run_udf(dataset=ctx.load("memory", data=data), udf=Total())
+    >>> res["total"].data, res["total"].valid_mask
+    (array([[4., 0., 4.]], dtype=float32), array([[ True, False,  True]]))
     """
 
     def __init__(self, data: Any, mask: Any):

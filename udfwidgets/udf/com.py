@@ -20,7 +20,27 @@ REGRESSIONS = {0: "none", 1: "linear"}
 class RegressionOptions(enum.IntEnum):
     """LiberTEM's numbering of ``regression`` (used with :class:`CoMParams` and
     :meth:`CoMUDF.with_params`; our own ``CoMUDF(regression=...)`` keyword
-    numbers 0 = none, 1 = linear)."""
+    numbers 0 = none, 1 = linear).
+
+    Examples
+    --------
+    A spot that moves one pixel right per scan position, with each option:
+
+    >>> import numpy as np
+    >>> from udfwidgets import Context
+    >>> data = np.zeros((1, 3, 5, 5))
+    >>> for x in range(3):
+    ...     data[0, x, 2, 2 + x] = 1
+    >>> ctx = Context(executor="inline")
+    >>> ds = ctx.load("memory", data=data)
+    >>> for option in RegressionOptions:
+    ...     udf = CoMUDF.with_params(cy=2, cx=2, regression=option)
+    ...     field_x = ctx.run_udf(dataset=ds, udf=udf)["field_x"].data
+    ...     print(option.name, int(option), (np.round(field_x, 6) + 0.0).tolist())
+    NO_REGRESSION -1 [[0.0, 1.0, 2.0]]
+    SUBTRACT_MEAN 0 [[-1.0, 0.0, 1.0]]
+    SUBTRACT_LINEAR 1 [[0.0, 0.0, 0.0]]
+    """
 
     NO_REGRESSION = -1
     SUBTRACT_MEAN = 0

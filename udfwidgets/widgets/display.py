@@ -45,6 +45,16 @@ __all__ = [
 SCALES = ("linear", "log", "gamma")
 
 #: Colour maps offered by the colour-map control (any other matplotlib name can be given).
+#:
+#: Examples
+#: --------
+#: >>> d = DisplayModel("sig", cmap="twilight")  # any matplotlib name
+#: >>> d.cmap, "magma" in COLORMAPS
+#: ('twilight', True)
+#: >>> DisplayModel("sig", cmap="viridiss")
+#: Traceback (most recent call last):
+#: ...
+#: ValueError: cmap='viridiss' is not a matplotlib colour map; try one of viridis, magma, inferno, plasma, cividis, gray, gray_r, hot, coolwarm, RdBu_r, twilight
 COLORMAPS = (
     "viridis",
     "magma",
@@ -63,6 +73,14 @@ COLORMAPS = (
 DEFAULT_PERCENTILES = (0.1, 99.9)
 
 #: Colour of pixels without a value (not computed yet, outside the roi, <= 0 in log).
+#:
+#: Examples
+#: --------
+#: A matplotlib grey level; every display's colour map paints masked pixels in it:
+#:
+#: >>> from matplotlib.colors import to_hex
+#: >>> to_hex(MISSING_COLOR), to_hex(DisplayModel("sig", cmap="magma").colormap().get_bad())
+#: ('#d9d9d9', '#d9d9d9')
 MISSING_COLOR = "0.85"
 
 

@@ -33,7 +33,16 @@ class Entry:
     """One buffer (or plain array) to inspect.
 
     ``valid`` is a bool mask over the base shape (the shape without
-    ``extra_shape``), or None when every entry is valid.
+    ``extra_shape``), or None when every entry is valid. :func:`entries_from`
+    makes them from a run's results.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> valid = np.array([[True, False, True], [False, False, False]])
+    >>> e = Entry("sum", "intensity", "nav", np.arange(6.0).reshape(2, 3), valid=valid)
+    >>> e.base_shape, e.n_valid, round(e.fraction_valid, 3), e.valid_values()
+    ((2, 3), 2, 0.333, array([0., 2.]))
     """
 
     label: str

@@ -15,7 +15,17 @@ __all__ = ["PlotChoice", "drawable_problem", "declarations_of", "parse_plot_spec
 
 @dataclass(frozen=True)
 class PlotChoice:
-    """One plot to make: buffer ``name`` of UDF ``udf_index``, through ``function``."""
+    """One plot to make: buffer ``name`` of UDF ``udf_index``, through ``function``.
+
+    ``optional`` plots (from ``plots=True``) are skipped instead of failing when
+    their buffer turns out not to be drawable.
+
+    Examples
+    --------
+    >>> choice = PlotChoice(0, "intensity", np.log1p, "SumUDF: intensity (log1p)", False)
+    >>> choice.name, float(choice.function(np.e - 1))
+    ('intensity', 1.0)
+    """
 
     udf_index: int
     name: str
@@ -64,6 +74,14 @@ def declarations_of(udf: Any, dataset: Any, roi: np.ndarray | None) -> dict:
     """The validated buffer declarations of ``udf`` for a run on ``dataset``.
 
     Works on a clean copy, so ``udf`` itself is not changed.
+
+    Examples
+    --------
+    >>> from udfwidgets import Context
+    >>> from udfwidgets.udf.sumsigudf import SumSigUDF
+    >>> ds = Context(executor="inline").load("memory", data=np.ones((2, 3, 4, 4)))
+    >>> declarations_of(SumSigUDF(), ds, roi=None)
+    {'intensity': BufferDeclaration(kind='nav', extra_shape=(), dtype=dtype('float64'), use=None)}
     """
     from ...executor.plan import validate_buffers
     from ...executor.task import make_meta
@@ -95,6 +113,22 @@ def parse_plot_spec(
     Accepted: ``True`` (every drawable buffer of every UDF), one list per UDF
     (each ``True``, ``None`` or a list of names and ``(name, function)``
     pairs), or, for a run of one UDF, a flat list of names and pairs.
+
+    Examples
+    --------
+    >>> from udfwidgets import Context
+    >>> from udfwidgets.udf.sum import SumUDF
+    >>> from udfwidgets.udf.sumsigudf import SumSigUDF
+    >>> ds = Context(executor="inline").load("memory", data=np.ones((2, 3, 4, 4)))
+    >>> udfs = [SumUDF(), SumSigUDF()]
+    >>> decls = [declarations_of(udf, ds, None) for udf in udfs]
+    >>> spec = [["intensity"], [("intensity", np.log1p)]]
+    >>> [c.title for c in parse_plot_spec(spec, udfs, decls, (2, 3), (4, 4))]
+    ['SumUDF: intensity', 'SumSigUDF: intensity (log1p)']
+    >>> parse_plot_spec([["intensty"], []], udfs, decls, (2, 3), (4, 4))
+    Traceback (most recent call last):
+    ...
+    ValueError: SumUDF (UDF number 0) has no buffer 'intensty'; its buffers are: intensity
     """
     n = len(udfs)
     if spec is True:

@@ -25,6 +25,19 @@ from . import shapes as geo
 
 __all__ = ["MaskSelectorBase", "MODES", "as_image"]
 
+#: How a new shape combines with the selection (the ``mode`` of every selector and of its
+#: ``set_*`` methods): added to it, cut out of it, or replacing it.
+#:
+#: Examples
+#: --------
+#: >>> from udfwidgets.widgets import RoiSelector
+#: >>> sel = RoiSelector(np.zeros((1, 4)))
+#: >>> for mode, left in zip(MODES, (0, 1, 3)):
+#: ...     _ = sel.set_rectangle(top=0, left=left, height=1, width=2, mode=mode)
+#: ...     print(mode, sel.roi.astype(int).tolist())
+#: add [[1, 1, 0, 0]]
+#: subtract [[1, 0, 0, 0]]
+#: replace [[0, 0, 0, 1]]
 MODES = ("add", "subtract", "replace")
 
 #: Words, not symbols: they render with any font.
@@ -49,6 +62,29 @@ class MaskSelectorBase(widgets.VBox):
 
     Subclasses set :attr:`_value_name` (the name of the mask trait), declare
     that trait, and list their :attr:`_tools` and :attr:`_side`.
+
+    Examples
+    --------
+    A selector of pixels whose mask trait is ``picked``:
+
+    >>> import numpy as np
+    >>> import traitlets
+    >>> class PixelPicker(MaskSelectorBase):
+    ...     _value_name = "picked"
+    ...     _tools = ("point", "rectangle")
+    ...     picked = traitlets.Any(None, allow_none=True)
+    ...     @traitlets.validate("picked")
+    ...     def _check(self, proposal):
+    ...         return self._validate_mask(proposal["value"])
+    ...     @traitlets.observe("picked")
+    ...     def _changed(self, change):
+    ...         self._selection_changed(change)
+    >>> sel = PixelPicker(np.zeros((2, 3)), tool="point")
+    >>> _ = sel.set_point(1, 2)
+    >>> _ = sel.set_point(0, 0)
+    >>> sel.picked.astype(int).tolist(), sel.describe_selection()
+    ([[1, 0, 0], [0, 0, 1]], '2 of 6 pixels selected')
+    >>> sel.close()
     """
 
     _value_name: ClassVar[str] = "mask"
