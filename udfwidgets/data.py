@@ -29,9 +29,9 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -51,6 +51,7 @@ __all__ = [
     "write_tvips",
     "write_dm",
     "write_ser",
+    "write_k2is",
 ]
 
 #: Label of vacuum frames in :attr:`SyntheticTruth.labels`.
@@ -887,16 +888,16 @@ def _no_extra(kwargs: dict) -> None:
 
 
 # Writers of the detector formats (each in its reader's module), so the synthetic scan
-# (make_4dstem) can be written in every format the package reads.
+# (make_4dstem) can be written in every format the package reads; the HDF5-family ones
+# (write_hdf5, write_dectris, write_zarr) are re-exported per the formats interface.
 from .io.blo import write_blo  # noqa: E402
+from .io.dectris import write_dectris  # noqa: E402,F401
 from .io.dm import write_dm  # noqa: E402
 from .io.empad import write_empad  # noqa: E402
+from .io.hdf5 import write_hdf5  # noqa: E402,F401
+from .io.k2is import write_k2is  # noqa: E402
 from .io.mib import write_mib  # noqa: E402
 from .io.mrc import write_mrc  # noqa: E402
 from .io.ser import write_ser  # noqa: E402
 from .io.tvips import write_tvips  # noqa: E402
-
-# Writers of the HDF5-family formats (branch hdf5), re-exported per the formats interface
-from .io.hdf5 import write_hdf5  # noqa: E402,F401
-from .io.dectris import write_dectris  # noqa: E402,F401
 from .io.zarr import write_zarr  # noqa: E402,F401
