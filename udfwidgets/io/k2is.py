@@ -215,8 +215,10 @@ class _Sectors:
         bh, bw = self.block_shape
         h, w = self.sector_shape
         rows_n, cols_n = h // bh, w // bw
+        bb = self.block_bytes
         out = np.empty((n, h, SECTORS * w), dtype=np.uint16)
-        grid = out.reshape(n, rows_n, bh, SECTORS, cols_n, bw)
+        row = np.dtype(f"V{2 * bw}")  # one row of a block
+        grid = out.view(row).reshape(n, rows_n, bh, SECTORS, cols_n)
         expected = (self.first_id + frames)[:, None]
         fi = np.arange(n)[:, None]
         for s, blocks in enumerate(per_sector):
@@ -232,20 +234,31 @@ class _Sectors:
                 )
             r = hdr["y_start"].reshape(n, b).astype(np.intp) // bh
             c = hdr["x_start"].reshape(n, b).astype(np.intp) // bw
-            if not (np.sort(r * cols_n + c, axis=1) == np.arange(b)).all():
+            code = r * cols_n + c
+            if not (np.sort(code, axis=1) == np.arange(b)).all():
                 raise DataSetError(
                     f"{self.paths[s]!r}: a frame between frame ids {int(expected[0, 0])} and "
                     f"{int(expected[-1, 0])} does not have every block position exactly once; "
                     "the sector file is damaged"
                 )
-            packed = blocks[:, HEADER_BYTES:].reshape(n, b, -1, 3)
-            b0 = packed[..., 0].astype(np.uint16)
-            b1 = packed[..., 1].astype(np.uint16)
-            b2 = packed[..., 2].astype(np.uint16)
-            pix = np.empty(b0.shape + (2,), dtype=np.uint16)
-            pix[..., 0] = b0 | ((b1 & 0x0F) << 8)
-            pix[..., 1] = (b1 >> 4) | (b2 << 4)
-            grid[fi, r, :, s, c, :] = pix.reshape(n, b, bh, bw)
+            # two overlapping little-endian 16-bit views, 3 bytes apart: the first pixel of a
+            # pair is the low 12 bits of bytes 0-1, the second the high 12 bits of bytes 1-2
+            blocks = np.ascontiguousarray(blocks)
+            pairs = (n * b, bh * bw // 2)
+            lo16, hi16 = (
+                np.ndarray(pairs, "<u2", buffer=blocks, offset=HEADER_BYTES + k, strides=(bb, 3))
+                for k in (0, 1)
+            )
+            pix = np.empty(pairs + (2,), dtype=np.uint16)
+            np.bitwise_and(lo16, 0x0FFF, out=pix[..., 0])
+            np.right_shift(hi16, 4, out=pix[..., 1])
+            # copy block rows (bw pixels) as one opaque element each: fast for short rows
+            rows = pix.reshape(n * b, bh * bw).view(row).reshape(n, b, bh)
+            if (code == np.arange(b)).all():  # blocks in row-major order in every frame
+                grid[:, :, :, s, :] = rows.reshape(n, rows_n, cols_n, bh).transpose(0, 1, 3, 2)
+            else:  # any other order: every block where its header says
+                r, c = np.divmod(code, cols_n)
+                grid[fi, r, :, s, c] = rows
         return out
 
 
