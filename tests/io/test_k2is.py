@@ -189,3 +189,19 @@ def test_partitions_read_only_their_blocks(tmp_path, rng):
         np.testing.assert_array_equal(got, data.reshape(12, 12, 64)[part.start : part.stop])
         assert len(clone.sectors._maps) == 8  # one map per sector file, kept for the next read
         clone.close()
+
+
+def test_partitions_follow_a_path_map(tmp_path, rng):
+    """``with_paths`` (the dask executor's ``path_map``) moves all eight sector files."""
+    import shutil
+
+    here, there = tmp_path / "here", tmp_path / "there"
+    here.mkdir()
+    path, data, kw = write_k2is_file(here, rng)
+    ds = K2ISDataSet(path, **kw)
+    shutil.move(here, there)
+    for part in ds.get_partitions(2):
+        moved = part.with_paths(lambda p: p.replace(str(here), str(there)))
+        assert all(p.startswith(str(there)) for p in moved.sectors.paths)
+        got = moved.read(part.start, part.stop)
+        np.testing.assert_array_equal(got, data.reshape(12, 12, 64)[part.start : part.stop])
