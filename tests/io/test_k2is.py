@@ -11,7 +11,7 @@ from udfwidgets import DataSetError
 from udfwidgets.data import write_k2is
 from udfwidgets.io.files import TruncatedFileWarning
 from udfwidgets.io.geometry import MissingFramesWarning
-from udfwidgets.io.k2is import K2ISDataSet
+from udfwidgets.io.k2is import K2ISDataSet, sniff
 from udfwidgets.udf.pick import PickUDF
 
 BLOCK = (6, 4)  # 2 x 2 blocks per 12 x 8 sector: frames of 12 x 64
@@ -115,9 +115,11 @@ def test_missing_sector_file_and_wrong_names(ctx, tmp_path, rng):
     os.remove(tmp_path / "scan_5.bin")
     with pytest.raises(DataSetError, match=r"scan_5.bin is missing .* Copy all 8 .bin files"):
         ctx.load("k2is", path=path)
-    with pytest.raises(DataSetError, match="scan_5.bin is missing"):
-        ctx.load("auto", path=tmp_path / "scan_2.bin")
+    for p in ("scan_2.bin", "scan_.gtg"):  # "auto" says so too (a .gtg is not opened as DM)
+        with pytest.raises(DataSetError, match="scan_5.bin is missing"):
+            ctx.load("auto", path=tmp_path / p)
     (tmp_path / "other.bin").write_bytes(bytes(100))
+    assert not sniff(str(tmp_path / "other.bin")) and sniff(str(path))
     with pytest.raises(DataSetError, match=r"neither a .gtg file nor a sector file"):
         ctx.load("k2is", path=tmp_path / "other.bin")
     with pytest.raises(DataSetError, match="no such .gtg file"):
