@@ -51,6 +51,7 @@ __all__ = [
     "write_tvips",
     "write_dm",
     "write_ser",
+    "write_k2is",
 ]
 
 #: Label of vacuum frames in :attr:`SyntheticTruth.labels`.
@@ -894,6 +895,7 @@ from .io.dectris import write_dectris  # noqa: E402,F401
 from .io.dm import write_dm  # noqa: E402
 from .io.empad import write_empad  # noqa: E402
 from .io.hdf5 import write_hdf5  # noqa: E402,F401
+from .io.k2is import write_k2is  # noqa: E402
 from .io.mib import write_mib  # noqa: E402
 from .io.mrc import write_mrc  # noqa: E402
 from .io.ser import write_ser  # noqa: E402

@@ -13,6 +13,7 @@ from udfwidgets.data import (
     write_blo,
     write_dm,
     write_empad,
+    write_k2is,
     write_mib,
     write_mrc,
     write_ser,
@@ -81,6 +82,16 @@ def write_ser_file(folder, rng):
     return folder / "scan.ser", data, {}
 
 
+def write_k2is_file(folder, rng, **kw):
+    """Small K2 IS geometry (6 x 4 blocks, 2 x 2 per sector: frames 12 x 64), incomplete leading
+    frames in most sector files, an incomplete last frame."""
+    data = rng.integers(0, 4096, NAV + (12, 64)).astype(np.uint16)
+    kw.setdefault("leading_blocks", (4, 3, 0, 1, 2, 4, 2, 1))
+    kw.setdefault("trailing_blocks", (1, 0, 3, 0, 2, 0, 0, 1))
+    write_k2is(folder, data, block_shape=(6, 4), **kw)
+    return folder / "scan_.gtg", data, {"nav_shape": NAV}
+
+
 WRITERS = {
     "npy": write_npy,
     "raw": write_raw,
@@ -91,6 +102,7 @@ WRITERS = {
     "tvips": write_tvips_file,
     "dm": write_dm_file,
     "ser": write_ser_file,
+    "k2is": write_k2is_file,
 }
 
 

@@ -27,6 +27,8 @@ def test_content_wins_over_a_misleading_extension(tmp_path, rng, kind):
     if kind == "tvips":  # the series is found from the _000 name; one file is sniffed alone
         moved = tmp_path / "renamed.tvips"
         shutil.copy(path, moved)
+    if kind == "k2is":  # a .gtg is a DM4 file (known by its name); a sector file by content
+        shutil.copy(tmp_path / "scan_1.bin", moved)
     assert detect(moved) == (kind, "content")
 
 
@@ -40,7 +42,8 @@ def test_registry_lists_the_hdf5_branch_kinds_lazily():
     names = [k.kind for k in REGISTRY]
     assert names.index("dectris") < names.index("hdf5")  # DECTRIS before generic HDF5
     assert {"hdf5", "dectris", "zarr", "dask"} <= set(names)
-    assert {"mib", "blo", "empad", "mrc", "tvips", "dm", "npy", "raw"} <= set(kinds())
+    assert {"mib", "blo", "empad", "mrc", "tvips", "dm", "k2is", "npy", "raw"} <= set(kinds())
+    assert names.index("k2is") < names.index("dm")  # a .gtg is a DM4 file: K2 IS first
 
 
 def test_auto_bad_input(ctx, tmp_path):
@@ -93,7 +96,7 @@ def test_partitions_pickle_small_and_release_hooks_run(tmp_path, rng):
 
     from udfwidgets.io import files, load
 
-    for kind in ("mib", "blo", "dm"):
+    for kind in ("mib", "blo", "dm", "k2is"):
         path, data, kw = WRITERS[kind](tmp_path, rng)
         ds = load(kind, path=path, **kw)
         for part in ds.get_partitions(2):

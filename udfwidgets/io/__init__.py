@@ -25,7 +25,7 @@ def load(kind: str, **kwargs) -> DataSet:
     """Open a dataset by kind.
 
     Kinds: ``"memory"``, ``"synthetic"``, ``"npy"``, ``"raw"``, ``"mib"``,
-    ``"blo"``, ``"empad"``, ``"mrc"``, ``"tvips"``, ``"dm"``, the HDF5 family
+    ``"blo"``, ``"empad"``, ``"mrc"``, ``"tvips"``, ``"dm"``, ``"k2is"``, the HDF5 family
     (``"hdf5"``, ``"dectris"``, ``"zarr"``, ``"dask"``) where installed, and
     ``"auto"``, which decides by the file's content, then its extension
     (``repr(ds)`` says which). See ``docs/formats.md`` for each kind's

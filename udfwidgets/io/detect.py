@@ -54,6 +54,7 @@ REGISTRY: list[Kind] = [
     Kind("blo", "blo", "BloDataSet", (".blo",)),
     Kind("empad", "empad", "EMPADDataSet", (".xml",)),
     Kind("tvips", "tvips", "TVIPSDataSet", (".tvips",)),
+    Kind("k2is", "k2is", "K2ISDataSet", (".gtg",)),  # before dm: a .gtg is a DM4 file
     Kind("dm", "dm", "DMDataSet", (".dm4", ".dm3")),
     Kind("mrc", "mrc", "MRCDataSet", (".mrc", ".mrcs")),
     Kind("ser", "ser", "SERDataSet", (".ser",)),
