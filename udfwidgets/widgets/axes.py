@@ -224,10 +224,16 @@ def _ticker_classes():
         def __init__(self, scale: AxisScale):
             self.scale = scale
             self._inner = MaxNLocator(nbins="auto", steps=[1, 2, 2.5, 5, 10])
+            self._cache: tuple | None = None
 
         def __call__(self):
             vmin, vmax = self.axis.get_view_interval()
-            return self.tick_values(vmin, vmax)
+            # one render asks about 25 times; the answer changes with the view and the size
+            box = self.axis.axes.bbox
+            key = (float(vmin), float(vmax), round(box.width), round(box.height))
+            if self._cache is None or self._cache[0] != key:
+                self._cache = (key, self.tick_values(vmin, vmax))
+            return self._cache[1]
 
         def tick_values(self, vmin, vmax):
             s = self.scale
@@ -246,8 +252,11 @@ def _ticker_classes():
 
         def set_locs(self, locs):
             super().set_locs(locs)
-            phys = self.scale.offset + self.scale.step * np.asarray(locs, dtype=np.float64)
-            self.decimals = _decimals(phys)
+            key = tuple(np.asarray(locs, dtype=np.float64).tolist())
+            if key != getattr(self, "_key", None):
+                self._key = key
+                phys = self.scale.offset + self.scale.step * np.asarray(key, dtype=np.float64)
+                self.decimals = _decimals(phys)
 
         def __call__(self, x, pos=None):
             value = self.scale.offset + self.scale.step * float(x)
@@ -306,11 +315,15 @@ def _remove_scale_bar(ax: Any) -> None:
 def _draw_scale_bar(ax: Any, scale: AxisScale) -> None:
     from mpl_toolkits.axes_grid1.anchored_artists import AnchoredSizeBar  # type: ignore[import-untyped]
 
-    _remove_scale_bar(ax)
     x0, x1 = ax.get_xlim()
     if not (math.isfinite(x0) and math.isfinite(x1)) or x0 == x1:
+        _remove_scale_bar(ax)
         return
     length, pixels = scale_bar_length(scale, abs(x1 - x0))
+    old = scale_bar_of(ax)
+    if old is not None and (old.length, old.unit, old.pixels) == (length, scale.unit, pixels):
+        return  # panning, or a zoom that keeps the length: the bar stays
+    _remove_scale_bar(ax)
     bar = AnchoredSizeBar(
         ax.transData,
         pixels,
