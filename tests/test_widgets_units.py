@@ -162,7 +162,10 @@ def test_scale_bar_follows_zoom_and_undo(ctx):
     apply_axes(ax, (AxisScale(step=0.1, unit="nm", name="scan_y"), xs), (10, 400))
     assert scale_bar_of(ax).length == 10.0  # 40 nm wide: 10 nm
     ax.set_xlim(0, 40)  # 4 nm wide
-    assert scale_bar_of(ax).length == 1.0
+    bar = scale_bar_of(ax)
+    assert bar.length == 1.0
+    ax.set_xlim(100, 140)  # panned: the same bar stays
+    assert scale_bar_of(ax) is bar
     assert len([a for a in ax.artists if a.get_gid() == "udfw-scale-bar"]) == 1
     apply_axes(ax, None)
     assert scale_bar_of(ax) is None and ax.get_xlabel() == ""
@@ -294,6 +297,17 @@ def test_inspector_nav_and_sig_views(ctx, ds, data):
     assert "(row 2, column 6) = (y 0.5 nm, x 1.5 nm)" in insp._readout.label.value
     insp.buffer = "udf1.intensity"
     check_calibrated(insp._main_ax, "sig", SIG, "detector x", "mrad")
+    insp.close()
+
+
+def test_inspector_calibration_set_on_the_result(ctx, plain_ds):
+    res = ctx.run_udf(dataset=plain_ds, udf=SumSigUDF())
+    insp = BufferInspector(res, backend="agg")
+    check_plain(insp._main_ax)
+    insp.close()
+    res["intensity"].context["calibration"] = CAL
+    insp = BufferInspector(res, backend="agg")
+    check_calibrated(insp._main_ax, "nav", NAV, "scan x", "nm")
     insp.close()
 
 
