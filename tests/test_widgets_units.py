@@ -273,7 +273,7 @@ def test_explorer_both_panels_and_cursor_text(ctx, ds, data):
     check_calibrated(ex.sig.ax, "sig", SIG, "detector x", "mrad")
     ex.show_frame(2, 6)
     np.testing.assert_allclose(ex.pattern, data[2, 6])
-    assert ex.sig.title == "frame at scan position (row 2, column 6) = (y 0.5 nm, x 1.5 nm)"
+    assert ex.sig.title == "frame at (row 2, column 6) = (y 0.5 nm, x 1.5 nm)"
     assert "(row 2, column 6) = (y 0.5 nm, x 1.5 nm)" in ex._status.value
     ex.close()
 

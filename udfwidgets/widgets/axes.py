@@ -43,10 +43,14 @@ __all__ = [
     "scale_bar_of",
     "PointerReadout",
     "SCALE_BAR_FRACTION",
+    "TICK_BINS",
 ]
 
 #: The scale bar is the longest round length that fits in this fraction of the view's width.
 SCALE_BAR_FRACTION = 0.25
+
+#: At most this many intervals between calibrated ticks.
+TICK_BINS = 6
 
 #: How units are written on screen.
 _PRETTY = {"um": "µm", "A": "Å", "urad": "µrad", "1/A": "1/Å", "1/um": "1/µm"}
@@ -223,21 +227,20 @@ def _ticker_classes():
 
         def __init__(self, scale: AxisScale):
             self.scale = scale
-            self._inner = MaxNLocator(nbins="auto", steps=[1, 2, 2.5, 5, 10])
+            # a fixed number of bins: with "auto" the ticks (and the width of their labels)
+            # change when constrained layout resizes the axes, and a label could be cut off
+            self._inner = MaxNLocator(nbins=TICK_BINS, steps=[1, 2, 2.5, 5, 10])
             self._cache: tuple | None = None
 
         def __call__(self):
             vmin, vmax = self.axis.get_view_interval()
-            # one render asks about 25 times; the answer changes with the view and the size
-            box = self.axis.axes.bbox
-            key = (float(vmin), float(vmax), round(box.width), round(box.height))
+            key = (float(vmin), float(vmax))  # one render asks about 25 times
             if self._cache is None or self._cache[0] != key:
                 self._cache = (key, self.tick_values(vmin, vmax))
             return self._cache[1]
 
         def tick_values(self, vmin, vmax):
             s = self.scale
-            self._inner.axis = self.axis
             lo, hi = sorted((s.offset + s.step * vmin, s.offset + s.step * vmax))
             phys = np.asarray(self._inner.tick_values(lo, hi), dtype=np.float64)
             phys = phys[(phys >= lo - 1e-9 * abs(hi - lo)) & (phys <= hi + 1e-9 * abs(hi - lo))]

@@ -379,7 +379,9 @@ class Explorer(widgets.VBox):
             self.cursor = (int(row), int(col))
             self._marker.set_data([col], [row])
             where = self.nav.readout_text(row, col)  # (row, column), and = (y, x) when calibrated
-            self.sig.set_image(frame, title=f"frame at scan position {where}")
+            # calibrated: shorter words, so that the title fits the panel
+            at = "at" if self.nav.display_model.axes is not None else "at scan position"
+            self.sig.set_image(frame, title=f"frame {at} {where}")
             self.nav.host.refresh(push=True)
             self.timings["cursor"] = time.perf_counter() - start
             self._set_status(f"frame {where}", self.timings["cursor"])
