@@ -116,6 +116,9 @@ def check_plain(ax):
     np.testing.assert_allclose([as_number(s) for s in labels], locs)  # pixel indices
 
 
+SMALL = "<small style='white-space:nowrap'>"
+
+
 def hover(figure, ax, x, y):
     px, py = ax.transData.transform((x, y))
     event = MouseEvent("motion_notify_event", figure.canvas, px, py, button=None)
@@ -245,7 +248,7 @@ def test_selector_readout_follows_the_pointer(ctx, ds, data):
     check_calibrated(sel.ax, "nav", NAV, "scan x", "nm")
     hover(sel.figure, sel.ax, 6.2, 1.8)
     value = data[2, 6].sum()
-    assert sel.readout.value.startswith("<small>(row 2, column 6) = (y 0.5 nm, x 1.5 nm): ")
+    assert sel.readout.value.startswith(SMALL + "(row 2, column 6) = (y 0.5 nm, x 1.5 nm): ")
     shown = float(sel.readout.value.split(": ")[1].split("<")[0])
     assert shown == pytest.approx(value, rel=1e-4)
     # drawing stays in pixels
@@ -258,7 +261,7 @@ def test_selector_without_calibration(ctx, plain_ds, data):
     sel = RoiSelector.for_dataset(ctx, plain_ds, backend="agg")
     check_plain(sel.ax)
     hover(sel.figure, sel.ax, 6, 2)
-    assert sel.readout.value.startswith("<small>(row 2, column 6): ")
+    assert sel.readout.value.startswith(SMALL + "(row 2, column 6): ")
     sel.calibration = CAL  # set later
     check_calibrated(sel.ax, "nav", NAV, "scan x", "nm")
     sel.calibration = None

@@ -468,6 +468,10 @@ class PointerReadout:
 
         self.figure = figure
         self.label = label if label is not None else ipywidgets.HTML()
+        # a fixed size: the first read-out must not move the figure (the row wraps from the start)
+        self.label.layout.width = "340px"
+        self.label.layout.min_height = "1.5em"
+        self.label.layout.overflow = "hidden"
         self.label.add_class("udfw-readout")
         self._targets: dict[Any, tuple[Any, Callable[[], Any] | None]] = {}
         self._last: tuple | None = None
@@ -522,7 +526,7 @@ class PointerReadout:
         self._last = key
         text = self.text_at(ax, event.xdata, event.ydata)
         if text:
-            self.label.value = f"<small>{text}</small>"
+            self.label.value = f"<small style='white-space:nowrap'>{text}</small>"
 
     def close(self) -> None:
         """Stop listening to the figure."""
