@@ -95,6 +95,11 @@ class LivePlot:
         True once the final (``force=True``) update was drawn.
     missing : bool
         True when an ``optional`` buffer was not in the results.
+    calibration : Calibration or None
+        The calibration of the run's dataset, as the buffer carries it.
+    axes_kind : {"nav", "sig"} or None
+        Whether the drawn axes are the buffer's scan or detector axes (then
+        they can be calibrated); None after a function changed the shape.
 
     Examples
     --------

@@ -82,7 +82,7 @@ class MaskSelectorBase(widgets.VBox):
         calibration: Any = None,
         **kwargs,
     ):
-        self._calibration = calibration_of(image) if calibration is None else calibration
+        self._calibration = calibration_of(image if calibration is None else calibration)
         self._image = check_image(image, self._what)
         self.shape = self._image.shape
         self._color = color
