@@ -3,6 +3,7 @@
 Where each piece lives:
 
 - :mod:`.display`: the one display model of every image (scale, colour limits, colour map, axes).
+- :mod:`.axes`: calibrated axes of every image (tick labels in units, scale bar, read-outs).
 - :mod:`.figure`: the one figure host (ipympl canvas, PNG image or headless), its toolbar.
 - :mod:`.static`: static fallbacks (PNG and HTML) for GitHub, nbviewer and docs.
 - :mod:`.plots`: live plots of a run (``plots=True``).

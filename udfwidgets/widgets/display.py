@@ -11,8 +11,10 @@ inspector). It owns
   range slider (:meth:`DisplayModel.controls`); or fixed limits;
 - the colour map, and the colour of pixels without a value (``bad``);
 - the pixel axes: index axes by default, or calibrated ones
-  (:class:`AxisScale`: an offset, a step and a unit per axis) that an
-  extent and axis labels are made of.
+  (:class:`AxisScale`: an offset, a step and a unit per axis), which the
+  widgets draw with :func:`udfwidgets.widgets.axes.apply_axes` (tick labels
+  in the unit, a scale bar, read-outs) while the image stays in pixel
+  coordinates.
 
 Signal-side images (diffraction patterns) start in log scale, navigation-side
 images linear: :func:`default_scale`. Pure NumPy and traitlets, matplotlib
@@ -183,8 +185,10 @@ def robust_limits(
 class AxisScale:
     """A calibrated pixel axis: pixel ``i`` sits at ``offset + i * step`` in ``unit``.
 
-    The hook for calibrated axes (:class:`udfwidgets.calibration.Calibration`
-    gives one per axis); without one, axes show pixel indices.
+    Made from a :class:`udfwidgets.calibration.Calibration` by
+    :func:`udfwidgets.widgets.axes.axis_scales` and drawn by
+    :func:`udfwidgets.widgets.axes.apply_axes`; without one, axes show pixel
+    indices.
 
     Examples
     --------
@@ -392,6 +396,10 @@ class DisplayModel(traitlets.HasTraits):
 
     def extent(self, shape: Sequence[int]) -> tuple[float, float, float, float] | None:
         """imshow's ``extent`` for calibrated :attr:`axes`, or None for pixel indices.
+
+        For a static plot in physical data coordinates. The widgets keep pixel
+        data coordinates (clicks and drawing are in pixels) and show the
+        units with :func:`udfwidgets.widgets.axes.apply_axes` instead.
 
         Examples
         --------

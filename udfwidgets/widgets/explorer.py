@@ -34,6 +34,7 @@ import numpy as np
 from ..udf.masks import ApplyMasksUDF
 from ..udf.sum import SumUDF
 from ..udf.sumsigudf import SumSigUDF
+from .axes import calibration_of
 from .selectors import RoiSelector, SigMaskSelector
 from .selectors.runner import LatestRunner
 from .static import combine_pngs, html_table, mimebundle
@@ -113,6 +114,11 @@ class Explorer(widgets.VBox):
     cmap : str
         Colour map of both images.
 
+    With a calibration on the dataset (``ds.calibration``), both images show
+    physical axes (tick labels and axis labels in the unit, a scale bar) and
+    the read-outs give both the pixel and the physical position; see
+    :mod:`udfwidgets.widgets.axes`.
+
     Attributes
     ----------
     nav : RoiSelector
@@ -184,6 +190,7 @@ class Explorer(widgets.VBox):
             figsize=figsize,
             cmap=cmap,
             backend=backend,
+            calibration=calibration_of(dataset),
         )
         self.sig = SigMaskSelector(
             self.total_pattern,
@@ -191,6 +198,7 @@ class Explorer(widgets.VBox):
             figsize=figsize,
             cmap=cmap,
             backend=backend,
+            calibration=calibration_of(dataset),
         )
         self.nav.push_updates = self.sig.push_updates = True
         self.timings: dict[str, float] = {}
@@ -374,10 +382,13 @@ class Explorer(widgets.VBox):
         with self._apply_lock:
             self.cursor = (int(row), int(col))
             self._marker.set_data([col], [row])
-            self.sig.set_image(frame, title=f"frame at scan position (row {row}, column {col})")
+            where = self.nav.readout_text(row, col)  # (row, column), and = (y, x) when calibrated
+            # calibrated: shorter words, so that the title fits the panel
+            at = "at" if self.nav.display_model.axes is not None else "at scan position"
+            self.sig.set_image(frame, title=f"frame {at} {where}")
             self.nav.host.refresh(push=True)
             self.timings["cursor"] = time.perf_counter() - start
-            self._set_status(f"frame (row {row}, column {col})", self.timings["cursor"])
+            self._set_status(f"frame {where}", self.timings["cursor"])
 
     # --- reacting to selections ----------------------------------------------------
     @staticmethod

@@ -7,12 +7,16 @@ that are not drawn (named: scan row, detector column, channel, ...), the
 display controls every image shares (:mod:`udfwidgets.widgets.display`), and a figure (image
 for 2D, line for 1D, a number for a scalar; for nav buffers with extra dims a
 click on the scan shows that position's values as a labelled bar chart).
-Positions are (row, column) everywhere.
+Positions are (row, column) everywhere. With a calibration on the run's
+dataset, the scan or detector image gets physical axes and a scale bar
+(:mod:`udfwidgets.widgets.axes`). A save row writes the results with
+:func:`udfwidgets.export.save_results`.
 """
 
 from __future__ import annotations
 
 import html
+import os
 import threading
 import time
 from typing import Any
@@ -21,6 +25,7 @@ import ipywidgets as widgets
 import numpy as np
 import traitlets
 
+from .axes import PointerReadout, apply_axes, axis_scales, readout_text
 from .display import DisplayModel, default_scale
 from .figure import FigureHost
 from .inspector_data import (
@@ -69,6 +74,11 @@ class BufferInspector(widgets.VBox):
         For nav buffers with extra dims: the navigation position (row, column)
         whose values are shown next to the scan (set by a click on the scan,
         or from code).
+    save_path, save_overwrite, save_button, save_status : ipywidgets
+        The save row: a file name (the suffix picks the format: ``.h5``,
+        ``.npz``, ``.zarr``, ...), an "overwrite" checkbox (off: an existing
+        file is never replaced), the button (:meth:`save_clicked`) and what
+        the last save did, or what went wrong, in words.
 
     Examples
     --------
@@ -109,6 +119,7 @@ class BufferInspector(widgets.VBox):
         self._main_ax = None
         self._pick_ax = None
         self._cid = self._fig.canvas.mpl_connect("button_press_event", self._on_click)
+        self._readout = PointerReadout(self._fig)
 
         self._dropdown = widgets.Dropdown(description="buffer", options=[])
         self._table = widgets.HTML()
@@ -122,7 +133,10 @@ class BufferInspector(widgets.VBox):
         )
 
         canvas = self._host.view
-        view = [self._sliders, self._message, self._pos_label, self._host.toolbar()] + (
+        tools = widgets.HBox(
+            [self._host.toolbar(), self._readout.label], layout={"align_items": "center"}
+        )
+        view = [self._sliders, self._message, self._pos_label, tools] + (
             [canvas] if canvas is not None else []
         )
         super().__init__(
@@ -132,9 +146,11 @@ class BufferInspector(widgets.VBox):
                     layout={"flex_flow": "row wrap", "align_items": "center"},
                 ),
                 widgets.HBox([self._table, widgets.VBox(view)], layout={"flex_flow": "row wrap"}),
+                self._make_save_controls(),
             ]
         )
         self.add_class("udfw-inspector")
+        self._results = results
         if results is not None:
             self._load(entries_from(results, self.channel_names))
         else:
@@ -338,6 +354,7 @@ class BufferInspector(widgets.VBox):
         if not force and now - self._last_refresh < self.throttle:
             return
         self._last_refresh = now
+        self._results = udf_results
         self._load(entries_from(udf_results, self.channel_names))
 
     def refresh(self) -> None:
@@ -370,6 +387,106 @@ class BufferInspector(widgets.VBox):
         if valid is not None and valid.shape == data.shape[: valid.ndim]:
             return data[valid]
         return data
+
+    # --- saving ----------------------------------------------------------------------------
+    def _make_save_controls(self):
+        from ..export import SUFFIXES
+
+        #: The file to write (the suffix picks the format, as for ``save_results``).
+        self.save_path = widgets.Text(
+            placeholder="results.h5",
+            description="save to",
+            tooltip=f"file name ending in {', '.join(SUFFIXES)}",
+            style={"description_width": "auto"},
+            layout={"width": "280px"},
+        )
+        #: Replace an existing file (off: an existing file is never touched).
+        self.save_overwrite = widgets.Checkbox(
+            value=False, description="overwrite", indent=False, layout={"width": "auto"}
+        )
+        self.save_button = widgets.Button(
+            description="save",
+            tooltip="write all results shown here (udfwidgets.export.save_results)",
+            layout={"width": "auto"},
+        )
+        #: What the last save did: the file written, or what went wrong.
+        self.save_status = widgets.HTML()
+        self.save_button.on_click(lambda _b: self.save_clicked())
+        box = widgets.HBox(
+            [self.save_path, self.save_overwrite, self.save_button, self.save_status],
+            layout={"flex_flow": "row wrap", "align_items": "center"},
+        )
+        box.add_class("udfw-inspector-save")
+        return box
+
+    def save(self, path: Any, overwrite: bool = False) -> str:
+        """Write the results shown here with :func:`udfwidgets.export.save_results`.
+
+        The format comes from the suffix (``.h5``, ``.npz``, ``.zarr``, ...);
+        an existing file is kept unless ``overwrite``. Returns the absolute
+        path written; errors are raised (the save button shows them instead).
+
+        Examples
+        --------
+        >>> import os, tempfile, numpy as np
+        >>> from udfwidgets import Context
+        >>> from udfwidgets.udf.sum import SumUDF
+        >>> from udfwidgets.widgets import BufferInspector
+        >>> ctx = Context(executor="inline")
+        >>> ds = ctx.load("memory", data=np.ones((2, 2, 3, 3), dtype=np.float32))
+        >>> insp = BufferInspector(ctx.run_udf(dataset=ds, udf=SumUDF()))
+        >>> path = os.path.join(tempfile.mkdtemp(), "sum.npz")
+        >>> insp.save(path) == os.path.abspath(path), np.load(path)["intensity"][0, 0]
+        (True, np.float32(4.0))
+        """
+        from ..export import save_results
+
+        if self._results is None:
+            raise ValueError("there are no results to save yet: run a UDF first")
+        text = os.fspath(path).strip() if isinstance(path, (str, os.PathLike)) else path
+        if not text:
+            raise ValueError("give a file name to save to, e.g. results.h5 or results.npz")
+        text = os.path.expanduser(text)
+        save_results(self._results, text, overwrite=overwrite)
+        return os.path.abspath(text)
+
+    def save_clicked(self) -> None:
+        """What the save button does: :meth:`save` to the typed path; the outcome in words.
+
+        Success names the file; a failure (an existing file without
+        "overwrite", an unknown suffix, a missing folder or library) shows
+        what is wrong and what to do, in :attr:`save_status`, never a traceback.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from udfwidgets.widgets import BufferInspector
+        >>> insp = BufferInspector({"a": np.zeros(3)})
+        >>> insp.save_path.value = "out.txt"; insp.save_clicked()
+        >>> "could not save" in insp.save_status.value
+        True
+        """
+        path = self.save_path.value
+        try:
+            written = self.save(path, overwrite=self.save_overwrite.value)
+        except FileExistsError:
+            self._save_message(
+                f"could not save: {path.strip()!r} exists; tick “overwrite” to replace it, "
+                "or choose another name",
+                error=True,
+            )
+        except Exception as e:  # noqa: BLE001 - shown to the user, who can fix it
+            self._save_message(f"could not save: {type(e).__name__}: {e}", error=True)
+        else:
+            n = len(self._entries)
+            self._save_message(f"saved {n} buffer{'s' if n != 1 else ''} to {written}")
+
+    def _save_message(self, text: str, error: bool = False) -> None:
+        colour = "#b00" if error else "#080"
+        self.save_status.value = (
+            f"<span class='udfw-save-{'error' if error else 'ok'}' "
+            f"style='color:{colour}'>{html.escape(text)}</span>"
+        )
 
     # --- internals -----------------------------------------------------------------------
     def _load(self, entries: list[Entry]) -> None:
@@ -481,6 +598,8 @@ class BufferInspector(widgets.VBox):
         with self._lock:
             fig = self._fig
             fig.clear()
+            self._readout.forget()
+            self.display_model.axes = None
             self._show_figure(False)
             self._main_ax = self._pick_ax = None
             self._selected = None
@@ -575,8 +694,19 @@ class BufferInspector(widgets.VBox):
         if pos is None:
             return ""
         if len(pos) == 2:
-            return f"scan position (row {pos[0]}, column {pos[1]})"
+            entry = self.entry
+            scales = (
+                None if entry is None else axis_scales(entry.calibration, "nav", entry.base_shape)
+            )
+            return f"scan position {readout_text(pos, scales)}"
         return f"scan position {tuple(pos)}"
+
+    def _calibrated(self, entry: Entry, shape: tuple[int, ...]):
+        """Calibrated axes of the main view when it draws the buffer's scan or detector axes."""
+        n_base = len(entry.base_shape)
+        if entry.kind not in ("nav", "sig") or self._view != tuple(range(n_base)):
+            return None
+        return axis_scales(entry.calibration, entry.kind, shape)
 
     def _where(self, bare: bool = False) -> str:
         entry = self.entry
@@ -615,6 +745,7 @@ class BufferInspector(widgets.VBox):
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             if main:
                 ax.set_xlabel(self._axis_name(entry, self._view[0]), fontsize="small")
+                self._show_axes(ax, entry, values)
             if model.scale == "log":
                 ax.set_yscale("log", nonpositive="mask")
             return
@@ -623,7 +754,15 @@ class BufferInspector(widgets.VBox):
         if main and len(self._view) == 2:
             ax.set_ylabel(self._axis_name(entry, self._view[0]), fontsize="small")
             ax.set_xlabel(self._axis_name(entry, self._view[1]), fontsize="small")
+        if main:
+            self._show_axes(ax, entry, shown)
         self._fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+
+    def _show_axes(self, ax, entry: Entry, values: np.ndarray) -> None:
+        scales = self._calibrated(entry, values.shape)
+        self.display_model.axes = scales
+        apply_axes(ax, scales, values.shape)
+        self._readout.watch(ax, scales, lambda: values)
 
     def _on_click(self, event) -> None:
         entry = self.entry
@@ -651,6 +790,7 @@ class BufferInspector(widgets.VBox):
         """Close the widget and its figure."""
         if hasattr(self, "_fig"):
             self._fig.canvas.mpl_disconnect(self._cid)
+            self._readout.close()
         for child in self.children:
             close_tree(child)
         super().close()

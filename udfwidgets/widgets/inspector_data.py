@@ -54,6 +54,8 @@ class Entry:
     udf_index: int = 0
     #: Names of the entries of the first extra axis (e.g. the masks of ApplyMasksUDF).
     extra_names: tuple = ()
+    #: The run's :class:`~udfwidgets.calibration.Calibration` (result buffers), or None.
+    calibration: Any = None
     base_shape: tuple = field(init=False)
 
     def __post_init__(self):
@@ -123,7 +125,9 @@ def _entry(label: str, name: str, value: Any, udf_index: int, names: Any = ()) -
         data = np.asarray(value.data)
         extra = tuple(value.extra_shape)
         valid = None if valid.all() else valid
-        return Entry(label, name, value.kind, data, extra, valid, udf_index, names)
+        context = getattr(value, "context", None)
+        cal = context.get("calibration") if isinstance(context, dict) else None
+        return Entry(label, name, value.kind, data, extra, valid, udf_index, names, cal)
     arr = np.asarray(value)
     if arr.ndim == 0:
         arr = arr.reshape(1)

@@ -96,6 +96,11 @@ class LivePlot:
         True once the final (``force=True``) update was drawn.
     missing : bool
         True when an ``optional`` buffer was not in the results.
+    calibration : Calibration or None
+        The calibration of the run's dataset, as the buffer carries it.
+    axes_kind : {"nav", "sig"} or None
+        Whether the drawn axes are the buffer's scan or detector axes (then
+        they can be calibrated); None after a function changed the shape.
 
     Examples
     --------
@@ -157,6 +162,11 @@ class LivePlot:
         self.channel_shape: tuple[int, ...] = ()
         #: Kind of the buffer drawn ("nav", "sig" or "single"), once data arrived.
         self.kind: str | None = None
+        #: The Calibration of the buffer's run (``BufferWrapper.context``), or None.
+        self.calibration: Any = None
+        #: "nav" or "sig" when the drawn axes are the buffer's scan or detector axes
+        #: (they get calibrated axes), else None (a function changed the shape).
+        self.axes_kind: str | None = None
         self._data = None  # the buffer after the channel function
         self._valid = None  # bool mask over the drawn axes, or None (all valid)
         self._last_time = None
@@ -235,6 +245,9 @@ class LivePlot:
     def _receive(self, buf: Any, damage: Any, force: bool) -> None:
         data, valid, channel_shape = self._extract(buf, damage)
         self.kind = getattr(buf, "kind", "single")
+        context = getattr(buf, "context", None)
+        self.calibration = context.get("calibration") if isinstance(context, dict) else None
+        self.axes_kind = self.kind if self._base_kept else None
         self._data, self._valid = data, valid
         if channel_shape != self.channel_shape or not self._index_fits(channel_shape):
             self.channel_shape = channel_shape
@@ -324,6 +337,7 @@ class LivePlot:
             out = data
         if out.dtype.kind == "c":
             out = np.abs(out)
+        self._base_kept = kind in ("nav", "sig") and out.shape[: len(base)] == base
         if kind != "single" and out.shape[: len(base)] == base:
             channel_shape = out.shape[len(base) :]
         else:

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from ..axes import PointerReadout, apply_axes, axis_scales
 from ..display import COLORMAPS, MISSING_COLOR, DisplayModel
 from ..figure import FigureHost, resolve_backend
 from .base import LivePlot
@@ -28,6 +29,8 @@ __all__ = [
 
 #: Up to this many channels the channel control is a menu; beyond, one slider per axis.
 MAX_CHANNEL_MENU = 256
+
+_UNSET = object()
 
 
 class MatplotlibLivePlot(LivePlot):
@@ -50,7 +53,11 @@ class MatplotlibLivePlot(LivePlot):
     :data:`MAX_CHANNEL_MENU` channels; first channel by default). Below it a
     frames-done indicator (:attr:`frames_progress`, :attr:`frames_label`).
     Pixels not computed yet are masked (drawn light grey) and do not count
-    for the colour limits.
+    for the colour limits. When the run's dataset has a calibration
+    (``ds.calibration``), scan and detector images (and lines) get physical
+    tick labels, axis labels with the unit and a scale bar, and
+    :attr:`readout` shows the position under the pointer in pixels and in
+    units (:mod:`udfwidgets.widgets.axes`); without one they show pixels.
 
     Parameters
     ----------
@@ -83,6 +90,8 @@ class MatplotlibLivePlot(LivePlot):
         Scale, colour limits and colour map (traitlets; its controls are above the figure).
     widget : ipywidgets.VBox
         Controls, figure and indicator, as displayed by :meth:`display`.
+    readout : ipywidgets.HTML
+        ``(row r, column c) = (y ..., x ...): value`` under the pointer.
 
     Examples
     --------
@@ -142,6 +151,10 @@ class MatplotlibLivePlot(LivePlot):
         self._host = None
         self._axes = self._image = self._line = self._colorbar = None
         self._drawn_title = None
+        self._shown_axes: Any = _UNSET  # the calibrated axes drawn (udfwidgets.widgets.axes)
+        #: Position and value under the pointer (pixels, and physical units when calibrated).
+        self.readout = ipywidgets.HTML()
+        self._readout: PointerReadout | None = None
         self._pending = None  # agg: (array, valid_mask) not applied to the artists yet
         self._colorbar_stale = False  # the colour bar follows the image when rendered
         if self._mode != "agg":
@@ -170,7 +183,7 @@ class MatplotlibLivePlot(LivePlot):
         self.controls = self.display_model.controls()
         tools = [self._host.toolbar()] if self._host is not None else []
         top = ipywidgets.HBox(
-            [*tools, self.channel_select, self.channel_sliders],
+            [*tools, self.channel_select, self.channel_sliders, self.readout],
             layout=ipywidgets.Layout(flex_flow="row wrap"),
         )
         self.status = ipywidgets.HBox([self.frames_progress, self.frames_label])
@@ -187,6 +200,7 @@ class MatplotlibLivePlot(LivePlot):
     def _make_host(self) -> None:
         self._host = FigureHost(self._mode, self._figsize, lock=self._lock)
         self._axes = self._host.figure.add_subplot()
+        self._readout = PointerReadout(self._host.figure, self.readout)
         self._host.figure.before_draw = self._sync_colorbar
         self._host.style()
         self._draw_title()
@@ -375,6 +389,7 @@ class MatplotlibLivePlot(LivePlot):
         self._axes.clear()
         self._image = self._line = None
         self._drawn_title = None
+        self._shown_axes = _UNSET
 
     def _draw_image(self, array, valid_mask) -> None:
         model = self.display_model
@@ -389,17 +404,36 @@ class MatplotlibLivePlot(LivePlot):
                 norm=norm,
                 interpolation="nearest",
                 aspect=aspect,
-                extent=model.extent(array.shape),
             )
             self._colorbar = self._host.figure.colorbar(
                 self._image, ax=self._axes, fraction=0.046, pad=0.03
             )
             self._image.callbacks.disconnect(self._image.colorbar_cid)  # see _sync_colorbar
             self._colorbar_stale = False
+            self._show_axes(array.shape)
             self._host.style()
             return
         self._colorbar_stale = True
         model.show(self._image, array, valid_mask)
+        self._show_axes(array.shape)
+
+    def _show_axes(self, shape: tuple[int, ...]) -> None:
+        """Calibrated axes (ticks, labels, scale bar, read-out) for the run's calibration."""
+        kind = self.axes_kind
+        scales = axis_scales(self.calibration, kind, shape) if kind is not None else None
+        if scales == self._shown_axes:
+            return
+        self._shown_axes = scales
+        self.display_model.axes = scales
+        apply_axes(self._axes, scales, shape)
+        if self._readout is not None:
+            image = self._image
+            self._readout.watch(
+                self._axes,
+                scales,
+                (lambda: image.get_array()) if image is not None else (lambda: self.data),
+            )
+        self._host.style()
 
     def _draw_line(self, array, valid_mask) -> None:
         from ..display import valid_pixels
@@ -428,6 +462,7 @@ class MatplotlibLivePlot(LivePlot):
             self._host.style()
         else:
             self._line.set_ydata(masked)
+        self._show_axes((n,))
         scale = "log" if log else "linear"
         if self._axes.get_yscale() != scale:
             self._axes.set_yscale(scale)

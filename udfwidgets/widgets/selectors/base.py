@@ -18,6 +18,7 @@ import ipywidgets as widgets
 import numpy as np
 import traitlets
 
+from ..axes import PointerReadout, apply_axes, axis_scales, calibration_of
 from ..display import DisplayModel, check_image, overlay_rgba
 from ..figure import FigureHost
 from ..static import close_tree
@@ -115,8 +116,10 @@ class MaskSelectorBase(widgets.VBox):
         color=(1.0, 0.15, 0.1),
         backend: str = "auto",
         percentiles: Sequence[float] = (0.1, 99.9),
+        calibration: Any = None,
         **kwargs,
     ):
+        self._calibration = calibration_of(image if calibration is None else calibration)
         self._image = check_image(image, self._what)
         self.shape = self._image.shape
         self._color = color
@@ -139,6 +142,8 @@ class MaskSelectorBase(widgets.VBox):
             overlay_rgba(np.zeros(self.shape, bool), color), interpolation="nearest"
         )
         self._overlay.set_mouseover(False)  # the cursor read-out shows the image's values
+        self._readout = PointerReadout(self._fig)
+        self._apply_calibration()
         self._title_text = title or ""  # shown above the tools; on the axes only in png()
         self._host.style()
         self._selectors = self._make_selectors()
@@ -199,7 +204,7 @@ class MaskSelectorBase(widgets.VBox):
             self._mode_row,
             self._ring_slider,
             self.display_controls,
-            widgets.HBox([self.figure_toolbar, self._status], layout=row),
+            widgets.HBox([self.figure_toolbar, self._status, self._readout.label], layout=row),
         ]
         view = [self._host.view] if self._host.view is not None else []
         super().__init__(children=controls + view, **kwargs)
@@ -303,6 +308,58 @@ class MaskSelectorBase(widgets.VBox):
         with self._render_lock:
             self.display_model.show(self._im, self._image)
         self._refresh()
+
+    # --- calibrated axes (udfwidgets.widgets.axes) ----------------------------------------
+    @property
+    def calibration(self) -> Any:
+        """The :class:`~udfwidgets.calibration.Calibration` of the axes, or None (pixels).
+
+        Given as ``calibration=``, or the one of a result buffer given as the
+        image. Setting it redraws ticks, axis labels, scale bar and read-out.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from udfwidgets import Calibration
+        >>> from udfwidgets.widgets import RoiSelector
+        >>> sel = RoiSelector(np.zeros((4, 40)))
+        >>> sel.calibration = Calibration(scan_step=0.5, scan_unit="nm")
+        >>> sel.ax.get_xlabel(), sel.readout_text(1, 3)
+        ('scan x (nm)', '(row 1, column 3) = (y 0.5 nm, x 1.5 nm)')
+        """
+        return self._calibration
+
+    @calibration.setter
+    def calibration(self, value: Any) -> None:
+        self._calibration = calibration_of(value)
+        self._apply_calibration()
+        self._refresh()
+
+    def _apply_calibration(self) -> None:
+        with self._render_lock:
+            scales = axis_scales(self._calibration, self._side, self.shape)
+            self.display_model.axes = scales
+            apply_axes(self._ax, scales, self.shape)
+            self._readout.watch(self._ax, scales, lambda: self._image)
+
+    @property
+    def readout(self):
+        """The ``ipywidgets.HTML`` read-out of the position (and value) under the pointer."""
+        return self._readout.label
+
+    def readout_text(self, row: float, col: float) -> str:
+        """The position ``(row, col)`` in words, physical coordinates included when calibrated.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from udfwidgets.widgets import SigMaskSelector
+        >>> SigMaskSelector(np.zeros((3, 3))).readout_text(1, 2)
+        '(row 1, column 2)'
+        """
+        from ..axes import readout_text
+
+        return readout_text((row, col), self.display_model.axes)
 
     # --- static views ------------------------------------------------------------------
     def png(self) -> bytes:
@@ -712,6 +769,7 @@ class MaskSelectorBase(widgets.VBox):
         if not hasattr(self, "_fig"):  # construction failed
             return super().close()
         self._fig.canvas.mpl_disconnect(self._point_cid)
+        self._readout.close()
         for sel in self._selectors.values():
             sel.set_active(False)
 

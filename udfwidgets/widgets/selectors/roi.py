@@ -40,6 +40,11 @@ class RoiSelector(MaskSelectorBase):
         How a new shape combines with the selection.
     figsize : tuple of float
         Figure size in inches.
+    calibration : Calibration, optional
+        Physical units of the axes (tick labels, axis labels, a scale bar and
+        the read-out in units; see :mod:`udfwidgets.widgets.axes`). Default:
+        the calibration of ``image`` when it is a result buffer; none for a
+        plain array (pixels).
 
     Attributes
     ----------
