@@ -179,8 +179,6 @@ FAULTS.update(
 )
 
 
-
-
 @pytest.mark.parametrize("fault", list(FAULTS), ids=list(FAULTS))
 def test_fault_then_next_run(any_ctx, fault):
     errors = []

@@ -159,7 +159,16 @@ class _Sectors:
     Pickles as its description; each process maps the files itself.
     """
 
-    def __init__(self, paths, offsets, num_frames, blocks, block_shape, sector_shape, first_id):
+    def __init__(
+        self,
+        paths: Sequence[str],
+        offsets: Sequence[int],
+        num_frames: int,
+        blocks: int,
+        block_shape: tuple[int, int],
+        sector_shape: tuple[int, int],
+        first_id: int,
+    ) -> None:
         self.paths = list(paths)
         self.offsets = [int(o) for o in offsets]  # block index of frame 0 in each file
         self.num_frames = int(num_frames)
