@@ -33,6 +33,12 @@ __all__ = ["PartitionTask", "PartitionResult", "run_partition", "DEFAULT_TILE_BY
 #: Python calls per GiB); process_frame UDFs are unaffected (benchmarks/README.md)
 DEFAULT_TILE_BYTES = 4 << 20
 
+#: With corrections every tile is written once more (corrected) and read back by
+#: the UDFs: tiles of at most this size keep that corrected copy in the L2 cache
+#: instead of sending it through main memory (benchmarks/README.md, "Detector
+#: corrections").
+CORRECTED_TILE_BYTES = 1 << 20
+
 
 @dataclass
 class PartitionTask:
@@ -245,6 +251,8 @@ def _process(
         # tiles are shared by the UDFs of a run: the largest preference wins
         for udf, *_ in tiled:
             tile_bytes = max(tile_bytes, int(udf.get_tiling_preferences().get("total_size", 0)))
+        if corr is not None:
+            tile_bytes = min(tile_bytes, CORRECTED_TILE_BYTES)
         tile_frames = max(1, min(n, tile_bytes // max(1, frame_size * itemsize)))
     scratch = {s[0].meta.input_dtype: None for s in tiled if s[0].meta.input_dtype not in whole}
     for dt in scratch:
@@ -253,7 +261,7 @@ def _process(
     for t0 in range(0, n, tile_frames):
         t1 = min(n, t0 + tile_frames)
         tiles = {}
-        for udf, method, arrays, navs, _, convert in tiled:
+        for udf, method, _arrays, navs, _, convert in tiled:
             dt = udf.meta.input_dtype
             tile = tiles.get(dt)
             if tile is None:
