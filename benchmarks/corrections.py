@@ -8,6 +8,10 @@ pixels (0.4% of a 128x128 frame), the worst realistic case: every part of the
 correction is on. Plain and corrected runs alternate within every repetition,
 so that the ratio survives a shared, noisy machine; the load average is
 printed with the result. Results are checked against NumPy before timing.
+Each run appends its table to ``benchmarks/results/corrections.md``
+(``--out`` to change, ``--out -`` for none), with the ratio of every
+repetition (corrected / plain within the same repetition) so that the spread
+is visible.
 """
 
 from __future__ import annotations
@@ -70,7 +74,9 @@ def bench(f, reps: int, executor: str, n_jobs: int) -> dict:
                 ctx.run_udf(dataset=ds, udf=SumUDF(), corrections=c)
                 times[name].append(time.perf_counter() - t0)
     med = {k: statistics.median(v) for k, v in times.items()}
+    per_rep = [c / p for c, p in zip(times["corrected"], times["plain"])]
     return {
+        "per_rep": per_rep,
         "file": os.path.basename(f.path),
         "gib": f.nbytes / 2**30,
         "times": times,
@@ -92,6 +98,12 @@ def main(argv=None) -> int:
         help="NumPy corrections even when numba is installed (UDFWIDGETS_NUMBA=0)",
     )
     p.add_argument("--files", default="f32,u16", help="f32 (1 GiB float32), u16 (1 GiB uint16)")
+    p.add_argument(
+        "--out",
+        default=os.path.join(HERE, "results", "corrections.md"),
+        help="append the table to this file ('-': print only)",
+    )
+    p.add_argument("--label", default="", help="a note for the table's heading (e.g. a commit)")
     a = p.parse_args(argv)
     if a.numpy:
         os.environ["UDFWIDGETS_NUMBA"] = "0"  # before any worker starts: they inherit it
@@ -104,21 +116,30 @@ def main(argv=None) -> int:
     load0 = os.getloadavg()
     rows = [bench(f, reps, a.executor, a.n_jobs) for f in chosen]
     load1 = os.getloadavg()
-    print(
+    lines = [
         f"SumUDF, corrections by {path}, executor={a.executor} n_jobs={a.n_jobs}, "
         f"{reps} interleaved repetitions; "
-        f"load average {load0[0]:.1f} before, {load1[0]:.1f} after (1 min)"
-    )
-    print(
+        f"load average {load0[0]:.1f} before, {load1[0]:.1f} after (1 min)",
+        "",
         "| file | GiB | plain (median s) | corrected (median s) | corrected / plain "
-        "(median) | (best of each) |"
-    )
-    print("|---|---|---|---|---|---|")
+        "(median) | (best of each) | per repetition (min-max) |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
-        print(
+        lines.append(
             f"| {r['file']} | {r['gib']:.2f} | {r['median']['plain']:.3f} | "
-            f"{r['median']['corrected']:.3f} | {r['ratio']:.2f} | {r['min_ratio']:.2f} |"
+            f"{r['median']['corrected']:.3f} | {r['ratio']:.2f} | {r['min_ratio']:.2f} | "
+            f"{min(r['per_rep']):.2f}-{max(r['per_rep']):.2f} |"
         )
+    print("\n".join(lines))
+    if a.out != "-":
+        stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+        head = f"## {stamp}" + (f", {a.label}" if a.label else "")
+        new = not os.path.exists(a.out)
+        with open(a.out, "a") as fh:
+            if new:
+                fh.write("# benchmarks/corrections.py results (appended by each run)\n\n")
+            fh.write(head + "\n\n" + "\n".join(lines) + "\n\n")
     return 0
 
 

@@ -162,7 +162,7 @@ def test_fresh_venv_from_binder_requirements_imports_package_and_widgets(tmp_pat
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]-*.ipynb"))
 
 
-def test_the_six_teaching_notebooks_exist():
+def test_the_seven_teaching_notebooks_exist():
     names = [p.stem for p in NOTEBOOKS]
     assert names == [
         "01-getting-started",
@@ -171,6 +171,7 @@ def test_the_six_teaching_notebooks_exist():
         "04-partial-results-and-async",
         "05-performance-and-scaling",
         "06-your-own-data",
+        "07-corrections-units-export",
     ], names
 
 

@@ -384,11 +384,15 @@ def test_compiled_kernel_matches_numpy(rng, monkeypatch):
 
     assert _corrections_kernel.get_kernel() is not None
     frames = rng.integers(0, 4000, size=(7, 15, 13)).astype(np.uint16)
-    for density in (0.0, 0.05, 0.3, 0.7, 0.95):
+    # every density with each of the kernel's four pixel loops (dark and gain on or off)
+    cases = [
+        (d, dark, gain) for d in (0.0, 0.05, 0.3, 0.7, 0.95) for dark in (0, 1) for gain in (0, 1)
+    ]
+    for density, use_dark, use_gain in cases:
         excluded = rng.random((15, 13)) < density
         corr = CorrectionSet(
-            dark=rng.uniform(0, 9, (15, 13)),
-            gain=rng.uniform(0.5, 2, (15, 13)),
+            dark=rng.uniform(0, 9, (15, 13)) if use_dark else None,
+            gain=rng.uniform(0.5, 2, (15, 13)) if use_gain else None,
             excluded_pixels=excluded,
         )
         state = corr.prepare((15, 13), frames.dtype)

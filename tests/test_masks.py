@@ -206,3 +206,138 @@ def test_to_sparse_with_scipy():
     assert sp.issparse(m) and masks.is_sparse(m)
     np.testing.assert_array_equal(m.toarray(), stack.reshape(3, -1))
     np.testing.assert_array_equal(masks.to_sparse(stack[0]).toarray(), stack[:1].reshape(1, -1))
+
+
+# --- physical units ----------------------------------------------------------------
+from udfwidgets import Calibration  # noqa: E402
+from udfwidgets.calibration import CalibrationError  # noqa: E402
+
+#: 0.25 mrad per pixel, beam centre at pixel (7, 9) of a 15x19 frame
+CAL = Calibration(sig_step=0.25, sig_unit="mrad", beam_centre=(7, 9), beam_energy_kev=200)
+SIG = (15, 19)
+
+
+def test_disk_in_mrad_is_the_hand_computed_pixel_disk():
+    # 1 mrad = 4 pixels: the pixels within distance 4 of (7, 9), written out by hand
+    got = masks.disk(SIG, radius=1.0, unit="mrad", calibration=CAL, dtype=bool)
+    want = np.zeros(SIG, dtype=bool)
+    rows = {3: [9], 4: [7, 8, 9, 10, 11], 5: [6, 7, 8, 9, 10, 11, 12], 6: range(6, 13)}
+    rows |= {7: range(5, 14), 8: range(6, 13), 9: range(6, 13), 10: range(7, 12), 11: [9]}
+    for y, xs in rows.items():
+        want[y, list(xs)] = True
+    np.testing.assert_array_equal(got, want)
+    assert got.sum() == 49
+    np.testing.assert_array_equal(got, loop_mask(SIG, lambda y, x: math.hypot(y - 7, x - 9) <= 4))
+
+
+def test_centre_in_physical_units_or_pixels():
+    # centre 0.5 mrad below and 1 mrad left of the beam: pixel (7 + 2, 9 - 4) = (9, 5)
+    got = masks.disk(SIG, (0.5, -1.0), 0.5, unit="mrad", calibration=CAL, dtype=bool)
+    np.testing.assert_array_equal(got, masks.disk(SIG, (9, 5), 2, dtype=bool))
+    px = masks.disk(SIG, (9, 5), 0.5, unit="mrad", calibration=CAL, centre_unit="px", dtype=bool)
+    np.testing.assert_array_equal(px, got)
+    # and the other way round: radius in pixels, centre in mrad (0, 0 = the beam centre)
+    mixed = masks.disk(SIG, (0, 0), 3, calibration=CAL, centre_unit="mrad", dtype=bool)
+    np.testing.assert_array_equal(mixed, masks.disk(SIG, (7, 9), 3, dtype=bool))
+
+
+def test_reciprocal_units_convert_through_the_beam_energy():
+    # 1/nm to mrad at 200 keV: 1 mrad = 0.3987 1/nm; radius 2 pixels = 0.5 mrad
+    k = CAL.convert_sig(0.5, "mrad", "1/nm")
+    got = masks.disk(SIG, radius=k, unit="1/nm", calibration=CAL, dtype=bool)
+    np.testing.assert_array_equal(got, masks.disk(SIG, (7, 9), 2, dtype=bool))
+    rad = masks.disk(SIG, radius=0.0005, unit="rad", calibration=CAL, dtype=bool)
+    np.testing.assert_array_equal(rad, got)
+
+
+def test_ring_sector_bins_in_mrad_match_pixel_versions():
+    kw = {"unit": "mrad", "calibration": CAL, "dtype": bool}
+    np.testing.assert_array_equal(
+        masks.ring(SIG, inner=0.5, outer=1.5, **kw),
+        loop_mask(SIG, lambda y, x: 2 < math.hypot(y - 7, x - 9) <= 6),
+    )
+    np.testing.assert_array_equal(
+        masks.annulus(SIG, (0, 0), 0.5, 1.5, **kw), masks.ring(SIG, (7, 9), 2, 6, dtype=bool)
+    )
+    np.testing.assert_array_equal(
+        masks.sector(SIG, start=0, stop=90, inner=0.25, outer=1.0, **kw),
+        masks.sector(SIG, (7, 9), 0, 90, inner=1, outer=4, dtype=bool),
+    )
+    np.testing.assert_array_equal(
+        masks.radial_bins(SIG, n_bins=3, r_max=1.5, **kw),
+        masks.radial_bins(SIG, (7, 9), 3, 6, dtype=bool),
+    )
+    np.testing.assert_array_equal(
+        masks.angular_sectors(SIG, n_sectors=4, inner=0.25, **kw),
+        masks.angular_sectors(SIG, (7, 9), 4, inner=1, dtype=bool),
+    )
+
+
+def test_rectangle_and_point_in_mrad():
+    # top-left 0.5 mrad above and left of the beam = pixel (5, 7); 1 x 0.75 mrad = 4 x 3 pixels
+    got = masks.rectangle(SIG, -0.5, -0.5, 1.0, 0.75, unit="mrad", calibration=CAL, dtype=bool)
+    want = np.zeros(SIG, dtype=bool)
+    want[5:9, 7:10] = True
+    np.testing.assert_array_equal(got, want)
+    # between pixel centres: the pixels whose centre lies inside [-0.6, -0.1) mrad
+    half = masks.rectangle(SIG, -0.6, 0, 0.5, 0.25, unit="mrad", calibration=CAL, dtype=bool)
+    assert np.argwhere(half).tolist() == [[5, 9], [6, 9]]
+    pt = masks.point(SIG, 0.26, -0.49, unit="mrad", calibration=CAL, dtype=bool)
+    np.testing.assert_array_equal(pt, masks.point(SIG, 8, 7, dtype=bool))
+
+
+def test_pixel_calls_unchanged_with_calibration_given():
+    # without unit, lengths and centre stay pixels even when a calibration is passed
+    np.testing.assert_array_equal(
+        masks.disk(SIG, (3, 3), 2, calibration=CAL), masks.disk(SIG, (3, 3), 2)
+    )
+    # centre=None with a calibration: the beam centre, radius in pixels
+    np.testing.assert_array_equal(
+        masks.disk(SIG, radius=2, calibration=CAL), masks.disk(SIG, (7, 9), 2)
+    )
+
+
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda: masks.disk(SIG, (0, 0), 1.0, unit="mrad"), "needs calibration="),
+        (lambda: masks.disk(SIG, radius=1.0), "centre is missing"),
+        (lambda: masks.disk(SIG, (0, 0)), "radius is missing"),
+        (
+            lambda: masks.disk(SIG, radius=1.0, unit="nm", calibration=CAL),
+            "cannot convert.*angle",
+        ),
+        (lambda: masks.disk(SIG, radius=1.0, unit="furlong", calibration=CAL), "unknown unit"),
+        (
+            lambda: masks.disk(SIG, radius=1.0, unit="mrad", calibration=Calibration()),
+            "detector axes are in pixels",
+        ),
+        (
+            lambda: masks.disk(
+                SIG,
+                radius=1.0,
+                unit="1/nm",
+                calibration=Calibration(sig_step=0.25, sig_unit="mrad", beam_centre=(7, 9)),
+            ),
+            "beam_energy_kev",
+        ),
+        (
+            lambda: masks.ring(SIG, inner=1, outer=2, unit="mrad", calibration={"step": 1}),
+            "must be a udfwidgets.Calibration",
+        ),
+        (
+            lambda: masks.disk(
+                SIG,
+                radius=1.0,
+                unit="mrad",
+                calibration=Calibration(sig_step=(0.25, 0.5), sig_unit="mrad", beam_centre=(7, 9)),
+            ),
+            "not square",
+        ),
+        (lambda: masks.point(SIG, 5.0, 0, unit="mrad", calibration=CAL), "outside the frame"),
+        (lambda: masks.disk(SIG, radius=-1.0, unit="mrad", calibration=CAL), "radius must be"),
+    ],
+)
+def test_unit_errors_say_what_to_do(call, match):
+    with pytest.raises(CalibrationError if "calibration" in match else ValueError, match=match):
+        call()

@@ -1,12 +1,24 @@
 """Optional compiled kernel for :func:`udfwidgets.corrections.correct_tile` (numba).
 
-One pass per frame converts, subtracts the dark frame, multiplies by the gain
-and then patches the excluded pixels from their valid neighbours while the
-frame is still in cache; NumPy needs three passes over the tile. The results
-are the same as NumPy's, operation for operation in the output dtype. Used
+One pass per frame converts, subtracts the dark frame and multiplies by the
+gain, then patches only the excluded pixels from their valid neighbours while
+the frame is still in cache; NumPy needs three passes over the tile. The
+pixel loop is written once for each combination of dark and gain, without a
+branch inside, so that the compiler vectorises it. The results are the same
+as NumPy's, operation for operation in the output dtype (no fast-math). Used
 when numba can be imported (``pip install 'udfwidgets[fast]'``) and not
 disabled with the environment variable ``UDFWIDGETS_NUMBA=0``; otherwise
 :mod:`udfwidgets.corrections` uses NumPy.
+
+The numba functions live in :mod:`udfwidgets._corrections_numba`, imported
+only here: compiled once per machine and dtype pair (numba's on-disk cache)
+and loaded by each worker process on its first corrected tile.
+
+Examples
+--------
+>>> from udfwidgets._corrections_kernel import get_kernel
+>>> get_kernel() is None or callable(get_kernel())
+True
 """
 
 from __future__ import annotations
@@ -22,56 +34,37 @@ _TRIED = False
 
 
 def get_kernel():
-    """The compiled kernel, or None (numba missing or disabled)."""
+    """The compiled kernel, or None (numba missing or disabled).
+
+    Examples
+    --------
+    >>> k = get_kernel()
+    >>> k is None or callable(k)
+    True
+    """
     global _KERNEL, _TRIED
     if _TRIED:
         return _KERNEL
     _TRIED = True
     if os.environ.get("UDFWIDGETS_NUMBA", "1") == "0":
         return None
-    try:
-        import numba
-    except ImportError:
+    from . import _corrections_numba
+
+    if not _corrections_numba.HAVE_NUMBA:
         return None
-
-    @numba.njit(cache=True, nogil=True)
-    def kernel(frames, out, dark, gain, use_dark, use_gain, targets, nbidx, nbcount):
-        n, npix = out.shape
-        buf = np.empty(nbidx.shape[1] + 1, dtype=out.dtype)
-        for i in range(n):
-            fi = frames[i]
-            oi = out[i]
-            for p in range(npix):
-                v = out.dtype.type(fi[p])
-                if use_dark:
-                    v = v - dark[p]
-                if use_gain:
-                    v = v * gain[p]
-                oi[p] = v
-            for t in range(targets.shape[0]):
-                k = nbcount[t]
-                if k == 0:
-                    oi[targets[t]] = 0
-                    continue
-                for j in range(k):  # insertion sort of the valid neighbours
-                    x = oi[nbidx[t, j]]
-                    m = j
-                    while m > 0 and buf[m - 1] > x:
-                        buf[m] = buf[m - 1]
-                        m -= 1
-                    buf[m] = x
-                if k % 2:
-                    oi[targets[t]] = buf[k // 2]
-                else:
-                    oi[targets[t]] = (buf[k // 2 - 1] + buf[k // 2]) / out.dtype.type(2)
-        return out
-
-    _KERNEL = kernel
+    _KERNEL = _corrections_numba.kernel
     return _KERNEL
 
 
 def flat_tables(tables) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(targets, neighbours (T, 24), counts)`` from the padded tables of corrections.py."""
+    """``(targets, neighbours (T, 24), counts)`` from the padded tables of corrections.py.
+
+    Examples
+    --------
+    >>> t, nb, c = flat_tables([])
+    >>> t.shape, nb.shape, c.shape
+    ((0,), (0, 1), (0,))
+    """
     targets, idx, counts = [], [], []
     for t, nb, pad, _padval, _even in tables:
         for row in range(len(t)):

@@ -5,6 +5,17 @@ NumPy array of that shape, ``float32`` by default (``dtype=bool`` gives a bool
 mask). Coordinates are pixel indices: ``y`` is the row, ``x`` the column, and
 a pixel belongs to a shape when its *centre* (its integer index) does.
 
+Physical units: every factory also takes ``unit=`` (``"mrad"``, ``"1/nm"``,
+...) and ``calibration=`` (usually ``ds.calibration``, a
+:class:`~udfwidgets.calibration.Calibration`). Lengths (radii, widths) are
+then in ``unit`` and positions (centres, corners) are physical detector
+coordinates in ``unit`` relative to the calibration's origin, the beam
+centre; ``centre=None`` is the beam centre itself. ``centre_unit="px"``
+gives the centre in pixels while the lengths stay in ``unit``. The
+conversion is the calibration's (:meth:`Calibration.to_pixels
+<udfwidgets.calibration.Calibration.to_pixels>`), so angles and reciprocal
+lengths convert into each other when the calibration has a beam energy.
+
 The masks plug into :class:`~udfwidgets.udf.masks.ApplyMasksUDF`, either as
 arrays or as factories (``functools.partial`` or a ``lambda``) that are called
 on the workers. :func:`to_sparse` converts a mask (stack) to a
@@ -20,6 +31,14 @@ array([[0, 0, 0, 0, 0],
        [0, 1, 1, 1, 0],
        [0, 0, 1, 0, 0],
        [0, 0, 0, 0, 0]])
+>>> from udfwidgets import Calibration
+>>> cal = Calibration(sig_step=0.5, sig_unit="mrad", beam_centre=(2, 2))
+>>> masks.disk((5, 5), radius=0.5, unit="mrad", calibration=cal, dtype=bool).astype(int)
+array([[0, 0, 0, 0, 0],
+       [0, 0, 1, 0, 0],
+       [0, 1, 1, 1, 0],
+       [0, 0, 1, 0, 0],
+       [0, 0, 0, 0, 0]])
 """
 
 from __future__ import annotations
@@ -30,6 +49,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+
+from .calibration import PIXELS, Calibration, CalibrationError
 
 __all__ = [
     "disk",
@@ -161,6 +182,147 @@ def _finish(mask: np.ndarray, dtype: Any) -> np.ndarray:
     return mask.astype(dt)
 
 
+# --- physical units -------------------------------------------------------------
+def _in_pixels(unit: Any) -> bool:
+    return unit is None or unit == PIXELS
+
+
+def _check_calibration(calibration: Any, unit: Any, what: str) -> Calibration:
+    if calibration is None:
+        raise CalibrationError(
+            f"{what} in {unit!r} needs calibration= (usually ds.calibration, with the "
+            f"detector pixel size in an angle or reciprocal unit); or give {what} in pixels "
+            "(leave unit unset)"
+        )
+    if not isinstance(calibration, Calibration):
+        raise CalibrationError(
+            "calibration must be a udfwidgets.Calibration (e.g. ds.calibration), "
+            f"got {type(calibration).__name__}"
+        )
+    if not isinstance(unit, str):
+        raise CalibrationError(f"unit must be a string such as 'mrad' or '1/nm', got {unit!r}")
+    return calibration
+
+
+def length_to_pixels(
+    value: Any, name: str, unit: str | None, calibration: Calibration | None
+) -> Any:
+    """A length (radius, width) in ``unit`` as a number of detector pixels.
+
+    ``unit=None`` or ``"px"``: ``value`` is returned unchanged (checked later
+    by the factory). Otherwise the calibration converts it; the detector
+    pixels must be square.
+
+    Examples
+    --------
+    >>> cal = Calibration(sig_step=0.25, sig_unit="mrad")
+    >>> length_to_pixels(1.5, "radius", "mrad", cal)
+    6.0
+    >>> length_to_pixels(1.5, "radius", "mrad", None)
+    Traceback (most recent call last):
+    ...
+    udfwidgets.calibration.CalibrationError: radius in 'mrad' needs calibration= (usually ds.calibration, with the detector pixel size in an angle or reciprocal unit); or give radius in pixels (leave unit unset)
+    """
+    if _in_pixels(unit):
+        return value
+    cal = _check_calibration(calibration, unit, name)
+    v = check_number(value, name, minimum=None, allow_inf=True)
+    if math.isinf(v):
+        return v
+    return cal.to_pixels(v, _sig_unit(cal, unit, name))
+
+
+def position_to_pixels(
+    value: Any, name: str, unit: str | None, calibration: Calibration | None
+) -> Any:
+    """A detector position ``(y, x)`` in ``unit`` (relative to the beam centre) as pixel indices.
+
+    ``unit=None`` or ``"px"``: ``value`` is returned unchanged.
+
+    Examples
+    --------
+    >>> cal = Calibration(sig_step=0.5, sig_unit="mrad", beam_centre=(8, 8))
+    >>> position_to_pixels((1.0, -2.0), "centre", "mrad", cal)
+    (10.0, 4.0)
+    """
+    if _in_pixels(unit):
+        return value
+    cal = _check_calibration(calibration, unit, name)
+    y, x = check_point(value, name)
+    return cal.point_to_pixels((y, x), _sig_unit(cal, unit, name))
+
+
+def _sig_unit(cal: Calibration, unit: str, name: str) -> str:
+    """``unit``, after checking the calibration can turn it into its detector unit."""
+    own = cal.sig_unit
+    if own == PIXELS:
+        raise CalibrationError(
+            f"{name} is in {unit!r}, but the calibration's detector axes are in pixels: "
+            "set the detector pixel size first (ds.calibration = Calibration(sig_step=..., "
+            "sig_unit='mrad', beam_centre=(y, x)) or Calibration.from_camera(...))"
+        )
+    try:
+        cal.convert_sig(1.0, unit, own)
+    except CalibrationError as e:
+        raise CalibrationError(
+            f"{name} is in {unit!r}, which this calibration (detector unit {own!r}) "
+            f"cannot convert: {e}. Detector masks take an angle (urad, mrad, rad) or a "
+            "reciprocal length (1/nm, 1/A, ...); angles and reciprocal lengths convert "
+            "into each other only with beam_energy_kev set"
+        ) from None
+    return unit
+
+
+def _centre(
+    centre: Any,
+    unit: str | None,
+    calibration: Calibration | None,
+    centre_unit: str | None,
+) -> Any:
+    """The centre in pixels: ``None`` is the calibration's beam centre.
+
+    Checks first that the calibration converts ``unit`` (the lengths' unit),
+    so that a unit error is reported before a missing centre.
+    """
+    if not _in_pixels(unit):
+        _sig_unit(_check_calibration(calibration, unit, "the mask"), unit, "the mask")
+    cu = unit if centre_unit is None else centre_unit
+    if centre is None:
+        if calibration is not None and getattr(calibration, "beam_centre", None) is not None:
+            _check_calibration(calibration, PIXELS, "centre")
+            return tuple(calibration.beam_centre)
+        raise ValueError(
+            "centre is missing: give centre=(y, x), or calibration= with a beam centre "
+            "(Calibration(..., beam_centre=(y, x))) to centre the mask on the beam"
+        )
+    return position_to_pixels(centre, "centre", cu, calibration)
+
+
+def _required(value: Any, name: str, call: str) -> Any:
+    if value is None:
+        raise ValueError(f"{name} is missing: {call}")
+    return value
+
+
+def _physical_rectangle(sig, top, left, height, width, unit, calibration) -> np.ndarray:
+    for name, v in (("top", top), ("left", left)):
+        check_number(v, name, minimum=None)
+    for name, v in (("height", height), ("width", width)):
+        if check_number(v, name) <= 0:
+            raise ValueError(
+                f"height and width must be positive, got height={height!r}, width={width!r}"
+            )
+    y0, x0 = position_to_pixels((top, left), "(top, left)", unit, calibration)
+    y1, x1 = position_to_pixels((top + height, left + width), "(top, left)", unit, calibration)
+    # pixel centres i with start <= i < stop; a hair of tolerance for round-off of the unit
+    eps = 1e-9
+    rows = slice(max(0, math.ceil(y0 - eps)), max(0, math.ceil(y1 - eps)))
+    cols = slice(max(0, math.ceil(x0 - eps)), max(0, math.ceil(x1 - eps)))
+    mask = np.zeros(sig, dtype=bool)
+    mask[rows, cols] = True
+    return mask
+
+
 # --- coordinate maps ------------------------------------------------------------
 def radius_map(sig_shape: Sequence[int], centre: Sequence[float]) -> np.ndarray:
     """Distance of every pixel from ``centre = (cy, cx)``, float64 of ``sig_shape``.
@@ -199,25 +361,43 @@ def angle_map(sig_shape: Sequence[int], centre: Sequence[float]) -> np.ndarray:
 
 # --- factories ------------------------------------------------------------------
 def disk(
-    sig_shape: Sequence[int], centre: Sequence[float], radius: float, dtype: Any = np.float32
+    sig_shape: Sequence[int],
+    centre: Sequence[float] | None = None,
+    radius: float | None = None,
+    dtype: Any = np.float32,
+    *,
+    unit: str | None = None,
+    calibration: Calibration | None = None,
+    centre_unit: str | None = None,
 ) -> np.ndarray:
     """Pixels within ``radius`` of ``centre = (cy, cx)`` (distance ``<= radius``).
+
+    ``unit``, ``calibration`` and ``centre_unit``: see the module docstring
+    (lengths and positions in physical units, ``centre=None`` the beam centre).
 
     Examples
     --------
     >>> int(disk((9, 9), centre=(4, 4), radius=2).sum())
     13
+    >>> from udfwidgets import Calibration
+    >>> cal = Calibration(sig_step=0.5, sig_unit="mrad", beam_centre=(4, 4))
+    >>> int(disk((9, 9), radius=1.0, unit="mrad", calibration=cal).sum())  # 2 pixels
+    13
     """
-    r = check_number(radius, "radius")
-    return _finish(radius_map(sig_shape, centre) <= r, dtype)
+    r = check_number(_required(radius, "radius", "disk(sig_shape, centre, radius)"), "radius")
+    c = _centre(centre, unit, calibration, centre_unit)
+    r = length_to_pixels(r, "radius", unit, calibration)
+    return _finish(radius_map(sig_shape, c) <= r, dtype)
 
 
 def ring(*args, **kwargs) -> np.ndarray:
     """Pixels with ``inner < distance <= outer`` from ``centre`` (an annulus).
 
-    ``ring(sig_shape, centre, inner, outer, dtype=np.float32)``. A ring with
-    ``inner=a, outer=b`` plus a disk of radius ``a`` is the disk of radius
-    ``b``: neighbouring rings never share a pixel.
+    ``ring(sig_shape, centre, inner, outer, dtype=np.float32, *, unit=None,
+    calibration=None, centre_unit=None)``. A ring with ``inner=a, outer=b``
+    plus a disk of radius ``a`` is the disk of radius ``b``: neighbouring
+    rings never share a pixel. ``unit``, ``calibration``, ``centre_unit``:
+    physical units, see the module docstring.
 
     LiberTEM's signature works too: ``ring(centerX, centerY, imageSizeX,
     imageSizeY, radius, radius_inner, antialiased=False)`` gives LiberTEM's
@@ -230,6 +410,10 @@ def ring(*args, **kwargs) -> np.ndarray:
     8
     >>> int(ring(centerX=4, centerY=4, imageSizeX=9, imageSizeY=9, radius=2, radius_inner=1).sum())
     8
+    >>> from udfwidgets import Calibration
+    >>> cal = Calibration(sig_step=0.5, sig_unit="mrad", beam_centre=(4, 4))
+    >>> int(ring((9, 9), inner=0.5, outer=1.0, unit="mrad", calibration=cal).sum())
+    8
     """
     if _libertem_style(args, kwargs):
         return _lt_ring(*args, **kwargs)
@@ -238,16 +422,24 @@ def ring(*args, **kwargs) -> np.ndarray:
 
 def _ring(
     sig_shape: Sequence[int],
-    centre: Sequence[float],
-    inner: float,
-    outer: float,
+    centre: Sequence[float] | None = None,
+    inner: float | None = None,
+    outer: float | None = None,
     dtype: Any = np.float32,
+    *,
+    unit: str | None = None,
+    calibration: Calibration | None = None,
+    centre_unit: str | None = None,
 ) -> np.ndarray:
-    ri = check_number(inner, "inner")
-    ro = check_number(outer, "outer")
+    call = "ring(sig_shape, centre, inner, outer)"
+    ri = check_number(_required(inner, "inner", call), "inner")
+    ro = check_number(_required(outer, "outer", call), "outer")
     if ro <= ri:
         raise ValueError(f"outer must be larger than inner, got inner={inner!r}, outer={outer!r}")
-    r = radius_map(sig_shape, centre)
+    c = _centre(centre, unit, calibration, centre_unit)
+    ri = length_to_pixels(ri, "inner", unit, calibration)
+    ro = length_to_pixels(ro, "outer", unit, calibration)
+    r = radius_map(sig_shape, c)
     return _finish((r > ri) & (r <= ro), dtype)
 
 
@@ -256,9 +448,23 @@ annulus = ring
 
 
 def rectangle(
-    sig_shape: Sequence[int], top: int, left: int, height: int, width: int, dtype: Any = np.float32
+    sig_shape: Sequence[int],
+    top: Any,
+    left: Any,
+    height: Any,
+    width: Any,
+    dtype: Any = np.float32,
+    *,
+    unit: str | None = None,
+    calibration: Calibration | None = None,
 ) -> np.ndarray:
     """Rows ``top:top+height`` and columns ``left:left+width`` (clipped to the frame).
+
+    In pixels the four values are integers. With ``unit`` (and
+    ``calibration``) they are physical: ``(top, left)`` a detector position
+    relative to the beam centre and ``height``, ``width`` lengths; the mask
+    holds the pixels whose centre lies in ``[top, top + height)`` x
+    ``[left, left + width)``.
 
     Examples
     --------
@@ -266,8 +472,18 @@ def rectangle(
     array([[0, 0, 0, 0],
            [0, 1, 1, 0],
            [0, 1, 1, 0]])
+    >>> from udfwidgets import Calibration
+    >>> cal = Calibration(sig_step=0.5, sig_unit="mrad", beam_centre=(1, 1))
+    >>> rectangle((3, 4), 0, 0, 1.0, 1.0, unit="mrad", calibration=cal, dtype=bool).astype(int)
+    array([[0, 0, 0, 0],
+           [0, 1, 1, 0],
+           [0, 1, 1, 0]])
     """
     h, w = check_sig_shape(sig_shape)
+    if not _in_pixels(unit):
+        return _finish(
+            _physical_rectangle((h, w), top, left, height, width, unit, calibration), dtype
+        )
     vals = {"top": top, "left": left, "height": height, "width": width}
     for name, v in vals.items():
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
@@ -281,16 +497,41 @@ def rectangle(
     return _finish(mask, dtype)
 
 
-def point(sig_shape: Sequence[int], y: int, x: int, dtype: Any = np.float32) -> np.ndarray:
+def point(
+    sig_shape: Sequence[int],
+    y: Any,
+    x: Any,
+    dtype: Any = np.float32,
+    *,
+    unit: str | None = None,
+    calibration: Calibration | None = None,
+) -> np.ndarray:
     """A single pixel ``(y, x)``: applying it picks that pixel's value from every frame.
+
+    With ``unit`` (and ``calibration``), ``(y, x)`` is a physical detector
+    position relative to the beam centre and the mask is the nearest pixel.
 
     Examples
     --------
     >>> point((2, 3), y=1, x=2, dtype=bool).astype(int)
     array([[0, 0, 0],
            [0, 0, 1]])
+    >>> from udfwidgets import Calibration
+    >>> cal = Calibration(sig_step=0.5, sig_unit="mrad", beam_centre=(0, 0))
+    >>> point((2, 3), 0.4, 0.9, unit="mrad", calibration=cal, dtype=bool).astype(int)
+    array([[0, 0, 0],
+           [0, 0, 1]])
     """
     h, w = check_sig_shape(sig_shape)
+    if not _in_pixels(unit):
+        py, px = position_to_pixels((y, x), "(y, x)", unit, calibration)
+        iy, ix = int(np.floor(py + 0.5)), int(np.floor(px + 0.5))
+        if not (0 <= iy < h and 0 <= ix < w):
+            raise ValueError(
+                f"the point ({y}, {x}) {unit} is pixel ({py:g}, {px:g}), outside the "
+                f"frame of shape {(h, w)}"
+            )
+        y, x = iy, ix
     for name, v, n in (("y", y, h), ("x", x, w)):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 0 <= v < n:
             raise ValueError(f"{name} must be an integer pixel index in [0, {n}), got {v!r}")
@@ -301,19 +542,25 @@ def point(sig_shape: Sequence[int], y: int, x: int, dtype: Any = np.float32) -> 
 
 def sector(
     sig_shape: Sequence[int],
-    centre: Sequence[float],
-    start: float,
-    stop: float,
+    centre: Sequence[float] | None = None,
+    start: float | None = None,
+    stop: float | None = None,
     inner: float = 0.0,
     outer: float = math.inf,
     dtype: Any = np.float32,
+    *,
+    unit: str | None = None,
+    calibration: Calibration | None = None,
+    centre_unit: str | None = None,
 ) -> np.ndarray:
     """Pixels at angles ``start <= angle < stop`` (degrees) with ``inner <= distance < outer``.
 
     Angles are those of :func:`angle_map` in degrees, in ``[0, 360)``; a sector
     may wrap around 0 (``start=-60, stop=60`` or ``start=300, stop=420``);
     ``stop`` must be larger than ``start``. The centre pixel itself
-    (distance 0) has angle 0.
+    (distance 0) has angle 0. ``unit``, ``calibration``, ``centre_unit``:
+    ``inner``, ``outer`` and the centre in physical units (module docstring);
+    the angles stay in degrees.
 
     Examples
     --------
@@ -323,8 +570,9 @@ def sector(
            [0, 0, 1],
            [0, 0, 0]])
     """
-    a0 = check_number(start, "start", minimum=None)
-    a1 = check_number(stop, "stop", minimum=None)
+    call = "sector(sig_shape, centre, start, stop)"
+    a0 = check_number(_required(start, "start", call), "start", minimum=None)
+    a1 = check_number(_required(stop, "stop", call), "stop", minimum=None)
     if a1 <= a0:
         raise ValueError(
             f"stop must be larger than start (degrees; use e.g. start=300, "
@@ -334,6 +582,9 @@ def sector(
     ro = check_number(outer, "outer", allow_inf=True)
     if ro <= ri:
         raise ValueError(f"outer must be larger than inner, got inner={inner!r}, outer={outer!r}")
+    centre = _centre(centre, unit, calibration, centre_unit)
+    ri = length_to_pixels(ri, "inner", unit, calibration)
+    ro = length_to_pixels(ro, "outer", unit, calibration)
     span = a1 - a0
     ang = np.degrees(angle_map(sig_shape, centre))
     if span >= 360.0:
@@ -347,9 +598,11 @@ def sector(
 def radial_bins(*args, **kwargs) -> np.ndarray:
     """A stack of ``n_bins`` rings of equal width between ``r_min`` and ``r_max``.
 
-    ``radial_bins(sig_shape, centre, n_bins, r_max, r_min=0.0, dtype=np.float32)``:
-    bin ``k`` holds the pixels with ``edges[k] <= distance < edges[k + 1]``,
-    ``edges = np.linspace(r_min, r_max, n_bins + 1)``. Shape ``(n_bins, h, w)``.
+    ``radial_bins(sig_shape, centre, n_bins, r_max, r_min=0.0, dtype=np.float32,
+    *, unit=None, calibration=None, centre_unit=None)``: bin ``k`` holds the
+    pixels with ``edges[k] <= distance < edges[k + 1]``, ``edges =
+    np.linspace(r_min, r_max, n_bins + 1)``. Shape ``(n_bins, h, w)``. With
+    ``unit``, ``r_min``, ``r_max`` and the centre are physical (module docstring).
 
     LiberTEM's signature gives LiberTEM's anti-aliased bins:
     ``radial_bins(centerX, centerY, imageSizeX, imageSizeY, radius=None,
@@ -373,17 +626,25 @@ def radial_bins(*args, **kwargs) -> np.ndarray:
 
 def _radial_bins(
     sig_shape: Sequence[int],
-    centre: Sequence[float],
-    n_bins: int,
-    r_max: float,
+    centre: Sequence[float] | None = None,
+    n_bins: int | None = None,
+    r_max: float | None = None,
     r_min: float = 0.0,
     dtype: Any = np.float32,
+    *,
+    unit: str | None = None,
+    calibration: Calibration | None = None,
+    centre_unit: str | None = None,
 ) -> np.ndarray:
-    n = check_positive_int(n_bins, "n_bins")
+    call = "radial_bins(sig_shape, centre, n_bins, r_max)"
+    n = check_positive_int(_required(n_bins, "n_bins", call), "n_bins")
     lo = check_number(r_min, "r_min")
-    hi = check_number(r_max, "r_max")
+    hi = check_number(_required(r_max, "r_max", call), "r_max")
     if hi <= lo:
         raise ValueError(f"r_max must be larger than r_min, got r_min={r_min!r}, r_max={r_max!r}")
+    centre = _centre(centre, unit, calibration, centre_unit)
+    lo = length_to_pixels(lo, "r_min", unit, calibration)
+    hi = length_to_pixels(hi, "r_max", unit, calibration)
     edges = np.linspace(lo, hi, n + 1)
     r = radius_map(sig_shape, centre)
     stack = (r[None] >= edges[:-1, None, None]) & (r[None] < edges[1:, None, None])
@@ -392,24 +653,29 @@ def _radial_bins(
 
 def angular_sectors(
     sig_shape: Sequence[int],
-    centre: Sequence[float],
-    n_sectors: int,
+    centre: Sequence[float] | None = None,
+    n_sectors: int | None = None,
     inner: float = 0.0,
     outer: float = math.inf,
     offset: float = 0.0,
     dtype: Any = np.float32,
+    *,
+    unit: str | None = None,
+    calibration: Calibration | None = None,
+    centre_unit: str | None = None,
 ) -> np.ndarray:
     """A stack of ``n_sectors`` equal sectors covering the full circle, ``(n, h, w)``.
 
     Sector ``k`` spans ``offset + k * 360 / n`` to ``offset + (k + 1) * 360 / n``
-    degrees (see :func:`sector`).
+    degrees (see :func:`sector`, also for ``unit``, ``calibration``, ``centre_unit``).
 
     Examples
     --------
     >>> angular_sectors((3, 3), centre=(1, 1), n_sectors=4, inner=0.5).sum(axis=(1, 2))
     array([2., 2., 2., 2.], dtype=float32)
     """
-    n = check_positive_int(n_sectors, "n_sectors")
+    call = "angular_sectors(sig_shape, centre, n_sectors)"
+    n = check_positive_int(_required(n_sectors, "n_sectors", call), "n_sectors")
     off = check_number(offset, "offset", minimum=None)
     step = 360.0 / n
     return np.stack(
@@ -422,6 +688,9 @@ def angular_sectors(
                 inner=inner,
                 outer=outer,
                 dtype=dtype,
+                unit=unit,
+                calibration=calibration,
+                centre_unit=centre_unit,
             )
             for k in range(n)
         ]

@@ -16,6 +16,7 @@ from typing import Any
 import cloudpickle
 import numpy as np
 
+from .._corrections_kernel import get_kernel
 from ..corrections import correct_tile
 from ..io.dataset import Partition
 from ..io.shape import Shape
@@ -32,6 +33,13 @@ __all__ = ["PartitionTask", "PartitionResult", "run_partition", "DEFAULT_TILE_BY
 #: 4 MiB: SumUDF and SumSigUDF run 7-8% faster than with 1 MiB tiles (fewer
 #: Python calls per GiB); process_frame UDFs are unaffected (benchmarks/README.md)
 DEFAULT_TILE_BYTES = 4 << 20
+
+#: With corrections by the compiled kernel every tile is written once more
+#: (corrected) and read back by the UDFs: tiles of at most this size keep that
+#: corrected copy in the L2 cache instead of sending it through main memory
+#: (benchmarks/README.md, "Detector corrections"). The NumPy path keeps the
+#: default size: its three passes and the patching cost more per tile.
+CORRECTED_TILE_BYTES = 1 << 20
 
 
 @dataclass
@@ -245,6 +253,8 @@ def _process(
         # tiles are shared by the UDFs of a run: the largest preference wins
         for udf, *_ in tiled:
             tile_bytes = max(tile_bytes, int(udf.get_tiling_preferences().get("total_size", 0)))
+        if corr is not None and get_kernel() is not None:
+            tile_bytes = min(tile_bytes, CORRECTED_TILE_BYTES)
         tile_frames = max(1, min(n, tile_bytes // max(1, frame_size * itemsize)))
     scratch = {s[0].meta.input_dtype: None for s in tiled if s[0].meta.input_dtype not in whole}
     for dt in scratch:
