@@ -30,8 +30,9 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -147,7 +148,7 @@ class LabServer:
         )
         return env
 
-    def start(self, timeout: float = 60.0) -> "LabServer":
+    def start(self, timeout: float = 60.0) -> LabServer:
         cmd = [
             sys.executable,
             "-m",
@@ -201,7 +202,7 @@ class LabServer:
             self._log.close()
         shutil.rmtree(self._home, ignore_errors=True)
 
-    def __enter__(self) -> "LabServer":
+    def __enter__(self) -> LabServer:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -485,6 +486,23 @@ class NotebookPage:
         """Fingerprints (sha1 of the PNG) of the figures shown in cell ``index``."""
         urls = self.page.evaluate(_JS_CANVAS_IMAGES, index)
         return [hashlib.sha1(u.encode()).hexdigest() if u else "" for u in urls]
+
+    def wait_pictures_settled(self, index: int, quiet: float = 0.4, timeout: float = 30.0) -> bool:
+        """Wait until no figure of cell ``index`` changed its picture for ``quiet`` seconds.
+
+        A picture asked for earlier (ipympl draws when the browser asks) may still be on its
+        way: a latency probe started before it lands would time that one instead.
+        """
+        deadline = time.monotonic() + timeout
+        last, since = None, time.monotonic()
+        while time.monotonic() < deadline:
+            images = self.canvas_images(index)
+            if images != last:
+                last, since = images, time.monotonic()
+            elif time.monotonic() - since >= quiet and images and all(images):
+                return True
+            time.sleep(0.05)
+        return False
 
     def cell_locator(self, index: int):
         return self.page.locator(".jp-Notebook .jp-Cell").nth(index)
