@@ -148,6 +148,22 @@ class LabServer:
         )
         return env
 
+    def trust(self, *paths: Path) -> None:
+        """Mark notebooks trusted for this server (``jupyter trust`` in its private data dir).
+
+        JupyterLab renders an untrusted notebook's outputs with safe renderers only: its
+        widgets show their static ``text/html`` fallback, not the stored widget state.
+        """
+        out = subprocess.run(
+            [sys.executable, "-m", "jupyter", "trust", *map(str, paths)],
+            env=self._environment(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        if out.returncode != 0:
+            raise RuntimeError(f"jupyter trust failed:\n{out.stdout}\n{out.stderr}")
+
     def start(self, timeout: float = 60.0) -> LabServer:
         cmd = [
             sys.executable,
