@@ -148,6 +148,22 @@ class LabServer:
         )
         return env
 
+    def trust(self, *paths: Path) -> None:
+        """Mark notebooks trusted for this server (``jupyter trust`` in its private data dir).
+
+        JupyterLab renders an untrusted notebook's outputs with safe renderers only: its
+        widgets show their static ``text/html`` fallback, not the stored widget state.
+        """
+        out = subprocess.run(
+            [sys.executable, "-m", "jupyter", "trust", *map(str, paths)],
+            env=self._environment(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        if out.returncode != 0:
+            raise RuntimeError(f"jupyter trust failed:\n{out.stdout}\n{out.stderr}")
+
     def start(self, timeout: float = 60.0) -> LabServer:
         cmd = [
             sys.executable,
@@ -486,6 +502,23 @@ class NotebookPage:
         """Fingerprints (sha1 of the PNG) of the figures shown in cell ``index``."""
         urls = self.page.evaluate(_JS_CANVAS_IMAGES, index)
         return [hashlib.sha1(u.encode()).hexdigest() if u else "" for u in urls]
+
+    def wait_pictures_settled(self, index: int, quiet: float = 0.4, timeout: float = 30.0) -> bool:
+        """Wait until no figure of cell ``index`` changed its picture for ``quiet`` seconds.
+
+        A picture asked for earlier (ipympl draws when the browser asks) may still be on its
+        way: a latency probe started before it lands would time that one instead.
+        """
+        deadline = time.monotonic() + timeout
+        last, since = None, time.monotonic()
+        while time.monotonic() < deadline:
+            images = self.canvas_images(index)
+            if images != last:
+                last, since = images, time.monotonic()
+            elif time.monotonic() - since >= quiet and images and all(images):
+                return True
+            time.sleep(0.05)
+        return False
 
     def cell_locator(self, index: int):
         return self.page.locator(".jp-Notebook .jp-Cell").nth(index)

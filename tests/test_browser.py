@@ -25,7 +25,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from browser_helpers import CHROMIUM, LabServer, NotebookPage, chromium_page, overlaps
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(600)]
@@ -106,6 +105,8 @@ def server(tmp_path_factory):
     nbformat.write(latency, root / "latency.ipynb")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with LabServer(root, log_path=ARTIFACTS / "jupyter-server.log") as lab:
+        # trusted, as a notebook one ran oneself: the widgets render from the stored state
+        lab.trust(*(root / "stored" / name for name in NOTEBOOKS))
         yield lab
 
 
@@ -153,22 +154,8 @@ def assert_no_toolbar_over_figures(nb: NotebookPage, page) -> None:
     assert figures.count() == 0 or nb.boxes()["canvases"], "no figure canvas found"
 
 
-# Known failures of the widgets rewrite (issue 17, not done): strict, so each one fails the
-# run as soon as it passes and its marker has to go.
-NOT_PASSING_YET = pytest.mark.xfail(
-    strict=True,
-    reason=("issue 17: the extended browser test does not pass yet against the rewritten widgets"),
-)
-
-
 # --- stored notebooks, before anything runs ------------------------------------------------
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(n, marks=NOT_PASSING_YET) if n.startswith(("01-", "03-")) else n
-        for n in NOTEBOOKS
-    ],
-)
+@pytest.mark.parametrize("name", NOTEBOOKS)
 def test_stored_notebook_shows_pictures_not_reprs(server, page, name):
     nb = NotebookPage(page, server)
     nb.open(f"stored/{name}")
@@ -215,7 +202,6 @@ def test_notebook_runs_in_the_browser(server, page, name):
     assert "Error displaying widget" not in page.content()
 
 
-@NOT_PASSING_YET
 def test_getting_started_live_plots_and_widgets(server, page):
     nb = NotebookPage(page, server)
     nb.open("01-getting-started.ipynb")
@@ -248,7 +234,7 @@ def test_getting_started_live_plots_and_widgets(server, page):
         assert partial_counts, "no partial 'n / total frames' count was shown during the run"
         # one grid, one progress bar for the run
         assert len(nb.texts(i, ".udfw-live-grid")) == 1
-        assert len(nb.texts(i, ".widget-progress")) == 2  # one per plot, one of them hidden
+        assert len(nb.texts(i, ".widget-hprogress")) == 2  # one per plot, one of them hidden
 
     # The run's results, read back from the browser's kernel, against NumPy there.
     assert nb.kernel_json(
@@ -263,12 +249,24 @@ def test_getting_started_live_plots_and_widgets(server, page):
     assert nb.count(".udfw-figure-toolbar") >= 3
     assert nb.count(".widget-dropdown") >= 3  # colour maps, inspector buffer choice
     assert nb.count(".widget-slider") >= 1  # inspector: the mask axis
-    inspector = find_cell(nb, "BufferInspector(results")
+    inspector = find_cell(nb, "BufferInspector(", "channel_names=")
     assert "udf1.intensity" in "".join(nb.texts(inspector, "select, option"))
     assert "Error displaying widget" not in page.content()
     nb.screenshot(ARTIFACTS / "01-inspector.png", inspector)
     nb.screenshot(ARTIFACTS / "01-after-run.png")
     assert_no_toolbar_over_figures(nb, page)
+
+
+def wait_figures_ready(nb: NotebookPage, cell: int, *selectors: str) -> None:
+    """Wait until the page's views of these widgets' ipympl canvases are connected to the
+    kernel (ipympl's "initialized" message: the kernel then sends pictures as diffs to the
+    page) and their pictures have settled; a pointer event sent before that may find a
+    figure that is not ready yet."""
+    ready = " and ".join(f"not {s}.figure.canvas.syncing_data_url" for s in selectors)
+    assert wait_until(lambda: nb.kernel_json(f"bool({ready})"), timeout=60), (
+        f"the page never connected to the canvases of {selectors}"
+    )
+    assert nb.wait_pictures_settled(cell), "the figures kept changing (or stayed blank)"
 
 
 def canvas_fractions(nb: NotebookPage, fig_expr: str, ax_expr: str, points) -> list:
@@ -280,7 +278,6 @@ def canvas_fractions(nb: NotebookPage, fig_expr: str, ax_expr: str, points) -> l
     )
 
 
-@NOT_PASSING_YET
 def test_roi_selector_drag_updates_python_and_linked_pattern(server, page):
     nb = NotebookPage(page, server)
     nb.open("03-roi-and-virtual-detectors.ipynb")
@@ -297,6 +294,8 @@ def test_roi_selector_drag_updates_python_and_linked_pattern(server, page):
 
     # 1. The standalone RoiSelector: drag a rectangle over rows 20..27, columns 2..9.
     sel_cell = find_cell(nb, "RoiSelector.for_dataset(ctx, ds)")
+    nb.figure_canvas(sel_cell).scroll_into_view_if_needed()
+    wait_figures_ready(nb, sel_cell, "selector")
     before = nb.kernel_json("int(selector.roi.sum())")
     start, end = canvas_fractions(nb, "selector.figure", "selector.ax", [(1.6, 19.6), (9.4, 27.4)])
     nb.drag(nb.figure_canvas(sel_cell), start, end)
@@ -314,6 +313,9 @@ def test_roi_selector_drag_updates_python_and_linked_pattern(server, page):
     #    changes ex.nav.roi, and the summed pattern next to it follows.
     ex_cell = find_cell(nb, "explore(ctx, ds)")
     assert nb.kernel_json("ex.mode") == "region"
+    assert nb.kernel_json("bool(ex.wait(30))")
+    nb.figure_canvas(ex_cell, 0).scroll_into_view_if_needed()
+    wait_figures_ready(nb, ex_cell, "ex.nav", "ex.sig")
     pattern_canvas_before = nb.canvas_images(ex_cell)[1]
     roi_before = nb.kernel_json("ex.nav.roi.astype(int).tolist()")
     start, end = canvas_fractions(nb, "ex.nav.figure", "ex.nav.ax", [(17.6, 1.6), (26.4, 9.4)])
@@ -343,14 +345,6 @@ def test_roi_selector_drag_updates_python_and_linked_pattern(server, page):
 
 
 # --- the live cursor's latency, from a file ---------------------------------------------------
-@pytest.mark.xfail(
-    strict=False,
-    reason=(
-        "issue 17: in some runs no pointer move on the explorer reaches the kernel (ex.cursor "
-        "stays None), in others all do; not understood yet. When it runs, the report is "
-        "test-artifacts/browser/latency-report.json"
-    ),
-)
 def test_live_cursor_and_update_latency(server, page):
     nb = NotebookPage(page, server)
     nb.open("latency.ipynb")
@@ -360,7 +354,8 @@ def test_live_cursor_and_update_latency(server, page):
     nav_canvas = nb.figure_canvas(ex_cell, 0)
     sig_canvas = nb.figure_canvas(ex_cell, 1)
     nav_canvas.scroll_into_view_if_needed()
-    page.wait_for_timeout(500)
+    assert nb.kernel_json("bool(ex.wait(60))")
+    wait_figures_ready(nb, ex_cell, "ex.nav", "ex.sig")
 
     def page_point(canvas, fraction):
         box = canvas.bounding_box()
@@ -370,18 +365,20 @@ def test_live_cursor_and_update_latency(server, page):
     positions = [(r, c) for r in (5, 20, 35, 50) for c in (3, 13, 23, 33, 43, 58)]
     fractions = canvas_fractions(nb, "ex.nav.figure", "ex.nav.ax", [(c, r) for r, c in positions])
     cursor_ms = []
-    for _position, frac in zip(positions, fractions):
+    for frac in fractions:
         nb.probe_start(ex_cell, 0, 1, "mousemove")
         page.mouse.move(*page_point(nav_canvas, frac))
         cursor_ms.append(nb.probe_wait())
-        page.wait_for_timeout(150)
+        nb.wait_pictures_settled(ex_cell, quiet=0.2, timeout=10)
     last = positions[-1]
 
     def near_last():  # the page point may land on a neighbouring scan position (rounding)
         got = nb.kernel_json("ex.cursor")
         return got is not None and all(abs(g - w) <= 1 for g, w in zip(got, last))
 
-    assert wait_until(near_last, timeout=20), nb.kernel_json("ex.cursor")
+    assert wait_until(near_last, timeout=20), nb.kernel_json(
+        "[ex.cursor, repr(ex.last_error), ex.nav.figure.canvas.syncing_data_url]"
+    )
     assert nb.kernel_json(
         "bool(ex.wait(10) and np.array_equal(ex.pattern, "
         "np.load(path, mmap_mode='r')[ex.cursor[0], ex.cursor[1]]))"
@@ -389,17 +386,20 @@ def test_live_cursor_and_update_latency(server, page):
     nb.screenshot(ARTIFACTS / "latency-live-cursor.png", ex_cell)
 
     # 2. region: drag rectangles on the scan; 3. detector: drag disks on the pattern
+    #    Before each probe, the pictures of the last update have landed on the page (else the
+    #    probe would time that one).
     nb.kernel_exec("ex.mode = 'region'\nex.nav.mode = 'replace'\nex.sig.mode = 'replace'")
     region_ms, detector_ms = [], []
     for k in range(4):
         (a, b) = canvas_fractions(
             nb, "ex.nav.figure", "ex.nav.ax", [(4 + 10 * k, 6 + 5 * k), (14 + 10 * k, 20 + 5 * k)]
         )
+        assert nb.kernel_json("bool(ex.wait(30))")
+        assert nb.wait_pictures_settled(ex_cell)
         nb.probe_start(ex_cell, 0, 1, "mouseup")
         nb.drag(nav_canvas, a, b)
         region_ms.append(nb.probe_wait())
         assert nb.kernel_json("bool(ex.wait(30))")
-        page.wait_for_timeout(200)
     assert nb.kernel_json(
         "bool(np.allclose(ex.pattern, np.load(path, mmap_mode='r')"
         "[ex.nav.roi].sum(axis=0, dtype=np.float64), rtol=1e-5))"
@@ -409,11 +409,11 @@ def test_live_cursor_and_update_latency(server, page):
         (a, b) = canvas_fractions(
             nb, "ex.sig.figure", "ex.sig.ax", [(64, 64), (64 + 8 + 6 * k, 64)]
         )
+        assert nb.wait_pictures_settled(ex_cell)
         nb.probe_start(ex_cell, 1, 0, "mouseup")
         nb.drag(sig_canvas, a, b)
         detector_ms.append(nb.probe_wait())
         assert nb.kernel_json("bool(ex.wait(30))")
-        page.wait_for_timeout(200)
     assert nb.kernel_json(
         "bool(np.allclose(ex.virtual_image, np.load(path, mmap_mode='r')"
         "[..., ex.sig.mask].sum(axis=-1, dtype=np.float64), rtol=1e-4))"

@@ -286,6 +286,85 @@ def test_constructs_under_ipympl():
     assert out.stdout.strip() == "ok"
 
 
+def _drawn_pixels(png: bytes) -> int:
+    """How many pixels of a PNG are not white (a blank render has none)."""
+    import io
+
+    import matplotlib.image as mimage
+
+    rgb = mimage.imread(io.BytesIO(png))[..., :3]
+    return int((rgb < 0.96).any(axis=-1).sum())
+
+
+def test_pictures_rendered_in_two_threads_at_once_are_never_blank(rng):
+    """The browser's draw (main thread) and a stored or pushed picture (another thread)
+    share the ipympl canvas' one Agg buffer: each render holds the figure's lock from
+    clearing it to reading it back, so neither picture comes out blank (issue 17: blank
+    figures in saved notebooks and in the page)."""
+    import threading
+
+    pytest.importorskip("ipympl")
+    sel = RoiSelector(rng.random((32, 32)), backend="ipympl")
+    try:
+        canvas = sel.figure.canvas
+        reference = _drawn_pixels(sel.host.png())
+        assert reference > 2000
+        pictures, errors = [], []
+
+        def render(n):
+            try:
+                for _ in range(n):
+                    pictures.append(sel.host.png())
+            except Exception as e:  # noqa: BLE001 - reported below
+                errors.append(e)
+
+        threads = [threading.Thread(target=render, args=(12,)) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for _ in range(12):  # what a draw request from the browser does
+            canvas.draw()
+        for t in threads:
+            t.join()
+        assert not errors, errors
+        counts = [_drawn_pixels(p) for p in pictures]
+        assert len(counts) == 24
+        assert min(counts) > reference // 2, counts
+    finally:
+        sel.close()
+
+
+def test_pending_picture_stored_when_the_cell_ends(rng):
+    """Without a browser (nbconvert --execute) a change is stored in the widget state by a
+    timer; the end of a cell stores it at once, so the last cell's change is saved too."""
+    import base64
+    import io
+
+    import matplotlib.image as mimage
+
+    from udfwidgets.widgets import figure
+
+    pytest.importorskip("ipympl")
+    sel = RoiSelector(rng.random((16, 16)), backend="ipympl")
+    try:
+        canvas = sel.figure.canvas
+        assert canvas.syncing_data_url  # no browser has connected
+        figure._flush_snapshots()
+        sel.host.snapshot_delay = 3600.0  # the timer never fires during this test
+        sel.set_rectangle(top=2, left=3, height=4, width=5)
+        assert id(sel.host) in figure._pending_snapshots
+        before = canvas._data_url
+        assert figure._flush_snapshots() >= 1
+        assert not figure._pending_snapshots
+        assert canvas._data_url != before
+        stored = base64.b64decode(canvas._data_url.split(",", 1)[1])
+        now = sel.host.png()
+        np.testing.assert_array_equal(
+            mimage.imread(io.BytesIO(stored)), mimage.imread(io.BytesIO(now))
+        )
+    finally:
+        sel.close()
+
+
 def test_agrees_with_udfwidgets_masks(sig_sel):
     """The drawn detectors select the same pixels as the mask factories (centre (y, x) there)."""
     from udfwidgets import masks

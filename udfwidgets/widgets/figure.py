@@ -19,6 +19,7 @@ import functools
 import io
 import itertools
 import sys
+import threading
 from typing import Any
 
 __all__ = [
@@ -44,7 +45,7 @@ THEMES = {
 }
 
 _numbers = itertools.count(1)
-_timer_lock = __import__("threading").Lock()
+_timer_lock = threading.Lock()
 
 
 def in_ipython_kernel() -> bool:
@@ -162,6 +163,31 @@ def _locked_figure_class():
     return LockedFigure
 
 
+@functools.cache
+def _locked_canvas_class():
+    from ipympl.backend_nbagg import Canvas
+
+    class LockedCanvas(Canvas):
+        """ipympl's canvas, rendering under the figure's ``render_lock``.
+
+        A render clears the canvas' one Agg buffer, draws into it and reads
+        it back (the picture sent to the browser). Two threads rendering at
+        once (the browser's draw request in the main thread, a picture
+        pushed or stored from a background thread) would read each other's
+        half-cleared buffer: a blank figure in the page or in the saved
+        notebook. Holding the lock for the whole render keeps them apart.
+        """
+
+        def draw(self):
+            lock = getattr(self.figure, "render_lock", None)
+            if lock is None:
+                return super().draw()
+            with lock:
+                return super().draw()
+
+    return LockedCanvas
+
+
 class FigureHost:
     """A matplotlib figure and the widget that shows it.
 
@@ -173,7 +199,8 @@ class FigureHost:
         Figure size in inches (at 100 dpi: 4 inches are 400 CSS pixels; two
         explorer panels fit a notebook column next to JupyterLab's file browser).
     lock : threading.RLock, optional
-        Held while the figure renders; hold it while changing artists.
+        Held while the figure renders (drawing, reading the picture back, a
+        PNG); hold it while changing artists. A new one when not given.
     theme : {"auto", "light", "dark"}
         See :data:`THEMES`; applied by :meth:`style`.
 
@@ -206,13 +233,15 @@ class FigureHost:
         self.mode = resolve_backend(backend)
         self.theme = theme
         self.figure = _locked_figure_class()(figsize=figsize, dpi=100, layout="constrained")
-        self.figure.render_lock = lock
+        #: held for the whole of every render (see ``lock`` above)
+        self.lock = threading.RLock() if lock is None else lock
+        self.figure.render_lock = self.lock
         self.view: Any = None
         self._toolbar = None
         if self.mode == "ipympl":
-            from ipympl.backend_nbagg import Canvas, FigureManager
+            from ipympl.backend_nbagg import FigureManager
 
-            canvas = Canvas(self.figure)
+            canvas = _locked_canvas_class()(self.figure)
             FigureManager(canvas, next(_numbers))  # sets canvas.manager; needed for messages
             canvas.header_visible = False  # no "Figure 3" header
             canvas.footer_visible = False
@@ -256,8 +285,9 @@ class FigureHost:
                 canvas.draw_idle()
                 self._snapshot_soon()  # no browser connected: keep the stored picture current
             elif push and getattr(canvas, "manager", None) is not None:
-                canvas.draw()
-                canvas.manager.refresh_all()
+                with self.lock:
+                    canvas.draw()
+                    canvas.manager.refresh_all()
             else:
                 canvas.draw_idle()
         elif self.mode == "image":
@@ -267,19 +297,22 @@ class FigureHost:
     snapshot_delay = 0.5
 
     def _snapshot_soon(self) -> None:
-        import threading
-
         with _timer_lock:
             if getattr(self, "_snapshot_timer", None) is not None:
                 return  # one is pending; it will see this change too
             timer = threading.Timer(self.snapshot_delay, self._snapshot_now)
             timer.daemon = True
             self._snapshot_timer = timer
+            _pending_snapshots[id(self)] = self
+        _flush_after_each_cell()
         timer.start()
 
     def _snapshot_now(self) -> None:
         with _timer_lock:
-            self._snapshot_timer = None
+            timer, self._snapshot_timer = getattr(self, "_snapshot_timer", None), None
+            _pending_snapshots.pop(id(self), None)
+        if timer is not None:
+            timer.cancel()  # when called before the timer fired (_flush_snapshots)
         try:
             self.snapshot()
         except Exception:  # noqa: BLE001 - a picture for saved notebooks; never worth an error
@@ -311,14 +344,20 @@ class FigureHost:
         return png
 
     def png(self, dpi: float | None = None) -> bytes:
-        """The figure as PNG bytes."""
+        """The figure as PNG bytes.
+
+        Safe from any thread: the render holds :attr:`lock` from clearing
+        the canvas' buffer to reading it back, so a picture made meanwhile
+        elsewhere (the browser's, a stored snapshot) never blanks this one.
+        """
         buf = io.BytesIO()
-        self.figure.savefig(
-            buf,
-            format="png",
-            dpi=dpi or self.figure.dpi,
-            facecolor="white" if self.theme == "auto" else "auto",
-        )
+        with self.lock:
+            self.figure.savefig(
+                buf,
+                format="png",
+                dpi=dpi or self.figure.dpi,
+                facecolor="white" if self.theme == "auto" else "auto",
+            )
         return buf.getvalue()
 
     def navigation(self):
@@ -387,6 +426,41 @@ class FigureHost:
         row = w.HBox([home, zoom, pan], layout=w.Layout(flex_flow="row"))
         row.add_class("udfw-figure-toolbar")
         return row
+
+
+#: Hosts whose stored picture is out of date (a snapshot timer is pending), by id.
+_pending_snapshots: dict[int, FigureHost] = {}
+_flush_registered = False
+
+
+def _flush_snapshots() -> int:
+    """Store every pending picture now (see :meth:`FigureHost.snapshot`); how many.
+
+    A change shown under ipympl without a browser (``nbconvert --execute``)
+    is stored in the widget state half a second later, so that a run's many
+    updates cost one picture. Inside IPython this runs after every cell too:
+    the last cell's changes reach the saved notebook before the kernel stops.
+
+    Examples
+    --------
+    >>> _flush_snapshots()
+    0
+    """
+    with _timer_lock:
+        hosts = list(_pending_snapshots.values())
+    for host in hosts:
+        host._snapshot_now()
+    return len(hosts)
+
+
+def _flush_after_each_cell() -> None:
+    global _flush_registered
+    if _flush_registered or not in_ipython_kernel():
+        return
+    from IPython import get_ipython
+
+    get_ipython().events.register("post_execute", _flush_snapshots)
+    _flush_registered = True
 
 
 def tidy(figure, theme: str | None = None) -> None:
