@@ -174,7 +174,7 @@ def _inline_executor(*args: Any, **kwargs: Any):
 #: libertem module -> name -> object, for names whose udfwidgets name differs
 #: or that are test helpers rather than API.
 EXTRA: dict[str, dict[str, Any]] = {
-    "libertem.common.exceptions": {"UDFException": "udfwidgets.udf.buffers:BufferError"},
+    "libertem.common.exceptions": {"UDFException": "udfwidgets.udf:UDFException"},
     "libertem.common.backend": {
         "get_use_cpu": get_use_cpu,
         "get_use_cuda": get_use_cuda,

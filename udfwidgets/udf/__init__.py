@@ -2,7 +2,15 @@
 (``udfwidgets.udf.sum``, ``udfwidgets.udf.sumsigudf``, ...)."""
 
 from .base import UDF, NoOpUDF, UDFMethod, UDFParams
-from .buffers import BufferDeclaration, BufferError, BufferWrapper
+from .buffers import (
+    BufferDeclaration,
+    BufferError,
+    BufferWrapper,
+    InvalidMaskError,
+    UDFException,
+    UDFMethodError,
+    UndeclaredBufferError,
+)
 from .meta import Slice, UDFMeta
 
 __all__ = [
@@ -13,6 +21,10 @@ __all__ = [
     "BufferDeclaration",
     "BufferError",
     "BufferWrapper",
+    "InvalidMaskError",
+    "UDFException",
+    "UDFMethodError",
+    "UndeclaredBufferError",
     "UDFMeta",
     "Slice",
 ]

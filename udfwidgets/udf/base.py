@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from . import backends as _backends
-from .buffers import BufferDeclaration, BufferWrapper, MaskedResult
+from .buffers import BufferDeclaration, BufferWrapper, MaskedResult, UDFMethodError
 
 __all__ = [
     "UDF",
@@ -38,7 +38,7 @@ class UDFMethod(str, enum.Enum):
     PARTITION = "partition"
 
 
-def process_method_of(udf: "UDF") -> str:
+def process_method_of(udf: UDF) -> str:
     """The name of the process method the runner calls for ``udf``.
 
     ``process_tile`` wins over ``process_frame``, which wins over
@@ -54,16 +54,23 @@ def process_method_of(udf: "UDF") -> str:
     True
     """
     if type(udf).get_method is not UDF.get_method:
-        name = "process_" + UDFMethod(udf.get_method()).value
+        chosen = udf.get_method()
+        try:
+            name = "process_" + UDFMethod(chosen).value
+        except ValueError:
+            raise UDFMethodError(
+                f"{type(udf).__name__}.get_method() returned {chosen!r}: return a UDFMethod "
+                "(UDFMethod.TILE, UDFMethod.FRAME or UDFMethod.PARTITION)"
+            ) from None
         if callable(getattr(udf, name, None)):
             return name
-        raise TypeError(
+        raise UDFMethodError(
             f"{type(udf).__name__}.get_method() chose {name}, which it does not implement"
         )
     for name in PROCESS_METHODS:
         if callable(getattr(udf, name, None)):
             return name
-    raise TypeError(
+    raise UDFMethodError(
         f"{type(udf).__name__} implements none of process_frame, process_tile, "
         "process_partition: implement at least one of them"
     )
@@ -492,7 +499,7 @@ class UDF:
             raise RuntimeError("buffers are only known while the UDF runs")
         return cached
 
-    def copy(self) -> "UDF":
+    def copy(self) -> UDF:
         """A clean copy: ``type(self)(**kwargs)`` with the constructor's keyword arguments."""
         return type(self)(**self._kwargs)
 
