@@ -67,16 +67,6 @@ MODULES: dict[str, tuple[str, ...]] = {
 }
 
 
-class UseDiscouragedWarning(UserWarning):
-    """Stand-in for LiberTEM's warning class of the same name (never raised here).
-
-    Examples
-    --------
-    >>> issubclass(UseDiscouragedWarning, Warning)
-    True
-    """
-
-
 _device = {"cpu": 0, "cuda": None}
 
 
@@ -183,7 +173,7 @@ EXTRA: dict[str, dict[str, Any]] = {
     },
     "libertem.utils.devices": {"detect": detect},
     "libertem.common.math": {"prod": prod, "count_nonzero": count_nonzero},
-    "libertem.warnings": {"UseDiscouragedWarning": UseDiscouragedWarning},
+    "libertem.warnings": {"UseDiscouragedWarning": "udfwidgets.udf:UseDiscouragedWarning"},
     "libertem.executor.inline": {"InlineJobExecutor": _inline_executor},
     "libertem.io.dataset.raw": {"RawFileDataSet": "udfwidgets.io:RawDataSet"},
 }

@@ -3,9 +3,10 @@ partition counts, rois, navigation dimensions and input dtypes."""
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from udfwidgets import Context, UDF
+from udfwidgets import UDF, Context
 from udfwidgets.udf.sum import SumUDF
 from udfwidgets.udf.sumsigudf import SumSigUDF
 
@@ -39,7 +40,7 @@ class KindsFrameUDF(UDF):
 
     def merge(self, dest, src):
         for name in ("total", "minmax", "coords", "label"):
-            dest[name][:] = src[name]
+            getattr(dest, name)[:] = getattr(src, name)
         dest.sigsum[:] += src.sigsum
         dest.count[:] += src.count
 

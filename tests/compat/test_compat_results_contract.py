@@ -162,3 +162,64 @@ def test_undeclared_result_is_a_key_error_and_a_buffer_error(ctx):
     assert isinstance(info.value, UndeclaredBufferError)
     assert isinstance(info.value, BufferError) and isinstance(info.value, UDFException)
     assert str(info.value).startswith("Undeclared.get_results() returned 'blah'")
+
+
+@pytest.mark.parametrize("executor", ["inline", "threads"])
+@pytest.mark.parametrize("with_roi", [True, False])
+def test_auto_udf_monitor_is_the_newest_merged_frame(executor, with_roi):
+    from udfwidgets.udf.auto import AutoUDF
+
+    data = np.random.default_rng(3).random((6, 4, 5, 7)).astype(np.float32)
+    ds = MemoryDataSet(data=data, num_partitions=3)
+    roi = None
+    if with_roi:
+        roi = np.zeros((6, 4), bool)
+        roi[0, 1] = roi[1, 3] = roi[2, 0] = True  # the last partition has no frame
+    ref = data.reshape(24, 5, 7).sum(axis=-1)
+    with Context(executor=executor, n_jobs=2) as ctx:
+        udf = AutoUDF(f=lambda frame: frame.sum(axis=-1), monitor=True)
+        for part in ctx.run_udf_iter(dataset=ds, udf=udf, roi=roi):
+            merged = np.flatnonzero(part.damage.data.reshape(-1))
+            monitor = part.buffers[0]["monitor"].data
+            assert "monitor_seen" not in part.buffers[0]
+            if len(merged) == 0:
+                continue
+            # one of the frames merged so far; for inline (in order), the newest
+            assert any(np.allclose(monitor, ref[i]) for i in merged)
+            if executor == "inline":
+                np.testing.assert_allclose(monitor, ref[merged[-1]], rtol=1e-5)
+        final = part.buffers[0]["result"].data.reshape(24, 5)
+        sel = np.arange(24) if roi is None else np.flatnonzero(roi)
+        np.testing.assert_allclose(final[sel], ref[sel], rtol=1e-5)
+
+
+def test_auto_udf_monitor_needs_numbers():
+    from udfwidgets.udf.auto import AutoUDF
+
+    _, ds = _ds()
+    with Context(executor="inline") as ctx, pytest.raises(TypeError, match="monitor"):
+        ctx.run_udf(dataset=ds, udf=AutoUDF(f=lambda frame: {"a": 1}, monitor=True))
+    with pytest.raises(TypeError, match="True or False"):
+        AutoUDF(f=np.sum, monitor="yes")
+
+
+class DictAccess(UDF):
+    def get_result_buffers(self):
+        return {"total": self.buffer(kind="sig", dtype=np.float64)}
+
+    def process_frame(self, frame):
+        self.results.total += frame
+
+    def merge(self, dest, src):
+        dest["total"][:] += src["total"]
+
+
+def test_dict_access_to_buffers_works_but_warns(ctx):
+    from udfwidgets.udf import UseDiscouragedWarning
+
+    data, ds = _ds()
+    with pytest.warns(
+        UseDiscouragedWarning, match=r"use attribute access, e.g. self.results.total"
+    ):
+        res = ctx.run_udf(dataset=ds, udf=DictAccess())
+    np.testing.assert_allclose(res["total"].data, data.sum(axis=(0, 1)), rtol=1e-5)

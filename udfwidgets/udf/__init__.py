@@ -1,7 +1,7 @@
 """The UDF API: the :class:`UDF` base class, buffers, meta and the standard UDFs
 (``udfwidgets.udf.sum``, ``udfwidgets.udf.sumsigudf``, ...)."""
 
-from .base import UDF, NoOpUDF, UDFMethod, UDFParams
+from .base import UDF, NoOpUDF, UDFMethod, UDFParams, UseDiscouragedWarning
 from .buffers import (
     BufferDeclaration,
     BufferError,
@@ -18,6 +18,7 @@ __all__ = [
     "NoOpUDF",
     "UDFMethod",
     "UDFParams",
+    "UseDiscouragedWarning",
     "BufferDeclaration",
     "BufferError",
     "BufferWrapper",
