@@ -75,15 +75,16 @@ class NavExtra(UDF):
         self.results.pair[:] = (frame.min(), frame.max())
 
 
-def test_nav_valid_mask_with_extra_shape_broadcasts_against_data(ctx):
+def test_nav_valid_mask_with_extra_shape_has_the_shape_of_data(ctx):
     data, ds = _ds()
     roi = np.zeros(ds.shape.nav, dtype=bool)
     roi[1, 2:5] = True
     res = ctx.run_udf(dataset=ds, udf=NavExtra(), roi=roi)
     mask = res["pair"].valid_mask
-    assert mask.shape == (4, 6, 1)
+    assert mask.shape == res["pair"].data.shape == (4, 6, 2)
     np.testing.assert_array_equal(mask[..., 0], roi)
-    assert np.broadcast_shapes(mask.shape, res["pair"].data.shape) == (4, 6, 2)
+    np.testing.assert_array_equal(mask[..., 1], roi)
+    np.testing.assert_array_equal(res["pair"].data[mask].reshape(-1, 2), res["pair"].raw_data)
     assert res["pair"].masked_data.mask.sum() == (roi.size - roi.sum()) * 2
 
 

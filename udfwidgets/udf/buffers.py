@@ -443,8 +443,8 @@ class BufferWrapper(NDArrayOperatorsMixin):
     @property
     def valid_mask(self) -> np.ndarray:
         """Bool mask of the valid entries: for nav buffers, over the nav shape
-        (selected by the roi and merged so far), with a length-1 axis for each
-        axis of ``extra_shape`` so that it broadcasts against :attr:`data`; for
+        (selected by the roi and merged so far), repeated over ``extra_shape``
+        so that it has the shape of :attr:`data` (a read-only view); for
         others all True over the buffer's shape without ``extra_shape``. A mask
         set with :meth:`UDF.with_mask` in ``get_results`` has the buffer's full
         shape.
@@ -453,19 +453,52 @@ class BufferWrapper(NDArrayOperatorsMixin):
         --------
         >>> b = BufferWrapper("nav", "float64", (2,), np.zeros((3, 2)), (3,),
         ...                   valid=np.array([True, False, True]))
-        >>> b.valid_mask.shape, b.valid_mask.ravel().tolist()
-        ((3, 1), [True, False, True])
+        >>> b.valid_mask.shape, b.valid_mask[:, 0].tolist()
+        ((3, 2), [True, False, True])
         """
         if self._custom_mask is not None:
             return np.broadcast_to(np.asarray(self._custom_mask, dtype=bool), self.shape)
         if self.kind != "nav":
             base = self._raw.shape[: self._raw.ndim - len(self.extra_shape)]
             return np.ones(base, dtype=bool)
+        mask = self._flat_nav_valid()
+        if not self.extra_shape:
+            return mask.reshape(self.nav_shape)
+        mask = mask.reshape(self.nav_shape + (1,) * len(self.extra_shape))
+        return np.broadcast_to(mask, self.nav_shape + self.extra_shape)
+
+    @property
+    def nav_valid_mask(self) -> np.ndarray:
+        """For nav buffers: the valid mask over the navigation shape only.
+
+        A position is valid when all its ``extra_shape`` entries are (for the
+        default mask: selected by the roi and merged so far). This is what
+        :mod:`udfwidgets.export` writes as ``valid``.
+
+        Examples
+        --------
+        >>> b = BufferWrapper("nav", "float64", (2,), np.zeros((3, 2)), (3,),
+        ...                   valid=np.array([True, False, True]))
+        >>> b.nav_valid_mask.tolist()
+        [True, False, True]
+        """
+        if self.kind != "nav":
+            raise BufferError(
+                f"nav_valid_mask is for nav buffers; this one is kind={self.kind!r}: use valid_mask"
+            )
+        if self._custom_mask is not None:
+            full = self.valid_mask
+            if self.extra_shape:
+                return full.reshape(self.nav_shape + (-1,)).all(axis=-1)
+            return full
+        return self._flat_nav_valid().reshape(self.nav_shape)
+
+    def _flat_nav_valid(self) -> np.ndarray:
         n = int(np.prod(self.nav_shape))
         mask = np.ones(n, dtype=bool) if self._roi is None else self._roi.copy()
         if self._valid is not None:
             mask &= self._valid
-        return mask.reshape(self.nav_shape + (1,) * len(self.extra_shape))
+        return mask
 
     @property
     def masked_data(self) -> np.ma.MaskedArray:
@@ -498,7 +531,7 @@ class BufferWrapper(NDArrayOperatorsMixin):
         """
         if self.kind != "nav" or self._custom_mask is not None:
             return self.masked_data
-        mask = self.valid_mask.reshape(-1)
+        mask = self._flat_nav_valid()
         if self._roi is not None:
             mask = mask[self._roi]
         raw = self._raw
