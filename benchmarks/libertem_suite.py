@@ -344,6 +344,22 @@ def classify(test_id: str, message: str) -> tuple[str, str]:
     return "b: unclassified", "CPU UDF API: a real difference to fix or to document"
 
 
+def _short(message: str) -> str:
+    """The failure's kind, without quoting LiberTEM's test source (it is GPL).
+
+    Assertion reports and setup errors print lines of the test; only their kind is kept.
+    Our own exception messages (udfwidgets' text) are kept, first line only.
+    """
+    first = message.strip().splitlines()[0] if message.strip() else ""
+    if first.startswith("failed on setup"):
+        return "error in the test's setup (fixture)"
+    if first.startswith(("AssertionError", "assert ")):
+        return "AssertionError (the test's assertion failed)"
+    if "Regex pattern did not match" in first:
+        return "AssertionError: the error message text differs"
+    return first[:240]
+
+
 def parse_junit(path: Path) -> list[dict]:
     rows = []
     for case in ET.parse(path).getroot().iter("testcase"):
@@ -364,7 +380,7 @@ def parse_junit(path: Path) -> list[dict]:
                     if found:
                         message = f"{found[-1]} by udfwidgets | {message}"
                 break
-        row = {"test": test_id, "module": module, "outcome": outcome, "message": message[:400]}
+        row = {"test": test_id, "module": module, "outcome": outcome, "message": _short(message)}
         if outcome in ("failed", "error"):
             row["category"], row["reason"] = classify(test_id, message)
         elif outcome == "skipped":
