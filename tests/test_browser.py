@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from browser_helpers import CHROMIUM, LabServer, NotebookPage, chromium_page, overlaps
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(600)]

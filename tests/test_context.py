@@ -40,7 +40,7 @@ class KindsFrameUDF(UDF):
 
     def merge(self, dest, src):
         for name in ("total", "minmax", "coords", "label"):
-            dest[name][:] = src[name]
+            getattr(dest, name)[:] = getattr(src, name)
         dest.sigsum[:] += src.sigsum
         dest.count[:] += src.count
 

@@ -292,7 +292,7 @@ def buffer_to_xarray(bw: Any, name: str | None = None):
     }
     if bw.kind == "nav":
         nav_dims = [d.name for d in dims[: len(bw.nav_shape)]]
-        coords["valid"] = (nav_dims, np.asarray(bw.valid_mask))
+        coords["valid"] = (nav_dims, np.asarray(bw.nav_valid_mask))
     return xr.DataArray(
         data, dims=[d.name for d in dims], coords=coords, name=name, attrs=_attrs(bw, name)
     )
@@ -487,7 +487,7 @@ def _write_hdf5(entries, tmp: str) -> None:
                 for k, v in params.items():  # readable one by one as well
                     g.attrs[f"param_{k}"] = json.dumps(v)
             if bw.kind == "nav":
-                g.create_dataset("valid", data=np.asarray(bw.valid_mask))
+                g.create_dataset("valid", data=np.asarray(bw.nav_valid_mask))
 
 
 def _write_xarray(entries, tmp: str, kind: str) -> None:
@@ -609,7 +609,7 @@ def _write_npz(entries, tmp: str) -> None:
             **_attrs(bw, key),
         }
         if bw.kind == "nav":
-            arrays[f"{key}__valid"] = np.asarray(bw.valid_mask)
+            arrays[f"{key}__valid"] = np.asarray(bw.nav_valid_mask)
     arrays["__meta__"] = np.array(json.dumps(meta))
     with open(tmp, "wb") as f:
         _savez(f, arrays)

@@ -18,7 +18,14 @@ from ..progress import make_progress
 from ..results import UDFResults
 from ..udf.backends import choose_backend
 from ..udf.base import UDF, BufferNamespace, merge_missing_message
-from ..udf.buffers import BufferError, BufferWrapper, MaskedResult, zeros
+from ..udf.buffers import (
+    BufferError,
+    BufferWrapper,
+    MaskedResult,
+    UndeclaredBufferError,
+    check_custom_mask,
+    zeros,
+)
 from .backends import Executor
 from .errors import annotate_udf_error
 from .plan import clean_copies, dumps_udfs, normalize_roi, validate_buffers
@@ -240,7 +247,7 @@ class UDFRun:
         )
 
     def _udf_results(self, udf, decls, arrays, valid) -> dict[str, BufferWrapper]:
-        def wrap(decl, raw, name=None, mask=None):
+        def wrap(decl, raw, name=None, mask=None, full=None):
             w = BufferWrapper(
                 decl.kind,
                 raw.dtype,
@@ -251,6 +258,9 @@ class UDFRun:
                 valid,
                 custom_mask=mask,
             )
+            w._full = full
+            if mask is not None:
+                check_custom_mask(mask, w.shape, name, cls)
             if name is not None:  # what udfwidgets.export needs: axes, units, provenance
                 w.axes, w.context = decl.axes, buffer_context(self.dataset, udf, name)
             return w
@@ -271,7 +281,7 @@ class UDFRun:
         wrapped = {}
         for name, value in out.items():
             if name not in decls:
-                raise BufferError(
+                raise UndeclaredBufferError(
                     f"{cls}.get_results() returned {name!r}, which is not a declared "
                     "buffer: declare it in get_result_buffers() (use='result_only' "
                     "for results computed only in get_results)"
@@ -285,9 +295,13 @@ class UDFRun:
             mask = None
             if isinstance(value, MaskedResult):
                 value, mask = value.data, value.mask
-            wrapped[name] = wrap(
-                decls[name], self._as_raw(cls, name, decls[name], value), name, mask
-            )
+            raw = self._as_raw(cls, name, decls[name], value)
+            full = None
+            if decls[name].kind == "nav" and self.roi is not None:
+                arr = value.raw_data if isinstance(value, BufferWrapper) else np.asarray(value)
+                if arr.shape == self.nav_shape + decls[name].extra_shape:
+                    full = arr  # returned whole: the values outside the roi are kept
+            wrapped[name] = wrap(decls[name], raw, name, mask, full)
         missing = [n for n, d in decls.items() if d.use == "result_only" and n not in out]
         if missing:
             raise BufferError(

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import enum
+import warnings
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
 import numpy as np
 
 from . import backends as _backends
-from .buffers import BufferDeclaration, BufferWrapper, MaskedResult
+from .buffers import BufferDeclaration, BufferWrapper, MaskedResult, UDFMethodError
 
 __all__ = [
     "UDF",
@@ -17,6 +18,7 @@ __all__ = [
     "UDFMethod",
     "UDFParams",
     "BufferNamespace",
+    "UseDiscouragedWarning",
     "PROCESS_METHODS",
     "process_method_of",
 ]
@@ -57,16 +59,23 @@ def process_method_of(udf: UDF) -> str:
     True
     """
     if type(udf).get_method is not UDF.get_method:
-        name = "process_" + UDFMethod(udf.get_method()).value
+        chosen = udf.get_method()
+        try:
+            name = "process_" + UDFMethod(chosen).value
+        except ValueError:
+            raise UDFMethodError(
+                f"{type(udf).__name__}.get_method() returned {chosen!r}: return a UDFMethod "
+                "(UDFMethod.TILE, UDFMethod.FRAME or UDFMethod.PARTITION)"
+            ) from None
         if callable(getattr(udf, name, None)):
             return name
-        raise TypeError(
+        raise UDFMethodError(
             f"{type(udf).__name__}.get_method() chose {name}, which it does not implement"
         )
     for name in PROCESS_METHODS:
         if callable(getattr(udf, name, None)):
             return name
-    raise TypeError(
+    raise UDFMethodError(
         f"{type(udf).__name__} implements none of process_frame, process_tile, "
         "process_partition: implement at least one of them"
     )
@@ -131,6 +140,24 @@ class UDFParams:
         return f"UDFParams({self._kwargs!r})"
 
 
+class UseDiscouragedWarning(UserWarning):
+    """A UDF uses a form that works but is discouraged (LiberTEM's warning of that name).
+
+    Emitted for dict-style access to buffers, ``self.results["x"]`` or
+    ``dest["x"]``: use attribute access, ``self.results.x``.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> ns = BufferNamespace({"x": np.zeros(1)}, owner="MyUDF")
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     _ = ns["x"]
+    >>> caught[0].category.__name__
+    'UseDiscouragedWarning'
+    """
+
+
 class BufferNamespace:
     """Attribute access to a set of arrays (``self.results``, ``dest``, ``src``).
 
@@ -187,6 +214,13 @@ class BufferNamespace:
     def __getitem__(self, name: str) -> np.ndarray:
         if name.startswith("_") or name not in self.__dict__:
             return self.__getattr__(name)
+        warnings.warn(
+            f"{self._owner}: reading buffer {name!r} as [{name!r}] is discouraged (LiberTEM "
+            f"deprecated it too); use attribute access, e.g. self.results.{name} or "
+            f"dest.{name}",
+            UseDiscouragedWarning,
+            stacklevel=2,
+        )
         return self.__dict__[name]
 
     def __contains__(self, name: str) -> bool:
@@ -199,7 +233,7 @@ class BufferNamespace:
         return [(k, self.__dict__[k]) for k in self.keys()]
 
     def get_buffer(self, name: str) -> np.ndarray:
-        return self[name]
+        return getattr(self, name)
 
     def __repr__(self) -> str:
         return f"<BufferNamespace of {self._owner}: {', '.join(self.keys())}>"
@@ -467,7 +501,7 @@ class UDF:
         if not_nav:
             raise NotImplementedError(merge_missing_message(type(self).__name__, not_nav))
         for name in dest.keys():
-            dest[name][...] = src[name]
+            getattr(dest, name)[...] = getattr(src, name)
 
     def get_results(self) -> dict[str, Any]:
         """Final results, computed on the main node after all merges.
@@ -483,7 +517,7 @@ class UDF:
         error, and so is leaving out a ``result_only`` one.
         """
         return {
-            name: self.results[name]
+            name: getattr(self.results, name)
             for name, decl in self._validated_buffers().items()
             if decl.use != "private"
         }

@@ -14,7 +14,12 @@ __all__ = [
     "BufferDeclaration",
     "BufferWrapper",
     "BufferError",
+    "UDFException",
+    "UDFMethodError",
+    "UndeclaredBufferError",
     "MaskedResult",
+    "InvalidMaskError",
+    "check_custom_mask",
     "fill_value_for",
     "KINDS",
     "USES",
@@ -27,7 +32,31 @@ KINDS = ("nav", "sig", "single")
 USES = (None, "private", "result_only")
 
 
-class BufferError(ValueError):
+class UDFException(Exception):
+    """Base of the errors about how a UDF is written (LiberTEM's ``UDFException``).
+
+    :class:`BufferError`, :class:`InvalidMaskError` and
+    :class:`UDFMethodError` derive from it, so ``except UDFException`` catches
+    every such mistake.
+
+    Examples
+    --------
+    >>> issubclass(BufferError, UDFException)
+    True
+    """
+
+
+class UDFMethodError(UDFException, TypeError):
+    """A UDF has no process method, or ``get_method()`` chose one it does not have.
+
+    Examples
+    --------
+    >>> issubclass(UDFMethodError, TypeError)
+    True
+    """
+
+
+class BufferError(UDFException, ValueError):
     """A result buffer is declared or used in a way that cannot work.
 
     Examples
@@ -73,6 +102,71 @@ def zeros(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     """Zeros, or ``None`` items for object dtype."""
     dtype = np.dtype(dtype)
     return np.empty(shape, dtype=dtype) if dtype.kind == "O" else np.zeros(shape, dtype=dtype)
+
+
+class UndeclaredBufferError(BufferError, KeyError):
+    """``get_results`` returned a name that ``get_result_buffers`` did not declare.
+
+    It is also a ``KeyError`` (as in LiberTEM).
+
+    Examples
+    --------
+    >>> str(UndeclaredBufferError("declare 'x'"))
+    "declare 'x'"
+    """
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class InvalidMaskError(BufferError):
+    """A valid mask given with :meth:`UDF.with_mask` does not fit its buffer.
+
+    The mask must be a bool (a scalar, or an array of dtype bool; the scalars
+    ``0`` and ``1`` also work) that broadcasts to the buffer's full shape.
+
+    Examples
+    --------
+    >>> try:
+    ...     check_custom_mask(np.zeros((2, 2), dtype=int), (2, 2), "m", "MyUDF")
+    ... except InvalidMaskError as e:
+    ...     print(type(e).__name__)
+    InvalidMaskError
+    """
+
+
+def check_custom_mask(mask: Any, shape: tuple[int, ...], name: str, udf_name: str) -> Any:
+    """Check a mask from :meth:`UDF.with_mask` against the buffer's ``shape``.
+
+    Raises :class:`InvalidMaskError` unless ``mask`` is a bool (or 0/1) scalar
+    or a bool array that broadcasts to ``shape``. Returns ``mask``.
+
+    Examples
+    --------
+    >>> check_custom_mask(np.ones((1, 3), dtype=bool), (2, 3), "m", "MyUDF").shape
+    (1, 3)
+    """
+    if isinstance(mask, (bool, np.bool_)) or (
+        isinstance(mask, (int, np.integer)) and int(mask) in (0, 1)
+    ):
+        return mask
+    arr = np.asarray(mask)
+    if arr.dtype != np.bool_:
+        raise InvalidMaskError(
+            f"{udf_name}.get_results(): the valid mask of {name!r} has dtype {arr.dtype}; "
+            "give a bool array (e.g. mask.astype(bool)) or True/False"
+        )
+    try:
+        fits = np.broadcast_shapes(arr.shape, shape) == tuple(shape)
+    except ValueError:
+        fits = False
+    if not fits:
+        raise InvalidMaskError(
+            f"{udf_name}.get_results(): the valid mask of {name!r} has shape {arr.shape}, "
+            f"which does not broadcast to the buffer's shape {tuple(shape)}; give a mask of "
+            "that shape (or one with length-1 axes where it is the same everywhere)"
+        )
+    return mask
 
 
 class MaskedResult:
@@ -304,6 +398,9 @@ class BufferWrapper(NDArrayOperatorsMixin):
         self._roi = roi
         self._valid = valid
         self._custom_mask = custom_mask
+        # a nav result that get_results returned in the full navigation shape while an
+        # roi was set: kept whole (LiberTEM keeps the values outside the roi too)
+        self._full: np.ndarray | None = None
 
     def set_buffer(self, data: Any) -> None:
         """Fill a wrapper made without data (LiberTEM's way to build aux data).
@@ -340,13 +437,17 @@ class BufferWrapper(NDArrayOperatorsMixin):
         """The buffer as an array; nav buffers have the full navigation shape.
 
         Navigation positions outside the roi, and in partial results those not
-        merged yet, hold :func:`fill_value_for` the dtype.
+        merged yet, hold :func:`fill_value_for` the dtype; except when
+        ``get_results`` returned the buffer in the full navigation shape: then
+        its values outside the roi are kept, as returned.
         """
         if self.kind != "nav":
             return self._raw
         full_shape = self.nav_shape + self.extra_shape
         valid = self._valid
-        if self._roi is None:
+        if self._full is not None:
+            out = self._full.reshape((-1,) + self.extra_shape).copy()
+        elif self._roi is None:
             if valid is None or valid.all():
                 return self._raw.reshape(full_shape)
             out = self._raw.copy()
@@ -354,25 +455,71 @@ class BufferWrapper(NDArrayOperatorsMixin):
             out = empty_filled((len(self._roi),) + self.extra_shape, self.dtype)
             out[self._roi] = self._raw
         if valid is not None:  # frames not merged yet (partial results) read as the fill value
-            out[~valid] = fill_value_for(self.dtype)
+            pending = ~valid
+            if self._full is not None and self._roi is not None:
+                pending &= self._roi  # outside the roi: the values get_results returned
+            out[pending] = fill_value_for(self.dtype)
         return out.reshape(full_shape)
 
     @property
     def valid_mask(self) -> np.ndarray:
         """Bool mask of the valid entries: for nav buffers, over the nav shape
-        (selected by the roi and merged so far); for others all True over the
-        buffer's shape without ``extra_shape``. A mask set with
-        :meth:`UDF.with_mask` in ``get_results`` has the buffer's full shape."""
+        (selected by the roi and merged so far), repeated over ``extra_shape``
+        so that it has the shape of :attr:`data` (a read-only view); for
+        others all True over the buffer's shape without ``extra_shape``. A mask
+        set with :meth:`UDF.with_mask` in ``get_results`` has the buffer's full
+        shape.
+
+        Examples
+        --------
+        >>> b = BufferWrapper("nav", "float64", (2,), np.zeros((3, 2)), (3,),
+        ...                   valid=np.array([True, False, True]))
+        >>> b.valid_mask.shape, b.valid_mask[:, 0].tolist()
+        ((3, 2), [True, False, True])
+        """
         if self._custom_mask is not None:
             return np.broadcast_to(np.asarray(self._custom_mask, dtype=bool), self.shape)
         if self.kind != "nav":
             base = self._raw.shape[: self._raw.ndim - len(self.extra_shape)]
             return np.ones(base, dtype=bool)
+        mask = self._flat_nav_valid()
+        if not self.extra_shape:
+            return mask.reshape(self.nav_shape)
+        mask = mask.reshape(self.nav_shape + (1,) * len(self.extra_shape))
+        return np.broadcast_to(mask, self.nav_shape + self.extra_shape)
+
+    @property
+    def nav_valid_mask(self) -> np.ndarray:
+        """For nav buffers: the valid mask over the navigation shape only.
+
+        A position is valid when all its ``extra_shape`` entries are (for the
+        default mask: selected by the roi and merged so far). This is what
+        :mod:`udfwidgets.export` writes as ``valid``.
+
+        Examples
+        --------
+        >>> b = BufferWrapper("nav", "float64", (2,), np.zeros((3, 2)), (3,),
+        ...                   valid=np.array([True, False, True]))
+        >>> b.nav_valid_mask.tolist()
+        [True, False, True]
+        """
+        if self.kind != "nav":
+            raise BufferError(
+                f"nav_valid_mask is for nav buffers; this one is kind={self.kind!r}: use valid_mask"
+            )
+        if self._custom_mask is not None:
+            full = self.valid_mask
+            if self.extra_shape:
+                return full.reshape(self.nav_shape + (-1,)).all(axis=-1)
+            return full
+        return self._flat_nav_valid().reshape(self.nav_shape)
+
+    def _flat_nav_valid(self) -> np.ndarray:
         n = int(np.prod(self.nav_shape))
         mask = np.ones(n, dtype=bool) if self._roi is None else self._roi.copy()
         if self._valid is not None:
             mask &= self._valid
-        return mask.reshape(self.nav_shape)
+        return mask
 
     @property
     def masked_data(self) -> np.ma.MaskedArray:
@@ -405,7 +552,7 @@ class BufferWrapper(NDArrayOperatorsMixin):
         """
         if self.kind != "nav" or self._custom_mask is not None:
             return self.masked_data
-        mask = self.valid_mask.reshape(-1)
+        mask = self._flat_nav_valid()
         if self._roi is not None:
             mask = mask[self._roi]
         raw = self._raw

@@ -121,7 +121,8 @@ class Entry:
 def _entry(label: str, name: str, value: Any, udf_index: int, names: Any = ()) -> Entry:
     names = tuple(str(n) for n in (names or getattr(value, "extra_names", None) or ()))
     if hasattr(value, "raw_data") and hasattr(value, "kind"):  # BufferWrapper
-        valid = np.asarray(value.valid_mask)
+        nav = value.kind == "nav" and hasattr(value, "nav_valid_mask")
+        valid = np.asarray(value.nav_valid_mask if nav else value.valid_mask)
         data = np.asarray(value.data)
         extra = tuple(value.extra_shape)
         valid = None if valid.all() else valid
