@@ -466,7 +466,7 @@ class DisplayModel(traitlets.HasTraits):
                 "logarithmic (zeros masked)",
                 f"power law, gamma {self.gamma:g}",
             ],
-            style={"button_width": "38px"},
+            style={"button_width": "48px"},  # room for "log" with the theme's padding
             layout=w.Layout(width="auto"),
         )
         scale.add_class("udfw-scale")
