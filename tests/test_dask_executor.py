@@ -520,3 +520,19 @@ def test_a_scheduler_and_workers_started_as_separate_commands(tmp_path, rng):
         for p in procs:
             if p.poll() is None:
                 os.killpg(p.pid, signal.SIGKILL)
+
+
+def test_dask_runs_use_larger_default_partitions(dctx, tmp_path):
+    """Each dask task costs the main node more than a loky task: 256 MiB partitions."""
+    path = tmp_path / "sparse.raw"
+    with open(path, "wb") as f:
+        f.truncate(2**30)  # 1 GiB of zeros, a sparse file: nothing is written to disk
+    kw = dict(nav_shape=(128, 128), sig_shape=(128, 128), dtype="float32")
+    with Context(executor="threads", n_jobs=2) as local:
+        n_local = len(
+            list(local.run_udf_iter(dataset=local.load("raw", path=path, **kw), udf=SumUDF()))
+        )
+    parts = list(dctx.run_udf_iter(dataset=dctx.load("raw", path=path, **kw), udf=SumUDF()))
+    assert n_local == 8 and len(parts) == max(4, 2 * dctx.executor.n_workers)
+    assert parts[-1].buffers[0]["intensity"].data.shape == (128, 128)
+    assert not parts[-1].buffers[0]["intensity"].data.any()

@@ -8,7 +8,7 @@ import pytest
 
 from udfwidgets import DataSetError
 from udfwidgets.io import Shape, load
-from udfwidgets.io.dataset import default_num_partitions
+from udfwidgets.io.dataset import default_num_partitions, partition_size
 from udfwidgets.io.geometry import MissingFramesWarning
 from udfwidgets.udf.sum import SumUDF
 from udfwidgets.udf.sumsigudf import SumSigUDF
@@ -280,3 +280,18 @@ def test_large_file_is_never_loaded_whole(tmp_path, dtype, udf):
         grown = _anonymous_rss() - before
     assert np.isfinite(res["intensity"].data).all()
     assert grown < 32 * 2**20
+
+
+def test_partition_size_sets_the_default_partition_count_in_its_block():
+    gib = 2**30
+    assert default_num_partitions(4 * gib, 65536, num_workers=2) == 32
+    with partition_size(256 * 2**20):
+        assert default_num_partitions(4 * gib, 65536, num_workers=2) == 16
+        ds = load("memory", data=np.zeros((4, 4, 2, 2)))
+        assert len(ds.get_partitions(2)) == 4  # still at least two per worker
+        ds = load("memory", data=np.zeros((4, 4, 2, 2)), num_partitions=3)
+        assert len(ds.get_partitions(2)) == 3  # an explicit count wins
+    assert default_num_partitions(4 * gib, 65536, num_workers=2) == 32
+    with pytest.raises(ValueError, match="positive number of bytes"):
+        with partition_size(0):
+            pass

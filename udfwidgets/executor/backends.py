@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from ..io.dataset import TARGET_PARTITION_BYTES
+
 __all__ = ["Executor", "InlineExecutor", "DaskExecutor", "make_executor", "EXECUTORS"]
 
 #: The executor names ``Context(executor=...)`` and :func:`make_executor` accept.
@@ -40,6 +42,8 @@ class Executor:
     #: executors give each task fresh copies instead (a pickle round trip in
     #: the same process would rebind the user's class to copied code).
     pickles_tasks: bool = True
+    #: Default partitions of a run aim at this size (a dataset's ``num_partitions`` wins).
+    partition_bytes: int = TARGET_PARTITION_BYTES
 
     def imap_unordered(self, fn: Callable, tasks: Iterable) -> Iterator:
         raise NotImplementedError

@@ -116,6 +116,9 @@ class DaskExecutor(Executor):
 
     name = "dask"
     pickles_tasks = True
+    #: Each task costs the main node about 6 ms (client, and the scheduler of a LocalCluster):
+    #: 256 MiB partitions halve that per GiB; measured in benchmarks/README.md ("dask").
+    partition_bytes = 256 * 2**20
 
     def __init__(
         self,

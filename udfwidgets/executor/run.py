@@ -12,7 +12,7 @@ import numpy as np
 
 from ..corrections import resolve_corrections
 from ..export import buffer_context
-from ..io.dataset import DataSet
+from ..io.dataset import TARGET_PARTITION_BYTES, DataSet, partition_size
 from ..io.shape import Shape
 from ..progress import make_progress
 from ..results import UDFResults
@@ -104,7 +104,9 @@ class UDFRun:
             self.arrays.append(arrays)
             original.meta = udf.meta  # as in LiberTEM, the caller's UDF object knows its run
         self.partitions = []  # (partition, offset into the selected frames, count)
-        for part in dataset.get_partitions(executor.n_workers):
+        with partition_size(getattr(executor, "partition_bytes", TARGET_PARTITION_BYTES)):
+            parts = dataset.get_partitions(executor.n_workers)
+        for part in parts:
             lo = int(np.searchsorted(self.selected, part.start))
             hi = int(np.searchsorted(self.selected, part.stop))
             if hi > lo:

@@ -9,16 +9,25 @@ in-memory partitions carry their own slice of the array.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import copy
 import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
 from .shape import Shape
 
-__all__ = ["DataSet", "Partition", "DataSetError", "default_num_partitions", "format_bytes"]
+__all__ = [
+    "DataSet",
+    "Partition",
+    "DataSetError",
+    "default_num_partitions",
+    "format_bytes",
+    "partition_size",
+]
 
 #: Aim for partitions of about this many bytes (the issue asks for 64-256 MiB).
 TARGET_PARTITION_BYTES = 128 * 2**20
@@ -38,11 +47,40 @@ class DataSetError(ValueError):
     """
 
 
+_TARGET = contextvars.ContextVar("udfwidgets_partition_bytes", default=TARGET_PARTITION_BYTES)
+
+
+@contextlib.contextmanager
+def partition_size(nbytes: int) -> Iterator[None]:
+    """Within this block, default partitions aim at ``nbytes`` each.
+
+    A run sets it from its executor's ``partition_bytes``: a dask task costs the
+    main node more than a loky task, so the dask executor asks for larger
+    partitions. An explicit ``num_partitions`` of a dataset always wins.
+
+    Examples
+    --------
+    >>> default_num_partitions(2**30, 16384, num_workers=2)
+    8
+    >>> with partition_size(256 * 2**20):
+    ...     default_num_partitions(2**30, 16384, num_workers=2)
+    4
+    """
+    if int(nbytes) <= 0:
+        raise ValueError(f"partition_size needs a positive number of bytes, got {nbytes!r}")
+    token = _TARGET.set(int(nbytes))
+    try:
+        yield
+    finally:
+        _TARGET.reset(token)
+
+
 def default_num_partitions(nbytes: int, num_frames: int, num_workers: int) -> int:
     """How many partitions a dataset is split into by default.
 
     At least two per worker (so a slow partition does not leave a core idle),
-    about 128 MiB each for large data, never more than there are frames.
+    about 128 MiB each for large data (see :func:`partition_size`), never more
+    than there are frames.
 
     Examples
     --------
@@ -51,7 +89,7 @@ def default_num_partitions(nbytes: int, num_frames: int, num_workers: int) -> in
     >>> default_num_partitions(1000, 3, num_workers=2)
     3
     """
-    n = max(2 * max(1, num_workers), round(nbytes / TARGET_PARTITION_BYTES))
+    n = max(2 * max(1, num_workers), round(nbytes / _TARGET.get()))
     return max(1, min(n, num_frames))
 
 
