@@ -65,3 +65,43 @@ def test_valid_mask_combines_roi_and_damage():
     sig = BufferWrapper("sig", np.float32, (3,), np.zeros((4, 5, 3), np.float32), (2, 2))
     assert sig.valid_mask.shape == (4, 5) and sig.valid_mask.all()
     assert sig.shape == (4, 5, 3) and sig.extra_shape == (3,)
+
+
+def test_wrapper_without_data_says_to_fill_it():
+    # LiberTEM's way to build aux data: BufferWrapper(...) then set_buffer(data); used
+    # before set_buffer, every read names the fix instead of failing on None
+    from udfwidgets.udf.buffers import BufferError
+
+    for kind in ("nav", "sig"):
+        buf = BufferWrapper(kind=kind, extra_shape=(2,), dtype="float32")
+        for read in (
+            lambda b: b.raw_data,
+            lambda b: b.data,
+            lambda b: b.raw_masked_data,
+        ):
+            with pytest.raises(BufferError, match=r"has no data yet: fill it with set_buffer"):
+                read(buf)
+    buf = BufferWrapper(kind="nav", extra_shape=(2,), dtype="float32")
+    buf.set_buffer(np.ones((3, 2)))
+    np.testing.assert_array_equal(buf.raw_data, np.ones((3, 2), dtype=np.float32))
+
+
+def test_unfilled_aux_data_in_a_run_says_to_fill_it():
+    from udfwidgets import UDF, Context
+    from udfwidgets.udf.buffers import BufferError
+
+    class WithAux(UDF):
+        def __init__(self, aux):
+            super().__init__(aux=aux)
+
+        def get_result_buffers(self):
+            return {"out": self.buffer(kind="nav")}
+
+        def process_frame(self, frame):
+            self.results.out[:] = self.params.aux
+
+    aux = BufferWrapper(kind="nav", dtype="float32")
+    with Context(executor="inline") as ctx:
+        ds = ctx.load("memory", data=np.ones((2, 2, 3, 3)))
+        with pytest.raises(BufferError, match=r"has no data yet"):
+            ctx.run_udf(dataset=ds, udf=WithAux(aux))

@@ -6,7 +6,7 @@ import asyncio
 import ctypes
 import threading
 import weakref
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Generator, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -231,7 +231,9 @@ class Context:
         ), single
 
     @staticmethod
-    def _guarded(run: UDFRun, gen: Iterator[UDFResults]) -> Iterator[UDFResults]:
+    def _guarded(
+        run: UDFRun, gen: Generator[UDFResults, None, None]
+    ) -> Generator[UDFResults, None, None]:
         """Commit the UDFs' output files when the run finishes; remove them otherwise."""
         committed = False
         try:
@@ -377,7 +379,8 @@ class Context:
         run, single = self._make_run(dataset, udf, roi, backends, corrections)
         gen = self._start(run, plots, progress, partials=False)
 
-        def unpack(final: UDFResults):
+        def unpack(final: UDFResults | None):
+            assert final is not None, "a run always ends with its final result"
             return final.buffers[0] if single else final.buffers
 
         if not sync:

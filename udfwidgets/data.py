@@ -333,7 +333,7 @@ def _spec(nav_shape, sig_shape, dtype, seed, n_grains, dose, max_shift) -> _Spec
         )
     return _Spec(
         nav,
-        sig,
+        (sig[0], sig[1]),
         _dtype(dtype),
         None if seed is None else int(seed),
         int(n_grains),
@@ -442,8 +442,8 @@ def _specimen(spec: _Spec, rng: np.random.Generator):
 def _bragg_spots(angle: float, spacing: float, reach: float) -> tuple[np.ndarray, np.ndarray]:
     """Hexagonal lattice points ``(y, x)`` within ``reach`` of the origin, and their index."""
     n = int(reach / spacing * 1.2) + 2
-    h, k = np.meshgrid(np.arange(-n, n + 1), np.arange(-n, n + 1), indexing="ij")
-    h, k = h.ravel(), k.ravel()
+    hh, kk = np.meshgrid(np.arange(-n, n + 1), np.arange(-n, n + 1), indexing="ij")
+    h, k = hh.ravel(), kk.ravel()
     a1 = spacing * np.array([np.sin(angle), np.cos(angle)])
     a2 = spacing * np.array([np.sin(angle + np.pi / 3), np.cos(angle + np.pi / 3)])
     pts = h[:, None] * a1 + k[:, None] * a2

@@ -117,7 +117,7 @@ def check_sig_shape(sig_shape: Any, name: str = "sig_shape") -> tuple[int, int]:
         raise ValueError(
             f"{name} must be a (height, width) tuple of positive integers, got {sig_shape!r}"
         )
-    return dims  # type: ignore[return-value]
+    return dims[0], dims[1]
 
 
 def check_point(value: Any, name: str) -> tuple[float, float]:
@@ -187,7 +187,8 @@ def _in_pixels(unit: Any) -> bool:
     return unit is None or unit == PIXELS
 
 
-def _check_calibration(calibration: Any, unit: Any, what: str) -> Calibration:
+def _check_calibration(calibration: Any, unit: Any, what: str) -> tuple[Calibration, str]:
+    """``calibration`` and ``unit``, checked: a Calibration and a unit string."""
     if calibration is None:
         raise CalibrationError(
             f"{what} in {unit!r} needs calibration= (usually ds.calibration, with the "
@@ -201,7 +202,7 @@ def _check_calibration(calibration: Any, unit: Any, what: str) -> Calibration:
         )
     if not isinstance(unit, str):
         raise CalibrationError(f"unit must be a string such as 'mrad' or '1/nm', got {unit!r}")
-    return calibration
+    return calibration, unit
 
 
 def length_to_pixels(
@@ -225,11 +226,11 @@ def length_to_pixels(
     """
     if _in_pixels(unit):
         return value
-    cal = _check_calibration(calibration, unit, name)
+    cal, u = _check_calibration(calibration, unit, name)
     v = check_number(value, name, minimum=None, allow_inf=True)
     if math.isinf(v):
         return v
-    return cal.to_pixels(v, _sig_unit(cal, unit, name))
+    return cal.to_pixels(v, _sig_unit(cal, u, name))
 
 
 def position_to_pixels(
@@ -247,9 +248,9 @@ def position_to_pixels(
     """
     if _in_pixels(unit):
         return value
-    cal = _check_calibration(calibration, unit, name)
+    cal, u = _check_calibration(calibration, unit, name)
     y, x = check_point(value, name)
-    return cal.point_to_pixels((y, x), _sig_unit(cal, unit, name))
+    return cal.point_to_pixels((y, x), _sig_unit(cal, u, name))
 
 
 def _sig_unit(cal: Calibration, unit: str, name: str) -> str:
@@ -285,12 +286,14 @@ def _centre(
     so that a unit error is reported before a missing centre.
     """
     if not _in_pixels(unit):
-        _sig_unit(_check_calibration(calibration, unit, "the mask"), unit, "the mask")
+        cal, u = _check_calibration(calibration, unit, "the mask")
+        _sig_unit(cal, u, "the mask")
     cu = unit if centre_unit is None else centre_unit
     if centre is None:
-        if calibration is not None and getattr(calibration, "beam_centre", None) is not None:
+        beam_centre = None if calibration is None else getattr(calibration, "beam_centre", None)
+        if beam_centre is not None:
             _check_calibration(calibration, PIXELS, "centre")
-            return tuple(calibration.beam_centre)
+            return tuple(beam_centre)
         raise ValueError(
             "centre is missing: give centre=(y, x), or calibration= with a beam centre "
             "(Calibration(..., beam_centre=(y, x))) to centre the mask on the beam"

@@ -40,14 +40,15 @@ class UDFResults:
         damage: BufferWrapper,
         finished: bool = False,
     ):
-        self._compute = compute
-        self._buffers = None
+        self._compute: Callable[[], tuple[dict[str, BufferWrapper], ...]] | None = compute
+        self._buffers: tuple[dict[str, BufferWrapper], ...] | None = None
         self.damage = damage
         self.finished = finished
 
     @property
     def buffers(self) -> tuple[dict[str, BufferWrapper], ...]:
         if self._buffers is None:
+            assert self._compute is not None  # dropped only once the buffers are made
             self._buffers = self._compute()
             self._compute = None
         return self._buffers

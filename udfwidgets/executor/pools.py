@@ -19,8 +19,9 @@ import signal
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from typing import Any
 
 from .backends import Executor
 from .errors import portable_errors
@@ -55,13 +56,13 @@ class _PoolExecutor(Executor):
     def _after_run(self, pool, run_id: str) -> None:
         """Release what the run left behind."""
 
-    def imap_unordered(self, fn: Callable, tasks: Iterable) -> Iterator:
+    def imap_unordered(self, fn: Callable, tasks: Iterable) -> Generator[Any, None, None]:
         run_id = f"udfwidgets-{os.getpid()}-{next(_RUN_IDS)}"
         if self.pickles_tasks:
             fn = portable_errors(fn)
         return self._stream(run_id, fn, iter(tasks))
 
-    def _stream(self, run_id: str, fn, tasks) -> Iterator:
+    def _stream(self, run_id: str, fn, tasks: Iterator) -> Generator[Any, None, None]:
         ahead = 2 * self.n_workers
         pool = self._pool(run_id)
         pending: set[Future] = set()
@@ -111,15 +112,16 @@ class ThreadsExecutor(_PoolExecutor):
         self.inner_threads = max(1, (os.cpu_count() or 1) // self.n_workers)
         self._threads: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
-        self._blas = None  # threadpoolctl controller, made on first use
+        # a threadpoolctl.ThreadpoolController (threadpoolctl has no types), made on first use
+        self._blas: Any = None
 
-    def imap_unordered(self, fn: Callable, tasks: Iterable) -> Iterator:
+    def imap_unordered(self, fn: Callable, tasks: Iterable) -> Generator[Any, None, None]:
         stream = super().imap_unordered(fn, tasks)
         if self.n_workers < 2:
             return stream
         return self._with_blas_limit(stream)
 
-    def _with_blas_limit(self, stream: Iterator) -> Iterator:
+    def _with_blas_limit(self, stream: Generator[Any, None, None]) -> Generator[Any, None, None]:
         if self._blas is None:
             from threadpoolctl import ThreadpoolController
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from types import SimpleNamespace
 from typing import Any
 
@@ -177,7 +177,7 @@ class UDFRun:
 
     def results(
         self, subscribers: Sequence[Any] = (), progress: Any = False, partials: bool = True
-    ) -> Iterator[UDFResults]:
+    ) -> Generator[UDFResults, None, None]:
         """Yield a :class:`UDFResults` after each merged partition; the last is final."""
         bar = make_progress(progress, self.num_selected)
         bounds = {part.index: (lo, hi) for part, lo, hi in self.partitions}

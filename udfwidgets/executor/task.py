@@ -176,7 +176,9 @@ def run_partition(task: PartitionTask) -> PartitionResult:
             for name, d in decls.items()
             if d.use != "result_only"
         }
-        rd = {name: None for name, d in decls.items() if d.use == "result_only"}
+        rd: dict[str, np.ndarray | None] = {
+            name: None for name, d in decls.items() if d.use == "result_only"
+        }
         rd.update(arrays)
         udf.results = BufferNamespace(rd, type(udf).__name__)
         # nav buffers and nav aux data are views for the current block: (target, name, array, scalar)
@@ -195,6 +197,7 @@ def run_partition(task: PartitionTask) -> PartitionResult:
         states.append((udf, process_method_of(udf), arrays, navs, aux, converter(backend)))
 
     if n:
+        native: np.ndarray | None = None
         try:
             native = part.read(part.start, part.stop) if task.roi is None else part.take(indices)
             native = native.view(np.ndarray)  # plain ndarray: memmap slicing is slow
@@ -256,13 +259,15 @@ def _process(
         if corr is not None and get_kernel() is not None:
             tile_bytes = min(tile_bytes, CORRECTED_TILE_BYTES)
         tile_frames = max(1, min(n, tile_bytes // max(1, frame_size * itemsize)))
-    scratch = {s[0].meta.input_dtype: None for s in tiled if s[0].meta.input_dtype not in whole}
-    for dt in scratch:
-        scratch[dt] = np.empty((tile_frames,) + tuple(sig), dtype=dt)
+    scratch: dict[np.dtype, np.ndarray] = {}
+    for s in tiled:
+        dt = s[0].meta.input_dtype
+        if dt not in whole and dt not in scratch:
+            scratch[dt] = np.empty((tile_frames,) + tuple(sig), dtype=dt)
 
     for t0 in range(0, n, tile_frames):
         t1 = min(n, t0 + tile_frames)
-        tiles = {}
+        tiles: dict[np.dtype, np.ndarray] = {}
         for udf, method, _arrays, navs, _, convert in tiled:
             dt = udf.meta.input_dtype
             tile = tiles.get(dt)

@@ -275,11 +275,13 @@ class BufferDeclaration:
 
     def shape_for(self, num_frames: int, sig_shape: tuple[int, ...]) -> tuple[int, ...]:
         """The array shape of this buffer for ``num_frames`` frames (nav kind)."""
+        extra = self.extra_shape
+        assert isinstance(extra, tuple), "shape_for needs a declaration from validated()"
         if self.kind == "nav":
-            return (num_frames,) + self.extra_shape
+            return (num_frames,) + extra
         if self.kind == "sig":
-            return tuple(sig_shape) + self.extra_shape
-        return self.extra_shape or (1,)
+            return tuple(sig_shape) + extra
+        return extra or (1,)
 
     def __repr__(self) -> str:
         axes = "" if self.axes is None else f", axes={self.axes!r}"
@@ -430,6 +432,15 @@ class BufferWrapper(NDArrayOperatorsMixin):
     @property
     def raw_data(self) -> np.ndarray:
         """For nav buffers only the selected frames, in flat nav order; else the buffer."""
+        return self._filled()
+
+    def _filled(self) -> np.ndarray:
+        """The raw array; a clear error for a wrapper made without data and never filled."""
+        if self._raw is None:
+            raise BufferError(
+                f"this BufferWrapper(kind={self.kind!r}) has no data yet: fill it with "
+                "set_buffer(data) first (or give raw= when making it)"
+            )
         return self._raw
 
     @property
@@ -441,19 +452,20 @@ class BufferWrapper(NDArrayOperatorsMixin):
         ``get_results`` returned the buffer in the full navigation shape: then
         its values outside the roi are kept, as returned.
         """
+        raw = self._filled()
         if self.kind != "nav":
-            return self._raw
+            return raw
         full_shape = self.nav_shape + self.extra_shape
         valid = self._valid
         if self._full is not None:
             out = self._full.reshape((-1,) + self.extra_shape).copy()
         elif self._roi is None:
             if valid is None or valid.all():
-                return self._raw.reshape(full_shape)
-            out = self._raw.copy()
+                return raw.reshape(full_shape)
+            out = raw.copy()
         else:
             out = empty_filled((len(self._roi),) + self.extra_shape, self.dtype)
-            out[self._roi] = self._raw
+            out[self._roi] = raw
         if valid is not None:  # frames not merged yet (partial results) read as the fill value
             pending = ~valid
             if self._full is not None and self._roi is not None:
@@ -480,7 +492,8 @@ class BufferWrapper(NDArrayOperatorsMixin):
         if self._custom_mask is not None:
             return np.broadcast_to(np.asarray(self._custom_mask, dtype=bool), self.shape)
         if self.kind != "nav":
-            base = self._raw.shape[: self._raw.ndim - len(self.extra_shape)]
+            raw = self._filled()
+            base = raw.shape[: raw.ndim - len(self.extra_shape)]
             return np.ones(base, dtype=bool)
         mask = self._flat_nav_valid()
         if not self.extra_shape:
@@ -510,7 +523,7 @@ class BufferWrapper(NDArrayOperatorsMixin):
         if self._custom_mask is not None:
             full = self.valid_mask
             if self.extra_shape:
-                return full.reshape(self.nav_shape + (-1,)).all(axis=-1)
+                return np.asarray(full.reshape(self.nav_shape + (-1,)).all(axis=-1))
             return full
         return self._flat_nav_valid().reshape(self.nav_shape)
 
@@ -555,7 +568,7 @@ class BufferWrapper(NDArrayOperatorsMixin):
         mask = self._flat_nav_valid()
         if self._roi is not None:
             mask = mask[self._roi]
-        raw = self._raw
+        raw = self._filled()
         mask = mask.reshape(mask.shape + (1,) * (raw.ndim - 1))
         return np.ma.array(raw, mask=~np.broadcast_to(mask, raw.shape))
 
@@ -583,7 +596,7 @@ class BufferWrapper(NDArrayOperatorsMixin):
         """Shape of :attr:`data`."""
         if self.kind == "nav":
             return self.nav_shape + self.extra_shape
-        return self._raw.shape
+        return self._filled().shape
 
     @property
     def ndim(self) -> int:

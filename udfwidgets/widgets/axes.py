@@ -416,9 +416,9 @@ def apply_axes(
     state["locator"] = ax.xaxis.get_major_locator()
 
     if len(axes) == 2:
-        ax.format_coord = lambda x, y: readout_text((y, x), axes)  # type: ignore[method-assign]
+        ax.format_coord = lambda x, y: readout_text((y, x), axes)
     else:
-        ax.format_coord = lambda x, y: readout_text((x,), axes)  # type: ignore[method-assign]
+        ax.format_coord = lambda x, y: readout_text((x,), axes)
 
     if state.get("registry") is ax.callbacks:
         ax.callbacks.disconnect(state["cid"])

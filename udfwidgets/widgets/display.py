@@ -291,7 +291,8 @@ class DisplayModel(traitlets.HasTraits):
             gamma=float(gamma),
         )
         self.side = side
-        self.axes = axes
+        #: the calibrated axes shown: (rows, columns) of an image, (x,) of a line plot
+        self.axes: tuple[AxisScale, ...] | None = axes
         self.limits: tuple[float, float] | None = None
 
     @traitlets.validate("percentiles")

@@ -280,7 +280,7 @@ class Explorer(widgets.VBox):
     # --- titles ------------------------------------------------------------------
     def _pattern_title(self, roi: np.ndarray | None) -> str:
         n = 0 if roi is None else int(np.count_nonzero(roi))
-        if n == 0 or n == roi.size:
+        if roi is None or n == 0 or n == roi.size:
             return f"sum of all {self.n_frames} scan positions"
         return f"sum of {n} scan position{'s' if n != 1 else ''}"
 

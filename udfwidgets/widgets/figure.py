@@ -101,7 +101,8 @@ def _pyplot_backend_is_ipympl() -> bool:
         return False
     import matplotlib
 
-    backend = str(matplotlib.rcParams._get_backend_or_none() or "").lower()
+    # private, not in matplotlib's stubs; public only from 3.10 (get_backend(auto_select=False))
+    backend = str(matplotlib.rcParams._get_backend_or_none() or "").lower()  # type: ignore[attr-defined]
     return "ipympl" in backend or backend == "widget"
 
 
@@ -295,6 +296,7 @@ class FigureHost:
 
     #: Seconds a snapshot waits for more changes (rendering costs; a run keeps changing).
     snapshot_delay = 0.5
+    _snapshot_timer: threading.Timer | None = None  # a pending snapshot
 
     def _snapshot_soon(self) -> None:
         with _timer_lock:

@@ -19,7 +19,7 @@ import html
 import os
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 import numpy as np
@@ -38,6 +38,9 @@ from .inspector_data import (
     view_axes,
 )
 from .static import close_tree
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 __all__ = ["BufferInspector"]
 
@@ -116,8 +119,8 @@ class BufferInspector(widgets.VBox):
         self._host = FigureHost(backend, figsize, lock=self._lock)
         self._fig = self._host.figure
         self.display_model = DisplayModel("other")
-        self._main_ax = None
-        self._pick_ax = None
+        self._main_ax: Axes | None = None  # the buffer's plot
+        self._pick_ax: Axes | None = None  # the values at the clicked position
         self._cid = self._fig.canvas.mpl_connect("button_press_event", self._on_click)
         self._readout = PointerReadout(self._fig)
 
@@ -500,7 +503,7 @@ class BufferInspector(widgets.VBox):
             keep = self.buffer in self._entries
             new = self.entry if keep else None
             same_layout = (
-                keep
+                new is not None
                 and old is not None
                 and new.array.shape == old.array.shape
                 and new.kind == old.kind
@@ -645,19 +648,20 @@ class BufferInspector(widgets.VBox):
                 main=True,
             )
             if picking:
-                self._pick_ax = fig.add_subplot(1, 2, 2)
+                pick_ax = fig.add_subplot(1, 2, 2)
+                self._pick_ax = pick_ax
                 if self.position is None:
-                    self._pick_ax.set_axis_off()
-                    self._pick_ax.text(
+                    pick_ax.set_axis_off()
+                    pick_ax.text(
                         0.5,
                         0.5,
                         "click the scan to see\nthe values there",
                         ha="center",
                         va="center",
-                        transform=self._pick_ax.transAxes,
+                        transform=pick_ax.transAxes,
                     )
                 else:
-                    self._plot_position(entry)
+                    self._plot_position(entry, pick_ax)
             self._host.style()
             self._host.refresh()
 
@@ -665,13 +669,13 @@ class BufferInspector(widgets.VBox):
         if self._host.view is not None:
             self._host.view.layout.display = None if shown else "none"
 
-    def _plot_position(self, entry: Entry) -> None:
-        """The values at :attr:`position`: a labelled bar chart (one extra axis) or an image."""
+    def _plot_position(self, entry: Entry, ax: Axes) -> None:
+        """The values at :attr:`position` on ``ax``: a labelled bar chart (one extra axis) or
+        an image."""
         values = np.asarray(entry.array[self.position])
         if values.dtype.kind == "c":
             values = np.abs(values)
         where = self._position_words()
-        ax = self._pick_ax
         if values.ndim == 1:
             labels = [entry.channel_label(i) for i in range(len(values))]
             ax.bar(np.arange(len(values)), values.astype(np.float64), color="tab:blue")

@@ -122,10 +122,10 @@ def _entry(label: str, name: str, value: Any, udf_index: int, names: Any = ()) -
     names = tuple(str(n) for n in (names or getattr(value, "extra_names", None) or ()))
     if hasattr(value, "raw_data") and hasattr(value, "kind"):  # BufferWrapper
         nav = value.kind == "nav" and hasattr(value, "nav_valid_mask")
-        valid = np.asarray(value.nav_valid_mask if nav else value.valid_mask)
+        mask = np.asarray(value.nav_valid_mask if nav else value.valid_mask)
         data = np.asarray(value.data)
         extra = tuple(value.extra_shape)
-        valid = None if valid.all() else valid
+        valid = None if mask.all() else mask
         context = getattr(value, "context", None)
         cal = context.get("calibration") if isinstance(context, dict) else None
         return Entry(label, name, value.kind, data, extra, valid, udf_index, names, cal)
@@ -182,7 +182,7 @@ def value_stats(vals: np.ndarray) -> dict[str, Any]:
     vals = np.asarray(vals)
     if np.ma.isMaskedArray(vals):
         vals = np.ma.compressed(vals)
-    out = {
+    out: dict[str, Any] = {
         "min": None,
         "max": None,
         "mean": None,

@@ -74,7 +74,7 @@ def mimebundle(
     >>> sorted(b), b["text/plain"]
     (['image/png', 'text/html', 'text/plain'], 'a plot')
     """
-    bundle = {}
+    bundle: dict[str, Any] = {}
     if widget is not None:
         own = widget._repr_mimebundle_()
         if isinstance(own, tuple):  # (data, metadata)

@@ -167,9 +167,9 @@ class LivePlot:
         #: "nav" or "sig" when the drawn axes are the buffer's scan or detector axes
         #: (they get calibrated axes), else None (a function changed the shape).
         self.axes_kind: str | None = None
-        self._data = None  # the buffer after the channel function
-        self._valid = None  # bool mask over the drawn axes, or None (all valid)
-        self._last_time = None
+        self._data: np.ndarray | None = None  # the buffer after the channel function
+        self._valid: np.ndarray | None = None  # bool mask over the drawn axes, or None (all valid)
+        self._last_time: float | None = None
         self._lock = threading.RLock()
 
     # --- the subscription interface -------------------------------------------
@@ -313,10 +313,16 @@ class LivePlot:
             and all(0 <= i < n for i, n in zip(idx, channel_shape))
         )
 
+    def _current_channel(self) -> tuple[int, ...]:
+        """:attr:`channel_index`, set together with :attr:`channel_shape` by ``_receive``."""
+        idx = self.channel_index
+        assert idx is not None or not self.channel_shape, "channel_index is set with channel_shape"
+        return () if idx is None else idx
+
     def _select(self, data: np.ndarray) -> np.ndarray:
         if not self.channel_shape:
             return data
-        return data[(Ellipsis,) + tuple(self.channel_index)]
+        return data[(Ellipsis,) + self._current_channel()]
 
     def _extract(self, buf: Any, damage: Any):
         """The buffer's data after the channel function, its valid mask and channel axes."""

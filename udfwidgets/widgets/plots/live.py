@@ -8,7 +8,7 @@ method can subscribe instead (``plots=[my_plot]``), see :class:`LivePlot`.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -17,6 +17,12 @@ from ..display import COLORMAPS, MISSING_COLOR, DisplayModel
 from ..figure import FigureHost, resolve_backend
 from .base import LivePlot
 from .spec import declarations_of, parse_plot_spec
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.colorbar import Colorbar
+    from matplotlib.image import AxesImage
+    from matplotlib.lines import Line2D
 
 __all__ = [
     "LivePlot",
@@ -148,14 +154,18 @@ class MatplotlibLivePlot(LivePlot):
         self.display_model = DisplayModel("nav", scale=scale, cmap=cmap, percentiles=percentiles)
         self._mode = resolve_backend(backend)
         self._figsize = figsize
-        self._host = None
-        self._axes = self._image = self._line = self._colorbar = None
-        self._drawn_title = None
+        self._host: FigureHost | None = None  # made at once, or (agg) when first needed
+        self._axes: Axes | None = None
+        self._image: AxesImage | None = None
+        self._line: Line2D | None = None
+        self._colorbar: Colorbar | None = None
+        self._drawn_title: str | None = None
         self._shown_axes: Any = _UNSET  # the calibrated axes drawn (udfwidgets.widgets.axes)
         #: Position and value under the pointer (pixels, and physical units when calibrated).
         self.readout = ipywidgets.HTML()
         self._readout: PointerReadout | None = None
-        self._pending = None  # agg: (array, valid_mask) not applied to the artists yet
+        # agg: (array, valid_mask) not applied to the artists yet
+        self._pending: tuple[np.ndarray, np.ndarray | None] | None = None
         self._colorbar_stale = False  # the colour bar follows the image when rendered
         if self._mode != "agg":
             self._make_host()
@@ -181,13 +191,13 @@ class MatplotlibLivePlot(LivePlot):
 
         self.channel_sliders = ipywidgets.HBox([], layout=ipywidgets.Layout(display="none"))
         self.controls = self.display_model.controls()
-        tools = [self._host.toolbar()] if self._host is not None else []
+        tools: list[Any] = [self._host.toolbar()] if self._host is not None else []
         top = ipywidgets.HBox(
             [*tools, self.channel_select, self.channel_sliders, self.readout],
             layout=ipywidgets.Layout(flex_flow="row wrap"),
         )
         self.status = ipywidgets.HBox([self.frames_progress, self.frames_label])
-        middle = [self._host.view] if self._host is not None else []
+        middle: list[Any] = [self._host.view] if self._host is not None else []
         self.widget = ipywidgets.VBox([self.controls, top, *middle, self.status])
         self.widget.add_class("udfw-live-plot")
 
@@ -198,12 +208,19 @@ class MatplotlibLivePlot(LivePlot):
 
     # --- figure and artists ------------------------------------------------------
     def _make_host(self) -> None:
-        self._host = FigureHost(self._mode, self._figsize, lock=self._lock)
-        self._axes = self._host.figure.add_subplot()
-        self._readout = PointerReadout(self._host.figure, self.readout)
-        self._host.figure.before_draw = self._sync_colorbar
-        self._host.style()
+        host = FigureHost(self._mode, self._figsize, lock=self._lock)
+        self._host = host
+        self._axes = host.figure.add_subplot()
+        self._readout = PointerReadout(host.figure, self.readout)
+        host.figure.before_draw = self._sync_colorbar
+        host.style()
         self._draw_title()
+
+    def _drawing(self) -> tuple[FigureHost, Axes]:
+        """The host and axes to draw on; made in ``__init__``, or for agg by ``_flush``."""
+        host, ax = self._host, self._axes
+        assert host is not None and ax is not None, "the figure is made before drawing"
+        return host, ax
 
     def _sync_colorbar(self) -> None:
         # Colorbar.update_normal redraws the whole bar (~10 ms); matplotlib calls
@@ -226,7 +243,7 @@ class MatplotlibLivePlot(LivePlot):
     def host(self) -> FigureHost:
         """The :class:`~udfwidgets.widgets._figure.FigureHost` (figure and its view)."""
         self._flush()
-        return self._host
+        return self._drawing()[0]
 
     @property
     def figure(self):
@@ -295,9 +312,9 @@ class MatplotlibLivePlot(LivePlot):
 
     def png(self) -> bytes:
         """The figure as PNG bytes (what a static viewer shows)."""
-        self._flush()
+        host = self.host
         with self._lock:
-            return self._host.png()
+            return host.png()
 
     def summary_html(self) -> str:
         """A small HTML table: buffer, frames done, scale, colour limits."""
@@ -378,7 +395,7 @@ class MatplotlibLivePlot(LivePlot):
             else:
                 self._draw_line(array, valid_mask)
             self._draw_title()
-            self._host.refresh()
+            self._drawing()[0].refresh()
 
     def _reset_axes(self) -> None:
         if self._image is None and self._line is None:
@@ -386,32 +403,34 @@ class MatplotlibLivePlot(LivePlot):
         if self._colorbar is not None:
             self._colorbar.remove()
             self._colorbar = None
-        self._axes.clear()
+        self._drawing()[1].clear()
         self._image = self._line = None
         self._drawn_title = None
         self._shown_axes = _UNSET
 
     def _draw_image(self, array, valid_mask) -> None:
         model = self.display_model
-        if self._image is None or self._image.get_array().shape != array.shape:
+        host, ax = self._drawing()
+        shown_before = None if self._image is None else self._image.get_array()
+        if self._image is None or shown_before is None or shown_before.shape != array.shape:
             self._reset_axes()
             h, w = array.shape
-            aspect = "equal" if max(h, w) <= 8 * min(h, w) else "auto"
+            aspect: Literal["equal", "auto"] = "equal" if max(h, w) <= 8 * min(h, w) else "auto"
             shown, norm = model.prepare(array, valid_mask)
-            self._image = self._axes.imshow(
+            image = ax.imshow(
                 shown,
                 cmap=model.colormap(),
                 norm=norm,
                 interpolation="nearest",
                 aspect=aspect,
             )
-            self._colorbar = self._host.figure.colorbar(
-                self._image, ax=self._axes, fraction=0.046, pad=0.03
-            )
-            self._image.callbacks.disconnect(self._image.colorbar_cid)  # see _sync_colorbar
+            self._image = image
+            self._colorbar = host.figure.colorbar(image, ax=ax, fraction=0.046, pad=0.03)
+            # see _sync_colorbar; colorbar_cid is set by Colorbar, missing from matplotlib's stubs
+            image.callbacks.disconnect(image.colorbar_cid)  # type: ignore[attr-defined]
             self._colorbar_stale = False
             self._show_axes(array.shape)
-            self._host.style()
+            host.style()
             return
         self._colorbar_stale = True
         model.show(self._image, array, valid_mask)
@@ -425,15 +444,16 @@ class MatplotlibLivePlot(LivePlot):
             return
         self._shown_axes = scales
         self.display_model.axes = scales
-        apply_axes(self._axes, scales, shape)
+        host, ax = self._drawing()
+        apply_axes(ax, scales, shape)
         if self._readout is not None:
             image = self._image
             self._readout.watch(
-                self._axes,
+                ax,
                 scales,
                 (lambda: image.get_array()) if image is not None else (lambda: self.data),
             )
-        self._host.style()
+        host.style()
 
     def _draw_line(self, array, valid_mask) -> None:
         from ..display import valid_pixels
@@ -454,30 +474,31 @@ class MatplotlibLivePlot(LivePlot):
                 )
         model.limits = limits
         n = masked.shape[0]
-        if self._line is None or len(self._line.get_ydata()) != n:
+        host, ax = self._drawing()
+        if self._line is None or len(np.asarray(self._line.get_ydata())) != n:
             self._reset_axes()
-            (self._line,) = self._axes.plot(np.arange(n), masked, linewidth=1)
-            self._axes.set_xlim(0, max(n - 1, 1))
-            self._axes.set_xlabel("index")
-            self._host.style()
+            (self._line,) = ax.plot(np.arange(n), masked, linewidth=1)
+            ax.set_xlim(0, max(n - 1, 1))
+            ax.set_xlabel("index")
+            host.style()
         else:
             self._line.set_ydata(masked)
         self._show_axes((n,))
         scale = "log" if log else "linear"
-        if self._axes.get_yscale() != scale:
-            self._axes.set_yscale(scale)
+        if ax.get_yscale() != scale:
+            ax.set_yscale(scale)
         if limits is not None:
             lo, hi = limits
             if log:
-                self._axes.set_ylim(lo / 1.2, hi * 1.2)
+                ax.set_ylim(lo / 1.2, hi * 1.2)
             else:
                 pad = (hi - lo) * 0.05
-                self._axes.set_ylim(lo - pad, hi + pad)
+                ax.set_ylim(lo - pad, hi + pad)
 
     def _draw_title(self) -> None:
         title = self.title
         if self.channel_shape:
-            title += f" [{', '.join(map(str, self.channel_index))}]"
+            title += f" [{', '.join(map(str, self._current_channel()))}]"
         if self.missing:
             title += " (not in results)"
         if title != self._drawn_title and self._axes is not None:
@@ -514,11 +535,11 @@ class MatplotlibLivePlot(LivePlot):
             with self.channel_select.hold_sync():
                 self.channel_select.options = options
                 if options:
-                    self.channel_select.value = tuple(self.channel_index)
+                    self.channel_select.value = self._current_channel()
                 self.channel_select.layout.display = None if menu else "none"
             sliders = []
             if count > MAX_CHANNEL_MENU:
-                for axis, (size, start) in enumerate(zip(channel_shape, self.channel_index)):
+                for axis, (size, start) in enumerate(zip(channel_shape, self._current_channel())):
                     slider = ipywidgets.IntSlider(
                         value=start,
                         min=0,

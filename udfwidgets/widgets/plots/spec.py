@@ -131,6 +131,7 @@ def parse_plot_spec(
     ValueError: SumUDF (UDF number 0) has no buffer 'intensty'; its buffers are: intensity
     """
     n = len(udfs)
+    per_udf: list[Any]  # per UDF: True, None/False, or a list of names and pairs (checked below)
     if spec is True:
         per_udf = [True] * n
     elif isinstance(spec, (list, tuple)):

@@ -563,10 +563,10 @@ class MaskSelectorBase(widgets.VBox):
         >>> int(RoiSelector(np.zeros((5, 5))).set_ellipse((2, 2), (1, 2)).sum())
         7
         """
-        if np.ndim(radii) == 0:
-            radii = (float(radii), float(radii))
-        self._words = f"ellipse {radii[0]:.3g} x {radii[1]:.3g} px"
-        return self.apply(geo.ellipse(self.shape, centre, radii), mode)
+        r = np.asarray(radii, dtype=np.float64)
+        pair = (float(r), float(r)) if r.ndim == 0 else tuple(float(v) for v in r)
+        self._words = f"ellipse {pair[0]:.3g} x {pair[1]:.3g} px"
+        return self.apply(geo.ellipse(self.shape, centre, pair), mode)
 
     def set_disk(
         self, centre: Sequence[float], radius: float, mode: str | None = None
@@ -631,21 +631,23 @@ class MaskSelectorBase(widgets.VBox):
 
     # --- interactive tools -----------------------------------------------------------
     def _make_selectors(self) -> dict:
+        from matplotlib.backend_bases import MouseButton
         from matplotlib.widgets import (
+            AxesWidget,
             EllipseSelector,
             LassoSelector,
             PolygonSelector,
             RectangleSelector,
         )
 
-        made = {}
+        made: dict[str, AxesWidget] = {}
         for tool in self._tools:
             if tool == "rectangle":
                 made[tool] = RectangleSelector(
                     self._ax,
                     self._box_callback(tool),
                     interactive=False,
-                    button=[1],
+                    button=[MouseButton.LEFT],
                     props=_SHAPE_PROPS,
                 )
             elif tool in ("ellipse", "disk", "ring"):
@@ -657,7 +659,7 @@ class MaskSelectorBase(widgets.VBox):
                     self._ax,
                     self._box_callback(tool),
                     interactive=False,
-                    button=[1],
+                    button=[MouseButton.LEFT],
                     props=_SHAPE_PROPS,
                     minspanx=span,
                     minspany=span,
@@ -677,7 +679,7 @@ class MaskSelectorBase(widgets.VBox):
                     self._ax,
                     self._vertices_callback(tool),
                     useblit=False,
-                    button=[1],
+                    button=[MouseButton.LEFT],
                     props=dict(color="yellow", linewidth=1.5),
                 )
         return made
