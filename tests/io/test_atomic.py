@@ -54,3 +54,26 @@ def test_missing_folder_and_folder_target_are_clear_errors(tmp_path):
         check_target(tmp_path / "nope" / "a.npy")
     with pytest.raises(IsADirectoryError, match="folder"):
         check_target(tmp_path)
+
+
+def test_written_files_get_the_umask_mode_or_that_of_the_file_they_replace(tmp_path):
+    # mkstemp's 0600 would make our outputs unreadable for cluster workers of another user
+    old = os.umask(0o022)
+    try:
+        target = tmp_path / "new.npy"
+        with atomic_output(target) as tmp:
+            np.save(tmp, np.arange(3))
+        assert os.stat(target).st_mode & 0o777 == 0o644
+        with atomic_output(tmp_path / "store.zarr", directory=True):
+            pass
+        assert os.stat(tmp_path / "store.zarr").st_mode & 0o777 == 0o755
+        os.chmod(target, 0o640)
+        with atomic_output(target, overwrite=True) as tmp:
+            np.save(tmp, np.arange(4))
+        assert os.stat(target).st_mode & 0o777 == 0o640
+        os.umask(0o077)
+        with atomic_output(tmp_path / "private.npy") as tmp:
+            np.save(tmp, np.arange(3))
+        assert os.stat(tmp_path / "private.npy").st_mode & 0o777 == 0o600
+    finally:
+        os.umask(old)

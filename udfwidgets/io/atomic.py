@@ -59,6 +59,25 @@ def check_target(
     return path
 
 
+def _umask() -> int:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)  # no /proc: read it the only portable way, and put it back
+    os.umask(mask)
+    return mask
+
+
+def _final_mode(path: str, directory: bool) -> int:
+    if os.path.exists(path) and os.path.isdir(path) == directory:
+        return os.stat(path).st_mode & 0o7777
+    return (0o777 if directory else 0o666) & ~_umask()
+
+
 @contextlib.contextmanager
 def atomic_output(
     target: str | os.PathLike, overwrite: bool = False, suffix: str = "", directory: bool = False
@@ -98,6 +117,10 @@ def atomic_output(
     else:
         fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=folder)
         os.close(fd)
+    # mkstemp/mkdtemp make private (0600/0700) entries; the result gets the mode a plain
+    # open() would give it, or the mode of the file it replaces (cluster workers that run
+    # as another user must be able to read what we write)
+    os.chmod(tmp, _final_mode(path, directory))
     try:
         yield tmp
         if os.path.lexists(path):
