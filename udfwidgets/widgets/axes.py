@@ -468,9 +468,10 @@ class PointerReadout:
 
         self.figure = figure
         self.label = label if label is not None else ipywidgets.HTML()
-        # a fixed size: the first read-out must not move the figure (the row wraps from the start)
+        # a fixed size: the first read-out must not move the figure (the row wraps from the
+        # start); 28 px is the height ipywidgets gives a line of text, empty or not
         self.label.layout.width = "340px"
-        self.label.layout.min_height = "1.5em"
+        self.label.layout.height = "28px"
         self.label.layout.overflow = "hidden"
         self.label.add_class("udfw-readout")
         self._targets: dict[Any, tuple[Any, Callable[[], Any] | None]] = {}
