@@ -534,5 +534,8 @@ def test_dask_runs_use_larger_default_partitions(dctx, tmp_path):
         )
     parts = list(dctx.run_udf_iter(dataset=dctx.load("raw", path=path, **kw), udf=SumUDF()))
     assert n_local == 8 and len(parts) == max(4, 2 * dctx.executor.n_workers)
+    # ctx.display counts the partitions as the run splits them
+    shown = dctx.display(dctx.load("raw", path=path, **kw))._repr_html_()
+    assert f"<th style='text-align:left'>partitions</th><td>{len(parts)}</td>" in shown
     assert parts[-1].buffers[0]["intensity"].data.shape == (128, 128)
     assert not parts[-1].buffers[0]["intensity"].data.any()

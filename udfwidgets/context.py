@@ -178,7 +178,7 @@ class Context:
         """
         from .io.display import DataSetDisplay
 
-        return DataSetDisplay(dataset, self.executor.n_workers)
+        return DataSetDisplay(dataset, self.executor.n_workers, self.executor.partition_bytes)
 
     def load(self, kind: str, **kwargs) -> DataSet:
         """Open a dataset: ``"memory"``, ``"npy"``, ``"raw"``, ``"auto"`` or ``"synthetic"``.

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import html
 
+from .dataset import TARGET_PARTITION_BYTES, partition_size
+
 __all__ = ["DataSetDisplay", "dataset_html", "format_bytes"]
 
 
@@ -23,7 +25,11 @@ def format_bytes(n: int) -> str:
     return f"{value:.1f} TiB"
 
 
-def _rows(ds, n_workers: int = 1) -> list[tuple[str, str]]:
+def _rows(
+    ds, n_workers: int = 1, partition_bytes: int = TARGET_PARTITION_BYTES
+) -> list[tuple[str, str]]:
+    with partition_size(partition_bytes):  # as a run on that executor splits it
+        bounds = ds.partition_bounds(n_workers)
     rows = [
         ("type", type(ds).__name__),
         ("shape", str(tuple(ds.shape))),
@@ -31,7 +37,7 @@ def _rows(ds, n_workers: int = 1) -> list[tuple[str, str]]:
         ("signal", str(tuple(ds.shape.sig))),
         ("dtype", str(ds.dtype)),
         ("size", format_bytes(ds.nbytes)),
-        ("partitions", str(len(ds.partition_bounds(n_workers)))),
+        ("partitions", str(len(bounds))),
     ]
     for attr in ("path", "sync_offset"):
         value = getattr(ds, attr, None)
@@ -40,7 +46,7 @@ def _rows(ds, n_workers: int = 1) -> list[tuple[str, str]]:
     return rows
 
 
-def dataset_html(ds, n_workers: int = 1) -> str:
+def dataset_html(ds, n_workers: int = 1, partition_bytes: int = TARGET_PARTITION_BYTES) -> str:
     """An HTML table describing ``ds`` (what ``DataSet._repr_html_`` shows).
 
     Examples
@@ -52,7 +58,7 @@ def dataset_html(ds, n_workers: int = 1) -> str:
     """
     body = "".join(
         f"<tr><th style='text-align:left'>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>"
-        for k, v in _rows(ds, n_workers)
+        for k, v in _rows(ds, n_workers, partition_bytes)
     )
     return f"<table class='udfwidgets-dataset'>{body}</table>"
 
@@ -69,12 +75,13 @@ class DataSetDisplay:
     'MemoryDataSet: nav (2, 3), sig (4, 4), uint16, 192 B'
     """
 
-    def __init__(self, dataset, n_workers: int = 1):
+    def __init__(self, dataset, n_workers: int = 1, partition_bytes: int = TARGET_PARTITION_BYTES):
         self.dataset = dataset
         self.n_workers = n_workers
+        self.partition_bytes = partition_bytes
 
     def _repr_html_(self) -> str:
-        return dataset_html(self.dataset, self.n_workers)
+        return dataset_html(self.dataset, self.n_workers, self.partition_bytes)
 
     def __str__(self) -> str:
         ds = self.dataset
