@@ -34,6 +34,7 @@ Usage::
     python benchmarks/scaling.py --max-gib 4 --reps 1            # short
     python benchmarks/scaling.py --max-gib 64 --reps 3 --frames  # the recorded run
     python benchmarks/scaling.py --max-gib 64 --reps 3 --frames --dask
+    python benchmarks/scaling.py --max-gib 64 --reps 2 --frames --executors dask
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from udfwidgets import Context
 from udfwidgets.executor.run import UDFRun
 from udfwidgets.io import dataset as dataset_module
-from udfwidgets.io.files import FramesDataSet, FrameFiles, Segment
+from udfwidgets.io.files import FrameFiles, FramesDataSet, Segment
 from udfwidgets.io.geometry import resolve
 from udfwidgets.io.shape import Shape
 from udfwidgets.udf.sum import SumUDF
@@ -252,6 +253,11 @@ def main(argv=None):
     p.add_argument("--max-gib", type=float, default=16, help="largest scan (1, 4, 16 or 64)")
     p.add_argument("--reps", type=int, default=2, help="timed runs per scan (interleaved)")
     p.add_argument("--dask", action="store_true", help="also on a 2-worker LocalCluster")
+    p.add_argument(
+        "--executors",
+        default="processes",
+        help="comma-separated, of processes and dask (default processes; --dask adds dask)",
+    )
     p.add_argument("--frames", action="store_true", help="also the frame-size series")
     p.add_argument("--no-live", action="store_true", help="leave out the live-plot runs")
     p.add_argument("--live-reps", type=int, default=3)
@@ -277,10 +283,18 @@ def main(argv=None):
         ]
     scans = [s for s in scans if math.prod(s[1] + s[2]) * DTYPE.itemsize <= args.max_gib * GIB]
 
-    contexts = {"processes": Context(executor="processes", n_jobs=2)}
-    contexts["processes"].executor._ready.wait()
+    names = [n.strip() for n in args.executors.split(",") if n.strip()]
+    if args.dask and "dask" not in names:
+        names.append("dask")
+    unknown = set(names) - {"processes", "dask"}
+    if unknown or not names:
+        p.error(f"--executors takes processes and/or dask, got {args.executors!r}")
+    contexts = {}
+    if "processes" in names:
+        contexts["processes"] = Context(executor="processes", n_jobs=2)
+        contexts["processes"].executor._ready.wait()
     cluster = None
-    if args.dask:
+    if "dask" in names:
         import distributed
 
         cluster = distributed.LocalCluster(
@@ -296,7 +310,9 @@ def main(argv=None):
         f"# scaling, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
         f"{os.cpu_count()} cores, {args.reps} interleaved reps, float32 scans read from {how}\n"
     )
-    print(f"command: python benchmarks/scaling.py {' '.join(sys.argv[1:] if argv is None else argv)}")
+    print(
+        f"command: python benchmarks/scaling.py {' '.join(sys.argv[1:] if argv is None else argv)}"
+    )
     print(f"load before: {open('/proc/loadavg').read().strip()}\n")
 
     datasets = {s: SegmentScan(s[1], s[2], args.single_file) for s in scans}
@@ -306,8 +322,10 @@ def main(argv=None):
             timed_run(ctx, ds, s[3]())
 
     rows: dict = {}
-    print("| rep | series | scan | GiB | executor | load | s | s/GiB | partitions (tasks) | "
-          "merge ms | main MiB (growth) | result MiB |")
+    print(
+        "| rep | series | scan | GiB | executor | load | s | s/GiB | partitions (tasks) | "
+        "merge ms | main MiB (growth) | result MiB |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for rep in range(args.reps):
         for s, ds in datasets.items():
@@ -324,8 +342,10 @@ def main(argv=None):
                 )
 
     print("\n## medians\n")
-    print("| series | scan | GiB | executor | load (median) | s | s/GiB | vs smallest | "
-          "partitions | merge ms | main MiB (max growth) | result MiB |")
+    print(
+        "| series | scan | GiB | executor | load (median) | s | s/GiB | vs smallest | "
+        "partitions | merge ms | main MiB (max growth) | result MiB |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     smallest: dict = {}
     for (s, name), rs in rows.items():
@@ -343,18 +363,22 @@ def main(argv=None):
 
     if not args.no_live:
         live = SegmentScan((1024, 1024), (64, 64), args.single_file)
-        print("\n## live plot: run_udf_iter(SumSigUDF, plots=[MatplotlibLivePlot]) over "
-              f"{fmt_scan((1024, 1024), (64, 64))} (1048576 frames, 16 GiB)\n")
-        print("| rep | executor | first partitions | load | partials | first partial s | "
-              "per update ms (merge + snapshot + plot + read) | main MiB | total s |")
+        print(
+            "\n## live plot: run_udf_iter(SumSigUDF, plots=[MatplotlibLivePlot]) over "
+            f"{fmt_scan((1024, 1024), (64, 64))} (1048576 frames, 16 GiB)\n"
+        )
+        print(
+            "| rep | executor | first partitions | load | partials | first partial s | "
+            "per update ms (merge + snapshot + plot + read) | main MiB | total s |"
+        )
         print("|---|---|---|---|---|---|---|---|---|")
         for ctx in contexts.values():
             live_plot(ctx, live)  # warm-up (imports matplotlib, maps the file)
         for rep in range(args.live_reps):
             for name, ctx in contexts.items():
-                for variant in ("ramped (default)", "128 MiB (no ramp)"):
+                for variant in ("ramped (default)", "one full first partition (no ramp)"):
                     la = load1()
-                    with no_ramp() if variant.startswith("128") else contextlib.nullcontext():
+                    with no_ramp() if variant.endswith("(no ramp)") else contextlib.nullcontext():
                         r = live_plot(ctx, live)
                     print(
                         f"| {rep + 1} | {name} | {variant} | {la:.1f} | {r['partials']} | "

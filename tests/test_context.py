@@ -415,9 +415,7 @@ def test_release_files_on_a_dask_cluster(dask_client, tmp_path, rng):
 # --- the first partitions of a long run are smaller (issue 15) -------------------------
 
 
-def test_long_runs_start_with_small_partitions_results_equal_numpy(
-    any_ctx, rng, monkeypatch
-):
+def test_long_runs_start_with_small_partitions_results_equal_numpy(any_ctx, rng, monkeypatch):
     """More than four partitions per worker: the first is split into pieces that double."""
     data = rng.random((16, 16, 8, 8), dtype=np.float32)  # 64 KiB
     monkeypatch.setattr(any_ctx.executor, "partition_bytes", 2048, raising=False)
