@@ -410,3 +410,38 @@ def test_release_files_on_a_dask_cluster(dask_client, tmp_path, rng):
     assert np.allclose(
         ctx.run_udf(dataset=ds, udf=SumUDF())["intensity"].data, data.sum(axis=(0, 1))
     )
+
+
+# --- the first partitions of a long run are smaller (issue 15) -------------------------
+
+
+def test_long_runs_start_with_small_partitions_results_equal_numpy(any_ctx, rng, monkeypatch):
+    """More than four partitions per worker: the first is split into pieces that double."""
+    data = rng.random((16, 16, 8, 8), dtype=np.float32)  # 64 KiB
+    monkeypatch.setattr(any_ctx.executor, "partition_bytes", 2048, raising=False)
+    ds = any_ctx.load("memory", data=data)
+    from udfwidgets.io.dataset import partition_size
+
+    with partition_size(2048):
+        bounds = ds.partition_bounds(any_ctx.executor.n_workers)
+    sizes = [b - a for a, b in bounds]
+    # 2 KiB partitions of 256 B frames: 8 frames each; the first split as 1, 1, 2, 4 frames
+    assert sizes[:4] == [1, 1, 2, 4] and set(sizes[4:]) == {8}
+    assert bounds[0][0] == 0 and bounds[-1][1] == 256
+    assert all(a1 == b0 for (_, b0), (a1, _) in zip(bounds, bounds[1:]))
+    parts = list(any_ctx.run_udf_iter(dataset=ds, udf=KindsTileUDF()))
+    assert len(parts) == len(bounds)
+    check_kinds(parts[-1].buffers[0], data, 2, None)
+    roi = rng.random((16, 16)) < 0.5
+    check_kinds(any_ctx.run_udf(dataset=ds, udf=KindsFrameUDF(), roi=roi), data, 2, roi)
+
+
+def test_few_or_fixed_partitions_are_not_split(rng):
+    from udfwidgets.io import load
+    from udfwidgets.io.dataset import partition_size
+
+    data = rng.random((16, 16, 8, 8), dtype=np.float32)
+    with partition_size(2048):
+        assert len(load("memory", data=data, num_partitions=40).partition_bounds(2)) == 40
+    with partition_size(8192):  # 8 partitions for 2 workers: not more than four per worker
+        assert [b - a for a, b in load("memory", data=data).partition_bounds(2)] == [32] * 8

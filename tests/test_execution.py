@@ -151,6 +151,27 @@ def test_break_out_of_run_udf_iter_stops_the_run(any_ctx, slow_ds, tmp_path):
     assert any_ctx.run_udf(dataset=slow_ds, udf=SumUDF())["intensity"].data[0, 0] == 64
 
 
+def test_break_restarts_the_process_workers_in_the_background(processes_ctx, tmp_path):
+    """The stopped run's workers are killed; the next run's start at once, not when it comes."""
+    ds = processes_ctx.load("memory", data=np.ones((8, 8, 4, 4), np.float32), num_partitions=8)
+    assert processes_ctx.run_udf(dataset=ds, udf=SumUDF())["intensity"].data[0, 0] == 64
+    before = {p.pid for p in loky_children() if p.is_running()}
+    for _ in processes_ctx.run_udf_iter(dataset=ds, udf=SlowUDF(str(tmp_path))):
+        break
+    deadline = time.monotonic() + 60
+    fresh: set = set()
+    while time.monotonic() < deadline:  # no run is started meanwhile
+        fresh = {
+            p.pid for p in loky_children() if p.is_running() and p.status() != "zombie"
+        } - before
+        if processes_ctx.executor.ready and len(fresh) >= processes_ctx.executor.n_workers:
+            break
+        time.sleep(0.1)
+    assert processes_ctx.executor.ready
+    assert len(fresh) >= processes_ctx.executor.n_workers
+    assert processes_ctx.run_udf(dataset=ds, udf=SumUDF())["intensity"].data[0, 0] == 64
+
+
 def test_closing_the_generator_stops_the_run(processes_ctx, tmp_path):
     ds = processes_ctx.load("memory", data=np.ones((8, 8, 4, 4), np.float32), num_partitions=8)
     gen = processes_ctx.run_udf_iter(dataset=ds, udf=SlowUDF(str(tmp_path)))

@@ -442,6 +442,12 @@ class ProcessesExecutor(_PoolExecutor):
                     fut.cancel()
                 return
             _stop_pool(pool)
+        # start the next run's workers now, in the background: a user who breaks out of
+        # run_udf_iter and runs again seconds later finds them ready (their start-up,
+        # 1-2 s, delayed the next run's first partial result; benchmarks/README.md)
+        if self in _OPEN and self._ready.is_set():
+            self._ready.clear()
+            threading.Thread(target=self._warm_up, name="udfwidgets-warm-up", daemon=True).start()
 
     def _after_run(self, pool, run_id: str) -> None:
         with _POOL_LOCK:

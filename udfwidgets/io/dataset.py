@@ -27,6 +27,7 @@ __all__ = [
     "default_num_partitions",
     "format_bytes",
     "partition_size",
+    "ramp_up",
 ]
 
 #: Aim for partitions of about this many bytes (the issue asks for 64-256 MiB).
@@ -91,6 +92,44 @@ def default_num_partitions(nbytes: int, num_frames: int, num_workers: int) -> in
     """
     n = max(2 * max(1, num_workers), round(nbytes / _TARGET.get()))
     return max(1, min(n, num_frames))
+
+
+#: The first partition of a long run (see :func:`ramp_up`) starts at about this size.
+FIRST_PARTITION_BYTES = 16 * 2**20
+
+
+def ramp_up(
+    bounds: tuple[int, int], frame_bytes: int, first_bytes: int | None = None
+) -> list[tuple[int, int]]:
+    """Split the first partition of a run into pieces that double in size.
+
+    The first partial result of a run arrives when its first partition is
+    done; with 128 MiB partitions that is the time to read 128 MiB (a
+    second or more from a disk, or on a loaded machine). Pieces of ``s, s,
+    2s, 4s, ...`` with ``s`` about ``first_bytes`` (default
+    :data:`FIRST_PARTITION_BYTES`, 16 MiB; an eighth of the partition size
+    where partitions are smaller than 128 MiB) show a first result after ``s`` instead, at the cost of a few more tasks
+    (benchmarks/README.md, "Cost as the scan grows"). No piece is smaller
+    than the first one.
+
+    Examples
+    --------
+    >>> ramp_up((0, 8192), frame_bytes=16384)  # 128 MiB of 16 KiB frames
+    [(0, 1024), (1024, 2048), (2048, 4096), (4096, 8192)]
+    >>> ramp_up((0, 100), frame_bytes=16384)  # too small to split
+    [(0, 100)]
+    """
+    start, stop = bounds
+    size = first_bytes if first_bytes is not None else FIRST_PARTITION_BYTES
+    step = max(1, size // max(1, frame_bytes))
+    out = []
+    pos, piece = start, step
+    while stop - (pos + piece) >= max(step, piece):
+        out.append((pos, pos + piece))
+        pos += piece
+        piece = pos - start  # each piece as large as all before it
+    out.append((pos, stop))
+    return out
 
 
 class Partition:
@@ -209,12 +248,22 @@ class DataSet:
         return self.shape.size * self.dtype.itemsize
 
     def partition_bounds(self, num_workers: int) -> list[tuple[int, int]]:
-        """The ``(start, stop)`` flat-nav ranges of the partitions."""
+        """The ``(start, stop)`` flat-nav ranges of the partitions.
+
+        By default (no ``num_partitions``), a scan of more than four
+        partitions per worker starts with smaller ones (:func:`ramp_up`), so
+        that the first partial result of ``run_udf_iter`` arrives early.
+        """
         n_frames = self.shape.nav.size
         n = self.num_partitions or default_num_partitions(self.nbytes, n_frames, num_workers)
         n = max(1, min(n, n_frames))
         edges = np.linspace(0, n_frames, n + 1).round().astype(np.int64)
-        return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
+        bounds = [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
+        if self.num_partitions is None and n > 4 * max(1, num_workers):
+            frame_bytes = self.nbytes // max(1, n_frames)
+            first = min(FIRST_PARTITION_BYTES, _TARGET.get() // 8)
+            bounds = ramp_up(bounds[0], frame_bytes, first) + bounds[1:]
+        return bounds
 
     def get_partitions(self, num_workers: int = 1) -> list[Partition]:
         """Split the dataset into partitions (see :attr:`num_partitions`)."""
