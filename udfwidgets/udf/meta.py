@@ -60,7 +60,14 @@ class Slice:
 
     @property
     def nav(self) -> Slice:
-        """The navigation part: ``Slice((position,), Shape((frames,), sig_dims=0))``."""
+        """The navigation part: ``Slice((position,), Shape((frames,), sig_dims=0))``.
+
+        Examples
+        --------
+        >>> from udfwidgets.io.shape import Shape
+        >>> Slice((4, 0, 2), Shape((2, 3, 3), sig_dims=2)).nav
+        Slice(origin=(4,), shape=(2,))
+        """
         nav_dims = len(self.shape) - self.shape.sig_dims
         return Slice(tuple(self.origin[:nav_dims]), self.shape.nav)
 
