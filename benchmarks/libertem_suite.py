@@ -117,15 +117,10 @@ RULES: list[tuple[str, str, str, str]] = [
     ),
     (
         "b: documented difference",
-        "tiles always hold whole frames: no sig-sliced tiles (meta.sig_slice is the whole frame)",
-        r"test_sig_slice",
-        r"",
-    ),
-    (
-        "b: documented difference",
-        "StdDevUDF on complex data is refused with a clear error",
-        r"test_stddev.*complex",
-        r"complex",
+        "only process_tile UDFs get tiles that split the frame (opt-in); a process_frame UDF"
+        " keeps whole frames, so LiberTEM's error for part of a frame does not come",
+        r"test_sig_slice.*CheckSigSliceFrame",
+        r"DID NOT RAISE",
     ),
     (
         "b: documented difference",
@@ -136,7 +131,8 @@ RULES: list[tuple[str, str, str, str]] = [
     ),
     (
         "b: documented difference",
-        "datasets have 1 or 2 signal dimensions; CoMUDF allows 1D and 3D scans",
+        "datasets have 1 or 2 signal dimensions; CoMUDF() (our keywords) allows 1D and 3D"
+        " scans (with LiberTEM's parameters it is a ValueError)",
         r"test_com\.py::test_invalid_(sig|nav)_shape",
         r"",
     ),
@@ -159,16 +155,11 @@ RULES: list[tuple[str, str, str, str]] = [
         r"_path",
     ),
     (
-        "b: documented difference",
-        "inside a UDF, buffers are plain arrays: self.results['x'] is no BufferWrapper",
-        r"test_warning_for_dict_access_postprocess",
-        r"raw_data",
-    ),
-    (
-        "b: not provided",
-        "DataSet.roi (LiberTEM's helper that makes an roi by indexing) is not provided",
-        r"test_copy_roi",
-        r"",
+        "b: flaky test",
+        "compares two float32 sums of random data for exact equality; the summation order"
+        " decides, so it passes or fails at random (on main too)",
+        r"test_valid_mask\.py::test_masked_data$",
+        r"AssertionError",
     ),
     (
         "b: not provided",

@@ -169,11 +169,37 @@ def test_stddev_other_input_dtypes(ctx, rng, dtype):
     assert_results(res, ref, str(dtype), rtol=1e-6)
 
 
-def test_stddev_complex_data_is_refused_with_advice(ctx, rng):
-    data = (rng.random((4, 4, 3, 3)) + 1j).astype(np.complex64)
-    ds = ctx.load("memory", data=data)
-    with pytest.raises(TypeError, match="real-valued data.*complex64"):
-        ctx.run_udf(dataset=ds, udf=StdDevUDF())
-    # the Context stays usable
+@pytest.mark.parametrize("dtype", [np.complex64, np.complex128])
+@pytest.mark.parametrize("ddof", [0, 1])
+def test_stddev_complex_data_matches_numpy(any_ctx, rng, dtype, ddof):
+    # LiberTEM's definition (np.var of complex data): var = sum(|x - mean|**2) / (n - ddof),
+    # real; mean and sum complex. An offset far from 0 checks the reference shift.
+    shape = (7, 9, 6, 5)
+    data = (100 + 50j + rng.normal(size=shape) + 1j * rng.normal(size=shape)).astype(dtype)
+    rtol = 1e-5 if dtype == np.complex64 else 1e-10
+    for roi, n, res in run_configs(any_ctx, data, lambda: StdDevUDF(ddof=ddof)):
+        frames = selected(data, roi).astype(np.complex128)
+        where = f"{np.dtype(dtype)}, {n} partitions, roi={roi is not None}"
+        assert res["mean"].data.dtype == np.complex128 and res["sum"].data.dtype == np.complex128
+        for name in ("var", "std", "varsum"):
+            assert res[name].data.dtype == np.float64, name
+        ref = {
+            "mean": frames.mean(axis=0),
+            "sum": frames.sum(axis=0),
+            "var": frames.var(axis=0, ddof=ddof),
+            "std": frames.std(axis=0, ddof=ddof),
+            "num_frames": np.array([len(frames)]),
+        }
+        assert_results(res, ref, where, rtol=rtol, atol=0)
+
+
+def test_stddev_complex_with_float64_work_and_a_real_run_alike(ctx, rng):
+    # dtype=np.float64 on complex64 data: complex128 arithmetic (accuracy as float64)
+    data = (1e3 + rng.normal(size=(5, 6, 4, 4)) * (1 + 1j)).astype(np.complex64)
+    frames = data.reshape(-1, 4, 4).astype(np.complex128)
+    ds = ctx.load("memory", data=data, num_partitions=2)
+    res = ctx.run_udf(dataset=ds, udf=StdDevUDF(dtype=np.float64))
+    np.testing.assert_allclose(res["var"].data, frames.var(axis=0), rtol=1e-12)
+    # real data still gives real results
     real = ctx.load("memory", data=np.abs(data))
-    assert ctx.run_udf(dataset=real, udf=StdDevUDF())["num_frames"].data[0] == 16
+    assert ctx.run_udf(dataset=real, udf=StdDevUDF())["mean"].data.dtype == np.float64

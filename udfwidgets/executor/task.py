@@ -23,7 +23,7 @@ from ..io.shape import Shape
 from ..udf.backends import converter
 from ..udf.base import BufferNamespace, process_method_of
 from ..udf.buffers import BufferWrapper, zeros
-from ..udf.meta import UDFMeta
+from ..udf.meta import Slice, UDFMeta
 from .plan import validate_buffers
 
 __all__ = ["PartitionTask", "PartitionResult", "run_partition", "DEFAULT_TILE_BYTES"]
@@ -170,6 +170,7 @@ def run_partition(task: PartitionTask) -> PartitionResult:
         udf.meta = make_meta(udf, shape, dtype, task.roi, n, array_backend=backend)
         udf.meta._indices = indices
         udf.meta._start = base
+        udf.meta._partition_start = base
         decls = validate_buffers(udf)
         arrays = {
             name: zeros(d.shape_for(n, sig), d.dtype)
@@ -203,7 +204,10 @@ def run_partition(task: PartitionTask) -> PartitionResult:
             native = native.view(np.ndarray)  # plain ndarray: memmap slicing is slow
             native.flags.writeable = False
             tile_depth = getattr(part, "tile_depth", None)
-            _process(states, native, indices, sig, task.tile_bytes, base, tile_depth, corr)
+            tile_sig = getattr(part, "tile_sig", None)
+            _process(
+                states, native, indices, sig, task.tile_bytes, base, tile_depth, corr, tile_sig
+            )
         finally:
             native = None
             part.close()
@@ -225,6 +229,7 @@ def _process(
     base: int = 0,
     tile_depth: int | None = None,
     corr=None,
+    tile_sig: tuple[int, ...] | None = None,
 ) -> None:
     # with corrections no UDF sees the native frames: every dtype gets corrected copies
     whole: dict[np.dtype, np.ndarray] = {native.dtype: native} if corr is None else {}
@@ -265,6 +270,12 @@ def _process(
         if dt not in whole and dt not in scratch:
             scratch[dt] = np.empty((tile_frames,) + tuple(sig), dtype=dt)
 
+    if tile_sig is not None and _accept_sig_sliced(states, tiled):
+        _process_sig_sliced(
+            tiled, native, indices, sig, base, tile_frames, tile_sig, whole, scratch, corr
+        )
+        return
+
     for t0 in range(0, n, tile_frames):
         t1 = min(n, t0 + tile_frames)
         tiles: dict[np.dtype, np.ndarray] = {}
@@ -300,6 +311,99 @@ def _process(
                         d[name] = arr[j : j + 1] if scalar else arr[j]
                     meta._frame = i
                     pf(tile[i])
+
+
+def sig_parts(sig: tuple[int, ...], tile_sig: tuple[int, ...]) -> list[tuple[slice, ...]]:
+    """The parts of a frame of shape ``sig`` that tiles of signal shape ``tile_sig``
+    cover, in C order (the last ones at the edges may be smaller).
+
+    Examples
+    --------
+    >>> sig_parts((3, 5), (2, 3))
+    [(slice(0, 2, None), slice(0, 3, None)), (slice(0, 2, None), slice(3, 5, None)), (slice(2, 3, None), slice(0, 3, None)), (slice(2, 3, None), slice(3, 5, None))]
+    """
+    import itertools
+
+    starts = itertools.product(*(range(0, s, max(1, t)) for s, t in zip(sig, tile_sig)))
+    return [
+        tuple(slice(o, min(o + t, s)) for o, t, s in zip(origin, tile_sig, sig))
+        for origin in starts
+    ]
+
+
+def _accept_sig_sliced(states, tiled) -> bool:
+    """Tiles may split the frame: every UDF uses process_tile on NumPy tiles and accepts them."""
+    if len(tiled) != len(states):  # a process_partition UDF needs whole frames
+        return False
+    return all(
+        method == "process_tile" and convert is None and type(udf).ACCEPTS_SIG_SLICED_TILES
+        for udf, method, _arrays, _navs, _aux, convert in tiled
+    )
+
+
+def _process_sig_sliced(
+    tiled, native, indices, sig, base, tile_frames, tile_sig, whole, scratch, corr
+) -> None:
+    """process_tile over tiles that cover part of the frame (LiberTEM's sig-sliced tiles).
+
+    Frames are read (and corrected, converted) in whole-frame blocks of
+    ``tile_frames`` as usual; every UDF then gets views of each part of the
+    frame in turn, with ``meta.sig_slice`` set and its ``sig`` buffers cut to
+    that part.
+    """
+    parts = sig_parts(tuple(sig), tuple(tile_sig))
+    origins = [tuple(s.start for s in p) for p in parts]
+    scheme = tuple(
+        Slice(o, Shape(tuple(s.stop - s.start for s in p), sig_dims=len(p)))
+        for o, p in zip(origins, parts)
+    )
+    sig_bufs = []
+    for udf, _method, arrays, *_ in tiled:
+        udf.meta._tiling_scheme = scheme
+        decls = udf._validated_buffers()
+        sig_bufs.append([(name, arr) for name, arr in arrays.items() if decls[name].kind == "sig"])
+    n = len(native)
+    try:
+        for t0 in range(0, n, tile_frames):
+            t1 = min(n, t0 + tile_frames)
+            tiles: dict[np.dtype, np.ndarray] = {}
+            for udf, *_ in tiled:
+                dt = udf.meta.input_dtype
+                if dt in tiles:
+                    continue
+                if dt in whole:
+                    tiles[dt] = whole[dt][t0:t1]
+                else:
+                    tile = scratch[dt][: t1 - t0]
+                    if corr is None:
+                        np.copyto(tile, native[t0:t1], casting="unsafe")
+                    else:
+                        correct_tile(native[t0:t1], corr, out=tile)
+                    tile.flags.writeable = False
+                    tiles[dt] = tile
+            for k, part in enumerate(parts):
+                cut = (slice(None),) + part
+                for (udf, _method, _arrays, navs, _aux, _convert), bufs in zip(tiled, sig_bufs):
+                    meta = udf.meta
+                    meta._indices = indices[t0:t1]
+                    meta._frame = None
+                    meta._start = base + t0
+                    meta._sig = part
+                    meta._sig_origin = origins[k]
+                    meta.tiling_scheme_idx = k
+                    for d, name, arr, _ in navs:
+                        d[name] = arr[t0:t1]
+                    results = udf.results.__dict__
+                    for name, arr in bufs:
+                        results[name] = arr[part]
+                    udf.process_tile(tiles[meta.input_dtype][cut])
+    finally:
+        for udf, _method, arrays, *_ in tiled:
+            udf.meta._sig = None
+            udf.meta._sig_origin = ()
+            udf.meta.tiling_scheme_idx = 0
+            udf.meta._tiling_scheme = None
+            udf.results.__dict__.update(arrays)
 
 
 def tune_malloc(mmap_threshold: int = 32 << 20, trim_threshold: int = 64 << 20) -> bool:

@@ -22,6 +22,7 @@ from .shape import Shape
 
 __all__ = [
     "DataSet",
+    "RoiMaker",
     "Partition",
     "DataSetError",
     "default_num_partitions",
@@ -199,6 +200,25 @@ class Partition:
         return f"<{type(self).__name__} {self.index}: frames {self.start}:{self.stop}>"
 
 
+class RoiMaker:
+    """What :attr:`DataSet.roi` gives: index it to get a bool mask of the navigation shape.
+
+    Examples
+    --------
+    >>> RoiMaker((2, 2))[1, 0]
+    array([[False, False],
+           [ True, False]])
+    """
+
+    def __init__(self, nav_shape: tuple[int, ...]):
+        self.nav_shape = nav_shape
+
+    def __getitem__(self, key) -> np.ndarray:
+        mask = np.zeros(self.nav_shape, dtype=bool)
+        mask[key] = True
+        return mask
+
+
 class DataSet:
     """Base class of all datasets.
 
@@ -241,6 +261,24 @@ class DataSet:
                 )
         self.num_partitions = num_partitions
         self.metadata = {}
+
+    @property
+    def roi(self) -> RoiMaker:
+        """Make an roi by indexing the navigation shape (LiberTEM's ``DataSet.roi``).
+
+        ``ds.roi[key]`` is a new bool array of the navigation shape, True
+        where ``key`` selects (any NumPy index: ``[0, 0]``, ``[2:5, :]``, a mask).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from udfwidgets.io import load
+        >>> ds = load("memory", data=np.zeros((2, 3, 4, 4)))
+        >>> ds.roi[0, 1:]
+        array([[False,  True,  True],
+               [False, False, False]])
+        """
+        return RoiMaker(tuple(self.shape.nav))
 
     @property
     def nbytes(self) -> int:

@@ -33,12 +33,14 @@ class MemoryPartition(Partition):
         geometry: ScanGeometry | None = None,
         lo: int | None = None,
         tile_depth: int | None = None,
+        tile_sig: tuple[int, ...] | None = None,
     ):
         super().__init__(shape, dtype, start, stop, index)
         self.frames = frames
         self.geometry = geometry
         self.lo = start if lo is None else lo
         self.tile_depth = tile_depth
+        self.tile_sig = tile_sig
 
     def read(self, start: int, stop: int) -> np.ndarray:
         if self.geometry is None:
@@ -71,8 +73,12 @@ class MemoryDataSet(DataSet):
         Override the default number of partitions.
     tileshape : tuple of int, optional
         ``(frames, *sig)``: process methods get tiles of ``frames`` frames
-        (the last tile of a partition may be shorter). Only the depth is
-        used: tiles always hold whole frames.
+        (the last tile of a partition may be shorter). A signal part smaller
+        than the frame splits the frame, as in LiberTEM, when every UDF of
+        a run uses ``process_tile`` and accepts such tiles
+        (:attr:`UDF.ACCEPTS_SIG_SLICED_TILES <udfwidgets.udf.base.UDF>`):
+        tiles then cover parts of ``sig`` of at most that shape
+        (``self.meta.sig_slice``); otherwise tiles hold whole frames.
     sync_offset : int
         Navigation frame ``i`` is frame ``i + sync_offset`` of ``data``
         (missing frames read as zeros), as for files (:mod:`udfwidgets.io.geometry`).
@@ -157,6 +163,8 @@ class MemoryDataSet(DataSet):
         self.dtype = data.dtype
         self.sync_offset = self.geometry.sync_offset
         self.tile_depth = None
+        #: the signal part of ``tileshape`` when it splits the frame, else None
+        self.tile_sig: tuple[int, ...] | None = None
         if tileshape is not None:
             ts = as_shape_tuple(tileshape, "tileshape")
             if len(ts) != sig_dims + 1:
@@ -165,6 +173,9 @@ class MemoryDataSet(DataSet):
                     "dimensions, e.g. (8,) + sig_shape"
                 )
             self.tile_depth = ts[0]
+            tile_sig = tuple(min(t, s) for t, s in zip(ts[1:], sig))
+            if tile_sig != tuple(sig):
+                self.tile_sig = tile_sig
         self._plain = self.sync_offset == 0 and len(self._flat) == self.shape.nav.size
 
     def _make_partition(self, start, stop, index):
@@ -177,6 +188,7 @@ class MemoryDataSet(DataSet):
                 index,
                 self._flat[start:stop],
                 tile_depth=self.tile_depth,
+                tile_sig=self.tile_sig,
             )
         lo, hi, _, _ = self.geometry.file_range(start, stop)
         return MemoryPartition(
@@ -189,4 +201,5 @@ class MemoryDataSet(DataSet):
             self.geometry,
             lo,
             tile_depth=self.tile_depth,
+            tile_sig=self.tile_sig,
         )

@@ -158,6 +158,15 @@ class UseDiscouragedWarning(UserWarning):
     """
 
 
+class _ItemView(np.ndarray):
+    """What ``self.results["x"]`` gives: the buffer itself (a view), with LiberTEM's
+    ``raw_data`` (the array, as a plain ndarray) for code written for LiberTEM."""
+
+    @property
+    def raw_data(self) -> np.ndarray:
+        return self.view(np.ndarray)
+
+
 class BufferNamespace:
     """Attribute access to a set of arrays (``self.results``, ``dest``, ``src``).
 
@@ -212,6 +221,8 @@ class BufferNamespace:
         self.__getattr__(name)
 
     def __getitem__(self, name: str) -> np.ndarray:
+        """The buffer ``name`` (with a :class:`UseDiscouragedWarning`): a view of it
+        that also has LiberTEM's ``.raw_data``."""
         if name.startswith("_") or name not in self.__dict__:
             return self.__getattr__(name)
         warnings.warn(
@@ -221,7 +232,9 @@ class BufferNamespace:
             UseDiscouragedWarning,
             stacklevel=2,
         )
-        return self.__dict__[name]
+        arr = self.__dict__[name]
+        # a view that writes into the buffer; .raw_data as on LiberTEM's BufferWrapper
+        return arr.view(_ItemView) if isinstance(arr, np.ndarray) else arr
 
     def __contains__(self, name: str) -> bool:
         return not name.startswith("_") and name in self.__dict__
@@ -233,7 +246,16 @@ class BufferNamespace:
         return [(k, self.__dict__[k]) for k in self.keys()]
 
     def get_buffer(self, name: str) -> np.ndarray:
-        return getattr(self, name)
+        """The buffer ``name`` (a view of it that also has LiberTEM's ``.raw_data``).
+
+        Examples
+        --------
+        >>> ns = BufferNamespace({"x": np.zeros(2)}, owner="MyUDF")
+        >>> ns.get_buffer("x").raw_data
+        array([0., 0.])
+        """
+        arr = getattr(self, name)
+        return arr.view(_ItemView) if isinstance(arr, np.ndarray) else arr
 
     def __repr__(self) -> str:
         return f"<BufferNamespace of {self._owner}: {', '.join(self.keys())}>"
@@ -271,6 +293,14 @@ class UDF:
     array([[9., 9.],
            [9., 9.]], dtype=float32)
     """
+
+    #: Whether ``process_tile`` may get tiles that cover part of the frame, when
+    #: the dataset's ``tileshape`` splits it (``MemoryDataSet(tileshape=(d, sy, sx))``
+    #: with a smaller signal part, as in LiberTEM). Such tiles come only when every
+    #: UDF of the run uses ``process_tile`` and accepts them; ``self.meta.sig_slice``
+    #: says which part, and ``sig`` buffers are views of that part. Set it to
+    #: False in a UDF that needs whole frames (a per-frame minimum, a mask product).
+    ACCEPTS_SIG_SLICED_TILES = True
 
     #: Return this from :meth:`get_preferred_input_dtype` to get frames in the
     #: dataset's own dtype (``bool`` is neutral in ``np.result_type``).

@@ -208,6 +208,8 @@ class CoMUDF(UDF):
     array([[1., 0.]])
     """
 
+    ACCEPTS_SIG_SLICED_TILES = False  # masks over the whole frame
+
     def __init__(
         self,
         cy: float | None = None,
@@ -314,7 +316,15 @@ class CoMUDF(UDF):
         sig = tuple(self.meta.dataset_shape.sig)
         if len(sig) != 2:
             raise ValueError(f"CoMUDF needs 2D frames (sig_dims=2), got signal shape {sig}")
-        nav_dims = len(tuple(self.meta.dataset_shape.nav))
+        nav = tuple(self.meta.dataset_shape.nav)
+        nav_dims = len(nav)
+        if self._lt() is not None and nav_dims != 2:  # as LiberTEM's CoMUDF
+            raise ValueError(
+                f"CoMUDF with LiberTEM's parameters (CoMParams, with_params) needs a 2D scan, "
+                f"got navigation shape {nav}: reshape the scan with ctx.load(..., "
+                "nav_shape=(h, w)), or use our keywords, CoMUDF(cy=..., cx=..., r=...), "
+                "which also work on 1D and 3D scans"
+            )
         f8 = "float64"
         yx = [("component", ["y", "x"])]
         terms = [

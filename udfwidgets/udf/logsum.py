@@ -35,6 +35,8 @@ class LogsumUDF(UDF):
     array([[0., 1.]], dtype=float32)
     """
 
+    ACCEPTS_SIG_SLICED_TILES = False  # the minimum of each whole frame
+
     def __init__(self, dtype="float32"):
         msg = f"dtype must be a floating NumPy dtype such as 'float32', got {dtype!r}"
         try:

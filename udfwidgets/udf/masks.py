@@ -86,6 +86,8 @@ class ApplyMasksUDF(UDF):
     ((2, 3, 2), array([13., 64.], dtype=float32))
     """
 
+    ACCEPTS_SIG_SLICED_TILES = False  # masks over the whole frame
+
     def __init__(
         self,
         mask_factories: Callable | Sequence[Callable] | None = None,

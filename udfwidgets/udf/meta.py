@@ -58,6 +58,32 @@ class Slice:
             return arr[(Ellipsis,) + slices]
         return arr[slices[: np.ndim(arr)]]  # a flat array: its leading (nav) axis
 
+    @property
+    def nav(self) -> Slice:
+        """The navigation part: ``Slice((position,), Shape((frames,), sig_dims=0))``.
+
+        Examples
+        --------
+        >>> from udfwidgets.io.shape import Shape
+        >>> Slice((4, 0, 2), Shape((2, 3, 3), sig_dims=2)).nav
+        Slice(origin=(4,), shape=(2,))
+        """
+        nav_dims = len(self.shape) - self.shape.sig_dims
+        return Slice(tuple(self.origin[:nav_dims]), self.shape.nav)
+
+    @property
+    def sig(self) -> Slice:
+        """The signal part: the origin and shape of the part of the frame this block covers.
+
+        Examples
+        --------
+        >>> from udfwidgets.io.shape import Shape
+        >>> Slice((4, 0, 2), Shape((2, 3, 3), sig_dims=2)).sig
+        Slice(origin=(0, 2), shape=(3, 3))
+        """
+        nav_dims = len(self.shape) - self.shape.sig_dims
+        return Slice(tuple(self.origin[nav_dims:]), self.shape.sig)
+
     def __repr__(self) -> str:
         return f"Slice(origin={tuple(self.origin)}, shape={tuple(self.shape)})"
 
@@ -121,7 +147,15 @@ class UDFMeta:
         self._indices: np.ndarray = np.zeros(0, dtype=np.int64)
         self._frame: int | None = None
         self._start = 0  # roi-compressed position of the block's first frame
+        self._partition_start = 0  # roi-compressed position of the partition's first frame
         self._valid_nav: np.ndarray | None = None  # flat, full nav: frames merged so far
+        # the part of the frame the current tile covers: None (whole frames) or its
+        # slices (tiles that split the frame, see sig_slice); _sig_origin is its start
+        self._sig: tuple[slice, ...] | None = None
+        self._sig_origin: tuple[int, ...] = ()
+        self._tiling_scheme: tuple[Slice, ...] | None = None  # set for sig-sliced tiles
+        #: index into :attr:`tiling_scheme` of the current tile's part of the frame
+        self.tiling_scheme_idx = 0
 
     @property
     def coordinates(self) -> np.ndarray:
@@ -132,19 +166,50 @@ class UDFMeta:
     @property
     def slice(self) -> Slice:
         """The current block of frames (partition, tile or frame) as a :class:`Slice`,
-        in roi-compressed coordinates."""
-        sig = tuple(self.dataset_shape.sig)
+        in roi-compressed coordinates; its ``.sig`` is :attr:`sig_slice`."""
+        sig_slice = self.sig_slice
         if self._frame is None:
             start, n = self._start, len(self._indices)
         else:
             start, n = self._start + self._frame, 1
+        sig = tuple(sig_slice.shape)
+        return Slice((start,) + tuple(sig_slice.origin), Shape((n,) + sig, sig_dims=len(sig)))
+
+    @property
+    def _partition_slice(self) -> Slice:
+        """The current partition as a :class:`Slice` (whole frames; LiberTEM's name)."""
+        sig = tuple(self.dataset_shape.sig)
+        n = self.partition_shape[0]
+        start = self._partition_start
         return Slice((start,) + (0,) * len(sig), Shape((n,) + sig, sig_dims=len(sig)))
 
     @property
     def sig_slice(self) -> Slice:
-        """The part of the frame the current block covers: always the whole frame here."""
+        """The part of the frame the current tile covers, a :class:`Slice` of the signal.
+
+        The whole frame, except in ``process_tile`` when the dataset's
+        ``tileshape`` splits the frame (``MemoryDataSet(tileshape=(d, sy, sx))``
+        with a smaller signal part) and every UDF of the run accepts such
+        tiles (:attr:`UDF.ACCEPTS_SIG_SLICED_TILES`): then tiles cover
+        ``sig_slice.get()`` of the frame, and the UDF's ``sig`` buffers are
+        views of that part.
+        """
         sig = tuple(self.dataset_shape.sig)
-        return Slice((0,) * len(sig), Shape(sig, sig_dims=len(sig)))
+        if self._sig is None:
+            return Slice((0,) * len(sig), Shape(sig, sig_dims=len(sig)))
+        shape = tuple(s.stop - s.start for s in self._sig)
+        return Slice(self._sig_origin, Shape(shape, sig_dims=len(shape)))
+
+    @property
+    def tiling_scheme(self) -> tuple[Slice, ...]:
+        """The parts of the frame tiles cover, in the order they come, as
+        :class:`Slice` objects of the signal: ``tiling_scheme[tiling_scheme_idx]``
+        is :attr:`sig_slice`. One part, the whole frame, unless tiles split the frame.
+        """
+        if self._tiling_scheme is not None:
+            return self._tiling_scheme
+        sig = tuple(self.dataset_shape.sig)
+        return (Slice((0,) * len(sig), Shape(sig, sig_dims=len(sig))),)
 
     def get_valid_nav_mask(self, full_nav: bool = False) -> np.ndarray | None:
         """Flat bool mask of the frames merged so far (on the main node, in ``merge``

@@ -39,6 +39,8 @@ class PickUDF(UDF):
             [22, 23]]], dtype=uint16)
     """
 
+    ACCEPTS_SIG_SLICED_TILES = False  # whole frames into a nav buffer
+
     def __init__(self, dtype=None):
         if dtype is not None:
             try:

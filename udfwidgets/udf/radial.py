@@ -80,6 +80,8 @@ class RadialProfileUDF(UDF):
     (array([ 1.,  8., 16.], dtype=float32), array([0., 1., 2., 3.]))
     """
 
+    ACCEPTS_SIG_SLICED_TILES = False  # bins over the whole frame
+
     def __init__(
         self,
         cy: float | None = None,

@@ -70,6 +70,8 @@ class RecordUDF(UDF):
     True
     """
 
+    ACCEPTS_SIG_SLICED_TILES = False  # writes whole frames
+
     def __init__(self, filename: str | os.PathLike, dtype: Any = None, overwrite: bool = False):
         if not isinstance(filename, (str, os.PathLike)):
             raise TypeError(

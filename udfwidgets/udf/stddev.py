@@ -21,7 +21,9 @@ def merge_moments(
     numbers, so a large common offset does not cost precision.
 
     ``mean_a`` and ``m2_a`` (float arrays) are updated in place; returns ``n``.
-    With ``n_a == 0`` they only need to hold zeros.
+    With ``n_a == 0`` they only need to hold zeros. Complex means work too:
+    ``delta**2`` is then ``|delta|**2`` and ``m2`` stays real (the sum of
+    ``|x - mean|**2``, as ``np.var`` of complex data).
 
     Examples
     --------
@@ -39,9 +41,14 @@ def merge_moments(
     delta = np.subtract(mean_b, mean_a)
     m2_a += m2_b
     mean_a += delta * (n_b / n)
-    delta *= delta
-    delta *= n_a * n_b / n
-    m2_a += delta
+    if delta.dtype.kind == "c":  # complex means: |delta|**2, real
+        sq = delta.real * delta.real
+        sq += delta.imag * delta.imag
+    else:
+        sq = delta
+        sq *= delta
+    sq *= n_a * n_b / n
+    m2_a += sq
     return n
 
 
@@ -99,14 +106,20 @@ def working_dtype(input_dtype, dtype=None) -> np.dtype:
 
     ``dtype=None`` picks float32 for input that float32 holds exactly enough
     (float16, float32 and integers of up to 16 bits) and float64 for anything
-    else; an explicit ``dtype`` is used as given (at least float32).
+    else; an explicit ``dtype`` is used as given (at least float32). For
+    complex input it is the type of the real and imaginary parts (float32 for
+    complex64).
 
     Examples
     --------
     >>> working_dtype(np.uint16), working_dtype(np.int32), working_dtype(np.float32, np.float64)
     (dtype('float32'), dtype('float64'), dtype('float64'))
+    >>> working_dtype(np.complex64), working_dtype(np.complex128)
+    (dtype('float32'), dtype('float64'))
     """
     input_dtype = np.dtype(input_dtype)
+    if input_dtype.kind == "c":  # the float type of the real and imaginary parts
+        input_dtype = np.dtype(input_dtype.char.lower())
     if dtype is not None:
         return np.result_type(np.float32, dtype)
     small_int = input_dtype.kind in "uib" and input_dtype.itemsize <= 2
@@ -140,14 +153,16 @@ class StdDevUDF(UDF):
     Result buffers:
 
     mean, var, std : kind ``"sig"``, float64
-        ``var`` is ``sum((x - mean)**2) / (num_frames - ddof)``, like
+        ``var`` is ``sum(|x - mean|**2) / (num_frames - ddof)``, like
         ``np.var(..., ddof=ddof)``; NaN when ``num_frames <= ddof`` (for
-        instance with an roi that selects nothing).
+        instance with an roi that selects nothing). On complex data ``mean``
+        is complex128 and ``var``, ``std`` stay real, as ``np.var`` and
+        ``np.std`` of complex arrays.
     num_frames : kind ``"single"``, int64
         The number of frames that went in.
     varsum : kind ``"sig"``, float64
-        ``sum((x - mean)**2)``, the sum of squared deviations.
-    sum : kind ``"sig"``, float64
+        ``sum(|x - mean|**2)``, the sum of squared deviations.
+    sum : kind ``"sig"``, float64 (complex128 on complex data)
         ``sum(x)`` over the frames (LiberTEM's result; ``mean * num_frames``).
 
     Parameters
@@ -184,19 +199,15 @@ class StdDevUDF(UDF):
         super().__init__(ddof=ddof, dtype=dtype, use_numba=use_numba)
 
     def get_result_buffers(self):
-        if np.dtype(self.meta.input_dtype).kind == "c":
-            raise TypeError(
-                f"StdDevUDF works on real-valued data, but this dataset is "
-                f"{self.meta.input_dtype}: run it on a real view such as the "
-                f"magnitude, or on the real and imaginary parts separately"
-            )
+        # complex data: complex mean and sum, real var, std and varsum (as np.var)
+        mean_dtype = "complex128" if np.dtype(self.meta.input_dtype).kind == "c" else "float64"
         return {
             "num_frames": self.buffer(kind="single", dtype="int64"),
-            "mean": self.buffer(kind="sig", dtype="float64"),
+            "mean": self.buffer(kind="sig", dtype=mean_dtype),
             "varsum": self.buffer(kind="sig", dtype="float64"),
             "var": self.buffer(kind="sig", dtype="float64", use="result_only"),
             "std": self.buffer(kind="sig", dtype="float64", use="result_only"),
-            "sum": self.buffer(kind="sig", dtype="float64", use="result_only"),
+            "sum": self.buffer(kind="sig", dtype=mean_dtype, use="result_only"),
         }
 
     def preprocess(self):
@@ -213,33 +224,66 @@ class StdDevUDF(UDF):
         return {"total_size": 4 << 20}
 
     def get_task_data(self):
-        return {"work": working_dtype(self.meta.input_dtype, self.params.dtype)}
+        # counts: frames merged so far per part of the frame (tiles that split the
+        # frame, see UDFMeta.sig_slice, reach each part of it separately)
+        return {"work": working_dtype(self.meta.input_dtype, self.params.dtype), "counts": {}}
 
     def process_tile(self, tile):
         r = self.results
-        work = self.task_data.work
-        n_a = int(r.num_frames[0])
+        td = self.task_data
+        key = self.meta._sig_origin
+        n_a = td.counts.get(key, 0)
         n_b = tile.shape[0]
-        # reference for this tile: the running mean, or the tile's own mean at first
-        ref = r.mean if n_a else tile.mean(axis=0, dtype=np.float64)
-        ref_work = ref.astype(work)
-        dev = tile.astype(work)
-        dev -= ref_work
-        s1, m2_b = _moment_sums(dev)
-        # the tile's mean and sum of squared deviations, in float64
-        s1 /= n_b  # now mean_b - ref
-        m2_b -= s1 * s1 * n_b
-        np.maximum(m2_b, 0, out=m2_b)
-        mean_b = ref_work.astype(np.float64)
-        mean_b += s1
-        self._update(r, n_b, mean_b, m2_b)
+        if tile.dtype.kind == "c":
+            mean_b, m2_b = self._complex_tile_moments(tile, r.mean if n_a else None, td.work)
+        else:
+            work = td.work
+            # reference for this tile: the running mean, or the tile's own mean at first
+            ref = r.mean if n_a else tile.mean(axis=0, dtype=np.float64)
+            ref_work = ref.astype(work)
+            dev = tile.astype(work)
+            dev -= ref_work
+            s1, m2_b = _moment_sums(dev)
+            # the tile's mean and sum of squared deviations, in float64
+            s1 /= n_b  # now mean_b - ref
+            m2_b -= s1 * s1 * n_b
+            np.maximum(m2_b, 0, out=m2_b)
+            mean_b = ref_work.astype(np.float64)
+            mean_b += s1
+        n = merge_moments(n_a, r.mean, r.varsum, n_b, mean_b, m2_b)
+        td.counts[key] = n
+        r.num_frames[:] = n
 
     @staticmethod
-    def _update(r, n_b, mean_b, m2_b):
-        r.num_frames[:] = merge_moments(int(r.num_frames[0]), r.mean, r.varsum, n_b, mean_b, m2_b)
+    def _complex_tile_moments(tile, ref, work):
+        """Mean (complex128) and sum of ``|x - mean|**2`` (float64) of a complex tile."""
+        n_b = tile.shape[0]
+        if ref is None:
+            ref = tile.mean(axis=0, dtype=np.complex128)
+        cwork = np.result_type(work, np.complex64)
+        ref_work = ref.astype(cwork)
+        dev = tile.astype(cwork)
+        dev -= ref_work
+        # the real and imaginary parts side by side: (frames, ..., 2 * last axis) floats
+        s1f, s2f = _moment_sums(dev.view(work))
+        s1 = np.ascontiguousarray(s1f).view(np.complex128)
+        s2 = s2f.reshape(tile.shape[1:] + (2,)).sum(axis=-1)
+        s1 /= n_b  # mean_b - ref
+        s2 -= (s1.real * s1.real + s1.imag * s1.imag) * n_b
+        np.maximum(s2, 0, out=s2)
+        mean_b = ref_work.astype(np.complex128)
+        mean_b += s1
+        return mean_b, s2
 
     def merge(self, dest, src):
-        self._update(dest, int(src.num_frames[0]), src.mean, src.varsum)
+        dest.num_frames[:] = merge_moments(
+            int(dest.num_frames[0]),
+            dest.mean,
+            dest.varsum,
+            int(src.num_frames[0]),
+            src.mean,
+            src.varsum,
+        )
 
     def get_results(self):
         r = self.results
@@ -249,7 +293,7 @@ class StdDevUDF(UDF):
             var = r.varsum / dof
         else:
             var = np.full(r.varsum.shape, np.nan)
-        mean = r.mean if n > 0 else np.full(r.mean.shape, np.nan)
+        mean = r.mean if n > 0 else np.full(r.mean.shape, np.nan, dtype=r.mean.dtype)
         return {
             "num_frames": r.num_frames,
             "mean": mean,

@@ -22,6 +22,8 @@ class SumSigUDF(UDF):
            [16., 16., 16.]], dtype=float32)
     """
 
+    ACCEPTS_SIG_SLICED_TILES = False  # the sum of each whole frame
+
     def get_result_buffers(self):
         return {"intensity": self.buffer(kind="nav", dtype=self.meta.input_dtype)}
 
