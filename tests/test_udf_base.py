@@ -406,3 +406,32 @@ def test_tiling_preferences_set_the_tile_size(ctx):
             dataset=small_ctx.load("memory", data=data, num_partitions=1), udf=TileLength()
         )["n"].data
     assert small.max() == 64  # the Context's tile_bytes
+
+
+def test_frames_as_large_as_a_tile_still_come_several_per_tile():
+    """A 1024x1024 float32 frame fills a default 4 MiB tile alone; tiles hold 8 of them."""
+
+    class TileLength(UDF):
+        def get_result_buffers(self):
+            return {"n": self.buffer(kind="nav", dtype="int64"), "s": self.buffer(kind="sig")}
+
+        def process_tile(self, tile):
+            self.results.n[:] = len(tile)
+            self.results.s += tile.sum(axis=0)
+
+        def merge(self, dest, src):
+            dest.n[:] = src.n
+            dest.s += src.s
+
+    data = np.random.default_rng(0).random((3, 7, 1024, 1024), dtype=np.float32)
+    with Context(executor="inline") as ctx:
+        ds = ctx.load("memory", data=data, num_partitions=1)
+        res = ctx.run_udf(dataset=ds, udf=TileLength())
+        assert res["n"].data.max() == 8  # 32 MiB tiles of 8 frames, the last one of 5
+        assert sorted(set(res["n"].data.ravel())) == [5, 8]
+        np.testing.assert_allclose(res["s"].data, data.sum(axis=(0, 1), dtype=np.float64), rtol=1e-5)
+        # a Context asking for tiles of at most one frame gets the same floor
+        with Context(executor="inline", tile_bytes=1 << 20) as small:
+            small_ds = small.load("memory", data=data, num_partitions=1)
+            n = small.run_udf(dataset=small_ds, udf=TileLength())["n"]
+        assert n.data.max() == 8

@@ -41,6 +41,14 @@ DEFAULT_TILE_BYTES = 4 << 20
 #: default size: its three passes and the patching cost more per tile.
 CORRECTED_TILE_BYTES = 1 << 20
 
+#: Large frames (1024x1024 float32 is a whole 4 MiB tile) still get tiles of
+#: several frames, up to this size: with one frame per tile, SumUDF's reduction
+#: over the tile is a frame-sized temporary and a second pass per frame, 2.5x
+#: the cost per GiB of 8-frame tiles (benchmarks/README.md, "Cost as the scan
+#: grows").
+MIN_TILE_FRAMES = 8
+MAX_TILE_BYTES = 32 << 20
+
 
 @dataclass
 class PartitionTask:
@@ -263,7 +271,11 @@ def _process(
             tile_bytes = max(tile_bytes, int(udf.get_tiling_preferences().get("total_size", 0)))
         if corr is not None and get_kernel() is not None:
             tile_bytes = min(tile_bytes, CORRECTED_TILE_BYTES)
-        tile_frames = max(1, min(n, tile_bytes // max(1, frame_size * itemsize)))
+        frame_bytes = max(1, frame_size * itemsize)
+        tile_frames = tile_bytes // frame_bytes
+        if corr is None and tile_frames <= 1:  # frames as large as a whole tile
+            tile_frames = min(MIN_TILE_FRAMES, MAX_TILE_BYTES // frame_bytes)
+        tile_frames = max(1, min(n, tile_frames))
     scratch: dict[np.dtype, np.ndarray] = {}
     for s in tiled:
         dt = s[0].meta.input_dtype
