@@ -7,7 +7,11 @@ repetitions). The corrections are a dark frame, a gain map and 64 excluded
 pixels (0.4% of a 128x128 frame), the worst realistic case: every part of the
 correction is on. Plain and corrected runs alternate within every repetition,
 so that the ratio survives a shared, noisy machine; the load average is
-printed with the result. Results are checked against NumPy before timing.
+printed with the result. Results are checked against a plain NumPy reference
+(:func:`numpy_reference`, independent of the package's code) before timing.
+``--executor inline --n-jobs 1`` runs in this process and also gives the ratio
+of CPU times; ``--breakdown`` instead times each step of a corrected SumUDF
+(CPU time per MiB of float32 output, in this process).
 Each run appends its table to ``benchmarks/results/corrections.md``
 (``--out`` to change, ``--out -`` for none), with the ratio of every
 repetition (corrected / plain within the same repetition) so that the spread

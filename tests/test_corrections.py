@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 
 import numpy as np
 import pytest
@@ -380,6 +381,8 @@ def test_random_masks_match_reference(rng, density):
 def test_compiled_kernel_matches_numpy(rng, monkeypatch):
     """With numba installed, correct_tile uses a compiled kernel; it must give NumPy's values."""
     pytest.importorskip("numba")
+    if os.environ.get("UDFWIDGETS_NUMBA") == "0":
+        pytest.skip("UDFWIDGETS_NUMBA=0 turns the compiled kernel off")
     from udfwidgets import _corrections_kernel, corrections
 
     assert _corrections_kernel.get_kernel() is not None
