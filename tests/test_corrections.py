@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 
 import numpy as np
 import pytest
@@ -380,6 +381,8 @@ def test_random_masks_match_reference(rng, density):
 def test_compiled_kernel_matches_numpy(rng, monkeypatch):
     """With numba installed, correct_tile uses a compiled kernel; it must give NumPy's values."""
     pytest.importorskip("numba")
+    if os.environ.get("UDFWIDGETS_NUMBA") == "0":
+        pytest.skip("UDFWIDGETS_NUMBA=0 turns the compiled kernel off")
     from udfwidgets import _corrections_kernel, corrections
 
     assert _corrections_kernel.get_kernel() is not None
@@ -404,3 +407,69 @@ def test_compiled_kernel_matches_numpy(rng, monkeypatch):
         np.testing.assert_allclose(
             compiled, reference(frames, corr.dark, corr.gain, excluded), rtol=1e-5, atol=1e-3
         )
+
+
+class TileDepth(UDF):
+    """Every frame's value is the number of frames in the tile it came in, and its sum."""
+
+    def get_result_buffers(self):
+        return {
+            "depth": self.buffer(kind="nav", dtype="int64"),
+            "total": self.buffer(kind="nav", dtype="float64"),
+        }
+
+    def process_tile(self, tile):
+        self.results.depth[:] = len(tile)
+        self.results.total[:] = tile.sum(axis=(1, 2), dtype=np.float64)
+
+
+@pytest.mark.parametrize("with_roi", [False, True])
+def test_corrected_tiles_stay_cache_sized(any_ctx, rng, with_roi):
+    """With the compiled kernel, corrected tiles hold at most CORRECTED_TILE_BYTES (1 MiB) of
+    output, so that the UDFs read them back from the cache; plain runs keep the default tiles.
+    The values are those of the NumPy reference either way."""
+    from udfwidgets._corrections_kernel import get_kernel
+    from udfwidgets.executor.task import CORRECTED_TILE_BYTES, DEFAULT_TILE_BYTES
+
+    sig = (64, 64)  # 16 KiB of float32 per frame: 64 frames per 1 MiB tile
+    data = rng.integers(0, 1000, size=(10, 30) + sig).astype(np.uint16)  # 300 frames
+    excluded = np.zeros(sig, bool)
+    excluded[[0, 5, 40, 63], [0, 7, 40, 63]] = True
+    corr = CorrectionSet(
+        dark=rng.uniform(0, 9, sig), gain=rng.uniform(0.5, 2, sig), excluded_pixels=excluded
+    )
+    roi = rng.random((10, 30)) < 0.8 if with_roi else None
+    sel = np.ones(300, bool) if roi is None else roi.reshape(-1)
+    ds = any_ctx.load("memory", data=data, num_partitions=1)
+    per_frame = 4 * sig[0] * sig[1]
+    plain = any_ctx.run_udf(dataset=ds, udf=TileDepth(), roi=roi, corrections=False)
+    fixed = any_ctx.run_udf(dataset=ds, udf=TileDepth(), roi=roi, corrections=corr)
+    n = int(sel.sum())
+    assert plain["depth"].data.reshape(-1)[sel].max() == min(n, DEFAULT_TILE_BYTES // per_frame)
+    cap = CORRECTED_TILE_BYTES if get_kernel() is not None else DEFAULT_TILE_BYTES
+    depths = fixed["depth"].data.reshape(-1)[sel]
+    assert depths.max() == min(n, cap // per_frame)
+    if get_kernel() is not None:
+        assert set(np.unique(depths)) <= {64, n % 64}  # full tiles and the last one
+    ref = reference(data, corr.dark, corr.gain, excluded).astype(np.float32)
+    want = ref.reshape((300,) + sig)[sel].sum(axis=(1, 2), dtype=np.float64)
+    np.testing.assert_allclose(fixed["total"].data.reshape(-1)[sel], want, rtol=1e-6)
+
+
+def test_isolated_pixels_median_of_eight(rng, monkeypatch):
+    """An isolated interior pixel has 8 valid neighbours (the compiled kernel's own sorting
+    network for 8): the mean of the middle two, equal to NumPy's and the reference's values,
+    with ties, negative values and every order of the neighbours."""
+    from udfwidgets import _corrections_kernel, corrections
+
+    excluded = np.zeros((12, 12), bool)
+    excluded[2::4, 2::4] = True  # 9 isolated pixels, none on an edge
+    frames = rng.integers(-3, 4, size=(40, 12, 12)).astype(np.float32)  # many ties
+    frames[:20] = rng.permutation(frames.size // 2).reshape(20, 12, 12)  # all distinct
+    state = CorrectionSet(excluded_pixels=excluded).prepare((12, 12), frames.dtype)
+    assert {len(nb[~pad]) for _, nb, pad, _, _ in state.tables for nb, pad in zip(nb, pad)} == {8}
+    got = corrections.correct_tile(frames, state)
+    monkeypatch.setattr(_corrections_kernel, "_KERNEL", None)
+    numpy_only = corrections.correct_tile(frames, state)
+    np.testing.assert_array_equal(got, numpy_only)
+    np.testing.assert_array_equal(got, reference(frames, None, None, excluded))

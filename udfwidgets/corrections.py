@@ -47,6 +47,8 @@ from typing import Any
 
 import numpy as np
 
+from ._corrections_kernel import get_kernel
+
 __all__ = [
     "CorrectionSet",
     "CorrectionError",
@@ -367,10 +369,12 @@ class PreparedCorrections:
         self.tables = _neighbour_tables(excluded)
         self.num_excluded = int(excluded.sum())
         self._cast: dict = {}
+        self._args: dict = {}
 
     def __getstate__(self):
         state = dict(self.__dict__)
         state["_cast"] = {}
+        state["_args"] = {}
         state.pop("_flat", None)
         return state
 
@@ -382,6 +386,22 @@ class PreparedCorrections:
 
             flat = self._flat = flat_tables(self.tables)
         return flat
+
+    def kernel_args(self, dtype: np.dtype) -> tuple:
+        """The compiled kernel's arguments after the frames and ``out`` (cached per ``dtype``)."""
+        args = self._args.get(dtype)
+        if args is None:
+            dark, gain = self.arrays_for(dtype)
+            empty = np.zeros(1, dtype=dtype)
+            args = (
+                empty if dark is None else dark.reshape(-1),
+                empty if gain is None else gain.reshape(-1),
+                dark is not None,
+                gain is not None,
+                *self.flat_tables(),
+            )
+            self._args[dtype] = args
+        return args
 
     def arrays_for(self, dtype: np.dtype) -> tuple[np.ndarray | None, np.ndarray | None]:
         """Dark and gain in ``dtype`` (cached)."""
@@ -412,10 +432,10 @@ def correct_tile(
     """
     if out is None:
         out = np.empty(frames.shape, dtype=state.dtype)
-    dark, gain = state.arrays_for(out.dtype)
     n = len(out)
-    if n and _compiled(frames, out, dark, gain, state):
+    if n and _compiled(frames, out, state):
         return out
+    dark, gain = state.arrays_for(out.dtype)
     # three in-place passes over the tile beat one mixed-dtype np.subtract(frames, dark, out)
     np.copyto(out, frames, casting="unsafe")
     if dark is not None:
@@ -433,26 +453,17 @@ def correct_tile(
 _KERNEL_FAILED: set = set()
 
 
-def _compiled(frames, out, dark, gain, state) -> bool:
+def _compiled(frames, out, state) -> bool:
     """Correct with the compiled kernel (numba) when there is one; False: use NumPy."""
-    from ._corrections_kernel import get_kernel
-
     kernel = get_kernel()
     key = (frames.dtype, out.dtype)
     if kernel is None or key in _KERNEL_FAILED or not out.flags.c_contiguous:
         return False
     n = len(out)
-    empty = np.zeros(1, dtype=out.dtype)
+    if not frames.flags.c_contiguous:
+        frames = np.ascontiguousarray(frames)
     try:
-        kernel(
-            np.ascontiguousarray(frames).reshape(n, -1),
-            out.reshape(n, -1),
-            empty if dark is None else dark.reshape(-1),
-            empty if gain is None else gain.reshape(-1),
-            dark is not None,
-            gain is not None,
-            *state.flat_tables(),
-        )
+        kernel(frames.reshape(n, -1), out.reshape(n, -1), *state.kernel_args(out.dtype))
     except Exception:  # a dtype numba cannot compile for (complex, bool...)
         _KERNEL_FAILED.add(key)
         return False
