@@ -93,6 +93,28 @@ def make_masks(sig: tuple[int, int]) -> np.ndarray:
     return np.stack([disc, ring, left, top]).astype(np.float32)
 
 
+def make_dense_masks(sig: tuple[int, int]) -> np.ndarray:
+    """Four dense float32 masks, non-zero on every pixel of the frame.
+
+    A Gaussian, a ramp along y, a ramp along x and a fixed pseudo-random
+    pattern: the pixel span of the stack is the whole frame, so no pixel can
+    be skipped (the case of issue 15's "linear UDFs at the streaming limit").
+
+    Examples
+    --------
+    >>> m = make_dense_masks((8, 8))
+    >>> m.shape, m.dtype.name, bool((m != 0).all())
+    ((4, 8, 8), 'float32', True)
+    """
+    h, w = sig
+    yy, xx = np.mgrid[:h, :w].astype(np.float64)
+    gauss = np.exp(-((yy - h / 2) ** 2 + (xx - w / 2) ** 2) / (2 * (h / 4) ** 2))
+    ramp_y = 1 + yy / h
+    ramp_x = 1 + xx / w
+    noise = 0.5 + np.random.default_rng(15).random((h, w))
+    return np.stack([gauss + 0.01, ramp_y, ramp_x, noise]).astype(np.float32)
+
+
 def com_params(sig: tuple[int, int]) -> dict:
     """Centre and radius used for CoM: the frame centre, a quarter of the frame wide."""
     return {"cy": sig[0] / 2, "cx": sig[1] / 2, "r": sig[0] / 4}
@@ -152,13 +174,14 @@ def _finish_stddev(parts):
     return {"mean": mean, "var": var, "std": np.sqrt(var)}
 
 
-def np_masks(mm, lo, hi, masks):
-    flat = masks.reshape(len(masks), -1).T
+def np_masks(mm, lo, hi, masks, dtype=np.float32):
+    """Every frame times every mask, in ``dtype`` (float32 as the UDFs by default)."""
+    flat = masks.reshape(len(masks), -1).T.astype(dtype)
     out = np.empty((hi - lo, len(masks)), np.float64)
     for a, b in _chunks(len(mm), mm[0].nbytes, lo, hi):
         c = mm[a:b].reshape(b - a, -1)
-        if c.dtype != np.float32:
-            c = c.astype(np.float32)
+        if c.dtype != dtype:
+            c = c.astype(dtype)
         out[a - lo : b - lo] = c @ flat
     return {"intensity": out}
 
@@ -174,6 +197,19 @@ def np_com(mm, lo, hi, cy, cx, r):
         if c.dtype != np.float32:
             c = c.astype(np.float32)
         out[a - lo : b - lo] = c @ weights
+    with np.errstate(invalid="ignore", divide="ignore"):
+        com = out[:, 1:] / out[:, :1]
+    return {"raw_com": com}
+
+
+def np_com_full(mm, lo, hi):
+    """Whole-frame centre of mass (CoMUDF's default), summed in float64."""
+    h, w = mm.shape[1:]
+    yy, xx = np.mgrid[:h, :w]
+    weights = np.stack([np.ones((h, w)), yy, xx]).reshape(3, -1).T
+    out = np.empty((hi - lo, 3), np.float64)
+    for a, b in _chunks(len(mm), mm[0].nbytes, lo, hi):
+        out[a - lo : b - lo] = mm[a:b].reshape(b - a, -1).astype(np.float64) @ weights
     with np.errstate(invalid="ignore", divide="ignore"):
         com = out[:, 1:] / out[:, :1]
     return {"raw_com": com}
@@ -261,6 +297,12 @@ def workloads(sig_for: Callable[[str], tuple]) -> dict[str, Workload]:
     def com_ref(mm, lo, hi):
         return np_com(mm, lo, hi, **com_params(mm.shape[1:]))
 
+    def dense_ref(mm, lo, hi):
+        return np_masks(mm, lo, hi, make_dense_masks(mm.shape[1:]), np.float64)
+
+    def dense_masks(ns, sig):
+        return ns.ApplyMasksUDF(mask_factories=[(lambda m=m: m) for m in make_dense_masks(sig)])
+
     def lt_masks(ns, sig):
         masks = make_masks(sig)
         return ns.ApplyMasksUDF(mask_factories=[(lambda m=m: m) for m in masks])
@@ -337,6 +379,24 @@ def workloads(sig_for: Callable[[str], tuple]) -> dict[str, Workload]:
                 {"raw_com": 1e-4},
                 lambda ns, sig: ns.CoMUDF(**com_params(sig)),
                 lambda ns, sig: ns.CoMUDF.with_params(**com_params(sig)),
+            ),
+            W(
+                "masks-dense",
+                "ApplyMasksUDF x4 dense",
+                dense_ref,
+                _finish_default({"intensity": "cat"}),
+                {"intensity": 1e-5},
+                dense_masks,
+                dense_masks,
+            ),
+            W(
+                "com-full",
+                "CoMUDF whole frame",
+                np_com_full,
+                _finish_default({"raw_com": "cat"}),
+                {"raw_com": 1e-5},
+                lambda ns, sig: ns.CoMUDF(),
+                lambda ns, sig: ns.CoMUDF.with_params(),
             ),
             W(
                 "empty",

@@ -279,3 +279,41 @@ def test_partial_results_cover_merged_frames_only(ctx, rng):
         assert np.isnan(res["field"].data[~done]).all()
         assert np.isfinite(res["regression_coefficients"].data).all()
     assert seen == 4
+
+
+def com_whole_frame_float64(data, roi):
+    """Whole-frame centre of mass in float64, vectorised (big frames)."""
+    nav, (h, w) = data.shape[:-2], data.shape[-2:]
+    y, x = np.indices((h, w))
+    flat = data.reshape(nav + (-1,)).astype(np.float64)
+    sums = flat @ np.stack([np.ones(h * w), y.ravel(), x.ravel()], axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        com = sums[..., 1:] / sums[..., :1]
+    return nav_expected(com, roi, nav)
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.float32, np.int16])
+def test_com_whole_frame_large_frames_match_float64(any_ctx, rng, dtype):
+    # CoMUDF's default over frames of 72 x 70 pixels (more than one block of the
+    # compiled kernel), integer and float data, every roi kind and partition count
+    sig = (72, 70)
+    y, x = np.indices(sig)
+    spot = np.exp(-((y - 30.2) ** 2 + (x - 41.7) ** 2) / 40.0)
+    data = rng.poisson(3000 * spot + 20, size=(4, 5) + sig).astype(dtype)
+    for roi, n, res in run_configs(any_ctx, data, lambda: CoMUDF()):
+        assert_results(
+            res, {"raw_com": com_whole_frame_float64(data, roi)}, f"{n}", rtol=0, atol=1e-5
+        )
+
+
+def test_com_numpy_path_without_the_kernel(ctx, rng, monkeypatch):
+    # the BLAS-block path (numba missing or UDFWIDGETS_NUMBA=0) gives the same answer
+    from udfwidgets.udf import _products
+
+    monkeypatch.setattr(_products, "_KERNEL", None)
+    monkeypatch.setattr(_products, "_TRIED", True)
+    data = rng.poisson(50, size=(3, 4, 72, 70)).astype(np.uint16)
+    for roi, n, res in run_configs(ctx, data, lambda: CoMUDF()):
+        assert_results(
+            res, {"raw_com": com_whole_frame_float64(data, roi)}, f"{n}", rtol=0, atol=1e-5
+        )

@@ -167,3 +167,101 @@ def test_mask_shape_errors_at_run(ctx, data4d, kwargs, match):
     ds = ctx.load("memory", data=data4d)
     with pytest.raises(ValueError, match=match):
         ctx.run_udf(dataset=ds, udf=ApplyMasksUDF(**kwargs))
+
+
+# --- the one-pass product (compiled with numba, BLAS blocks without) ---------------------
+def dense_stack(sig, k=4, seed=3) -> np.ndarray:
+    """``k`` float32 masks non-zero on every pixel: the pixel span is the whole frame."""
+    return (0.25 + np.random.default_rng(seed).random((k,) + sig)).astype(np.float32)
+
+
+def numpy_path(monkeypatch) -> None:
+    """Make this process use the NumPy (BLAS) product, as without numba."""
+    from udfwidgets.udf import _products
+
+    monkeypatch.setattr(_products, "_KERNEL", None)
+    monkeypatch.setattr(_products, "_TRIED", True)
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.float32, np.int16, np.uint8])
+def test_dense_whole_frame_masks_match_float64(any_ctx, rng, dtype):
+    # 4 masks covering every pixel; 70 x 65 = 4550 pixels, more than one block
+    # of the compiled kernel (4096) and of BLAS's (2048 for a few frames);
+    # partitions of 1, 3 and 35 frames: odd and even frame counts per tile
+    sig = (70, 65)
+    stack = dense_stack(sig)
+    top = 60000 if np.dtype(dtype).itemsize > 1 else 250
+    data = rng.integers(0, top, size=(5, 7) + sig).astype(dtype)
+    if dtype == np.int16:
+        data = (data // 2 - 15000).astype(dtype)  # negative values
+    make = lambda: ApplyMasksUDF(masks=stack)  # noqa: E731
+    for roi, n, res in run_configs(any_ctx, data, make):
+        assert res["intensity"].dtype == np.float32
+        assert_results(
+            res, {"intensity": reference(data, stack, roi)}, f"{n} partitions", rtol=2e-6, atol=0
+        )
+
+
+def test_numpy_path_without_the_kernel_matches_float64(ctx, rng, monkeypatch):
+    # the same dense case through BLAS blocks (numba missing or UDFWIDGETS_NUMBA=0)
+    numpy_path(monkeypatch)
+    sig = (70, 65)
+    stack = dense_stack(sig)
+    data = rng.integers(0, 60000, size=(3, 5) + sig).astype(np.uint16)
+    for roi, n, res in run_configs(ctx, data, lambda: ApplyMasksUDF(masks=stack)):
+        assert_results(
+            res, {"intensity": reference(data, stack, roi)}, f"{n} partitions", rtol=2e-6, atol=0
+        )
+
+
+@pytest.mark.parametrize("k", [1, 3, 5, 16, 17])
+def test_compiled_product_equals_numpy_product(rng, k):
+    # any number of weight columns (padded to 4; BLAS beyond MAX_KERNEL_COLUMNS),
+    # odd and even frame counts, a span that starts and stops inside the frame
+    from udfwidgets.udf import _products
+
+    pytest.importorskip("numba")
+    assert _products.get_kernel() is not None
+    pixels, start = 9000, 37
+    weights = rng.normal(size=(pixels - start - 11, k)).astype(np.float32)
+    packed = _products.pack_weights(weights)
+    assert (packed is None) == (k > _products.MAX_KERNEL_COLUMNS)
+    for n in (1, 2, 7):
+        flat = rng.integers(0, 4000, size=(n, pixels)).astype(np.uint16)
+        ref = flat[:, start : start + len(weights)].astype(np.float64) @ weights.astype(np.float64)
+        fast = _products.float32_product(flat, weights, start=start, packed=packed)
+        slow = _products.float32_product(flat, weights, start=start)
+        scale = np.abs(flat[:, start : start + len(weights)]).astype(np.float64) @ np.abs(weights)
+        for got in (fast, slow):
+            assert got.shape == (n, k) and got.dtype == np.float64
+            # error relative to sum(|x| |w|): float32 products, float32 sums per block
+            assert (np.abs(got - ref) / scale).max() < 1e-6
+
+
+def test_compiled_product_propagates_nan_and_inf(rng):
+    from udfwidgets.udf import _products
+
+    pytest.importorskip("numba")
+    weights = np.ones((5000, 4), np.float32)
+    weights[:, 1] = 0  # NaN * 0 is NaN, as in BLAS
+    flat = rng.random((4, 5000), dtype=np.float32)
+    flat[1, 4321] = np.nan
+    flat[2, 17] = np.inf
+    got = _products.float32_product(flat, weights, packed=_products.pack_weights(weights))
+    assert np.isnan(got[1]).all()
+    assert np.isinf(got[2, [0, 2, 3]]).all() and np.isnan(got[2, 1])
+    assert np.isfinite(got[[0, 3]]).all()
+
+
+def test_compiled_product_falls_back_for_strided_and_odd_dtypes(rng):
+    from udfwidgets.udf import _products
+
+    weights = rng.random((30, 2), dtype=np.float32)
+    packed = _products.pack_weights(weights)
+    for flat in (
+        rng.random((4, 60))[:, ::2],  # not C-contiguous
+        rng.random((4, 30)) > 0.5,  # bool
+        rng.random((4, 30)).astype(">f4"),  # big-endian
+    ):
+        got = _products.float32_product(flat, weights, packed=packed)
+        np.testing.assert_allclose(got, flat.astype(np.float64) @ weights, rtol=1e-6)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 #: float32 products run over blocks of about this many values (512 KiB, so a
@@ -11,6 +13,58 @@ import numpy as np
 BLOCK_VALUES = 1 << 17
 #: bounds on a block's width in pixels (the upper one bounds the float32 error)
 MIN_PIXELS, MAX_PIXELS = 256, 8192
+#: the compiled kernel (numba) is used for up to this many weight columns;
+#: with more, BLAS's blocked product reads each tile once for all of them
+MAX_KERNEL_COLUMNS = 16
+
+_KERNEL = None
+_TRIED = False
+#: input dtypes the compiled kernel failed on: NumPy does those
+_KERNEL_FAILED: set = set()
+
+
+def get_kernel():
+    """The compiled product kernel, or None (numba missing, or ``UDFWIDGETS_NUMBA=0``).
+
+    Examples
+    --------
+    >>> k = get_kernel()
+    >>> k is None or callable(k)
+    True
+    """
+    global _KERNEL, _TRIED
+    if _TRIED:
+        return _KERNEL
+    _TRIED = True
+    if os.environ.get("UDFWIDGETS_NUMBA", "1") == "0":
+        return None
+    from .. import _products_numba
+
+    if _products_numba.HAVE_NUMBA:
+        _KERNEL = _products_numba.product
+    return _KERNEL
+
+
+def pack_weights(weights: np.ndarray) -> np.ndarray | None:
+    """``weights (pixels, k)`` laid out for the compiled kernel, or None to use NumPy.
+
+    The kernel takes the weights as rows, ``(k, pixels)`` float32, with ``k``
+    rounded up to a multiple of 4 by rows of zeros. None when there is no
+    kernel (numba not installed or disabled) or more than
+    ``MAX_KERNEL_COLUMNS`` columns.
+
+    Examples
+    --------
+    >>> packed = pack_weights(np.ones((5, 3), np.float32))
+    >>> packed is None or packed.shape == (4, 5)
+    True
+    """
+    pixels, k = weights.shape
+    if k > MAX_KERNEL_COLUMNS or get_kernel() is None:
+        return None
+    packed = np.zeros((-(-k // 4) * 4, pixels), dtype=np.float32)
+    packed[:k] = weights.T
+    return packed
 
 
 def pixel_span(weights: np.ndarray) -> tuple[int, int]:
@@ -27,14 +81,27 @@ def pixel_span(weights: np.ndarray) -> tuple[int, int]:
     return (int(rows[0]), int(rows[-1]) + 1) if len(rows) else (0, 0)
 
 
-def float32_product(flat: np.ndarray, weights: np.ndarray, chunk: int | None = None) -> np.ndarray:
-    """``flat @ weights`` in float32 blocks of ``chunk`` pixels, summed in float64.
+def float32_product(
+    flat: np.ndarray,
+    weights: np.ndarray,
+    chunk: int | None = None,
+    *,
+    start: int = 0,
+    packed: np.ndarray | None = None,
+) -> np.ndarray:
+    """``flat[:, start:start + pixels] @ weights`` in float32 blocks, summed in float64.
 
     ``flat`` is ``(frames, pixels)`` of any real dtype (blocks are converted
-    to float32 one at a time), ``weights`` is ``(pixels, k)`` float32. Returns
-    float64 ``(frames, k)``. By default a block holds about ``BLOCK_VALUES``
-    values, between ``MIN_PIXELS`` and ``MAX_PIXELS`` pixels wide. For integer
-    data of up to 16 bits and float32 data the relative error is about 1e-7.
+    to float32 one at a time), ``weights`` is ``(pixels, k)`` float32 and
+    covers the pixels from ``start`` on. Returns float64 ``(frames, k)``.
+
+    With ``packed`` (:func:`pack_weights` of ``weights``) and a C-contiguous
+    ``flat``, the compiled kernel does it in one pass (blocks of
+    ``_products_numba.BLOCK`` pixels); otherwise NumPy multiplies blocks of
+    ``chunk`` pixels with BLAS, by default about ``BLOCK_VALUES`` values,
+    between ``MIN_PIXELS`` and ``MAX_PIXELS`` pixels wide. Either way each
+    block is summed in float32 and the blocks in float64: for integer data of
+    up to 16 bits and float32 data the relative error is about 1e-7.
 
     Examples
     --------
@@ -43,13 +110,38 @@ def float32_product(flat: np.ndarray, weights: np.ndarray, chunk: int | None = N
     array([[15.],
            [51.]])
     """
-    n, pixels = flat.shape
+    n = flat.shape[0]
+    pixels, k = weights.shape
+    if packed is not None:
+        out = _compiled(flat, packed, start)
+        if out is not None:
+            return out[:, :k]
+    flat = flat[:, start : start + pixels]
     if chunk is None:
         chunk = min(MAX_PIXELS, max(MIN_PIXELS, BLOCK_VALUES // max(1, n)))
-    out = np.zeros((n, weights.shape[1]))
+    out = np.zeros((n, k))
     for i in range(0, pixels, chunk):
         block = flat[:, i : i + chunk]
         if block.dtype != np.float32:
             block = block.astype(np.float32)
         out += block @ weights[i : i + chunk]
+    return out
+
+
+def _compiled(flat: np.ndarray, packed: np.ndarray, start: int) -> np.ndarray | None:
+    """The product by the compiled kernel, ``(frames, rows of packed)``; None: use NumPy."""
+    kernel = get_kernel()
+    if (
+        kernel is None
+        or flat.dtype in _KERNEL_FAILED
+        or flat.dtype.kind not in "iuf"
+        or not flat.flags.c_contiguous
+    ):
+        return None
+    out = np.zeros((flat.shape[0], packed.shape[0]))
+    try:
+        kernel(flat, packed, out, start)
+    except Exception:  # a dtype numba cannot compile for
+        _KERNEL_FAILED.add(flat.dtype)
+        return None
     return out

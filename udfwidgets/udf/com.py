@@ -8,7 +8,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ..masks import check_number, disk, radius_map
-from ._products import float32_product, pixel_span
+from ._products import float32_product, pack_weights, pixel_span
 from .base import UDF
 from .stddev import check_float_dtype, working_dtype
 
@@ -136,7 +136,9 @@ class CoMUDF(UDF):
     positions; frames without intensity get shift 0).
 
     For every frame the intensity-weighted mean pixel position ``(y, x)`` is
-    computed over the pixels of the mask: one matrix product per tile.
+    computed over the pixels of the mask: one matrix product per tile (with
+    numba installed, a compiled kernel that reads the tile once, at about the
+    speed of a plain sum; see :class:`~udfwidgets.udf.masks.ApplyMasksUDF`).
     ``get_results`` then derives the shift field and its maps.
 
     Result buffers (all float64):
@@ -378,9 +380,14 @@ class CoMUDF(UDF):
         # only the pixels from the mask's first to its last non-zero one take part
         start, stop = pixel_span(weights)
         work = working_dtype(self.meta.input_dtype, self.params.dtype)
+        w = weights[start:stop].astype(work)
         return {
             "span": (start, stop),
-            "weights": weights[start:stop].astype(work),
+            "weights": w,
+            # the compiled kernel's layout, only where frames are processed (imports numba)
+            "packed": (
+                pack_weights(w) if w.dtype == np.float32 and not self.meta.on_main_node else None
+            ),
             "centre": np.array([0.0, cy, cx]),
         }
 
@@ -388,11 +395,11 @@ class CoMUDF(UDF):
         td = self.task_data
         start, stop = td.span
         n = tile.shape[0]
-        flat = tile.reshape(n, -1)[:, start:stop]
+        flat = tile.reshape(n, -1)
         if td.weights.dtype == np.float64:
-            sums = flat.astype(np.float64, copy=False) @ td.weights
+            sums = flat[:, start:stop].astype(np.float64, copy=False) @ td.weights
         else:
-            sums = float32_product(flat, td.weights)
+            sums = float32_product(flat, td.weights, start=start, packed=td.packed)
         # sums: total, sum(I*(y - cy)), sum(I*(x - cx)); stored as total, sum(I*y), sum(I*x)
         out = self.results.raw_mask_result
         out[:] = sums
