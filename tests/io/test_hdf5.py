@@ -517,7 +517,7 @@ class _KeepPartitions(SumUDF):
     """Keeps every partition it is given (as a UDF that stashes its input might)."""
 
     kept: list = []
-    process_tile = None  # type: ignore[assignment]  # so that process_partition is called
+    process_tile = None  # so that process_partition is called
 
     def get_preferred_input_dtype(self):
         return self.USE_NATIVE_DTYPE  # the partition as read, not a float copy
