@@ -511,3 +511,58 @@ def test_release_files_lets_the_user_write_in_place(tmp_path):
     Context(executor="inline").release_files()
     with h5py.File(p, "a") as f:
         f.attrs["note"] = "edited"
+
+
+class _KeepPartitions(SumUDF):
+    """Keeps every partition it is given (as a UDF that stashes its input might)."""
+
+    kept: list = []
+    process_tile = None  # so that process_partition is called
+
+    def get_preferred_input_dtype(self):
+        return self.USE_NATIVE_DTYPE  # the partition as read, not a float copy
+
+    def process_partition(self, partition):
+        type(self).kept.append(partition)
+        self.results.intensity[:] += partition.sum(axis=0, dtype=np.float64)
+
+
+@pytest.mark.parametrize("executor", ["inline", "threads"])
+def test_reused_partition_buffers_never_overwrite_a_kept_partition(tmp_path, executor):
+    # chunked partitions are read into a per-thread buffer that the next read reuses only
+    # when nothing refers to it: partitions a UDF kept must keep their frames
+    data = make((8, 6, 4, 4), "uint16")
+    p = write_hdf5(tmp_path / "k.h5", data, chunks=(1, 6, 4, 4), compression="gzip")
+    ds = load("hdf5", path=p, num_partitions=8)
+    _KeepPartitions.kept = []
+    with Context(executor=executor, n_jobs=2) as ctx:
+        res = ctx.run_udf(dataset=ds, udf=_KeepPartitions(dtype="float64"))
+    np.testing.assert_array_equal(res["intensity"].data, data.sum(axis=(0, 1), dtype=np.float64))
+    assert all(a.dtype == np.uint16 for a in _KeepPartitions.kept)
+    kept = sorted(_KeepPartitions.kept, key=lambda a: int(a.sum()))
+    expected = sorted(np.split(data.reshape(48, 4, 4), 8), key=lambda a: int(a.sum()))
+    assert len(kept) == 8
+    for got, want in zip(kept, expected):
+        np.testing.assert_array_equal(got, want)
+    _KeepPartitions.kept = []
+
+
+def test_partition_reads_reuse_one_buffer_and_release_files_drops_it(tmp_path):
+    from udfwidgets.io import chunked
+
+    data = make((4, 6, 4, 4), "uint16")
+    p = write_hdf5(tmp_path / "r.h5", data, chunks=(1, 6, 4, 4), compression="gzip")
+    parts = load("hdf5", path=p, num_partitions=4).get_partitions()
+    first = parts[0].read(parts[0].start, parts[0].stop)
+    np.testing.assert_array_equal(first, data.reshape(24, 4, 4)[:6])
+    address = first.ctypes.data
+    del first  # nothing holds the buffer: the next partition read goes into it
+    second = parts[1].read(parts[1].start, parts[1].stop)
+    assert second.ctypes.data == address
+    held = parts[2].read(parts[2].start, parts[2].stop)  # ``second`` still held: a new one
+    assert held.ctypes.data != address
+    np.testing.assert_array_equal(second, data.reshape(24, 4, 4)[6:12])
+    np.testing.assert_array_equal(held, data.reshape(24, 4, 4)[12:18])
+    assert chunked._BUFFERS
+    release_maps()
+    assert not chunked._BUFFERS

@@ -18,10 +18,13 @@ with ``array[slices]``.
 from __future__ import annotations
 
 import math
+import sys
+import threading
 from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from . import files as _files
 from .dataset import default_num_partitions
 
 __all__ = [
@@ -30,6 +33,8 @@ __all__ = [
     "chunk_row_frames",
     "flat_pieces",
     "read_flat",
+    "release_buffers",
+    "reusable_buffer",
     "split_evenly",
     "take_by_chunk",
 ]
@@ -203,11 +208,87 @@ def flat_pieces(
 
 ReadBlock = Callable[[tuple, np.ndarray], None]
 
+#: One partition buffer per thread (thread id -> 1-D uint8 array), reused by the next read.
+_BUFFERS: dict[int, np.ndarray] = {}
+_BUFFERS_LOCK = threading.Lock()
+
+
+def reusable_buffer(shape: Sequence[int], dtype) -> np.ndarray:
+    """An uninitialised array of ``shape``, reusing this thread's last one when nothing holds it.
+
+    A partition read of a chunked file decompresses into a fresh array of the
+    partition's size (about 128 MiB). Fresh arrays that large come straight
+    from the kernel (``mmap``), so every page of them is faulted in and zeroed
+    again, partition after partition: that cost the read of bitshuffle-LZ4
+    chunks about a third of its time (see benchmarks/results-formats.md). This
+    keeps the last buffer of each thread and hands it out again once no array
+    refers to it any more (every NumPy view of it holds a reference to it, so
+    a tile or partition a UDF kept is never overwritten). :func:`release_buffers`
+    (called by ``Context.release_files()``) drops them.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> a = reusable_buffer((4, 8), np.uint16)
+    >>> a.shape, a.dtype
+    ((4, 8), dtype('uint16'))
+    >>> b = reusable_buffer((4, 8), np.uint16)  # ``a`` is still held: another buffer
+    >>> np.shares_memory(a, b)
+    False
+    >>> address = b.ctypes.data
+    >>> del a, b  # nothing refers to ``b``'s buffer now: the next read reuses it
+    >>> reusable_buffer((2, 8), np.uint16).ctypes.data == address
+    True
+    """
+    shape = tuple(int(n) for n in shape)
+    dtype = np.dtype(dtype)
+    nbytes = math.prod(shape) * dtype.itemsize
+    key = threading.get_ident()
+    with _BUFFERS_LOCK:
+        held = _BUFFERS.get(key)
+    # references: the dict, ``held`` and getrefcount's argument; any view of it adds one
+    if held is not None and held.nbytes >= nbytes and sys.getrefcount(held) <= 3:
+        buf = held
+    else:
+        buf = np.empty(max(nbytes, 1), dtype=np.uint8)
+        with _BUFFERS_LOCK:
+            alive = {t.ident for t in threading.enumerate()}
+            for k in [k for k in _BUFFERS if k not in alive]:
+                del _BUFFERS[k]  # threads that ended
+            _BUFFERS[key] = buf
+    del held
+    return buf[:nbytes].view(dtype).reshape(shape)
+
+
+def release_buffers() -> int:
+    """Drop the partition buffers kept by :func:`reusable_buffer`; returns how many.
+
+    Examples
+    --------
+    >>> release_buffers() >= 0
+    True
+    """
+    with _BUFFERS_LOCK:
+        n = len(_BUFFERS)
+        _BUFFERS.clear()
+    return n
+
+
+_files.RELEASE_HOOKS.append(release_buffers)
+
 
 def read_flat(
-    read_block: ReadBlock, lo: int, hi: int, nav_shape: Sequence[int], sig: Sequence[int], dtype
+    read_block: ReadBlock,
+    lo: int,
+    hi: int,
+    nav_shape: Sequence[int],
+    sig: Sequence[int],
+    dtype,
+    reuse: bool = False,
 ) -> np.ndarray:
     """File frames ``[lo, hi)`` as ``(hi - lo, *sig)``, one ``read_block`` per hyperslab.
+
+    With ``reuse``, the result is a :func:`reusable_buffer` (for partition reads).
 
     Examples
     --------
@@ -219,7 +300,8 @@ def read_flat(
     [6, 8, 10]
     """
     sig = tuple(sig)
-    out = np.empty((hi - lo,) + sig, dtype=dtype)
+    shape = (hi - lo,) + sig
+    out = reusable_buffer(shape, dtype) if reuse else np.empty(shape, dtype=dtype)
     off = 0
     for slices, shape in flat_pieces(lo, hi, nav_shape):
         n = math.prod(shape)

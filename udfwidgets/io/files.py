@@ -647,4 +647,10 @@ class _NativeOrder:
         self.dtype = np.dtype(dtype)
 
     def __call__(self, stored: np.ndarray) -> np.ndarray:
-        return stored.astype(self.dtype)
+        # into this thread's reused partition buffer: a fresh array of a partition's size
+        # is page-faulted and zeroed by the kernel every time (see chunked.reusable_buffer)
+        from .chunked import reusable_buffer
+
+        out = reusable_buffer(stored.shape, self.dtype)
+        np.copyto(out, stored)
+        return out

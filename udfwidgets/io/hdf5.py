@@ -567,7 +567,13 @@ class H5Partition(Partition):
     def _read_file(self, lo: int, hi: int) -> np.ndarray:
         try:
             return read_flat(
-                self._block_reader(), lo, hi, self.file_nav, self.shape.sig, self.dtype
+                self._block_reader(),
+                lo,
+                hi,
+                self.file_nav,
+                self.shape.sig,
+                self.dtype,
+                reuse=True,
             )
         except OSError as e:
             raise _read_error(self.path, self.ds_path, e) from None

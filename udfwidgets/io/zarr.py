@@ -182,7 +182,9 @@ class ZarrPartition(Partition):
         return read_block
 
     def _read_file(self, lo, hi):
-        return read_flat(self._block_reader(), lo, hi, self.file_nav, self.shape.sig, self.dtype)
+        return read_flat(
+            self._block_reader(), lo, hi, self.file_nav, self.shape.sig, self.dtype, reuse=True
+        )
 
     def _take_file(self, file_idx):
         return take_by_chunk(
