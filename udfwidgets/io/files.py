@@ -281,15 +281,39 @@ class FrameFiles:
         return np.concatenate(pieces)
 
     def take(self, idx: np.ndarray) -> np.ndarray:
-        """Stored frames at ascending indices ``idx``."""
+        """Stored frames at ascending indices ``idx``.
+
+        Runs of consecutive indices (a rectangular roi, or all frames but a
+        few) are copied as slices of the map, and one unbroken run is returned
+        as :meth:`read` returns it (a view within one file); scattered
+        indices are gathered file by file.
+
+        Examples
+        --------
+        >>> import os, tempfile
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     paths = [os.path.join(tmp, f"{i}.bin") for i in range(2)]
+        ...     for i, p in enumerate(paths):
+        ...         np.arange(3 * i, 3 * i + 3, dtype=np.uint8).repeat(2).tofile(p)
+        ...     ff = FrameFiles([Segment(p, 0, 3) for p in paths], np.uint8, (2,))
+        ...     ff.take(np.array([0, 1, 2, 4]))[:, 0].tolist(), ff.take(np.array([3, 4]))[:, 0].tolist()
+        ([0, 1, 2, 4], [3, 4])
+        """
         idx = np.asarray(idx, dtype=np.int64)
-        if len(self.segments) == 1:
-            return self._map(0)[idx]
-        which = np.searchsorted(self.starts, idx, side="right") - 1
-        out = np.empty((len(idx),) + self.stored_shape, dtype=self.stored_dtype)
-        for i in np.unique(which):
-            sel = which == i
-            out[sel] = self._map(int(i))[idx[sel] - self.starts[i]]
+        n = len(idx)
+        if n and int(idx[-1] - idx[0]) == n - 1:  # one unbroken run
+            return self.read(int(idx[0]), int(idx[-1]) + 1)
+        breaks = np.flatnonzero(np.diff(idx) != 1) + 1
+        out = np.empty((n,) + self.stored_shape, dtype=self.stored_dtype)
+        if len(breaks) < n // 8:  # runs of eight frames or more on average: copy slices
+            for a, b in zip([0, *breaks.tolist()], [*breaks.tolist(), n]):
+                out[a:b] = self.read(int(idx[a]), int(idx[b - 1]) + 1)
+            return out
+        bounds = np.searchsorted(idx, self.starts)  # idx[bounds[i]:bounds[i+1]] in file i
+        for i in range(len(self.segments)):
+            a, b = int(bounds[i]), int(bounds[i + 1])
+            if b > a:
+                np.take(self._map(i), idx[a:b] - self.starts[i], axis=0, out=out[a:b], mode="clip")
         return out
 
 
