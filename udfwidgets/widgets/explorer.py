@@ -37,7 +37,7 @@ from ..udf.sumsigudf import SumSigUDF
 from .axes import calibration_of
 from .selectors import RoiSelector, SigMaskSelector
 from .selectors.runner import LatestRunner
-from .static import combine_pngs, html_table, mimebundle
+from .static import StaticView, combine_pngs, html_table, mimebundle
 
 __all__ = ["Explorer", "explore", "FrameReader", "MODES"]
 
@@ -91,7 +91,7 @@ class FrameReader:
             part.close()
 
 
-class Explorer(widgets.VBox):
+class Explorer(widgets.VBox, StaticView):
     """A navigation image and a diffraction pattern, linked by a live cursor and drawing.
 
     Parameters
@@ -519,6 +519,9 @@ class Explorer(widgets.VBox):
                 ("detector", self.sig.describe_selection()),
             ],
         )
+
+    def _static_hosts(self) -> list:
+        return [self.nav.host, self.sig.host]
 
     def _repr_mimebundle_(self, **kwargs):
         return mimebundle(

@@ -279,7 +279,11 @@ class FigureHost:
         and send the picture to the browser at once (one round trip less: the
         explorer's live cursor). ``"image"``: render a PNG into the Image
         widget. ``"agg"``: nothing; rendering happens in :meth:`png`.
+        Each call counts in :attr:`version` (the stored static picture is
+        replaced after a cell when it changed, see
+        :func:`~udfwidgets.widgets.static.refresh_displays`).
         """
+        self.version += 1
         if self.mode == "ipympl":
             canvas = self.figure.canvas
             if getattr(canvas, "syncing_data_url", False):
@@ -293,6 +297,9 @@ class FigureHost:
                 canvas.draw_idle()
         elif self.mode == "image":
             self.view.value = self.png()
+
+    #: How many times :meth:`refresh` was called: the figure changed.
+    version = 0
 
     #: Seconds a snapshot waits for more changes (rendering costs; a run keeps changing).
     snapshot_delay = 0.5

@@ -21,7 +21,7 @@ import traitlets
 from ..axes import PointerReadout, apply_axes, axis_scales, calibration_of
 from ..display import DisplayModel, check_image, overlay_rgba
 from ..figure import FigureHost
-from ..static import close_tree
+from ..static import StaticView, close_tree
 from . import shapes as geo
 
 __all__ = ["MaskSelectorBase", "MODES", "as_image"]
@@ -58,7 +58,7 @@ _SHAPE_PROPS = dict(facecolor="none", edgecolor="yellow", linewidth=1.5)
 as_image = check_image
 
 
-class MaskSelectorBase(widgets.VBox):
+class MaskSelectorBase(widgets.VBox, StaticView):
     """Base class: an image, drawing tools, and a bool mask of the image's shape.
 
     Subclasses set :attr:`_value_name` (the name of the mask trait), declare
@@ -385,6 +385,9 @@ class MaskSelectorBase(widgets.VBox):
                 ("selection", self.describe_selection()),
             ],
         )
+
+    def _static_hosts(self) -> list:
+        return [self._host]
 
     def _repr_mimebundle_(self, **kwargs):
         from ..static import mimebundle
