@@ -385,8 +385,10 @@ class Explorer(widgets.VBox, StaticView):
             where = self.nav.readout_text(row, col)  # (row, column), and = (y, x) when calibrated
             # calibrated: shorter words, so that the title fits the panel
             at = "at" if self.nav.display_model.axes is not None else "at scan position"
-            self.sig.set_image(frame, title=f"frame {at} {where}")
-            self.nav.host.refresh(push=True)
+            # only the frame and the marker are drawn again, on the figures' last render
+            self.sig.set_image(frame, title=f"frame {at} {where}", blit=True)
+            if not self.nav.host.blit([self._marker]):
+                self.nav.host.refresh(push=True)
             self.timings["cursor"] = time.perf_counter() - start
             self._set_status(f"frame {where}", self.timings["cursor"])
 

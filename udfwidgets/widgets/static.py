@@ -117,6 +117,8 @@ def close_tree(widget: Any) -> None:
     >>> box = w.VBox([w.Label("a")]); close_tree(box); box.comm is None
     True
     """
+    if getattr(widget, "_udfw_shared", False):  # shared by several widgets (the theme probe)
+        return
     for child in getattr(widget, "children", ()) or ():
         close_tree(child)
     close = getattr(widget, "close", None)
