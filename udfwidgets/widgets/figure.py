@@ -336,7 +336,14 @@ class FigureHost:
         return dict(THEMES[self.theme])
 
     def follow_page(self) -> None:
-        """Restyle with the page's theme (it changed) and show the figure again."""
+        """Restyle with the page's theme (it changed) and show the figure again.
+
+        Examples
+        --------
+        >>> host = FigureHost("agg"); _ = host.figure.add_subplot()
+        >>> host.follow_page(); host.version
+        1
+        """
         with self.lock:
             self.style()
         self.refresh()

@@ -198,5 +198,15 @@ def set_page_theme(theme: dict[str, str]) -> int:
 
 
 def follow(host: Any) -> None:
-    """Let a :class:`~udfwidgets.widgets.figure.FigureHost` follow the page's theme."""
+    """Let a :class:`~udfwidgets.widgets.figure.FigureHost` follow the page's theme.
+
+    Hosts in the ``"auto"`` theme call it themselves.
+
+    Examples
+    --------
+    >>> from udfwidgets.widgets.figure import FigureHost
+    >>> host = FigureHost("agg")
+    >>> host in _followers
+    True
+    """
     _followers.add(host)
