@@ -80,6 +80,32 @@ ex""",
 ]
 
 
+#: a small explorer and live plot for the theme switch
+THEME_NOTEBOOK_CELLS = [
+    """%matplotlib widget
+import numpy as np
+
+from udfwidgets import Context
+from udfwidgets.widgets import explore, theme
+
+ctx = Context(executor="inline")
+yy, xx = np.mgrid[:32, :32]
+data = np.ones((16, 16, 32, 32)) + 50.0 * (((yy - 16) ** 2 + (xx - 16) ** 2) < 36)
+ds = ctx.load("memory", data=data)
+ex = explore(ctx, ds)
+ex""",
+]
+
+#: the figure's corner pixel (its background) as the page shows it: [r, g, b, a]
+_JS_CORNER_PIXEL = """([cell, figure]) => {
+  const fig = document.querySelectorAll('.jp-Notebook .jp-Cell')[cell]
+    .querySelectorAll('.jupyter-matplotlib-figure')[figure];
+  const c = fig.querySelector('canvas');
+  const d = c.getContext('2d').getImageData(2, 2, 1, 1).data;
+  return Array.from(d);
+}"""
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     if not Path(CHROMIUM).exists():
@@ -104,6 +130,10 @@ def server(tmp_path_factory):
         "language": "python",
     }
     nbformat.write(latency, root / "latency.ipynb")
+    themed = nbformat.v4.new_notebook()
+    themed.cells = [nbformat.v4.new_code_cell(src) for src in THEME_NOTEBOOK_CELLS]
+    themed.metadata["kernelspec"] = latency.metadata["kernelspec"]
+    nbformat.write(themed, root / "theme.ipynb")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with LabServer(root, log_path=ARTIFACTS / "jupyter-server.log") as lab:
         # trusted, as a notebook one ran oneself: the widgets render from the stored state
@@ -446,3 +476,55 @@ def test_live_cursor_and_update_latency(server, page):
     (ARTIFACTS / "latency-report.json").write_text(json.dumps(report, indent=2))
     for what in ("cursor", "region", "detector"):
         assert math.isfinite(report[f"{what}_median_ms"]), (what, report)
+
+
+# --- figures follow JupyterLab's theme --------------------------------------------------------
+def test_figures_follow_jupyterlab_theme(server, page):
+    nb = NotebookPage(page, server)
+    nb.open("theme.ipynb")
+    for i in nb.code_cells():
+        nb.run_cell(i)
+    ex_cell = find_cell(nb, "explore(ctx, ds)")
+    nb.figure_canvas(ex_cell, 0).scroll_into_view_if_needed()
+    assert nb.kernel_json("bool(ex.wait(30))")
+    wait_figures_ready(nb, ex_cell, "ex.nav", "ex.sig")
+
+    def state():
+        # under the render lock: a PNG being made (a stored snapshot) paints the face white
+        return nb.kernel_json(
+            "(lambda h: (h.lock.acquire(), [theme.page_theme().get('name'), "
+            "[float(v) for v in h.figure.get_facecolor()]], h.lock.release())[1])(ex.nav.host)"
+        )
+
+    def luminance(rgba):
+        return 0.299 * rgba[0] + 0.587 * rgba[1] + 0.114 * rgba[2]
+
+    # the probe reported JupyterLab Light: white figures
+    assert wait_until(lambda: state()[0] == "light", timeout=20), state()
+    assert state()[1] == [1.0, 1.0, 1.0, 1.0]
+    assert nb.wait_pictures_settled(ex_cell)
+    light_corner = page.evaluate(_JS_CORNER_PIXEL, [ex_cell, 0])
+    assert luminance(light_corner) > 200, light_corner
+    nb.screenshot(ARTIFACTS / "theme-light.png", ex_cell)
+    try:
+        page.evaluate(
+            "() => window.jupyterapp.commands.execute("
+            "'apputils:change-theme', {theme: 'JupyterLab Dark'})"
+        )
+        # the kernel got the dark theme and restyled the artists; the page shows them
+        assert wait_until(lambda: state()[0] == "dark", timeout=20), state()
+        face = state()[1]
+        assert luminance([255 * v for v in face[:3]]) < 60 and face[3] == 1.0, face
+        dark = wait_until(
+            lambda: luminance(page.evaluate(_JS_CORNER_PIXEL, [ex_cell, 0])) < 60, timeout=20
+        )
+        nb.wait_pictures_settled(ex_cell)
+        nb.screenshot(ARTIFACTS / "theme-dark.png", ex_cell)
+        assert dark, page.evaluate(_JS_CORNER_PIXEL, [ex_cell, 0])
+        assert luminance(page.evaluate(_JS_CORNER_PIXEL, [ex_cell, 1])) < 60  # the pattern too
+    finally:  # the theme is a saved setting: the next page must start light again
+        page.evaluate(
+            "() => window.jupyterapp.commands.execute("
+            "'apputils:change-theme', {theme: 'JupyterLab Light'})"
+        )
+    assert wait_until(lambda: state()[0] == "light", timeout=20), state()

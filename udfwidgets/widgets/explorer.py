@@ -37,7 +37,7 @@ from ..udf.sumsigudf import SumSigUDF
 from .axes import calibration_of
 from .selectors import RoiSelector, SigMaskSelector
 from .selectors.runner import LatestRunner
-from .static import combine_pngs, html_table, mimebundle
+from .static import StaticView, combine_pngs, html_table, mimebundle
 
 __all__ = ["Explorer", "explore", "FrameReader", "MODES"]
 
@@ -91,7 +91,7 @@ class FrameReader:
             part.close()
 
 
-class Explorer(widgets.VBox):
+class Explorer(widgets.VBox, StaticView):
     """A navigation image and a diffraction pattern, linked by a live cursor and drawing.
 
     Parameters
@@ -385,8 +385,10 @@ class Explorer(widgets.VBox):
             where = self.nav.readout_text(row, col)  # (row, column), and = (y, x) when calibrated
             # calibrated: shorter words, so that the title fits the panel
             at = "at" if self.nav.display_model.axes is not None else "at scan position"
-            self.sig.set_image(frame, title=f"frame {at} {where}")
-            self.nav.host.refresh(push=True)
+            # only the frame and the marker are drawn again, on the figures' last render
+            self.sig.set_image(frame, title=f"frame {at} {where}", blit=True)
+            if not self.nav.host.blit([self._marker]):
+                self.nav.host.refresh(push=True)
             self.timings["cursor"] = time.perf_counter() - start
             self._set_status(f"frame {where}", self.timings["cursor"])
 
@@ -519,6 +521,9 @@ class Explorer(widgets.VBox):
                 ("detector", self.sig.describe_selection()),
             ],
         )
+
+    def _static_hosts(self) -> list:
+        return [self.nav.host, self.sig.host]
 
     def _repr_mimebundle_(self, **kwargs):
         return mimebundle(

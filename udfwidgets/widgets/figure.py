@@ -9,8 +9,10 @@ pyplot, so they never enter pyplot's figure list (no duplicate display by
 Every host hides ipympl's own toolbar and "Figure N" header: the toolbar
 floats over the axes and covers the y tick labels. :meth:`FigureHost.toolbar`
 gives a compact row of home/zoom/pan buttons to put *above* the figure
-instead. Figures have a transparent background and neutral grey text in the
-``"auto"`` theme, so they read on JupyterLab's light and dark themes alike.
+instead. In the ``"auto"`` theme figures follow the page's light or dark theme
+(:mod:`udfwidgets.widgets.theme`: background and text colours of JupyterLab);
+until the page reported it (or without anywidget) they have a transparent
+background and neutral grey text, readable on both.
 """
 
 from __future__ import annotations
@@ -106,8 +108,11 @@ def _pyplot_backend_is_ipympl() -> bool:
     return "ipympl" in backend or backend == "widget"
 
 
-def apply_theme(figure, theme: str = "auto") -> None:
+def apply_theme(figure, theme: str = "auto", colours: dict[str, str] | None = None) -> None:
     """Colour the figure's background, its axes' spines, ticks, labels and titles.
+
+    ``colours``: ``{"face": ..., "text": ...}`` instead of those of ``theme``
+    (the page's, for a figure following it).
 
     Examples
     --------
@@ -119,11 +124,11 @@ def apply_theme(figure, theme: str = "auto") -> None:
     """
     if theme not in THEMES:
         raise ValueError(f"theme={theme!r} is not one of {', '.join(map(repr, THEMES))}")
-    colours = THEMES[theme]
+    colours = colours or THEMES[theme]
     figure.set_facecolor(colours["face"])
     text = colours["text"]
     for ax in figure.axes:
-        ax.set_facecolor("none" if theme == "auto" else colours["face"])
+        ax.set_facecolor(colours["face"])
         for spine in ax.spines.values():
             spine.set_edgecolor(text)
         ax.tick_params(colors=text, which="both")
@@ -148,6 +153,10 @@ def _locked_figure_class():
 
         render_lock = None
         before_draw = None  # a callable run (under the lock) before each render
+        #: True while a render may reuse the last layout (see FigureHost.blit)
+        keep_layout = False
+        #: renders made so far (a cached blitting background is valid for one of them)
+        renders = 0
 
         def draw(self, renderer):
             lock = self.render_lock
@@ -159,7 +168,17 @@ def _locked_figure_class():
         def _draw(self, renderer):
             if self.before_draw is not None:
                 self.before_draw()
-            return super().draw(renderer)
+            self.renders += 1
+            engine = self.get_layout_engine()
+            if not (self.keep_layout and self.renders > 1 and engine is not None):
+                return super().draw(renderer)
+            # the constrained layout (about half of a render) is skipped: the axes keep
+            # the positions of the last render
+            self.set_layout_engine("none")
+            try:
+                return super().draw(renderer)
+            finally:
+                self.set_layout_engine(engine)
 
     return LockedFigure
 
@@ -185,6 +204,39 @@ def _locked_canvas_class():
                 return super().draw()
             with lock:
                 return super().draw()
+
+        #: zlib level of the PNGs sent to the browser: 1 encodes several times faster than
+        #: Pillow's default 6 (the explorer's live cursor sends two per pointer move)
+        png_compress_level = 1
+
+        def get_diff_image(self):
+            """The picture to send (PNG): whole, or only the pixels changed since the last one.
+
+            matplotlib's web canvas protocol ("full" or "diff" image mode, a
+            diff only when every pixel is opaque), with a faster compression.
+            """
+            if not all(hasattr(self, a) for a in ("_png_is_old", "_force_full", "_last_buff")):
+                return super().get_diff_image()  # another matplotlib: its own way
+            if not self._png_is_old:
+                return None
+            import numpy as np
+            from PIL import Image
+
+            pixels = np.asarray(self.get_renderer().buffer_rgba())
+            words = pixels.view(np.uint32)[..., 0]  # one 32-bit word per RGBA pixel
+            full = (
+                self._force_full
+                or words.shape != self._last_buff.shape
+                or bool((pixels[..., 3] != 255).any())  # transparent: no diff on top of it
+            )
+            self.set_image_mode("full" if full else "diff")
+            out = words if full else np.where(words != self._last_buff, words, 0)
+            self._last_buff = words.copy()
+            self._force_full = self._png_is_old = False
+            rgba = np.ascontiguousarray(out).view(np.uint8).reshape(*out.shape, 4)
+            buf = io.BytesIO()
+            Image.fromarray(rgba).save(buf, format="png", compress_level=self.png_compress_level)
+            return buf.getvalue()
 
     return LockedCanvas
 
@@ -261,7 +313,40 @@ class FigureHost:
                 self.view = ipywidgets.Image(
                     format="png", layout=ipywidgets.Layout(max_width="100%")
                 )
-        self.figure.set_facecolor(THEMES[theme]["face"])
+        self.figure.set_facecolor(self.colours()["face"])
+        if theme == "auto":
+            from .theme import follow
+
+            follow(self)
+
+    def colours(self) -> dict[str, str]:
+        """Background and text colours: the theme's, or the page's for ``"auto"`` once known.
+
+        Examples
+        --------
+        >>> FigureHost("agg", theme="dark").colours()
+        {'face': '#111111', 'text': '#dddddd'}
+        """
+        if self.theme == "auto":
+            from .theme import page_theme
+
+            page = page_theme()
+            if page:
+                return {"face": page["face"], "text": page["text"]}
+        return dict(THEMES[self.theme])
+
+    def follow_page(self) -> None:
+        """Restyle with the page's theme (it changed) and show the figure again.
+
+        Examples
+        --------
+        >>> host = FigureHost("agg"); _ = host.figure.add_subplot()
+        >>> host.follow_page(); host.version
+        1
+        """
+        with self.lock:
+            self.style()
+        self.refresh()
 
     @property
     def canvas(self):
@@ -269,7 +354,7 @@ class FigureHost:
 
     def style(self) -> None:
         """Apply the theme to the figure's current axes (call after adding axes)."""
-        apply_theme(self.figure, self.theme)
+        apply_theme(self.figure, self.theme, self.colours())
 
     def refresh(self, push: bool = False) -> None:
         """Ask for the figure to be shown again after its artists changed.
@@ -279,7 +364,11 @@ class FigureHost:
         and send the picture to the browser at once (one round trip less: the
         explorer's live cursor). ``"image"``: render a PNG into the Image
         widget. ``"agg"``: nothing; rendering happens in :meth:`png`.
+        Each call counts in :attr:`version` (the stored static picture is
+        replaced after a cell when it changed, see
+        :func:`~udfwidgets.widgets.static.refresh_displays`).
         """
+        self.version += 1
         if self.mode == "ipympl":
             canvas = self.figure.canvas
             if getattr(canvas, "syncing_data_url", False):
@@ -293,6 +382,68 @@ class FigureHost:
                 canvas.draw_idle()
         elif self.mode == "image":
             self.view.value = self.png()
+
+    #: How many times :meth:`refresh` was called: the figure changed.
+    version = 0
+    _background: Any = None  # (key, renders, saved region) for blit
+
+    def blit(self, artists) -> bool:
+        """Show changed ``artists`` by redrawing only them, and send the picture now.
+
+        For a change that moves or recolours a few artists and nothing else
+        (the explorer's live cursor: the marker on the navigation image, the
+        frame in the pattern): the rest of the figure (axes, ticks, labels) is
+        rendered once without ``artists`` and kept (matplotlib's blitting,
+        ``copy_from_bbox`` / ``restore_region``); each call restores it, draws
+        ``artists`` over it in z-order and sends the picture to the browser.
+        The background is rendered again after any other render of the figure
+        (a zoom, a new image, a resize), reusing the last layout.
+
+        Returns False, and does nothing, unless the figure is an ipympl canvas
+        shown in a browser: call :meth:`refresh` then.
+
+        Examples
+        --------
+        >>> host = FigureHost("agg")
+        >>> (line,) = host.figure.add_subplot().plot([1, 2])
+        >>> host.blit([line])  # only for an ipympl canvas in a browser
+        False
+        """
+        canvas = self.figure.canvas
+        if (
+            self.mode != "ipympl"
+            or getattr(canvas, "syncing_data_url", True)  # no browser connected
+            or getattr(canvas, "manager", None) is None
+        ):
+            return False
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+        fig = self.figure
+        artists = sorted(artists, key=lambda a: a.get_zorder())
+        with self.lock:
+            self.version += 1
+            key = (tuple(map(id, artists)), tuple(fig.bbox.size), fig.dpi)
+            bg = self._background
+            if bg is None or bg[0] != key or bg[1] != fig.renders or fig.renders == 0:
+                shown = [a.get_visible() for a in artists]
+                for a in artists:
+                    a.set_visible(False)
+                fig.keep_layout = True
+                try:
+                    FigureCanvasAgg.draw(canvas)  # render only; the picture is sent below
+                finally:
+                    fig.keep_layout = False
+                    for a, visible in zip(artists, shown, strict=True):
+                        a.set_visible(visible)
+                self._background = (key, fig.renders, canvas.copy_from_bbox(fig.bbox))
+            else:
+                canvas.restore_region(bg[2])
+            renderer = canvas.get_renderer()
+            for a in artists:
+                if a.get_visible():
+                    a.draw(renderer)
+            canvas.blit(fig.bbox)  # webagg: send the changed picture to the browser
+        return True
 
     #: Seconds a snapshot waits for more changes (rendering costs; a run keeps changing).
     snapshot_delay = 0.5
@@ -358,7 +509,8 @@ class FigureHost:
                 buf,
                 format="png",
                 dpi=dpi or self.figure.dpi,
-                facecolor="white" if self.theme == "auto" else "auto",
+                # transparent: on white, where the grey text reads too
+                facecolor="white" if self.colours()["face"] == "none" else "auto",
             )
         return buf.getvalue()
 
@@ -425,7 +577,14 @@ class FigureHost:
         home.on_click(on_home)
         zoom.observe(lambda c: toggled(c, "zoom"), "value")
         pan.observe(lambda c: toggled(c, "pan"), "value")
-        row = w.HBox([home, zoom, pan], layout=w.Layout(flex_flow="row"))
+        children: list = [home, zoom, pan]
+        if self.mode != "agg" and self.theme == "auto":
+            from .theme import probe
+
+            page = probe()  # invisible: tells the kernel the page's theme (None without anywidget)
+            if page is not None:
+                children.append(page)
+        row = w.HBox(children, layout=w.Layout(flex_flow="row"))
         row.add_class("udfw-figure-toolbar")
         return row
 

@@ -37,7 +37,7 @@ from .inspector_data import (
     take_view,
     view_axes,
 )
-from .static import close_tree
+from .static import StaticView, close_tree
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 __all__ = ["BufferInspector"]
 
 
-class BufferInspector(widgets.VBox):
+class BufferInspector(widgets.VBox, StaticView):
     """Inspect the result buffers of a run.
 
     Parameters
@@ -286,6 +286,9 @@ class BufferInspector(widgets.VBox):
         """The view's figure as PNG bytes (None when nothing is drawn: a value, a message)."""
         with self._lock:
             return self._host.png() if self._main_ax is not None else None
+
+    def _static_hosts(self) -> list:
+        return [self._host]
 
     def _repr_mimebundle_(self, **kwargs):
         from .static import mimebundle

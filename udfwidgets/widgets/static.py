@@ -5,6 +5,13 @@ A live widget needs a kernel. Every widget of the package adds to its
 (``text/html``: the same picture and a small table of what is shown), and a
 one-line ``text/plain`` instead of ``VBox(children=...)``. Jupyter shows the
 live widget; a static renderer picks the richest entry it understands.
+
+The fallback shows the *latest* state, not the first: a widget is displayed
+with a display id (:class:`StaticView`), and after every cell execution the
+kernel's main thread replaces the stored output of each displayed widget whose
+figure or summary changed (``update_display``), so a notebook executed by
+nbconvert/nbclient stores a live plot's final image, not its empty axes.
+Outputs shown live in a browser are left alone (see :func:`refresh_displays`).
 """
 
 from __future__ import annotations
@@ -12,12 +19,21 @@ from __future__ import annotations
 import base64
 import html
 import io
+import weakref
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
 
-__all__ = ["mimebundle", "html_table", "close_tree", "combine_pngs", "png_html"]
+__all__ = [
+    "mimebundle",
+    "html_table",
+    "close_tree",
+    "combine_pngs",
+    "png_html",
+    "StaticView",
+    "refresh_displays",
+]
 
 _TABLE = "border-collapse:collapse;font-family:monospace;font-size:12px;margin:2px 0"
 _CELL = "padding:1px 8px;text-align:left;border-bottom:1px solid #ddd"
@@ -101,6 +117,8 @@ def close_tree(widget: Any) -> None:
     >>> box = w.VBox([w.Label("a")]); close_tree(box); box.comm is None
     True
     """
+    if getattr(widget, "_udfw_shared", False):  # shared by several widgets (the theme probe)
+        return
     for child in getattr(widget, "children", ()) or ():
         close_tree(child)
     close = getattr(widget, "close", None)
@@ -138,3 +156,132 @@ def combine_pngs(pngs: Sequence[bytes]) -> bytes:
     out = io.BytesIO()
     mimage.imsave(out, np.concatenate(padded, axis=1), format="png")
     return out.getvalue()
+
+
+class StaticView:
+    """Mixin: shown with a display id whose stored fallback follows the widget's state.
+
+    A class using it has ``_repr_mimebundle_``, ``summary_html`` and
+    ``_static_hosts`` (its :class:`~udfwidgets.widgets.figure.FigureHost`
+    objects). ``display(obj)`` (or ``obj`` as a cell's last line) then
+    publishes the bundle as ``display_data`` with a display id, and
+    :func:`refresh_displays`, run after each cell in the kernel's main thread,
+    replaces it when the figure or the summary changed since.
+
+    Examples
+    --------
+    >>> class Thing(StaticView):
+    ...     def _repr_mimebundle_(self, **kwargs):
+    ...         return {"text/plain": "a thing"}
+    ...     def summary_html(self):
+    ...         return "<table></table>"
+    ...     def _static_hosts(self):
+    ...         return []
+    >>> Thing()._static_key()
+    ((), '<table></table>')
+    """
+
+    def _static_hosts(self) -> Sequence[Any]:  # pragma: no cover - every user overrides
+        return []
+
+    def _static_key(self) -> tuple:
+        """What the stored picture depends on: figure versions and the summary table."""
+        hosts = tuple(getattr(h, "version", 0) for h in self._static_hosts())
+        return hosts, self.summary_html()  # type: ignore[attr-defined]
+
+    def _live_in_browser(self) -> bool:
+        """True when a browser shows this widget's ipympl canvas (it sent ``initialized``).
+
+        Replacing the output there would make the page re-create the live view
+        (and the browser already stores the latest picture in the widget state).
+        """
+        for host in self._static_hosts():
+            canvas = getattr(getattr(host, "figure", None), "canvas", None)
+            if getattr(host, "mode", None) == "ipympl" and not getattr(
+                canvas, "syncing_data_url", True
+            ):
+                return True
+        return False
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        key = self._static_key()
+        bundle = self._repr_mimebundle_()  # type: ignore[attr-defined]
+        if isinstance(bundle, tuple):
+            bundle = bundle[0]
+        handle = display(bundle, raw=True, display_id=True)
+        if handle is not None:
+            _displayed.append(_Shown(self, handle.display_id, key))
+            _register_refresh()
+
+
+class _Shown:
+    """One displayed output: the widget (weakly), its display id, the state it shows."""
+
+    __slots__ = ("ref", "display_id", "key")
+
+    def __init__(self, obj: Any, display_id: str, key: tuple):
+        self.ref = weakref.ref(obj)
+        self.display_id = display_id
+        self.key = key
+
+
+_displayed: list[_Shown] = []
+_refresh_registered = False
+
+
+def refresh_displays() -> int:
+    """Replace the stored output of every displayed widget whose state changed; how many.
+
+    Runs after each cell execution (IPython's ``post_execute`` event, the
+    kernel's main thread): a notebook saved after running holds the final
+    pictures, e.g. a live plot's last image. Outputs whose ipympl canvas is
+    live in a browser are not replaced (see :meth:`StaticView._live_in_browser`).
+    Never raises: a failed refresh keeps the previous picture.
+
+    Examples
+    --------
+    >>> refresh_displays()  # nothing displayed outside Jupyter
+    0
+    """
+    from IPython.display import update_display
+
+    done = 0
+    alive = []
+    for shown in list(_displayed):
+        obj = shown.ref()
+        if obj is None:
+            continue
+        alive.append(shown)
+        try:
+            if obj._live_in_browser():
+                continue
+            key = obj._static_key()
+            if key == shown.key:
+                continue
+            bundle = obj._repr_mimebundle_()
+            if isinstance(bundle, tuple):
+                bundle = bundle[0]
+            update_display(bundle, raw=True, display_id=shown.display_id)
+            shown.key = key
+            done += 1
+        except Exception:  # noqa: BLE001 - a stored picture is never worth an error after a cell
+            continue
+    _displayed[:] = alive
+    return done
+
+
+def _register_refresh() -> None:
+    global _refresh_registered
+    if _refresh_registered:
+        return
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover
+        return
+    shell = get_ipython()
+    if shell is None:
+        return
+    shell.events.register("post_execute", refresh_displays)
+    _refresh_registered = True

@@ -15,6 +15,7 @@ import numpy as np
 from ..axes import PointerReadout, apply_axes, axis_scales
 from ..display import COLORMAPS, MISSING_COLOR, DisplayModel
 from ..figure import FigureHost, resolve_backend
+from ..static import StaticView
 from .base import LivePlot
 from .spec import declarations_of, parse_plot_spec
 
@@ -39,7 +40,7 @@ MAX_CHANNEL_MENU = 256
 _UNSET = object()
 
 
-class MatplotlibLivePlot(LivePlot):
+class MatplotlibLivePlot(LivePlot, StaticView):
     """A live matplotlib plot of one buffer: an image (2D) or a line (1D).
 
     In Jupyter with ipympl the figure is an interactive widget that updates in
@@ -309,6 +310,9 @@ class MatplotlibLivePlot(LivePlot):
             self.title,
             hosts=[self._host] if self._host is not None else [],
         )
+
+    def _static_hosts(self) -> list:
+        return [self._host] if self._host is not None else []
 
     def png(self) -> bytes:
         """The figure as PNG bytes (what a static viewer shows)."""
@@ -671,7 +675,7 @@ def make_plots(
     return plots
 
 
-class LivePlotGrid:
+class LivePlotGrid(StaticView):
     """The live plots of one run in one widget: side by side, wrapping, one progress bar.
 
     :func:`make_plots` groups the plots it makes; the first plot's
@@ -740,6 +744,9 @@ class LivePlotGrid:
     def plot_missing(self, plot: MatplotlibLivePlot) -> None:
         """A plot's buffer is not in the results: take it out of the grid."""
         self.row.children = tuple(c for c in self.row.children if c is not plot.widget)
+
+    def _static_hosts(self) -> list:
+        return [p._host for p in self.plots if p._host is not None]
 
     def png(self) -> bytes:
         """All plots of the grid side by side, as one PNG."""

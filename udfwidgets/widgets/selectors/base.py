@@ -21,7 +21,7 @@ import traitlets
 from ..axes import PointerReadout, apply_axes, axis_scales, calibration_of
 from ..display import DisplayModel, check_image, overlay_rgba
 from ..figure import FigureHost
-from ..static import close_tree
+from ..static import StaticView, close_tree
 from . import shapes as geo
 
 __all__ = ["MaskSelectorBase", "MODES", "as_image"]
@@ -58,7 +58,7 @@ _SHAPE_PROPS = dict(facecolor="none", edgecolor="yellow", linewidth=1.5)
 as_image = check_image
 
 
-class MaskSelectorBase(widgets.VBox):
+class MaskSelectorBase(widgets.VBox, StaticView):
     """Base class: an image, drawing tools, and a bool mask of the image's shape.
 
     Subclasses set :attr:`_value_name` (the name of the mask trait), declare
@@ -254,6 +254,7 @@ class MaskSelectorBase(widgets.VBox):
     def _show(self, mask: np.ndarray) -> None:
         with self._render_lock:
             self._overlay.set_data(overlay_rgba(mask, self._color))
+            self._overlay.set_visible(bool(mask.any()))  # nothing to draw: no cost per render
         self._status.value = f"<small>{self.describe_selection()}</small>"
         self._refresh()
 
@@ -386,6 +387,9 @@ class MaskSelectorBase(widgets.VBox):
             ],
         )
 
+    def _static_hosts(self) -> list:
+        return [self._host]
+
     def _repr_mimebundle_(self, **kwargs):
         from ..static import mimebundle
 
@@ -403,8 +407,13 @@ class MaskSelectorBase(widgets.VBox):
         """The image shown under the selection."""
         return self._image
 
-    def set_image(self, image: Any, title: str | None = None) -> None:
+    def set_image(self, image: Any, title: str | None = None, blit: bool = False) -> None:
         """Show a new image of the same shape (the selection stays), optionally a new title.
+
+        ``blit=True``: redraw only the image and what lies over it, on the
+        figure's last rendered axes and ticks (:meth:`FigureHost.blit
+        <udfwidgets.widgets.figure.FigureHost.blit>`; the explorer's live
+        cursor), when a browser shows the figure; a full render otherwise.
 
         Examples
         --------
@@ -424,9 +433,24 @@ class MaskSelectorBase(widgets.VBox):
             self._image = arr
             self.display_model.show(self._im, arr)
         if title is not None:
-            self.set_title(title)
-        else:
+            self._title_text = str(title)  # above the figure (and on the axes only in png())
+            self._set_heading()
+        if not (blit and self._host.blit(self._image_artists())):
             self._refresh()
+
+    def _image_artists(self) -> list:
+        """The image and every artist of the axes drawn over it (not the axes' ticks)."""
+        from matplotlib.axis import Axis
+
+        z = self._im.get_zorder()
+        return [
+            a
+            for a in self._ax.get_children()
+            if a is not self._ax.patch
+            and not isinstance(a, Axis)
+            and not a.get_animated()
+            and a.get_zorder() >= z
+        ]
 
     @property
     def figure(self):

@@ -1,0 +1,120 @@
+"""Figures follow the page's light/dark theme, reported by the theme probe widget.
+
+The probe's state is changed as the browser changes it (``set_state``, what ipywidgets
+does with a front-end message); the figures' artists must take the page's colours.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from matplotlib.colors import to_rgba
+
+pytest.importorskip("anywidget")
+pytest.importorskip("ipympl")
+
+from udfwidgets import Context  # noqa: E402
+from udfwidgets.udf.sumsigudf import SumSigUDF  # noqa: E402
+from udfwidgets.widgets import BufferInspector, MatplotlibLivePlot, explore, theme  # noqa: E402
+
+DARK = {"name": "dark", "face": "rgb(17, 17, 17)", "text": "rgba(255, 255, 255, 0.87)"}
+LIGHT = {"name": "light", "face": "rgb(255, 255, 255)", "text": "rgba(0, 0, 0, 0.87)"}
+
+
+@pytest.fixture(autouse=True)
+def fresh_page():
+    theme._page.clear()
+    yield
+    theme._page.clear()
+
+
+def descendants(widget):
+    yield widget
+    for child in getattr(widget, "children", ()) or ():
+        yield from descendants(child)
+
+
+def colours_of(host):
+    """Figure face, and the colours of every axes' face, tick labels, spines.
+
+    Read under the render lock: a PNG being made (a stored snapshot, in a timer thread)
+    paints the face white for its duration.
+    """
+    with host.lock:
+        return _colours(host.figure)
+
+
+def _colours(fig):
+    out = {"face": {to_rgba(fig.get_facecolor())}, "text": set(), "spine": set()}
+    for ax in fig.axes:
+        out["face"].add(to_rgba(ax.get_facecolor()))
+        for label in ax.get_xticklabels() + ax.get_yticklabels():
+            out["text"].add(to_rgba(label.get_color()))
+        out["spine"].update(to_rgba(s.get_edgecolor()) for s in ax.spines.values())
+    return out
+
+
+@pytest.fixture
+def widgets_shown():
+    ctx = Context(executor="inline")
+    data = np.arange(4 * 5 * 6 * 6, dtype=np.float64).reshape(4, 5, 6, 6)
+    ds = ctx.load("memory", data=data, num_partitions=2)
+    ex = explore(ctx, ds, backend="ipympl")
+    assert ex.wait(30)
+    plot = MatplotlibLivePlot("intensity", min_delta=0, backend="ipympl")
+    res = ctx.run_udf(dataset=ds, udf=SumSigUDF(), plots=[plot])
+    insp = BufferInspector(res, backend="ipympl")
+    yield ex, plot, insp
+    for w in (ex, insp):
+        w.close()
+    plot.close()
+
+
+def test_figures_follow_page_theme(widgets_shown):
+    ex, plot, insp = widgets_shown
+    hosts = [ex.nav.host, ex.sig.host, plot.host, insp._host]
+    # each widget carries the (one, invisible) probe in its layout
+    probe = theme.probe()
+    for w in (ex, plot.widget, insp):
+        assert any(c is probe for c in descendants(w)), w
+    # transparent until the page reported its theme
+    assert all(colours_of(h)["face"] == {(0.0, 0.0, 0.0, 0.0)} for h in hosts[:3])
+    versions = [h.version for h in hosts]
+
+    probe.set_state({"theme": DARK})  # the browser reports JupyterLab Dark
+    dark_face, dark_text = to_rgba("#111111"), to_rgba("#ffffffde")  # alpha 0.87 = 0xde / 255
+    for host in hosts:
+        c = colours_of(host)
+        assert c["face"] == {dark_face}
+        assert c["text"] == c["spine"] == {dark_text}
+    # each figure was shown again
+    after = [h.version for h in hosts]
+    assert all(a > b for a, b in zip(after, versions, strict=True))
+
+    probe.set_state({"theme": LIGHT})  # and back
+    for host in hosts:
+        c = colours_of(host)
+        assert c["face"] == {to_rgba("white")}
+        assert c["text"] == c["spine"] == {to_rgba("#000000de")}
+
+
+def test_new_figure_takes_known_theme_and_fixed_themes_stay():
+    theme.set_page_theme(DARK)
+    plot = MatplotlibLivePlot("intensity", min_delta=0, backend="ipympl")
+    plot.update(np.ones((3, 4)), None)
+    assert to_rgba(plot.figure.get_facecolor()) == to_rgba("#111111")
+    from udfwidgets.widgets.figure import FigureHost
+
+    light = FigureHost("agg", theme="light")
+    light.figure.add_subplot()
+    light.style()
+    theme.set_page_theme(LIGHT)
+    theme.set_page_theme(DARK)
+    assert to_rgba(light.figure.get_facecolor()) == to_rgba("white")  # "light" is not "auto"
+    plot.close()
+
+
+def test_unreadable_page_colours_fall_back_to_theme_defaults():
+    assert theme.set_page_theme({"name": "dark", "face": "var(--x)", "text": ""}) >= 0
+    assert theme.page_theme() == {"name": "dark", "face": "#111111", "text": "#dddddd"}
+    assert theme.set_page_theme({"name": "sepia"}) == 0  # not a theme we know: ignored
