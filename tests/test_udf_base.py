@@ -429,7 +429,9 @@ def test_frames_as_large_as_a_tile_still_come_several_per_tile():
         res = ctx.run_udf(dataset=ds, udf=TileLength())
         assert res["n"].data.max() == 8  # 32 MiB tiles of 8 frames, the last one of 5
         assert sorted(set(res["n"].data.ravel())) == [5, 8]
-        np.testing.assert_allclose(res["s"].data, data.sum(axis=(0, 1), dtype=np.float64), rtol=1e-5)
+        np.testing.assert_allclose(
+            res["s"].data, data.sum(axis=(0, 1), dtype=np.float64), rtol=1e-5
+        )
         # a Context asking for tiles of at most one frame gets the same floor
         with Context(executor="inline", tile_bytes=1 << 20) as small:
             small_ds = small.load("memory", data=data, num_partitions=1)

@@ -23,9 +23,9 @@ True
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
+
+from ._numba import enabled
 
 __all__ = ["get_kernel", "flat_tables"]
 
@@ -43,16 +43,12 @@ def get_kernel():
     True
     """
     global _KERNEL, _TRIED
-    if _TRIED:
-        return _KERNEL
-    _TRIED = True
-    if os.environ.get("UDFWIDGETS_NUMBA", "1") == "0":
-        return None
-    from . import _corrections_numba
+    if not _TRIED:
+        _TRIED = True
+        if enabled():
+            from ._corrections_numba import kernel
 
-    if not _corrections_numba.HAVE_NUMBA:
-        return None
-    _KERNEL = _corrections_numba.kernel
+            _KERNEL = kernel
     return _KERNEL
 
 

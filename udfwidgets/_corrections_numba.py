@@ -20,45 +20,36 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._numba import HAVE_NUMBA, jit
+
 __all__ = ["kernel", "HAVE_NUMBA"]
 
-try:
-    import numba
-except ImportError:  # importable without numba (plain functions), but never used then
-    HAVE_NUMBA = False
 
-    def jit(f):
-        return f
-else:
-    HAVE_NUMBA = True
-    jit = numba.njit(cache=True, nogil=True, boundscheck=False)
-
-
-@jit
+@jit()
 def convert(fi, oi, npix):
     for p in range(npix):
         oi[p] = fi[p]
 
 
-@jit
+@jit()
 def dark_gain(fi, oi, dark, gain, npix):
     for p in range(npix):
         oi[p] = (oi.dtype.type(fi[p]) - dark[p]) * gain[p]
 
 
-@jit
+@jit()
 def dark_only(fi, oi, dark, npix):
     for p in range(npix):
         oi[p] = oi.dtype.type(fi[p]) - dark[p]
 
 
-@jit
+@jit()
 def gain_only(fi, oi, gain, npix):
     for p in range(npix):
         oi[p] = oi.dtype.type(fi[p]) * gain[p]
 
 
-@jit
+@jit()
 def sort_network(buf, size):
     for r in range(size):
         for i in range(r % 2, size - 1, 2):
@@ -70,7 +61,7 @@ def sort_network(buf, size):
             buf[i + 1] = b
 
 
-@jit
+@jit()
 def sort8(buf):
     # Batcher's odd-even merge sort of 8 values: 19 compare-exchanges instead of
     # the 36 of the transposition network over 9 (the 8 neighbours of an interior
@@ -101,7 +92,7 @@ def sort8(buf):
     buf[4], buf[5], buf[6], buf[7] = a4, a5, a6, a7
 
 
-@jit
+@jit()
 def kernel(frames, out, dark, gain, use_dark, use_gain, targets, nbidx, nbcount):
     n, npix = out.shape
     buf = np.empty(25, dtype=out.dtype)

@@ -32,25 +32,16 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._numba import HAVE_NUMBA, jit
+
 __all__ = ["product", "HAVE_NUMBA", "BLOCK"]
 
 #: pixels per float32 partial sum (then summed in float64): 16 KiB of float32
 #: weights per row, so the four rows of a group stay in the core's L1/L2 cache
 BLOCK = 4096
 
-try:
-    import numba
-except ImportError:  # importable without numba (plain functions), but never used then
-    HAVE_NUMBA = False
 
-    def jit(f):
-        return f
-else:
-    HAVE_NUMBA = True
-    jit = numba.njit(cache=True, nogil=True, boundscheck=False, fastmath={"reassoc", "contract"})
-
-
-@jit
+@jit(fastmath={"reassoc", "contract"})
 def _pair(r0, r1, w0, w1, w2, w3, out, f, g):
     a0 = a1 = a2 = a3 = np.float32(0)
     c0 = c1 = c2 = c3 = np.float32(0)
@@ -79,7 +70,7 @@ def _pair(r0, r1, w0, w1, w2, w3, out, f, g):
     out[f + 1, g + 3] += c3
 
 
-@jit
+@jit(fastmath={"reassoc", "contract"})
 def _single(r0, w0, w1, w2, w3, out, f, g):
     a0 = a1 = a2 = a3 = np.float32(0)
     for p in range(len(w0)):
@@ -94,7 +85,7 @@ def _single(r0, w0, w1, w2, w3, out, f, g):
     out[f, g + 3] += a3
 
 
-@jit
+@jit(fastmath={"reassoc", "contract"})
 def product(flat, wt, out, start):
     """``out += flat[:, start:start + m] @ wt.T`` for ``wt`` of shape ``(4 * groups, m)``.
 

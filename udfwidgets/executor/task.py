@@ -19,6 +19,7 @@ import numpy as np
 from .._corrections_kernel import get_kernel
 from ..corrections import correct_tile
 from ..io.dataset import Partition
+from ..io.files import GeometryPartition
 from ..io.shape import Shape
 from ..udf.backends import converter
 from ..udf.base import BufferNamespace, process_method_of
@@ -208,7 +209,18 @@ def run_partition(task: PartitionTask) -> PartitionResult:
     if n:
         native: np.ndarray | None = None
         try:
-            native = part.read(part.start, part.stop) if task.roi is None else part.take(indices)
+            if corr is None and isinstance(part, GeometryPartition) and part.stored_order_only:
+                # big-endian frames: each tile is swapped as it is converted for the UDFs
+                # (UDFs never see the file's byte order: none asks for that dtype)
+                native = (
+                    part.read_stored(part.start, part.stop)
+                    if task.roi is None
+                    else part.take_stored(indices)
+                )
+            else:
+                native = (
+                    part.read(part.start, part.stop) if task.roi is None else part.take(indices)
+                )
             native = native.view(np.ndarray)  # plain ndarray: memmap slicing is slow
             native.flags.writeable = False
             tile_depth = getattr(part, "tile_depth", None)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
+
+from .._numba import enabled
 
 #: float32 products run over blocks of about this many values (512 KiB, so a
 #: block stays in the core's L2 cache while BLAS packs and multiplies it) and
@@ -33,15 +33,12 @@ def get_kernel():
     True
     """
     global _KERNEL, _TRIED
-    if _TRIED:
-        return _KERNEL
-    _TRIED = True
-    if os.environ.get("UDFWIDGETS_NUMBA", "1") == "0":
-        return None
-    from .. import _products_numba
+    if not _TRIED:
+        _TRIED = True
+        if enabled():
+            from .._products_numba import product
 
-    if _products_numba.HAVE_NUMBA:
-        _KERNEL = _products_numba.product
+            _KERNEL = product
     return _KERNEL
 
 

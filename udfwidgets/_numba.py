@@ -1,0 +1,62 @@
+"""numba, when it is installed and not turned off: the one switch for every compiled kernel.
+
+The package's compiled kernels (:mod:`udfwidgets._corrections_numba`,
+:mod:`udfwidgets._products_numba`) are optional: ``pip install
+'udfwidgets[fast]'`` installs numba, and the environment variable
+``UDFWIDGETS_NUMBA=0`` turns them off (NumPy does the work then, with the same
+results). Kernel modules decorate their module-level functions with
+:func:`jit`, so that numba's on-disk cache finds them again in every new worker
+process; without numba they stay plain (never called) Python functions.
+
+Examples
+--------
+A kernel module decorates its functions at import time (numba caches them on
+disk, so they cannot be defined in a doctest):
+
+>>> from udfwidgets._numba import enabled, jit
+>>> decorate = jit(fastmath={"contract"})  # numba.njit(...), or a no-op without numba
+>>> callable(decorate), enabled() in (True, False)
+(True, True)
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["HAVE_NUMBA", "enabled", "jit"]
+
+_numba: Any
+try:
+    _numba = importlib.import_module("numba")
+except ImportError:
+    _numba = None
+
+#: numba can be imported
+HAVE_NUMBA = _numba is not None
+
+
+def enabled() -> bool:
+    """True when compiled kernels may be used: numba is installed and ``UDFWIDGETS_NUMBA`` is not ``0``.
+
+    Examples
+    --------
+    >>> enabled() == (HAVE_NUMBA and os.environ.get("UDFWIDGETS_NUMBA", "1") != "0")
+    True
+    """
+    return HAVE_NUMBA and os.environ.get("UDFWIDGETS_NUMBA", "1") != "0"
+
+
+def jit(**options: Any) -> Callable[[Callable], Callable]:
+    """``numba.njit(cache=True, nogil=True, boundscheck=False, **options)``, or no-op without numba.
+
+    Examples
+    --------
+    >>> callable(jit())
+    True
+    """
+    if _numba is None:
+        return lambda f: f
+    return _numba.njit(cache=True, nogil=True, boundscheck=False, **options)
