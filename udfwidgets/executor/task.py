@@ -307,16 +307,7 @@ def _process(
             dt = udf.meta.input_dtype
             tile = tiles.get(dt)
             if tile is None:
-                if dt in whole:
-                    tile = whole[dt][t0:t1]
-                else:
-                    tile = scratch[dt][: t1 - t0]
-                    if corr is None:
-                        np.copyto(tile, native[t0:t1], casting="unsafe")
-                    else:
-                        correct_tile(native[t0:t1], corr, out=tile)
-                    tile.flags.writeable = False  # shared by every UDF of this dtype
-                tiles[dt] = tile
+                tile = tiles[dt] = _tile(dt, t0, t1, native, whole, scratch, corr)
             if convert is not None:  # a sparse backend: this UDF's own copy of the tile
                 tile = convert(tile)
             meta = udf.meta
@@ -335,6 +326,23 @@ def _process(
                         d[name] = arr[j : j + 1] if scalar else arr[j]
                     meta._frame = i
                     pf(tile[i])
+
+
+def _tile(dt, t0, t1, native, whole, scratch, corr) -> np.ndarray:
+    """Frames ``[t0, t1)`` of the partition in dtype ``dt``, shared by the run's UDFs of that dtype.
+
+    A view when the partition is already in ``dt`` (``whole``); otherwise
+    converted (and corrected) into this dtype's scratch tile, read-only.
+    """
+    if dt in whole:
+        return whole[dt][t0:t1]
+    tile = scratch[dt][: t1 - t0]
+    if corr is None:
+        np.copyto(tile, native[t0:t1], casting="unsafe")
+    else:
+        correct_tile(native[t0:t1], corr, out=tile)
+    tile.flags.writeable = False
+    return tile
 
 
 def sig_parts(sig: tuple[int, ...], tile_sig: tuple[int, ...]) -> list[tuple[slice, ...]]:
@@ -393,18 +401,8 @@ def _process_sig_sliced(
             tiles: dict[np.dtype, np.ndarray] = {}
             for udf, *_ in tiled:
                 dt = udf.meta.input_dtype
-                if dt in tiles:
-                    continue
-                if dt in whole:
-                    tiles[dt] = whole[dt][t0:t1]
-                else:
-                    tile = scratch[dt][: t1 - t0]
-                    if corr is None:
-                        np.copyto(tile, native[t0:t1], casting="unsafe")
-                    else:
-                        correct_tile(native[t0:t1], corr, out=tile)
-                    tile.flags.writeable = False
-                    tiles[dt] = tile
+                if dt not in tiles:
+                    tiles[dt] = _tile(dt, t0, t1, native, whole, scratch, corr)
             for k, part in enumerate(parts):
                 cut = (slice(None),) + part
                 for (udf, _method, _arrays, navs, _aux, _convert), bufs in zip(tiled, sig_bufs):

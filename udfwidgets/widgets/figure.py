@@ -70,10 +70,35 @@ def in_ipython_kernel() -> bool:
 
 def _has_ipympl() -> bool:
     try:
-        import ipympl.backend_nbagg  # noqa: F401
+        _ipympl()
     except ImportError:
         return False
     return True
+
+
+def _ipympl():
+    """``ipympl.backend_nbagg``, imported without making ipympl matplotlib's backend.
+
+    Importing that module sets ``rcParams["backend"]`` to ipympl as a side
+    effect: pyplot, and every later ``backend="auto"`` figure, would then use
+    ipympl, even outside a kernel. The module docstring promises that the
+    global backend is left alone, so the previous value is put back.
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> before = dict.__getitem__(matplotlib.rcParams, "backend")
+    >>> _ipympl().__name__, dict.__getitem__(matplotlib.rcParams, "backend") is before
+    ('ipympl.backend_nbagg', True)
+    """
+    import matplotlib
+
+    before = dict.__getitem__(matplotlib.rcParams, "backend")
+    try:
+        import ipympl.backend_nbagg as nbagg
+    finally:
+        dict.__setitem__(matplotlib.rcParams, "backend", before)
+    return nbagg
 
 
 def resolve_backend(backend: str = "auto") -> str:
@@ -185,7 +210,7 @@ def _locked_figure_class():
 
 @functools.cache
 def _locked_canvas_class():
-    from ipympl.backend_nbagg import Canvas
+    Canvas = _ipympl().Canvas
 
     class LockedCanvas(Canvas):
         """ipympl's canvas, rendering under the figure's ``render_lock``.
@@ -292,10 +317,8 @@ class FigureHost:
         self.view: Any = None
         self._toolbar = None
         if self.mode == "ipympl":
-            from ipympl.backend_nbagg import FigureManager
-
             canvas = _locked_canvas_class()(self.figure)
-            FigureManager(canvas, next(_numbers))  # sets canvas.manager; needed for messages
+            _ipympl().FigureManager(canvas, next(_numbers))  # sets canvas.manager; needed for messages
             canvas.header_visible = False  # no "Figure 3" header
             canvas.footer_visible = False
             canvas.toolbar_visible = False  # it would float over the y tick labels
