@@ -106,8 +106,10 @@ def resolve_backend(backend: str = "auto") -> str:
 
     Examples
     --------
-    >>> resolve_backend("agg"), resolve_backend("auto")  # outside Jupyter
-    ('agg', 'agg')
+    >>> resolve_backend("agg")
+    'agg'
+    >>> resolve_backend("auto") in BACKENDS  # "agg" in a terminal, "ipympl" in JupyterLab
+    True
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend={backend!r} is not one of {', '.join(map(repr, BACKENDS))}")
@@ -627,8 +629,8 @@ def _flush_snapshots() -> int:
 
     Examples
     --------
-    >>> _flush_snapshots()
-    0
+    >>> _flush_snapshots() >= 0  # outside a kernel nothing is pending
+    True
     """
     with _timer_lock:
         hosts = list(_pending_snapshots.values())
