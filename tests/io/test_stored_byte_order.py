@@ -62,9 +62,7 @@ def test_big_endian_files_reach_every_udf_in_native_order(any_ctx, tmp_path, rng
         assert part.stored_order_only  # the path under test is taken
         sel = np.ones((4, 5), bool) if roi is None else roi
         flat = data.reshape(20, *data.shape[2:])[sel.ravel()]
-        res = any_ctx.run_udf(
-            dataset=ds, udf=[SumUDF(), NativeFrames(), WholePartition()], roi=roi
-        )
+        res = any_ctx.run_udf(dataset=ds, udf=[SumUDF(), NativeFrames(), WholePartition()], roi=roi)
         np.testing.assert_allclose(
             res[0]["intensity"].data, flat.sum(axis=0, dtype=np.float64), rtol=1e-6
         )
