@@ -14,6 +14,59 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 EXECUTORS = ["inline", "threads", "processes", "dask"]
 
 
+def _global_figure_state() -> dict[str, bool]:
+    """What makes ``backend="auto"`` choose ipympl: the global backend, or a running kernel."""
+    from udfwidgets.widgets.figure import _pyplot_backend_is_ipympl, in_ipython_kernel
+
+    return {
+        "ipympl_is_global_backend": _pyplot_backend_is_ipympl(),
+        "in_kernel": in_ipython_kernel(),
+    }
+
+
+_FIGURE_STATE_AT_START = _global_figure_state()
+
+
+def pytest_collection_finish(session):
+    """Collecting must not switch the backend either (``import ipympl`` does, at module level)."""
+    if _global_figure_state() != _FIGURE_STATE_AT_START:
+        raise pytest.UsageError(
+            f"importing the test modules changed global figure state from "
+            f"{_FIGURE_STATE_AT_START} to {_global_figure_state()}; use the `ipympl` fixture "
+            "instead of importing ipympl"
+        )
+
+
+@pytest.fixture
+def ipympl():
+    """ipympl's backend module, imported without switching matplotlib's global backend.
+
+    ``import ipympl`` (so also ``pytest.importorskip("ipympl")``) calls
+    ``matplotlib.use("module://ipympl.backend_nbagg")`` when matplotlib is loaded.
+    """
+    from udfwidgets.widgets.figure import _has_ipympl, _ipympl
+
+    if not _has_ipympl():
+        pytest.skip("needs ipympl: pip install udfwidgets[test]")
+    return _ipympl()
+
+
+@pytest.fixture(autouse=True)
+def _no_leaked_figure_state():
+    """Fail the test that switches the global matplotlib backend or leaves a kernel behind.
+
+    Either one turns every later ``backend="auto"`` figure in the pytest process into an
+    ipympl figure, so tests (and doctests) that run afterwards fail far from the cause.
+    """
+    before = _global_figure_state()
+    yield
+    after = _global_figure_state()
+    assert after == before, (
+        f"this test changed global figure state from {before} to {after}; "
+        "restore it, e.g. import ipympl through udfwidgets.widgets.figure._ipympl()"
+    )
+
+
 @pytest.fixture(scope="session")
 def dask_client():
     """A real dask.distributed LocalCluster on 127.0.0.1 with two worker processes."""

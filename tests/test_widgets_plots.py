@@ -255,9 +255,9 @@ def test_plots_true_through_context(ctx, ds, data4d):
 @pytest.mark.filterwarnings("ignore:Passing unrecognized arguments:DeprecationWarning")
 @pytest.mark.parametrize("backend", ["agg", "ipympl"])
 @pytest.mark.parametrize("case", ["float_sum", "int_max"])
-def test_partial_updates_show_damage(run_ctx, data4d, data4d_int, case, backend):
+def test_partial_updates_show_damage(run_ctx, data4d, data4d_int, case, backend, request):
     if backend == "ipympl":
-        pytest.importorskip("ipympl")
+        request.getfixturevalue("ipympl")
     if case == "float_sum":
         data, udf, name = data4d, SumSigUDF(), "intensity"
         ref = data.sum(axis=(2, 3), dtype=np.float64)
@@ -556,9 +556,8 @@ def test_plain_process_plots_true_and_save(tmp_path):
 
 
 @pytest.mark.filterwarnings("ignore:Passing unrecognized arguments:DeprecationWarning")
-def test_ipympl_canvas_backend(ctx, ds, data4d):
-    pytest.importorskip("ipympl")
-    from ipympl.backend_nbagg import Canvas
+def test_ipympl_canvas_backend(ctx, ds, data4d, ipympl):
+    Canvas = ipympl.Canvas
 
     plot = MatplotlibLivePlot("intensity", backend="ipympl", min_delta=0)
     assert isinstance(plot.figure.canvas, Canvas) and plot.figure.canvas in plot.widget.children
@@ -599,8 +598,7 @@ def test_function_that_does_not_give_1d_or_2d(ctx, ds):
 
 # --- layout, toolbar, theme, static views ------------------------------------------------
 @pytest.mark.filterwarnings("ignore:Passing unrecognized arguments:DeprecationWarning")
-def test_grid_of_one_run_with_one_progress_bar(ctx, ds, data4d):
-    pytest.importorskip("ipympl")
+def test_grid_of_one_run_with_one_progress_bar(ctx, ds, data4d, ipympl):
     udfs = [SumUDF(), SumSigUDF()]
     plots = make_plots(True, ds, udfs, min_delta=0, backend="ipympl")
     grid = plots[0].grid

@@ -296,14 +296,13 @@ def _drawn_pixels(png: bytes) -> int:
     return int((rgb < 0.96).any(axis=-1).sum())
 
 
-def test_pictures_rendered_in_two_threads_at_once_are_never_blank(rng):
+def test_pictures_rendered_in_two_threads_at_once_are_never_blank(rng, ipympl):
     """The browser's draw (main thread) and a stored or pushed picture (another thread)
     share the ipympl canvas' one Agg buffer: each render holds the figure's lock from
     clearing it to reading it back, so neither picture comes out blank (issue 17: blank
     figures in saved notebooks and in the page)."""
     import threading
 
-    pytest.importorskip("ipympl")
     sel = RoiSelector(rng.random((32, 32)), backend="ipympl")
     try:
         canvas = sel.figure.canvas
@@ -333,7 +332,7 @@ def test_pictures_rendered_in_two_threads_at_once_are_never_blank(rng):
         sel.close()
 
 
-def test_pending_picture_stored_when_the_cell_ends(rng):
+def test_pending_picture_stored_when_the_cell_ends(rng, ipympl):
     """Without a browser (nbconvert --execute) a change is stored in the widget state by a
     timer; the end of a cell stores it at once, so the last cell's change is saved too."""
     import base64
@@ -343,7 +342,6 @@ def test_pending_picture_stored_when_the_cell_ends(rng):
 
     from udfwidgets.widgets import figure
 
-    pytest.importorskip("ipympl")
     sel = RoiSelector(rng.random((16, 16)), backend="ipympl")
     try:
         canvas = sel.figure.canvas

@@ -17,7 +17,7 @@ import pytest
 import udfwidgets
 
 pytest.importorskip("nbclient")
-pytest.importorskip("ipympl")
+pytestmark = pytest.mark.usefixtures("ipympl")
 
 ROOT = Path(udfwidgets.__file__).resolve().parent.parent
 

@@ -11,7 +11,7 @@ import pytest
 from matplotlib.colors import to_rgba
 
 pytest.importorskip("anywidget")
-pytest.importorskip("ipympl")
+pytestmark = pytest.mark.usefixtures("ipympl")
 
 from udfwidgets import Context  # noqa: E402
 from udfwidgets.udf.sumsigudf import SumSigUDF  # noqa: E402
