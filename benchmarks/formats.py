@@ -14,6 +14,9 @@ memory map, so no scan is ever held whole in memory) of about 1 GiB each:
 Engines, each reading the same file:
 
 - ``ours``: ``Context(executor="processes", n_jobs=2)`` and ``ctx.load("auto")``;
+- ``ours-h5py`` (with ``--h5py-decoder``, HDF5 files): the same with
+  ``decoder="h5py"``, every chunk read and decompressed by h5py (the "before"
+  of our own gzip reader, :mod:`udfwidgets.io.inflate`);
 - ``h5py-1p`` / ``h5py-2p`` (HDF5 files): plain h5py ``read_direct`` over whole
   chunk rows into one reused buffer, in one / two processes, then the same
   NumPy arithmetic (h5py decompressing the same chunks);
@@ -323,16 +326,20 @@ class NumpyEngine:
 
 
 class OursEngine:
-    name = "ours"
+    """Ours; ``decoder="h5py"`` (engine ``ours-h5py``): HDF5 files read by h5py's zlib only."""
 
-    def __init__(self, n_jobs: int = 2):
-        self.ctx = Context(executor="processes", n_jobs=n_jobs)
+    def __init__(self, n_jobs: int = 2, decoder: str | None = None, ctx=None):
+        self.ctx = ctx or Context(executor="processes", n_jobs=n_jobs)
+        self.own_ctx = ctx is None
+        self.decoder = decoder
+        self.name = "ours" if decoder is None else f"ours-{decoder}"
 
     def applies(self, item: Item) -> bool:
-        return True
+        return self.decoder is None or item.lt_kind == "hdf5"
 
     def run(self, item: Item, workload, masks, roi):
-        ds = self.ctx.load("auto", path=item.path)
+        kw = {} if self.decoder is None else {"decoder": self.decoder}
+        ds = self.ctx.load("auto", path=item.path, **kw)
         if tuple(ds.shape.nav) != item.nav:
             raise RuntimeError(f"{item.path}: auto gave nav {tuple(ds.shape.nav)}, not {item.nav}")
         if workload == "masks":
@@ -342,10 +349,12 @@ class OursEngine:
         return res["intensity"].data
 
     def release(self):
-        self.ctx.release_files()
+        if self.own_ctx:
+            self.ctx.release_files()
 
     def close(self):
-        self.ctx.close()
+        if self.own_ctx:
+            self.ctx.close()
 
 
 LT_SERVER = r"""
@@ -505,6 +514,8 @@ def _footer(lines: list[str], args) -> int:
 def mode_compare(args, items: dict[str, Item]) -> int:
     lines = _header(args, "Format readers, interleaved")
     engines: dict = {"ours": OursEngine()}
+    if args.h5py_decoder and any(i.lt_kind == "hdf5" for i in items.values()):
+        engines["ours-h5py"] = OursEngine(decoder="h5py", ctx=engines["ours"].ctx)
     if any(i.lt_kind == "hdf5" for i in items.values()):
         engines["h5py-1p"] = H5Engine(1)
         engines["h5py-2p"] = H5Engine(2)
@@ -518,6 +529,14 @@ def mode_compare(args, items: dict[str, Item]) -> int:
         except Exception as e:  # noqa: BLE001
             lt_note = f"LiberTEM could not start: {e}"
     log(lt_note)
+    from udfwidgets.io.inflate import libdeflate
+
+    lib = libdeflate()
+    lines.append(
+        "Ours' gzip chunks: "
+        + (f"libdeflate from {lib.origin}" if lib else "h5py (libdeflate not installed)")
+        + "."
+    )
     ours = engines["ours"]
     small = next(iter(items.values()))
     ours.run(small, "roi", masks_for(small.sig), np.eye(*small.nav, dtype=bool))  # start workers
@@ -713,6 +732,12 @@ def main(argv=None) -> int:
     ap.add_argument("--no-lt", action="store_true", help="leave LiberTEM out")
     ap.add_argument("--workloads", default="sum,masks,roi")
     ap.add_argument("--no-cold", action="store_true")
+    ap.add_argument(
+        "--h5py-decoder",
+        action="store_true",
+        help="also run ours with decoder='h5py' (engine ours-h5py: h5py's zlib, the A/B of "
+        "udfwidgets.io.inflate), interleaved with the others",
+    )
     ap.add_argument("--append", default=None, help="append the markdown section to this file")
     args = ap.parse_args(argv)
     default = {

@@ -155,6 +155,9 @@ def _chunks_touched(sel, chunks, nav_dims):
 def test_each_chunk_is_read_by_one_partition(tmp_path, monkeypatch, shape, chunks, sync_offset):
     import udfwidgets.io.hdf5 as mod
 
+    # h5py's read path (tests/io/test_inflate.py checks our own gzip reader the same way)
+    monkeypatch.setenv("UDFWIDGETS_INFLATE", "h5py")
+
     data = make(shape, "uint16")
     p = write_hdf5(tmp_path / "c.h5", data, chunks=chunks, compression="gzip")
     with warnings.catch_warnings():
@@ -179,6 +182,8 @@ def test_each_chunk_is_read_by_one_partition(tmp_path, monkeypatch, shape, chunk
 
 def test_roi_reads_each_needed_chunk_once(tmp_path, monkeypatch):
     import udfwidgets.io.hdf5 as mod
+
+    monkeypatch.setenv("UDFWIDGETS_INFLATE", "h5py")  # h5py's path; ours: test_inflate.py
 
     data = make((8, 8, 4, 4), "uint16")
     p = write_hdf5(tmp_path / "c.h5", data, chunks=(4, 4, 4, 4), compression="gzip")

@@ -13,7 +13,11 @@ How it reads:
   hyperslabs of whole chunk rows: partitions follow the chunk grid along the
   navigation axes (:mod:`udfwidgets.io.chunked`), so each chunk is read and
   decompressed once per run; with an roi, only the chunks that hold selected
-  frames are read, each once.
+  frames are read, each once;
+- gzip-only datasets whose chunks hold whole frames are read by
+  :mod:`udfwidgets.io.inflate` instead (chunk offsets from HDF5's chunk index,
+  libdeflate decompressing straight into the partition buffer) where
+  libdeflate is installed.
 
 Each worker opens the file itself and keeps it open between runs in a small
 per-process cache keyed by the file's identity and modification time
@@ -46,6 +50,7 @@ from .chunked import (
 from .dataset import DataSet, DataSetError, Partition, check_sig_dims
 from .files import file_map
 from .geometry import resolve
+from .inflate import gzip_reader
 from .shape import Shape
 
 __all__ = [
@@ -546,9 +551,22 @@ class H5Partition(Partition):
     """Frames of a chunked HDF5 dataset, read chunk-aligned in the worker that reads them."""
 
     def __init__(
-        self, shape, dtype, start, stop, index, *, path, ds_path, geometry, file_nav, nav_chunks
+        self,
+        shape,
+        dtype,
+        start,
+        stop,
+        index,
+        *,
+        path,
+        ds_path,
+        geometry,
+        file_nav,
+        nav_chunks,
+        decoder="auto",
     ):
         super().__init__(shape, dtype, start, stop, index)
+        self.decoder = decoder
         self.path = path
         self.ds_path = ds_path
         self.geometry = geometry
@@ -557,6 +575,11 @@ class H5Partition(Partition):
 
     def _block_reader(self):
         dset = _dataset(self.path, self.ds_path)
+        fast = None
+        if self.decoder == "auto":
+            fast = gzip_reader(self.path, self.ds_path, dset, len(self.file_nav))
+        if fast is not None:
+            return fast.read_block
         tail = (slice(None),) * self.shape.sig_dims
 
         def read_block(slices, out):
@@ -617,6 +640,11 @@ class HDF5DataSet(DataSet):
         Navigation frame ``i`` is file frame ``i + sync_offset``.
     num_partitions : int, optional
         Override the number of partitions (the default follows the chunk grid).
+    decoder : {"auto", "h5py"}
+        ``"auto"``: gzip-only datasets chunked by whole frames are read and
+        decompressed by :mod:`udfwidgets.io.inflate` (libdeflate) where
+        libdeflate is installed, everything else by h5py; ``"h5py"``: always
+        h5py (HDF5's own zlib), e.g. to compare.
 
     Attributes
     ----------
@@ -650,8 +678,12 @@ class HDF5DataSet(DataSet):
         nav_shape: Sequence[int] | None = None,
         sync_offset: int = 0,
         num_partitions: int | None = None,
+        decoder: str = "auto",
     ):
         super().__init__(num_partitions)
+        if decoder not in ("auto", "h5py"):
+            raise DataSetError(f"decoder={decoder!r}: use 'auto' (the default) or 'h5py'")
+        self.decoder = decoder
         self.path = checked_file(path)
         f = open_file(self.path)
         self.layout = layout_of(f)
@@ -749,6 +781,7 @@ class HDF5DataSet(DataSet):
             geometry=self.geometry,
             file_nav=self.file_nav,
             nav_chunks=self.nav_chunks,
+            decoder=self.decoder,
         )
 
     def _repr_items(self) -> dict:
