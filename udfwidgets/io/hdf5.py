@@ -50,7 +50,7 @@ from .chunked import (
 from .dataset import DataSet, DataSetError, Partition, check_sig_dims
 from .files import file_map
 from .geometry import resolve
-from .inflate import gzip_reader
+from .inflate import cached_reader
 from .shape import Shape
 
 __all__ = [
@@ -573,13 +573,18 @@ class H5Partition(Partition):
         self.file_nav = file_nav
         self.nav_chunks = nav_chunks
 
+    def _fast(self):
+        if self.decoder != "auto":
+            return None
+        return cached_reader(
+            self.path, self.ds_path, len(self.file_nav), lambda: _dataset(self.path, self.ds_path)
+        )
+
     def _block_reader(self):
-        dset = _dataset(self.path, self.ds_path)
-        fast = None
-        if self.decoder == "auto":
-            fast = gzip_reader(self.path, self.ds_path, dset, len(self.file_nav))
+        fast = self._fast()
         if fast is not None:
             return fast.read_block
+        dset = _dataset(self.path, self.ds_path)
         tail = (slice(None),) * self.shape.sig_dims
 
         def read_block(slices, out):
@@ -602,6 +607,11 @@ class H5Partition(Partition):
             raise _read_error(self.path, self.ds_path, e) from None
 
     def _take_file(self, file_idx: np.ndarray) -> np.ndarray:
+        fast = self._fast()
+        if fast is not None:
+            out = np.empty((len(file_idx),) + tuple(self.shape.sig), dtype=self.dtype)
+            fast.take(file_idx, out)
+            return out
         try:
             return take_by_chunk(
                 self._block_reader(),

@@ -45,6 +45,7 @@ __all__ = [
     "CHUNK_READS",
     "ChunkTable",
     "GzipChunkReader",
+    "cached_reader",
     "gzip_reader",
     "libdeflate",
     "release_tables",
@@ -225,6 +226,7 @@ def release_tables() -> int:
     with _LOCK:
         n = len(_TABLES)
         _TABLES.clear()
+        _READERS.clear()
     kept = getattr(_PARTIAL, "kept", None)
     if kept is not None:
         kept.clear()
@@ -241,23 +243,32 @@ _KEEP_PARTIAL_BYTES = 64 << 20
 
 
 def _partial_chunk(table: ChunkTable, at: tuple[int, ...], fill) -> np.ndarray:
-    """Chunk ``at`` decompressed into a per-thread buffer, reusing a recent one."""
+    """Chunk ``at`` decompressed into a per-thread buffer, reusing a recent one.
+
+    The buffers are reused too (a fresh array of a chunk's size would be
+    page-faulted in again for every chunk).
+    """
     kept: OrderedDict | None = getattr(_PARTIAL, "kept", None)
     if kept is None:
         kept = _PARTIAL.kept = OrderedDict()
     key = (id(table), at)
-    buf = kept.get(key)
-    if buf is not None and buf[0] is table:
+    hit = kept.get(key)
+    if hit is not None and hit[0] is table:
         kept.move_to_end(key)
-        return buf[1]
-    if table.chunk_bytes > _KEEP_PARTIAL_BYTES:
-        kept.clear()
-    out = np.empty(table.chunks, dtype=table.dtype)
+        return hit[1]
+    spare = None
+    if len(kept) >= _KEEP_PARTIAL or table.chunk_bytes > _KEEP_PARTIAL_BYTES:
+        while kept:
+            _, (_, old) = kept.popitem(last=False)
+            if old.nbytes == table.chunk_bytes and spare is None:
+                spare = old
+            if len(kept) < _KEEP_PARTIAL and spare is not None:
+                break
+    out = spare if spare is not None else np.empty(table.chunk_bytes, dtype=np.uint8)
+    out = out.reshape(-1).view(np.uint8).view(table.dtype).reshape(table.chunks)
     fill(at, out)
     if table.chunk_bytes <= _KEEP_PARTIAL_BYTES:
         kept[key] = (table, out)
-        while len(kept) > _KEEP_PARTIAL:
-            kept.popitem(last=False)
     return out
 
 
@@ -328,6 +339,63 @@ class GzipChunkReader:
             else:
                 buf = _partial_chunk(t, at, self._chunk_into)
                 dst[...] = buf[tuple(slice(x - y, h - y) for x, y, h in zip(lo, c0, hi))]
+
+
+    def take(self, file_idx: np.ndarray, out: np.ndarray) -> None:
+        """Fill ``out`` with the frames at flat file indices ``file_idx``, each chunk read once.
+
+        Only the chunks that hold one of the frames are read (see :data:`CHUNK_READS`).
+        """
+        t = self.table
+        nd = t.nav_dims
+        if not len(file_idx):
+            return
+        coords = np.unravel_index(np.asarray(file_idx, dtype=np.int64), t.shape[:nd])
+        cid = np.ravel_multi_index(
+            tuple(x // c for x, c in zip(coords, t.chunks[:nd])), t.grid
+        )
+        order = np.argsort(cid, kind="stable")
+        cuts = np.flatnonzero(np.diff(cid[order])) + 1
+        for pos in np.split(order, cuts):
+            at = tuple(int(x[pos[0]]) // c for x, c in zip(coords, t.chunks[:nd]))
+            buf = _partial_chunk(t, at, self._chunk_into)
+            local = tuple(x[pos] - a * c for x, a, c in zip(coords, at, t.chunks[:nd]))
+            out[pos] = buf[local]
+
+
+_READERS: OrderedDict[tuple, GzipChunkReader | None] = OrderedDict()
+
+
+def cached_reader(path: str, ds_path: str, nav_dims: int, open_dataset) -> GzipChunkReader | None:
+    """:func:`gzip_reader`, decided once per process and file (``open_dataset()`` gives the dataset).
+
+    The decision and the chunk table are kept until the file changes or
+    :func:`release_tables`; a partition then costs one ``os.stat`` here, not
+    a dataset lookup and filter inspection through h5py.
+
+    Examples
+    --------
+    >>> import os, tempfile, numpy as np
+    >>> from udfwidgets.io.hdf5 import open_file, write_hdf5
+    >>> p = write_hdf5(os.path.join(tempfile.mkdtemp(), "a.h5"), np.ones((4, 6, 8, 8)),
+    ...                chunks=(1, 6, 8, 8), compression="lzf")
+    >>> cached_reader(p, "/data", 2, lambda: open_file(p)["data"]) is None
+    True
+    """
+    if libdeflate() is None:
+        return None
+    st = os.stat(path)
+    key = (os.path.abspath(path), st.st_ino, st.st_size, st.st_mtime_ns, ds_path, nav_dims)
+    with _LOCK:
+        if key in _READERS:
+            _READERS.move_to_end(key)
+            return _READERS[key]
+    reader = gzip_reader(path, ds_path, open_dataset(), nav_dims)
+    with _LOCK:
+        _READERS[key] = reader
+        while len(_READERS) > _MAX_TABLES:
+            _READERS.popitem(last=False)
+    return reader
 
 
 def gzip_reader(path: str, ds_path: str, dset, nav_dims: int) -> GzipChunkReader | None:
