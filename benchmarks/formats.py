@@ -529,6 +529,10 @@ def mode_compare(args, items: dict[str, Item]) -> int:
         except Exception as e:  # noqa: BLE001
             lt_note = f"LiberTEM could not start: {e}"
     log(lt_note)
+    if args.engines:
+        keep = {"ours"} | set(args.engines.split(","))
+        for name in [n for n in engines if n not in keep]:
+            engines.pop(name).close()
     from udfwidgets.io.inflate import libdeflate
 
     lib = libdeflate()
@@ -732,6 +736,11 @@ def main(argv=None) -> int:
     ap.add_argument("--no-lt", action="store_true", help="leave LiberTEM out")
     ap.add_argument("--workloads", default="sum,masks,roi")
     ap.add_argument("--no-cold", action="store_true")
+    ap.add_argument(
+        "--engines",
+        default=None,
+        help="comma-separated engines to run besides ours (default: all), e.g. h5py-2p,lt",
+    )
     ap.add_argument(
         "--h5py-decoder",
         action="store_true",

@@ -64,9 +64,7 @@ GZIP_VARIANTS = [
 @pytest.mark.parametrize("shape, dtype, chunks, sig_dims", GZIP_VARIANTS)
 def test_gzip_variants_frame_exact(tmp_path, ctx, shape, dtype, chunks, sig_dims):
     data = make(shape, dtype)
-    p = write_hdf5(
-        tmp_path / "g.h5", data, chunks=chunks, compression="gzip", sig_dims=sig_dims
-    )
+    p = write_hdf5(tmp_path / "g.h5", data, chunks=chunks, compression="gzip", sig_dims=sig_dims)
     ds = ctx.load("hdf5", path=p, sig_dims=sig_dims)
     assert uses_ours(ds)
     before = inflate.CHUNK_READS["chunks"]
@@ -138,7 +136,11 @@ def _recording(monkeypatch):
 
 @pytest.mark.parametrize(
     "shape, chunks, sync_offset",
-    [((16, 6, 4, 4), (2, 6, 4, 4), 0), ((16, 6, 4, 4), (4, 3, 4, 4), 5), ((40, 4, 4), (3, 4, 4), -2)],
+    [
+        ((16, 6, 4, 4), (2, 6, 4, 4), 0),
+        ((16, 6, 4, 4), (4, 3, 4, 4), 5),
+        ((40, 4, 4), (3, 4, 4), -2),
+    ],
 )
 def test_each_chunk_is_decompressed_by_one_partition(
     tmp_path, monkeypatch, shape, chunks, sync_offset
@@ -183,8 +185,12 @@ def test_unwritten_and_unfiltered_chunks(tmp_path, ctx):
     p = tmp_path / "odd.h5"
     with h5py.File(p, "w") as f:
         d = f.create_dataset(
-            "data", shape=data.shape, dtype=data.dtype, chunks=(1, 3, 4, 4),
-            compression="gzip", fillvalue=7,
+            "data",
+            shape=data.shape,
+            dtype=data.dtype,
+            chunks=(1, 3, 4, 4),
+            compression="gzip",
+            fillvalue=7,
         )
         d[0] = data[0]
         d[2] = data[2]
@@ -234,7 +240,11 @@ def test_shuffle_and_fletcher32_stay_with_h5py(tmp_path, ctx):
     p = tmp_path / "s.h5"
     with h5py.File(p, "w") as f:
         f.create_dataset(
-            "data", data=data, chunks=(1, 6, 8, 8), compression="gzip", shuffle=True,
+            "data",
+            data=data,
+            chunks=(1, 6, 8, 8),
+            compression="gzip",
+            shuffle=True,
             fletcher32=True,
         )
     ds = ctx.load("hdf5", path=str(p))

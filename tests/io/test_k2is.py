@@ -260,8 +260,9 @@ def test_gtg_scan_larger_or_smaller_than_the_frames(ctx, tmp_path, rng):
 
 def test_gtg_without_scan_size_is_a_time_series(ctx, tmp_path, rng):
     # a .gtg with other tags, even the flyback-free sampling, but no SI Dimensions
-    sampling = {"SI": {"Acquisition": {"Spatial Sampling": {"Height (pixels)": 3,
-                                                            "Width (pixels)": 3}}}}
+    sampling = {
+        "SI": {"Acquisition": {"Spatial Sampling": {"Height (pixels)": 3, "Width (pixels)": 3}}}
+    }
     path, data, _ = write_k2is_file(tmp_path, rng, gtg_tags={"SI Image Tags": sampling})
     ds = ctx.load("k2is", path=path)
     assert tuple(ds.shape.nav) == (12,) and ds.metadata["scan_shape_from"] == "frames"

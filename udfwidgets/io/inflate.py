@@ -36,6 +36,7 @@ import os
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
+
 import numpy as np
 
 from . import files as _files
@@ -110,7 +111,7 @@ def _load_libdeflate() -> _Deflate | None:
     if found:
         candidates.append((found, f"system {found}"))
     try:
-        from deflate import _deflate  # type: ignore[import-not-found]
+        from deflate import _deflate
 
         candidates.append((_deflate.__file__, "the deflate package"))
     except (ImportError, AttributeError):
@@ -323,9 +324,7 @@ class GzipChunkReader:
         nd = t.nav_dims
         starts = [int(s.start) for s in slices]
         stops = [int(s.stop) for s in slices]
-        ranges = [
-            range(a // c, -(-b // c)) for a, b, c in zip(starts, stops, t.chunks[:nd])
-        ]
+        ranges = [range(a // c, -(-b // c)) for a, b, c in zip(starts, stops, t.chunks[:nd])]
         chunk_shape = t.chunks
         for at in itertools.product(*ranges):
             c0 = [k * c for k, c in zip(at, chunk_shape)]
@@ -340,7 +339,6 @@ class GzipChunkReader:
                 buf = _partial_chunk(t, at, self._chunk_into)
                 dst[...] = buf[tuple(slice(x - y, h - y) for x, y, h in zip(lo, c0, hi))]
 
-
     def take(self, file_idx: np.ndarray, out: np.ndarray) -> None:
         """Fill ``out`` with the frames at flat file indices ``file_idx``, each chunk read once.
 
@@ -351,9 +349,7 @@ class GzipChunkReader:
         if not len(file_idx):
             return
         coords = np.unravel_index(np.asarray(file_idx, dtype=np.int64), t.shape[:nd])
-        cid = np.ravel_multi_index(
-            tuple(x // c for x, c in zip(coords, t.chunks[:nd])), t.grid
-        )
+        cid = np.ravel_multi_index(tuple(x // c for x, c in zip(coords, t.chunks[:nd])), t.grid)
         order = np.argsort(cid, kind="stable")
         cuts = np.flatnonzero(np.diff(cid[order])) + 1
         for pos in np.split(order, cuts):
@@ -424,4 +420,3 @@ def gzip_reader(path: str, ds_path: str, dset, nav_dims: int) -> GzipChunkReader
     if tuple(dset.chunks[nav_dims:]) != tuple(dset.shape[nav_dims:]):
         return None
     return GzipChunkReader(_table(path, ds_path, dset, nav_dims), lib)
-
