@@ -31,7 +31,8 @@ Modes:
 
 - ``--mode compare`` (default): SumUDF (float32, ours' and LiberTEM's default;
   the NumPy and h5py engines sum in float32 too), ApplyMasksUDF (4 masks), SumUDF
-  on a 1% roi; one untimed LiberTEM run per file and workload first (numba
+  on a 1% roi (``roi``) and, with ``--workloads ...,roi1``, on an roi of one frame
+  (a run's fixed cost); one untimed LiberTEM run per file and workload first (numba
   compiles); warm (the file read once into the page cache before every run) and,
   for SumUDF, cold (``posix_fadvise(DONTNEED)`` on the file and our workers'
   files released before every run of every engine). Repetitions interleave
@@ -559,10 +560,13 @@ def mode_compare(args, items: dict[str, Item]) -> int:
     for item, w, cache in jobs:
         masks = masks_for(item.sig)
         roi = rng.random(item.nav) < 0.01
+        if w == "roi1":  # an roi of one frame: what a run costs besides reading
+            roi = one_frame(item)
+        run_w = "roi" if w == "roi1" else w
         if "lt" in engines and (item.name, w) not in lt_warm:
             # LiberTEM compiles its readers' and UDFs' numba code on first use: not timed
             lt_warm.add((item.name, w))
-            engines["lt"].timed(item, w, masks, roi)
+            engines["lt"].timed(item, run_w, masks, roi)
         for rep in range(args.reps):
             order = names[rep % len(names) :] + names[: rep % len(names)]
             for en in order:
@@ -577,10 +581,10 @@ def mode_compare(args, items: dict[str, Item]) -> int:
                 else:
                     warm(target)
                 if en == "lt":
-                    dt, check = eng.timed(item, w, masks, roi)
+                    dt, check = eng.timed(item, run_w, masks, roi)
                 else:
                     t0 = time.perf_counter()
-                    out = eng.run(item, w, masks, roi)
+                    out = eng.run(item, run_w, masks, roi)
                     dt = time.perf_counter() - t0
                     check = float(np.asarray(out, np.float64).sum())
                 results.setdefault((item.name, w, cache, en), []).append(dt)

@@ -571,3 +571,21 @@ def test_partition_reads_reuse_one_buffer_and_release_files_drops_it(tmp_path):
     assert chunked._BUFFERS
     release_maps()
     assert not chunked._BUFFERS
+
+
+def test_file_inspected_once_per_version(tmp_path, ctx, monkeypatch):
+    import udfwidgets.io.hdf5 as mod
+
+    calls = []
+    real = mod.find_datasets
+    monkeypatch.setattr(mod, "find_datasets", lambda f: calls.append(1) or real(f))
+    data = make((3, 4, 8, 8), "uint16")
+    p = write_hdf5(tmp_path / "i.h5", data, chunks=(1, 4, 8, 8), compression="gzip")
+    for _ in range(3):  # "auto" sniffs, then the dataset opens: one walk of the file in all
+        ds = ctx.load("auto", path=p)
+    assert len(calls) == 1 and ds.metadata["format"] == "hdf5"
+    # rewritten (another layout): inspected afresh
+    write_hdf5(p, data, layout="hspy", overwrite=True)
+    ds = ctx.load("auto", path=p)
+    assert len(calls) == 2 and ds.metadata["format"] == "hspy"
+    np.testing.assert_array_equal(all_frames(ctx, ds), data)

@@ -215,6 +215,7 @@ def release_files() -> int:
         for f in _FILES.values():
             _close(f)
         _FILES.clear()
+        _INSPECTED.clear()
     return n
 
 
@@ -368,9 +369,43 @@ def find_datasets(f) -> list[tuple[str, tuple, np.dtype]]:
     return found
 
 
-def choose_dataset(f, path: str, layout: str) -> str:
+_INSPECTED: OrderedDict[tuple, tuple[str, list]] = OrderedDict()
+
+
+def inspected(path: str) -> tuple[str, list[tuple[str, tuple, np.dtype]]]:
+    """:func:`layout_of` and :func:`find_datasets` of a file, worked out once per file version.
+
+    ``ctx.load`` ("auto" sniffs the file, then the dataset opens it) needs
+    both; walking the file's objects twice per load was most of what opening
+    a dataset cost. The key is the file's identity and modification time.
+
+    Examples
+    --------
+    >>> import os, tempfile, numpy as np
+    >>> p = write_hdf5(os.path.join(tempfile.mkdtemp(), "a.h5"), np.zeros((2, 3, 4, 4)))
+    >>> layout, found = inspected(p)
+    >>> layout, [name for name, _, _ in found]
+    ('hdf5', ['/data'])
+    """
+    key = _file_key(path)
+    with _LOCK:
+        hit = _INSPECTED.get(key)
+        if hit is not None:
+            _INSPECTED.move_to_end(key)
+            return hit
+    f = open_file(path)
+    out = (layout_of(f), find_datasets(f))
+    with _LOCK:
+        _INSPECTED[key] = out
+        while len(_INSPECTED) > _MAX_FILES:
+            _INSPECTED.popitem(last=False)
+    return out
+
+
+def choose_dataset(f, path: str, layout: str, candidates: list | None = None) -> str:
     """The path of the dataset to open when no ``ds_path`` is given."""
-    candidates = find_datasets(f)
+    if candidates is None:
+        candidates = find_datasets(f)
     named = [p for p in _layout_datasets(f, layout) if p in {c[0] for c in candidates}]
     if len(named) == 1:
         return named[0]
@@ -696,9 +731,9 @@ class HDF5DataSet(DataSet):
         self.decoder = decoder
         self.path = checked_file(path)
         f = open_file(self.path)
-        self.layout = layout_of(f)
+        self.layout, candidates = inspected(self.path)
         if ds_path is None:
-            ds_path = choose_dataset(f, self.path, self.layout)
+            ds_path = choose_dataset(f, self.path, self.layout, candidates)
         ds_path = "/" + str(ds_path).lstrip("/")
         dset = _dataset(self.path, ds_path)
         h5py = h5py_module()
@@ -1028,6 +1063,6 @@ def sniff(path: str) -> bool:
         path = os.fspath(path)
         if not os.path.isfile(path) or not has_signature(path):
             return False
-        return bool(find_datasets(open_file(path)))
+        return bool(inspected(path)[1])
     except Exception:  # noqa: BLE001 - sniffing a foreign file must never raise
         return False
