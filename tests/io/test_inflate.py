@@ -307,3 +307,23 @@ def test_decoder_h5py_reads_through_h5py(tmp_path, request, monkeypatch, executo
     assert log == []  # (inline: would have been recorded here)
     with pytest.raises(DataSetError, match="decoder='zlib'.*'auto'.*'h5py'"):
         ctx.load("hdf5", path=p, decoder="zlib")
+
+
+def test_partial_chunks_kept_per_thread_are_bounded(tmp_path, monkeypatch):
+    # chunks of 512 KiB; at most 4 chunks and 5 MiB kept per thread, whatever is read
+    monkeypatch.setattr(inflate, "_KEEP_PARTIAL_BYTES", 5 << 20)
+    data = make((12, 4, 256, 256), "uint32", seed=11)
+    p = write_hdf5(tmp_path / "big.h5", data, chunks=(1, 2, 256, 256), compression="gzip")
+    ds = HDF5DataSet(p, num_partitions=5)
+    flat = data.reshape(-1, 256, 256)
+    rng = np.random.default_rng(3)
+    for part in ds.get_partitions(2):
+        idx = np.unique(rng.integers(part.start, part.stop, size=6))
+        np.testing.assert_array_equal(part.take(idx), flat[idx])
+        np.testing.assert_array_equal(
+            part.read(part.start, part.stop), flat[part.start : part.stop]
+        )
+        kept = getattr(inflate._PARTIAL, "kept", {})
+        assert sum(a.nbytes for _, a in kept.values()) <= 5 << 20 and len(kept) <= 4
+    inflate.release_tables()
+    assert not getattr(inflate._PARTIAL, "kept", {})

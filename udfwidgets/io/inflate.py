@@ -240,7 +240,8 @@ _PARTIAL = threading.local()
 #: Chunks used in part (a partition edge inside a chunk) kept per thread, so the piece of the
 #: same chunk that the next hyperslab of the partition needs is not decompressed again.
 _KEEP_PARTIAL = 4
-_KEEP_PARTIAL_BYTES = 64 << 20
+#: ... and at most this many bytes of them (one chunk at least, up to ``_KEEP_PARTIAL`` chunks)
+_KEEP_PARTIAL_BYTES = 32 << 20
 
 
 def _partial_chunk(table: ChunkTable, at: tuple[int, ...], fill) -> np.ndarray:
@@ -258,18 +259,16 @@ def _partial_chunk(table: ChunkTable, at: tuple[int, ...], fill) -> np.ndarray:
         kept.move_to_end(key)
         return hit[1]
     spare = None
-    if len(kept) >= _KEEP_PARTIAL or table.chunk_bytes > _KEEP_PARTIAL_BYTES:
-        while kept:
-            _, (_, old) = kept.popitem(last=False)
-            if old.nbytes == table.chunk_bytes and spare is None:
-                spare = old
-            if len(kept) < _KEEP_PARTIAL and spare is not None:
-                break
+    held = sum(arr.nbytes for _, arr in kept.values())
+    while kept and (len(kept) >= _KEEP_PARTIAL or held + table.chunk_bytes > _KEEP_PARTIAL_BYTES):
+        _, (_, old) = kept.popitem(last=False)
+        held -= old.nbytes
+        if old.nbytes == table.chunk_bytes and spare is None:
+            spare = old
     out = spare if spare is not None else np.empty(table.chunk_bytes, dtype=np.uint8)
     out = out.reshape(-1).view(np.uint8).view(table.dtype).reshape(table.chunks)
     fill(at, out)
-    if table.chunk_bytes <= _KEEP_PARTIAL_BYTES:
-        kept[key] = (table, out)
+    kept[key] = (table, out)
     return out
 
 
