@@ -310,8 +310,8 @@ def test_decoder_h5py_reads_through_h5py(tmp_path, request, monkeypatch, executo
 
 
 def test_partial_chunks_kept_per_thread_are_bounded(tmp_path, monkeypatch):
-    # chunks of 512 KiB; at most 4 chunks and 5 MiB kept per thread, whatever is read
-    monkeypatch.setattr(inflate, "_KEEP_PARTIAL_BYTES", 5 << 20)
+    # chunks of 512 KiB; at most 1.5 MiB kept per thread, whatever is read
+    monkeypatch.setattr(inflate, "_KEEP_PARTIAL_BYTES", 3 << 19)  # 1.5 MiB: 3 chunks
     data = make((12, 4, 256, 256), "uint32", seed=11)
     p = write_hdf5(tmp_path / "big.h5", data, chunks=(1, 2, 256, 256), compression="gzip")
     ds = HDF5DataSet(p, num_partitions=5)
@@ -324,6 +324,6 @@ def test_partial_chunks_kept_per_thread_are_bounded(tmp_path, monkeypatch):
             part.read(part.start, part.stop), flat[part.start : part.stop]
         )
         kept = getattr(inflate._PARTIAL, "kept", {})
-        assert sum(a.nbytes for _, a in kept.values()) <= 5 << 20 and len(kept) <= 4
+        assert sum(a.nbytes for _, a in kept.values()) <= 3 << 19 and len(kept) <= 3
     inflate.release_tables()
     assert not getattr(inflate._PARTIAL, "kept", {})
