@@ -14,6 +14,9 @@ memory map, so no scan is ever held whole in memory) of about 1 GiB each:
 Engines, each reading the same file:
 
 - ``ours``: ``Context(executor="processes", n_jobs=2)`` and ``ctx.load("auto")``;
+- ``ours-h5py`` (with ``--h5py-decoder``, HDF5 files): the same with
+  ``decoder="h5py"``, every chunk read and decompressed by h5py (the "before"
+  of our own gzip reader, :mod:`udfwidgets.io.inflate`);
 - ``h5py-1p`` / ``h5py-2p`` (HDF5 files): plain h5py ``read_direct`` over whole
   chunk rows into one reused buffer, in one / two processes, then the same
   NumPy arithmetic (h5py decompressing the same chunks);
@@ -28,7 +31,8 @@ Modes:
 
 - ``--mode compare`` (default): SumUDF (float32, ours' and LiberTEM's default;
   the NumPy and h5py engines sum in float32 too), ApplyMasksUDF (4 masks), SumUDF
-  on a 1% roi; one untimed LiberTEM run per file and workload first (numba
+  on a 1% roi (``roi``) and, with ``--workloads ...,roi1``, on an roi of one frame
+  (a run's fixed cost); one untimed LiberTEM run per file and workload first (numba
   compiles); warm (the file read once into the page cache before every run) and,
   for SumUDF, cold (``posix_fadvise(DONTNEED)`` on the file and our workers'
   files released before every run of every engine). Repetitions interleave
@@ -323,16 +327,20 @@ class NumpyEngine:
 
 
 class OursEngine:
-    name = "ours"
+    """Ours; ``decoder="h5py"`` (engine ``ours-h5py``): HDF5 files read by h5py's zlib only."""
 
-    def __init__(self, n_jobs: int = 2):
-        self.ctx = Context(executor="processes", n_jobs=n_jobs)
+    def __init__(self, n_jobs: int = 2, decoder: str | None = None, ctx=None):
+        self.ctx = ctx or Context(executor="processes", n_jobs=n_jobs)
+        self.own_ctx = ctx is None
+        self.decoder = decoder
+        self.name = "ours" if decoder is None else f"ours-{decoder}"
 
     def applies(self, item: Item) -> bool:
-        return True
+        return self.decoder is None or item.lt_kind == "hdf5"
 
     def run(self, item: Item, workload, masks, roi):
-        ds = self.ctx.load("auto", path=item.path)
+        kw = {} if self.decoder is None else {"decoder": self.decoder}
+        ds = self.ctx.load("auto", path=item.path, **kw)
         if tuple(ds.shape.nav) != item.nav:
             raise RuntimeError(f"{item.path}: auto gave nav {tuple(ds.shape.nav)}, not {item.nav}")
         if workload == "masks":
@@ -342,10 +350,12 @@ class OursEngine:
         return res["intensity"].data
 
     def release(self):
-        self.ctx.release_files()
+        if self.own_ctx:
+            self.ctx.release_files()
 
     def close(self):
-        self.ctx.close()
+        if self.own_ctx:
+            self.ctx.close()
 
 
 LT_SERVER = r"""
@@ -505,6 +515,8 @@ def _footer(lines: list[str], args) -> int:
 def mode_compare(args, items: dict[str, Item]) -> int:
     lines = _header(args, "Format readers, interleaved")
     engines: dict = {"ours": OursEngine()}
+    if args.h5py_decoder and any(i.lt_kind == "hdf5" for i in items.values()):
+        engines["ours-h5py"] = OursEngine(decoder="h5py", ctx=engines["ours"].ctx)
     if any(i.lt_kind == "hdf5" for i in items.values()):
         engines["h5py-1p"] = H5Engine(1)
         engines["h5py-2p"] = H5Engine(2)
@@ -518,6 +530,18 @@ def mode_compare(args, items: dict[str, Item]) -> int:
         except Exception as e:  # noqa: BLE001
             lt_note = f"LiberTEM could not start: {e}"
     log(lt_note)
+    if args.engines:
+        keep = {"ours"} | set(args.engines.split(","))
+        for name in [n for n in engines if n not in keep]:
+            engines.pop(name).close()
+    from udfwidgets.io.inflate import libdeflate
+
+    lib = libdeflate()
+    lines.append(
+        "Ours' gzip chunks: "
+        + (f"libdeflate from {lib.origin}" if lib else "h5py (libdeflate not installed)")
+        + "."
+    )
     ours = engines["ours"]
     small = next(iter(items.values()))
     ours.run(small, "roi", masks_for(small.sig), np.eye(*small.nav, dtype=bool))  # start workers
@@ -536,10 +560,13 @@ def mode_compare(args, items: dict[str, Item]) -> int:
     for item, w, cache in jobs:
         masks = masks_for(item.sig)
         roi = rng.random(item.nav) < 0.01
+        if w == "roi1":  # an roi of one frame: what a run costs besides reading
+            roi = one_frame(item)
+        run_w = "roi" if w == "roi1" else w
         if "lt" in engines and (item.name, w) not in lt_warm:
             # LiberTEM compiles its readers' and UDFs' numba code on first use: not timed
             lt_warm.add((item.name, w))
-            engines["lt"].timed(item, w, masks, roi)
+            engines["lt"].timed(item, run_w, masks, roi)
         for rep in range(args.reps):
             order = names[rep % len(names) :] + names[: rep % len(names)]
             for en in order:
@@ -554,10 +581,10 @@ def mode_compare(args, items: dict[str, Item]) -> int:
                 else:
                     warm(target)
                 if en == "lt":
-                    dt, check = eng.timed(item, w, masks, roi)
+                    dt, check = eng.timed(item, run_w, masks, roi)
                 else:
                     t0 = time.perf_counter()
-                    out = eng.run(item, w, masks, roi)
+                    out = eng.run(item, run_w, masks, roi)
                     dt = time.perf_counter() - t0
                     check = float(np.asarray(out, np.float64).sum())
                 results.setdefault((item.name, w, cache, en), []).append(dt)
@@ -713,6 +740,17 @@ def main(argv=None) -> int:
     ap.add_argument("--no-lt", action="store_true", help="leave LiberTEM out")
     ap.add_argument("--workloads", default="sum,masks,roi")
     ap.add_argument("--no-cold", action="store_true")
+    ap.add_argument(
+        "--engines",
+        default=None,
+        help="comma-separated engines to run besides ours (default: all), e.g. h5py-2p,lt",
+    )
+    ap.add_argument(
+        "--h5py-decoder",
+        action="store_true",
+        help="also run ours with decoder='h5py' (engine ours-h5py: h5py's zlib, the A/B of "
+        "udfwidgets.io.inflate), interleaved with the others",
+    )
     ap.add_argument("--append", default=None, help="append the markdown section to this file")
     args = ap.parse_args(argv)
     default = {

@@ -155,6 +155,9 @@ def _chunks_touched(sel, chunks, nav_dims):
 def test_each_chunk_is_read_by_one_partition(tmp_path, monkeypatch, shape, chunks, sync_offset):
     import udfwidgets.io.hdf5 as mod
 
+    # h5py's read path (tests/io/test_inflate.py checks our own gzip reader the same way)
+    monkeypatch.setenv("UDFWIDGETS_INFLATE", "h5py")
+
     data = make(shape, "uint16")
     p = write_hdf5(tmp_path / "c.h5", data, chunks=chunks, compression="gzip")
     with warnings.catch_warnings():
@@ -179,6 +182,8 @@ def test_each_chunk_is_read_by_one_partition(tmp_path, monkeypatch, shape, chunk
 
 def test_roi_reads_each_needed_chunk_once(tmp_path, monkeypatch):
     import udfwidgets.io.hdf5 as mod
+
+    monkeypatch.setenv("UDFWIDGETS_INFLATE", "h5py")  # h5py's path; ours: test_inflate.py
 
     data = make((8, 8, 4, 4), "uint16")
     p = write_hdf5(tmp_path / "c.h5", data, chunks=(4, 4, 4, 4), compression="gzip")
@@ -566,3 +571,21 @@ def test_partition_reads_reuse_one_buffer_and_release_files_drops_it(tmp_path):
     assert chunked._BUFFERS
     release_maps()
     assert not chunked._BUFFERS
+
+
+def test_file_inspected_once_per_version(tmp_path, ctx, monkeypatch):
+    import udfwidgets.io.hdf5 as mod
+
+    calls = []
+    real = mod.find_datasets
+    monkeypatch.setattr(mod, "find_datasets", lambda f: calls.append(1) or real(f))
+    data = make((3, 4, 8, 8), "uint16")
+    p = write_hdf5(tmp_path / "i.h5", data, chunks=(1, 4, 8, 8), compression="gzip")
+    for _ in range(3):  # "auto" sniffs, then the dataset opens: one walk of the file in all
+        ds = ctx.load("auto", path=p)
+    assert len(calls) == 1 and ds.metadata["format"] == "hdf5"
+    # rewritten (another layout): inspected afresh
+    write_hdf5(p, data, layout="hspy", overwrite=True)
+    ds = ctx.load("auto", path=p)
+    assert len(calls) == 2 and ds.metadata["format"] == "hspy"
+    np.testing.assert_array_equal(all_frames(ctx, ds), data)

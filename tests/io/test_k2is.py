@@ -207,3 +207,110 @@ def test_partitions_follow_a_path_map(tmp_path, rng):
         assert all(p.startswith(str(there)) for p in moved.sectors.paths)
         got = moved.read(part.start, part.stop)
         np.testing.assert_array_equal(got, data.reshape(12, 12, 64)[part.start : part.stop])
+
+
+# --- the scan shape from the .gtg (Gatan's "SI Dimensions/Size Y, Size X") -----------------
+def _gtg_tags(path):
+    from udfwidgets.io.dm import read_tags
+
+    return read_tags(str(path))[0]
+
+
+@pytest.mark.parametrize("scan", [(3, 4), (4, 3), (2, 6), (1, 12)])
+def test_scan_shape_from_gtg_every_executor(any_ctx, tmp_path, rng, scan):
+    path, data, _ = write_k2is_file(tmp_path, rng, scan_shape=scan)
+    # what our writer put in the DM4 file, read back by the DM tag reader
+    assert _gtg_tags(path)["SI Dimensions"] == {"Size X": scan[1], "Size Y": scan[0]}
+    for p in (path, tmp_path / "scan_5.bin"):
+        ds = any_ctx.load("k2is", path=p)
+        assert tuple(ds.shape.nav) == scan
+        assert ds.metadata["scan_shape_from"] == "gtg" and ds.metadata["gtg_scan_shape"] == scan
+        check_frames(any_ctx, ds, data.reshape(scan + data.shape[-2:]))
+    ds = any_ctx.load("auto", path=path)
+    assert tuple(ds.shape.nav) == scan
+
+
+def test_scan_shape_from_gtg_with_partitions_and_sync_offset(ctx_factory, tmp_path, rng):
+    path, data, _ = write_k2is_file(tmp_path, rng, scan_shape=(2, 5))
+    for name in ("inline", "threads", "processes"):
+        ctx = ctx_factory(name)
+        for n in (1, 3, 10):
+            ds = ctx.load("k2is", path=path, sync_offset=1, num_partitions=n)
+            assert tuple(ds.shape.nav) == (2, 5) and len(ds.get_partitions(2)) == n
+            check_frames(ctx, ds, shifted(data, (2, 5), 1))
+
+
+def test_scan_shape_given_wins_over_gtg(ctx, tmp_path, rng):
+    path, data, _ = write_k2is_file(tmp_path, rng, scan_shape=(3, 4))
+    ds = ctx.load("k2is", path=path, nav_shape=(6, 2))
+    assert tuple(ds.shape.nav) == (6, 2) and ds.metadata["scan_shape_from"] == "nav_shape"
+    assert ds.metadata["gtg_scan_shape"] == (3, 4)
+    check_frames(ctx, ds, data.reshape((6, 2) + data.shape[-2:]))
+
+
+def test_gtg_scan_larger_or_smaller_than_the_frames(ctx, tmp_path, rng):
+    path, data, _ = write_k2is_file(tmp_path, rng, scan_shape=(4, 4))  # 12 frames in the files
+    with pytest.warns(MissingFramesWarning, match="holds 12 frames.* 4 of 16"):
+        ds = ctx.load("k2is", path=path)
+    check_frames(ctx, ds, shifted(data, (4, 4), 0))
+    path, data, _ = write_k2is_file(tmp_path, rng, scan_shape=(2, 5), overwrite=True)
+    ds = ctx.load("k2is", path=path)  # two frames more than the scan: not read
+    check_frames(ctx, ds, shifted(data, (2, 5), 0))
+
+
+def test_gtg_without_scan_size_is_a_time_series(ctx, tmp_path, rng):
+    # a .gtg with other tags, even the flyback-free sampling, but no SI Dimensions
+    sampling = {
+        "SI": {"Acquisition": {"Spatial Sampling": {"Height (pixels)": 3, "Width (pixels)": 3}}}
+    }
+    path, data, _ = write_k2is_file(tmp_path, rng, gtg_tags={"SI Image Tags": sampling})
+    ds = ctx.load("k2is", path=path)
+    assert tuple(ds.shape.nav) == (12,) and ds.metadata["scan_shape_from"] == "frames"
+    assert ds.metadata["gtg_scan_shape"] is None
+    assert ds.metadata["scan_shape_without_flyback"] == (3, 3)
+    check_frames(ctx, ds, data.reshape((12,) + data.shape[-2:]))
+    # an empty SI Dimensions group: the same
+    path, data, _ = write_k2is_file(tmp_path, rng, gtg_tags={"SI Dimensions": {}}, overwrite=True)
+    assert tuple(ctx.load("k2is", path=path).shape.nav) == (12,)
+
+
+def test_gtg_sizes_as_whole_floats(ctx, tmp_path, rng):
+    tags = {"SI Dimensions": {"Size Y": 3.0, "Size X": 4.0}}
+    path, data, _ = write_k2is_file(tmp_path, rng, gtg_tags=tags)
+    assert tuple(ctx.load("k2is", path=path).shape.nav) == (3, 4)
+
+
+@pytest.mark.parametrize(
+    "dims, match",
+    [
+        ({"Size X": 4}, "has SI Dimensions/Size X but no Size Y.*nav_shape="),
+        ({"Size Y": 3}, "has SI Dimensions/Size Y but no Size X.*nav_shape="),
+        ({"Size Y": 0, "Size X": 4}, "not two positive whole numbers.*nav_shape="),
+        ({"Size Y": -3, "Size X": 4}, "not two positive whole numbers"),
+        ({"Size Y": 2.5, "Size X": 4}, "not two positive whole numbers"),
+        ({"Size Y": "3", "Size X": 4}, "not two positive whole numbers"),
+    ],
+)
+def test_bad_gtg_scan_size_is_a_clear_error(ctx, tmp_path, rng, dims, match):
+    path, data, _ = write_k2is_file(tmp_path, rng, gtg_tags={"SI Dimensions": dims})
+    for p in (path, tmp_path / "scan_2.bin"):
+        with pytest.raises(DataSetError, match=match):
+            ctx.load("k2is", path=p)
+    # nav_shape= opens the data anyway; the problem is kept in the metadata
+    ds = ctx.load("k2is", path=path, nav_shape=(3, 4))
+    assert "gtg_error" in ds.metadata and ds.metadata["scan_shape_from"] == "nav_shape"
+    check_frames(ctx, ds, data)
+
+
+def test_missing_or_damaged_gtg_next_to_the_bins(ctx, tmp_path, rng):
+    path, data, _ = write_k2is_file(tmp_path, rng, scan_shape=(3, 4))
+    with open(path, "r+b") as fh:  # truncate the .gtg inside its tags
+        fh.truncate(40)
+    with pytest.raises(DataSetError, match="truncated"):
+        ctx.load("k2is", path=path)  # the .gtg itself was asked for
+    ds = ctx.load("k2is", path=tmp_path / "scan_1.bin")
+    assert tuple(ds.shape.nav) == (12,) and "truncated" in ds.metadata["gtg_error"]
+    os.remove(path)
+    ds = ctx.load("k2is", path=tmp_path / "scan_1.bin")
+    assert tuple(ds.shape.nav) == (12,) and ds.metadata["scan_shape_from"] == "frames"
+    check_frames(ctx, ds, data.reshape((12,) + data.shape[-2:]))

@@ -13,7 +13,11 @@ How it reads:
   hyperslabs of whole chunk rows: partitions follow the chunk grid along the
   navigation axes (:mod:`udfwidgets.io.chunked`), so each chunk is read and
   decompressed once per run; with an roi, only the chunks that hold selected
-  frames are read, each once.
+  frames are read, each once;
+- gzip-only datasets whose chunks hold whole frames are read by
+  :mod:`udfwidgets.io.inflate` instead (chunk offsets from HDF5's chunk index,
+  libdeflate decompressing straight into the partition buffer) where
+  libdeflate is installed.
 
 Each worker opens the file itself and keeps it open between runs in a small
 per-process cache keyed by the file's identity and modification time
@@ -46,6 +50,7 @@ from .chunked import (
 from .dataset import DataSet, DataSetError, Partition, check_sig_dims
 from .files import file_map
 from .geometry import resolve
+from .inflate import cached_reader
 from .shape import Shape
 
 __all__ = [
@@ -210,6 +215,7 @@ def release_files() -> int:
         for f in _FILES.values():
             _close(f)
         _FILES.clear()
+        _INSPECTED.clear()
     return n
 
 
@@ -363,9 +369,43 @@ def find_datasets(f) -> list[tuple[str, tuple, np.dtype]]:
     return found
 
 
-def choose_dataset(f, path: str, layout: str) -> str:
+_INSPECTED: OrderedDict[tuple, tuple[str, list]] = OrderedDict()
+
+
+def inspected(path: str) -> tuple[str, list[tuple[str, tuple, np.dtype]]]:
+    """:func:`layout_of` and :func:`find_datasets` of a file, worked out once per file version.
+
+    ``ctx.load`` ("auto" sniffs the file, then the dataset opens it) needs
+    both; walking the file's objects twice per load was most of what opening
+    a dataset cost. The key is the file's identity and modification time.
+
+    Examples
+    --------
+    >>> import os, tempfile, numpy as np
+    >>> p = write_hdf5(os.path.join(tempfile.mkdtemp(), "a.h5"), np.zeros((2, 3, 4, 4)))
+    >>> layout, found = inspected(p)
+    >>> layout, [name for name, _, _ in found]
+    ('hdf5', ['/data'])
+    """
+    key = _file_key(path)
+    with _LOCK:
+        hit = _INSPECTED.get(key)
+        if hit is not None:
+            _INSPECTED.move_to_end(key)
+            return hit
+    f = open_file(path)
+    out = (layout_of(f), find_datasets(f))
+    with _LOCK:
+        _INSPECTED[key] = out
+        while len(_INSPECTED) > _MAX_FILES:
+            _INSPECTED.popitem(last=False)
+    return out
+
+
+def choose_dataset(f, path: str, layout: str, candidates: list | None = None) -> str:
     """The path of the dataset to open when no ``ds_path`` is given."""
-    candidates = find_datasets(f)
+    if candidates is None:
+        candidates = find_datasets(f)
     named = [p for p in _layout_datasets(f, layout) if p in {c[0] for c in candidates}]
     if len(named) == 1:
         return named[0]
@@ -546,16 +586,39 @@ class H5Partition(Partition):
     """Frames of a chunked HDF5 dataset, read chunk-aligned in the worker that reads them."""
 
     def __init__(
-        self, shape, dtype, start, stop, index, *, path, ds_path, geometry, file_nav, nav_chunks
+        self,
+        shape,
+        dtype,
+        start,
+        stop,
+        index,
+        *,
+        path,
+        ds_path,
+        geometry,
+        file_nav,
+        nav_chunks,
+        decoder="auto",
     ):
         super().__init__(shape, dtype, start, stop, index)
+        self.decoder = decoder
         self.path = path
         self.ds_path = ds_path
         self.geometry = geometry
         self.file_nav = file_nav
         self.nav_chunks = nav_chunks
 
+    def _fast(self):
+        if self.decoder != "auto":
+            return None
+        return cached_reader(
+            self.path, self.ds_path, len(self.file_nav), lambda: _dataset(self.path, self.ds_path)
+        )
+
     def _block_reader(self):
+        fast = self._fast()
+        if fast is not None:
+            return fast.read_block
         dset = _dataset(self.path, self.ds_path)
         tail = (slice(None),) * self.shape.sig_dims
 
@@ -579,6 +642,11 @@ class H5Partition(Partition):
             raise _read_error(self.path, self.ds_path, e) from None
 
     def _take_file(self, file_idx: np.ndarray) -> np.ndarray:
+        fast = self._fast()
+        if fast is not None:
+            out = np.empty((len(file_idx),) + tuple(self.shape.sig), dtype=self.dtype)
+            fast.take(file_idx, out)
+            return out
         try:
             return take_by_chunk(
                 self._block_reader(),
@@ -617,6 +685,11 @@ class HDF5DataSet(DataSet):
         Navigation frame ``i`` is file frame ``i + sync_offset``.
     num_partitions : int, optional
         Override the number of partitions (the default follows the chunk grid).
+    decoder : {"auto", "h5py"}
+        ``"auto"``: gzip-only datasets chunked by whole frames are read and
+        decompressed by :mod:`udfwidgets.io.inflate` (libdeflate) where
+        libdeflate is installed, everything else by h5py; ``"h5py"``: always
+        h5py (HDF5's own zlib), e.g. to compare.
 
     Attributes
     ----------
@@ -650,13 +723,17 @@ class HDF5DataSet(DataSet):
         nav_shape: Sequence[int] | None = None,
         sync_offset: int = 0,
         num_partitions: int | None = None,
+        decoder: str = "auto",
     ):
         super().__init__(num_partitions)
+        if decoder not in ("auto", "h5py"):
+            raise DataSetError(f"decoder={decoder!r}: use 'auto' (the default) or 'h5py'")
+        self.decoder = decoder
         self.path = checked_file(path)
         f = open_file(self.path)
-        self.layout = layout_of(f)
+        self.layout, candidates = inspected(self.path)
         if ds_path is None:
-            ds_path = choose_dataset(f, self.path, self.layout)
+            ds_path = choose_dataset(f, self.path, self.layout, candidates)
         ds_path = "/" + str(ds_path).lstrip("/")
         dset = _dataset(self.path, ds_path)
         h5py = h5py_module()
@@ -749,6 +826,7 @@ class HDF5DataSet(DataSet):
             geometry=self.geometry,
             file_nav=self.file_nav,
             nav_chunks=self.nav_chunks,
+            decoder=self.decoder,
         )
 
     def _repr_items(self) -> dict:
@@ -985,6 +1063,6 @@ def sniff(path: str) -> bool:
         path = os.fspath(path)
         if not os.path.isfile(path) or not has_signature(path):
             return False
-        return bool(find_datasets(open_file(path)))
+        return bool(inspected(path)[1])
     except Exception:  # noqa: BLE001 - sniffing a foreign file must never raise
         return False

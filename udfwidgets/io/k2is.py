@@ -25,6 +25,15 @@ Written from public descriptions of the format; no code of other readers. Our re
   frame every ``blocks per frame`` blocks. An incomplete frame at the end is not
   read.
 
+- The scan shape of a STEM acquisition is in the ``.gtg`` (a DM4 tag file, read
+  with :func:`udfwidgets.io.dm.read_tags`): the root group ``SI Dimensions`` with
+  the tags ``Size Y`` and ``Size X``; it is the default ``nav_shape``. Without
+  that group (a time series) the frames form one navigation axis. The scan size
+  without flyback (``SI Image Tags/SI/Acquisition/Spatial Sampling``,
+  ``Height (pixels)`` and ``Width (pixels)``) is reported in ``metadata`` only.
+  Our reading does not look at the blocks' shutter flag (a real camera's first
+  frames before the scan starts): ``sync_offset=`` skips them.
+
 The layout is tested against our own writer (:func:`write_k2is`) and bytes built
 by hand in ``tests/io/test_k2is.py``, **not against a file from a real camera**.
 Each worker maps the eight files and reads only its partition's blocks; the
@@ -48,7 +57,7 @@ from .files import TruncatedFileWarning, file_map
 from .geometry import ScanGeometry, resolve
 from .shape import Shape
 
-__all__ = ["K2ISDataSet", "write_k2is", "sniff"]
+__all__ = ["K2ISDataSet", "gtg_scan_shape", "write_k2is", "sniff"]
 
 SECTORS = 8
 SYNC = 0xFFFF0055
@@ -388,6 +397,76 @@ def _sync(paths: list[str], path: str):
     return _Sectors(paths, offsets, num_frames, blocks, (bh, bw), sector_shape, first_id), starts
 
 
+def _tag(tags: dict, *names: str):
+    for name in names:
+        if not isinstance(tags, dict) or name not in tags:
+            return None
+        tags = tags[name]
+    return tags
+
+
+def _count(value) -> int | None:
+    """A positive whole number from a tag value (integer or integral float), else None."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
+        return None
+    v = float(value)
+    return int(v) if v >= 1 and v == int(v) else None
+
+
+def gtg_scan_shape(tags: dict, where: str = ".gtg") -> tuple[int, int] | None:
+    """The STEM scan shape ``(Size Y, Size X)`` of a ``.gtg`` tag tree, or None for a time series.
+
+    Gatan records the scan size of a STEM acquisition in the root group
+    ``SI Dimensions`` (tags ``Size X`` and ``Size Y``); a ``.gtg`` without that
+    group is a time series. A group with only one of the two sizes, or sizes
+    that are not positive whole numbers, is a :class:`DataSetError` (give
+    ``nav_shape=`` to open the data anyway).
+
+    Examples
+    --------
+    >>> gtg_scan_shape({"SI Dimensions": {"Size X": 64, "Size Y": 32}})
+    (32, 64)
+    >>> gtg_scan_shape({"Other": {}}) is None
+    True
+    >>> gtg_scan_shape({"SI Dimensions": {"Size X": 64}})
+    Traceback (most recent call last):
+    ...
+    udfwidgets.io.dataset.DataSetError: '.gtg' has SI Dimensions/Size X but no Size Y...
+    """
+    dims = tags.get("SI Dimensions")
+    if dims is None:
+        return None
+    if not isinstance(dims, dict):
+        raise DataSetError(
+            f"{where!r}: its 'SI Dimensions' is a single value, not the group of the scan "
+            "size (Size X, Size Y); the .gtg is damaged: give nav_shape= to open the data"
+        )
+    y, x = dims.get("Size Y"), dims.get("Size X")
+    if y is None and x is None:
+        return None
+    if y is None or x is None:
+        have, lack = ("Size X", "Size Y") if y is None else ("Size Y", "Size X")
+        raise DataSetError(
+            f"{where!r} has SI Dimensions/{have} but no {lack}: the scan shape is incomplete; "
+            "give nav_shape=(rows, columns) to open the data"
+        )
+    ny, nx = _count(y), _count(x)
+    if ny is None or nx is None:
+        raise DataSetError(
+            f"{where!r}: its scan size SI Dimensions/Size Y = {y!r}, Size X = {x!r} is not "
+            "two positive whole numbers; give nav_shape=(rows, columns) to open the data"
+        )
+    return (ny, nx)
+
+
+def _gtg_sampling(tags: dict) -> tuple[int, int] | None:
+    """The scan size without flyback (``SI Image Tags/SI/Acquisition/Spatial Sampling``)."""
+    base = ("SI Image Tags", "SI", "Acquisition", "Spatial Sampling")
+    h = _count(_tag(tags, *base, "Height (pixels)"))
+    w = _count(_tag(tags, *base, "Width (pixels)"))
+    return None if h is None or w is None else (h, w)
+
+
 class K2ISDataSet(DataSet):
     """A Gatan K2 IS acquisition: eight ``.bin`` sector files and a ``.gtg`` next to them.
 
@@ -397,7 +476,11 @@ class K2ISDataSet(DataSet):
         The ``.gtg`` file or any of the eight ``.bin`` sector files; the others
         are found next to it (``<stem>1.bin`` ... ``<stem>8.bin``, ``<stem>.gtg``).
     nav_shape : tuple of int, optional
-        The scan shape; by default ``(frames,)`` (it is not read from the ``.gtg``).
+        The scan shape. By default the ``.gtg``'s STEM scan size (its tags
+        ``SI Dimensions/Size Y`` and ``Size X``, as ``(Size Y, Size X)``); a
+        ``.gtg`` without them (a time series), or no readable ``.gtg`` next to
+        the ``.bin`` files, gives ``(frames,)``. ``metadata["scan_shape_from"]``
+        says which: ``"nav_shape"``, ``"gtg"`` or ``"frames"``.
     sync_offset : int
         Navigation frame ``i`` is frame ``i + sync_offset`` after the sync by
         frame id (see :mod:`udfwidgets.io.geometry`).
@@ -421,6 +504,10 @@ class K2ISDataSet(DataSet):
     >>> ds = K2ISDataSet(os.path.join(folder, "scan_.gtg"), nav_shape=(2, 3))
     >>> ds.shape, ds.dtype
     (Shape((2, 3, 4, 64), sig_dims=2), dtype('uint16'))
+    >>> write_k2is(folder, data, block_shape=(2, 4), scan_shape=(2, 3), overwrite=True)
+    >>> ds = K2ISDataSet(os.path.join(folder, "scan_1.bin"))  # the scan shape from the .gtg
+    >>> tuple(ds.shape.nav), ds.metadata["scan_shape_from"]
+    ((2, 3), 'gtg')
     """
 
     kind = "k2is"
@@ -439,6 +526,31 @@ class K2ISDataSet(DataSet):
         s = self.sectors
         self.dtype = np.dtype(np.uint16)
         sig = (s.sector_shape[0], SECTORS * s.sector_shape[1])
+        tags: dict | None = None
+        gtg_error = None
+        if gtg is not None:
+            from .dm import read_tags
+
+            try:
+                tags = read_tags(gtg)[0]
+            except DataSetError as e:
+                if given == gtg:
+                    raise
+                gtg_error = str(e)
+        gtg_scan = None
+        if tags is not None:
+            try:
+                gtg_scan = gtg_scan_shape(tags, str(gtg))
+            except DataSetError as e:
+                if nav_shape is None:  # nothing else says the scan shape
+                    raise
+                gtg_error = str(e)
+        if nav_shape is not None:
+            source = "nav_shape"
+        elif gtg_scan is not None:
+            nav_shape, source = gtg_scan, "gtg"
+        else:
+            source = "frames"
         self.geometry: ScanGeometry = resolve(
             s.num_frames, nav_shape, sync_offset, what=repr(given)
         )
@@ -452,16 +564,16 @@ class K2ISDataSet(DataSet):
             "skipped_blocks": s.offsets,
             "block_shape": s.block_shape,
             "sector_shape": s.sector_shape,
+            "scan_shape_from": source,
+            "gtg_scan_shape": gtg_scan,
         }
-        if gtg is not None:
-            from .dm import read_tags
-
-            try:
-                self.metadata["gtg_tags"] = read_tags(gtg)[0]
-            except DataSetError as e:
-                if given == gtg:
-                    raise
-                self.metadata["gtg_error"] = str(e)
+        if tags is not None:
+            self.metadata["gtg_tags"] = tags
+            flyback = _gtg_sampling(tags)
+            if flyback is not None:
+                self.metadata["scan_shape_without_flyback"] = flyback
+        if gtg_error is not None:
+            self.metadata["gtg_error"] = gtg_error
 
     def _make_partition(self, start, stop, index):
         return K2ISPartition(
@@ -494,24 +606,39 @@ def _pack12(pix: np.ndarray) -> np.ndarray:
     return out.reshape(pix.shape[:-1] + (-1,))
 
 
-def _gtg_bytes(n: int, frame_shape, block_shape) -> bytes:
-    """A small DM4 file with the acquisition's description (our own tags)."""
+def _tag_items(w, tags: dict) -> list[bytes]:
+    """DM tags of a nested dict: dicts are groups, str text, int ``u4`` (``i4`` below 0), float ``f4``."""
+    items = []
+    for name, value in tags.items():
+        if isinstance(value, dict):
+            items.append(w.group(name, _tag_items(w, value)))
+        elif isinstance(value, str):
+            items.append(w.string(name, value))
+        elif isinstance(value, (bool, np.bool_)):
+            items.append(w.simple(name, int(value), "u1"))
+        elif isinstance(value, (int, np.integer)):
+            items.append(w.simple(name, int(value), "u4" if value >= 0 else "i4"))
+        else:
+            items.append(w.simple(name, float(value), "f4"))
+    return items
+
+
+def _gtg_bytes(n: int, frame_shape, block_shape, tags: dict | None = None) -> bytes:
+    """A small DM4 file with the acquisition's description (our own tags, then ``tags``)."""
     from .dm import _Writer
 
     w = _Writer(4)
-    items = [
-        w.group(
-            "udfwidgets K2 IS",
-            [
-                w.simple("Frames", n, "u4"),
-                w.simple("Frame height", frame_shape[0], "u4"),
-                w.simple("Frame width", frame_shape[1], "u4"),
-                w.simple("Block height", block_shape[0], "u4"),
-                w.simple("Block width", block_shape[1], "u4"),
-                w.string("Source", "udfwidgets write_k2is"),
-            ],
-        )
-    ]
+    ours = {
+        "udfwidgets K2 IS": {
+            "Frames": n,
+            "Frame height": frame_shape[0],
+            "Frame width": frame_shape[1],
+            "Block height": block_shape[0],
+            "Block width": block_shape[1],
+            "Source": "udfwidgets write_k2is",
+        }
+    }
+    items = _tag_items(w, {**ours, **(tags or {})})
     root = b"\x01\x00" + w._i(len(items)) + b"".join(items)
     return struct.pack(">I", 4) + w._i(len(root)) + struct.pack(">I", 1) + root + b"\x00" * 8
 
@@ -526,6 +653,8 @@ def write_k2is(
     leading_blocks: Sequence[int] | None = None,
     trailing_blocks: Sequence[int] | None = None,
     shuffle_blocks: int | None = None,
+    scan_shape: tuple[int, int] | None = None,
+    gtg_tags: dict | None = None,
 ) -> None:
     """Write ``data`` ``(*nav, h, w)`` as a K2 IS acquisition: 8 sector ``.bin`` files and a ``.gtg``.
 
@@ -559,6 +688,15 @@ def write_k2is(
     shuffle_blocks : int, optional
         A seed: the blocks of every frame are written in a random order (the
         reader places blocks by their headers).
+    scan_shape : (int, int), optional
+        Written to the ``.gtg`` as Gatan's STEM scan size, the tags
+        ``SI Dimensions/Size Y`` and ``SI Dimensions/Size X`` (the reader's
+        default ``nav_shape``). Without it the ``.gtg`` has no scan size (a
+        time series).
+    gtg_tags : dict, optional
+        More tags for the ``.gtg`` (nested dicts are groups; ``int`` values are
+        written as ``uint32``, ``int32`` below 0, ``float`` as ``float32``,
+        ``str`` as text), written after ``scan_shape`` (they may replace it).
 
     Examples
     --------
@@ -637,4 +775,9 @@ def write_k2is(
                 post = blocks_of(junk, np.array([first_frame_id + n]), counter)
                 f.write(post.reshape(b, block_bytes)[: trail[s]].tobytes())
     with atomic_output(gtg, overwrite=overwrite) as tmp, open(tmp, "wb") as f:
-        f.write(_gtg_bytes(n, (h, w), (bh, bw)))
+        tags: dict = {}
+        if scan_shape is not None:
+            sy, sx = (int(v) for v in scan_shape)
+            tags["SI Dimensions"] = {"Size X": sx, "Size Y": sy}
+        tags.update(gtg_tags or {})
+        f.write(_gtg_bytes(n, (h, w), (bh, bw), tags))
