@@ -555,7 +555,9 @@ class FigureHost:
     def toolbar(self):
         """A compact row of home / zoom / pan buttons to show above the figure.
 
-        The chosen tool is a pressed toggle button (clear in both themes);
+        The chosen tool is a pressed toggle button, filled blue in both themes
+        (:data:`~udfwidgets.widgets.theme.TOGGLE_CSS`, in a hidden style sheet
+        widget of the row);
         "home" restores the original view. The row sits in the layout above
         the figure, so it never covers the axes.
 
@@ -564,7 +566,7 @@ class FigureHost:
         >>> host = FigureHost("agg")
         >>> _ = host.figure.add_subplot()
         >>> bar = host.toolbar()
-        >>> [c.description for c in bar.children]
+        >>> [c.description for c in bar.children[:3]]
         ['home', 'zoom', 'pan']
         """
         import ipywidgets as w
@@ -581,8 +583,11 @@ class FigureHost:
         pan = w.ToggleButton(
             description="pan", tooltip="drag to move the view", layout=w.Layout(width="auto")
         )
+        from .theme import mark_toggles, style_sheet
+
         for b in (zoom, pan):
             b.add_class("udfw-tool")
+        mark_toggles(zoom, pan)  # the chosen one filled blue in both themes
 
         def on_home(_b):
             nav.home()
@@ -604,7 +609,7 @@ class FigureHost:
         home.on_click(on_home)
         zoom.observe(lambda c: toggled(c, "zoom"), "value")
         pan.observe(lambda c: toggled(c, "pan"), "value")
-        children: list = [home, zoom, pan]
+        children: list = [home, zoom, pan, style_sheet()]
         if self.mode != "agg" and self.theme == "auto":
             from .theme import probe
 
