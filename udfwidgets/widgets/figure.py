@@ -175,7 +175,10 @@ def _locked_figure_class():
         while a background thread may be updating the artists: the owner holds
         the same lock during its updates, so a picture is never drawn
         half-updated. ``before_draw`` brings deferred work (a colour bar) up
-        to date only when a picture is actually made.
+        to date only when a picture is actually made. The constrained layout
+        is solved again only when something it depends on changed
+        (:meth:`layout_key`: a zoom, new labels, a resize), not for new
+        image data or colours.
         """
 
         render_lock = None
@@ -192,15 +195,51 @@ def _locked_figure_class():
             with lock:
                 return self._draw(renderer)
 
+        #: what the last layout was solved for (see layout_key)
+        _laid_out_for: Any = None
+
+        def layout_key(self) -> tuple:
+            """What the constrained layout depends on: size, and per axes its limits,
+            labels, titles and tick formatting (the tick labels' sizes). A render whose
+            key equals the last layout's keeps that layout."""
+            per_axes = tuple(
+                (
+                    id(ax),
+                    ax.get_visible(),
+                    ax.get_xlim(),
+                    ax.get_ylim(),
+                    ax.get_xlabel(),
+                    ax.get_ylabel(),
+                    tuple(ax.get_title(loc) for loc in ("left", "center", "right")),
+                    tuple(
+                        id(f)
+                        for axis in (ax.xaxis, ax.yaxis)
+                        for f in (axis.get_major_formatter(), axis.get_major_locator())
+                    ),
+                )
+                for ax in self.axes
+            )
+            suptitle = getattr(self, "_suptitle", None)
+            return (
+                tuple(self.bbox.size),
+                self.dpi,
+                None if suptitle is None else suptitle.get_text(),
+                per_axes,
+            )
+
         def _draw(self, renderer):
             if self.before_draw is not None:
                 self.before_draw()
             self.renders += 1
             engine = self.get_layout_engine()
-            if not (self.keep_layout and self.renders > 1 and engine is not None):
+            key = None if engine is None else self.layout_key()
+            if engine is None or not (
+                self.renders > 1 and (self.keep_layout or key == self._laid_out_for)
+            ):
+                self._laid_out_for = key
                 return super().draw(renderer)
-            # the constrained layout (about half of a render) is skipped: the axes keep
-            # the positions of the last render
+            # the constrained layout (about half of a render) is skipped: nothing it depends
+            # on changed (or keep_layout), the axes keep the positions of the last render
             self.set_layout_engine("none")
             try:
                 return super().draw(renderer)
