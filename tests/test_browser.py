@@ -542,9 +542,7 @@ def test_live_cursor_and_update_latency(server, page):
     }
     report.update(
         {
-            "kernel_timings_s": nb.kernel_json(
-                "{k: round(v, 4) for k, v in ex.timings.items()}"
-            ),
+            "kernel_timings_s": nb.kernel_json("{k: round(v, 4) for k, v in ex.timings.items()}"),
             "load_average": load_before,
             "load_average_at_start": load_at_start,
             "cpu_count": os.cpu_count(),
@@ -558,8 +556,7 @@ def test_live_cursor_and_update_latency(server, page):
     # arrived, though (a missing one makes its median infinite).
     report["targets_ms"] = {"cursor": 150, "region": 300, "detector": 300}
     report["targets_met"] = {
-        what: report[f"{what}_median_ms"] < target
-        for what, target in report["targets_ms"].items()
+        what: report[f"{what}_median_ms"] < target for what, target in report["targets_ms"].items()
     }
     (ARTIFACTS / "latency-report.json").write_text(json.dumps(report, indent=2))
     for what in ms:

@@ -196,7 +196,7 @@ def _locked_figure_class():
                 return self._draw(renderer)
 
         #: what the last layout was solved for (see layout_key)
-        _laid_out_for: Any = None
+        _laid_out_for = None
 
         def layout_key(self) -> tuple:
             """What the constrained layout depends on: size, and per axes its limits,
