@@ -1,13 +1,21 @@
-"""Kernel-side cost of one live-cursor move of the explorer, A/B between two checkouts.
+"""Kernel-side cost of one explorer update, A/B between two checkouts.
 
-What the kernel does per pointer move on a 64 x 64 scan of 128 x 128 uint16 frames read from
-a ``.npy`` memory map: read the frame, update both figures and render + PNG-encode the
-pictures sent to the browser (ipympl canvases marked as shown in a browser). The browser's own
-part (websocket, decoding) is measured by ``tests/test_browser.py`` (latency report).
+What the kernel does per update on a 64 x 64 scan of 128 x 128 uint16 frames read from a
+``.npy`` memory map (ipympl canvases marked as shown in a browser), ``--what``:
 
-Runs alternate between the checkouts (A, B, A, B, ...) so that both see the same load::
+- ``cursor`` (default): a live-cursor move: read the frame, update both figures, render and
+  PNG-encode the pictures sent to the browser;
+- ``region``: a new rectangle on the scan (region mode): its overlay redrawn, then SumUDF over
+  the region (threads executor, 2 workers, debounce 0.05 s) and the new pattern drawn;
+- ``detector``: a new disk on the pattern: its overlay redrawn, then ApplyMasksUDF over the
+  file and the new virtual image drawn.
+
+Each is timed from the change in Python to the last picture sent (``ex.wait()``). The
+browser's own part (websocket, decoding) is measured by ``tests/test_browser.py`` (latency
+report). Runs alternate between the checkouts (A, B, A, B, ...) so that both see the same load::
 
     python benchmarks/cursor_render.py --a /path/to/old/checkout --b . --rounds 4
+    python benchmarks/cursor_render.py --a /path/to/old/checkout --b . --what region
 
 Prints the median milliseconds per move of each run, the medians per checkout, their ratio
 and the load average before and after; ``--out FILE`` also writes them as JSON.
@@ -51,11 +59,24 @@ for h in (ex.nav.host, ex.sig.host):
     h.figure.canvas.syncing_data_url = False  # as ipympl sets it when a browser shows it
     h.figure.canvas.draw()  # the first picture the browser asked for
 ex.show_frame(1, 1)
+what = "{what}"
+if what != "cursor":
+    ex.mode = "region"
+    ex.nav.mode = ex.sig.mode = "replace"
+    assert ex.wait(60)
 times = []
 for i in range({moves}):
     t = time.perf_counter()
-    ex.show_frame(i % 64, (3 * i) % 64)
+    if what == "cursor":
+        ex.show_frame(i % 64, (3 * i) % 64)
+    elif what == "region":
+        ex.nav.set_rectangle(top=i % 40, left=(3 * i) % 40, height=10 + i % 7, width=12)
+        assert ex.wait(60)
+    else:
+        ex.sig.set_disk(centre=(64, 64), radius=8 + i % 20)
+        assert ex.wait(60)
     times.append(time.perf_counter() - t)
+assert ex.last_error is None, ex.last_error
 print(json.dumps(statistics.median(times) * 1e3))
 """
 
@@ -65,7 +86,8 @@ def main() -> None:
     parser.add_argument("--a", required=True, help="checkout A (e.g. the main branch)")
     parser.add_argument("--b", default=".", help="checkout B (default: this one)")
     parser.add_argument("--rounds", type=int, default=4)
-    parser.add_argument("--moves", type=int, default=40)
+    parser.add_argument("--moves", type=int, default=40, help="updates per run")
+    parser.add_argument("--what", choices=("cursor", "region", "detector"), default="cursor")
     parser.add_argument("--out", help="write the results as JSON here")
     args = parser.parse_args()
     checkouts = {"A": str(Path(args.a).resolve()), "B": str(Path(args.b).resolve())}
@@ -78,16 +100,16 @@ def main() -> None:
             for name, root in checkouts.items():
                 env = dict(os.environ, PYTHONPATH=root, MPLBACKEND="agg")
                 out = subprocess.run(
-                    [sys.executable, "-c", MOVE.format(moves=args.moves), path],
+                    [sys.executable, "-c", MOVE.format(moves=args.moves, what=args.what), path],
                     capture_output=True,
                     text=True,
                     env=env,
                     check=True,
                 )
                 runs[name].append(float(out.stdout.strip().splitlines()[-1]))
-                print(f"{name} {root}: {runs[name][-1]:.1f} ms per move", flush=True)
+                print(f"{name} {root}: {runs[name][-1]:.1f} ms per {args.what}", flush=True)
     result = {
-        "what": "median ms per explorer cursor move (kernel: frame read, render, PNG)",
+        "what": f"median ms per explorer {args.what} update (kernel: to the last picture sent)",
         "dataset": "64 x 64 x 128 x 128 uint16 .npy (memory map)",
         "checkouts": checkouts,
         "runs_ms": runs,

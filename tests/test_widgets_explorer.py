@@ -274,3 +274,99 @@ def test_layout_titles_and_static_view(ctx, ds, data):
     assert "sum of all 256 scan positions" in bundle["text/html"]
     assert bundle["text/plain"].startswith("Explorer:") and "VBox(" not in bundle["text/plain"]
     ex.close()
+
+
+def _connect_fake_browser(selector) -> list:
+    """Make an ipympl canvas behave as shown in a page: pictures are sent (recorded here)."""
+    canvas = selector.figure.canvas
+    canvas.syncing_data_url = False  # what the page's "initialized" message does
+    sent: list = []  # (image mode, picture) of each message with a picture
+
+    def send(content=None, buffers=None):
+        if buffers:
+            sent.append((canvas._current_image_mode, bytes(buffers[0])))
+
+    canvas.send = send
+    selector.host.refresh(push=True)  # the first picture: a full render (the layout)
+    return sent
+
+
+def _page_picture(sent: list) -> np.ndarray:
+    """The picture the page shows after these messages: a "full" picture replaces it, a
+    "diff" one (opaque changed pixels, transparent elsewhere) is drawn over it."""
+    import io
+
+    from PIL import Image
+
+    page = None
+    for mode, png in sent:
+        picture = np.asarray(Image.open(io.BytesIO(png)).convert("RGBA"))
+        if mode == "full" or page is None:
+            page = picture.copy()
+        else:
+            changed = picture[..., 3] != 0
+            page[changed] = picture[changed]
+    assert page is not None, "no picture was sent"
+    return page
+
+
+def test_region_and_detector_updates_are_blitted_and_exact(ctx, ds, data, monkeypatch):
+    """Issue 17: with a page showing the figures, a region or detector update redraws only
+    the image and its overlay (no full render with its layout); the artist's data is the
+    NumPy reference, the heading says what is shown, and the blitted picture is the one a
+    full render would make."""
+    pytest.importorskip("ipympl")
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from udfwidgets.widgets.figure import FigureHost
+
+    # no picture stored for a browser-less notebook (a timer thread) renders meanwhile
+    monkeypatch.setattr(FigureHost, "_snapshot_soon", lambda self: None)
+    ex = Explorer(ctx, ds, debounce=0.0, mode="region", backend="ipympl")
+    try:
+        assert ex.nav.blit_updates and ex.sig.blit_updates
+        sent = {s: _connect_fake_browser(s) for s in (ex.nav, ex.sig)}
+        renders = {s: s.figure.renders for s in (ex.nav, ex.sig)}
+        blits = {ex.nav: 0, ex.sig: 0}
+        for sel in blits:
+            real = sel.host.blit
+
+            def counting(artists, sel=sel, real=real):
+                done = real(artists)
+                blits[sel] += bool(done)
+                return done
+
+            sel.host.blit = counting
+        for k in range(3):  # region updates: overlay on the scan, sum in the pattern
+            ex.nav.set_rectangle(top=2 + k, left=3, height=4, width=5 + k, mode="replace")
+            assert ex.wait(30), ex.last_error
+            expected = data[ex.nav.roi].sum(axis=0)
+            np.testing.assert_allclose(shown(ex.sig), expected, rtol=1e-5)
+            assert ex.sig.title == f"sum of {4 * (5 + k)} scan positions"
+        for r in (3, 5):  # detector updates: overlay on the pattern, virtual image in the scan
+            ex.sig.set_disk(centre=(16, 16), radius=r, mode="replace")
+            assert ex.wait(30), ex.last_error
+            expected = data[..., ex.sig.mask].sum(axis=-1)
+            np.testing.assert_allclose(shown(ex.nav), expected, rtol=1e-4)
+            assert ex.nav.title == f"virtual image: disk r={r} px"
+        # each change was blitted (overlay + image), and at most the first of each figure
+        # rendered the rest of the figure again (the background kept for the next ones)
+        assert blits[ex.nav] >= 3 + 2 and blits[ex.sig] >= 3 + 2, blits
+        for sel in (ex.nav, ex.sig):
+            assert sel.figure.renders - renders[sel] <= 2, (sel.figure.renders, renders[sel])
+            assert sent[sel], "no picture was sent to the page"
+        # the picture on the page is the one a full render makes
+        for sel in (ex.nav, ex.sig):
+            shown_on_page = _page_picture(sent[sel])
+            with sel.host.lock:  # a picture stored for the notebook uses the same buffer
+                # rendered whole, on the same layout (a new constrained-layout solve may move
+                # the axes by a fraction of a pixel)
+                sel.figure.keep_layout = True
+                try:
+                    FigureCanvasAgg.draw(sel.figure.canvas)
+                finally:
+                    sel.figure.keep_layout = False
+                full = np.asarray(sel.figure.canvas.get_renderer().buffer_rgba()).copy()
+            np.testing.assert_array_equal(shown_on_page, full)
+    finally:
+        ex.close()

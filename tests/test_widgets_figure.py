@@ -29,3 +29,51 @@ def test_using_ipympl_does_not_make_it_the_global_backend():
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
+
+
+def test_layout_solved_again_only_when_it_would_change():
+    """Issue 17: a render for new image data or colours keeps the last constrained layout
+    (about half of a render); a zoom, a new label, a new size solve it again, and the axes
+    then sit where a fresh figure's layout puts them."""
+    import io
+
+    import numpy as np
+
+    from udfwidgets.widgets.figure import FigureHost
+
+    host = FigureHost("agg", figsize=(4, 3), theme="light")
+    ax = host.figure.add_subplot()
+    im = ax.imshow(np.zeros((8, 8)))
+    engine = host.figure.get_layout_engine()
+    solved = []
+    real = engine.execute
+    engine.execute = lambda fig: (solved.append(1), real(fig))[1]
+
+    def render() -> int:
+        before = len(solved)
+        host.figure.canvas.draw()
+        return len(solved) - before
+
+    assert render() == 1  # the first render solves it
+    im.set_data(np.ones((8, 8)))
+    im.set_clim(0, 2)
+    host.style()  # colours only
+    assert render() == 0
+    assert render() == 0
+    ax.set_xlim(2, 6)  # a zoom: other tick labels
+    assert render() == 1
+    ax.set_ylabel("scan y (nm)")
+    assert render() == 1
+    host.figure.set_size_inches(5, 3)
+    assert render() == 1
+    assert render() == 0
+    # the kept layout is the layout: a figure made fresh in this state has its axes there
+    fresh = FigureHost("agg", figsize=(5, 3), theme="light")
+    fax = fresh.figure.add_subplot()
+    fax.imshow(np.ones((8, 8)))
+    fax.set_xlim(2, 6)
+    fax.set_ylabel("scan y (nm)")
+    fresh.figure.savefig(io.BytesIO(), format="png")
+    np.testing.assert_allclose(
+        ax.get_position().bounds, fax.get_position().bounds, rtol=0, atol=2e-3
+    )

@@ -118,3 +118,59 @@ def test_unreadable_page_colours_fall_back_to_theme_defaults():
     assert theme.set_page_theme({"name": "dark", "face": "var(--x)", "text": ""}) >= 0
     assert theme.page_theme() == {"name": "dark", "face": "#111111", "text": "#dddddd"}
     assert theme.set_page_theme({"name": "sepia"}) == 0  # not a theme we know: ignored
+
+
+def _contrast(a, b) -> float:
+    """WCAG contrast ratio of two colours."""
+
+    def lum(c):
+        rgb = np.array(to_rgba(c)[:3])
+        lin = np.where(rgb <= 0.03928, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+        return float(lin @ [0.2126, 0.7152, 0.0722])
+
+    hi, lo = sorted((lum(a), lum(b)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+def test_chosen_toggle_button_is_marked_in_both_themes(widgets_shown):
+    """Issue 17: the selected tool (mode, scale, zoom/pan) button is clearly marked in the
+    light and the dark theme: every toggle of the widgets carries the class the package's
+    style sheet fills, and each widget shows that style sheet."""
+    import re
+
+    import ipywidgets
+
+    ex, plot, insp = widgets_shown
+    for w in (ex, plot.widget, insp):
+        toggles = [
+            c
+            for c in descendants(w)
+            if isinstance(c, ipywidgets.ToggleButtons | ipywidgets.ToggleButton)
+        ]
+        assert toggles, w
+        unmarked = [t for t in toggles if theme.TOGGLE_CLASS not in t._dom_classes]
+        assert not unmarked, unmarked
+        sheets = [c for c in descendants(w) if "udfw-style" in getattr(c, "_dom_classes", ())]
+        assert sheets and all(theme.TOGGLE_CSS in s.value for s in sheets), w
+    # the explorer: its mode, the selectors' tools and modes, the scales, zoom and pan
+    assert {t.description for t in descendants(ex) if isinstance(t, ipywidgets.ToggleButton)} == {
+        "zoom",
+        "pan",
+    }
+    # one rule per theme; each fills the chosen button with a colour of its own and keeps
+    # its text readable on it (WCAG AA: contrast 4.5)
+    rules = re.findall(r"([^{}]+)\{([^}]*)\}", theme.TOGGLE_CSS)
+    assert len(rules) == 2
+    seen = {}
+    for selector, body in rules:
+        assert selector.count(".mod-active") == 2, selector
+        props = dict(
+            (k.strip(), v.strip()) for k, v in (p.split(":") for p in body.split(";") if ":" in p)
+        )
+        which = "dark" if 'theme-light="false"' in selector else "light"
+        seen[which] = props["background-color"]
+        assert _contrast(props["background-color"], props["color"]) >= 4.5, (which, props)
+        assert props["font-weight"] == "bold"
+    assert set(seen) == {"light", "dark"}
+    # against JupyterLab's unchosen buttons (layout-color2: #eeeeee light, #424242 dark)
+    assert _contrast(seen["light"], "#eeeeee") >= 3 and _contrast(seen["dark"], "#424242") >= 3

@@ -471,6 +471,9 @@ class DisplayModel(traitlets.HasTraits):
             layout=w.Layout(width="auto"),
         )
         scale.add_class("udfw-scale")
+        from .theme import mark_toggles
+
+        mark_toggles(scale)
         limits = w.FloatRangeSlider(
             value=self.percentiles,
             min=0.0,

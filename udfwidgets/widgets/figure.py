@@ -173,7 +173,10 @@ def _locked_figure_class():
         while a background thread may be updating the artists: the owner holds
         the same lock during its updates, so a picture is never drawn
         half-updated. ``before_draw`` brings deferred work (a colour bar) up
-        to date only when a picture is actually made.
+        to date only when a picture is actually made. The constrained layout
+        is solved again only when something it depends on changed
+        (:meth:`layout_key`: a zoom, new labels, a resize), not for new
+        image data or colours.
         """
 
         render_lock = None
@@ -190,15 +193,51 @@ def _locked_figure_class():
             with lock:
                 return self._draw(renderer)
 
+        #: what the last layout was solved for (see layout_key)
+        _laid_out_for = None
+
+        def layout_key(self) -> tuple:
+            """What the constrained layout depends on: size, and per axes its limits,
+            labels, titles and tick formatting (the tick labels' sizes). A render whose
+            key equals the last layout's keeps that layout."""
+            per_axes = tuple(
+                (
+                    id(ax),
+                    ax.get_visible(),
+                    ax.get_xlim(),
+                    ax.get_ylim(),
+                    ax.get_xlabel(),
+                    ax.get_ylabel(),
+                    tuple(ax.get_title(loc) for loc in ("left", "center", "right")),
+                    tuple(
+                        id(f)
+                        for axis in (ax.xaxis, ax.yaxis)
+                        for f in (axis.get_major_formatter(), axis.get_major_locator())
+                    ),
+                )
+                for ax in self.axes
+            )
+            suptitle = getattr(self, "_suptitle", None)
+            return (
+                tuple(self.bbox.size),
+                self.dpi,
+                None if suptitle is None else suptitle.get_text(),
+                per_axes,
+            )
+
         def _draw(self, renderer):
             if self.before_draw is not None:
                 self.before_draw()
             self.renders += 1
             engine = self.get_layout_engine()
-            if not (self.keep_layout and self.renders > 1 and engine is not None):
+            key = None if engine is None else self.layout_key()
+            if engine is None or not (
+                self.renders > 1 and (self.keep_layout or key == self._laid_out_for)
+            ):
+                self._laid_out_for = key
                 return super().draw(renderer)
-            # the constrained layout (about half of a render) is skipped: the axes keep
-            # the positions of the last render
+            # the constrained layout (about half of a render) is skipped: nothing it depends
+            # on changed (or keep_layout), the axes keep the positions of the last render
             self.set_layout_engine("none")
             try:
                 return super().draw(renderer)
@@ -553,7 +592,9 @@ class FigureHost:
     def toolbar(self):
         """A compact row of home / zoom / pan buttons to show above the figure.
 
-        The chosen tool is a pressed toggle button (clear in both themes);
+        The chosen tool is a pressed toggle button, filled blue in both themes
+        (:data:`~udfwidgets.widgets.theme.TOGGLE_CSS`, in a hidden style sheet
+        widget of the row);
         "home" restores the original view. The row sits in the layout above
         the figure, so it never covers the axes.
 
@@ -562,7 +603,7 @@ class FigureHost:
         >>> host = FigureHost("agg")
         >>> _ = host.figure.add_subplot()
         >>> bar = host.toolbar()
-        >>> [c.description for c in bar.children]
+        >>> [c.description for c in bar.children[:3]]
         ['home', 'zoom', 'pan']
         """
         import ipywidgets as w
@@ -579,8 +620,11 @@ class FigureHost:
         pan = w.ToggleButton(
             description="pan", tooltip="drag to move the view", layout=w.Layout(width="auto")
         )
+        from .theme import mark_toggles, style_sheet
+
         for b in (zoom, pan):
             b.add_class("udfw-tool")
+        mark_toggles(zoom, pan)  # the chosen one filled blue in both themes
 
         def on_home(_b):
             nav.home()
@@ -602,7 +646,7 @@ class FigureHost:
         home.on_click(on_home)
         zoom.observe(lambda c: toggled(c, "zoom"), "value")
         pan.observe(lambda c: toggled(c, "pan"), "value")
-        children: list = [home, zoom, pan]
+        children: list = [home, zoom, pan, style_sheet()]
         if self.mode != "agg" and self.theme == "auto":
             from .theme import probe
 

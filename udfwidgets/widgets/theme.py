@@ -19,7 +19,17 @@ import threading
 import weakref
 from typing import Any
 
-__all__ = ["probe", "page_theme", "set_page_theme", "follow", "css_colour"]
+__all__ = [
+    "probe",
+    "page_theme",
+    "set_page_theme",
+    "follow",
+    "css_colour",
+    "TOGGLE_CLASS",
+    "TOGGLE_CSS",
+    "mark_toggles",
+    "style_sheet",
+]
 
 _ESM = """
 function resolved(property, value) {
@@ -68,6 +78,62 @@ function render({ model, el }) {
 }
 export default { render };
 """
+
+#: The CSS class of every toggle group (and single toggle button) of the package.
+TOGGLE_CLASS = "udfw-toggle"
+
+#: How the chosen button of a toggle group looks (a tool, a mode, a scale, zoom or pan).
+#: ipywidgets marks it only with a slightly lighter grey, which in JupyterLab's dark theme
+#: is hard to tell from the others: here it is filled blue, with bold text, in both themes
+#: (JupyterLab's ``data-jp-theme-light`` on ``<body>`` chooses the shade; a page without it
+#: gets the light one, readable on any background).
+TOGGLE_CSS = f"""
+.{TOGGLE_CLASS} .jupyter-button.mod-active, .jupyter-button.{TOGGLE_CLASS}.mod-active {{
+  background-color: #1565c0; color: #ffffff; font-weight: bold;
+  box-shadow: inset 0 0 0 1px #0d47a1;
+}}
+body[data-jp-theme-light="false"] .{TOGGLE_CLASS} .jupyter-button.mod-active,
+body[data-jp-theme-light="false"] .jupyter-button.{TOGGLE_CLASS}.mod-active {{
+  background-color: #64b5f6; color: #111111; font-weight: bold;
+  box-shadow: inset 0 0 0 1px #bbdefb;
+}}
+"""
+
+
+def mark_toggles(*toggles: Any) -> None:
+    """Give toggle groups (``ToggleButtons``) or buttons (``ToggleButton``) the marked look.
+
+    The look itself comes with :func:`style_sheet`, in every figure's toolbar.
+
+    Examples
+    --------
+    >>> import ipywidgets as w
+    >>> tools = w.ToggleButtons(options=["a", "b"])
+    >>> mark_toggles(tools); TOGGLE_CLASS in tools._dom_classes
+    True
+    """
+    for toggle in toggles:
+        toggle.add_class(TOGGLE_CLASS)
+
+
+def style_sheet() -> Any:
+    """An invisible ``ipywidgets.HTML`` holding :data:`TOGGLE_CSS` (a ``<style>`` element).
+
+    Shown anywhere on the page (the package puts one in every figure
+    toolbar), it styles every marked toggle of the page.
+
+    Examples
+    --------
+    >>> sheet = style_sheet()
+    >>> sheet.value.startswith("<style>"), sheet.layout.display
+    (True, 'none')
+    """
+    import ipywidgets as w
+
+    sheet = w.HTML(f"<style>{TOGGLE_CSS}</style>", layout=w.Layout(display="none"))
+    sheet.add_class("udfw-style")
+    return sheet
+
 
 _lock = threading.Lock()
 _probe: Any = None

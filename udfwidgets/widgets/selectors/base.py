@@ -22,6 +22,7 @@ from ..axes import PointerReadout, apply_axes, axis_scales, calibration_of
 from ..display import DisplayModel, check_image, overlay_rgba
 from ..figure import FigureHost
 from ..static import StaticView, close_tree
+from ..theme import mark_toggles
 from . import shapes as geo
 
 __all__ = ["MaskSelectorBase", "MODES", "as_image"]
@@ -167,6 +168,7 @@ class MaskSelectorBase(widgets.VBox, StaticView):
                 "the new shape replaces the selection",
             ],
         )
+        mark_toggles(self._tool_buttons, self._mode_buttons)  # the chosen ones clearly marked
         self._invert_button = widgets.Button(
             description="invert", layout={"width": "auto"}, tooltip="select what is not selected"
         )
@@ -256,7 +258,7 @@ class MaskSelectorBase(widgets.VBox, StaticView):
             self._overlay.set_data(overlay_rgba(mask, self._color))
             self._overlay.set_visible(bool(mask.any()))  # nothing to draw: no cost per render
         self._status.value = f"<small>{self.describe_selection()}</small>"
-        self._refresh()
+        self._redraw_image(self.blit_updates)
 
     def describe_selection(self, mask: np.ndarray | None = None) -> str:
         """In words: how many of the image's pixels are selected.
@@ -296,9 +298,19 @@ class MaskSelectorBase(widgets.VBox, StaticView):
 
     #: Render and send each new picture at once (the explorer sets it), not on request.
     push_updates = False
+    #: A new image (:meth:`set_image`) or selection redraws only the image and what lies
+    #: over it, on the figure's last rendered axes, and sends the picture at once
+    #: (:meth:`FigureHost.blit <udfwidgets.widgets.figure.FigureHost.blit>`); the explorer
+    #: sets it. Without a browser showing the figure: a full render, as for False.
+    blit_updates = False
 
     def _refresh(self) -> None:
         self._host.refresh(push=self.push_updates)
+
+    def _redraw_image(self, blit: bool) -> None:
+        """Show a changed image or overlay: blitted if ``blit`` and possible, else rendered."""
+        if not (blit and self._host.blit(self._image_artists())):
+            self._refresh()
 
     @property
     def title(self) -> str:
@@ -407,13 +419,16 @@ class MaskSelectorBase(widgets.VBox, StaticView):
         """The image shown under the selection."""
         return self._image
 
-    def set_image(self, image: Any, title: str | None = None, blit: bool = False) -> None:
+    def set_image(self, image: Any, title: str | None = None, blit: bool | None = None) -> None:
         """Show a new image of the same shape (the selection stays), optionally a new title.
 
         ``blit=True``: redraw only the image and what lies over it, on the
         figure's last rendered axes and ticks (:meth:`FigureHost.blit
         <udfwidgets.widgets.figure.FigureHost.blit>`; the explorer's live
-        cursor), when a browser shows the figure; a full render otherwise.
+        cursor, region and detector updates), when a browser shows the
+        figure; a full render otherwise. None: :attr:`blit_updates`.
+        The colour limits follow the new image either way; the title is
+        the HTML heading above the figure, not part of the picture.
 
         Examples
         --------
@@ -435,8 +450,7 @@ class MaskSelectorBase(widgets.VBox, StaticView):
         if title is not None:
             self._title_text = str(title)  # above the figure (and on the axes only in png())
             self._set_heading()
-        if not (blit and self._host.blit(self._image_artists())):
-            self._refresh()
+        self._redraw_image(self.blit_updates if blit is None else blit)
 
     def _image_artists(self) -> list:
         """The image and every artist of the axes drawn over it (not the axes' ticks)."""
