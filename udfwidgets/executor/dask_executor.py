@@ -23,6 +23,8 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
+import numpy as np
+
 from .backends import Executor
 from .errors import portable_errors
 
@@ -31,6 +33,11 @@ __all__ = ["DaskExecutor", "ClusterClosedError", "NoWorkersError"]
 #: Pickled UDFs larger than this travel to each worker once per run (scattered),
 #: not once per task.
 SCATTER_BLOB_BYTES = 1 << 20
+
+#: An roi larger than this (a bool per frame: 64 Ki frames) travels to each worker
+#: once per run (scattered), not once per task: at 1 M frames every task would
+#: otherwise carry 1 MiB. Tasks still see the whole roi (``meta.roi``).
+SCATTER_ROI_BYTES = 64 << 10
 
 
 class ClusterClosedError(RuntimeError):
@@ -225,29 +232,37 @@ class DaskExecutor(Executor):
 
         run_id = uuid.uuid4().hex[:12]
         counter = itertools.count()
-        blobs: dict[int, Any] = {}  # id(blob) -> scattered future of a large blob
+        blobs: dict[int, Any] = {}  # id(blob or roi) -> its scattered future (large ones)
         pending: dict[str, Any] = {}
         done = as_completed(loop=client.loop, with_results=True, raise_errors=False)
+
+        def scattered(value) -> Any:
+            fut = blobs.get(id(value))
+            if fut is None:
+                fut = blobs[id(value)] = client.scatter(value, hash=False)
+            return fut
 
         def submit(task) -> None:
             key = f"udfwidgets-{run_id}-{next(counter)}"
             task, part = self._localize(task)
             blob = getattr(task, "blob", None)
-            extra: tuple[Any, ...] = ()
+            roi = getattr(task, "roi", None)
+            extra: dict[str, Any] = {}
             if isinstance(blob, bytes) and len(blob) > SCATTER_BLOB_BYTES:
-                fut = blobs.get(id(blob))
-                if fut is None:
-                    fut = blobs[id(blob)] = client.scatter(blob, hash=False)
+                extra["blob"] = scattered(blob)
+            if isinstance(roi, np.ndarray) and roi.nbytes > SCATTER_ROI_BYTES:
+                extra["roi"] = scattered(roi)
+            if extra:
                 task = copy.copy(task)
-                task.blob = None
-                extra = (fut,)
-            kwargs = {}
+                for name in extra:
+                    setattr(task, name, None)
+            kwargs: dict[str, Any] = {}
             if self.locality and part is not None and workers:
                 kwargs = {
                     "workers": [workers[_slot(part, len(workers))]],
                     "allow_other_workers": True,
                 }
-            future = client.submit(run_task, fn, task, key, *extra, key=key, pure=False, **kwargs)
+            future = client.submit(run_task, fn, task, key, key=key, pure=False, **extra, **kwargs)
             pending[key] = future
             done.add(future)
 
