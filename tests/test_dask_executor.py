@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from udfwidgets import UDF, Context
+from udfwidgets.executor import dask_executor
 from udfwidgets.executor.dask_executor import (
     ClusterClosedError,
     DaskExecutor,
@@ -276,6 +277,22 @@ def test_tasks_always_run_on_the_cluster(dask_client, n_jobs):
     assert pids <= workers and os.getpid() not in pids
 
 
+def test_runs_in_quick_succession_ask_the_scheduler_for_its_workers_once(dask_client, monkeypatch):
+    calls = []
+    info = dask_client.scheduler_info
+    monkeypatch.setattr(dask_client, "scheduler_info", lambda *a, **k: calls.append(1) or info(*a, **k))
+    with Context(executor=DaskExecutor(client=dask_client)) as ctx:
+        ds = ctx.load("memory", data=np.ones((4, 4, 2, 2), np.float32), num_partitions=4)
+        calls.clear()
+        for _ in range(3):  # planning and locality of three runs: one round trip
+            assert ctx.run_udf(dataset=ds, udf=SumUDF())["intensity"].data[0, 0] == 16
+        assert len(calls) <= 1
+        before = len(calls)
+        time.sleep(dask_executor.WORKERS_TTL)  # then the scheduler is asked again
+        ctx.run_udf(dataset=ds, udf=SumUDF())
+        assert len(calls) > before
+
+
 def test_the_same_partition_goes_to_the_same_worker(dctx):
     ds = dctx.load("memory", data=np.ones((8, 8, 2, 2), np.float32), num_partitions=8)
     first = dctx.run_udf(dataset=ds, udf=PidUDF())["pid"].data.reshape(8, 8)[:, 0]
@@ -473,6 +490,9 @@ def test_without_a_client_a_local_cluster_is_started_and_closed_with_the_context
         data = np.arange(2 * 3 * 4 * 5, dtype=np.float32).reshape(2, 3, 4, 5)
         res = ctx.run_udf(dataset=ctx.load("memory", data=data), udf=SumUDF())
         np.testing.assert_allclose(res["intensity"].data, data.sum(axis=(0, 1)))
+        # dask's statistical profiler (a stack sample every 10 ms) is off in our workers
+        callbacks = ctx.executor.client.run(lambda dask_worker: list(dask_worker.periodic_callbacks))
+        assert callbacks and not any("profile" in c for cbs in callbacks.values() for c in cbs)
     finally:
         ctx.close()
     assert cluster.status.name == "closed"
