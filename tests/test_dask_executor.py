@@ -236,7 +236,11 @@ def test_a_large_roi_travels_to_each_worker_once_not_with_every_task(
 
     monkeypatch.setattr(dask_client, "submit", spy)
     ds = dctx.load(
-        "raw", path=str(path), nav_shape=nav, sig_shape=sig, dtype=np.uint8,
+        "raw",
+        path=str(path),
+        nav_shape=nav,
+        sig_shape=sig,
+        dtype=np.uint8,
         num_partitions=num_partitions,
     )
     total, sums, seen = dctx.run_udf(dataset=ds, udf=[SumUDF(), SumSigUDF(), RoiSeenUDF()], roi=roi)
@@ -280,7 +284,9 @@ def test_tasks_always_run_on_the_cluster(dask_client, n_jobs):
 def test_runs_in_quick_succession_ask_the_scheduler_for_its_workers_once(dask_client, monkeypatch):
     calls = []
     info = dask_client.scheduler_info
-    monkeypatch.setattr(dask_client, "scheduler_info", lambda *a, **k: calls.append(1) or info(*a, **k))
+    monkeypatch.setattr(
+        dask_client, "scheduler_info", lambda *a, **k: calls.append(1) or info(*a, **k)
+    )
     with Context(executor=DaskExecutor(client=dask_client)) as ctx:
         ds = ctx.load("memory", data=np.ones((4, 4, 2, 2), np.float32), num_partitions=4)
         calls.clear()
@@ -491,7 +497,9 @@ def test_without_a_client_a_local_cluster_is_started_and_closed_with_the_context
         res = ctx.run_udf(dataset=ctx.load("memory", data=data), udf=SumUDF())
         np.testing.assert_allclose(res["intensity"].data, data.sum(axis=(0, 1)))
         # dask's statistical profiler (a stack sample every 10 ms) is off in our workers
-        callbacks = ctx.executor.client.run(lambda dask_worker: list(dask_worker.periodic_callbacks))
+        callbacks = ctx.executor.client.run(
+            lambda dask_worker: list(dask_worker.periodic_callbacks)
+        )
         assert callbacks and not any("profile" in c for cbs in callbacks.values() for c in cbs)
     finally:
         ctx.close()

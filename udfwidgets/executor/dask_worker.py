@@ -87,9 +87,7 @@ def _flush() -> None:
     """A Python call: a pending asynchronous exception is raised at its entry."""
 
 
-def run_task(
-    fn: Callable, task: Any, key: str, blob: bytes | None = None, roi: Any = None
-) -> Any:
+def run_task(fn: Callable, task: Any, key: str, blob: bytes | None = None, roi: Any = None) -> Any:
     """Run ``fn(task)`` so that :func:`stop_task` can interrupt it.
 
     ``blob`` (the run's pickled UDFs) and ``roi`` (the run's flat roi), sent

@@ -99,11 +99,13 @@ def empty_filled(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
 
 
 #: UDF buffers start on a cache-line boundary. NumPy's own arrays are only 16-byte
-#: aligned, and on AMD Zen CPUs glibc's ``memcpy`` (``rep movsb``) runs up to 20x
-#: slower into a destination that is not 32-byte aligned: ``buf[:] = temp`` of a
-#: 64 KiB frame took 2 us or 40 us depending on where malloc happened to put the
-#: buffer, so MaxUDF's ``self.results.maxbuf[:] = np.maximum(frame, ...)`` ran 3-4x
-#: slower in some worker processes than in others (benchmarks/README.md, "dask").
+#: aligned, and on AMD Zen CPUs glibc's ``memcpy`` ran 13-25x slower when the
+#: destination lies 16 bytes further into its cache line than the source (never
+#: with a 64-byte aligned destination): ``buf[:] = temp`` of a 64 KiB frame took
+#: 2 us or 26-54 us depending on where malloc happened to put the two arrays, so
+#: MaxUDF's ``self.results.maxbuf[:] = np.maximum(frame, ...)`` ran 3-4x slower in
+#: some worker processes than in others (benchmarks/README.md, "dask: where the
+#: time went").
 BUFFER_ALIGN = 64
 
 
@@ -121,7 +123,7 @@ def zeros(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     dtype = np.dtype(dtype)
     if dtype.kind == "O":
         return np.empty(shape, dtype=dtype)
-    shape = (int(shape),) if np.ndim(shape) == 0 else tuple(int(s) for s in shape)
+    shape = tuple(int(s) for s in np.atleast_1d(np.asarray(shape, dtype=np.int64)))
     if dtype.subdtype is not None:  # e.g. "(2,)f4": NumPy appends the subarray's axes
         dtype, sub = dtype.subdtype
         shape += sub
