@@ -152,6 +152,16 @@ class _UDFEngine(Engine):
         yield from self.ctx.run_udf_iter(dataset=self._ds[f.path], udf=udf)
 
 
+def dask_worker_config() -> dict:
+    """The dask configuration udfwidgets recommends for worker processes
+    (``udfwidgets.executor.dask_executor.WORKER_CONFIG``; empty in versions without it)."""
+    try:
+        from udfwidgets.executor.dask_executor import WORKER_CONFIG
+    except ImportError:
+        return {}
+    return dict(WORKER_CONFIG)
+
+
 class OursEngine(_UDFEngine):
     family = "udfwidgets"
 
@@ -164,15 +174,18 @@ class OursEngine(_UDFEngine):
         kwargs = {}
         self._cluster = None
         if executor == "dask":
+            import dask
             from distributed import Client, LocalCluster
 
-            self._cluster = LocalCluster(
-                n_workers=os.cpu_count() or 2,
-                threads_per_worker=1,
-                processes=True,
-                host="127.0.0.1",
-                dashboard_address="127.0.0.1:0",
-            )
+            # a cluster of the user's own, configured as docs/clusters.md recommends
+            with dask.config.set(dask_worker_config()):
+                self._cluster = LocalCluster(
+                    n_workers=os.cpu_count() or 2,
+                    threads_per_worker=1,
+                    processes=True,
+                    host="127.0.0.1",
+                    dashboard_address="127.0.0.1:0",
+                )
             kwargs["client"] = Client(self._cluster)
         self.ctx = Context(executor=executor, n_jobs=n_jobs, **kwargs)
 

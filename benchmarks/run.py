@@ -565,6 +565,9 @@ def environment(lt_version, lt_python) -> list[str]:
         "- main process: glibc malloc thresholds settled by one 30 MiB block (see "
         "`settle_malloc`); worker processes start fresh",
         f"- BLAS environment: {blas or 'default'}",
+        f"- uw-dask cluster: {os.cpu_count() or 2}-worker LocalCluster (processes, 127.0.0.1) "
+        "made by the benchmark, "
+        f"dask config {_engines.dask_worker_config() or 'default'}",
     ]
 
 

@@ -23,6 +23,8 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
+import numpy as np
+
 from .backends import Executor
 from .errors import portable_errors
 
@@ -31,6 +33,25 @@ __all__ = ["DaskExecutor", "ClusterClosedError", "NoWorkersError"]
 #: Pickled UDFs larger than this travel to each worker once per run (scattered),
 #: not once per task.
 SCATTER_BLOB_BYTES = 1 << 20
+
+#: dask configuration of the workers of a ``LocalCluster`` the executor starts, and
+#: recommended for clusters of your own (docs/clusters.md): dask's statistical
+#: profiler samples every worker thread's stack every 10 ms for the dashboard's
+#: Profile page, which cost our tasks 10-25% more worker CPU time
+#: (benchmarks/README.md, "dask").
+WORKER_CONFIG = {"distributed.worker.profile.enabled": False}
+
+#: How long a look at the cluster's workers is reused (seconds). Each look is a
+#: round trip to the scheduler (1 ms on a quiet machine, 9 ms on a busy one), and a
+#: run needs two (planning, then locality): reused, they cost once per second at
+#: most. A worker that left since is harmless (its tasks may run elsewhere); a run
+#: that fails forgets the look.
+WORKERS_TTL = 1.0
+
+#: An roi larger than this (a bool per frame: 64 Ki frames) travels to each worker
+#: once per run (scattered), not once per task: at 1 M frames every task would
+#: otherwise carry 1 MiB. Tasks still see the whole roi (``meta.roi``).
+SCATTER_ROI_BYTES = 64 << 10
 
 
 class ClusterClosedError(RuntimeError):
@@ -129,6 +150,7 @@ class DaskExecutor(Executor):
         wait_for_workers: float = 30.0,
     ):
         self._n_jobs = _check_n_jobs(n_jobs)
+        self._seen: tuple[float, dict[str, int]] | None = None  # (when, workers) of the last look
         self.path_map = _check_path_map(path_map)
         self.locality = bool(locality)
         self.wait_for_workers = float(wait_for_workers)
@@ -176,17 +198,23 @@ class DaskExecutor(Executor):
             return self._scheduler  # the client is closed: the address it had
 
     def workers(self, wait: bool = True) -> dict[str, int]:
-        """``{worker address: threads}`` of the cluster now; with ``wait``, waits for at
-        least one worker (:attr:`wait_for_workers` seconds at most)."""
+        """``{worker address: threads}`` of the cluster (as seen at most
+        :data:`WORKERS_TTL` seconds ago); with ``wait``, waits for at least one worker
+        (:attr:`wait_for_workers` seconds at most)."""
         import time
 
         client = self._live_client()
+        seen = self._seen
+        if seen is not None and time.monotonic() - seen[0] < WORKERS_TTL:
+            return dict(seen[1])
         deadline = time.monotonic() + self.wait_for_workers
         while True:
             info = client.scheduler_info(n_workers=-1).get("workers", {})
             found = {addr: int(w.get("nthreads", 1)) for addr, w in info.items()}
             if found or not wait:
-                return dict(sorted(found.items()))
+                found = dict(sorted(found.items()))
+                self._seen = (time.monotonic(), found) if found else None
+                return dict(found)
             if time.monotonic() >= deadline:
                 raise NoWorkersError(
                     f"the dask cluster at {self._address()} has no workers (waited "
@@ -225,29 +253,37 @@ class DaskExecutor(Executor):
 
         run_id = uuid.uuid4().hex[:12]
         counter = itertools.count()
-        blobs: dict[int, Any] = {}  # id(blob) -> scattered future of a large blob
+        blobs: dict[int, Any] = {}  # id(blob or roi) -> its scattered future (large ones)
         pending: dict[str, Any] = {}
         done = as_completed(loop=client.loop, with_results=True, raise_errors=False)
+
+        def scattered(value) -> Any:
+            fut = blobs.get(id(value))
+            if fut is None:
+                fut = blobs[id(value)] = client.scatter(value, hash=False)
+            return fut
 
         def submit(task) -> None:
             key = f"udfwidgets-{run_id}-{next(counter)}"
             task, part = self._localize(task)
             blob = getattr(task, "blob", None)
-            extra: tuple[Any, ...] = ()
+            roi = getattr(task, "roi", None)
+            extra: dict[str, Any] = {}
             if isinstance(blob, bytes) and len(blob) > SCATTER_BLOB_BYTES:
-                fut = blobs.get(id(blob))
-                if fut is None:
-                    fut = blobs[id(blob)] = client.scatter(blob, hash=False)
+                extra["blob"] = scattered(blob)
+            if isinstance(roi, np.ndarray) and roi.nbytes > SCATTER_ROI_BYTES:
+                extra["roi"] = scattered(roi)
+            if extra:
                 task = copy.copy(task)
-                task.blob = None
-                extra = (fut,)
-            kwargs = {}
+                for name in extra:
+                    setattr(task, name, None)
+            kwargs: dict[str, Any] = {}
             if self.locality and part is not None and workers:
                 kwargs = {
                     "workers": [workers[_slot(part, len(workers))]],
                     "allow_other_workers": True,
                 }
-            future = client.submit(run_task, fn, task, key, *extra, key=key, pure=False, **kwargs)
+            future = client.submit(run_task, fn, task, key, key=key, pure=False, **extra, **kwargs)
             pending[key] = future
             done.add(future)
 
@@ -273,6 +309,8 @@ class DaskExecutor(Executor):
                 yield result
             finished = True
         finally:
+            if not finished:
+                self._seen = None  # a worker may have died: look again next time
             if not finished and pending:
                 _cancel(client, list(pending.values()))
             pending.clear()
@@ -416,15 +454,19 @@ def _local_cluster(distributed, n_jobs):
     """A LocalCluster on the loopback interface, owned by the executor."""
     import logging
 
+    import dask
+
     n = n_jobs or os.cpu_count() or 1
-    cluster = distributed.LocalCluster(
-        n_workers=n,
-        threads_per_worker=1,
-        processes=True,
-        host="127.0.0.1",
-        dashboard_address="127.0.0.1:0",
-        silence_logs=logging.ERROR,
-    )
+    # the workers inherit this configuration (see WORKER_CONFIG)
+    with dask.config.set(WORKER_CONFIG):
+        cluster = distributed.LocalCluster(
+            n_workers=n,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address="127.0.0.1:0",
+            silence_logs=logging.ERROR,
+        )
     try:
         client = distributed.Client(cluster, set_as_default=False)
     except Exception:

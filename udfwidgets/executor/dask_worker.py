@@ -87,12 +87,12 @@ def _flush() -> None:
     """A Python call: a pending asynchronous exception is raised at its entry."""
 
 
-def run_task(fn: Callable, task: Any, key: str, blob: bytes | None = None) -> Any:
+def run_task(fn: Callable, task: Any, key: str, blob: bytes | None = None, roi: Any = None) -> Any:
     """Run ``fn(task)`` so that :func:`stop_task` can interrupt it.
 
-    ``blob`` (the run's pickled UDFs, sent once per worker when large) is put
-    back into the task here. A task stopped by :class:`TaskStopped` reports a
-    ``TaskCancelledError``.
+    ``blob`` (the run's pickled UDFs) and ``roi`` (the run's flat roi), sent
+    once per worker when large, are put back into the task here. A task
+    stopped by :class:`TaskStopped` reports a ``TaskCancelledError``.
 
     Examples
     --------
@@ -109,6 +109,8 @@ def run_task(fn: Callable, task: Any, key: str, blob: bytes | None = None) -> An
     try:
         if blob is not None:
             task.blob = blob
+        if roi is not None:
+            task.roi = roi
         with _LOCK:
             _RUNNING[key] = threading.get_ident()
         try:

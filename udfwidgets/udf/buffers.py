@@ -98,10 +98,39 @@ def empty_filled(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     return np.zeros(shape, dtype=dtype)
 
 
+#: UDF buffers start on a cache-line boundary. NumPy's own arrays are only 16-byte
+#: aligned, and on AMD Zen CPUs glibc's ``memcpy`` ran 13-25x slower when the
+#: destination lies 16 bytes further into its cache line than the source (never
+#: with a 64-byte aligned destination): ``buf[:] = temp`` of a 64 KiB frame took
+#: 2 us or 26-54 us depending on where malloc happened to put the two arrays, so
+#: MaxUDF's ``self.results.maxbuf[:] = np.maximum(frame, ...)`` ran 3-4x slower in
+#: some worker processes than in others (benchmarks/README.md, "dask: where the
+#: time went").
+BUFFER_ALIGN = 64
+
+
 def zeros(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-    """Zeros, or ``None`` items for object dtype."""
+    """Zeros starting at a :data:`BUFFER_ALIGN`-byte boundary, or ``None`` items for object dtype.
+
+    Examples
+    --------
+    >>> buf = zeros((3, 5), np.float32)
+    >>> buf.ctypes.data % BUFFER_ALIGN, buf.shape, buf.dtype, float(buf.sum())
+    (0, (3, 5), dtype('float32'), 0.0)
+    >>> buf.flags.c_contiguous and buf.flags.writeable
+    True
+    """
     dtype = np.dtype(dtype)
-    return np.empty(shape, dtype=dtype) if dtype.kind == "O" else np.zeros(shape, dtype=dtype)
+    if dtype.kind == "O":
+        return np.empty(shape, dtype=dtype)
+    shape = tuple(int(s) for s in np.atleast_1d(np.asarray(shape, dtype=np.int64)))
+    if dtype.subdtype is not None:  # e.g. "(2,)f4": NumPy appends the subarray's axes
+        dtype, sub = dtype.subdtype
+        shape += sub
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    raw = np.zeros(nbytes + BUFFER_ALIGN, dtype=np.uint8)  # calloc: large ones stay lazy
+    start = -raw.ctypes.data % BUFFER_ALIGN
+    return raw[start : start + nbytes].view(dtype).reshape(shape)
 
 
 class UndeclaredBufferError(BufferError, KeyError):
