@@ -57,7 +57,10 @@ def masks_for(sig) -> list[np.ndarray]:
     """Two float32 masks: a disk of radius sig/8 and a ring, as virtual detectors are."""
     y, x = np.indices(sig)
     r = np.hypot(y - sig[0] / 2, x - sig[1] / 2)
-    return [(r < sig[0] / 8).astype(np.float32), ((r > sig[0] / 4) & (r < sig[0] / 2)).astype(np.float32)]
+    return [
+        (r < sig[0] / 8).astype(np.float32),
+        ((r > sig[0] / 4) & (r < sig[0] / 2)).astype(np.float32),
+    ]
 
 
 #: the UDFs timed (``--udfs``): (fused: takes the corrections itself, per-tile path)
@@ -114,8 +117,10 @@ def check(ctx, ds, f, corr) -> None:
     roi[:n] = True
     ref = numpy_reference(np.asarray(mm[:n]), corr)
     sig = tuple(f.sig)
-    for udfs in ((SumUDF(), ApplyMasksUDF(masks=masks_for(sig)), CoMUDF()),
-                 (PerTileSumUDF(), PerTileApplyMasksUDF(masks=masks_for(sig)), PerTileCoMUDF())):
+    for udfs in (
+        (SumUDF(), ApplyMasksUDF(masks=masks_for(sig)), CoMUDF()),
+        (PerTileSumUDF(), PerTileApplyMasksUDF(masks=masks_for(sig)), PerTileCoMUDF()),
+    ):
         got = ctx.run_udf(dataset=ds, udf=list(udfs), roi=roi, corrections=corr)
         np.testing.assert_allclose(got[0]["intensity"].data, ref.sum(axis=0), rtol=1e-5)
         masks = np.stack(masks_for(sig)).reshape(2, -1).astype(np.float64)
@@ -123,7 +128,9 @@ def check(ctx, ds, f, corr) -> None:
         np.testing.assert_allclose(got[1]["intensity"].raw_data[:n], want, rtol=1e-5)
         y, x = np.indices(sig)
         total = ref.sum(axis=(1, 2))
-        com = np.stack([(ref * y).sum(axis=(1, 2)), (ref * x).sum(axis=(1, 2))], -1) / total[:, None]
+        com = (
+            np.stack([(ref * y).sum(axis=(1, 2)), (ref * x).sum(axis=(1, 2))], -1) / total[:, None]
+        )
         np.testing.assert_allclose(got[2]["raw_com"].raw_data[:n], com, rtol=1e-5)
 
 

@@ -11,12 +11,11 @@ import os
 import numpy as np
 import pytest
 
+from test_corrections import reference
 from udfwidgets import UDF, CorrectionSet
 from udfwidgets.udf.com import CoMUDF
 from udfwidgets.udf.masks import ApplyMasksUDF
 from udfwidgets.udf.sum import SumUDF
-
-from test_corrections import reference
 
 numba_on = pytest.mark.skipif(
     os.environ.get("UDFWIDGETS_NUMBA") == "0", reason="UDFWIDGETS_NUMBA=0: no compiled kernels"
@@ -94,9 +93,7 @@ def _reference_results(data, corr, excluded, roi, masks, cy, cx, r):
 @pytest.mark.parametrize("dtype", [np.uint16, np.float32])
 @pytest.mark.parametrize("with_roi", [False, True])
 @pytest.mark.parametrize("num_partitions", [1, 3])
-def test_linear_udfs_on_raw_tiles_match_reference(
-    any_ctx, rng, dtype, with_roi, num_partitions
-):
+def test_linear_udfs_on_raw_tiles_match_reference(any_ctx, rng, dtype, with_roi, num_partitions):
     data, corr, excluded = _detector(rng, dtype)
     roi = rng.random(data.shape[:2]) < 0.6 if with_roi else None
     masks = _masks(rng)
@@ -122,9 +119,7 @@ def test_linear_udfs_on_raw_tiles_match_reference(
     np.testing.assert_allclose(got_com, com, rtol=1e-5)
     np.testing.assert_allclose(fused[3]["m"].data.reshape(-1)[sel], fmax, rtol=1e-6)
     # the per-tile path: the same to float32 rounding
-    np.testing.assert_allclose(
-        fused[0]["intensity"].data, per_tile[0]["intensity"].data, rtol=1e-6
-    )
+    np.testing.assert_allclose(fused[0]["intensity"].data, per_tile[0]["intensity"].data, rtol=1e-6)
     np.testing.assert_allclose(
         got_masks, per_tile[1]["intensity"].data.reshape(-1, len(masks))[sel], rtol=1e-6
     )
@@ -211,14 +206,10 @@ def test_without_compiled_kernels_the_per_tile_path(ctx, rng, monkeypatch):
 
     assert sum_tiles(state, np.uint16, np.float32) is None
     assert linear_tiles(state, np.uint16, np.ones((4, 1), np.float32)) is None
-    got = ctx.run_udf(
-        dataset=ds, udf=[SumUDF(), ApplyMasksUDF(masks=masks)], corrections=corr
-    )
+    got = ctx.run_udf(dataset=ds, udf=[SumUDF(), ApplyMasksUDF(masks=masks)], corrections=corr)
     sel, total, by_mask, *_ = _reference_results(data, corr, excluded, None, masks, 7, 7, 3)
     np.testing.assert_allclose(got[0]["intensity"].data, total, rtol=1e-5)
-    np.testing.assert_allclose(
-        got[1]["intensity"].data.reshape(-1, 2), by_mask, rtol=1e-5
-    )
+    np.testing.assert_allclose(got[1]["intensity"].data.reshape(-1, 2), by_mask, rtol=1e-5)
 
 
 @numba_on
@@ -249,7 +240,10 @@ def test_kernels_against_correct_tile(rng):
                 w = rng.uniform(-1, 1, size=(sig[0] * sig[1] - 20, 3)).astype(np.float32)
                 got = linear_tiles(state, frames.dtype, w, start=7)(frames.reshape(9, -1))
                 flat = ref.reshape(9, -1)[:, 7 : 7 + len(w)]
-                scale = np.abs(frames.reshape(9, -1)[:, 7 : 7 + len(w)]).astype(float) @ np.abs(
-                    w.astype(float)
-                ) * (1 if corr.gain is None else 2) + 1
+                scale = (
+                    np.abs(frames.reshape(9, -1)[:, 7 : 7 + len(w)]).astype(float)
+                    @ np.abs(w.astype(float))
+                    * (1 if corr.gain is None else 2)
+                    + 1
+                )
                 np.testing.assert_array_less(np.abs(got - flat @ w.astype(float)), 1e-5 * scale)

@@ -17,6 +17,30 @@ Corrected frames are floating point: the UDFs' input dtype becomes
 ``np.result_type(preferred, dataset dtype, float32)`` (float32 for detectors
 of up to 16 bit). The file is never modified.
 
+UDFs that correct their own tiles
+---------------------------------
+Writing a corrected tile and reading it back costs about as much as a
+memory-bound UDF's whole work on float32 data. A UDF may therefore take the
+corrections itself, by defining
+
+``raw_tile_processor(self, corrections, raw_dtype)``
+    Called once per partition in the worker, after ``preprocess``, only in runs
+    with corrections, only for ``process_tile`` UDFs on NumPy tiles, and not
+    when tiles split the frame. ``corrections`` is the
+    :class:`PreparedCorrections`, ``raw_dtype`` the dtype of the raw tiles.
+    Return a function ``process(tile)`` that does :meth:`process_tile`'s work on
+    the *raw* (uncorrected, native dtype, read-only) tile, with ``meta`` set as
+    for ``process_tile``; or None to get corrected tiles as usual.
+
+Its results must be those of ``process_tile`` on corrected tiles, to float32
+rounding. The built-in :class:`~udfwidgets.udf.sum.SumUDF` (:func:`sum_tiles`:
+each raw value is read once, corrected and added, bit for bit the per-tile
+path's sums), :class:`~udfwidgets.udf.masks.ApplyMasksUDF` and
+:class:`~udfwidgets.udf.com.CoMUDF` (:func:`linear_tiles`: the gain folded into
+float32 weights, the dark frame's share subtracted, the excluded pixels'
+patched values added) do so when the compiled kernels are there (numba). The
+other UDFs of the same run still get the corrected tile, made once per tile.
+
 :func:`find_hot_pixels` and :func:`find_dead_pixels` find bad pixels in the
 results of :class:`~udfwidgets.udf.sum.SumUDF` or
 :class:`~udfwidgets.udf.stddev.StdDevUDF` and return ``(n, 2)`` coordinate
@@ -517,9 +541,12 @@ def _median_of(flat: np.ndarray, neighbours: np.ndarray, pad, padval, even) -> n
 #: Raw dtypes the fused kernels read (others: the corrected per-tile path)
 _RAW_KINDS = "uif"
 
-#: Raw frames between two patchings of the excluded pixels from their neighbours (gathers
-#: from frames still in the L2 cache; from main memory they cost 2-3x as much)
-PATCH_BLOCK_BYTES = 512 << 10
+#: Raw frames between two patchings of the excluded pixels from their neighbours: the
+#: gathers then read frames still in the cache (from main memory they cost 2-3x as much).
+#: SumUDF's kernel patches every 4 frames (at least: it sums 4 frames a pass) on 128x128
+#: float32 frames; the linear UDFs' products run on blocks of twice this size (the
+#: product reuses its weights over more frames).
+PATCH_BLOCK_BYTES = 256 << 10
 
 
 def sum_tiles(state: PreparedCorrections, raw_dtype: Any, dtype: Any):
@@ -559,7 +586,8 @@ def sum_tiles(state: PreparedCorrections, raw_dtype: Any, dtype: Any):
     targets = args[6]
     scratch: dict = {}
     # excluded pixels are patched every `block` raw frames, while those are in the L2 cache
-    block = max(1, PATCH_BLOCK_BYTES // max(1, int(np.prod(state.sig_shape)) * raw.itemsize))
+    frame_bytes = max(1, int(np.prod(state.sig_shape)) * raw.itemsize)
+    block = max(4, PATCH_BLOCK_BYTES // frame_bytes // 4 * 4)  # the kernel sums 4 frames a pass
 
     def add(frames: np.ndarray, acc: np.ndarray) -> None:
         if not frames.flags.c_contiguous:
@@ -577,9 +605,7 @@ def sum_tiles(state: PreparedCorrections, raw_dtype: Any, dtype: Any):
     return add
 
 
-def linear_tiles(
-    state: PreparedCorrections, raw_dtype: Any, weights: np.ndarray, start: int = 0
-):
+def linear_tiles(state: PreparedCorrections, raw_dtype: Any, weights: np.ndarray, start: int = 0):
     """``product(flat)``: the corrected frames times ``weights``, from the raw frames.
 
     For UDFs linear in the frame (:class:`~udfwidgets.udf.masks.ApplyMasksUDF`,
@@ -604,8 +630,8 @@ def linear_tiles(
     >>> frames = np.array([[[9, 5], [5, 7]]], np.uint16)
     >>> product = linear_tiles(state, np.uint16, w)
     >>> flat = frames.reshape(1, -1)
-    >>> product(flat) if product is not None else correct_tile(flat, state) @ w
-    array([[32.]])
+    >>> product(flat) if product is not None else correct_tile(frames, state).reshape(1, -1) @ w.astype(float)
+    array([[36.]])
     """
     from .udf._products import pack_weights
 
@@ -614,7 +640,7 @@ def linear_tiles(
         return None
     if weights.dtype != np.float32 or state.dtype != np.float32 or weights.ndim != 2:
         return None
-    from ._corrections_numba import excluded_values
+    from ._corrections_numba import excluded_values, linear_fold
     from .udf._products import float32_product
 
     pixels, k = weights.shape
@@ -634,12 +660,19 @@ def linear_tiles(
     w_targets[inside] = w64[local[inside]]
     patch = bool(inside.any())
 
-    block = max(1, PATCH_BLOCK_BYTES * 2 // max(1, int(np.prod(state.sig_shape)) * raw.itemsize))
+    block = max(1, 2 * PATCH_BLOCK_BYTES // max(1, int(np.prod(state.sig_shape)) * raw.itemsize))
 
     def product(flat: np.ndarray) -> np.ndarray:
         if not flat.flags.c_contiguous:
             flat = np.ascontiguousarray(flat)
-        if not patch:
+        if packed is not None and flat.dtype.kind in "iuf":  # one compiled pass
+            out = np.zeros((len(flat), packed.shape[0]))
+            vals = np.empty((len(targets), len(flat)), np.float32)
+            linear_fold(flat, packed, out, start, vals, block, *kargs)
+            sums = out[:, :k]
+            if patch:
+                sums += vals.T @ w_targets
+        elif not patch:
             sums = float32_product(flat, wg32, start=start, packed=packed)
         else:  # in blocks: the excluded pixels' neighbours are gathered from the cache
             sums = np.empty((len(flat), k))
