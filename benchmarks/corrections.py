@@ -1,4 +1,9 @@
-"""What detector corrections cost: SumUDF with and without a CorrectionSet.
+"""What detector corrections cost: SumUDF (and ApplyMasksUDF, CoMUDF) with and without corrections.
+
+Three runs alternate in every repetition: plain, corrected (the UDF takes raw tiles and
+applies the corrections itself, ``raw_tile_processor``) and corrected on the per-tile
+path (the same UDF class without ``raw_tile_processor``, given corrected tiles).
+``--udfs sum,masks,com`` chooses the UDFs (default: sum).
 
 Run ``python benchmarks/corrections.py`` (a 1 GiB float32 file, 128x128 x
 128x128, and a 1 GiB uint16 file, 64x128 x 256x256, like a counting

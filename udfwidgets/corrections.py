@@ -543,9 +543,8 @@ _RAW_KINDS = "uif"
 
 #: Raw frames between two patchings of the excluded pixels from their neighbours: the
 #: gathers then read frames still in the cache (from main memory they cost 2-3x as much).
-#: SumUDF's kernel patches every 4 frames (at least: it sums 4 frames a pass) on 128x128
-#: float32 frames; the linear UDFs' products run on blocks of twice this size (the
-#: product reuses its weights over more frames).
+#: Both SumUDF's kernel (it sums 4 frames a pass) and the linear UDFs' products (they
+#: re-read their weights for every block) patch every 4 frames at least.
 PATCH_BLOCK_BYTES = 256 << 10
 
 
@@ -660,7 +659,7 @@ def linear_tiles(state: PreparedCorrections, raw_dtype: Any, weights: np.ndarray
     w_targets[inside] = w64[local[inside]]
     patch = bool(inside.any())
 
-    block = max(1, 2 * PATCH_BLOCK_BYTES // max(1, int(np.prod(state.sig_shape)) * raw.itemsize))
+    block = max(4, PATCH_BLOCK_BYTES // max(1, int(np.prod(state.sig_shape)) * raw.itemsize))
 
     def product(flat: np.ndarray) -> np.ndarray:
         if not flat.flags.c_contiguous:
