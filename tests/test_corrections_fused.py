@@ -247,3 +247,30 @@ def test_kernels_against_correct_tile(rng):
                     + 1
                 )
                 np.testing.assert_array_less(np.abs(got - flat @ w.astype(float)), 1e-5 * scale)
+
+
+class DoubledSum(SumUDF):
+    """A subclass with its own process_tile: must get corrected tiles, not SumUDF's
+    raw-tile path (which would skip the override)."""
+
+    def process_tile(self, tile):
+        self.results.intensity[:] += 2 * tile.sum(axis=0, dtype=self.results.intensity.dtype)
+
+
+class MasksPlusOne(ApplyMasksUDF):
+    def process_tile(self, tile):
+        super().process_tile(tile)
+        self.results.intensity[:] += 1
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.float32])
+def test_subclass_with_own_process_tile_gets_corrected_tiles(ctx, rng, dtype):
+    data, corr, excluded = _detector(rng, dtype)
+    masks = _masks(rng)
+    ds = ctx.load("memory", data=data, num_partitions=2)
+    doubled, plus_one = ctx.run_udf(
+        dataset=ds, udf=[DoubledSum(), MasksPlusOne(masks=masks)], corrections=corr
+    )
+    _, total, by_mask, *_ = _reference_results(data, corr, excluded, None, masks, 7, 7, 3)
+    np.testing.assert_allclose(doubled["intensity"].data, 2 * total, rtol=1e-5)
+    np.testing.assert_allclose(plus_one["intensity"].data.reshape(-1, 2), by_mask + 1, rtol=1e-5)

@@ -38,7 +38,8 @@ each raw value is read once, corrected and added, bit for bit the per-tile
 path's sums), :class:`~udfwidgets.udf.masks.ApplyMasksUDF` and
 :class:`~udfwidgets.udf.com.CoMUDF` (:func:`linear_tiles`: the gain folded into
 float32 weights, the dark frame's share subtracted, the excluded pixels'
-patched values added) do so when the compiled kernels are there (numba). The
+patched values added) do so when the compiled kernels are there (numba), and
+not in a subclass that overrides ``process_tile`` (it gets corrected tiles). The
 other UDFs of the same run still get the corrected tile, made once per tile.
 
 :func:`find_hot_pixels` and :func:`find_dead_pixels` find bad pixels in the
