@@ -1,4 +1,9 @@
-"""What detector corrections cost: SumUDF with and without a CorrectionSet.
+"""What detector corrections cost: SumUDF (and ApplyMasksUDF, CoMUDF) with and without corrections.
+
+Three runs alternate in every repetition: plain, corrected (the UDF takes raw tiles and
+applies the corrections itself, ``raw_tile_processor``) and corrected on the per-tile
+path (the same UDF class without ``raw_tile_processor``, given corrected tiles).
+``--udfs sum,masks,com`` chooses the UDFs (default: sum).
 
 Run ``python benchmarks/corrections.py`` (a 1 GiB float32 file, 128x128 x
 128x128, and a 1 GiB uint16 file, 64x128 x 256x256, like a counting
@@ -34,7 +39,44 @@ import numpy as np
 
 import _data
 from udfwidgets import Context, CorrectionSet
+from udfwidgets.udf.com import CoMUDF
+from udfwidgets.udf.masks import ApplyMasksUDF
 from udfwidgets.udf.sum import SumUDF
+
+
+class PerTileSumUDF(SumUDF):
+    """SumUDF on corrected tiles (the per-tile path): it does not take raw tiles."""
+
+    raw_tile_processor = None
+
+
+class PerTileApplyMasksUDF(ApplyMasksUDF):
+    raw_tile_processor = None
+
+
+class PerTileCoMUDF(CoMUDF):
+    raw_tile_processor = None
+
+
+def masks_for(sig) -> list[np.ndarray]:
+    """Two float32 masks: a disk of radius sig/8 and a ring, as virtual detectors are."""
+    y, x = np.indices(sig)
+    r = np.hypot(y - sig[0] / 2, x - sig[1] / 2)
+    return [
+        (r < sig[0] / 8).astype(np.float32),
+        ((r > sig[0] / 4) & (r < sig[0] / 2)).astype(np.float32),
+    ]
+
+
+#: the UDFs timed (``--udfs``): (fused: takes the corrections itself, per-tile path)
+UDFS = {
+    "sum": (lambda sig: SumUDF(), lambda sig: PerTileSumUDF()),
+    "masks": (
+        lambda sig: ApplyMasksUDF(masks=masks_for(sig)),
+        lambda sig: PerTileApplyMasksUDF(masks=masks_for(sig)),
+    ),
+    "com": (lambda sig: CoMUDF(), lambda sig: PerTileCoMUDF()),
+}
 
 #: 1 GiB of uint16 frames, a 64x128 scan of 256x256 frames
 U16_1G = _data.RawFile("u16_64x128x256x256.raw", (64, 128), (256, 256), "uint16")
@@ -72,39 +114,65 @@ def numpy_reference(frames: np.ndarray, corr: CorrectionSet) -> np.ndarray:
 
 
 def check(ctx, ds, f, corr) -> None:
-    """Corrected SumUDF against a plain NumPy reference on the first 64 frames."""
+    """Corrected SumUDF, ApplyMasksUDF and CoMUDF (both paths) against a plain NumPy
+    reference on the first 64 frames."""
     mm = f.memmap()
     n = min(64, f.n_frames)
     roi = np.zeros(f.n_frames, bool)
     roi[:n] = True
-    got = ctx.run_udf(dataset=ds, udf=SumUDF(dtype="float64"), roi=roi, corrections=corr)
-    want = numpy_reference(np.asarray(mm[:n]), corr).sum(axis=0)
-    np.testing.assert_allclose(got["intensity"].data, want, rtol=1e-5)
+    ref = numpy_reference(np.asarray(mm[:n]), corr)
+    sig = tuple(f.sig)
+    for udfs in (
+        (SumUDF(), ApplyMasksUDF(masks=masks_for(sig)), CoMUDF()),
+        (PerTileSumUDF(), PerTileApplyMasksUDF(masks=masks_for(sig)), PerTileCoMUDF()),
+    ):
+        got = ctx.run_udf(dataset=ds, udf=list(udfs), roi=roi, corrections=corr)
+        np.testing.assert_allclose(got[0]["intensity"].data, ref.sum(axis=0), rtol=1e-5)
+        masks = np.stack(masks_for(sig)).reshape(2, -1).astype(np.float64)
+        want = ref.reshape(n, -1) @ masks.T
+        np.testing.assert_allclose(got[1]["intensity"].raw_data[:n], want, rtol=1e-5)
+        y, x = np.indices(sig)
+        total = ref.sum(axis=(1, 2))
+        com = (
+            np.stack([(ref * y).sum(axis=(1, 2)), (ref * x).sum(axis=(1, 2))], -1) / total[:, None]
+        )
+        np.testing.assert_allclose(got[2]["raw_com"].raw_data[:n], com, rtol=1e-5)
 
 
-def bench(f, reps: int, executor: str, n_jobs: int) -> dict:
+ARMS = ("plain", "corrected", "per-tile")
+
+
+def bench(f, reps: int, executor: str, n_jobs: int, udf: str = "sum") -> dict:
+    """Plain, corrected (the UDF takes the corrections itself where it can) and corrected
+    on the per-tile path, interleaved (the order rotates every repetition)."""
     _data.ensure(f)
     _data.warm(f)
     corr = corrections_for(f.sig)
+    fused, per_tile = UDFS[udf]
+    sig = tuple(f.sig)
+    arms = {"plain": (fused, False), "corrected": (fused, corr), "per-tile": (per_tile, corr)}
     with Context(executor=executor, n_jobs=n_jobs) as ctx:
         ds = ctx.load("raw", path=f.path, nav_shape=f.nav, sig_shape=f.sig, dtype=f.dtype)
         check(ctx, ds, f, corr)
-        for c in (None, corr):  # warm workers and file maps
-            ctx.run_udf(dataset=ds, udf=SumUDF(), corrections=c if c else False)
-        times: dict[str, list[float]] = {"plain": [], "corrected": []}
-        cpu: dict[str, list[float]] = {"plain": [], "corrected": []}
+        for make, c in arms.values():  # warm workers, file maps and compiled kernels
+            ctx.run_udf(dataset=ds, udf=make(sig), corrections=c)
+        times: dict[str, list[float]] = {k: [] for k in ARMS}
+        cpu: dict[str, list[float]] = {k: [] for k in ARMS}
         for rep in range(reps):
-            order = [("plain", False), ("corrected", corr)]
+            order = list(ARMS[rep % 3 :] + ARMS[: rep % 3])
             if rep % 2:
                 order.reverse()
-            for name, c in order:
+            for name in order:
+                make, c = arms[name]
+                u = make(sig)
                 c0 = time.process_time()
                 t0 = time.perf_counter()
-                ctx.run_udf(dataset=ds, udf=SumUDF(), corrections=c)
+                ctx.run_udf(dataset=ds, udf=u, corrections=c)
                 times[name].append(time.perf_counter() - t0)
                 cpu[name].append(time.process_time() - c0)
     med = {k: statistics.median(v) for k, v in times.items()}
     per_rep = [c / p for c, p in zip(times["corrected"], times["plain"])]
+    per_rep_tile = [c / p for c, p in zip(times["per-tile"], times["plain"])]
     # inline: all the work is this process's CPU time, which waiting for a busy
     # machine's cores does not inflate (the other executors work in other processes)
     cpu_ratio = (
@@ -113,8 +181,11 @@ def bench(f, reps: int, executor: str, n_jobs: int) -> dict:
         else None
     )
     return {
+        "udf": fused(sig).__class__.__name__,
         "cpu_ratio": cpu_ratio,
         "per_rep": per_rep,
+        "per_rep_tile": per_rep_tile,
+        "ratio_tile": med["per-tile"] / med["plain"],
         "file": os.path.basename(f.path),
         "gib": f.nbytes / 2**30,
         "times": times,
@@ -212,6 +283,11 @@ def main(argv=None) -> int:
     )
     p.add_argument("--files", default="f32,u16", help="f32 (1 GiB float32), u16 (1 GiB uint16)")
     p.add_argument(
+        "--udfs",
+        default="sum",
+        help="comma-separated: sum (SumUDF), masks (ApplyMasksUDF, 2 masks), com (CoMUDF)",
+    )
+    p.add_argument(
         "--out",
         default=os.path.join(HERE, "results", "corrections.md"),
         help="append the table to this file ('-': print only)",
@@ -244,23 +320,26 @@ def main(argv=None) -> int:
             *table,
         ]
         return _report(lines, a)
-    rows = [bench(f, reps, a.executor, a.n_jobs) for f in chosen]
+    rows = [bench(f, reps, a.executor, a.n_jobs, u) for u in a.udfs.split(",") for f in chosen]
     load1 = os.getloadavg()
     lines = [
-        f"SumUDF, corrections by {path}, executor={a.executor} n_jobs={a.n_jobs}, "
-        f"{reps} interleaved repetitions; "
+        f"Corrections by {path}, executor={a.executor} n_jobs={a.n_jobs}, "
+        f"{reps} interleaved repetitions of plain, corrected and corrected on the per-tile "
+        f"path (UDF given corrected tiles); "
         f"load average {load0[0]:.1f} before, {load1[0]:.1f} after (1 min)",
         "",
-        "| file | GiB | plain (median s) | corrected (median s) | corrected / plain "
-        "(median) | (best of each) | per repetition (min-max) | CPU time ratio (inline) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| UDF | file | GiB | plain (median s) | corrected (median s) | corrected / plain "
+        "(median) | (best of each) | per repetition (min-max) | CPU time ratio (inline) "
+        "| per-tile path / plain (median) | per repetition (min-max) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         cpu = "-" if r["cpu_ratio"] is None else f"{r['cpu_ratio']:.2f}"
         lines.append(
-            f"| {r['file']} | {r['gib']:.2f} | {r['median']['plain']:.3f} | "
+            f"| {r['udf']} | {r['file']} | {r['gib']:.2f} | {r['median']['plain']:.3f} | "
             f"{r['median']['corrected']:.3f} | {r['ratio']:.2f} | {r['min_ratio']:.2f} | "
-            f"{min(r['per_rep']):.2f}-{max(r['per_rep']):.2f} | {cpu} |"
+            f"{min(r['per_rep']):.2f}-{max(r['per_rep']):.2f} | {cpu} | "
+            f"{r['ratio_tile']:.2f} | {min(r['per_rep_tile']):.2f}-{max(r['per_rep_tile']):.2f} |"
         )
     return _report(lines, a)
 

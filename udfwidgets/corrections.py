@@ -17,6 +17,31 @@ Corrected frames are floating point: the UDFs' input dtype becomes
 ``np.result_type(preferred, dataset dtype, float32)`` (float32 for detectors
 of up to 16 bit). The file is never modified.
 
+UDFs that correct their own tiles
+---------------------------------
+Writing a corrected tile and reading it back costs about as much as a
+memory-bound UDF's whole work on float32 data. A UDF may therefore take the
+corrections itself, by defining
+
+``raw_tile_processor(self, corrections, raw_dtype)``
+    Called once per partition in the worker, after ``preprocess``, only in runs
+    with corrections, only for ``process_tile`` UDFs on NumPy tiles, and not
+    when tiles split the frame. ``corrections`` is the
+    :class:`PreparedCorrections`, ``raw_dtype`` the dtype of the raw tiles.
+    Return a function ``process(tile)`` that does :meth:`process_tile`'s work on
+    the *raw* (uncorrected, native dtype, read-only) tile, with ``meta`` set as
+    for ``process_tile``; or None to get corrected tiles as usual.
+
+Its results must be those of ``process_tile`` on corrected tiles, to float32
+rounding. The built-in :class:`~udfwidgets.udf.sum.SumUDF` (:func:`sum_tiles`:
+each raw value is read once, corrected and added, bit for bit the per-tile
+path's sums), :class:`~udfwidgets.udf.masks.ApplyMasksUDF` and
+:class:`~udfwidgets.udf.com.CoMUDF` (:func:`linear_tiles`: the gain folded into
+float32 weights, the dark frame's share subtracted, the excluded pixels'
+patched values added) do so when the compiled kernels are there (numba), and
+not in a subclass that overrides ``process_tile`` (it gets corrected tiles). The
+other UDFs of the same run still get the corrected tile, made once per tile.
+
 :func:`find_hot_pixels` and :func:`find_dead_pixels` find bad pixels in the
 results of :class:`~udfwidgets.udf.sum.SumUDF` or
 :class:`~udfwidgets.udf.stddev.StdDevUDF` and return ``(n, 2)`` coordinate
@@ -54,6 +79,8 @@ __all__ = [
     "CorrectionError",
     "PreparedCorrections",
     "correct_tile",
+    "sum_tiles",
+    "linear_tiles",
     "resolve_corrections",
     "corrected_dtype",
     "find_hot_pixels",
@@ -403,6 +430,21 @@ class PreparedCorrections:
             self._args[dtype] = args
         return args
 
+    def fused_args(self, dtype: np.dtype) -> tuple:
+        """``(dark, gain, nbdark, nbgain, use_dark, use_gain, targets, nbidx, nbcount)``:
+        :meth:`kernel_args` with the dark and gain values of every excluded pixel's
+        neighbours laid out as its neighbour table, for the kernels that read raw
+        frames (cached per ``dtype``)."""
+        key = ("fused", np.dtype(dtype))
+        args = self._args.get(key)
+        if args is None:
+            dark, gain, use_dark, use_gain, targets, nbidx, nbcount = self.kernel_args(dtype)
+            nbdark = dark[nbidx] if use_dark else np.zeros(nbidx.shape, dtype)
+            nbgain = gain[nbidx] if use_gain else np.zeros(nbidx.shape, dtype)
+            args = (dark, gain, nbdark, nbgain, use_dark, use_gain, targets, nbidx, nbcount)
+            self._args[key] = args
+        return args
+
     def arrays_for(self, dtype: np.dtype) -> tuple[np.ndarray | None, np.ndarray | None]:
         """Dark and gain in ``dtype`` (cached)."""
         dtype = np.dtype(dtype)
@@ -494,6 +536,157 @@ def _median_of(flat: np.ndarray, neighbours: np.ndarray, pad, padval, even) -> n
     if not even.any():
         return mid
     return np.where(even, (mid_lo + mid) / 2, mid)
+
+
+# --- UDFs that take the corrections themselves (raw tiles) ------------------------------
+#: Raw dtypes the fused kernels read (others: the corrected per-tile path)
+_RAW_KINDS = "uif"
+
+#: Raw frames between two patchings of the excluded pixels from their neighbours: the
+#: gathers then read frames still in the cache (from main memory they cost 2-3x as much).
+#: Both SumUDF's kernel (it sums 4 frames a pass) and the linear UDFs' products (they
+#: re-read their weights for every block) patch every 4 frames at least.
+PATCH_BLOCK_BYTES = 256 << 10
+
+
+def sum_tiles(state: PreparedCorrections, raw_dtype: Any, dtype: Any):
+    """``add(frames, acc)``: ``acc += corrected frames summed over axis 0``, in one pass.
+
+    For :meth:`SumUDF.raw_tile_processor <udfwidgets.udf.sum.SumUDF.raw_tile_processor>`.
+    The same values as correcting the tile into ``dtype`` (the UDF's input dtype) with
+    :func:`correct_tile` and adding ``tile.sum(axis=0, dtype=acc.dtype)`` to ``acc``,
+    without writing the corrected tile: each raw value is read once, corrected and added.
+    None when the compiled kernel cannot do it (numba missing or disabled, a raw dtype
+    other than native-order integers or floats): then the UDF gets corrected tiles.
+
+    Examples
+    --------
+    >>> corr = CorrectionSet(dark=np.ones((2, 2)), gain=np.full((2, 2), 2.0))
+    >>> state = corr.prepare((2, 2), np.uint16)
+    >>> add = sum_tiles(state, np.uint16, np.float32)
+    >>> acc = np.zeros((2, 2), np.float32)
+    >>> frames = np.full((3, 2, 2), 5, np.uint16)
+    >>> if add is not None:
+    ...     add(frames, acc)
+    ... else:  # no numba: what the worker does instead
+    ...     acc += correct_tile(frames, state).sum(axis=0)
+    >>> acc
+    array([[24., 24.],
+           [24., 24.]], dtype=float32)
+    """
+    dtype = np.dtype(dtype)
+    raw = np.dtype(raw_dtype)
+    if get_kernel() is None or raw.kind not in _RAW_KINDS or not raw.isnative:
+        return None
+    if dtype.kind != "f":
+        return None
+    from ._corrections_numba import corrected_sum
+
+    args = state.fused_args(dtype)
+    targets = args[6]
+    scratch: dict = {}
+    # excluded pixels are patched every `block` raw frames, while those are in the L2 cache
+    frame_bytes = max(1, int(np.prod(state.sig_shape)) * raw.itemsize)
+    block = max(4, PATCH_BLOCK_BYTES // frame_bytes // 4 * 4)  # the kernel sums 4 frames a pass
+
+    def add(frames: np.ndarray, acc: np.ndarray) -> None:
+        if not frames.flags.c_contiguous:
+            frames = np.ascontiguousarray(frames)
+        n = len(frames)
+        s = scratch.get(acc.dtype)
+        if s is None:
+            s = scratch[acc.dtype] = (
+                np.empty(acc.size, acc.dtype),
+                np.empty((len(targets), block), dtype),
+            )
+        flat_acc = acc.reshape(-1)  # a view: acc is a whole C-contiguous buffer
+        corrected_sum(frames.reshape(n, -1), flat_acc, s[0], s[1], block, *args)
+
+    return add
+
+
+def linear_tiles(state: PreparedCorrections, raw_dtype: Any, weights: np.ndarray, start: int = 0):
+    """``product(flat)``: the corrected frames times ``weights``, from the raw frames.
+
+    For UDFs linear in the frame (:class:`~udfwidgets.udf.masks.ApplyMasksUDF`,
+    :class:`~udfwidgets.udf.com.CoMUDF`): with ``w`` the float32 ``weights
+    (pixels, k)`` of the pixels from ``start`` on, the corrected frame ``c = (x -
+    dark) * gain`` (excluded pixels patched) gives ``c @ w = x @ (gain * w) - (dark *
+    gain) @ w``, except at the excluded pixels, whose weights are zeroed in the
+    first product and whose patched values (computed from their raw neighbours,
+    as :func:`correct_tile` does) are added times their weights. One pass over
+    the raw frames (:func:`~udfwidgets.udf._products.float32_product`, float32
+    blocks summed in float64) and no corrected copy. Returns ``(frames, k)``
+    float64 like ``float32_product(corrected flat, weights, start=start)``, equal
+    to float32 rounding of the raw products (relative to ``x @ |gain * w|``).
+    None when the compiled kernels cannot do it: then the UDF gets corrected tiles.
+
+    Examples
+    --------
+    >>> corr = CorrectionSet(dark=np.ones((2, 2)), gain=np.full((2, 2), 2.0),
+    ...                      excluded_pixels=[(0, 0)])
+    >>> state = corr.prepare((2, 2), np.uint16)
+    >>> w = np.ones((4, 1), np.float32)
+    >>> frames = np.array([[[9, 5], [5, 7]]], np.uint16)
+    >>> product = linear_tiles(state, np.uint16, w)
+    >>> flat = frames.reshape(1, -1)
+    >>> product(flat) if product is not None else correct_tile(frames, state).reshape(1, -1) @ w.astype(float)
+    array([[36.]])
+    """
+    from .udf._products import pack_weights
+
+    raw = np.dtype(raw_dtype)
+    if get_kernel() is None or raw.kind not in _RAW_KINDS or not raw.isnative:
+        return None
+    if weights.dtype != np.float32 or state.dtype != np.float32 or weights.ndim != 2:
+        return None
+    from ._corrections_numba import excluded_values, linear_fold
+    from .udf._products import float32_product
+
+    pixels, k = weights.shape
+    span = slice(start, start + pixels)
+    dark, gain = state.dark, state.gain
+    w64 = weights.astype(np.float64)
+    wg = w64.copy() if gain is None else w64 * gain.reshape(-1)[span, None]
+    kargs = state.fused_args(np.dtype(np.float32))[2:]  # for excluded_values
+    targets = kargs[4]
+    local = targets - start
+    inside = (local >= 0) & (local < pixels)
+    wg[local[inside]] = 0  # excluded pixels: their patched values instead
+    offset = np.zeros(k) if dark is None else dark.reshape(-1)[span] @ wg
+    wg32 = wg.astype(np.float32)
+    packed = pack_weights(wg32)
+    w_targets = np.zeros((len(targets), k))
+    w_targets[inside] = w64[local[inside]]
+    patch = bool(inside.any())
+
+    block = max(4, PATCH_BLOCK_BYTES // max(1, int(np.prod(state.sig_shape)) * raw.itemsize))
+
+    def product(flat: np.ndarray) -> np.ndarray:
+        if not flat.flags.c_contiguous:
+            flat = np.ascontiguousarray(flat)
+        if packed is not None and flat.dtype.kind in "iuf":  # one compiled pass
+            out = np.zeros((len(flat), packed.shape[0]))
+            vals = np.empty((len(targets), len(flat)), np.float32)
+            linear_fold(flat, packed, out, start, vals, block, *kargs)
+            sums = out[:, :k]
+            if patch:
+                sums += vals.T @ w_targets
+        elif not patch:
+            sums = float32_product(flat, wg32, start=start, packed=packed)
+        else:  # in blocks: the excluded pixels' neighbours are gathered from the cache
+            sums = np.empty((len(flat), k))
+            vals = np.empty((len(targets), len(flat)), np.float32)
+            for b0 in range(0, len(flat), block):
+                part = flat[b0 : b0 + block]
+                sums[b0 : b0 + block] = float32_product(part, wg32, start=start, packed=packed)
+                excluded_values(part, vals[:, b0 : b0 + block], *kargs)
+            sums += vals.T @ w_targets
+        if dark is not None:
+            sums -= offset
+        return sums
+
+    return product
 
 
 def resolve_corrections(corrections: Any, dataset: Any) -> PreparedCorrections | None:

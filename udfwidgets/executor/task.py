@@ -273,6 +273,10 @@ def _process(
         return
 
     n = len(native)
+    sliced = tile_sig is not None and _accept_sig_sliced(states, tiled)
+    # UDFs that take the corrections themselves get the raw tiles (udfwidgets.corrections,
+    # "UDFs that correct their own tiles"); the others the corrected tile, made once
+    raw = [None if sliced else _raw_processor(s[0], s[1], s[5], corr, native.dtype) for s in tiled]
     if tile_depth:  # the dataset fixes the tile depth (MemoryDataSet(tileshape=...))
         tile_frames = max(1, min(n, int(tile_depth)))
     else:
@@ -281,7 +285,7 @@ def _process(
         # tiles are shared by the UDFs of a run: the largest preference wins
         for udf, *_ in tiled:
             tile_bytes = max(tile_bytes, int(udf.get_tiling_preferences().get("total_size", 0)))
-        if corr is not None and get_kernel() is not None:
+        if corr is not None and get_kernel() is not None and None in raw:
             tile_bytes = min(tile_bytes, CORRECTED_TILE_BYTES)
         frame_bytes = max(1, frame_size * itemsize)
         tile_frames = tile_bytes // frame_bytes
@@ -289,12 +293,12 @@ def _process(
             tile_frames = min(MIN_TILE_FRAMES, MAX_TILE_BYTES // frame_bytes)
         tile_frames = max(1, min(n, tile_frames))
     scratch: dict[np.dtype, np.ndarray] = {}
-    for s in tiled:
+    for s, fn in zip(tiled, raw):
         dt = s[0].meta.input_dtype
-        if dt not in whole and dt not in scratch:
+        if fn is None and dt not in whole and dt not in scratch:
             scratch[dt] = np.empty((tile_frames,) + tuple(sig), dtype=dt)
 
-    if tile_sig is not None and _accept_sig_sliced(states, tiled):
+    if sliced:
         _process_sig_sliced(
             tiled, native, indices, sig, base, tile_frames, tile_sig, whole, scratch, corr
         )
@@ -303,9 +307,9 @@ def _process(
     for t0 in range(0, n, tile_frames):
         t1 = min(n, t0 + tile_frames)
         tiles: dict[np.dtype, np.ndarray] = {}
-        for udf, method, _arrays, navs, _, convert in tiled:
+        for (udf, method, _arrays, navs, _, convert), fn in zip(tiled, raw):
             dt = udf.meta.input_dtype
-            tile = tiles.get(dt)
+            tile = native[t0:t1] if fn is not None else tiles.get(dt)
             if tile is None:
                 tile = tiles[dt] = _tile(dt, t0, t1, native, whole, scratch, corr)
             if convert is not None:  # a sparse backend: this UDF's own copy of the tile
@@ -317,7 +321,7 @@ def _process(
             if method == "process_tile":
                 for d, name, arr, _ in navs:
                     d[name] = arr[t0:t1]
-                udf.process_tile(tile)
+                (udf.process_tile if fn is None else fn)(tile)
             else:
                 pf = udf.process_frame
                 for i in range(t1 - t0):
@@ -326,6 +330,18 @@ def _process(
                         d[name] = arr[j : j + 1] if scalar else arr[j]
                     meta._frame = i
                     pf(tile[i])
+
+
+def _raw_processor(udf, method, convert, corr, raw_dtype):
+    """The UDF's own function for raw tiles when it takes the corrections itself, else None.
+
+    Only for process_tile UDFs on NumPy tiles that define ``raw_tile_processor``
+    (see :mod:`udfwidgets.corrections`), and only when the run has corrections.
+    """
+    hook = getattr(udf, "raw_tile_processor", None)
+    if corr is None or hook is None or method != "process_tile" or convert is not None:
+        return None
+    return hook(corr, raw_dtype)
 
 
 def _tile(dt, t0, t1, native, whole, scratch, corr) -> np.ndarray:

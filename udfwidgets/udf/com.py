@@ -400,10 +400,42 @@ class CoMUDF(UDF):
             sums = flat[:, start:stop].astype(np.float64, copy=False) @ td.weights
         else:
             sums = float32_product(flat, td.weights, start=start, packed=td.packed)
+        self._store(sums)
+
+    def _store(self, sums):
         # sums: total, sum(I*(y - cy)), sum(I*(x - cx)); stored as total, sum(I*y), sum(I*x)
         out = self.results.raw_mask_result
         out[:] = sums
-        out[:, 1:] += sums[:, :1] * td.centre[1:]
+        out[:, 1:] += sums[:, :1] * self.task_data.centre[1:]
+
+    def raw_tile_processor(self, corrections, raw_dtype):
+        """The weighted sums of raw tiles, with the corrections folded into the weights.
+
+        The protocol of :mod:`udfwidgets.corrections` ("UDFs that correct their own
+        tiles"), as for :meth:`ApplyMasksUDF.raw_tile_processor
+        <udfwidgets.udf.masks.ApplyMasksUDF.raw_tile_processor>`: float32 weights only,
+        else None (corrected tiles).
+
+        Examples
+        --------
+        >>> callable(CoMUDF().raw_tile_processor)
+        True
+        """
+        if type(self).process_tile is not CoMUDF.process_tile:
+            return None  # a subclass with its own process_tile gets corrected tiles
+        td = self.task_data
+        if td.weights.dtype != np.float32:
+            return None
+        from ..corrections import linear_tiles
+
+        product = linear_tiles(corrections, raw_dtype, td.weights, td.span[0])
+        if product is None:
+            return None
+
+        def process(tile):
+            self._store(product(tile.reshape(tile.shape[0], -1)))
+
+        return process
 
     def _to_scan_axes(self, field: np.ndarray) -> np.ndarray:
         flip, angle = self._flip_rotation()

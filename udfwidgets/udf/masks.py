@@ -328,6 +328,37 @@ class ApplyMasksUDF(UDF):
         else:
             np.matmul(flat, m.T, out=self.results.intensity)
 
+    def raw_tile_processor(self, corrections, raw_dtype):
+        """Apply the masks to raw tiles, folding the corrections into them.
+
+        The protocol of :mod:`udfwidgets.corrections` ("UDFs that correct their own
+        tiles"): with float32 masks (the default for detectors of up to 16 bit) the
+        masks are multiplied by the gain, the dark frame's share is subtracted and
+        the excluded pixels' patched values are added
+        (:func:`~udfwidgets.corrections.linear_tiles`). None (corrected tiles) for
+        other dtypes, sparse masks, or without the compiled kernels.
+
+        Examples
+        --------
+        >>> callable(ApplyMasksUDF(masks=[np.ones((2, 2))]).raw_tile_processor)
+        True
+        """
+        if type(self).process_tile is not ApplyMasksUDF.process_tile:
+            return None  # a subclass with its own process_tile gets corrected tiles
+        td = self.task_data
+        if getattr(td, "span", None) is None:
+            return None
+        from ..corrections import linear_tiles
+
+        product = linear_tiles(corrections, raw_dtype, td.weights32, td.span[0])
+        if product is None:
+            return None
+
+        def process(tile):
+            self.results.intensity[:] = product(tile.reshape(tile.shape[0], -1))
+
+        return process
+
     def process_frame(self, frame):
         # only with per-frame shifts (get_method): the overlap of frame and shifted masks
         stack = self.task_data.stack

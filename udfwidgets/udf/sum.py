@@ -43,5 +43,34 @@ class SumUDF(UDF):
     def process_tile(self, tile):
         self.results.intensity[:] += tile.sum(axis=0, dtype=self.results.intensity.dtype)
 
+    def raw_tile_processor(self, corrections, raw_dtype):
+        """Sum raw tiles, correcting each value as it is read (runs with corrections only).
+
+        The protocol of :mod:`udfwidgets.corrections` ("UDFs that correct their own
+        tiles"): the same sums as :meth:`process_tile` of corrected tiles, without a
+        corrected copy of the tile. None (corrected tiles) without the compiled kernel.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from udfwidgets.corrections import CorrectionSet
+        >>> state = CorrectionSet(dark=np.ones((2, 2))).prepare((2, 2), np.uint16)
+        >>> fn = SumUDF().raw_tile_processor  # called by the worker, after preprocess
+        >>> callable(fn)
+        True
+        """
+        if type(self).process_tile is not SumUDF.process_tile:
+            return None  # a subclass with its own process_tile gets corrected tiles
+        from ..corrections import sum_tiles
+
+        add = sum_tiles(corrections, raw_dtype, self.meta.input_dtype)
+        if add is None:
+            return None
+
+        def process(tile):
+            add(tile, self.results.intensity)
+
+        return process
+
     def merge(self, dest, src):
         dest.intensity[:] += src.intensity
