@@ -310,12 +310,11 @@ def _page_picture(sent: list) -> np.ndarray:
     return page
 
 
-def test_region_and_detector_updates_are_blitted_and_exact(ctx, ds, data, monkeypatch):
+def test_region_and_detector_updates_are_blitted_and_exact(ctx, ds, data, ipympl, monkeypatch):
     """Issue 17: with a page showing the figures, a region or detector update redraws only
     the image and its overlay (no full render with its layout); the artist's data is the
     NumPy reference, the heading says what is shown, and the blitted picture is the one a
     full render would make."""
-    pytest.importorskip("ipympl")
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     from udfwidgets.widgets.figure import FigureHost
