@@ -720,8 +720,8 @@ class MaskSelectorBase(widgets.VBox, StaticView):
                     button=[MouseButton.LEFT],
                     props=dict(color="yellow", linewidth=1.5),
                 )
-        for sel in made.values():
-            sel.update = self._blitted_update(sel)  # type: ignore[method-assign]
+        for widget in made.values():
+            widget.update = self._blitted_update(widget)  # type: ignore[attr-defined]
         return made
 
     def _blitted_update(self, sel) -> Callable[[], None]:
