@@ -310,12 +310,11 @@ def _page_picture(sent: list) -> np.ndarray:
     return page
 
 
-def test_region_and_detector_updates_are_blitted_and_exact(ctx, ds, data, monkeypatch):
+def test_region_and_detector_updates_are_blitted_and_exact(ctx, ds, data, ipympl, monkeypatch):
     """Issue 17: with a page showing the figures, a region or detector update redraws only
     the image and its overlay (no full render with its layout); the artist's data is the
     NumPy reference, the heading says what is shown, and the blitted picture is the one a
     full render would make."""
-    pytest.importorskip("ipympl")
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     from udfwidgets.widgets.figure import FigureHost
@@ -368,5 +367,77 @@ def test_region_and_detector_updates_are_blitted_and_exact(ctx, ds, data, monkey
                     sel.figure.keep_layout = False
                 full = np.asarray(sel.figure.canvas.get_renderer().buffer_rgba()).copy()
             np.testing.assert_array_equal(shown_on_page, full)
+    finally:
+        ex.close()
+
+
+def _full_render(selector) -> np.ndarray:
+    """The picture a full render makes, on the figure's last layout."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    with selector.host.lock:
+        selector.figure.keep_layout = True
+        try:
+            FigureCanvasAgg.draw(selector.figure.canvas)
+        finally:
+            selector.figure.keep_layout = False
+        return np.asarray(selector.figure.canvas.get_renderer().buffer_rgba()).copy()
+
+
+def test_rubber_band_drag_is_blitted_not_rendered(ctx, ds, data, ipympl, monkeypatch):
+    """Issue 17: ipympl's canvas does not support matplotlib's blitting, so a selector
+    redrew its rubber band with ``draw_idle``: the page asked for a full render of the
+    figure per motion event, a backlog the region update waited behind after mouseup.
+    The rubber band is now blitted through the figure host: no render requested during the
+    drag, at most one background render; on the background showing the newest image (a
+    detector change blitted a new virtual image just before); the result is exact."""
+    from udfwidgets.widgets.figure import FigureHost
+
+    monkeypatch.setattr(FigureHost, "_snapshot_soon", lambda self: None)
+    ex = Explorer(ctx, ds, debounce=0.0, mode="region", backend="ipympl")
+    try:
+        sent = {s: _connect_fake_browser(s) for s in (ex.nav, ex.sig)}
+        # a detector change: a new virtual image, blitted into the navigation figure
+        ex.sig.set_disk(centre=(16, 16), radius=4, mode="replace")
+        assert ex.wait(30), ex.last_error
+        expected = data[..., ex.sig.mask].sum(axis=-1)
+        np.testing.assert_allclose(shown(ex.nav), expected, rtol=1e-4)
+
+        canvas = ex.nav.figure.canvas
+        requested = []  # draw requests: the page answers each with a full render
+        real_idle = canvas.draw_idle
+        canvas.draw_idle = lambda *a, **k: (requested.append(1), real_idle(*a, **k))[1]
+        from matplotlib.backend_bases import MouseEvent
+
+        ax = ex.nav.ax
+
+        def event(name, xy):
+            x, y = ax.transData.transform(xy)
+            MouseEvent(name, canvas, x, y, button=1)._process()
+
+        start, end = (3.3, 2.4), (9.6, 7.7)
+        renders = ex.nav.figure.renders
+        event("button_press_event", start)
+        for k in range(1, 16):
+            t = k / 15
+            event(
+                "motion_notify_event",
+                (start[0] + t * (end[0] - start[0]), start[1] + t * (end[1] - start[1])),
+            )
+        during = len(requested), ex.nav.figure.renders - renders
+        assert during[0] == 0 and during[1] <= 1, (
+            f"{during[0]} draw requests, {during[1]} renders during 15 motion events"
+        )
+        # the page shows the rubber band over the new virtual image: a full render's picture
+        np.testing.assert_array_equal(_page_picture(sent[ex.nav]), _full_render(ex.nav))
+        event("button_release_event", end)
+        assert ex.wait(30), ex.last_error
+        rows, cols = np.indices((16, 16))  # pixel centres inside the dragged box
+        roi = (cols >= 3.3) & (cols <= 9.6) & (rows >= 2.4) & (rows <= 7.7)
+        np.testing.assert_array_equal(ex.nav.roi, roi)
+        np.testing.assert_allclose(shown(ex.sig), data[roi].sum(axis=0), rtol=1e-5)
+        np.testing.assert_allclose(shown(ex.nav), expected, rtol=1e-4)
+        for sel in (ex.nav, ex.sig):
+            np.testing.assert_array_equal(_page_picture(sent[sel]), _full_render(sel))
     finally:
         ex.close()

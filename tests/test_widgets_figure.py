@@ -77,3 +77,36 @@ def test_layout_solved_again_only_when_it_would_change():
     np.testing.assert_allclose(
         ax.get_position().bounds, fax.get_position().bounds, rtol=0, atol=2e-3
     )
+
+
+def test_blit_background_is_not_stale_after_a_refresh(ipympl):
+    """A change shown with refresh() (its render not yet asked for by the page) is in the
+    background the next blit draws on: the explorer's rubber band must never bring back
+    the previous image."""
+    import numpy as np
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from udfwidgets.widgets.figure import FigureHost
+
+    host = FigureHost("ipympl", figsize=(2, 2), theme="light")
+    canvas = host.figure.canvas
+    canvas.syncing_data_url = False  # a page shows the figure
+    canvas.send = lambda content=None, buffers=None: None
+    ax = host.figure.add_subplot()
+    im = ax.imshow(np.zeros((8, 8)), vmin=0, vmax=1)
+    (band,) = ax.plot([1, 5], [1, 5], color="yellow")
+    host.refresh(push=True)
+    assert host.blit([band])  # background saved with the zeros
+    im.set_data(np.ones((8, 8)))
+    host.refresh()  # draw_idle: the page has not asked for the picture yet
+    band.set_data([2, 6], [1, 5])
+    assert host.blit([band])
+    blitted = np.asarray(canvas.get_renderer().buffer_rgba()).copy()
+    host.figure.keep_layout = True
+    FigureCanvasAgg.draw(canvas)
+    host.figure.keep_layout = False
+    np.testing.assert_array_equal(blitted, np.asarray(canvas.get_renderer().buffer_rgba()))
+    renders = host.figure.renders
+    band.set_data([3, 6], [1, 5])
+    assert host.blit([band]) and host.figure.renders == renders + 1  # the new background
+    assert host.blit([band]) and host.figure.renders == renders + 1  # kept for the next

@@ -449,7 +449,7 @@ class FigureHost:
 
     #: How many times :meth:`refresh` was called: the figure changed.
     version = 0
-    _background: Any = None  # (key, renders, saved region) for blit
+    _background: Any = None  # (key, renders, saved region, version) for blit
 
     def blit(self, artists) -> bool:
         """Show changed ``artists`` by redrawing only them, and send the picture now.
@@ -461,7 +461,10 @@ class FigureHost:
         ``copy_from_bbox`` / ``restore_region``); each call restores it, draws
         ``artists`` over it in z-order and sends the picture to the browser.
         The background is rendered again after any other render of the figure
-        (a zoom, a new image, a resize), reusing the last layout.
+        (a zoom, a new image, a resize), after a :meth:`refresh` (a change whose
+        render the page has not asked for yet) and when other artists are
+        blitted (the explorer's rubber band after a new image: it is drawn on
+        the new one), reusing the last layout.
 
         Returns False, and does nothing, unless the figure is an ipympl canvas
         shown in a browser: call :meth:`refresh` then.
@@ -485,10 +488,16 @@ class FigureHost:
         fig = self.figure
         artists = sorted(artists, key=lambda a: a.get_zorder())
         with self.lock:
-            self.version += 1
             key = (tuple(map(id, artists)), tuple(fig.bbox.size), fig.dpi)
             bg = self._background
-            if bg is None or bg[0] != key or bg[1] != fig.renders or fig.renders == 0:
+            self.version += 1
+            if (
+                bg is None
+                or bg[0] != key
+                or bg[1] != fig.renders
+                or bg[3] != self.version - 1  # a refresh since: the rest changed too
+                or fig.renders == 0
+            ):
                 shown = [a.get_visible() for a in artists]
                 for a in artists:
                     a.set_visible(False)
@@ -499,7 +508,7 @@ class FigureHost:
                     fig.keep_layout = False
                     for a, visible in zip(artists, shown, strict=True):
                         a.set_visible(visible)
-                self._background = (key, fig.renders, canvas.copy_from_bbox(fig.bbox))
+                self._background = (key, fig.renders, canvas.copy_from_bbox(fig.bbox), 0)
             else:
                 canvas.restore_region(bg[2])
             renderer = canvas.get_renderer()
@@ -507,6 +516,7 @@ class FigureHost:
                 if a.get_visible():
                     a.draw(renderer)
             canvas.blit(fig.bbox)  # webagg: send the changed picture to the browser
+            self._background = (*self._background[:3], self.version)
         return True
 
     #: Seconds a snapshot waits for more changes (rendering costs; a run keeps changing).

@@ -720,7 +720,29 @@ class MaskSelectorBase(widgets.VBox, StaticView):
                     button=[MouseButton.LEFT],
                     props=dict(color="yellow", linewidth=1.5),
                 )
+        for widget in made.values():
+            widget.update = self._blitted_update(widget)  # type: ignore[attr-defined]
         return made
+
+    def _blitted_update(self, sel) -> Callable[[], None]:
+        """The selector's redraw (rubber band, vertices) blitted through the figure host.
+
+        ipympl's canvas does not support matplotlib's own blitting, so a selector
+        would call ``draw_idle`` on every motion event of a drag: the page asks
+        for a full render of the figure each time, a backlog that a region
+        update waits behind after the mouse is released. Instead only the
+        selector's artists are drawn over the host's saved background
+        (:meth:`FigureHost.blit <udfwidgets.widgets.figure.FigureHost.blit>`, the
+        one blitting mechanism of the package); without a page showing the
+        figure: matplotlib's own way.
+        """
+        matplotlib_update = sel.update
+
+        def update() -> None:
+            if not (sel.ax.get_visible() and self._host.blit(list(sel.artists))):
+                matplotlib_update()
+
+        return update
 
     def _box_callback(self, tool: str) -> Callable:
         def onselect(eclick, erelease):
