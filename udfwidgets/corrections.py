@@ -25,8 +25,10 @@ corrections itself, by defining
 
 ``raw_tile_processor(self, corrections, raw_dtype)``
     Called once per partition in the worker, after ``preprocess``, only in runs
-    with corrections, only for ``process_tile`` UDFs on NumPy tiles, and not
-    when tiles split the frame. ``corrections`` is the
+    with corrections, only for ``process_tile`` UDFs on NumPy tiles, only when
+    the class that defines ``process_tile`` defines it too (a subclass that
+    overrides ``process_tile`` alone gets corrected tiles), and not when tiles
+    split the frame. ``corrections`` is the
     :class:`PreparedCorrections`, ``raw_dtype`` the dtype of the raw tiles.
     Return a function ``process(tile)`` that does :meth:`process_tile`'s work on
     the *raw* (uncorrected, native dtype, read-only) tile, with ``meta`` set as
@@ -665,7 +667,7 @@ def linear_tiles(state: PreparedCorrections, raw_dtype: Any, weights: np.ndarray
     def product(flat: np.ndarray) -> np.ndarray:
         if not flat.flags.c_contiguous:
             flat = np.ascontiguousarray(flat)
-        if packed is not None and flat.dtype.kind in "iuf":  # one compiled pass
+        if packed is not None:  # one compiled pass (raw dtypes: _RAW_KINDS, checked above)
             out = np.zeros((len(flat), packed.shape[0]))
             vals = np.empty((len(targets), len(flat)), np.float32)
             linear_fold(flat, packed, out, start, vals, block, *kargs)

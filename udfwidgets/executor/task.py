@@ -336,12 +336,20 @@ def _raw_processor(udf, method, convert, corr, raw_dtype):
     """The UDF's own function for raw tiles when it takes the corrections itself, else None.
 
     Only for process_tile UDFs on NumPy tiles that define ``raw_tile_processor``
-    (see :mod:`udfwidgets.corrections`), and only when the run has corrections.
+    in the class that defines their ``process_tile`` (see
+    :mod:`udfwidgets.corrections`), and only when the run has corrections.
     """
     hook = getattr(udf, "raw_tile_processor", None)
     if corr is None or hook is None or method != "process_tile" or convert is not None:
         return None
+    if _defined_in(type(udf), "process_tile") is not _defined_in(type(udf), "raw_tile_processor"):
+        return None  # a subclass with its own process_tile: the hook does not know its work
     return hook(corr, raw_dtype)
+
+
+def _defined_in(cls: type, name: str) -> type | None:
+    """The class of ``cls``'s MRO whose body defines attribute ``name``."""
+    return next((c for c in cls.__mro__ if name in vars(c)), None)
 
 
 def _tile(dt, t0, t1, native, whole, scratch, corr) -> np.ndarray:

@@ -40,6 +40,7 @@ import numpy as np
 
 from . import files as _files
 from .atomic import atomic_output, check_target
+from .cache import PerFileCache, file_identity
 from .chunked import (
     aligned_bounds,
     chunk_row_frames,
@@ -142,11 +143,6 @@ def checked_file(path, what: str = "HDF5 file") -> str:
     return path
 
 
-def _file_key(path: str) -> tuple:
-    st = os.stat(path)
-    return (os.path.abspath(path), st.st_ino, st.st_size, st.st_mtime_ns)
-
-
 def open_file(path: str):
     """The h5py File of ``path``, opened read-only once per process and kept open.
 
@@ -161,7 +157,7 @@ def open_file(path: str):
     True
     """
     h5py = h5py_module()
-    key = _file_key(path)
+    key = file_identity(path)
     with _LOCK:
         f = _FILES.get(key)
         if f is not None and f.id.valid:
@@ -369,7 +365,8 @@ def find_datasets(f) -> list[tuple[str, tuple, np.dtype]]:
     return found
 
 
-_INSPECTED: OrderedDict[tuple, tuple[str, list]] = OrderedDict()
+#: what :func:`inspected` found, per file version
+_INSPECTED = PerFileCache(size=_MAX_FILES)
 
 
 def inspected(path: str) -> tuple[str, list[tuple[str, tuple, np.dtype]]]:
@@ -387,19 +384,12 @@ def inspected(path: str) -> tuple[str, list[tuple[str, tuple, np.dtype]]]:
     >>> layout, [name for name, _, _ in found]
     ('hdf5', ['/data'])
     """
-    key = _file_key(path)
-    with _LOCK:
-        hit = _INSPECTED.get(key)
-        if hit is not None:
-            _INSPECTED.move_to_end(key)
-            return hit
-    f = open_file(path)
-    out = (layout_of(f), find_datasets(f))
-    with _LOCK:
-        _INSPECTED[key] = out
-        while len(_INSPECTED) > _MAX_FILES:
-            _INSPECTED.popitem(last=False)
-    return out
+
+    def inspect() -> tuple[str, list]:
+        f = open_file(path)
+        return layout_of(f), find_datasets(f)
+
+    return _INSPECTED.get(file_identity(path), inspect)
 
 
 def choose_dataset(f, path: str, layout: str, candidates: list | None = None) -> str:

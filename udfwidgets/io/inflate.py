@@ -40,6 +40,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from . import files as _files
+from .cache import PerFileCache, file_identity
 from .dataset import DataSetError
 
 __all__ = [
@@ -57,8 +58,8 @@ CHUNK_READS = {"chunks": 0}
 
 _GZIP = 1
 _LOCK = threading.RLock()
-_TABLES: OrderedDict[tuple, ChunkTable] = OrderedDict()
-_MAX_TABLES = 16
+#: chunk tables (and file maps) of the datasets read, per file version
+_TABLES = PerFileCache(size=16)
 _LIB: list = []  # [] not looked up yet; [None] or [lib] after
 
 
@@ -202,18 +203,8 @@ class ChunkTable:
 
 
 def _table(path: str, ds_path: str, dset, nav_dims: int) -> ChunkTable:
-    st = os.stat(path)
-    key = (os.path.abspath(path), st.st_ino, st.st_size, st.st_mtime_ns, ds_path)
-    with _LOCK:
-        table = _TABLES.get(key)
-        if table is None:
-            table = ChunkTable(path, dset, nav_dims)
-            _TABLES[key] = table
-            while len(_TABLES) > _MAX_TABLES:
-                _TABLES.popitem(last=False)
-        else:
-            _TABLES.move_to_end(key)
-        return table
+    key = (file_identity(path), ds_path)
+    return _TABLES.get(key, lambda: ChunkTable(path, dset, nav_dims))
 
 
 def release_tables() -> int:
@@ -224,10 +215,8 @@ def release_tables() -> int:
     >>> release_tables() >= 0
     True
     """
-    with _LOCK:
-        n = len(_TABLES)
-        _TABLES.clear()
-        _READERS.clear()
+    n = _TABLES.clear()
+    _READERS.clear()
     kept = getattr(_PARTIAL, "kept", None)
     if kept is not None:
         kept.clear()
@@ -358,7 +347,8 @@ class GzipChunkReader:
             out[pos] = buf[local]
 
 
-_READERS: OrderedDict[tuple, GzipChunkReader | None] = OrderedDict()
+#: the decision of :func:`cached_reader` (a reader, or None: h5py reads), per file version
+_READERS = PerFileCache(size=16)
 
 
 def cached_reader(path: str, ds_path: str, nav_dims: int, open_dataset) -> GzipChunkReader | None:
@@ -379,18 +369,8 @@ def cached_reader(path: str, ds_path: str, nav_dims: int, open_dataset) -> GzipC
     """
     if libdeflate() is None:
         return None
-    st = os.stat(path)
-    key = (os.path.abspath(path), st.st_ino, st.st_size, st.st_mtime_ns, ds_path, nav_dims)
-    with _LOCK:
-        if key in _READERS:
-            _READERS.move_to_end(key)
-            return _READERS[key]
-    reader = gzip_reader(path, ds_path, open_dataset(), nav_dims)
-    with _LOCK:
-        _READERS[key] = reader
-        while len(_READERS) > _MAX_TABLES:
-            _READERS.popitem(last=False)
-    return reader
+    key = (file_identity(path), ds_path, nav_dims)
+    return _READERS.get(key, lambda: gzip_reader(path, ds_path, open_dataset(), nav_dims))
 
 
 def gzip_reader(path: str, ds_path: str, dset, nav_dims: int) -> GzipChunkReader | None:

@@ -357,9 +357,8 @@ class FigureHost:
         self._toolbar = None
         if self.mode == "ipympl":
             canvas = _locked_canvas_class()(self.figure)
-            _ipympl().FigureManager(
-                canvas, next(_numbers)
-            )  # sets canvas.manager; needed for messages
+            # sets canvas.manager; needed for messages
+            _ipympl().FigureManager(canvas, next(_numbers))
             canvas.header_visible = False  # no "Figure 3" header
             canvas.footer_visible = False
             canvas.toolbar_visible = False  # it would float over the y tick labels
