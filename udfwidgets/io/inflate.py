@@ -367,10 +367,16 @@ def cached_reader(path: str, ds_path: str, nav_dims: int, open_dataset) -> GzipC
     >>> cached_reader(p, "/data", 2, lambda: open_file(p)["data"]) is None
     True
     """
-    if libdeflate() is None:
-        return None
     key = (file_identity(path), ds_path, nav_dims)
-    return _READERS.get(key, lambda: gzip_reader(path, ds_path, open_dataset(), nav_dims))
+    return _READERS.get(key, lambda: _choose_reader(path, ds_path, open_dataset(), nav_dims))
+
+
+def _choose_reader(path: str, ds_path: str, dset, nav_dims: int):
+    from .bitshuffle import bitshuffle_reader
+
+    return gzip_reader(path, ds_path, dset, nav_dims) or bitshuffle_reader(
+        path, ds_path, dset, nav_dims
+    )
 
 
 def gzip_reader(path: str, ds_path: str, dset, nav_dims: int) -> GzipChunkReader | None:

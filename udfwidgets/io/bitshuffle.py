@@ -1,0 +1,298 @@
+"""bitshuffle-LZ4 compressed HDF5 chunks decoded by us: straight into the partition, only the frames asked for.
+
+DECTRIS detectors write their frames bitshuffle-LZ4 compressed (HDF5
+filter 32008, which :mod:`hdf5plugin` provides), and so do many EMD and
+NeXus writers. Through h5py each chunk is read by HDF5, decompressed into a
+chunk buffer of HDF5's own and copied from there into the array asked for.
+For a whole-frame chunking (each chunk holds whole frames) this module does
+better in two ways:
+
+- a chunk whose frames are one contiguous piece of the partition buffer is
+  decoded right into it, by the bitshuffle library's own C decoder, without
+  a call into HDF5 per chunk; the chunk offsets come from HDF5's chunk index
+  once per worker and file (:class:`udfwidgets.io.inflate.ChunkTable`);
+- the blocks of a chunk are compressed independently (8 KiB each unless the
+  writer chose otherwise), so a frame picked by an roi is decoded from the
+  few blocks that hold it, not from its whole chunk. A 1% roi of a scan
+  chunked 16 frames at a time decodes about 1/16 of what h5py decodes.
+
+The C functions are the ones compiled into hdf5plugin's bitshuffle filter
+library (``bshuf_decompress_lz4``, ``bshuf_bitunshuffle``,
+``LZ4_decompress_safe``), called through ``ctypes``, which releases the GIL.
+Before they read a chunk, :func:`udfwidgets._bitshuffle_numba.walk_blocks`
+checks that every block lies inside it, so a damaged file is a
+:class:`~udfwidgets.io.dataset.DataSetError`, never a read past its end.
+
+Without hdf5plugin, or with a build of it that does not export these
+functions, and for any other filter pipeline, h5py reads as before.
+``UDFWIDGETS_BITSHUFFLE=h5py`` turns this reader off (for comparisons).
+
+:data:`BLOCK_READS` counts the blocks decoded one by one, per process.
+
+Examples
+--------
+>>> import os, tempfile, numpy as np
+>>> from udfwidgets.io.hdf5 import open_file, write_hdf5
+>>> a = np.arange(4 * 6 * 8 * 8, dtype=np.uint16).reshape(4, 6, 8, 8)
+>>> p = write_hdf5(os.path.join(tempfile.mkdtemp(), "a.h5"), a,
+...                chunks=(1, 6, 8, 8), compression="bitshuffle-lz4")
+>>> reader = bitshuffle_reader(p, "/data", open_file(p)["data"], 2)
+>>> out = np.empty((2, 8, 8), np.uint16)
+>>> if reader is not None:
+...     reader.take(np.array([1, 20]), out)
+... else:  # without hdf5plugin's C functions: what h5py reads
+...     out[...] = a.reshape(24, 8, 8)[[1, 20]]
+>>> bool((out == a.reshape(24, 8, 8)[[1, 20]]).all())
+True
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import threading
+
+import numpy as np
+
+from .._bitshuffle_numba import block_layout, walk_blocks
+from .dataset import DataSetError
+from .inflate import CHUNK_READS, ChunkTable, GzipChunkReader, _partial_chunk, _table
+
+__all__ = ["BLOCK_READS", "BitshuffleChunkReader", "bitshuffle_lib", "bitshuffle_reader"]
+
+#: Blocks decoded one by one (for frames picked by an roi), per process.
+BLOCK_READS = {"blocks": 0}
+
+_BITSHUFFLE = 32008
+_LZ4 = 2
+_LOCK = threading.Lock()
+_LIB: list = []  # [] not looked up yet; [None] or [lib] after
+
+
+class _Bshuf:
+    """The bitshuffle filter library's decoding functions, through ctypes."""
+
+    def __init__(self, lib: ctypes.CDLL, origin: str):
+        self.origin = origin
+        c_size = ctypes.c_size_t
+        self.decompress = lib.bshuf_decompress_lz4
+        self.decompress.restype = ctypes.c_int64
+        self.decompress.argtypes = [ctypes.c_void_p, ctypes.c_void_p, c_size, c_size, c_size]
+        self.unshuffle = lib.bshuf_bitunshuffle
+        self.unshuffle.restype = ctypes.c_int64
+        self.unshuffle.argtypes = [ctypes.c_void_p, ctypes.c_void_p, c_size, c_size, c_size]
+        self.lz4 = lib.LZ4_decompress_safe
+        self.lz4.restype = ctypes.c_int
+        self.lz4.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_int]
+
+
+def _load() -> _Bshuf | None:
+    try:
+        import hdf5plugin
+    except ImportError:
+        return None
+    folder = getattr(hdf5plugin, "PLUGIN_PATH", None) or os.path.join(
+        os.path.dirname(hdf5plugin.__file__), "plugins"
+    )
+    for name in ("libh5bshuf.so", "libh5bshuf.dylib", "h5bshuf.dll"):
+        path = os.path.join(folder, name)
+        if not os.path.exists(path):
+            continue
+        try:
+            return _Bshuf(ctypes.CDLL(path), f"hdf5plugin {hdf5plugin.version}: {name}")
+        except (OSError, AttributeError):  # not loadable, or these functions not exported
+            return None
+    return None
+
+
+def bitshuffle_lib() -> _Bshuf | None:
+    """The bitshuffle-LZ4 decoder of hdf5plugin's filter library, or None when it is not usable here.
+
+    ``UDFWIDGETS_BITSHUFFLE=h5py`` in the environment also gives None (h5py
+    then reads every bitshuffle chunk).
+
+    Examples
+    --------
+    >>> lib = bitshuffle_lib()
+    >>> lib is None or lib.origin.startswith("hdf5plugin")
+    True
+    """
+    if os.environ.get("UDFWIDGETS_BITSHUFFLE", "").lower() in ("h5py", "off", "0", "no"):
+        return None
+    with _LOCK:
+        if not _LIB:
+            _LIB.append(_load())
+        return _LIB[0]
+
+
+class BitshuffleChunkReader(GzipChunkReader):
+    """``read_block(slices, out)`` and ``take(file_idx, out)`` for bitshuffle-LZ4 chunks of whole frames.
+
+    Examples
+    --------
+    >>> import os, tempfile, numpy as np
+    >>> from udfwidgets.io.hdf5 import open_file, write_hdf5
+    >>> a = np.arange(4 * 6 * 2 * 2, dtype=np.float32).reshape(4, 6, 2, 2)
+    >>> p = write_hdf5(os.path.join(tempfile.mkdtemp(), "a.h5"), a,
+    ...                chunks=(1, 4, 2, 2), compression="bitshuffle-lz4")
+    >>> reader = bitshuffle_reader(p, "/data", open_file(p)["data"], 2)
+    >>> out = np.empty((2, 6, 2, 2), dtype=np.float32)
+    >>> if reader is not None:
+    ...     reader.read_block((slice(1, 3), slice(0, 6)), out)
+    ... else:  # without hdf5plugin's C functions: what h5py reads
+    ...     out[...] = a[1:3]
+    >>> bool((out == a[1:3]).all())
+    True
+    """
+
+    def __init__(self, table: ChunkTable, lib: _Bshuf):
+        self.table = table
+        self.lib = lib
+        t = table
+        self.elem = t.dtype.itemsize
+        self.frame_bytes = t.chunk_bytes // max(1, int(np.prod(t.chunks[: t.nav_dims])))
+        #: chunks whose blocks are known to lie inside them (checked once per worker)
+        self._checked = np.zeros(t.grid, dtype=bool)
+        self._local = threading.local()
+
+    def _damaged(self, at: tuple[int, ...]) -> DataSetError:
+        return DataSetError(
+            f"{self.table.path!r}: the bitshuffle-LZ4 chunk at navigation chunk {at} is "
+            "damaged (its blocks do not decode to one chunk); the file is corrupt: copy it again"
+        )
+
+    def _block_starts(self, at: tuple[int, ...]) -> tuple[np.ndarray, int, int]:
+        """Where the blocks of chunk ``at`` begin in the file map, its block size and raw-tail start.
+
+        Raises :class:`DataSetError` for a chunk whose blocks do not fit in it.
+        """
+        t = self.table
+        off, size = int(t.offsets[at]), int(t.sizes[at])
+        header = bytes(t.bytes[off + 8 : off + 12]) if size >= 12 else b""
+        block = int.from_bytes(header, "big") if len(header) == 4 else 0
+        if block <= 0 or block % (8 * self.elem):
+            raise self._damaged(at)
+        full, last, raw = block_layout(t.chunk_bytes, block, self.elem)
+        starts = np.zeros((1, full + (1 if last else 0)), np.int64)
+        one = np.ones(1, np.int64)
+        if walk_blocks(t.bytes, one * off, one * size, self.elem, t.chunk_bytes, starts) != 0:
+            raise self._damaged(at)
+        self._checked[at] = True
+        return starts[0], block, raw
+
+    def _chunk_into(self, at: tuple[int, ...], dst: np.ndarray) -> None:
+        """Decode chunk ``at`` into the C-contiguous ``dst`` of exactly one chunk's bytes."""
+        t = self.table
+        off = int(t.offsets[at])
+        if off < 0 or t.masks[at] & 1:  # never written, or stored without the filter
+            super()._chunk_into(at, dst)
+            return
+        CHUNK_READS["chunks"] += 1
+        if not self._checked[at]:
+            self._block_starts(at)
+        block = int.from_bytes(bytes(t.bytes[off + 8 : off + 12]), "big")
+        got = self.lib.decompress(
+            t.base + off + 12, dst.ctypes.data, t.chunk_bytes // self.elem, self.elem, block // self.elem
+        )
+        if got != int(t.sizes[at]) - 12:
+            raise self._damaged(at)
+
+    def _scratch(self, nbytes: int) -> np.ndarray:
+        buf = getattr(self._local, "buf", None)
+        if buf is None or buf.size < nbytes:
+            buf = self._local.buf = np.empty(nbytes, np.uint8)
+        return buf
+
+    def _frames_into(self, at: tuple[int, ...], local: np.ndarray, rows: np.ndarray) -> None:
+        """Decode frames ``local`` (flat indices inside chunk ``at``) into the frames ``rows``."""
+        t = self.table
+        starts, block, raw = self._block_starts(at)
+        fb = self.frame_bytes
+        scratch = self._scratch(2 * block)
+        lib, base = self.lib, t.base
+        for i, f in enumerate(local.tolist()):
+            dst = rows[i].reshape(-1).view(np.uint8)
+            a, b = f * fb, (f + 1) * fb
+            for k in range(a // block, min(len(starts), -(-b // block))):
+                b0 = k * block
+                nbytes = min(block, raw - b0)
+                s = int(starts[k])
+                csize = int.from_bytes(bytes(t.bytes[s - 4 : s]), "big")
+                BLOCK_READS["blocks"] += 1
+                if lib.lz4(base + s, scratch.ctypes.data, csize, nbytes) != nbytes:
+                    raise self._damaged(at)
+                x0, x1 = max(a, b0), min(b, b0 + nbytes)
+                n = nbytes // self.elem
+                if x0 == b0 and x1 == b0 + nbytes:
+                    lib.unshuffle(scratch.ctypes.data, dst.ctypes.data + b0 - a, n, self.elem, n)
+                else:
+                    lib.unshuffle(scratch.ctypes.data, scratch.ctypes.data + block, n, self.elem, n)
+                    dst[x0 - a : x1 - a] = scratch[block + x0 - b0 : block + x1 - b0]
+            if b > raw:  # the raw tail: the chunk's last bytes, stored as they are
+                end = int(t.offsets[at]) + int(t.sizes[at])
+                x0 = max(a, raw)
+                src = end - (t.chunk_bytes - raw) + (x0 - raw)
+                dst[x0 - a : b - a] = t.bytes[src : src + b - x0]
+
+    def take(self, file_idx: np.ndarray, out: np.ndarray) -> None:
+        """Fill ``out`` with the frames at flat file indices ``file_idx``.
+
+        A chunk that holds some of them has only their blocks decoded when
+        that is less than half of its blocks; otherwise it is decoded whole
+        (see :data:`BLOCK_READS` and :data:`~udfwidgets.io.inflate.CHUNK_READS`).
+        """
+        t = self.table
+        nd = t.nav_dims
+        if not len(file_idx):
+            return
+        coords = np.unravel_index(np.asarray(file_idx, dtype=np.int64), t.shape[:nd])
+        cid = np.ravel_multi_index(tuple(x // c for x, c in zip(coords, t.chunks[:nd])), t.grid)
+        order = np.argsort(cid, kind="stable")
+        cuts = np.flatnonzero(np.diff(cid[order])) + 1
+        per_chunk = int(np.prod(t.chunks[:nd]))
+        for pos in np.split(order, cuts):
+            at = tuple(int(x[pos[0]]) // c for x, c in zip(coords, t.chunks[:nd]))
+            local = tuple(x[pos] - a * c for x, a, c in zip(coords, at, t.chunks[:nd]))
+            written = int(t.offsets[at]) >= 0 and not t.masks[at] & 1
+            if written and 2 * len(pos) < per_chunk:
+                flat = np.ravel_multi_index(local, t.chunks[:nd])
+                rows = np.empty((len(pos),) + tuple(t.chunks[nd:]), t.dtype)
+                self._frames_into(at, flat, rows)
+                out[pos] = rows
+            else:
+                buf = _partial_chunk(t, at, self._chunk_into)
+                out[pos] = buf[local]
+
+
+def bitshuffle_reader(path: str, ds_path: str, dset, nav_dims: int) -> BitshuffleChunkReader | None:
+    """Our reader for ``dset`` when its only filter is bitshuffle-LZ4, chunked by whole frames.
+
+    None otherwise (h5py then reads): other filters or bitshuffle with Zstd,
+    chunks splitting the frame, virtual or external storage, an element size
+    other than the dtype's, or hdf5plugin's C functions not usable here.
+
+    Examples
+    --------
+    >>> import os, tempfile, numpy as np
+    >>> from udfwidgets.io.hdf5 import open_file, write_hdf5
+    >>> p = write_hdf5(os.path.join(tempfile.mkdtemp(), "a.h5"), np.ones((4, 6, 8, 8)),
+    ...                chunks=(1, 6, 8, 8), compression="gzip")
+    >>> bitshuffle_reader(p, "/data", open_file(p)["data"], 2) is None  # gzip is not ours here
+    True
+    """
+    lib = bitshuffle_lib()
+    if lib is None or dset.chunks is None:
+        return None
+    plist = dset.id.get_create_plist()
+    if plist.get_nfilters() != 1:
+        return None
+    fid, _, values, _ = plist.get_filter(0)
+    if int(fid) != _BITSHUFFLE or len(values) < 5 or int(values[4]) != _LZ4:
+        return None
+    if getattr(dset, "is_virtual", False) or dset.external is not None:
+        return None
+    if tuple(dset.chunks[nav_dims:]) != tuple(dset.shape[nav_dims:]):
+        return None
+    if int(values[2]) != dset.dtype.itemsize:
+        return None
+    return BitshuffleChunkReader(_table(path, ds_path, dset, nav_dims), lib)
