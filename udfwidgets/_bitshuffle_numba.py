@@ -32,8 +32,6 @@ Examples
 
 from __future__ import annotations
 
-import numpy as np
-
 from ._numba import HAVE_NUMBA, jit
 
 __all__ = ["HAVE_NUMBA", "block_layout", "walk_blocks"]

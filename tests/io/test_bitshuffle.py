@@ -34,7 +34,11 @@ def write(path, data, chunks, nelems=0, **kwargs):
     """``data`` bitshuffle-LZ4 compressed, blocks of ``nelems`` elements (0: the filter's choice)."""
     with h5py.File(path, "w") as f:
         f.create_dataset(
-            "data", data=data, chunks=chunks, **hdf5plugin.Bitshuffle(nelems=nelems, cname="lz4"), **kwargs
+            "data",
+            data=data,
+            chunks=chunks,
+            **hdf5plugin.Bitshuffle(nelems=nelems, cname="lz4"),
+            **kwargs,
         )
     return str(path)
 
@@ -234,4 +238,46 @@ def test_a_filter_library_without_the_functions_is_not_used(tmp_path, monkeypatc
     assert bitshuffle.bitshuffle_lib() is None
     data = make((6, 6, 8, 8), "uint16")
     p = write(tmp_path / "b.h5", data, (1, 6, 8, 8))
-    np.testing.assert_array_equal(HDF5DataSet(p).get_partitions(1)[0].read(0, 36), data.reshape(36, 8, 8))
+    np.testing.assert_array_equal(
+        HDF5DataSet(p).get_partitions(1)[0].read(0, 36), data.reshape(36, 8, 8)
+    )
+
+
+def test_without_numba_the_block_walk_runs_as_python(tmp_path):
+    import subprocess
+    import sys
+    import textwrap
+
+    data = make((6, 8, 16, 16), "uint16", seed=12)
+    p = write(tmp_path / "b.h5", data, (1, 8, 16, 16), nelems=64)
+    np.save(tmp_path / "want.npy", data)
+    code = textwrap.dedent(
+        f"""
+        import sys
+        import numpy as np
+        sys.modules["numba"] = None  # as if numba were not installed
+        from udfwidgets import Context
+        from udfwidgets._numba import HAVE_NUMBA
+        from udfwidgets.io import bitshuffle, inflate
+        from udfwidgets.udf.pick import PickUDF
+        assert not HAVE_NUMBA and bitshuffle.bitshuffle_lib() is not None
+        want = np.load({str(tmp_path / "want.npy")!r})
+        roi = np.zeros((6, 8), bool)
+        roi[1, 2] = roi[4, 7] = True
+        with Context(executor="inline") as ctx:
+            ds = ctx.load("hdf5", path={p!r})
+            got = ctx.run_udf(dataset=ds, udf=PickUDF())["intensity"].data
+            picked = ctx.run_udf(dataset=ds, udf=PickUDF(), roi=roi)["intensity"].data
+        assert np.array_equal(got.reshape(want.shape), want)
+        assert np.array_equal(picked, want[roi])
+        assert inflate.CHUNK_READS["chunks"] > 0 and bitshuffle.BLOCK_READS["blocks"] > 0
+        print("ok")
+        """
+    )
+    env = dict(os.environ)
+    env.pop("UDFWIDGETS_BITSHUFFLE", None)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"

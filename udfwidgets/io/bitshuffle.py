@@ -147,7 +147,7 @@ class BitshuffleChunkReader(GzipChunkReader):
 
     def __init__(self, table: ChunkTable, lib: _Bshuf):
         self.table = table
-        self.lib = lib
+        self.bshuf = lib
         t = table
         self.elem = t.dtype.itemsize
         self.frame_bytes = t.chunk_bytes // max(1, int(np.prod(t.chunks[: t.nav_dims])))
@@ -191,8 +191,12 @@ class BitshuffleChunkReader(GzipChunkReader):
         if not self._checked[at]:
             self._block_starts(at)
         block = int.from_bytes(bytes(t.bytes[off + 8 : off + 12]), "big")
-        got = self.lib.decompress(
-            t.base + off + 12, dst.ctypes.data, t.chunk_bytes // self.elem, self.elem, block // self.elem
+        got = self.bshuf.decompress(
+            t.base + off + 12,
+            dst.ctypes.data,
+            t.chunk_bytes // self.elem,
+            self.elem,
+            block // self.elem,
         )
         if got != int(t.sizes[at]) - 12:
             raise self._damaged(at)
@@ -209,7 +213,7 @@ class BitshuffleChunkReader(GzipChunkReader):
         starts, block, raw = self._block_starts(at)
         fb = self.frame_bytes
         scratch = self._scratch(2 * block)
-        lib, base = self.lib, t.base
+        lib, base = self.bshuf, t.base
         for i, f in enumerate(local.tolist()):
             dst = rows[i].reshape(-1).view(np.uint8)
             a, b = f * fb, (f + 1) * fb

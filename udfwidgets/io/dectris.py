@@ -28,7 +28,6 @@ from .atomic import atomic_output, check_target
 from .chunked import aligned_bounds, dataset_repr, take_by_chunk
 from .dataset import DataSet, DataSetError, Partition
 from .geometry import resolve
-from .inflate import cached_reader
 from .hdf5 import (
     _filter_kwargs,
     _read_error,
@@ -40,6 +39,7 @@ from .hdf5 import (
     has_signature,
     open_file,
 )
+from .inflate import cached_reader
 from .shape import Shape
 
 __all__ = ["DectrisDataSet", "sniff", "write_dectris"]
