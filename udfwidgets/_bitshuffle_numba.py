@@ -23,11 +23,11 @@ Examples
 >>> from udfwidgets._bitshuffle_numba import walk_blocks
 >>> chunk = np.frombuffer(bytes([0, 0, 0, 0, 0, 0, 0, 16,   0, 0, 0, 16,  # 16 bytes, one block
 ...                              0, 0, 0, 2,  0xF0, 0]), np.uint8)        # 2 bytes of LZ4
->>> at = np.zeros((1, 1), np.int64)
->>> walk_blocks(chunk, np.array([0]), np.array([chunk.size]), 1, 16, at)
+>>> at, csize = np.zeros((1, 1), np.int64), np.zeros((1, 1), np.int64)
+>>> walk_blocks(chunk, np.array([0]), np.array([chunk.size]), 1, 16, at, csize)
 0
->>> at.tolist()  # block 0's compressed bytes begin after its 4-byte size
-[[16]]
+>>> at.tolist(), csize.tolist()  # block 0's compressed bytes begin after its 4-byte size
+([[16]], [[2]])
 """
 
 from __future__ import annotations
@@ -48,11 +48,14 @@ def block_layout(chunk_bytes, block_bytes, elem):  # pragma: no cover - compiled
 
 
 @jit()
-def walk_blocks(data, starts, sizes, elem, chunk_bytes, at) -> int:  # pragma: no cover - compiled
-    """Fill ``at[q, k]`` with where block ``k`` of chunk ``q`` begins in ``data``; 0, or -(1 + q).
+def walk_blocks(
+    data, starts, sizes, elem, chunk_bytes, at, csize
+) -> int:  # pragma: no cover - compiled
+    """Fill ``at[q, k]`` and ``csize[q, k]``: where block ``k`` of chunk ``q`` begins in ``data``, its size.
 
-    ``data[starts[q] : starts[q] + sizes[q]]`` is chunk ``q``. ``at`` has a
-    row per chunk and a column per block (:func:`block_layout`). A chunk
+    ``data[starts[q] : starts[q] + sizes[q]]`` is chunk ``q``. ``at`` and
+    ``csize`` have a row per chunk and a column per block
+    (:func:`block_layout`). Returns 0, or ``-(1 + q)`` for chunk ``q``: a chunk
     whose header does not describe ``chunk_bytes`` of ``elem``-byte elements
     in ``at.shape[1]`` blocks, or whose blocks do not fit in it, stops the
     walk: the result is then ``-(1 + q)``.
@@ -78,14 +81,15 @@ def walk_blocks(data, starts, sizes, elem, chunk_bytes, at) -> int:  # pragma: n
         for k in range(n_blocks):
             if s + 4 > c_end:
                 return -(1 + q)
-            csize = 0
+            n = 0
             for i in range(4):
-                csize = (csize << 8) | int(data[s + i])
+                n = (n << 8) | int(data[s + i])
             s += 4
-            if s + csize > c_end:
+            if s + n > c_end:
                 return -(1 + q)
             at[q, k] = s
-            s += csize
+            csize[q, k] = n
+            s += n
         if c_end - s != chunk_bytes - raw:  # what is left is the raw tail, exactly
             return -(1 + q)
     return 0

@@ -161,8 +161,9 @@ class BitshuffleChunkReader(GzipChunkReader):
             "damaged (its blocks do not decode to one chunk); the file is corrupt: copy it again"
         )
 
-    def _block_starts(self, at: tuple[int, ...]) -> tuple[np.ndarray, int, int]:
-        """Where the blocks of chunk ``at`` begin in the file map, its block size and raw-tail start.
+    def _blocks(self, at: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, int, int, int]:
+        """Chunk ``at``'s blocks: where each begins in the file map, its compressed size, the
+        block size, the number of full blocks and where the raw tail starts.
 
         Raises :class:`DataSetError` for a chunk whose blocks do not fit in it.
         """
@@ -173,12 +174,12 @@ class BitshuffleChunkReader(GzipChunkReader):
         if block <= 0 or block % (8 * self.elem):
             raise self._damaged(at)
         full, last, raw = block_layout(t.chunk_bytes, block, self.elem)
-        starts = np.zeros((1, full + (1 if last else 0)), np.int64)
-        one = np.ones(1, np.int64)
-        if walk_blocks(t.bytes, one * off, one * size, self.elem, t.chunk_bytes, starts) != 0:
+        found = np.empty((2, 1, full + (1 if last else 0)), np.int64)
+        where = np.array([off, size], np.int64)
+        if walk_blocks(t.bytes, where[:1], where[1:], self.elem, t.chunk_bytes, *found):
             raise self._damaged(at)
         self._checked[at] = True
-        return starts[0], block, raw
+        return found[0, 0], found[1, 0], block, full, raw
 
     def _chunk_into(self, at: tuple[int, ...], dst: np.ndarray) -> None:
         """Decode chunk ``at`` into the C-contiguous ``dst`` of exactly one chunk's bytes."""
@@ -189,7 +190,7 @@ class BitshuffleChunkReader(GzipChunkReader):
             return
         CHUNK_READS["chunks"] += 1
         if not self._checked[at]:
-            self._block_starts(at)
+            self._blocks(at)
         block = int.from_bytes(bytes(t.bytes[off + 8 : off + 12]), "big")
         got = self.bshuf.decompress(
             t.base + off + 12,
@@ -208,35 +209,48 @@ class BitshuffleChunkReader(GzipChunkReader):
         return buf
 
     def _frames_into(self, at: tuple[int, ...], local: np.ndarray, rows: np.ndarray) -> None:
-        """Decode frames ``local`` (flat indices inside chunk ``at``) into the frames ``rows``."""
+        """Decode frames ``local`` (flat indices inside chunk ``at``) into the C-contiguous ``rows``.
+
+        The full blocks inside a frame are decoded by one call straight into
+        it; a block the frame covers in part (frames that do not end on a
+        block boundary, the chunk's short last block) goes through a scratch
+        buffer; the raw tail is copied.
+        """
         t = self.table
-        starts, block, raw = self._block_starts(at)
-        fb = self.frame_bytes
+        starts, csize, block, full, raw = self._blocks(at)
+        fb, elem, lib, base = self.frame_bytes, self.elem, self.bshuf, t.base
         scratch = self._scratch(2 * block)
-        lib, base = self.bshuf, t.base
+        tmp = scratch.ctypes.data
+        flat = rows.reshape(-1).view(np.uint8)
+        out = flat.ctypes.data
         for i, f in enumerate(local.tolist()):
-            dst = rows[i].reshape(-1).view(np.uint8)
             a, b = f * fb, (f + 1) * fb
+            o = i * fb - a  # frame byte x of the chunk goes to flat[o + x]
+            lo, hi = -(-a // block), min(full, b // block)  # full blocks inside [a, b)
+            if hi > lo:
+                BLOCK_READS["blocks"] += hi - lo
+                n = (hi - lo) * block // elem
+                used = lib.decompress(
+                    base + int(starts[lo]) - 4, out + o + lo * block, n, elem, block // elem
+                )
+                if used != int(starts[hi - 1] + csize[hi - 1] - starts[lo]) + 4:
+                    raise self._damaged(at)
             for k in range(a // block, min(len(starts), -(-b // block))):
+                if lo <= k < hi:
+                    continue
                 b0 = k * block
                 nbytes = min(block, raw - b0)
-                s = int(starts[k])
-                csize = int.from_bytes(bytes(t.bytes[s - 4 : s]), "big")
                 BLOCK_READS["blocks"] += 1
-                if lib.lz4(base + s, scratch.ctypes.data, csize, nbytes) != nbytes:
+                if lib.lz4(base + int(starts[k]), tmp, int(csize[k]), nbytes) != nbytes:
                     raise self._damaged(at)
+                lib.unshuffle(tmp, tmp + block, nbytes // elem, elem, nbytes // elem)
                 x0, x1 = max(a, b0), min(b, b0 + nbytes)
-                n = nbytes // self.elem
-                if x0 == b0 and x1 == b0 + nbytes:
-                    lib.unshuffle(scratch.ctypes.data, dst.ctypes.data + b0 - a, n, self.elem, n)
-                else:
-                    lib.unshuffle(scratch.ctypes.data, scratch.ctypes.data + block, n, self.elem, n)
-                    dst[x0 - a : x1 - a] = scratch[block + x0 - b0 : block + x1 - b0]
+                flat[o + x0 : o + x1] = scratch[block + x0 - b0 : block + x1 - b0]
             if b > raw:  # the raw tail: the chunk's last bytes, stored as they are
                 end = int(t.offsets[at]) + int(t.sizes[at])
                 x0 = max(a, raw)
                 src = end - (t.chunk_bytes - raw) + (x0 - raw)
-                dst[x0 - a : b - a] = t.bytes[src : src + b - x0]
+                flat[o + x0 : o + b] = t.bytes[src : src + b - x0]
 
     def take(self, file_idx: np.ndarray, out: np.ndarray) -> None:
         """Fill ``out`` with the frames at flat file indices ``file_idx``.
@@ -258,11 +272,19 @@ class BitshuffleChunkReader(GzipChunkReader):
             at = tuple(int(x[pos[0]]) // c for x, c in zip(coords, t.chunks[:nd]))
             local = tuple(x[pos] - a * c for x, a, c in zip(coords, at, t.chunks[:nd]))
             written = int(t.offsets[at]) >= 0 and not t.masks[at] & 1
-            if written and 2 * len(pos) < per_chunk:
-                flat = np.ravel_multi_index(local, t.chunks[:nd])
-                rows = np.empty((len(pos),) + tuple(t.chunks[nd:]), t.dtype)
-                self._frames_into(at, flat, rows)
-                out[pos] = rows
+            first = int(pos[0])  # pos ascends: a run of out's rows when it has no gap
+            run = int(pos[-1]) - first + 1 == len(pos) and out.flags.c_contiguous
+            flat = np.ravel_multi_index(local, t.chunks[:nd])
+            if run and len(pos) == per_chunk and (np.diff(flat) == 1).all():
+                # the whole chunk, in order (one-frame chunks of DECTRIS files): decoded in place
+                self._chunk_into(at, out[first : first + len(pos)].reshape(t.chunks))
+            elif written and 2 * len(pos) < per_chunk:
+                if run:
+                    self._frames_into(at, flat, out[first : first + len(pos)])
+                else:
+                    rows = np.empty((len(pos),) + tuple(t.chunks[nd:]), t.dtype)
+                    self._frames_into(at, flat, rows)
+                    out[pos] = rows
             else:
                 buf = _partial_chunk(t, at, self._chunk_into)
                 out[pos] = buf[local]
