@@ -6,8 +6,9 @@ copied from there into the array we asked for. For a whole-frame chunking
 (each chunk holds whole frames) we can do better in three ways:
 
 - the chunks' byte offsets in the file come from HDF5's chunk index once per
-  worker and file (:class:`ChunkTable`); the compressed bytes are then read
-  from a memory map of the file, without a call into HDF5 per chunk;
+  worker and file (:class:`ChunkTable`); the compressed bytes of each chunk
+  are then read with one ``os.preadv`` (no call into HDF5) into a small
+  per-thread buffer that is reused for every chunk;
 - **libdeflate** (MIT) decompresses about three times faster than zlib;
 - a chunk whose frames are one contiguous piece of the partition buffer is
   decompressed right into it (no chunk buffer, no copy); other chunks (at the
@@ -16,6 +17,13 @@ copied from there into the array we asked for. For a whole-frame chunking
 libdeflate is taken from the system's ``libdeflate`` if ``ctypes`` finds it,
 else from the ``deflate`` package (``pip install deflate``, part of the
 ``formats`` extra), whose extension module carries libdeflate's C functions.
+The compressed bytes are copied from the page cache rather than read
+through a memory map of the file: a map's pages, once touched, count in the
+worker's resident memory for as long as the map lives (the whole compressed
+file, for a reader kept between runs), while the copy costs far less than
+decompressing the chunk, and the per-thread buffer stays in the CPU's cache.
+A worker's peak memory is then one partition plus its chunk buffers.
+
 Without either, or for any other filter pipeline (shuffle, fletcher32, other
 compressors), chunks that split frames, virtual or external datasets, the
 reader is not used and h5py reads as before. ``UDFWIDGETS_INFLATE=h5py``
@@ -31,7 +39,6 @@ import ctypes
 import ctypes.util
 import itertools
 import math
-import mmap
 import os
 import threading
 from collections import OrderedDict
@@ -61,6 +68,7 @@ _LOCK = threading.RLock()
 #: chunk tables (and file maps) of the datasets read, per file version
 _TABLES = PerFileCache(size=16)
 _LIB: list = []  # [] not looked up yet; [None] or [lib] after
+_PREADV = getattr(os, "preadv", None)  # Linux, BSD, macOS 11+: one call, no shared file position
 
 
 class _Deflate:
@@ -190,15 +198,46 @@ class ChunkTable:
             for i in range(dsid.get_num_chunks()):
                 note(dsid.get_chunk_info(i))
         self.offsets, self.sizes, self.masks = offsets, sizes, masks
-        with open(path, "rb") as fh:
-            self._mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
-        self.bytes = np.frombuffer(self._mm, dtype=np.uint8)
-        self.base = int(self.bytes.ctypes.data)
+        # the file stays open (unbuffered) for os.preadv; no memory map (see the module's notes)
+        self._fh = open(path, "rb", buffering=0)  # noqa: SIM115 (closed with the table)
+        self.fd = self._fh.fileno()
+        self.file_size = os.fstat(self.fd).st_size
+        self._seek_lock = threading.Lock()  # only without os.preadv: seek and read as one
         ends = offsets + sizes
-        if (ends[offsets >= 0] > self.bytes.size).any():
+        if (ends[offsets >= 0] > self.file_size).any():
+            self.close()
             raise DataSetError(
                 f"{path!r} is truncated: chunks of its dataset lie past the end of the file; "
                 "the write or copy did not finish: copy the file again"
+            )
+
+    def close(self) -> None:
+        """Close the file (the table is dropped from the cache, or a file was refused)."""
+        self._fh.close()
+
+    def __del__(self) -> None:  # dropped from the cache: close quietly (no ResourceWarning)
+        fh = getattr(self, "_fh", None)
+        if fh is not None:
+            fh.close()
+
+    def read_into(self, off: int, size: int, dst: memoryview) -> None:
+        """Read the ``size`` bytes at ``off`` of the file into ``dst`` (at least ``size`` long).
+
+        A short read (the file shrank since its chunk table was read) is a
+        :class:`~udfwidgets.io.dataset.DataSetError` naming the file.
+        """
+        view = dst[:size]
+        if _PREADV is not None:
+            got = _PREADV(self.fd, (view,), off)
+        else:  # no preadv (Windows): seek and read under a lock (threads share the file)
+            with self._seek_lock:
+                self._fh.seek(off)
+                got = self._fh.readinto(view) or 0
+        if got != size:
+            raise DataSetError(
+                f"{self.path!r} is truncated: a chunk of {size} bytes at byte {off} reads "
+                f"only {got} bytes (the file is {os.path.getsize(self.path)} bytes now); the "
+                "file changed or was cut short while it was read: copy the file again"
             )
 
 
@@ -220,12 +259,29 @@ def release_tables() -> int:
     kept = getattr(_PARTIAL, "kept", None)
     if kept is not None:
         kept.clear()
+    _SRC.__dict__.pop("buf", None)
     return n
 
 
 _files.RELEASE_HOOKS.append(release_tables)
 
 _PARTIAL = threading.local()
+_SRC = threading.local()
+
+
+def _compressed_buffer(size: int) -> tuple[memoryview, int]:
+    """This thread's buffer for one chunk's compressed bytes (at least ``size``) and its address.
+
+    Grown (to a power of two) when a chunk does not fit, never shrunk: it
+    holds the largest compressed chunk this thread has read, about a chunk
+    divided by the compression ratio.
+    """
+    buf = getattr(_SRC, "buf", None)
+    if buf is None or buf.nbytes < size:
+        arr = np.empty(1 << max(16, (size - 1).bit_length()), dtype=np.uint8)
+        buf = _SRC.buf = memoryview(arr)
+        _SRC.addr = int(arr.ctypes.data)
+    return buf, _SRC.addr
 #: Chunks used in part (a partition edge inside a chunk) kept per thread, so the piece of the
 #: same chunk that the next hyperslab of the partition needs is not decompressed again.
 _KEEP_PARTIAL = 4
@@ -294,12 +350,14 @@ class GzipChunkReader:
             dst[...] = t.fill
             return
         size = int(t.sizes[at])
-        if t.masks[at] & 1:  # gzip skipped for this chunk: stored as is
+        if t.masks[at] & 1:  # gzip skipped for this chunk: stored as is, read straight into dst
             if size != t.chunk_bytes:
                 raise DataSetError(f"{t.path!r}: chunk {at} is damaged (size {size})")
-            dst.reshape(-1).view(np.uint8)[:] = t.bytes[off : off + size]
+            t.read_into(off, size, memoryview(dst.reshape(-1).view(np.uint8)))
             return
-        got = self.lib.zlib_into(t.base + off, size, dst.ctypes.data, t.chunk_bytes)
+        buf, addr = _compressed_buffer(size)
+        t.read_into(off, size, buf)
+        got = self.lib.zlib_into(addr, size, dst.ctypes.data, t.chunk_bytes)
         if got != t.chunk_bytes:
             raise DataSetError(
                 f"{t.path!r}: the gzip chunk at navigation chunk {at} is damaged (it does "
