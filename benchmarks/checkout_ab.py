@@ -99,7 +99,12 @@ class Side:
         self.checkout = os.path.abspath(checkout)
         env = dict(os.environ, PYTHONPATH=self.checkout)
         self.proc = subprocess.Popen(
-            [python, "-c", SERVER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
+            [python, "-c", SERVER],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=self.checkout,  # "python -c" puts the working directory first on sys.path
         )
         self.module = json.loads(self.proc.stdout.readline())["module"]
         if not self.module.startswith(self.checkout + os.sep):

@@ -39,6 +39,7 @@ import ctypes
 import ctypes.util
 import itertools
 import math
+import mmap
 import os
 import threading
 from collections import OrderedDict
@@ -267,6 +268,9 @@ _files.RELEASE_HOOKS.append(release_tables)
 
 _PARTIAL = threading.local()
 _SRC = threading.local()
+_MODE = os.environ.get("UDFW_MODE", "runs")
+_READ_BYTES = int(os.environ.get("UDFW_READ", str(1 << 20)))
+_GAP = 4096
 
 
 def _compressed_buffer(size: int) -> tuple[memoryview, int]:
@@ -372,6 +376,7 @@ class GzipChunkReader:
         stops = [int(s.stop) for s in slices]
         ranges = [range(a // c, -(-b // c)) for a, b, c in zip(starts, stops, t.chunks[:nd])]
         chunk_shape = t.chunks
+        direct = []
         for at in itertools.product(*ranges):
             c0 = [k * c for k, c in zip(at, chunk_shape)]
             lo = [max(a, x) for a, x in zip(starts, c0)]
@@ -380,10 +385,73 @@ class GzipChunkReader:
             dst = out[region]
             whole = all(x == y and h - x == c for x, y, h, c in zip(c0, lo, hi, chunk_shape))
             if whole and dst.flags.c_contiguous:
-                self._chunk_into(at, dst)
+                direct.append((at, dst))
             else:
                 buf = _partial_chunk(t, at, self._chunk_into)
                 dst[...] = buf[tuple(slice(x - y, h - y) for x, y, h in zip(lo, c0, hi))]
+        if _MODE == "chunk":
+            for at, dst in direct:
+                self._chunk_into(at, dst)
+        else:
+            self._runs_into(direct)
+
+    def _runs_into(self, items) -> None:
+        t = self.table
+        n = len(items)
+        if not n:
+            return
+        idx = tuple(np.array([at[k] for at, _ in items]) for k in range(t.nav_dims))
+        offs = t.offsets[idx].tolist()
+        sizes = t.sizes[idx].tolist()
+        plain = (t.masks[idx] & 1).tolist()
+        cap = _READ_BYTES
+        i = 0
+        while i < n:
+            lo = offs[i]
+            hi = lo + sizes[i]
+            if lo < 0 or plain[i] or sizes[i] > cap:
+                self._chunk_into(items[i][0], items[i][1])
+                i += 1
+                continue
+            j = i + 1
+            while j < n:
+                o = offs[j]
+                if o < hi or o - hi > _GAP or plain[j] or o + sizes[j] - lo > cap:
+                    break
+                hi = o + sizes[j]
+                j += 1
+            if _MODE in ("mmap", "mmapn"):
+                a0 = lo - lo % mmap.ALLOCATIONGRANULARITY
+                fl = mmap.MAP_SHARED | (mmap.MAP_POPULATE if _MODE == "mmap" else 0)
+                mm = mmap.mmap(t.fd, hi - a0, flags=fl, prot=mmap.PROT_READ, offset=a0)
+                arr = np.frombuffer(mm, np.uint8)
+                addr = int(arr.ctypes.data) - a0
+            elif _MODE == "madv":
+                if not hasattr(t, "_mm"):
+                    t._mm = mmap.mmap(t.fd, 0, access=mmap.ACCESS_READ)
+                    t._arr = np.frombuffer(t._mm, np.uint8)
+                    t._base = int(t._arr.ctypes.data)
+                addr = t._base
+            else:
+                buf, addr = _compressed_buffer(hi - lo)
+                t.read_into(lo, hi - lo, buf)
+                addr -= lo
+            for k in range(i, j):
+                CHUNK_READS["chunks"] += 1
+                at, dst = items[k]
+                got = self.lib.zlib_into(addr + offs[k], sizes[k], dst.ctypes.data, t.chunk_bytes)
+                if got != t.chunk_bytes:
+                    raise DataSetError(
+                        f"{t.path!r}: the gzip chunk at navigation chunk {at} is damaged (it does "
+                        "not decompress to one chunk); the file is corrupt: copy it again"
+                    )
+            if _MODE in ("mmap", "mmapn"):
+                del arr
+                mm.close()
+            elif _MODE == "madv":
+                a0 = lo - lo % mmap.PAGESIZE
+                t._mm.madvise(mmap.MADV_DONTNEED, a0, hi - a0)
+            i = j
 
     def take(self, file_idx: np.ndarray, out: np.ndarray) -> None:
         """Fill ``out`` with the frames at flat file indices ``file_idx``, each chunk read once.
