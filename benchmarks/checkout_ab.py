@@ -10,7 +10,8 @@ per side and workload comes first (workers started, file opened).
 
 Workloads: ``sum`` (SumUDF over the whole scan) and ``roi`` (SumUDF on a 1% roi,
 the same random roi on both sides). Reported per side and workload: the median
-time, its ratio to side ``a``, and the workers' largest ``VmHWM`` (peak resident
+time, its ratio to side ``a``'s, the median of the ratios of each run to the run
+of ``a`` next to it, and the workers' largest ``VmHWM`` (peak resident
 size since the worker started, so it includes any memory map the worker keeps
 between runs) and ``VmRSS`` after the last run. The results of the two sides
 must agree (the sum of each result is compared).
@@ -108,7 +109,9 @@ class Side:
         )
         self.module = json.loads(self.proc.stdout.readline())["module"]
         if not self.module.startswith(self.checkout + os.sep):
-            raise SystemExit(f"side {name}: udfwidgets came from {self.module}, not {self.checkout}")
+            raise SystemExit(
+                f"side {name}: udfwidgets came from {self.module}, not {self.checkout}"
+            )
 
     def run(self, path: str, workload: str) -> dict:
         self.proc.stdin.write(json.dumps({"path": path, "workload": workload}) + "\n")
@@ -149,8 +152,10 @@ def main() -> int:
                     r = s.run(args.file, w)
                     res.setdefault((w, s.name), []).append(r)
                     checks.setdefault(w, {})[s.name] = r["check"]
-                    print(f"{w:4s} {s.name} {r['seconds']:.3f} s  hwm {r['hwm_mib']:.0f} MiB",
-                          flush=True)
+                    print(
+                        f"{w:4s} {s.name} {r['seconds']:.3f} s  hwm {r['hwm_mib']:.0f} MiB",
+                        flush=True,
+                    )
     finally:
         for s in sides:
             s.close()
@@ -165,8 +170,9 @@ def main() -> int:
         "processes executor, 2 workers; median. Worker memory: the larger of the two workers' "
         "`VmHWM` (peak since the worker started) and `VmRSS` after the last run.",
         "",
-        "| workload | side | median s | min s | b / a | worker VmHWM MiB | worker VmRSS MiB |",
-        "|---|---|---|---|---|---|---|",
+        "| workload | side | median s | min s | median / a's | median of pair ratios to a | "
+        "worker VmHWM MiB | worker VmRSS MiB |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     bad = False
     for w in args.workloads.split(","):
@@ -174,14 +180,18 @@ def main() -> int:
         for s in sides:
             rs = res[(w, s.name)]
             med = statistics.median(r["seconds"] for r in rs)
+            pairs = statistics.median(
+                r["seconds"] / q["seconds"] for r, q in zip(rs, res[(w, "a")])
+            )
             lines.append(
                 f"| {w} | {s.name} | {med:.3f} | {min(r['seconds'] for r in rs):.3f} | "
-                f"{med / ref:.3f} | {max(r['hwm_mib'] for r in rs):.0f} | {rs[-1]['rss_mib']:.0f} |"
+                f"{med / ref:.3f} | {pairs:.3f} | {max(r['hwm_mib'] for r in rs):.0f} | "
+                f"{rs[-1]['rss_mib']:.0f} |"
             )
         c = checks[w]
         if abs(c["a"] - c["b"]) > 1e-6 * abs(c["a"]) + 1e-3:
             bad = True
-            lines.append(f"| {w} | results DIFFER: a {c['a']!r}, b {c['b']!r} | | | | | |")
+            lines.append(f"| {w} | results DIFFER: a {c['a']!r}, b {c['b']!r} | | | | | | |")
     lines += ["", f"Load average at the end: {' / '.join(load1)}.", ""]
     text = "\n".join(lines)
     print(text)

@@ -37,9 +37,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import itertools
 import math
-import mmap
 import os
 import threading
 from collections import OrderedDict
@@ -268,17 +266,20 @@ _files.RELEASE_HOOKS.append(release_tables)
 
 _PARTIAL = threading.local()
 _SRC = threading.local()
-_MODE = os.environ.get("UDFW_MODE", "runs")
-_READ_BYTES = int(os.environ.get("UDFW_READ", str(1 << 20)))
-_GAP = 4096
+#: Compressed bytes read with one call at most: consecutive chunks of a block are read
+#: together up to this size (a copy that stays in the core's L2 cache; copies of 512 KiB
+#: and more were 4x slower per byte on the 2-core benchmark machine).
+_READ_BYTES = 256 << 10
+#: ... across gaps between them of at most this many bytes (read and skipped)
+_READ_GAP = 4096
 
 
 def _compressed_buffer(size: int) -> tuple[memoryview, int]:
-    """This thread's buffer for one chunk's compressed bytes (at least ``size``) and its address.
+    """This thread's buffer for compressed bytes (at least ``size``) and its address.
 
-    Grown (to a power of two) when a chunk does not fit, never shrunk: it
-    holds the largest compressed chunk this thread has read, about a chunk
-    divided by the compression ratio.
+    Grown (to a power of two, at least 64 KiB) when the bytes do not fit,
+    never shrunk: about :data:`_READ_BYTES`, or the largest single
+    compressed chunk this thread has read if that is larger.
     """
     buf = getattr(_SRC, "buf", None)
     if buf is None or buf.nbytes < size:
@@ -286,6 +287,8 @@ def _compressed_buffer(size: int) -> tuple[memoryview, int]:
         buf = _SRC.buf = memoryview(arr)
         _SRC.addr = int(arr.ctypes.data)
     return buf, _SRC.addr
+
+
 #: Chunks used in part (a partition edge inside a chunk) kept per thread, so the piece of the
 #: same chunk that the next hyperslab of the partition needs is not decompressed again.
 _KEEP_PARTIAL = 4
@@ -363,94 +366,101 @@ class GzipChunkReader:
         t.read_into(off, size, buf)
         got = self.lib.zlib_into(addr, size, dst.ctypes.data, t.chunk_bytes)
         if got != t.chunk_bytes:
-            raise DataSetError(
-                f"{t.path!r}: the gzip chunk at navigation chunk {at} is damaged (it does "
-                "not decompress to one chunk); the file is corrupt: copy it again"
-            )
+            raise self._damaged(at)
+
+    def _damaged(self, at: tuple[int, ...]) -> DataSetError:
+        return DataSetError(
+            f"{self.table.path!r}: the gzip chunk at navigation chunk {at} is damaged (it does "
+            "not decompress to one chunk); the file is corrupt: copy it again"
+        )
+
+    def _damaged(self, at) -> DataSetError:
+        return DataSetError(
+            f"{self.table.path!r}: the gzip chunk at navigation chunk {tuple(at)} is damaged (it "
+            "does not decompress to one chunk); the file is corrupt: copy it again"
+        )
 
     def read_block(self, slices: Sequence[slice], out: np.ndarray) -> None:
-        """Fill ``out`` (block navigation shape + signal) with the frames at ``slices``."""
+        """Fill ``out`` (block navigation shape + signal) with the frames at ``slices``.
+
+        The gzip chunks that lie whole inside the block, each one contiguous
+        piece of ``out``, are found for the whole block at once (no Python
+        work per chunk but the call that decompresses it) and decompressed
+        straight into ``out`` (:meth:`_runs_into`). The others (at the
+        block's or the dataset's edge, unwritten or stored unfiltered) go
+        one by one through :meth:`_chunk_into`, and through a per-thread
+        chunk buffer where only part of the chunk is wanted.
+        """
         t = self.table
         nd = t.nav_dims
         starts = [int(s.start) for s in slices]
         stops = [int(s.stop) for s in slices]
-        ranges = [range(a // c, -(-b // c)) for a, b, c in zip(starts, stops, t.chunks[:nd])]
         chunk_shape = t.chunks
-        direct = []
-        for at in itertools.product(*ranges):
+        ks = [np.arange(a // c, -(-b // c)) for a, b, c in zip(starts, stops, chunk_shape)]
+        grid = np.ix_(*ks)
+        fast = np.ones([len(k) for k in ks], dtype=bool)
+        # a chunk inside the block is one contiguous piece of a C-contiguous out when, after
+        # its first navigation axis longer than 1, it spans out's whole extent on every axis
+        first = next((d for d in range(nd) if chunk_shape[d] > 1), nd)
+        if out.flags.c_contiguous and all(
+            chunk_shape[d] == out.shape[d] for d in range(first + 1, nd)
+        ):
+            for k, c, a, b in zip(grid, chunk_shape, starts, stops):
+                fast &= (k * c >= a) & ((k + 1) * c <= b)
+            offs, sizes = t.offsets[grid], t.sizes[grid]
+            fast &= (offs >= 0) & (t.masks[grid] & 1 == 0) & (sizes <= _READ_BYTES)
+        else:
+            fast[...] = False
+        if fast.any():
+            dst = int(out.ctypes.data)
+            for k, c, a, stride in zip(grid, chunk_shape, starts, out.strides):
+                dst = dst + (k * c - a) * stride
+            self._runs_into(offs[fast], sizes[fast], dst[fast], np.argwhere(fast), ks)
+        for pos in np.argwhere(~fast):
+            at = tuple(int(k[i]) for k, i in zip(ks, pos))
             c0 = [k * c for k, c in zip(at, chunk_shape)]
             lo = [max(a, x) for a, x in zip(starts, c0)]
             hi = [min(b, x + c) for b, x, c in zip(stops, c0, chunk_shape)]
             region = tuple(slice(x - a, y - a) for x, y, a in zip(lo, hi, starts))
-            dst = out[region]
+            dst_arr = out[region]
             whole = all(x == y and h - x == c for x, y, h, c in zip(c0, lo, hi, chunk_shape))
-            if whole and dst.flags.c_contiguous:
-                direct.append((at, dst))
+            if whole and dst_arr.flags.c_contiguous:
+                self._chunk_into(at, dst_arr)
             else:
                 buf = _partial_chunk(t, at, self._chunk_into)
-                dst[...] = buf[tuple(slice(x - y, h - y) for x, y, h in zip(lo, c0, hi))]
-        if _MODE == "chunk":
-            for at, dst in direct:
-                self._chunk_into(at, dst)
-        else:
-            self._runs_into(direct)
+                dst_arr[...] = buf[tuple(slice(x - y, h - y) for x, y, h in zip(lo, c0, hi))]
 
-    def _runs_into(self, items) -> None:
+    def _runs_into(self, offs, sizes, dsts, where, ks) -> None:
+        """Decompress gzip chunks (file ``offs``, ``sizes``) to the addresses ``dsts`` of ``out``.
+
+        Runs of chunks that follow each other in the file (gaps of at most
+        :data:`_READ_GAP` bytes, at most :data:`_READ_BYTES` in all) are read
+        with one ``os.preadv`` into this thread's buffer, then decompressed
+        from it. ``where`` and ``ks`` name a damaged chunk.
+        """
         t = self.table
-        n = len(items)
-        if not n:
-            return
-        idx = tuple(np.array([at[k] for at, _ in items]) for k in range(t.nav_dims))
-        offs = t.offsets[idx].tolist()
-        sizes = t.sizes[idx].tolist()
-        plain = (t.masks[idx] & 1).tolist()
-        cap = _READ_BYTES
+        n = len(offs)
+        offs_l, sizes_l, dsts_l = offs.tolist(), sizes.tolist(), dsts.tolist()
+        cap, gap, nbytes = _READ_BYTES, _READ_GAP, t.chunk_bytes
+        inflate_into = self.lib.zlib_into
         i = 0
         while i < n:
-            lo = offs[i]
-            hi = lo + sizes[i]
-            if lo < 0 or plain[i] or sizes[i] > cap:
-                self._chunk_into(items[i][0], items[i][1])
-                i += 1
-                continue
+            lo = offs_l[i]
+            hi = lo + sizes_l[i]
             j = i + 1
             while j < n:
-                o = offs[j]
-                if o < hi or o - hi > _GAP or plain[j] or o + sizes[j] - lo > cap:
+                o = offs_l[j]
+                if o < hi or o - hi > gap or o + sizes_l[j] - lo > cap:
                     break
-                hi = o + sizes[j]
+                hi = o + sizes_l[j]
                 j += 1
-            if _MODE in ("mmap", "mmapn"):
-                a0 = lo - lo % mmap.ALLOCATIONGRANULARITY
-                fl = mmap.MAP_SHARED | (mmap.MAP_POPULATE if _MODE == "mmap" else 0)
-                mm = mmap.mmap(t.fd, hi - a0, flags=fl, prot=mmap.PROT_READ, offset=a0)
-                arr = np.frombuffer(mm, np.uint8)
-                addr = int(arr.ctypes.data) - a0
-            elif _MODE == "madv":
-                if not hasattr(t, "_mm"):
-                    t._mm = mmap.mmap(t.fd, 0, access=mmap.ACCESS_READ)
-                    t._arr = np.frombuffer(t._mm, np.uint8)
-                    t._base = int(t._arr.ctypes.data)
-                addr = t._base
-            else:
-                buf, addr = _compressed_buffer(hi - lo)
-                t.read_into(lo, hi - lo, buf)
-                addr -= lo
-            for k in range(i, j):
-                CHUNK_READS["chunks"] += 1
-                at, dst = items[k]
-                got = self.lib.zlib_into(addr + offs[k], sizes[k], dst.ctypes.data, t.chunk_bytes)
-                if got != t.chunk_bytes:
-                    raise DataSetError(
-                        f"{t.path!r}: the gzip chunk at navigation chunk {at} is damaged (it does "
-                        "not decompress to one chunk); the file is corrupt: copy it again"
-                    )
-            if _MODE in ("mmap", "mmapn"):
-                del arr
-                mm.close()
-            elif _MODE == "madv":
-                a0 = lo - lo % mmap.PAGESIZE
-                t._mm.madvise(mmap.MADV_DONTNEED, a0, hi - a0)
+            buf, addr = _compressed_buffer(hi - lo)
+            t.read_into(lo, hi - lo, buf)
+            addr -= lo
+            CHUNK_READS["chunks"] += j - i
+            for m in range(i, j):
+                if inflate_into(addr + offs_l[m], sizes_l[m], dsts_l[m], nbytes) != nbytes:
+                    raise self._damaged(tuple(int(k[x]) for k, x in zip(ks, where[m])))
             i = j
 
     def take(self, file_idx: np.ndarray, out: np.ndarray) -> None:
