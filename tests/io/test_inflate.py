@@ -260,6 +260,11 @@ def test_the_compressed_file_is_not_kept_mapped(tmp_path):
         )
     assert len(inflate._TABLES) >= 1  # the reader is kept between runs ...
     assert _mapped_kib(p) == 0  # ... but not a map of the file
+    # a map only for readers that ask for one (ChunkTable.bytes), equal to the file
+    table = inflate.cached_reader(p, "/data", 2, lambda: open_file(p)["data"]).table
+    with open(p, "rb") as fh:
+        assert table.bytes.tobytes() == fh.read()
+    assert table.base == table.bytes.ctypes.data and _mapped_kib(p) > 0
 
 
 def _descending_file(tmp_path, data, chunks):
@@ -452,3 +457,23 @@ def test_partial_chunks_kept_per_thread_are_bounded(tmp_path, monkeypatch):
         assert sum(a.nbytes for _, a in kept.values()) <= 3 << 19 and len(kept) <= 3
     inflate.release_tables()
     assert not getattr(inflate._PARTIAL, "kept", {})
+
+
+def test_a_subclass_decoding_its_own_chunks_gets_every_chunk(tmp_path):
+    # readers of other filters subclass GzipChunkReader and override _chunk_into only: the
+    # whole chunks of a block must reach their _chunk_into, not the gzip runs
+    data = make((4, 6, 8, 8), "uint16", seed=16)
+    p = write_hdf5(tmp_path / "sub.h5", data, chunks=(1, 3, 8, 8), compression="gzip")
+    seen = []
+
+    class Recording(inflate.GzipChunkReader):
+        def _chunk_into(self, at, dst):
+            seen.append(at)
+            super()._chunk_into(at, dst)
+
+    base = inflate.gzip_reader(p, "/data", open_file(p)["data"], 2)
+    reader = Recording(base.table, base.lib)
+    out = np.empty_like(data)
+    reader.read_block((slice(0, 4), slice(0, 6)), out)
+    np.testing.assert_array_equal(out, data)
+    assert sorted(seen) == [(y, x) for y in range(4) for x in range(2)]

@@ -38,6 +38,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import math
+import mmap
 import os
 import threading
 from collections import OrderedDict
@@ -201,7 +202,8 @@ class ChunkTable:
         self._fh = open(path, "rb", buffering=0)  # noqa: SIM115 (closed with the table)
         self.fd = self._fh.fileno()
         self.file_size = os.fstat(self.fd).st_size
-        self._seek_lock = threading.Lock()  # only without os.preadv: seek and read as one
+        self._seek_lock = threading.Lock()  # without os.preadv: seek and read as one
+        self._bytes: np.ndarray | None = None  # the map behind .bytes, made on first use
         ends = offsets + sizes
         if (ends[offsets >= 0] > self.file_size).any():
             self.close()
@@ -209,6 +211,27 @@ class ChunkTable:
                 f"{path!r} is truncated: chunks of its dataset lie past the end of the file; "
                 "the write or copy did not finish: copy the file again"
             )
+
+    @property
+    def bytes(self) -> np.ndarray:
+        """The whole file as read-only ``uint8``, through a memory map made on first use.
+
+        For readers that walk compressed bytes in place. The gzip reader does
+        not use it: pages read through a map stay in the worker's resident
+        memory while the map lives (see the module's notes);
+        :meth:`read_into` copies what is needed instead.
+        """
+        if self._bytes is None:
+            with self._seek_lock:
+                if self._bytes is None:
+                    self._mm = mmap.mmap(self.fd, 0, access=mmap.ACCESS_READ)
+                    self._bytes = np.frombuffer(self._mm, dtype=np.uint8)
+        return self._bytes
+
+    @property
+    def base(self) -> int:
+        """The address of :attr:`bytes` (the file's first byte in the map)."""
+        return int(self.bytes.ctypes.data)
 
     def close(self) -> None:
         """Close the file (the table is dropped from the cache, or a file was refused)."""
@@ -402,8 +425,10 @@ class GzipChunkReader:
         # a chunk inside the block is one contiguous piece of a C-contiguous out when, after
         # its first navigation axis longer than 1, it spans out's whole extent on every axis
         first = next((d for d in range(nd) if chunk_shape[d] > 1), nd)
-        if out.flags.c_contiguous and all(
-            chunk_shape[d] == out.shape[d] for d in range(first + 1, nd)
+        if (
+            out.flags.c_contiguous
+            and all(chunk_shape[d] == out.shape[d] for d in range(first + 1, nd))
+            and self._runs_apply()
         ):
             for k, c, a, b in zip(grid, chunk_shape, starts, stops):
                 fast &= (k * c >= a) & ((k + 1) * c <= b)
@@ -429,6 +454,19 @@ class GzipChunkReader:
             else:
                 buf = _partial_chunk(t, at, self._chunk_into)
                 dst_arr[...] = buf[tuple(slice(x - y, h - y) for x, y, h in zip(lo, c0, hi))]
+
+    def _runs_apply(self) -> bool:
+        """Whether :meth:`_runs_into` decodes this reader's chunks.
+
+        False for a subclass that decodes its chunks in its own ``_chunk_into``
+        but keeps this class's gzip :meth:`_runs_into`: its whole chunks then
+        go one by one through its ``_chunk_into``.
+        """
+        cls = type(self)
+        return (
+            cls._runs_into is not GzipChunkReader._runs_into
+            or cls._chunk_into is GzipChunkReader._chunk_into
+        )
 
     def _runs_into(self, offs, sizes, dsts, where, ks) -> None:
         """Decompress gzip chunks (file ``offs``, ``sizes``) to the addresses ``dsts`` of ``out``.
