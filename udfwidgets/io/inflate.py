@@ -510,15 +510,24 @@ class GzipChunkReader:
         nd = t.nav_dims
         if not len(file_idx):
             return
+        cn = t.chunks[:nd]
         coords = np.unravel_index(np.asarray(file_idx, dtype=np.int64), t.shape[:nd])
-        cid = np.ravel_multi_index(tuple(x // c for x, c in zip(coords, t.chunks[:nd])), t.grid)
+        cid = np.ravel_multi_index(tuple(x // c for x, c in zip(coords, cn)), t.grid)
+        # each frame's place in its chunk, as a frame index of the chunk
+        local = np.ravel_multi_index(tuple(x % c for x, c in zip(coords, cn)), cn)
         order = np.argsort(cid, kind="stable")
-        cuts = np.flatnonzero(np.diff(cid[order])) + 1
-        for pos in np.split(order, cuts):
-            at = tuple(int(x[pos[0]]) // c for x, c in zip(coords, t.chunks[:nd]))
-            buf = _partial_chunk(t, at, self._chunk_into)
-            local = tuple(x[pos] - a * c for x, a, c in zip(coords, at, t.chunks[:nd]))
-            out[pos] = buf[local]
+        cuts = (np.flatnonzero(np.diff(cid[order])) + 1).tolist()
+        ats = list(zip(*(a.tolist() for a in np.unravel_index(cid[order[[0, *cuts]]], t.grid))))
+        order_l, local_l = order.tolist(), local.tolist()
+        frames = math.prod(cn)
+        sig = t.chunks[nd:]
+        for at, a, b in zip(ats, [0, *cuts], [*cuts, len(order_l)]):
+            flat = _partial_chunk(t, at, self._chunk_into).reshape((frames, *sig))
+            if b - a == 1:  # mostly one frame of a chunk (a sparse roi): no fancy indexing
+                out[order_l[a]] = flat[local_l[order_l[a]]]
+            else:
+                pos = order[a:b]
+                out[pos] = flat[local[pos]]
 
 
 #: the decision of :func:`cached_reader` (a reader, or None: h5py reads), per file version
