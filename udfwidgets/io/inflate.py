@@ -307,7 +307,7 @@ def _compressed_buffer(size: int) -> tuple[memoryview, int]:
     buf = getattr(_SRC, "buf", None)
     if buf is None or buf.nbytes < size:
         arr = np.empty(1 << max(16, (size - 1).bit_length()), dtype=np.uint8)
-        buf = _SRC.buf = memoryview(arr)
+        buf = _SRC.buf = arr.data
         _SRC.addr = int(arr.ctypes.data)
     return buf, _SRC.addr
 
@@ -383,7 +383,7 @@ class GzipChunkReader:
         if t.masks[at] & 1:  # gzip skipped for this chunk: stored as is, read straight into dst
             if size != t.chunk_bytes:
                 raise DataSetError(f"{t.path!r}: chunk {at} is damaged (size {size})")
-            t.read_into(off, size, memoryview(dst.reshape(-1).view(np.uint8)))
+            t.read_into(off, size, dst.reshape(-1).view(np.uint8).data)
             return
         buf, addr = _compressed_buffer(size)
         t.read_into(off, size, buf)
@@ -395,12 +395,6 @@ class GzipChunkReader:
         return DataSetError(
             f"{self.table.path!r}: the gzip chunk at navigation chunk {at} is damaged (it does "
             "not decompress to one chunk); the file is corrupt: copy it again"
-        )
-
-    def _damaged(self, at) -> DataSetError:
-        return DataSetError(
-            f"{self.table.path!r}: the gzip chunk at navigation chunk {tuple(at)} is damaged (it "
-            "does not decompress to one chunk); the file is corrupt: copy it again"
         )
 
     def read_block(self, slices: Sequence[slice], out: np.ndarray) -> None:
@@ -437,9 +431,9 @@ class GzipChunkReader:
         else:
             fast[...] = False
         if fast.any():
-            dst = int(out.ctypes.data)
+            dst = np.full(fast.shape, int(out.ctypes.data), dtype=np.int64)
             for k, c, a, stride in zip(grid, chunk_shape, starts, out.strides):
-                dst = dst + (k * c - a) * stride
+                dst += (k * c - a) * stride
             self._runs_into(offs[fast], sizes[fast], dst[fast], np.argwhere(fast), ks)
         for pos in np.argwhere(~fast):
             at = tuple(int(k[i]) for k, i in zip(ks, pos))
