@@ -52,7 +52,8 @@ def main() -> int:
     reader = inflate.gzip_reader(args.file, "/data", dset, 2)
     assert reader is not None, "not a gzip dataset chunked by whole frames"
     t = reader.table
-    raw = [bytes(t.bytes[o : o + s]) for o, s in zip(t.offsets.ravel(), t.sizes.ravel())]
+    with open(args.file, "rb") as fh:
+        raw = [os.pread(fh.fileno(), s, o) for o, s in zip(t.offsets.ravel(), t.sizes.ravel())]
     row = np.empty((1, nav[1]) + dset.shape[2:], dset.dtype)
     chunk = np.empty(t.chunk_bytes, np.uint8)
     gib = dset.size * dset.dtype.itemsize / 2**30

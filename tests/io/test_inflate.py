@@ -206,18 +206,148 @@ def test_unwritten_and_unfiltered_chunks(tmp_path, ctx):
     np.testing.assert_array_equal(h5py.File(p, "r")["data"][()], want)
 
 
-def test_damaged_chunk_is_a_clear_error(tmp_path, ctx):
+@pytest.mark.parametrize("with_roi", [False, True])
+def test_damaged_chunk_is_a_clear_error(tmp_path, any_ctx, with_roi):
     data = make((4, 6, 16, 16), "uint16", seed=9)
-    p = write_hdf5(tmp_path / "bad.h5", data, chunks=(1, 6, 16, 16), compression="gzip")
-    info = open_file(p)["data"].id.get_chunk_info_by_coord((2, 0, 0, 0))
+    p = write_hdf5(tmp_path / "bad.h5", data, chunks=(1, 3, 16, 16), compression="gzip")
+    info = open_file(p)["data"].id.get_chunk_info_by_coord((2, 3, 0, 0))
     release_files()
     inflate.release_tables()
     with open(p, "r+b") as fh:  # overwrite the middle of one compressed chunk
         fh.seek(info.byte_offset + info.size // 2)
         fh.write(b"\xff" * 16)
-    ds = ctx.load("hdf5", path=p)
-    with pytest.raises(DataSetError, match="damaged"):
-        ctx.run_udf(dataset=ds, udf=SumUDF())
+    ds = any_ctx.load("hdf5", path=p)
+    roi = None
+    if with_roi:  # the damaged chunk's frames through take(), a good chunk's too
+        roi = np.zeros((4, 6), bool)
+        roi[2, 4] = roi[0, 1] = True
+    # whole rows are read in runs of chunks (read_block), an roi chunk by chunk (take)
+    with pytest.raises(
+        DataSetError, match=r"bad\.h5.*chunk at navigation chunk \(2, 1\) is damaged"
+    ):
+        any_ctx.run_udf(dataset=ds, udf=SumUDF(), roi=roi)
+
+
+def _mapped_kib(path) -> int:
+    """Resident KiB of this process's memory maps of ``path`` (``/proc/self/smaps``)."""
+    real = os.path.realpath(path)
+    kib, inside = 0, False
+    with open("/proc/self/smaps") as fh:
+        for line in fh:
+            head = line.split()
+            if head and "-" in head[0] and len(head) >= 5 and ":" in head[3]:  # a mapping
+                inside = len(head) >= 6 and head[5] == real
+            elif inside and head and head[0] == "Rss:":
+                kib += int(head[1])
+    return kib
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/smaps"), reason="needs Linux /proc/self/smaps")
+def test_the_compressed_file_is_not_kept_mapped(tmp_path):
+    # before: the chunk table held a memory map of the whole file, and every page read stayed
+    # in the worker's resident size as long as the (cached) reader lived
+    data = make((16, 16, 64, 64), "uint16", seed=12)
+    p = write_hdf5(tmp_path / "m.h5", data, chunks=(1, 16, 64, 64), compression="gzip")
+    assert os.path.getsize(p) > 1 << 19  # many pages to map
+    ds = HDF5DataSet(p)
+    flat = data.reshape(-1, 64, 64)
+    for part in ds.get_partitions(2):
+        np.testing.assert_array_equal(
+            part.read(part.start, part.stop), flat[part.start : part.stop]
+        )
+        np.testing.assert_array_equal(
+            part.take(np.arange(part.start, part.stop, 7)), flat[part.start : part.stop : 7]
+        )
+    assert len(inflate._TABLES) >= 1  # the reader is kept between runs ...
+    assert _mapped_kib(p) == 0  # ... but not a map of the file
+    # a map only for readers that ask for one (ChunkTable.bytes), equal to the file
+    table = inflate.cached_reader(p, "/data", 2, lambda: open_file(p)["data"]).table
+    with open(p, "rb") as fh:
+        assert table.bytes.tobytes() == fh.read()
+    assert table.base == table.bytes.ctypes.data and _mapped_kib(p) > 0
+
+
+def _descending_file(tmp_path, data, chunks):
+    """Chunks written last row first: file offsets descend along the scan."""
+    p = tmp_path / "desc.h5"
+    with h5py.File(p, "w") as f:
+        d = f.create_dataset(
+            "data", shape=data.shape, dtype=data.dtype, chunks=chunks, compression="gzip"
+        )
+        for r in range(data.shape[0] - 1, -1, -1):
+            d[r] = data[r]
+    return str(p)
+
+
+@pytest.mark.parametrize("read_bytes, gap", [(1, 0), (3000, 0), (20_000, 4096), (1 << 20, 0)])
+@pytest.mark.parametrize("order", ["ascending", "descending"])
+def test_runs_of_compressed_chunks_frame_exact(tmp_path, monkeypatch, read_bytes, gap, order):
+    # runs of one chunk, a few chunks, and whole rows; chunks in file order and reversed
+    monkeypatch.setattr(inflate, "_READ_BYTES", read_bytes)
+    monkeypatch.setattr(inflate, "_READ_GAP", gap)
+    data = make((7, 10, 16, 16), "uint16", seed=13)
+    chunks = (2, 2, 16, 16)
+    if order == "ascending":
+        p = write_hdf5(tmp_path / "asc.h5", data, chunks=chunks, compression="gzip")
+    else:
+        p = _descending_file(tmp_path, data, chunks)
+    dset = open_file(p)["data"]
+    reader = inflate.gzip_reader(p, "/data", dset, 2)
+    assert reader is not None
+    offs = reader.table.offsets
+    assert (np.diff(offs[:, 0]) > 0).all() == (order == "ascending")
+    rng = np.random.default_rng(4)
+    for y0, y1, x0, x1 in [(0, 7, 0, 10), (2, 6, 0, 10), (1, 4, 2, 8), (0, 2, 0, 4), (5, 7, 3, 10)]:
+        out = np.full((y1 - y0, x1 - x0, 16, 16), 9999, np.uint16)
+        reader.read_block((slice(y0, y1), slice(x0, x1)), out)
+        np.testing.assert_array_equal(out, data[y0:y1, x0:x1])
+    # a block inside a larger, not C-contiguous out (the per-chunk path)
+    big = np.zeros((7, 12, 16, 16), np.uint16)
+    reader.read_block((slice(0, 7), slice(0, 10)), big[:, 1:11])
+    np.testing.assert_array_equal(big[:, 1:11], data)
+    idx = np.unique(rng.integers(0, 70, size=15))
+    got = np.empty((len(idx), 16, 16), np.uint16)
+    reader.take(idx, got)
+    np.testing.assert_array_equal(got, data.reshape(-1, 16, 16)[idx])
+
+
+def test_reading_without_preadv(tmp_path, monkeypatch, threads_ctx):
+    # where os.preadv is missing (Windows): seek and read under the table's lock, from threads
+    monkeypatch.setattr(inflate, "_PREADV", None)
+    data = make((9, 8, 16, 16), "uint16", seed=14)
+    p = write_hdf5(tmp_path / "np.h5", data, chunks=(1, 4, 16, 16), compression="gzip")
+    flat = data.reshape(-1, 16, 16)
+    for part in HDF5DataSet(p, num_partitions=3).get_partitions(2):
+        np.testing.assert_array_equal(
+            part.read(part.start, part.stop), flat[part.start : part.stop]
+        )
+    ds = threads_ctx.load("hdf5", path=p, num_partitions=4)
+    got = threads_ctx.run_udf(dataset=ds, udf=SumUDF())["intensity"].data
+    np.testing.assert_allclose(got, data.sum(axis=(0, 1), dtype=np.float64), rtol=1e-6)
+
+
+@pytest.mark.parametrize("preadv", [True, False])
+def test_file_cut_short_after_its_chunk_table_was_read(tmp_path, monkeypatch, preadv):
+    if not preadv:
+        monkeypatch.setattr(inflate, "_PREADV", None)
+    data = make((6, 6, 16, 16), "uint16", seed=15)
+    p = write_hdf5(tmp_path / "cut.h5", data, chunks=(1, 3, 16, 16), compression="gzip")
+    reader = inflate.gzip_reader(p, "/data", open_file(p)["data"], 2)
+    out = np.empty((6, 6, 16, 16), np.uint16)
+    reader.read_block((slice(0, 6), slice(0, 6)), out)
+    np.testing.assert_array_equal(out, data)
+    last = int(reader.table.offsets.max())
+    with open(p, "r+b") as fh:  # the last chunk loses its second half
+        fh.truncate(last + int(reader.table.sizes.flat[reader.table.offsets.argmax()]) // 2)
+    with pytest.raises(DataSetError, match=r"cut\.h5.*truncated.*copy the file again"):
+        reader.read_block((slice(0, 6), slice(0, 6)), out)
+    idx = np.array([int(reader.table.offsets.argmax()) * 3])  # a frame of that chunk
+    with pytest.raises(DataSetError, match=r"cut\.h5.*truncated"):
+        reader.take(idx, np.empty((1, 16, 16), np.uint16))
+    release_files()
+    inflate.release_tables()
+    with pytest.raises(DataSetError, match=r"cut\.h5.*truncated"):  # opened again: refused
+        inflate.gzip_reader(p, "/data", open_file(p)["data"], 2)
 
 
 @pytest.mark.parametrize(
@@ -327,3 +457,23 @@ def test_partial_chunks_kept_per_thread_are_bounded(tmp_path, monkeypatch):
         assert sum(a.nbytes for _, a in kept.values()) <= 3 << 19 and len(kept) <= 3
     inflate.release_tables()
     assert not getattr(inflate._PARTIAL, "kept", {})
+
+
+def test_a_subclass_decoding_its_own_chunks_gets_every_chunk(tmp_path):
+    # readers of other filters subclass GzipChunkReader and override _chunk_into only: the
+    # whole chunks of a block must reach their _chunk_into, not the gzip runs
+    data = make((4, 6, 8, 8), "uint16", seed=16)
+    p = write_hdf5(tmp_path / "sub.h5", data, chunks=(1, 3, 8, 8), compression="gzip")
+    seen = []
+
+    class Recording(inflate.GzipChunkReader):
+        def _chunk_into(self, at, dst):
+            seen.append(at)
+            super()._chunk_into(at, dst)
+
+    base = inflate.gzip_reader(p, "/data", open_file(p)["data"], 2)
+    reader = Recording(base.table, base.lib)
+    out = np.empty_like(data)
+    reader.read_block((slice(0, 4), slice(0, 6)), out)
+    np.testing.assert_array_equal(out, data)
+    assert sorted(seen) == [(y, x) for y in range(4) for x in range(2)]

@@ -6,8 +6,9 @@ copied from there into the array we asked for. For a whole-frame chunking
 (each chunk holds whole frames) we can do better in three ways:
 
 - the chunks' byte offsets in the file come from HDF5's chunk index once per
-  worker and file (:class:`ChunkTable`); the compressed bytes are then read
-  from a memory map of the file, without a call into HDF5 per chunk;
+  worker and file (:class:`ChunkTable`); the compressed bytes of each chunk
+  are then read with one ``os.preadv`` (no call into HDF5) into a small
+  per-thread buffer that is reused for every chunk;
 - **libdeflate** (MIT) decompresses about three times faster than zlib;
 - a chunk whose frames are one contiguous piece of the partition buffer is
   decompressed right into it (no chunk buffer, no copy); other chunks (at the
@@ -16,6 +17,13 @@ copied from there into the array we asked for. For a whole-frame chunking
 libdeflate is taken from the system's ``libdeflate`` if ``ctypes`` finds it,
 else from the ``deflate`` package (``pip install deflate``, part of the
 ``formats`` extra), whose extension module carries libdeflate's C functions.
+The compressed bytes are copied from the page cache rather than read
+through a memory map of the file: a map's pages, once touched, count in the
+worker's resident memory for as long as the map lives (the whole compressed
+file, for a reader kept between runs), while the copy costs far less than
+decompressing the chunk, and the per-thread buffer stays in the CPU's cache.
+A worker's peak memory is then one partition plus its chunk buffers.
+
 Without either, or for any other filter pipeline (shuffle, fletcher32, other
 compressors), chunks that split frames, virtual or external datasets, the
 reader is not used and h5py reads as before. ``UDFWIDGETS_INFLATE=h5py``
@@ -29,7 +37,6 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import itertools
 import math
 import mmap
 import os
@@ -61,6 +68,7 @@ _LOCK = threading.RLock()
 #: chunk tables (and file maps) of the datasets read, per file version
 _TABLES = PerFileCache(size=16)
 _LIB: list = []  # [] not looked up yet; [None] or [lib] after
+_PREADV = getattr(os, "preadv", None)  # Linux, BSD, macOS 11+: one call, no shared file position
 
 
 class _Deflate:
@@ -190,15 +198,68 @@ class ChunkTable:
             for i in range(dsid.get_num_chunks()):
                 note(dsid.get_chunk_info(i))
         self.offsets, self.sizes, self.masks = offsets, sizes, masks
-        with open(path, "rb") as fh:
-            self._mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
-        self.bytes = np.frombuffer(self._mm, dtype=np.uint8)
-        self.base = int(self.bytes.ctypes.data)
+        # the file stays open (unbuffered) for os.preadv; no memory map (see the module's notes)
+        self._fh = open(path, "rb", buffering=0)  # noqa: SIM115 (closed with the table)
+        self.fd = self._fh.fileno()
+        self.file_size = os.fstat(self.fd).st_size
+        self._seek_lock = threading.Lock()  # without os.preadv: seek and read as one
+        self._bytes: np.ndarray | None = None  # the map behind .bytes, made on first use
         ends = offsets + sizes
-        if (ends[offsets >= 0] > self.bytes.size).any():
+        if (ends[offsets >= 0] > self.file_size).any():
+            self.close()
             raise DataSetError(
                 f"{path!r} is truncated: chunks of its dataset lie past the end of the file; "
                 "the write or copy did not finish: copy the file again"
+            )
+
+    @property
+    def bytes(self) -> np.ndarray:
+        """The whole file as read-only ``uint8``, through a memory map made on first use.
+
+        For readers that walk compressed bytes in place. The gzip reader does
+        not use it: pages read through a map stay in the worker's resident
+        memory while the map lives (see the module's notes);
+        :meth:`read_into` copies what is needed instead.
+        """
+        if self._bytes is None:
+            with self._seek_lock:
+                if self._bytes is None:
+                    self._mm = mmap.mmap(self.fd, 0, access=mmap.ACCESS_READ)
+                    self._bytes = np.frombuffer(self._mm, dtype=np.uint8)
+        return self._bytes
+
+    @property
+    def base(self) -> int:
+        """The address of :attr:`bytes` (the file's first byte in the map)."""
+        return int(self.bytes.ctypes.data)
+
+    def close(self) -> None:
+        """Close the file (the table is dropped from the cache, or a file was refused)."""
+        self._fh.close()
+
+    def __del__(self) -> None:  # dropped from the cache: close quietly (no ResourceWarning)
+        fh = getattr(self, "_fh", None)
+        if fh is not None:
+            fh.close()
+
+    def read_into(self, off: int, size: int, dst: memoryview) -> None:
+        """Read the ``size`` bytes at ``off`` of the file into ``dst`` (at least ``size`` long).
+
+        A short read (the file shrank since its chunk table was read) is a
+        :class:`~udfwidgets.io.dataset.DataSetError` naming the file.
+        """
+        view = dst[:size]
+        if _PREADV is not None:
+            got = _PREADV(self.fd, (view,), off)
+        else:  # no preadv (Windows): seek and read under a lock (threads share the file)
+            with self._seek_lock:
+                self._fh.seek(off)
+                got = self._fh.readinto(view) or 0
+        if got != size:
+            raise DataSetError(
+                f"{self.path!r} is truncated: a chunk of {size} bytes at byte {off} reads "
+                f"only {got} bytes (the file is {os.path.getsize(self.path)} bytes now); the "
+                "file changed or was cut short while it was read: copy the file again"
             )
 
 
@@ -220,12 +281,37 @@ def release_tables() -> int:
     kept = getattr(_PARTIAL, "kept", None)
     if kept is not None:
         kept.clear()
+    _SRC.__dict__.pop("buf", None)
     return n
 
 
 _files.RELEASE_HOOKS.append(release_tables)
 
 _PARTIAL = threading.local()
+_SRC = threading.local()
+#: Compressed bytes read with one call at most: consecutive chunks of a block are read
+#: together up to this size (a copy that stays in the core's L2 cache; copies of 512 KiB
+#: and more were 4x slower per byte on the 2-core benchmark machine).
+_READ_BYTES = 256 << 10
+#: ... across gaps between them of at most this many bytes (read and skipped)
+_READ_GAP = 4096
+
+
+def _compressed_buffer(size: int) -> tuple[memoryview, int]:
+    """This thread's buffer for compressed bytes (at least ``size``) and its address.
+
+    Grown (to a power of two, at least 64 KiB) when the bytes do not fit,
+    never shrunk: about :data:`_READ_BYTES`, or the largest single
+    compressed chunk this thread has read if that is larger.
+    """
+    buf = getattr(_SRC, "buf", None)
+    if buf is None or buf.nbytes < size:
+        arr = np.empty(1 << max(16, (size - 1).bit_length()), dtype=np.uint8)
+        buf = _SRC.buf = arr.data
+        _SRC.addr = int(arr.ctypes.data)
+    return buf, _SRC.addr
+
+
 #: Chunks used in part (a partition edge inside a chunk) kept per thread, so the piece of the
 #: same chunk that the next hyperslab of the partition needs is not decompressed again.
 _KEEP_PARTIAL = 4
@@ -294,38 +380,120 @@ class GzipChunkReader:
             dst[...] = t.fill
             return
         size = int(t.sizes[at])
-        if t.masks[at] & 1:  # gzip skipped for this chunk: stored as is
+        if t.masks[at] & 1:  # gzip skipped for this chunk: stored as is, read straight into dst
             if size != t.chunk_bytes:
                 raise DataSetError(f"{t.path!r}: chunk {at} is damaged (size {size})")
-            dst.reshape(-1).view(np.uint8)[:] = t.bytes[off : off + size]
+            t.read_into(off, size, dst.reshape(-1).view(np.uint8).data)
             return
-        got = self.lib.zlib_into(t.base + off, size, dst.ctypes.data, t.chunk_bytes)
+        buf, addr = _compressed_buffer(size)
+        t.read_into(off, size, buf)
+        got = self.lib.zlib_into(addr, size, dst.ctypes.data, t.chunk_bytes)
         if got != t.chunk_bytes:
-            raise DataSetError(
-                f"{t.path!r}: the gzip chunk at navigation chunk {at} is damaged (it does "
-                "not decompress to one chunk); the file is corrupt: copy it again"
-            )
+            raise self._damaged(at)
+
+    def _damaged(self, at: tuple[int, ...]) -> DataSetError:
+        return DataSetError(
+            f"{self.table.path!r}: the gzip chunk at navigation chunk {at} is damaged (it does "
+            "not decompress to one chunk); the file is corrupt: copy it again"
+        )
 
     def read_block(self, slices: Sequence[slice], out: np.ndarray) -> None:
-        """Fill ``out`` (block navigation shape + signal) with the frames at ``slices``."""
+        """Fill ``out`` (block navigation shape + signal) with the frames at ``slices``.
+
+        The gzip chunks that lie whole inside the block, each one contiguous
+        piece of ``out``, are found for the whole block at once (no Python
+        work per chunk but the call that decompresses it) and decompressed
+        straight into ``out`` (:meth:`_runs_into`). The others (at the
+        block's or the dataset's edge, unwritten or stored unfiltered) go
+        one by one through :meth:`_chunk_into`, and through a per-thread
+        chunk buffer where only part of the chunk is wanted.
+        """
         t = self.table
         nd = t.nav_dims
         starts = [int(s.start) for s in slices]
         stops = [int(s.stop) for s in slices]
-        ranges = [range(a // c, -(-b // c)) for a, b, c in zip(starts, stops, t.chunks[:nd])]
         chunk_shape = t.chunks
-        for at in itertools.product(*ranges):
+        ks = [np.arange(a // c, -(-b // c)) for a, b, c in zip(starts, stops, chunk_shape)]
+        grid = np.ix_(*ks)
+        fast = np.ones([len(k) for k in ks], dtype=bool)
+        # a chunk inside the block is one contiguous piece of a C-contiguous out when, after
+        # its first navigation axis longer than 1, it spans out's whole extent on every axis
+        first = next((d for d in range(nd) if chunk_shape[d] > 1), nd)
+        if (
+            out.flags.c_contiguous
+            and all(chunk_shape[d] == out.shape[d] for d in range(first + 1, nd))
+            and self._runs_apply()
+        ):
+            for k, c, a, b in zip(grid, chunk_shape, starts, stops):
+                fast &= (k * c >= a) & ((k + 1) * c <= b)
+            offs, sizes = t.offsets[grid], t.sizes[grid]
+            fast &= (offs >= 0) & (t.masks[grid] & 1 == 0) & (sizes <= _READ_BYTES)
+        else:
+            fast[...] = False
+        if fast.any():
+            dst = np.full(fast.shape, int(out.ctypes.data), dtype=np.int64)
+            for k, c, a, stride in zip(grid, chunk_shape, starts, out.strides):
+                dst += (k * c - a) * stride
+            self._runs_into(offs[fast], sizes[fast], dst[fast], np.argwhere(fast), ks)
+        for pos in np.argwhere(~fast):
+            at = tuple(int(k[i]) for k, i in zip(ks, pos))
             c0 = [k * c for k, c in zip(at, chunk_shape)]
             lo = [max(a, x) for a, x in zip(starts, c0)]
             hi = [min(b, x + c) for b, x, c in zip(stops, c0, chunk_shape)]
             region = tuple(slice(x - a, y - a) for x, y, a in zip(lo, hi, starts))
-            dst = out[region]
+            dst_arr = out[region]
             whole = all(x == y and h - x == c for x, y, h, c in zip(c0, lo, hi, chunk_shape))
-            if whole and dst.flags.c_contiguous:
-                self._chunk_into(at, dst)
+            if whole and dst_arr.flags.c_contiguous:
+                self._chunk_into(at, dst_arr)
             else:
                 buf = _partial_chunk(t, at, self._chunk_into)
-                dst[...] = buf[tuple(slice(x - y, h - y) for x, y, h in zip(lo, c0, hi))]
+                dst_arr[...] = buf[tuple(slice(x - y, h - y) for x, y, h in zip(lo, c0, hi))]
+
+    def _runs_apply(self) -> bool:
+        """Whether :meth:`_runs_into` decodes this reader's chunks.
+
+        False for a subclass that decodes its chunks in its own ``_chunk_into``
+        but keeps this class's gzip :meth:`_runs_into`: its whole chunks then
+        go one by one through its ``_chunk_into``.
+        """
+        cls = type(self)
+        return (
+            cls._runs_into is not GzipChunkReader._runs_into
+            or cls._chunk_into is GzipChunkReader._chunk_into
+        )
+
+    def _runs_into(self, offs, sizes, dsts, where, ks) -> None:
+        """Decompress gzip chunks (file ``offs``, ``sizes``) to the addresses ``dsts`` of ``out``.
+
+        Runs of chunks that follow each other in the file (gaps of at most
+        :data:`_READ_GAP` bytes, at most :data:`_READ_BYTES` in all) are read
+        with one ``os.preadv`` into this thread's buffer, then decompressed
+        from it. ``where`` and ``ks`` name a damaged chunk.
+        """
+        t = self.table
+        n = len(offs)
+        offs_l, sizes_l, dsts_l = offs.tolist(), sizes.tolist(), dsts.tolist()
+        cap, gap, nbytes = _READ_BYTES, _READ_GAP, t.chunk_bytes
+        inflate_into = self.lib.zlib_into
+        i = 0
+        while i < n:
+            lo = offs_l[i]
+            hi = lo + sizes_l[i]
+            j = i + 1
+            while j < n:
+                o = offs_l[j]
+                if o < hi or o - hi > gap or o + sizes_l[j] - lo > cap:
+                    break
+                hi = o + sizes_l[j]
+                j += 1
+            buf, addr = _compressed_buffer(hi - lo)
+            t.read_into(lo, hi - lo, buf)
+            addr -= lo
+            CHUNK_READS["chunks"] += j - i
+            for m in range(i, j):
+                if inflate_into(addr + offs_l[m], sizes_l[m], dsts_l[m], nbytes) != nbytes:
+                    raise self._damaged(tuple(int(k[x]) for k, x in zip(ks, where[m])))
+            i = j
 
     def take(self, file_idx: np.ndarray, out: np.ndarray) -> None:
         """Fill ``out`` with the frames at flat file indices ``file_idx``, each chunk read once.
@@ -336,15 +504,24 @@ class GzipChunkReader:
         nd = t.nav_dims
         if not len(file_idx):
             return
+        cn = t.chunks[:nd]
         coords = np.unravel_index(np.asarray(file_idx, dtype=np.int64), t.shape[:nd])
-        cid = np.ravel_multi_index(tuple(x // c for x, c in zip(coords, t.chunks[:nd])), t.grid)
+        cid = np.ravel_multi_index(tuple(x // c for x, c in zip(coords, cn)), t.grid)
+        # each frame's place in its chunk, as a frame index of the chunk
+        local = np.ravel_multi_index(tuple(x % c for x, c in zip(coords, cn)), cn)
         order = np.argsort(cid, kind="stable")
-        cuts = np.flatnonzero(np.diff(cid[order])) + 1
-        for pos in np.split(order, cuts):
-            at = tuple(int(x[pos[0]]) // c for x, c in zip(coords, t.chunks[:nd]))
-            buf = _partial_chunk(t, at, self._chunk_into)
-            local = tuple(x[pos] - a * c for x, a, c in zip(coords, at, t.chunks[:nd]))
-            out[pos] = buf[local]
+        cuts = (np.flatnonzero(np.diff(cid[order])) + 1).tolist()
+        ats = list(zip(*(a.tolist() for a in np.unravel_index(cid[order[[0, *cuts]]], t.grid))))
+        order_l, local_l = order.tolist(), local.tolist()
+        frames = math.prod(cn)
+        sig = t.chunks[nd:]
+        for at, a, b in zip(ats, [0, *cuts], [*cuts, len(order_l)]):
+            flat = _partial_chunk(t, at, self._chunk_into).reshape((frames, *sig))
+            if b - a == 1:  # mostly one frame of a chunk (a sparse roi): no fancy indexing
+                out[order_l[a]] = flat[local_l[order_l[a]]]
+            else:
+                pos = order[a:b]
+                out[pos] = flat[local[pos]]
 
 
 #: the decision of :func:`cached_reader` (a reader, or None: h5py reads), per file version
