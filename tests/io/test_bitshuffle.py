@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from udfwidgets.io import bitshuffle, inflate
+from udfwidgets.io import bitshuffle, chunkread
 from udfwidgets.io.dataset import DataSetError
 from udfwidgets.io.hdf5 import HDF5DataSet, open_file, release_files, write_hdf5
 from udfwidgets.udf.pick import PickUDF
@@ -76,9 +76,9 @@ def test_variants_frame_exact(tmp_path, ctx, shape, dtype, chunks, nelems):
     p = write(tmp_path / "b.h5", data, chunks, nelems)
     ds = ctx.load("hdf5", path=p)
     assert uses_ours(ds)
-    before = inflate.CHUNK_READS["chunks"]
+    before = chunkread.CHUNK_READS["chunks"]
     np.testing.assert_array_equal(all_frames(ctx, ds), data)
-    assert inflate.CHUNK_READS["chunks"] > before  # the frames came through our reader
+    assert chunkread.CHUNK_READS["chunks"] > before  # the frames came through our reader
     sig = shape[-2:]
     flat = data.reshape((-1,) + sig)
     rng = np.random.default_rng(1)
@@ -121,15 +121,15 @@ def test_a_sparse_roi_decodes_only_the_blocks_of_its_frames(tmp_path, ctx):
     roi = np.zeros((4, 64), bool)
     roi[0, 3] = roi[1, 17] = roi[1, 18] = roi[3, 63] = True
     ds = ctx.load("hdf5", path=p)
-    chunks, blocks = inflate.CHUNK_READS["chunks"], bitshuffle.BLOCK_READS["blocks"]
+    chunks, blocks = chunkread.CHUNK_READS["chunks"], bitshuffle.BLOCK_READS["blocks"]
     np.testing.assert_array_equal(all_frames(ctx, ds, roi=roi), data[roi])
-    assert inflate.CHUNK_READS["chunks"] == chunks  # no chunk decoded whole
+    assert chunkread.CHUNK_READS["chunks"] == chunks  # no chunk decoded whole
     assert bitshuffle.BLOCK_READS["blocks"] - blocks == 4 * 4  # 4 frames of 4 blocks
     # a dense roi in one chunk decodes that chunk whole, once
     roi[2, 16:30] = True
-    chunks = inflate.CHUNK_READS["chunks"]
+    chunks = chunkread.CHUNK_READS["chunks"]
     np.testing.assert_array_equal(all_frames(ctx, ds, roi=roi), data[roi])
-    assert inflate.CHUNK_READS["chunks"] - chunks == 1
+    assert chunkread.CHUNK_READS["chunks"] - chunks == 1
 
 
 def test_unwritten_and_unfiltered_chunks(tmp_path, ctx):
@@ -162,7 +162,7 @@ def test_unwritten_and_unfiltered_chunks(tmp_path, ctx):
 def _damage(p, coord, where, payload):
     info = open_file(p)["data"].id.get_chunk_info_by_coord(coord)
     release_files()
-    inflate.release_tables()
+    chunkread.release_tables()
     with open(p, "r+b") as fh:
         fh.seek(info.byte_offset + where(info.size))
         fh.write(payload)
@@ -217,12 +217,12 @@ def test_fallback_when_turned_off(tmp_path, ctx, monkeypatch):
     assert bitshuffle.bitshuffle_lib() is None
     ds = ctx.load("hdf5", path=p)
     assert not uses_ours(ds)
-    before = inflate.CHUNK_READS["chunks"], bitshuffle.BLOCK_READS["blocks"]
+    before = chunkread.CHUNK_READS["chunks"], bitshuffle.BLOCK_READS["blocks"]
     np.testing.assert_array_equal(all_frames(ctx, ds), data)
     roi = np.zeros((6, 6), bool)
     roi[2, 3] = True
     np.testing.assert_array_equal(all_frames(ctx, ds, roi=roi), data[roi])
-    assert (inflate.CHUNK_READS["chunks"], bitshuffle.BLOCK_READS["blocks"]) == before
+    assert (chunkread.CHUNK_READS["chunks"], bitshuffle.BLOCK_READS["blocks"]) == before
 
 
 def test_a_filter_library_without_the_functions_is_not_used(tmp_path, monkeypatch):
@@ -258,7 +258,7 @@ def test_without_numba_the_block_walk_runs_as_python(tmp_path):
         sys.modules["numba"] = None  # as if numba were not installed
         from udfwidgets import Context
         from udfwidgets._numba import HAVE_NUMBA
-        from udfwidgets.io import bitshuffle, inflate
+        from udfwidgets.io import bitshuffle, chunkread
         from udfwidgets.udf.pick import PickUDF
         assert not HAVE_NUMBA and bitshuffle.bitshuffle_lib() is not None
         want = np.load({str(tmp_path / "want.npy")!r})
@@ -270,7 +270,7 @@ def test_without_numba_the_block_walk_runs_as_python(tmp_path):
             picked = ctx.run_udf(dataset=ds, udf=PickUDF(), roi=roi)["intensity"].data
         assert np.array_equal(got.reshape(want.shape), want)
         assert np.array_equal(picked, want[roi])
-        assert inflate.CHUNK_READS["chunks"] > 0 and bitshuffle.BLOCK_READS["blocks"] > 0
+        assert chunkread.CHUNK_READS["chunks"] > 0 and bitshuffle.BLOCK_READS["blocks"] > 0
         print("ok")
         """
     )

@@ -9,8 +9,8 @@ better in two ways:
 
 - a chunk whose frames are one contiguous piece of the partition buffer is
   decoded right into it, by the bitshuffle library's own C decoder, without
-  a call into HDF5 per chunk; the chunk offsets come from HDF5's chunk index
-  once per worker and file (:class:`udfwidgets.io.inflate.ChunkTable`);
+  a call into HDF5 per chunk (:mod:`udfwidgets.io.chunkread`: chunk offsets
+  from HDF5's chunk index, runs of chunks read with ``os.preadv``);
 - the blocks of a chunk are compressed independently (8 KiB each unless the
   writer chose otherwise), so a frame picked by an roi is decoded from the
   few blocks that hold it, not from its whole chunk. A 1% roi of a scan
@@ -19,9 +19,10 @@ better in two ways:
 The C functions are the ones compiled into hdf5plugin's bitshuffle filter
 library (``bshuf_decompress_lz4``, ``bshuf_bitunshuffle``,
 ``LZ4_decompress_safe``), called through ``ctypes``, which releases the GIL.
-Before they read a chunk, :func:`udfwidgets._bitshuffle_numba.walk_blocks`
+Before they read a chunk, :func:`udfwidgets._bitshuffle_numba.check_chunks`
 checks that every block lies inside it, so a damaged file is a
-:class:`~udfwidgets.io.dataset.DataSetError`, never a read past its end.
+:class:`~udfwidgets.io.dataset.DataSetError`, never a read past the end of
+the buffer.
 
 Without hdf5plugin, or with a build of it that does not export these
 functions, and for any other filter pipeline, h5py reads as before.
@@ -54,9 +55,8 @@ import threading
 
 import numpy as np
 
-from .._bitshuffle_numba import block_layout, walk_blocks
-from .dataset import DataSetError
-from .inflate import CHUNK_READS, ChunkTable, GzipChunkReader, _partial_chunk, _table
+from .._bitshuffle_numba import block_layout, check_chunks, walk_blocks
+from .chunkread import ChunkReader, ChunkTable, _compressed_buffer, _partial_chunk, _table
 
 __all__ = ["BLOCK_READS", "BitshuffleChunkReader", "bitshuffle_lib", "bitshuffle_reader"]
 
@@ -125,8 +125,8 @@ def bitshuffle_lib() -> _Bshuf | None:
         return _LIB[0]
 
 
-class BitshuffleChunkReader(GzipChunkReader):
-    """``read_block(slices, out)`` and ``take(file_idx, out)`` for bitshuffle-LZ4 chunks of whole frames.
+class BitshuffleChunkReader(ChunkReader):
+    """:class:`~udfwidgets.io.chunkread.ChunkReader` of bitshuffle-LZ4 chunks; an roi's frames from their blocks.
 
     Examples
     --------
@@ -145,62 +145,27 @@ class BitshuffleChunkReader(GzipChunkReader):
     True
     """
 
+    codec = "bitshuffle-LZ4"
+
     def __init__(self, table: ChunkTable, lib: _Bshuf):
-        self.table = table
+        super().__init__(table)
         self.bshuf = lib
         t = table
         self.elem = t.dtype.itemsize
         self.frame_bytes = t.chunk_bytes // max(1, int(np.prod(t.chunks[: t.nav_dims])))
-        #: chunks whose blocks are known to lie inside them (checked once per worker)
-        self._checked = np.zeros(t.grid, dtype=bool)
         self._local = threading.local()
 
-    def _damaged(self, at: tuple[int, ...]) -> DataSetError:
-        return DataSetError(
-            f"{self.table.path!r}: the bitshuffle-LZ4 chunk at navigation chunk {at} is "
-            "damaged (its blocks do not decode to one chunk); the file is corrupt: copy it again"
-        )
-
-    def _blocks(self, at: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, int, int, int]:
-        """Chunk ``at``'s blocks: where each begins in the file map, its compressed size, the
-        block size, the number of full blocks and where the raw tail starts.
-
-        Raises :class:`DataSetError` for a chunk whose blocks do not fit in it.
-        """
-        t = self.table
-        off, size = int(t.offsets[at]), int(t.sizes[at])
-        header = bytes(t.bytes[off + 8 : off + 12]) if size >= 12 else b""
-        block = int.from_bytes(header, "big") if len(header) == 4 else 0
-        if block <= 0 or block % (8 * self.elem):
-            raise self._damaged(at)
-        full, last, raw = block_layout(t.chunk_bytes, block, self.elem)
-        found = np.empty((2, 1, full + (1 if last else 0)), np.int64)
-        where = np.array([off, size], np.int64)
-        if walk_blocks(t.bytes, where[:1], where[1:], self.elem, t.chunk_bytes, *found):
-            raise self._damaged(at)
-        self._checked[at] = True
-        return found[0, 0], found[1, 0], block, full, raw
-
-    def _chunk_into(self, at: tuple[int, ...], dst: np.ndarray) -> None:
-        """Decode chunk ``at`` into the C-contiguous ``dst`` of exactly one chunk's bytes."""
-        t = self.table
-        off = int(t.offsets[at])
-        if off < 0 or t.masks[at] & 1:  # never written, or stored without the filter
-            super()._chunk_into(at, dst)
-            return
-        CHUNK_READS["chunks"] += 1
-        if not self._checked[at]:
-            self._blocks(at)
-        block = int.from_bytes(bytes(t.bytes[off + 8 : off + 12]), "big")
-        got = self.bshuf.decompress(
-            t.base + off + 12,
-            dst.ctypes.data,
-            t.chunk_bytes // self.elem,
-            self.elem,
-            block // self.elem,
-        )
-        if got != int(t.sizes[at]) - 12:
-            raise self._damaged(at)
+    def _decode_run(self, src: np.ndarray, addr: int, rel: list, sizes: list, dsts: list) -> int:
+        t, elem = self.table, self.elem
+        blocks = np.empty(len(rel), np.int64)
+        bad = check_chunks(src, np.array(rel), np.array(sizes), elem, t.chunk_bytes, blocks)
+        if bad >= 0:
+            return int(bad)
+        decompress, n = self.bshuf.decompress, t.chunk_bytes // elem
+        for m, (r, size, dst, block) in enumerate(zip(rel, sizes, dsts, blocks.tolist())):
+            if decompress(addr + r + 12, dst, n, elem, block // elem) != size - 12:
+                return m
+        return -1
 
     def _scratch(self, nbytes: int) -> np.ndarray:
         buf = getattr(self._local, "buf", None)
@@ -211,29 +176,41 @@ class BitshuffleChunkReader(GzipChunkReader):
     def _frames_into(self, at: tuple[int, ...], local: np.ndarray, rows: np.ndarray) -> None:
         """Decode frames ``local`` (flat indices inside chunk ``at``) into the C-contiguous ``rows``.
 
-        The full blocks inside a frame are decoded by one call straight into
-        it; a block the frame covers in part (frames that do not end on a
-        block boundary, the chunk's short last block) goes through a scratch
-        buffer; the raw tail is copied.
+        The chunk's compressed bytes are read whole (one ``os.preadv``); the
+        full blocks inside a frame are decoded by one call straight into it; a
+        block the frame covers in part (frames that do not end on a block
+        boundary, the chunk's short last block) goes through a scratch buffer;
+        the raw tail is copied.
         """
         t = self.table
-        starts, csize, block, full, raw = self._blocks(at)
-        fb, elem, lib, base = self.frame_bytes, self.elem, self.bshuf, t.base
+        off, size = int(t.offsets[at]), int(t.sizes[at])
+        src, base = _compressed_buffer(size)
+        t.read_into(off, size, src)
+        elem, fb, lib = self.elem, self.frame_bytes, self.bshuf
+        header = src[8:12].tobytes() if size >= 12 else b""
+        block = int.from_bytes(header, "big") if len(header) == 4 else 0
+        if block <= 0 or block % (8 * elem):
+            raise self._damaged(at)
+        full, last, raw = block_layout(t.chunk_bytes, block, elem)
+        found = np.empty((2, full + (1 if last else 0)), np.int64)
+        if walk_blocks(src, 0, size, elem, t.chunk_bytes, found[0], found[1]) != block:
+            raise self._damaged(at)
+        starts, csize = found[0].tolist(), found[1].tolist()
         scratch = self._scratch(2 * block)
-        tmp = scratch.ctypes.data
+        tmp = int(scratch.ctypes.data)
         flat = rows.reshape(-1).view(np.uint8)
-        out = flat.ctypes.data
+        out = int(flat.ctypes.data)
         for i, f in enumerate(local.tolist()):
             a, b = f * fb, (f + 1) * fb
-            o = i * fb - a  # frame byte x of the chunk goes to flat[o + x]
-            lo, hi = -(-a // block), min(full, b // block)  # full blocks inside [a, b)
+            o = i * fb - a  # byte x of the chunk goes to flat[o + x]
+            lo, hi = -(-a // block), min(full, b // block)  # the full blocks inside [a, b)
             if hi > lo:
                 BLOCK_READS["blocks"] += hi - lo
                 n = (hi - lo) * block // elem
                 used = lib.decompress(
-                    base + int(starts[lo]) - 4, out + o + lo * block, n, elem, block // elem
+                    base + starts[lo] - 4, out + o + lo * block, n, elem, block // elem
                 )
-                if used != int(starts[hi - 1] + csize[hi - 1] - starts[lo]) + 4:
+                if used != starts[hi - 1] + csize[hi - 1] - starts[lo] + 4:
                     raise self._damaged(at)
             for k in range(a // block, min(len(starts), -(-b // block))):
                 if lo <= k < hi:
@@ -241,23 +218,22 @@ class BitshuffleChunkReader(GzipChunkReader):
                 b0 = k * block
                 nbytes = min(block, raw - b0)
                 BLOCK_READS["blocks"] += 1
-                if lib.lz4(base + int(starts[k]), tmp, int(csize[k]), nbytes) != nbytes:
+                if lib.lz4(base + starts[k], tmp, csize[k], nbytes) != nbytes:
                     raise self._damaged(at)
                 lib.unshuffle(tmp, tmp + block, nbytes // elem, elem, nbytes // elem)
                 x0, x1 = max(a, b0), min(b, b0 + nbytes)
                 flat[o + x0 : o + x1] = scratch[block + x0 - b0 : block + x1 - b0]
             if b > raw:  # the raw tail: the chunk's last bytes, stored as they are
-                end = int(t.offsets[at]) + int(t.sizes[at])
                 x0 = max(a, raw)
-                src = end - (t.chunk_bytes - raw) + (x0 - raw)
-                flat[o + x0 : o + b] = t.bytes[src : src + b - x0]
+                at_src = size - (t.chunk_bytes - raw) + (x0 - raw)
+                flat[o + x0 : o + b] = src[at_src : at_src + b - x0]
 
     def take(self, file_idx: np.ndarray, out: np.ndarray) -> None:
         """Fill ``out`` with the frames at flat file indices ``file_idx``.
 
         A chunk that holds some of them has only their blocks decoded when
         that is less than half of its blocks; otherwise it is decoded whole
-        (see :data:`BLOCK_READS` and :data:`~udfwidgets.io.inflate.CHUNK_READS`).
+        (see :data:`BLOCK_READS` and :data:`~udfwidgets.io.chunkread.CHUNK_READS`).
         """
         t = self.table
         nd = t.nav_dims

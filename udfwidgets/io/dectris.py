@@ -26,6 +26,7 @@ import numpy as np
 
 from .atomic import atomic_output, check_target
 from .chunked import aligned_bounds, dataset_repr, take_by_chunk
+from .chunkread import cached_reader
 from .dataset import DataSet, DataSetError, Partition
 from .geometry import resolve
 from .hdf5 import (
@@ -39,7 +40,6 @@ from .hdf5 import (
     has_signature,
     open_file,
 )
-from .inflate import cached_reader
 from .shape import Shape
 
 __all__ = ["DectrisDataSet", "sniff", "write_dectris"]

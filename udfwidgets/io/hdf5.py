@@ -50,10 +50,10 @@ from .chunked import (
     read_flat,
     take_by_chunk,
 )
+from .chunkread import cached_reader
 from .dataset import DataSet, DataSetError, Partition, check_sig_dims
 from .files import file_map
 from .geometry import resolve
-from .inflate import cached_reader
 from .shape import Shape
 
 __all__ = [
