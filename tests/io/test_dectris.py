@@ -144,3 +144,40 @@ def test_hdf5_kind_on_a_master_points_to_dectris(tmp_path):
     m = write_dectris(tmp_path / "s_master.h5", frames(4))
     with pytest.raises(DataSetError, match="DECTRIS master file.*'dectris'"):
         HDF5DataSet(m)
+
+
+def test_bitshuffle_data_files_go_through_our_chunk_reader(tmp_path, ctx):
+    from udfwidgets.io import bitshuffle, chunkread
+
+    if bitshuffle.bitshuffle_lib() is None:
+        pytest.skip("hdf5plugin's bitshuffle library does not export its decoder here")
+    data = frames(23, sig=(32, 32), seed=4)
+    m = write_dectris(tmp_path / "s_master.h5", data, frames_per_file=6)
+    ds = ctx.load("dectris", path=m)
+    before = chunkread.CHUNK_READS["chunks"]
+    np.testing.assert_array_equal(picked(ctx, ds), data)
+    assert chunkread.CHUNK_READS["chunks"] - before == 23  # one chunk a frame, each decoded once
+    roi = np.zeros(23, bool)
+    roi[[0, 5, 6, 22]] = True
+    np.testing.assert_array_equal(picked(ctx, ds, roi=roi), data[roi])
+
+
+def test_damaged_data_file_names_that_file(tmp_path, ctx):
+    from udfwidgets.io import chunkread
+    from udfwidgets.io.hdf5 import open_file, release_files
+
+    data = frames(12, sig=(32, 32), seed=5)
+    m = write_dectris(tmp_path / "s_master.h5", data, frames_per_file=6)
+    victim = tmp_path / "s_data_000002.h5"
+    info = open_file(str(victim))["entry/data/data"].id.get_chunk_info(2)
+    release_files()
+    chunkread.release_tables()
+    with open(victim, "r+b") as fh:  # the first block's compressed size: past the file's end
+        fh.seek(info.byte_offset + 12)
+        fh.write(b"\x7f\xff\xff\xff")
+    ds = ctx.load("dectris", path=m)
+    with pytest.raises(DataSetError, match="s_data_000002"):
+        ctx.run_udf(dataset=ds, udf=SumUDF())
+    roi = np.zeros(12, bool)
+    roi[:6] = True  # the frames of the sound data file still read
+    np.testing.assert_array_equal(picked(ctx, ds, roi=roi), data[roi])

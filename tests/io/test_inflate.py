@@ -12,7 +12,7 @@ import warnings
 import numpy as np
 import pytest
 
-from udfwidgets.io import inflate
+from udfwidgets.io import chunkread, inflate
 from udfwidgets.io.dataset import DataSetError
 from udfwidgets.io.geometry import MissingFramesWarning
 from udfwidgets.io.hdf5 import HDF5DataSet, open_file, release_files, write_hdf5
@@ -67,9 +67,9 @@ def test_gzip_variants_frame_exact(tmp_path, ctx, shape, dtype, chunks, sig_dims
     p = write_hdf5(tmp_path / "g.h5", data, chunks=chunks, compression="gzip", sig_dims=sig_dims)
     ds = ctx.load("hdf5", path=p, sig_dims=sig_dims)
     assert uses_ours(ds)
-    before = inflate.CHUNK_READS["chunks"]
+    before = chunkread.CHUNK_READS["chunks"]
     np.testing.assert_array_equal(all_frames(ctx, ds), data)
-    assert inflate.CHUNK_READS["chunks"] > before  # the frames came through our reader
+    assert chunkread.CHUNK_READS["chunks"] > before  # the frames came through our reader
     sig = shape[len(shape) - sig_dims :]
     flat = data.reshape((-1,) + sig)
     rng = np.random.default_rng(1)
@@ -123,14 +123,20 @@ def test_geometry_through_our_reader(tmp_path, ctx, sync_offset, nav_shape):
 
 
 def _recording(monkeypatch):
+    """Log the navigation coordinates of every chunk our readers decode whole."""
     log = []
-    real = inflate.GzipChunkReader._chunk_into
+    one, runs = chunkread.ChunkReader._chunk_into, chunkread.ChunkReader._runs_into
 
-    def spy(self, at, dst):
+    def spy_one(self, at, dst):
         log.append(tuple(at))
-        return real(self, at, dst)
+        return one(self, at, dst)
 
-    monkeypatch.setattr(inflate.GzipChunkReader, "_chunk_into", spy)
+    def spy_runs(self, offs, sizes, dsts, where, ks):
+        log.extend(tuple(int(k[x]) for k, x in zip(ks, w)) for w in where)
+        return runs(self, offs, sizes, dsts, where, ks)
+
+    monkeypatch.setattr(chunkread.ChunkReader, "_chunk_into", spy_one)
+    monkeypatch.setattr(chunkread.ChunkReader, "_runs_into", spy_runs)
     return log
 
 
@@ -212,7 +218,7 @@ def test_damaged_chunk_is_a_clear_error(tmp_path, any_ctx, with_roi):
     p = write_hdf5(tmp_path / "bad.h5", data, chunks=(1, 3, 16, 16), compression="gzip")
     info = open_file(p)["data"].id.get_chunk_info_by_coord((2, 3, 0, 0))
     release_files()
-    inflate.release_tables()
+    chunkread.release_tables()
     with open(p, "r+b") as fh:  # overwrite the middle of one compressed chunk
         fh.seek(info.byte_offset + info.size // 2)
         fh.write(b"\xff" * 16)
@@ -243,13 +249,16 @@ def _mapped_kib(path) -> int:
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/smaps"), reason="needs Linux /proc/self/smaps")
-def test_the_compressed_file_is_not_kept_mapped(tmp_path):
+@pytest.mark.parametrize("compression", ["gzip", "bitshuffle-lz4"])
+def test_the_compressed_file_is_not_kept_mapped(tmp_path, compression):
     # before: the chunk table held a memory map of the whole file, and every page read stayed
     # in the worker's resident size as long as the (cached) reader lived
     data = make((16, 16, 64, 64), "uint16", seed=12)
-    p = write_hdf5(tmp_path / "m.h5", data, chunks=(1, 16, 64, 64), compression="gzip")
+    p = write_hdf5(tmp_path / "m.h5", data, chunks=(1, 16, 64, 64), compression=compression)
     assert os.path.getsize(p) > 1 << 19  # many pages to map
     ds = HDF5DataSet(p)
+    reader = chunkread.cached_reader(p, "/data", 2, lambda: open_file(p)["data"])
+    assert reader is not None and reader.codec.lower().startswith(compression[:4])
     flat = data.reshape(-1, 64, 64)
     for part in ds.get_partitions(2):
         np.testing.assert_array_equal(
@@ -258,13 +267,8 @@ def test_the_compressed_file_is_not_kept_mapped(tmp_path):
         np.testing.assert_array_equal(
             part.take(np.arange(part.start, part.stop, 7)), flat[part.start : part.stop : 7]
         )
-    assert len(inflate._TABLES) >= 1  # the reader is kept between runs ...
+    assert len(chunkread._TABLES) >= 1  # the reader is kept between runs ...
     assert _mapped_kib(p) == 0  # ... but not a map of the file
-    # a map only for readers that ask for one (ChunkTable.bytes), equal to the file
-    table = inflate.cached_reader(p, "/data", 2, lambda: open_file(p)["data"]).table
-    with open(p, "rb") as fh:
-        assert table.bytes.tobytes() == fh.read()
-    assert table.base == table.bytes.ctypes.data and _mapped_kib(p) > 0
 
 
 def _descending_file(tmp_path, data, chunks):
@@ -283,8 +287,8 @@ def _descending_file(tmp_path, data, chunks):
 @pytest.mark.parametrize("order", ["ascending", "descending"])
 def test_runs_of_compressed_chunks_frame_exact(tmp_path, monkeypatch, read_bytes, gap, order):
     # runs of one chunk, a few chunks, and whole rows; chunks in file order and reversed
-    monkeypatch.setattr(inflate, "_READ_BYTES", read_bytes)
-    monkeypatch.setattr(inflate, "_READ_GAP", gap)
+    monkeypatch.setattr(chunkread, "_READ_BYTES", read_bytes)
+    monkeypatch.setattr(chunkread, "_READ_GAP", gap)
     data = make((7, 10, 16, 16), "uint16", seed=13)
     chunks = (2, 2, 16, 16)
     if order == "ascending":
@@ -313,7 +317,7 @@ def test_runs_of_compressed_chunks_frame_exact(tmp_path, monkeypatch, read_bytes
 
 def test_reading_without_preadv(tmp_path, monkeypatch, threads_ctx):
     # where os.preadv is missing (Windows): seek and read under the table's lock, from threads
-    monkeypatch.setattr(inflate, "_PREADV", None)
+    monkeypatch.setattr(chunkread, "_PREADV", None)
     data = make((9, 8, 16, 16), "uint16", seed=14)
     p = write_hdf5(tmp_path / "np.h5", data, chunks=(1, 4, 16, 16), compression="gzip")
     flat = data.reshape(-1, 16, 16)
@@ -329,7 +333,7 @@ def test_reading_without_preadv(tmp_path, monkeypatch, threads_ctx):
 @pytest.mark.parametrize("preadv", [True, False])
 def test_file_cut_short_after_its_chunk_table_was_read(tmp_path, monkeypatch, preadv):
     if not preadv:
-        monkeypatch.setattr(inflate, "_PREADV", None)
+        monkeypatch.setattr(chunkread, "_PREADV", None)
     data = make((6, 6, 16, 16), "uint16", seed=15)
     p = write_hdf5(tmp_path / "cut.h5", data, chunks=(1, 3, 16, 16), compression="gzip")
     reader = inflate.gzip_reader(p, "/data", open_file(p)["data"], 2)
@@ -345,7 +349,7 @@ def test_file_cut_short_after_its_chunk_table_was_read(tmp_path, monkeypatch, pr
     with pytest.raises(DataSetError, match=r"cut\.h5.*truncated"):
         reader.take(idx, np.empty((1, 16, 16), np.uint16))
     release_files()
-    inflate.release_tables()
+    chunkread.release_tables()
     with pytest.raises(DataSetError, match=r"cut\.h5.*truncated"):  # opened again: refused
         inflate.gzip_reader(p, "/data", open_file(p)["data"], 2)
 
@@ -389,9 +393,9 @@ def test_fallback_when_turned_off(tmp_path, ctx, monkeypatch):
     assert inflate.libdeflate() is None
     ds = ctx.load("hdf5", path=p)
     assert not uses_ours(ds)
-    before = inflate.CHUNK_READS["chunks"]
+    before = chunkread.CHUNK_READS["chunks"]
     np.testing.assert_array_equal(all_frames(ctx, ds), data)
-    assert inflate.CHUNK_READS["chunks"] == before
+    assert chunkread.CHUNK_READS["chunks"] == before
 
 
 def test_fallback_without_libdeflate_in_a_fresh_process(tmp_path):
@@ -405,7 +409,7 @@ def test_fallback_without_libdeflate_in_a_fresh_process(tmp_path):
         sys.modules["deflate"] = None  # as if the deflate package were not installed
         ctypes.util.find_library = lambda name: None  # and no system libdeflate
         from udfwidgets import Context
-        from udfwidgets.io import inflate
+        from udfwidgets.io import chunkread, inflate
         from udfwidgets.udf.pick import PickUDF
         assert inflate.libdeflate() is None
         with Context(executor="inline") as ctx:
@@ -413,7 +417,7 @@ def test_fallback_without_libdeflate_in_a_fresh_process(tmp_path):
             got = ctx.run_udf(dataset=ds, udf=PickUDF())["intensity"].data
         want = np.load({str(tmp_path / "want.npy")!r})
         assert np.array_equal(got.reshape(want.shape), want)
-        assert inflate.CHUNK_READS["chunks"] == 0
+        assert chunkread.CHUNK_READS["chunks"] == 0
         print("ok")
         """
     )
@@ -441,7 +445,7 @@ def test_decoder_h5py_reads_through_h5py(tmp_path, request, monkeypatch, executo
 
 def test_partial_chunks_kept_per_thread_are_bounded(tmp_path, monkeypatch):
     # chunks of 512 KiB; at most 1.5 MiB kept per thread, whatever is read
-    monkeypatch.setattr(inflate, "_KEEP_PARTIAL_BYTES", 3 << 19)  # 1.5 MiB: 3 chunks
+    monkeypatch.setattr(chunkread, "_KEEP_PARTIAL_BYTES", 3 << 19)  # 1.5 MiB: 3 chunks
     data = make((12, 4, 256, 256), "uint32", seed=11)
     p = write_hdf5(tmp_path / "big.h5", data, chunks=(1, 2, 256, 256), compression="gzip")
     ds = HDF5DataSet(p, num_partitions=5)
@@ -453,27 +457,7 @@ def test_partial_chunks_kept_per_thread_are_bounded(tmp_path, monkeypatch):
         np.testing.assert_array_equal(
             part.read(part.start, part.stop), flat[part.start : part.stop]
         )
-        kept = getattr(inflate._PARTIAL, "kept", {})
+        kept = getattr(chunkread._PARTIAL, "kept", {})
         assert sum(a.nbytes for _, a in kept.values()) <= 3 << 19 and len(kept) <= 3
-    inflate.release_tables()
-    assert not getattr(inflate._PARTIAL, "kept", {})
-
-
-def test_a_subclass_decoding_its_own_chunks_gets_every_chunk(tmp_path):
-    # readers of other filters subclass GzipChunkReader and override _chunk_into only: the
-    # whole chunks of a block must reach their _chunk_into, not the gzip runs
-    data = make((4, 6, 8, 8), "uint16", seed=16)
-    p = write_hdf5(tmp_path / "sub.h5", data, chunks=(1, 3, 8, 8), compression="gzip")
-    seen = []
-
-    class Recording(inflate.GzipChunkReader):
-        def _chunk_into(self, at, dst):
-            seen.append(at)
-            super()._chunk_into(at, dst)
-
-    base = inflate.gzip_reader(p, "/data", open_file(p)["data"], 2)
-    reader = Recording(base.table, base.lib)
-    out = np.empty_like(data)
-    reader.read_block((slice(0, 4), slice(0, 6)), out)
-    np.testing.assert_array_equal(out, data)
-    assert sorted(seen) == [(y, x) for y in range(4) for x in range(2)]
+    chunkread.release_tables()
+    assert not getattr(chunkread._PARTIAL, "kept", {})

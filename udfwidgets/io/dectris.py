@@ -26,6 +26,7 @@ import numpy as np
 
 from .atomic import atomic_output, check_target
 from .chunked import aligned_bounds, dataset_repr, take_by_chunk
+from .chunkread import cached_reader
 from .dataset import DataSet, DataSetError, Partition
 from .geometry import resolve
 from .hdf5 import (
@@ -180,6 +181,11 @@ class DectrisPartition(Partition):
         path, ds_path, _ = self.files[k]
         return open_file(path)[ds_path]
 
+    def _reader(self, k: int):
+        """Our chunk reader of data file ``k`` (bitshuffle-LZ4 or gzip), or None: h5py reads it."""
+        path, ds_path, _ = self.files[k]
+        return cached_reader(path, ds_path, 1, lambda: self._dset(k))
+
     def _read_file(self, lo: int, hi: int) -> np.ndarray:
         sig = tuple(self.shape.sig)
         out = np.empty((hi - lo,) + sig, dtype=self.dtype)
@@ -189,9 +195,13 @@ class DectrisPartition(Partition):
             s0, s1 = int(self._starts[k]), int(self._starts[k + 1])
             b = min(hi, s1)
             try:
-                self._dset(k).read_direct(
-                    out[pos - lo : b - lo], source_sel=np.s_[pos - s0 : b - s0]
-                )
+                fast = self._reader(k)
+                if fast is not None:
+                    fast.read_block((slice(pos - s0, b - s0),), out[pos - lo : b - lo])
+                else:
+                    self._dset(k).read_direct(
+                        out[pos - lo : b - lo], source_sel=np.s_[pos - s0 : b - s0]
+                    )
             except OSError as e:
                 raise _read_error(self.files[k][0], self.files[k][1], e) from None
             pos, k = b, k + 1
@@ -204,19 +214,21 @@ class DectrisPartition(Partition):
         tail = (slice(None),) * len(sig)
         for k in np.unique(which):
             sel = which == k
-            dset = self._dset(int(k))
-
-            def read_block(slices, block, dset=dset):
-                dset.read_direct(block, source_sel=tuple(slices) + tail)
-
+            local = file_idx[sel] - self._starts[k]
             try:
+                fast = self._reader(int(k))
+                if fast is not None:
+                    got = np.empty((len(local),) + sig, dtype=self.dtype)
+                    fast.take(local, got)
+                    out[sel] = got
+                    continue
+                dset = self._dset(int(k))
+
+                def read_block(slices, block, dset=dset):
+                    dset.read_direct(block, source_sel=tuple(slices) + tail)
+
                 out[sel] = take_by_chunk(
-                    read_block,
-                    file_idx[sel] - self._starts[k],
-                    (self.files[k][2],),
-                    (self.chunk,),
-                    sig,
-                    self.dtype,
+                    read_block, local, (self.files[k][2],), (self.chunk,), sig, self.dtype
                 )
             except OSError as e:
                 raise _read_error(self.files[k][0], self.files[k][1], e) from None

@@ -17,7 +17,9 @@ How it reads:
 - gzip-only datasets whose chunks hold whole frames are read by
   :mod:`udfwidgets.io.inflate` instead (chunk offsets from HDF5's chunk index,
   libdeflate decompressing straight into the partition buffer) where
-  libdeflate is installed.
+  libdeflate is installed, and bitshuffle-LZ4-only ones by
+  :mod:`udfwidgets.io.bitshuffle` (hdf5plugin's C decoder, straight into the
+  partition buffer; an roi's frames decoded from their blocks only).
 
 Each worker opens the file itself and keeps it open between runs in a small
 per-process cache keyed by the file's identity and modification time
@@ -48,10 +50,10 @@ from .chunked import (
     read_flat,
     take_by_chunk,
 )
+from .chunkread import cached_reader
 from .dataset import DataSet, DataSetError, Partition, check_sig_dims
 from .files import file_map
 from .geometry import resolve
-from .inflate import cached_reader
 from .shape import Shape
 
 __all__ = [
@@ -676,10 +678,11 @@ class HDF5DataSet(DataSet):
     num_partitions : int, optional
         Override the number of partitions (the default follows the chunk grid).
     decoder : {"auto", "h5py"}
-        ``"auto"``: gzip-only datasets chunked by whole frames are read and
-        decompressed by :mod:`udfwidgets.io.inflate` (libdeflate) where
-        libdeflate is installed, everything else by h5py; ``"h5py"``: always
-        h5py (HDF5's own zlib), e.g. to compare.
+        ``"auto"``: gzip-only and bitshuffle-LZ4-only datasets chunked by
+        whole frames are read and decompressed by :mod:`udfwidgets.io.inflate`
+        (libdeflate) and :mod:`udfwidgets.io.bitshuffle` where their
+        libraries are here, everything else by h5py; ``"h5py"``: always h5py
+        (HDF5's filters), e.g. to compare.
 
     Attributes
     ----------
