@@ -678,8 +678,8 @@ def mode_memory(args, items: dict[str, Item]) -> int:
     lines = _header(args, "Peak memory per worker")
     lines += [
         "Ours: processes executor, 2 workers. Peak = `VmHWM` during the run (reset through "
-        "`/proc/PID/clear_refs` after a warm-up run of the same UDF on the first and the last frame of the same file: "
-        "imports and compiled kernels loaded, file open, one chunk read) minus `VmRSS` after the warm-up. Budget: "
+        "`/proc/PID/clear_refs` after a warm-up run of the same UDF on the first 32 frames of every partition of the same file: "
+        "imports and compiled kernels loaded, file open, whole chunks read) minus `VmRSS` after the warm-up. Budget: "
         "one partition plus one chunk row.",
         "",
         "| file | workload | partitions | largest partition MiB | chunk row MiB | worker | "
@@ -692,11 +692,13 @@ def mode_memory(args, items: dict[str, Item]) -> int:
             ours = OursEngine()
             masks = masks_for(item.sig)
             roi = np.random.default_rng(0).random(item.nav) < 0.01
-            # warm-up: the workload's own UDF on the first and the last frame (two
-            # partitions, so both workers, most likely): imports (h5py, hdf5plugin, numba
-            # and the compiled kernels ApplyMasksUDF loads), the file opened, one chunk read
-            ends = one_frame(item)
-            ends.flat[-1] = True
+            # warm-up: the workload's own UDF on the first 32 frames of every partition (so
+            # every worker gets some): imports (h5py, hdf5plugin, numba and the compiled
+            # kernels ApplyMasksUDF and the chunk readers load), the file opened, whole
+            # chunks read (chunks of up to 32 frames)
+            ends = np.zeros(item.nav, bool)
+            for a, _ in ours.ctx.load("auto", path=item.path).partition_bounds(2):
+                ends.flat[a : a + 32] = True
             warm_udf = ApplyMasksUDF(masks=masks) if w == "masks" else SumUDF()
             ours.ctx.run_udf(dataset=ours.ctx.load("auto", path=item.path), udf=warm_udf, roi=ends)
             pids = worker_pids()
