@@ -263,7 +263,8 @@ class DaskExecutor(Executor):
                 fut = blobs[id(value)] = client.scatter(value, hash=False)
             return fut
 
-        def submit(task) -> None:
+        def prepare(task) -> tuple[str, Any, str | None, dict[str, Any]]:
+            """(key, task, worker asked for, values scattered once per run) of one task."""
             key = f"udfwidgets-{run_id}-{next(counter)}"
             task, part = self._localize(task)
             blob = getattr(task, "blob", None)
@@ -277,20 +278,44 @@ class DaskExecutor(Executor):
                 task = copy.copy(task)
                 for name in extra:
                     setattr(task, name, None)
-            kwargs: dict[str, Any] = {}
+            worker = None
             if self.locality and part is not None and workers:
-                kwargs = {
-                    "workers": [workers[_slot(part, len(workers))]],
-                    "allow_other_workers": True,
-                }
-            future = client.submit(run_task, fn, task, key, key=key, pure=False, **extra, **kwargs)
-            pending[key] = future
-            done.add(future)
+                worker = workers[_slot(part, len(workers))]
+            return key, task, worker, extra
+
+        def submit(tasks_now: Iterable) -> None:
+            """Submit tasks: one ``client.map`` (one graph for the scheduler) per worker
+            asked for, instead of one ``client.submit`` per task."""
+            groups: dict[tuple, list[tuple[str, Any]]] = {}
+            extras: dict[tuple, dict[str, Any]] = {}
+            for task in tasks_now:
+                key, task, worker, extra = prepare(task)
+                group = (worker, tuple((k, id(v)) for k, v in extra.items()))
+                groups.setdefault(group, []).append((key, task))
+                extras[group] = extra
+            for group, members in groups.items():
+                worker = group[0]
+                keys = [key for key, _ in members]
+                kwargs: dict[str, Any] = dict(extras[group])
+                if worker is not None:
+                    kwargs["workers"] = [worker]
+                    kwargs["allow_other_workers"] = True
+                futures = client.map(
+                    run_task,
+                    [fn] * len(keys),
+                    [task for _, task in members],
+                    keys,
+                    key=keys,
+                    pure=False,
+                    **kwargs,
+                )
+                for future in futures:
+                    pending[future.key] = future
+                done.update(futures)
 
         finished = False
         try:
-            for task in itertools.islice(tasks, in_flight):
-                submit(task)
+            submit(itertools.islice(tasks, in_flight))
             while pending:
                 future, result = next(done)
                 pending.pop(future.key, None)
@@ -304,8 +329,7 @@ class DaskExecutor(Executor):
                         "a partition's task was cancelled on the dask cluster (client.restart(), "
                         "the client closing, or another client cancelling it); run again"
                     )
-                for task in itertools.islice(tasks, 1):
-                    submit(task)
+                submit(itertools.islice(tasks, 1))
                 yield result
             finished = True
         finally:
