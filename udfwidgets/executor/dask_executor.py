@@ -34,12 +34,20 @@ __all__ = ["DaskExecutor", "ClusterClosedError", "NoWorkersError"]
 #: not once per task.
 SCATTER_BLOB_BYTES = 1 << 20
 
-#: dask configuration of the workers of a ``LocalCluster`` the executor starts, and
-#: recommended for clusters of your own (docs/clusters.md): dask's statistical
-#: profiler samples every worker thread's stack every 10 ms for the dashboard's
-#: Profile page, which cost our tasks 10-25% more worker CPU time
-#: (benchmarks/README.md, "dask").
-WORKER_CONFIG = {"distributed.worker.profile.enabled": False}
+#: dask configuration of the scheduler, nannies and workers of a ``LocalCluster`` the
+#: executor starts, and recommended for clusters of your own (docs/clusters.md):
+#:
+#: - dask's statistical profiler samples every worker thread's stack every 10 ms for
+#:   the dashboard's Profile page, which cost our tasks 10-25% more worker CPU time
+#:   (benchmarks/README.md, "dask");
+#: - every scheduler, nanny and worker checks its event loop every 20 ms ("tick"); once
+#:   a second keeps the check (a loop blocked for 3 s is still reported) and cut an
+#:   idle 2-worker LocalCluster's CPU use from 10% to 3% of a core in the main process
+#:   and from 3.5% to 1.2% in each worker (benchmarks/results/dask5-2026-12-07.md).
+WORKER_CONFIG = {
+    "distributed.worker.profile.enabled": False,
+    "distributed.admin.tick.interval": "1s",
+}
 
 #: How long a look at the cluster's workers is reused (seconds). Each look is a
 #: round trip to the scheduler (1 ms on a quiet machine, 9 ms on a busy one), and a
