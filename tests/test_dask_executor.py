@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+import types
 
 import numpy as np
 import pytest
@@ -319,11 +320,10 @@ def _count_graphs(client, monkeypatch) -> list[int]:
 
 
 @pytest.mark.parametrize("locality", [True, False])
-def test_the_first_tasks_of_a_run_go_out_as_one_graph_per_worker(
-    dask_client, monkeypatch, locality
-):
+def test_the_first_tasks_of_a_run_go_out_as_one_graph(dask_client, monkeypatch, locality):
     # each graph costs the scheduler (in the client's process for a LocalCluster) a graph
-    # update; one per task made short runs up to 1.5x slower than the processes executor
+    # update, and the client holds each message after the first back for 10 ms: one graph
+    # per task made short runs up to 1.5x slower than the processes executor
     with Context(executor=DaskExecutor(client=dask_client, locality=locality)) as ctx:
         data = np.arange(8 * 4 * 2 * 2, dtype=np.float32).reshape(8, 4, 2, 2)
         ds = ctx.load("memory", data=data, num_partitions=8)
@@ -332,8 +332,38 @@ def test_the_first_tasks_of_a_run_go_out_as_one_graph_per_worker(
         res = ctx.run_udf(dataset=ds, udf=SumUDF())
     np.testing.assert_allclose(res["intensity"].data, data.sum(axis=(0, 1)))
     # two tasks per worker thread in flight: four at the start, then one per result
-    first = [2, 2] if locality else [4]
-    assert graphs == first + [1, 1, 1, 1]
+    assert graphs == [4, 1, 1, 1, 1]
+
+
+def sleepy(task):
+    time.sleep(0.5)
+    return task.partition.index
+
+
+def test_each_task_of_the_first_graph_asks_for_its_own_worker(dask_client):
+    ex = DaskExecutor(client=dask_client)
+    try:
+        workers = sorted(ex.workers())
+        tasks = [
+            types.SimpleNamespace(partition=types.SimpleNamespace(index=i, path="/data/scan.raw"))
+            for i in range(4)
+        ]
+        stream = ex.imap_unordered(sleepy, tasks)
+        first = next(stream)  # all four were submitted before the first result
+        scheduler = dask_client.cluster.scheduler
+        asked = {
+            int(key.rsplit("-", 1)[1]): (set(ts.worker_restrictions or ()), ts.loose_restrictions)
+            for key, ts in scheduler.tasks.items()
+            if str(key).startswith("udfwidgets-")
+        }
+        rest = sorted([first, *stream])
+    finally:
+        ex.close()
+    assert rest == [0, 1, 2, 3]
+    want = {i: ({workers[dask_executor._slot(t.partition, 2)]}, True) for i, t in enumerate(tasks)}
+    assert {i: asked[i] for i in asked} == {i: want[i] for i in asked}
+    assert len(asked) >= 3  # the first result's task may be released already
+    assert len({w for w, _ in (want[i] for i in asked) for w in w}) == 2  # both workers
 
 
 def test_the_same_partition_goes_to_the_same_worker(dctx):

@@ -1,8 +1,12 @@
 """Partitions on a dask.distributed cluster, through dask's own futures API.
 
-Tasks go out with ``client.submit`` and come back through
+Tasks go out with ``client.map`` and come back through
 ``distributed.as_completed`` (results are fetched in the background as each
-task finishes), with at most two tasks per worker thread in flight. Why not
+task finishes), with at most two tasks per worker thread in flight. The first
+tasks of a run go out as one graph (the worker each asks for is a per-key
+annotation): one message and one graph update for the scheduler, instead of one
+per task, and every worker gets its first task at once (the client holds a
+message sent within 10 ms of the previous one back until 10 ms have passed). Why not
 joblib's dask backend any more: its result generator polls every 10 ms, it
 falls back to running partitions in the user's own process when the cluster
 has one thread, and closing it leaves the submitted tasks running on the
@@ -15,6 +19,7 @@ ones (:mod:`.dask_worker`), so that the next run does not wait behind them.
 
 from __future__ import annotations
 
+import collections
 import copy
 import itertools
 import os
@@ -292,34 +297,46 @@ class DaskExecutor(Executor):
             return key, task, worker, extra
 
         def submit(tasks_now: Iterable) -> None:
-            """Submit tasks: one ``client.map`` (one graph for the scheduler) per worker
-            asked for, instead of one ``client.submit`` per task."""
-            groups: dict[tuple, list[tuple[str, Any]]] = {}
-            extras: dict[tuple, dict[str, Any]] = {}
-            for task in tasks_now:
-                key, task, worker, extra = prepare(task)
-                group = (worker, tuple((k, id(v)) for k, v in extra.items()))
-                groups.setdefault(group, []).append((key, task))
-                extras[group] = extra
-            for group, members in groups.items():
-                worker = group[0]
-                keys = [key for key, _ in members]
-                kwargs: dict[str, Any] = dict(extras[group])
-                if worker is not None:
-                    kwargs["workers"] = [worker]
-                    kwargs["allow_other_workers"] = True
+            """Submit tasks as one graph (one ``client.map``): the scheduler gets them in
+            one message and handles one graph update. The worker each task asks for is an
+            annotation that the scheduler looks up by the task's key."""
+            batch = [prepare(task) for task in tasks_now]
+            if not batch:
+                return
+            extra = batch[0][3]
+            if all(b[3].keys() == extra.keys() for b in batch) and all(
+                b[3][k] is extra[k] for b in batch for k in extra
+            ):
+                send(batch)
+            else:  # (not expected: the scattered values are the run's own)
+                for b in batch:
+                    send([b])
+
+        def send(batch: list[tuple[str, Any, str | None, dict[str, Any]]]) -> None:
+            import dask
+
+            keys = [key for key, _, _, _ in batch]
+            where = {key: [worker] for key, _, worker, _ in batch if worker is not None}
+            annotations: dict[str, Any] = {}
+            if where:
+                # a key not in ``where`` (another node of the graph) gets no restriction
+                annotations = {
+                    "workers": collections.defaultdict(list, where).__getitem__,
+                    "allow_other_workers": True,
+                }
+            with dask.annotate(**annotations):
                 futures = client.map(
                     run_task,
                     [fn] * len(keys),
-                    [task for _, task in members],
+                    [task for _, task, _, _ in batch],
                     keys,
                     key=keys,
                     pure=False,
-                    **kwargs,
+                    **batch[0][3],
                 )
-                for future in futures:
-                    pending[future.key] = future
-                done.update(futures)
+            for future in futures:
+                pending[future.key] = future
+            done.update(futures)
 
         finished = False
         try:
