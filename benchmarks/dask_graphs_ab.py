@@ -94,7 +94,6 @@ def ab(args) -> None:
     from _data import U16, ensure
     from _engines import ours_namespace
     from _workloads import workloads
-
     from udfwidgets import Context
     from udfwidgets.executor.dask_executor import WORKER_CONFIG, DaskExecutor
     from udfwidgets.udf.sum import SumUDF
@@ -135,8 +134,10 @@ def ab(args) -> None:
                     times.setdefault((job, name), []).append(time.perf_counter() - t0)
     print(f"load average after: {loadavg()}")
     print(f"\n{args.reps} interleaved repetitions; before = {args.before}\n")
-    print("| job | processes | dask before | dask after | before / proc | after / proc "
-          "| after / before (paired) |")
+    print(
+        "| job | processes | dask before | dask after | before / proc | after / proc "
+        "| after / before (paired) |"
+    )
     print("|---|---|---|---|---|---|---|")
     for job in jobs:
         m = {n: statistics.median(times[job, n]) for n in ctxs}

@@ -47,8 +47,9 @@ SCATTER_BLOB_BYTES = 1 << 20
 #:   (benchmarks/README.md, "dask");
 #: - every scheduler, nanny and worker checks its event loop every 20 ms ("tick"); once
 #:   a second keeps the check (a loop blocked for 3 s is still reported) and cut an
-#:   idle 2-worker LocalCluster's CPU use from 10% to 3% of a core in the main process
-#:   and from 3.5% to 1.2% in each worker (benchmarks/results/dask5-2026-12-07.md).
+#:   idle 2-worker LocalCluster's CPU use from 7-10% to 3-4% of a core in the main
+#:   process and from 3-3.7% to 1.3-1.4% in each worker, CPU that the workers' tasks
+#:   share on a small machine (benchmarks/results/dask5-2026-12-07.md).
 WORKER_CONFIG = {
     "distributed.worker.profile.enabled": False,
     "distributed.admin.tick.interval": "1s",
