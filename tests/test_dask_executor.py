@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+import types
 
 import numpy as np
 import pytest
@@ -227,14 +228,20 @@ def test_a_large_roi_travels_to_each_worker_once_not_with_every_task(
     data.tofile(path)
     roi = rng.random(nav) < 0.3  # 1 MiB of bools
     sizes = []
-    submit = dask_client.submit
+    submit, map_ = dask_client.submit, dask_client.map
 
     def spy(fn, *args, **kwargs):
         if getattr(fn, "__name__", "") == "run_task":
             sizes.append(len(cloudpickle.dumps(args[:3])))  # fn, task, key
         return submit(fn, *args, **kwargs)
 
+    def spy_map(fn, *iterables, **kwargs):
+        if getattr(fn, "__name__", "") == "run_task":
+            sizes.extend(len(cloudpickle.dumps(args)) for args in zip(*iterables[:3]))
+        return map_(fn, *iterables, **kwargs)
+
     monkeypatch.setattr(dask_client, "submit", spy)
+    monkeypatch.setattr(dask_client, "map", spy_map)
     ds = dctx.load(
         "raw",
         path=str(path),
@@ -297,6 +304,66 @@ def test_runs_in_quick_succession_ask_the_scheduler_for_its_workers_once(dask_cl
         time.sleep(dask_executor.WORKERS_TTL)  # then the scheduler is asked again
         ctx.run_udf(dataset=ds, udf=SumUDF())
         assert len(calls) > before
+
+
+def _count_graphs(client, monkeypatch) -> list[int]:
+    """Record how many keys each graph the client sends to the scheduler holds."""
+    graphs: list[int] = []
+    send = client._graph_to_futures  # what client.submit and client.map both go through
+
+    def counting(expr, keys, *args, **kwargs):
+        graphs.append(len(keys))
+        return send(expr, keys, *args, **kwargs)
+
+    monkeypatch.setattr(client, "_graph_to_futures", counting)
+    return graphs
+
+
+@pytest.mark.parametrize("locality", [True, False])
+def test_the_first_tasks_of_a_run_go_out_as_one_graph(dask_client, monkeypatch, locality):
+    # each graph costs the scheduler (in the client's process for a LocalCluster) a graph
+    # update, and the client holds each message after the first back for 10 ms: one graph
+    # per task made short runs up to 1.5x slower than the processes executor
+    with Context(executor=DaskExecutor(client=dask_client, locality=locality)) as ctx:
+        data = np.arange(8 * 4 * 2 * 2, dtype=np.float32).reshape(8, 4, 2, 2)
+        ds = ctx.load("memory", data=data, num_partitions=8)
+        ctx.run_udf(dataset=ds, udf=SumUDF())  # the workers are known from here on
+        graphs = _count_graphs(dask_client, monkeypatch)
+        res = ctx.run_udf(dataset=ds, udf=SumUDF())
+    np.testing.assert_allclose(res["intensity"].data, data.sum(axis=(0, 1)))
+    # two tasks per worker thread in flight: four at the start, then one per result
+    assert graphs == [4, 1, 1, 1, 1]
+
+
+def sleepy(task):
+    time.sleep(0.5)
+    return task.partition.index
+
+
+def test_each_task_of_the_first_graph_asks_for_its_own_worker(dask_client):
+    ex = DaskExecutor(client=dask_client)
+    try:
+        workers = sorted(ex.workers())
+        tasks = [
+            types.SimpleNamespace(partition=types.SimpleNamespace(index=i, path="/data/scan.raw"))
+            for i in range(4)
+        ]
+        stream = ex.imap_unordered(sleepy, tasks)
+        first = next(stream)  # all four were submitted before the first result
+        scheduler = dask_client.cluster.scheduler
+        asked = {
+            int(key.rsplit("-", 1)[1]): (set(ts.worker_restrictions or ()), ts.loose_restrictions)
+            for key, ts in scheduler.tasks.items()
+            if str(key).startswith("udfwidgets-")
+        }
+        rest = sorted([first, *stream])
+    finally:
+        ex.close()
+    assert rest == [0, 1, 2, 3]
+    want = {i: ({workers[dask_executor._slot(t.partition, 2)]}, True) for i, t in enumerate(tasks)}
+    assert {i: asked[i] for i in asked} == {i: want[i] for i in asked}
+    assert len(asked) >= 3  # the first result's task may be released already
+    assert len({w for w, _ in (want[i] for i in asked) for w in w}) == 2  # both workers
 
 
 def test_the_same_partition_goes_to_the_same_worker(dctx):
@@ -501,6 +568,12 @@ def test_without_a_client_a_local_cluster_is_started_and_closed_with_the_context
             lambda dask_worker: list(dask_worker.periodic_callbacks)
         )
         assert callbacks and not any("profile" in c for cbs in callbacks.values() for c in cbs)
+        # the event-loop check runs once a second, not every 20 ms, in workers and scheduler
+        ticks = ctx.executor.client.run(
+            lambda dask_worker: dask_worker.periodic_callbacks["tick"].callback_time
+        )
+        assert list(ticks.values()) == [1000]
+        assert cluster.scheduler.periodic_callbacks["tick"].callback_time == 1000
     finally:
         ctx.close()
     assert cluster.status.name == "closed"

@@ -1,8 +1,12 @@
 """Partitions on a dask.distributed cluster, through dask's own futures API.
 
-Tasks go out with ``client.submit`` and come back through
+Tasks go out with ``client.map`` and come back through
 ``distributed.as_completed`` (results are fetched in the background as each
-task finishes), with at most two tasks per worker thread in flight. Why not
+task finishes), with at most two tasks per worker thread in flight. The first
+tasks of a run go out as one graph (the worker each asks for is a per-key
+annotation): one message and one graph update for the scheduler, instead of one
+per task, and every worker gets its first task at once (the client holds a
+message sent within 10 ms of the previous one back until 10 ms have passed). Why not
 joblib's dask backend any more: its result generator polls every 10 ms, it
 falls back to running partitions in the user's own process when the cluster
 has one thread, and closing it leaves the submitted tasks running on the
@@ -15,6 +19,7 @@ ones (:mod:`.dask_worker`), so that the next run does not wait behind them.
 
 from __future__ import annotations
 
+import collections
 import copy
 import itertools
 import os
@@ -34,12 +39,21 @@ __all__ = ["DaskExecutor", "ClusterClosedError", "NoWorkersError"]
 #: not once per task.
 SCATTER_BLOB_BYTES = 1 << 20
 
-#: dask configuration of the workers of a ``LocalCluster`` the executor starts, and
-#: recommended for clusters of your own (docs/clusters.md): dask's statistical
-#: profiler samples every worker thread's stack every 10 ms for the dashboard's
-#: Profile page, which cost our tasks 10-25% more worker CPU time
-#: (benchmarks/README.md, "dask").
-WORKER_CONFIG = {"distributed.worker.profile.enabled": False}
+#: dask configuration of the scheduler, nannies and workers of a ``LocalCluster`` the
+#: executor starts, and recommended for clusters of your own (docs/clusters.md):
+#:
+#: - dask's statistical profiler samples every worker thread's stack every 10 ms for
+#:   the dashboard's Profile page, which cost our tasks 10-25% more worker CPU time
+#:   (benchmarks/README.md, "dask");
+#: - every scheduler, nanny and worker checks its event loop every 20 ms ("tick"); once
+#:   a second keeps the check (a loop blocked for 3 s is still reported) and cut an
+#:   idle 2-worker LocalCluster's CPU use from 7-10% to 3-4% of a core in the main
+#:   process and from 3-3.7% to 1.3-1.4% in each worker, CPU that the workers' tasks
+#:   share on a small machine (benchmarks/results/dask5-2026-12-07.md).
+WORKER_CONFIG = {
+    "distributed.worker.profile.enabled": False,
+    "distributed.admin.tick.interval": "1s",
+}
 
 #: How long a look at the cluster's workers is reused (seconds). Each look is a
 #: round trip to the scheduler (1 ms on a quiet machine, 9 ms on a busy one), and a
@@ -263,7 +277,8 @@ class DaskExecutor(Executor):
                 fut = blobs[id(value)] = client.scatter(value, hash=False)
             return fut
 
-        def submit(task) -> None:
+        def prepare(task) -> tuple[str, Any, str | None, dict[str, Any]]:
+            """(key, task, worker asked for, values scattered once per run) of one task."""
             key = f"udfwidgets-{run_id}-{next(counter)}"
             task, part = self._localize(task)
             blob = getattr(task, "blob", None)
@@ -277,20 +292,56 @@ class DaskExecutor(Executor):
                 task = copy.copy(task)
                 for name in extra:
                     setattr(task, name, None)
-            kwargs: dict[str, Any] = {}
+            worker = None
             if self.locality and part is not None and workers:
-                kwargs = {
-                    "workers": [workers[_slot(part, len(workers))]],
+                worker = workers[_slot(part, len(workers))]
+            return key, task, worker, extra
+
+        def submit(tasks_now: Iterable) -> None:
+            """Submit tasks as one graph (one ``client.map``): the scheduler gets them in
+            one message and handles one graph update. The worker each task asks for is an
+            annotation that the scheduler looks up by the task's key."""
+            batch = [prepare(task) for task in tasks_now]
+            if not batch:
+                return
+            extra = batch[0][3]
+            if all(b[3].keys() == extra.keys() for b in batch) and all(
+                b[3][k] is extra[k] for b in batch for k in extra
+            ):
+                send(batch)
+            else:  # (not expected: the scattered values are the run's own)
+                for b in batch:
+                    send([b])
+
+        def send(batch: list[tuple[str, Any, str | None, dict[str, Any]]]) -> None:
+            import dask
+
+            keys = [key for key, _, _, _ in batch]
+            where = {key: [worker] for key, _, worker, _ in batch if worker is not None}
+            annotations: dict[str, Any] = {}
+            if where:
+                # a key not in ``where`` (another node of the graph) gets no restriction
+                annotations = {
+                    "workers": collections.defaultdict(list, where).__getitem__,
                     "allow_other_workers": True,
                 }
-            future = client.submit(run_task, fn, task, key, key=key, pure=False, **extra, **kwargs)
-            pending[key] = future
-            done.add(future)
+            with dask.annotate(**annotations):
+                futures = client.map(
+                    run_task,
+                    [fn] * len(keys),
+                    [task for _, task, _, _ in batch],
+                    keys,
+                    key=keys,
+                    pure=False,
+                    **batch[0][3],
+                )
+            for future in futures:
+                pending[future.key] = future
+            done.update(futures)
 
         finished = False
         try:
-            for task in itertools.islice(tasks, in_flight):
-                submit(task)
+            submit(itertools.islice(tasks, in_flight))
             while pending:
                 future, result = next(done)
                 pending.pop(future.key, None)
@@ -304,8 +355,7 @@ class DaskExecutor(Executor):
                         "a partition's task was cancelled on the dask cluster (client.restart(), "
                         "the client closing, or another client cancelling it); run again"
                     )
-                for task in itertools.islice(tasks, 1):
-                    submit(task)
+                submit(itertools.islice(tasks, 1))
                 yield result
             finished = True
         finally:
