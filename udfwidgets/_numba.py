@@ -22,20 +22,38 @@ disk, so they cannot be defined in a doctest):
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
+import threading
 from collections.abc import Callable
 from typing import Any
 
 __all__ = ["HAVE_NUMBA", "enabled", "jit"]
 
-_numba: Any
-try:
-    _numba = importlib.import_module("numba")
-except ImportError:
-    _numba = None
 
-#: numba can be imported
-HAVE_NUMBA = _numba is not None
+def _installed() -> bool:
+    try:
+        return importlib.util.find_spec("numba") is not None
+    except (ImportError, ValueError):  # e.g. sys.modules["numba"] = None
+        return False
+
+
+#: numba is installed (found without importing it: importing numba takes about half a
+#: second, which every fresh worker process would pay for a run that needs no kernel)
+HAVE_NUMBA = _installed()
+_LOCK = threading.Lock()
+_MODULE: list = []  # [] not imported yet; [None] or [numba] after
+
+
+def _numba() -> Any:
+    """numba, imported on first use; None if it cannot be imported."""
+    with _LOCK:
+        if not _MODULE:
+            try:
+                _MODULE.append(importlib.import_module("numba") if HAVE_NUMBA else None)
+            except ImportError:
+                _MODULE.append(None)
+        return _MODULE[0]
 
 
 def enabled() -> bool:
@@ -46,17 +64,20 @@ def enabled() -> bool:
     >>> enabled() == (HAVE_NUMBA and os.environ.get("UDFWIDGETS_NUMBA", "1") != "0")
     True
     """
-    return HAVE_NUMBA and os.environ.get("UDFWIDGETS_NUMBA", "1") != "0"
+    return HAVE_NUMBA and os.environ.get("UDFWIDGETS_NUMBA", "1") != "0" and _numba() is not None
 
 
 def jit(**options: Any) -> Callable[[Callable], Callable]:
     """``numba.njit(cache=True, nogil=True, boundscheck=False, **options)``, or no-op without numba.
+
+    numba is imported here, when a kernel module is imported, not with the package.
 
     Examples
     --------
     >>> callable(jit())
     True
     """
-    if _numba is None:
+    numba = _numba()
+    if numba is None:
         return lambda f: f
-    return _numba.njit(cache=True, nogil=True, boundscheck=False, **options)
+    return numba.njit(cache=True, nogil=True, boundscheck=False, **options)

@@ -19,10 +19,13 @@ better in two ways:
 The C functions are the ones compiled into hdf5plugin's bitshuffle filter
 library (``bshuf_decompress_lz4``, ``bshuf_bitunshuffle``,
 ``LZ4_decompress_safe``), called through ``ctypes``, which releases the GIL.
-Before they read a chunk, :func:`udfwidgets._bitshuffle_numba.check_chunks`
-checks that every block lies inside it, so a damaged file is a
+Before they first read a chunk, :func:`walk_blocks` checks that its header
+describes one chunk and that every block lies inside it (the C decoder
+trusts the sizes it finds), so a damaged file is a
 :class:`~udfwidgets.io.dataset.DataSetError`, never a read past the end of
-the buffer.
+the buffer. Each worker checks a chunk once per file version; the check is
+plain Python (about 20 us a chunk), so a fresh worker does not import numba
+for it.
 
 Without hdf5plugin, or with a build of it that does not export these
 functions, and for any other filter pipeline, h5py reads as before.
@@ -50,15 +53,22 @@ True
 from __future__ import annotations
 
 import ctypes
+import math
 import os
+import struct
 import threading
 
 import numpy as np
 
-from .._bitshuffle_numba import block_layout, check_chunks, walk_blocks
 from .chunkread import ChunkReader, ChunkTable, _compressed_buffer, _partial_chunk, _table
 
-__all__ = ["BLOCK_READS", "BitshuffleChunkReader", "bitshuffle_lib", "bitshuffle_reader"]
+__all__ = [
+    "BLOCK_READS",
+    "BitshuffleChunkReader",
+    "bitshuffle_lib",
+    "bitshuffle_reader",
+    "walk_blocks",
+]
 
 #: Blocks decoded one by one (for frames picked by an roi), per process.
 BLOCK_READS = {"blocks": 0}
@@ -125,6 +135,67 @@ def bitshuffle_lib() -> _Bshuf | None:
         return _LIB[0]
 
 
+_HEADER = struct.Struct(">QI")  # uncompressed bytes, block bytes
+_SIZE = struct.Struct(">I")  # a block's compressed bytes
+
+
+def block_layout(chunk_bytes: int, block: int, elem: int) -> tuple[int, int, int]:
+    """``(full blocks, bytes of the short last block, where the raw tail starts)`` of a chunk.
+
+    Examples
+    --------
+    >>> block_layout(100 * 2, 32, 2)  # 100 elements in blocks of 16: 6 full, 0 short, 4 raw
+    (6, 0, 192)
+    """
+    n_elems, block_elems = chunk_bytes // elem, block // elem
+    full = n_elems // block_elems
+    last = (n_elems % block_elems) // 8 * 8 * elem
+    return full, last, full * block + last
+
+
+def walk_blocks(src, start: int, size: int, elem: int, chunk_bytes: int):
+    """Check the bitshuffle-LZ4 chunk ``src[start : start + size]``; where its blocks are.
+
+    Returns ``(block size, block starts, compressed sizes)`` (a block's
+    compressed bytes begin after its 4-byte size field), or None when the
+    chunk is damaged: its header does not describe ``chunk_bytes`` of
+    ``elem``-byte elements, or its blocks do not fill it exactly.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> chunk = np.frombuffer(bytes([0, 0, 0, 0, 0, 0, 0, 16,   0, 0, 0, 16,  # 16 bytes, one block
+    ...                              0, 0, 0, 2,  0xF0, 0]), np.uint8)        # 2 bytes of LZ4
+    >>> walk_blocks(chunk, 0, chunk.size, 1, 16)
+    (16, [16], [2])
+    >>> walk_blocks(chunk, 0, chunk.size - 1, 1, 16) is None  # the block overruns the chunk
+    True
+    """
+    end = start + size
+    if size < 12 or start < 0 or end > len(src):
+        return None
+    total, block = _HEADER.unpack_from(src, start)
+    if total != chunk_bytes or block <= 0 or block % (8 * elem):
+        return None
+    full, last, raw = block_layout(chunk_bytes, block, elem)
+    starts, sizes = [], []
+    s = start + 12
+    unpack = _SIZE.unpack_from
+    for _ in range(full + (1 if last else 0)):
+        if s + 4 > end:
+            return None
+        (n,) = unpack(src, s)
+        s += 4
+        if s + n > end:
+            return None
+        starts.append(s)
+        sizes.append(n)
+        s += n
+    if end - s != chunk_bytes - raw:  # what is left is the raw tail, exactly
+        return None
+    return block, starts, sizes
+
+
 class BitshuffleChunkReader(ChunkReader):
     """:class:`~udfwidgets.io.chunkread.ChunkReader` of bitshuffle-LZ4 chunks; an roi's frames from their blocks.
 
@@ -154,15 +225,19 @@ class BitshuffleChunkReader(ChunkReader):
         self.elem = t.dtype.itemsize
         self.frame_bytes = t.chunk_bytes // max(1, int(np.prod(t.chunks[: t.nav_dims])))
         self._local = threading.local()
+        #: the block size of each chunk checked by :func:`walk_blocks` (0: not yet), flat
+        self._blocks = np.zeros(math.prod(t.grid), np.int64)
 
-    def _decode_run(self, src: np.ndarray, addr: int, rel: list, sizes: list, dsts: list) -> int:
-        t, elem = self.table, self.elem
-        blocks = np.empty(len(rel), np.int64)
-        bad = check_chunks(src, np.array(rel), np.array(sizes), elem, t.chunk_bytes, blocks)
-        if bad >= 0:
-            return int(bad)
+    def _decode_run(self, src, addr, rel, sizes, dsts, ids) -> int:
+        t, elem, blocks = self.table, self.elem, self._blocks
         decompress, n = self.bshuf.decompress, t.chunk_bytes // elem
-        for m, (r, size, dst, block) in enumerate(zip(rel, sizes, dsts, blocks.tolist())):
+        for m, (r, size, dst, i) in enumerate(zip(rel, sizes, dsts, ids)):
+            block = int(blocks[i])
+            if not block:
+                found = walk_blocks(src, r, size, elem, t.chunk_bytes)
+                if found is None:
+                    return m
+                block = blocks[i] = found[0]
             if decompress(addr + r + 12, dst, n, elem, block // elem) != size - 12:
                 return m
         return -1
@@ -187,15 +262,11 @@ class BitshuffleChunkReader(ChunkReader):
         src, base = _compressed_buffer(size)
         t.read_into(off, size, src)
         elem, fb, lib = self.elem, self.frame_bytes, self.bshuf
-        header = src[8:12].tobytes() if size >= 12 else b""
-        block = int.from_bytes(header, "big") if len(header) == 4 else 0
-        if block <= 0 or block % (8 * elem):
+        found = walk_blocks(src, 0, size, elem, t.chunk_bytes)
+        if found is None:
             raise self._damaged(at)
-        full, last, raw = block_layout(t.chunk_bytes, block, elem)
-        found = np.empty((2, full + (1 if last else 0)), np.int64)
-        if walk_blocks(src, 0, size, elem, t.chunk_bytes, found[0], found[1]) != block:
-            raise self._damaged(at)
-        starts, csize = found[0].tolist(), found[1].tolist()
+        block, starts, csize = found
+        full, _, raw = block_layout(t.chunk_bytes, block, elem)
         scratch = self._scratch(2 * block)
         tmp = int(scratch.ctypes.data)
         flat = rows.reshape(-1).view(np.uint8)

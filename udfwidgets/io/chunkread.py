@@ -255,12 +255,15 @@ class ChunkReader:
     def __init__(self, table: ChunkTable):
         self.table = table
 
-    def _decode_run(self, src: np.ndarray, addr: int, rel: list, sizes: list, dsts: list) -> int:
+    def _decode_run(
+        self, src: np.ndarray, addr: int, rel: list, sizes: list, dsts: list, ids: list
+    ) -> int:
         """Decode chunks read into ``src`` (at address ``addr``) to the addresses ``dsts``.
 
-        Chunk ``m`` is ``src[rel[m] : rel[m] + sizes[m]]`` and decodes to one
-        chunk's bytes at ``dsts[m]``. Returns -1, or the index of the first
-        chunk that does not decode to exactly one chunk's bytes (damaged).
+        Chunk ``m`` is ``src[rel[m] : rel[m] + sizes[m]]``, the chunk at flat
+        index ``ids[m]`` of the chunk grid, and decodes to one chunk's bytes at
+        ``dsts[m]``. Returns -1, or the index of the first chunk that does not
+        decode to exactly one chunk's bytes (damaged).
         """
         raise NotImplementedError
 
@@ -280,7 +283,8 @@ class ChunkReader:
             return
         buf, addr = _compressed_buffer(size)
         t.read_into(off, size, buf)
-        if self._decode_run(buf, addr, [0], [size], [int(dst.ctypes.data)]) >= 0:
+        flat = int(np.ravel_multi_index(at, t.grid))
+        if self._decode_run(buf, addr, [0], [size], [int(dst.ctypes.data)], [flat]) >= 0:
             raise self._damaged(at)
 
     def _damaged(self, at: tuple[int, ...]) -> DataSetError:
@@ -350,6 +354,8 @@ class ChunkReader:
         t = self.table
         n = len(offs)
         offs_l, sizes_l, dsts_l = offs.tolist(), sizes.tolist(), dsts.tolist()
+        coords = tuple(k[where[:, d]] for d, k in enumerate(ks))
+        ids = np.ravel_multi_index(coords, t.grid).tolist() if n else []
         cap, gap = _READ_BYTES, _READ_GAP
         i = 0
         while i < n:
@@ -366,7 +372,7 @@ class ChunkReader:
             t.read_into(lo, hi - lo, buf)
             CHUNK_READS["chunks"] += j - i
             rel = [o - lo for o in offs_l[i:j]]
-            bad = self._decode_run(buf, addr, rel, sizes_l[i:j], dsts_l[i:j])
+            bad = self._decode_run(buf, addr, rel, sizes_l[i:j], dsts_l[i:j], ids[i:j])
             if bad >= 0:
                 raise self._damaged(tuple(int(k[x]) for k, x in zip(ks, where[i + bad])))
             i = j

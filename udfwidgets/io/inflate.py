@@ -23,8 +23,6 @@ import ctypes.util
 import os
 import threading
 
-import numpy as np
-
 from .chunkread import ChunkReader, ChunkTable, _table
 
 __all__ = ["GzipChunkReader", "gzip_reader", "libdeflate"]
@@ -143,7 +141,7 @@ class GzipChunkReader(ChunkReader):
         super().__init__(table)
         self.lib = lib
 
-    def _decode_run(self, src: np.ndarray, addr: int, rel: list, sizes: list, dsts: list) -> int:
+    def _decode_run(self, src, addr, rel, sizes, dsts, ids) -> int:
         inflate_into, nbytes = self.lib.zlib_into, self.table.chunk_bytes
         for m, (r, size, dst) in enumerate(zip(rel, sizes, dsts)):
             if inflate_into(addr + r, size, dst, nbytes) != nbytes:
