@@ -66,6 +66,7 @@ import shlex
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -678,13 +679,17 @@ def mode_memory(args, items: dict[str, Item]) -> int:
     lines = _header(args, "Peak memory per worker")
     lines += [
         "Ours: processes executor, 2 workers. Peak = `VmHWM` during the run (reset through "
-        "`/proc/PID/clear_refs` after a warm-up run of the same UDF on the first 32 frames of every partition of the same file: "
-        "imports and compiled kernels loaded, file open, whole chunks read) minus `VmRSS` after the warm-up. Budget: "
-        "one partition plus one chunk row.",
+        "`/proc/PID/clear_refs` after a warm-up run of the same UDF on the first 32 frames of every "
+        "partition of the same file: imports and compiled kernels loaded, file open, whole chunks "
+        "read) minus `VmRSS` after the warm-up. `VmHWM` counts the pages of memory-mapped files "
+        "too (page cache, shared and reclaimable: the MIB, BLO and `.npy` readers map their "
+        "files), so the private peak is also given: the largest `RssAnon` sampled every 2 ms "
+        "during the run minus `RssAnon` after the warm-up. Budget: one partition plus one chunk "
+        "row, judged on the private peak.",
         "",
         "| file | workload | partitions | largest partition MiB | chunk row MiB | worker | "
-        "RSS after warm-up MiB | peak above it MiB | within budget |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "RSS after warm-up MiB | peak above it MiB | private peak above it MiB | within budget |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     ok_all = True
     for item in items.values():
@@ -706,7 +711,24 @@ def mode_memory(args, items: dict[str, Item]) -> int:
             for pid in pids:
                 Path(f"/proc/{pid}/clear_refs").write_text("5")
                 base[pid] = proc_kib(pid, "VmRSS")
-            ours.run(item, w, masks, roi)
+            anon0 = {pid: proc_kib(pid, "RssAnon") for pid in pids}
+            anon = dict(anon0)
+            running = threading.Event()
+            running.set()
+
+            def sample() -> None:
+                while running.is_set():
+                    for pid in pids:
+                        anon[pid] = max(anon[pid], proc_kib(pid, "RssAnon"))
+                    time.sleep(0.002)
+
+            sampler = threading.Thread(target=sample, daemon=True)
+            sampler.start()
+            try:
+                ours.run(item, w, masks, roi)
+            finally:
+                running.clear()
+                sampler.join()
             peaks = {pid: proc_kib(pid, "VmHWM") for pid in pids}
             ds = ours.ctx.load("auto", path=item.path)
             bounds = ds.partition_bounds(2)
@@ -716,12 +738,13 @@ def mode_memory(args, items: dict[str, Item]) -> int:
             row = (chunks[0] * math.prod(item.nav[1:]) * frame) if chunks else frame
             for pid in pids:
                 above = (peaks[pid] - base[pid]) * 1024
-                ok = above <= part + row
+                private = (anon[pid] - anon0[pid]) * 1024
+                ok = private <= part + row
                 ok_all &= ok
                 lines.append(
                     f"| {item.name} | {w} | {len(bounds)} | {part / 2**20:.0f} | "
                     f"{row / 2**20:.0f} | {pid} | {base[pid] / 1024:.0f} | "
-                    f"{above / 2**20:.0f} | {'yes' if ok else 'NO'} |"
+                    f"{above / 2**20:.0f} | {private / 2**20:.0f} | {'yes' if ok else 'NO'} |"
                 )
             ours.close()
     lines.append("")

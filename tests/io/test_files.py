@@ -55,3 +55,30 @@ def test_one_run_in_one_file_is_a_view_of_the_map(three_files):
     got = ff.take(np.arange(8, 12))
     assert np.shares_memory(got, ff.read(7, 20))
     np.testing.assert_array_equal(got, frames[8:12])
+
+
+@pytest.mark.parametrize("header", [0, 16])
+def test_scattered_take_allocates_only_the_frames_taken(tmp_path, header):
+    # np.take copies a non-contiguous source whole first: an roi over a MIB or BLO file (frames
+    # between headers) used to copy the whole file for every partition
+    import tracemalloc
+
+    n, sig = 512, (32, 32)
+    frames = np.arange(n * 32 * 32, dtype=np.uint16).reshape((n,) + sig)
+    rec = np.zeros(n, dtype=[("header", "u1", header), ("frame", "<u2", sig)])
+    rec["frame"] = frames
+    path = tmp_path / "f.bin"
+    rec.tofile(path)
+    ff = FrameFiles(
+        [Segment(str(path), header, n, stride=rec.dtype.itemsize)], np.dtype("<u2"), sig
+    )
+    idx = np.array([3, 100, 101, 250, 511])
+    ff.take(idx)  # maps the file
+    tracemalloc.start()
+    try:
+        got = ff.take(idx)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    np.testing.assert_array_equal(got, frames[idx])
+    assert peak < 4 * got.nbytes + (64 << 10), f"{peak} bytes for {got.nbytes} bytes of frames"

@@ -3,9 +3,10 @@
 Through h5py every chunk of a compressed HDF5 dataset is read by HDF5,
 decoded into a chunk buffer of HDF5's own and copied from there into the
 array asked for. For a whole-frame chunking (each chunk holds whole frames)
-the readers of :mod:`udfwidgets.io.inflate` (gzip) and
-:mod:`udfwidgets.io.bitshuffle` (bitshuffle-LZ4) do better; what they share
-lives here:
+the readers of :mod:`udfwidgets.io.inflate` (gzip),
+:mod:`udfwidgets.io.bitshuffle` (bitshuffle-LZ4) and
+:mod:`udfwidgets.io.unfiltered` (chunks stored without filters) do better;
+what they share lives here:
 
 - :class:`ChunkTable`: the chunks' byte offsets in the file, from HDF5's
   chunk index once per worker and file version; the compressed bytes are
@@ -414,6 +415,7 @@ def cached_reader(path: str, ds_path: str, nav_dims: int, open_dataset) -> Chunk
     """Our reader of a dataset, or None (h5py reads it), decided once per process and file.
 
     ``open_dataset()`` gives the h5py dataset when the decision is made:
+    :func:`udfwidgets.io.unfiltered.unfiltered_reader`,
     :func:`udfwidgets.io.inflate.gzip_reader` or
     :func:`udfwidgets.io.bitshuffle.bitshuffle_reader`, whichever applies.
 
@@ -437,8 +439,9 @@ def cached_reader(path: str, ds_path: str, nav_dims: int, open_dataset) -> Chunk
 def _choose_reader(path: str, ds_path: str, dset, nav_dims: int) -> ChunkReader | None:
     from .bitshuffle import bitshuffle_reader
     from .inflate import gzip_reader
+    from .unfiltered import unfiltered_reader
 
-    for make in (gzip_reader, bitshuffle_reader):
+    for make in (unfiltered_reader, gzip_reader, bitshuffle_reader):
         reader = make(path, ds_path, dset, nav_dims)
         if reader is not None:
             return reader

@@ -313,7 +313,11 @@ class FrameFiles:
         for i in range(len(self.segments)):
             a, b = int(bounds[i]), int(bounds[i + 1])
             if b > a:
-                np.take(self._map(i), idx[a:b] - self.starts[i], axis=0, out=out[a:b], mode="clip")
+                mm = self._map(i)
+                if mm.flags.c_contiguous:
+                    np.take(mm, idx[a:b] - self.starts[i], axis=0, out=out[a:b], mode="clip")
+                else:  # np.take would first copy the whole strided map (frames between headers)
+                    out[a:b] = mm[idx[a:b] - self.starts[i]]
         return out
 
 

@@ -1,0 +1,126 @@
+"""Chunked HDF5 datasets stored without filters, read by us: chunk bytes straight into the partition.
+
+An uncompressed but chunked dataset (h5py's default whenever ``chunks=`` is
+given, and common in EMD files) is read by HDF5 chunk by chunk through its
+own buffers. With whole-frame chunks the bytes of a chunk are the frames
+themselves, so :class:`UnfilteredChunkReader` reads them with ``os.preadv``
+straight into the partition buffer (no HDF5 call, no copy), and an roi's
+frames one by one from their place in their chunk (a frame is not read with
+the other frames of its chunk). Chunk offsets come from HDF5's chunk index
+once per worker and file (:mod:`udfwidgets.io.chunkread`).
+
+Examples
+--------
+>>> import os, tempfile, numpy as np
+>>> from udfwidgets.io.hdf5 import open_file, write_hdf5
+>>> a = np.arange(4 * 6 * 8 * 8, dtype=np.uint16).reshape(4, 6, 8, 8)
+>>> p = write_hdf5(os.path.join(tempfile.mkdtemp(), "a.h5"), a, chunks=(1, 6, 8, 8))
+>>> reader = unfiltered_reader(p, "/data", open_file(p)["data"], 2)
+>>> out = np.empty((2, 8, 8), np.uint16)
+>>> reader.take(np.array([1, 20]), out)
+>>> bool((out == a.reshape(24, 8, 8)[[1, 20]]).all())
+True
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+
+import numpy as np
+
+from .chunkread import CHUNK_READS, ChunkReader, _table
+
+__all__ = ["UnfilteredChunkReader", "unfiltered_reader"]
+
+
+def _at(addr: int, size: int) -> memoryview:
+    """The ``size`` bytes of memory at ``addr`` (inside an array we own) as a writable buffer."""
+    return memoryview((ctypes.c_char * size).from_address(addr)).cast("B")
+
+
+class UnfilteredChunkReader(ChunkReader):
+    """:class:`~udfwidgets.io.chunkread.ChunkReader` of chunks stored as they are: read, not decoded.
+
+    Examples
+    --------
+    >>> import os, tempfile, numpy as np
+    >>> from udfwidgets.io.hdf5 import open_file, write_hdf5
+    >>> a = np.arange(4 * 6 * 2 * 2, dtype=np.float32).reshape(4, 6, 2, 2)
+    >>> p = write_hdf5(os.path.join(tempfile.mkdtemp(), "a.h5"), a, chunks=(1, 3, 2, 2))
+    >>> reader = unfiltered_reader(p, "/data", open_file(p)["data"], 2)
+    >>> out = np.empty((2, 6, 2, 2), np.float32)
+    >>> reader.read_block((slice(1, 3), slice(0, 6)), out)
+    >>> bool((out == a[1:3]).all())
+    True
+    """
+
+    codec = "unfiltered"
+
+    def _decode_run(self, src, addr, rel, sizes, dsts, ids) -> int:
+        nbytes = self.table.chunk_bytes
+        for m, (r, size, dst) in enumerate(zip(rel, sizes, dsts)):
+            if size != nbytes:
+                return m
+            ctypes.memmove(dst, addr + r, size)
+        return -1
+
+    def _runs_into(self, offs, sizes, dsts, where, ks) -> None:
+        """Read each chunk straight into its place in ``out`` (nothing to decode)."""
+        t = self.table
+        for m, (off, size, dst) in enumerate(zip(offs.tolist(), sizes.tolist(), dsts.tolist())):
+            if size != t.chunk_bytes:
+                raise self._damaged(tuple(int(k[x]) for k, x in zip(ks, where[m])))
+            t.read_into(off, size, _at(dst, size))
+        CHUNK_READS["chunks"] += len(offs)
+
+    def take(self, file_idx: np.ndarray, out: np.ndarray) -> None:
+        """Fill ``out`` with the frames at flat file indices ``file_idx``, each read on its own."""
+        t = self.table
+        nd = t.nav_dims
+        if not len(file_idx):
+            return
+        if not out.flags.c_contiguous:
+            super().take(file_idx, out)
+            return
+        cn = t.chunks[:nd]
+        coords = np.unravel_index(np.asarray(file_idx, dtype=np.int64), t.shape[:nd])
+        chunk = np.ravel_multi_index(tuple(x // c for x, c in zip(coords, cn)), t.grid)
+        local = np.ravel_multi_index(tuple(x % c for x, c in zip(coords, cn)), cn)
+        fb = t.chunk_bytes // max(1, int(np.prod(cn)))
+        offs, sizes = t.offsets.reshape(-1)[chunk], t.sizes.reshape(-1)[chunk]
+        rows = out.reshape(len(file_idx), -1).view(np.uint8)
+        for i, (off, size, f) in enumerate(zip(offs.tolist(), sizes.tolist(), local.tolist())):
+            if off < 0:  # a chunk never written: the fill value
+                out[i] = t.fill
+            elif size != t.chunk_bytes:
+                raise self._damaged(tuple(int(x[i]) // c for x, c in zip(coords, cn)))
+            else:
+                t.read_into(off + f * fb, fb, rows[i].data)
+
+
+def unfiltered_reader(path: str, ds_path: str, dset, nav_dims: int) -> UnfilteredChunkReader | None:
+    """Our reader for ``dset`` when it is chunked by whole frames and stored without filters.
+
+    None otherwise (h5py, or the memory map of a contiguous dataset, reads
+    it): filters, chunks splitting the frame, virtual or external storage.
+    ``UDFWIDGETS_UNFILTERED=h5py`` turns it off (for comparisons).
+
+    Examples
+    --------
+    >>> import os, tempfile, numpy as np
+    >>> from udfwidgets.io.hdf5 import open_file, write_hdf5
+    >>> p = write_hdf5(os.path.join(tempfile.mkdtemp(), "a.h5"), np.ones((4, 6, 8, 8)),
+    ...                chunks=(1, 6, 8, 8), compression="gzip")
+    >>> unfiltered_reader(p, "/data", open_file(p)["data"], 2) is None  # gzip: not ours here
+    True
+    """
+    if os.environ.get("UDFWIDGETS_UNFILTERED", "").lower() in ("h5py", "off", "0", "no"):
+        return None
+    if dset.chunks is None or dset.id.get_create_plist().get_nfilters() != 0:
+        return None
+    if getattr(dset, "is_virtual", False) or dset.external is not None:
+        return None
+    if tuple(dset.chunks[nav_dims:]) != tuple(dset.shape[nav_dims:]):
+        return None
+    return UnfilteredChunkReader(_table(path, ds_path, dset, nav_dims))
