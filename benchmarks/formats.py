@@ -478,6 +478,14 @@ def proc_kib(pid: int, field: str) -> int:
     return 0
 
 
+def _sample_anon(pids: list[int], peak: dict[int, int], running: threading.Event) -> None:
+    """Keep the largest ``RssAnon`` (KiB) of each worker in ``peak`` while ``running`` is set."""
+    while running.is_set():
+        for pid in pids:
+            peak[pid] = max(peak[pid], proc_kib(pid, "RssAnon"))
+        time.sleep(0.002)
+
+
 def _lt_python(arg: str | None) -> str | None:
     if arg:
         return arg
@@ -715,14 +723,7 @@ def mode_memory(args, items: dict[str, Item]) -> int:
             anon = dict(anon0)
             running = threading.Event()
             running.set()
-
-            def sample() -> None:
-                while running.is_set():
-                    for pid in pids:
-                        anon[pid] = max(anon[pid], proc_kib(pid, "RssAnon"))
-                    time.sleep(0.002)
-
-            sampler = threading.Thread(target=sample, daemon=True)
+            sampler = threading.Thread(target=_sample_anon, args=(pids, anon, running), daemon=True)
             sampler.start()
             try:
                 ours.run(item, w, masks, roi)

@@ -105,7 +105,9 @@ def test_unwritten_chunks_read_as_the_fill_value(tmp_path, ctx):
     data = make((4, 6, 4, 4), "uint16", seed=8)
     p = tmp_path / "odd.h5"
     with h5py.File(p, "w") as f:
-        d = f.create_dataset("data", shape=data.shape, dtype=data.dtype, chunks=(1, 3, 4, 4), fillvalue=7)
+        d = f.create_dataset(
+            "data", shape=data.shape, dtype=data.dtype, chunks=(1, 3, 4, 4), fillvalue=7
+        )
         d[0] = data[0]
         d[2] = data[2]
     want = np.full_like(data, 7)
