@@ -106,6 +106,12 @@ WRITERS = {
 }
 
 
+def picked(ctx, ds, roi=None) -> np.ndarray:
+    """Every frame in nav order and shape, or the roi's frames ``(n, *sig)``, read by PickUDF."""
+    res = ctx.run_udf(dataset=ds, udf=PickUDF(), roi=roi)["intensity"]
+    return res.data if roi is not None else res.data.reshape(tuple(ds.shape))
+
+
 def shifted(expected: np.ndarray, nav_shape, sync_offset: int, sig_dims: int = 2) -> np.ndarray:
     """The reference for nav_shape/sync_offset, one frame at a time (the io.geometry rule)."""
     sig = expected.shape[expected.ndim - sig_dims :]

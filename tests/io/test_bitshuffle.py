@@ -6,11 +6,11 @@ import os
 
 import numpy as np
 import pytest
+from format_cases import picked
 
 from udfwidgets.io import bitshuffle, chunkread
 from udfwidgets.io.dataset import DataSetError
 from udfwidgets.io.hdf5 import HDF5DataSet, open_file, release_files, write_hdf5
-from udfwidgets.udf.pick import PickUDF
 from udfwidgets.udf.sum import SumUDF
 
 h5py = pytest.importorskip("h5py")
@@ -43,11 +43,6 @@ def write(path, data, chunks, nelems=0, **kwargs):
     return str(path)
 
 
-def all_frames(ctx, ds, roi=None):
-    res = ctx.run_udf(dataset=ds, udf=PickUDF(), roi=roi)["intensity"]
-    return res.data if roi is not None else res.data.reshape(tuple(ds.shape))
-
-
 def uses_ours(ds) -> bool:
     dset = open_file(ds.path)[ds.ds_path]
     return bitshuffle.bitshuffle_reader(ds.path, ds.ds_path, dset, len(ds.file_nav)) is not None
@@ -77,7 +72,7 @@ def test_variants_frame_exact(tmp_path, ctx, shape, dtype, chunks, nelems):
     ds = ctx.load("hdf5", path=p)
     assert uses_ours(ds)
     before = chunkread.CHUNK_READS["chunks"]
-    np.testing.assert_array_equal(all_frames(ctx, ds), data)
+    np.testing.assert_array_equal(picked(ctx, ds), data)
     assert chunkread.CHUNK_READS["chunks"] > before  # the frames came through our reader
     sig = shape[-2:]
     flat = data.reshape((-1,) + sig)
@@ -95,7 +90,7 @@ def test_variants_frame_exact(tmp_path, ctx, shape, dtype, chunks, nelems):
                 assert bitshuffle.BLOCK_READS["blocks"] > blocks
     roi = rng.random(shape[:-2]) < 0.2
     roi.flat[-1] = True
-    np.testing.assert_array_equal(all_frames(ctx, ds, roi=roi), data[roi])
+    np.testing.assert_array_equal(picked(ctx, ds, roi=roi), data[roi])
 
 
 @pytest.mark.parametrize("num_partitions", [None, 1, 3])
@@ -108,7 +103,7 @@ def test_every_executor_sum_and_roi(tmp_path, any_ctx, num_partitions):
     np.testing.assert_allclose(got, data.sum(axis=(0, 1), dtype=np.float64), rtol=1e-6)
     roi = np.zeros((10, 8), bool)
     roi[1, 2] = roi[5, 0] = roi[9, 7] = roi[9, 4] = True
-    np.testing.assert_array_equal(all_frames(any_ctx, ds, roi=roi), data[roi])
+    np.testing.assert_array_equal(picked(any_ctx, ds, roi=roi), data[roi])
     got = any_ctx.run_udf(dataset=ds, udf=SumUDF(), roi=roi)["intensity"].data
     np.testing.assert_allclose(got, data[roi].sum(axis=0, dtype=np.float64), rtol=1e-6)
 
@@ -122,13 +117,13 @@ def test_a_sparse_roi_decodes_only_the_blocks_of_its_frames(tmp_path, ctx):
     roi[0, 3] = roi[1, 17] = roi[1, 18] = roi[3, 63] = True
     ds = ctx.load("hdf5", path=p)
     chunks, blocks = chunkread.CHUNK_READS["chunks"], bitshuffle.BLOCK_READS["blocks"]
-    np.testing.assert_array_equal(all_frames(ctx, ds, roi=roi), data[roi])
+    np.testing.assert_array_equal(picked(ctx, ds, roi=roi), data[roi])
     assert chunkread.CHUNK_READS["chunks"] == chunks  # no chunk decoded whole
     assert bitshuffle.BLOCK_READS["blocks"] - blocks == 4 * 4  # 4 frames of 4 blocks
     # a dense roi in one chunk decodes that chunk whole, once
     roi[2, 16:30] = True
     chunks = chunkread.CHUNK_READS["chunks"]
-    np.testing.assert_array_equal(all_frames(ctx, ds, roi=roi), data[roi])
+    np.testing.assert_array_equal(picked(ctx, ds, roi=roi), data[roi])
     assert chunkread.CHUNK_READS["chunks"] - chunks == 1
 
 
@@ -152,10 +147,10 @@ def test_unwritten_and_unfiltered_chunks(tmp_path, ctx):
     want[3, 3:6] = data[3, 3:6]
     ds = ctx.load("hdf5", path=str(p))
     assert uses_ours(ds)
-    np.testing.assert_array_equal(all_frames(ctx, ds), want)
+    np.testing.assert_array_equal(picked(ctx, ds), want)
     roi = np.zeros((4, 6), bool)
     roi[1, 1] = roi[3, 4] = roi[2, 0] = True
-    np.testing.assert_array_equal(all_frames(ctx, ds, roi=roi), want[roi])
+    np.testing.assert_array_equal(picked(ctx, ds, roi=roi), want[roi])
     np.testing.assert_array_equal(h5py.File(p, "r")["data"][()], want)
 
 
@@ -191,7 +186,7 @@ def test_damaged_chunk_is_a_clear_error(tmp_path, ctx, where, payload, roi):
     # the frames of other chunks still read
     mask[:] = False
     mask[1, 3] = True
-    np.testing.assert_array_equal(all_frames(ctx, ds, roi=mask), data[mask])
+    np.testing.assert_array_equal(picked(ctx, ds, roi=mask), data[mask])
 
 
 def test_zstd_and_other_pipelines_stay_with_h5py(tmp_path, ctx):
@@ -203,11 +198,11 @@ def test_zstd_and_other_pipelines_stay_with_h5py(tmp_path, ctx):
         )
     ds = ctx.load("hdf5", path=str(p))
     assert not uses_ours(ds)
-    np.testing.assert_array_equal(all_frames(ctx, ds), data)
+    np.testing.assert_array_equal(picked(ctx, ds), data)
     q = write_hdf5(tmp_path / "s.h5", data, chunks=(1, 6, 4, 8), compression="bitshuffle-lz4")
     ds = ctx.load("hdf5", path=q)  # chunks split the frame
     assert not uses_ours(ds)
-    np.testing.assert_array_equal(all_frames(ctx, ds), data)
+    np.testing.assert_array_equal(picked(ctx, ds), data)
 
 
 def test_fallback_when_turned_off(tmp_path, ctx, monkeypatch):
@@ -218,10 +213,10 @@ def test_fallback_when_turned_off(tmp_path, ctx, monkeypatch):
     ds = ctx.load("hdf5", path=p)
     assert not uses_ours(ds)
     before = chunkread.CHUNK_READS["chunks"], bitshuffle.BLOCK_READS["blocks"]
-    np.testing.assert_array_equal(all_frames(ctx, ds), data)
+    np.testing.assert_array_equal(picked(ctx, ds), data)
     roi = np.zeros((6, 6), bool)
     roi[2, 3] = True
-    np.testing.assert_array_equal(all_frames(ctx, ds, roi=roi), data[roi])
+    np.testing.assert_array_equal(picked(ctx, ds, roi=roi), data[roi])
     assert (chunkread.CHUNK_READS["chunks"], bitshuffle.BLOCK_READS["blocks"]) == before
 
 

@@ -7,10 +7,10 @@ import threading
 
 import numpy as np
 import pytest
+from format_cases import picked
 
 from udfwidgets.io.daskarray import DaskDataSet
 from udfwidgets.io.dataset import DataSetError
-from udfwidgets.udf.pick import PickUDF
 from udfwidgets.udf.sum import SumUDF
 
 da = pytest.importorskip("dask.array")
@@ -18,12 +18,6 @@ da = pytest.importorskip("dask.array")
 
 def make(shape, dtype="uint16", seed=0):
     return np.random.default_rng(seed).integers(0, 1000, size=shape).astype(dtype)
-
-
-def picked(ctx, ds, roi=None):
-    r = ctx.run_udf(dataset=ds, udf=PickUDF(), roi=roi)["intensity"]
-    # PickUDF gives (n_picked, *sig), as in LiberTEM; without roi every frame, in nav order
-    return r.data if roi is not None else r.data.reshape(tuple(ds.shape))
 
 
 @pytest.mark.parametrize(

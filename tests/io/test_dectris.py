@@ -8,13 +8,13 @@ import warnings
 
 import numpy as np
 import pytest
+from format_cases import picked
 
 from udfwidgets.io import load
 from udfwidgets.io.dataset import DataSetError
 from udfwidgets.io.dectris import DectrisDataSet, sniff, write_dectris
 from udfwidgets.io.geometry import MissingFramesWarning
 from udfwidgets.io.hdf5 import HDF5DataSet
-from udfwidgets.udf.pick import PickUDF
 from udfwidgets.udf.sum import SumUDF
 
 h5py = pytest.importorskip("h5py")
@@ -22,12 +22,6 @@ h5py = pytest.importorskip("h5py")
 
 def frames(n=23, sig=(8, 8), dtype="uint16", seed=0):
     return np.random.default_rng(seed).integers(0, 4000, size=(n,) + sig).astype(dtype)
-
-
-def picked(ctx, ds, roi=None):
-    r = ctx.run_udf(dataset=ds, udf=PickUDF(), roi=roi)["intensity"]
-    # PickUDF gives (n_picked, *sig), as in LiberTEM; without roi every frame, in nav order
-    return r.data if roi is not None else r.data.reshape(tuple(ds.shape))
 
 
 @pytest.mark.parametrize(

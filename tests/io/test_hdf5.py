@@ -12,6 +12,7 @@ import warnings
 
 import numpy as np
 import pytest
+from format_cases import picked
 
 from udfwidgets import Context
 from udfwidgets.io import load
@@ -26,7 +27,6 @@ from udfwidgets.io.hdf5 import (
     sniff,
     write_hdf5,
 )
-from udfwidgets.udf.pick import PickUDF
 from udfwidgets.udf.sum import SumUDF
 
 h5py = pytest.importorskip("h5py")
@@ -37,12 +37,6 @@ def make(shape, dtype, seed=0):
     if np.dtype(dtype).kind == "f":
         return rng.random(shape).astype(dtype)
     return rng.integers(0, 1000, size=shape).astype(dtype)
-
-
-def all_frames(ctx, ds, roi=None):
-    res = ctx.run_udf(dataset=ds, udf=PickUDF(), roi=roi)["intensity"]
-    # PickUDF gives (n_picked, *sig), as in LiberTEM; without roi every frame, in nav order
-    return res.data if roi is not None else res.data.reshape(tuple(ds.shape))
 
 
 # (shape, dtype, chunks, compression): 3-D to 5-D, contiguous, frame chunks, chunk rows,
@@ -72,7 +66,7 @@ def test_written_variants_read_frame_exact(tmp_path, ctx, shape, dtype, chunks, 
     p = write_hdf5(tmp_path / "scan.h5", data, chunks=chunks, compression=compression)
     ds = ctx.load("hdf5", path=p)
     assert tuple(ds.shape) == shape and ds.dtype == np.dtype(dtype)
-    np.testing.assert_array_equal(all_frames(ctx, ds), data)
+    np.testing.assert_array_equal(picked(ctx, ds), data)
     flat = data.reshape((-1,) + shape[-2:])
     rng = np.random.default_rng(1)
     for n_parts in (None, 1, 3):
@@ -87,7 +81,7 @@ def test_written_variants_read_frame_exact(tmp_path, ctx, shape, dtype, chunks, 
             np.testing.assert_array_equal(part.take(idx), flat[idx])
     roi = rng.random(shape[:-2]) < 0.3
     roi.flat[0] = True
-    np.testing.assert_array_equal(all_frames(ctx, ds, roi=roi), data[roi])
+    np.testing.assert_array_equal(picked(ctx, ds, roi=roi), data[roi])
 
 
 def test_sig_dims_1(tmp_path, ctx):
@@ -95,7 +89,7 @@ def test_sig_dims_1(tmp_path, ctx):
     p = write_hdf5(tmp_path / "spec.h5", data, chunks=(2, 5, 16), compression="gzip", sig_dims=1)
     ds = ctx.load("hdf5", path=p, sig_dims=1)
     assert tuple(ds.shape.sig) == (16,)
-    np.testing.assert_array_equal(all_frames(ctx, ds), data)
+    np.testing.assert_array_equal(picked(ctx, ds), data)
 
 
 @pytest.mark.parametrize("compression", [None, "bitshuffle-lz4"])
@@ -107,7 +101,7 @@ def test_every_executor_sum_and_roi(tmp_path, any_ctx, compression):
     np.testing.assert_allclose(got, data.sum(axis=(0, 1), dtype=np.float64), rtol=1e-6)
     roi = np.zeros((8, 6), bool)
     roi[1, 2] = roi[5, 0] = roi[7, 5] = True
-    np.testing.assert_array_equal(all_frames(any_ctx, ds, roi=roi), data[roi])
+    np.testing.assert_array_equal(picked(any_ctx, ds, roi=roi), data[roi])
 
 
 def test_every_executor_whole_nav_spanning_chunks(tmp_path, any_ctx):
@@ -115,7 +109,7 @@ def test_every_executor_whole_nav_spanning_chunks(tmp_path, any_ctx):
     p = write_hdf5(tmp_path / "span.h5", data, chunks=(6, 1, 4, 4), compression="bitshuffle-lz4")
     ds = any_ctx.load("hdf5", path=p)
     assert chunk_row_frames(ds.file_nav, ds.nav_chunks) is None
-    np.testing.assert_array_equal(all_frames(any_ctx, ds), data)
+    np.testing.assert_array_equal(picked(any_ctx, ds), data)
 
 
 # --- each chunk is read by one partition -------------------------------------------------
@@ -219,7 +213,7 @@ def test_layouts_are_found_and_described(tmp_path, ctx, layout, fmt, ds_path):
     assert ds.ds_path == ds_path
     assert ds.metadata["format"] == fmt
     assert ds.metadata["compression"] == "gzip" and ds.metadata["chunks"] == (1, 4, 8, 8)
-    np.testing.assert_array_equal(all_frames(ctx, ds), data)
+    np.testing.assert_array_equal(picked(ctx, ds), data)
     if layout in ("emd", "ncem", "hspy", "nexus"):
         assert ds.metadata["scan_step"] == (1.0, 1.0)
         assert ds.metadata["pixel_size"] == (1.0, 1.0)
@@ -246,7 +240,7 @@ def test_py4dstem_emd1_layout_is_read(tmp_path, ctx):
     assert ds.ds_path == "/experiment/datacube/data" and ds.metadata["format"] == "emd"
     assert ds.metadata["scan_step"] == (0.5, 0.5) and ds.metadata["scan_unit"] == "nm"
     assert ds.metadata["pixel_size"] == pytest.approx((0.1, 0.1))
-    np.testing.assert_array_equal(all_frames(ctx, ds), data)
+    np.testing.assert_array_equal(picked(ctx, ds), data)
 
 
 def test_ambiguous_datasets_are_listed(tmp_path):
@@ -310,10 +304,10 @@ def test_nav_shape_and_sync_offset(
         else:
             ds = ctx.load("hdf5", path=p, nav_shape=nav_shape, sync_offset=sync_offset)
     ref = reference(data.reshape(24, 8, 8), nav_shape or (4, 6), sync_offset)
-    np.testing.assert_array_equal(all_frames(ctx, ds), ref)
+    np.testing.assert_array_equal(picked(ctx, ds), ref)
     roi = np.zeros(ref.shape[:-2], bool)
     roi.flat[[0, roi.size // 2, roi.size - 1]] = True
-    np.testing.assert_array_equal(all_frames(ctx, ds, roi=roi), ref[roi])
+    np.testing.assert_array_equal(picked(ctx, ds, roi=roi), ref[roi])
 
 
 # --- pickling, repr, caches ----------------------------------------------------------------
@@ -588,4 +582,4 @@ def test_file_inspected_once_per_version(tmp_path, ctx, monkeypatch):
     write_hdf5(p, data, layout="hspy", overwrite=True)
     ds = ctx.load("auto", path=p)
     assert len(calls) == 2 and ds.metadata["format"] == "hspy"
-    np.testing.assert_array_equal(all_frames(ctx, ds), data)
+    np.testing.assert_array_equal(picked(ctx, ds), data)

@@ -11,6 +11,7 @@ import warnings
 
 import numpy as np
 import pytest
+from format_cases import picked
 
 from udfwidgets.io import chunkread, inflate
 from udfwidgets.io.dataset import DataSetError
@@ -35,11 +36,6 @@ def make(shape, dtype, seed=0):
         return rng.random(shape).astype(dtype)
     # mostly small counts with zeros, like detector frames (compresses, unlike pure noise)
     return (rng.poisson(0.7, size=shape) * rng.integers(1, 300, size=shape)).astype(dtype)
-
-
-def all_frames(ctx, ds, roi=None):
-    res = ctx.run_udf(dataset=ds, udf=PickUDF(), roi=roi)["intensity"]
-    return res.data if roi is not None else res.data.reshape(tuple(ds.shape))
 
 
 def uses_ours(ds) -> bool:
@@ -68,7 +64,7 @@ def test_gzip_variants_frame_exact(tmp_path, ctx, shape, dtype, chunks, sig_dims
     ds = ctx.load("hdf5", path=p, sig_dims=sig_dims)
     assert uses_ours(ds)
     before = chunkread.CHUNK_READS["chunks"]
-    np.testing.assert_array_equal(all_frames(ctx, ds), data)
+    np.testing.assert_array_equal(picked(ctx, ds), data)
     assert chunkread.CHUNK_READS["chunks"] > before  # the frames came through our reader
     sig = shape[len(shape) - sig_dims :]
     flat = data.reshape((-1,) + sig)
@@ -86,7 +82,7 @@ def test_gzip_variants_frame_exact(tmp_path, ctx, shape, dtype, chunks, sig_dims
             np.testing.assert_array_equal(part.take(idx), flat[idx])
     roi = rng.random(shape[: len(shape) - sig_dims]) < 0.3
     roi.flat[-1] = True
-    np.testing.assert_array_equal(all_frames(ctx, ds, roi=roi), data[roi])
+    np.testing.assert_array_equal(picked(ctx, ds, roi=roi), data[roi])
 
 
 @pytest.mark.parametrize("num_partitions", [None, 1, 3])
@@ -99,7 +95,7 @@ def test_every_executor_sum_and_roi(tmp_path, any_ctx, num_partitions):
     np.testing.assert_allclose(got, data.sum(axis=(0, 1), dtype=np.float64), rtol=1e-6)
     roi = np.zeros((10, 6), bool)
     roi[1, 2] = roi[5, 0] = roi[9, 5] = roi[9, 4] = True
-    np.testing.assert_array_equal(all_frames(any_ctx, ds, roi=roi), data[roi])
+    np.testing.assert_array_equal(picked(any_ctx, ds, roi=roi), data[roi])
     got = any_ctx.run_udf(dataset=ds, udf=SumUDF(), roi=roi)["intensity"].data
     np.testing.assert_allclose(got, data[roi].sum(axis=0, dtype=np.float64), rtol=1e-6)
 
@@ -111,7 +107,7 @@ def test_geometry_through_our_reader(tmp_path, ctx, sync_offset, nav_shape):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", MissingFramesWarning)
         ds = ctx.load("hdf5", path=p, sync_offset=sync_offset, nav_shape=nav_shape)
-        got = all_frames(ctx, ds)
+        got = picked(ctx, ds)
     flat = data.reshape(-1, 4, 4)
     n = math.prod(ds.shape.nav)
     want = np.zeros((n, 4, 4), np.uint16)
@@ -207,7 +203,7 @@ def test_unwritten_and_unfiltered_chunks(tmp_path, ctx):
     want[3, 3:6] = data[3, 3:6]
     ds = ctx.load("hdf5", path=str(p))
     assert uses_ours(ds)
-    np.testing.assert_array_equal(all_frames(ctx, ds), want)
+    np.testing.assert_array_equal(picked(ctx, ds), want)
     # h5py reads the same file the same way
     np.testing.assert_array_equal(h5py.File(p, "r")["data"][()], want)
 
@@ -366,7 +362,7 @@ def test_other_pipelines_stay_with_h5py(tmp_path, ctx, kwargs):
     p = write_hdf5(tmp_path / "o.h5", data, **kwargs)
     ds = ctx.load("hdf5", path=p)
     assert not uses_ours(ds)
-    np.testing.assert_array_equal(all_frames(ctx, ds), data)
+    np.testing.assert_array_equal(picked(ctx, ds), data)
 
 
 def test_shuffle_and_fletcher32_stay_with_h5py(tmp_path, ctx):
@@ -383,7 +379,7 @@ def test_shuffle_and_fletcher32_stay_with_h5py(tmp_path, ctx):
         )
     ds = ctx.load("hdf5", path=str(p))
     assert not uses_ours(ds)
-    np.testing.assert_array_equal(all_frames(ctx, ds), data)
+    np.testing.assert_array_equal(picked(ctx, ds), data)
 
 
 def test_fallback_when_turned_off(tmp_path, ctx, monkeypatch):
@@ -394,7 +390,7 @@ def test_fallback_when_turned_off(tmp_path, ctx, monkeypatch):
     ds = ctx.load("hdf5", path=p)
     assert not uses_ours(ds)
     before = chunkread.CHUNK_READS["chunks"]
-    np.testing.assert_array_equal(all_frames(ctx, ds), data)
+    np.testing.assert_array_equal(picked(ctx, ds), data)
     assert chunkread.CHUNK_READS["chunks"] == before
 
 
@@ -437,7 +433,7 @@ def test_decoder_h5py_reads_through_h5py(tmp_path, request, monkeypatch, executo
     p = write_hdf5(tmp_path / "g.h5", data, chunks=(1, 3, 8, 8), compression="gzip")
     ds = ctx.load("hdf5", path=p, decoder="h5py")
     log = _recording(monkeypatch)
-    np.testing.assert_array_equal(all_frames(ctx, ds), data)
+    np.testing.assert_array_equal(picked(ctx, ds), data)
     assert log == []  # (inline: would have been recorded here)
     with pytest.raises(DataSetError, match="decoder='zlib'.*'auto'.*'h5py'"):
         ctx.load("hdf5", path=p, decoder="zlib")

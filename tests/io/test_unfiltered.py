@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from format_cases import picked
 
 from udfwidgets.io import chunkread, unfiltered
 from udfwidgets.io.dataset import DataSetError
 from udfwidgets.io.hdf5 import HDF5DataSet, open_file, release_files, write_hdf5
-from udfwidgets.udf.pick import PickUDF
 from udfwidgets.udf.sum import SumUDF
 
 h5py = pytest.importorskip("h5py")
@@ -24,11 +24,6 @@ def make(shape, dtype, seed=0):
     if np.dtype(dtype).kind == "f":
         return rng.random(shape).astype(dtype)
     return rng.integers(0, 1000, size=shape).astype(dtype)
-
-
-def all_frames(ctx, ds, roi=None):
-    res = ctx.run_udf(dataset=ds, udf=PickUDF(), roi=roi)["intensity"]
-    return res.data if roi is not None else res.data.reshape(tuple(ds.shape))
 
 
 def uses_ours(ds) -> bool:
@@ -54,7 +49,7 @@ def test_variants_frame_exact(tmp_path, ctx, shape, dtype, chunks, sig_dims):
     ds = ctx.load("hdf5", path=p, sig_dims=sig_dims)
     assert uses_ours(ds)
     before = chunkread.CHUNK_READS["chunks"]
-    np.testing.assert_array_equal(all_frames(ctx, ds), data)
+    np.testing.assert_array_equal(picked(ctx, ds), data)
     assert chunkread.CHUNK_READS["chunks"] > before
     sig = shape[len(shape) - sig_dims :]
     flat = data.reshape((-1,) + sig)
@@ -68,7 +63,7 @@ def test_variants_frame_exact(tmp_path, ctx, shape, dtype, chunks, sig_dims):
             np.testing.assert_array_equal(part.take(idx), flat[idx])
     roi = rng.random(shape[: len(shape) - sig_dims]) < 0.3
     roi.flat[-1] = True
-    np.testing.assert_array_equal(all_frames(ctx, ds, roi=roi), data[roi])
+    np.testing.assert_array_equal(picked(ctx, ds, roi=roi), data[roi])
 
 
 @pytest.mark.parametrize("num_partitions", [None, 1, 3])
@@ -81,7 +76,7 @@ def test_every_executor_sum_and_roi(tmp_path, any_ctx, num_partitions):
     np.testing.assert_allclose(got, data.sum(axis=(0, 1), dtype=np.float64), rtol=1e-6)
     roi = np.zeros((10, 6), bool)
     roi[1, 2] = roi[5, 0] = roi[9, 5] = roi[9, 4] = True
-    np.testing.assert_array_equal(all_frames(any_ctx, ds, roi=roi), data[roi])
+    np.testing.assert_array_equal(picked(any_ctx, ds, roi=roi), data[roi])
 
 
 def test_an_roi_reads_only_its_frames(tmp_path, monkeypatch):
@@ -114,10 +109,10 @@ def test_unwritten_chunks_read_as_the_fill_value(tmp_path, ctx):
     want[0], want[2] = data[0], data[2]
     ds = ctx.load("hdf5", path=str(p))
     assert uses_ours(ds)
-    np.testing.assert_array_equal(all_frames(ctx, ds), want)
+    np.testing.assert_array_equal(picked(ctx, ds), want)
     roi = np.zeros((4, 6), bool)
     roi[1, 1] = roi[2, 4] = True
-    np.testing.assert_array_equal(all_frames(ctx, ds, roi=roi), want[roi])
+    np.testing.assert_array_equal(picked(ctx, ds, roi=roi), want[roi])
 
 
 @pytest.mark.parametrize("roi", [False, True])
@@ -125,7 +120,7 @@ def test_file_cut_short_is_a_clear_error(tmp_path, ctx, roi):
     data = make((4, 6, 16, 16), "uint16", seed=9)
     p = write_hdf5(tmp_path / "cut.h5", data, chunks=(1, 6, 16, 16))
     ds = ctx.load("hdf5", path=p)
-    all_frames(ctx, ds)  # the chunk table is read while the file is whole
+    picked(ctx, ds)  # the chunk table is read while the file is whole
     last = open_file(p)["data"].id.get_chunk_info_by_coord((3, 0, 0, 0))
     release_files()
     with open(p, "r+b") as fh:
@@ -144,9 +139,9 @@ def test_turned_off_h5py_reads(tmp_path, ctx, monkeypatch):
     ds = ctx.load("hdf5", path=p)
     assert not uses_ours(ds)
     before = chunkread.CHUNK_READS["chunks"]
-    np.testing.assert_array_equal(all_frames(ctx, ds), data)
+    np.testing.assert_array_equal(picked(ctx, ds), data)
     assert chunkread.CHUNK_READS["chunks"] == before
     q = write_hdf5(tmp_path / "split.h5", data, chunks=(1, 6, 4, 8))  # chunks split the frame
     monkeypatch.delenv("UDFWIDGETS_UNFILTERED")
     assert not uses_ours(ctx.load("hdf5", path=q))
-    np.testing.assert_array_equal(all_frames(ctx, ctx.load("hdf5", path=q)), data)
+    np.testing.assert_array_equal(picked(ctx, ctx.load("hdf5", path=q)), data)

@@ -60,7 +60,14 @@ import threading
 
 import numpy as np
 
-from .chunkread import ChunkReader, ChunkTable, _compressed_buffer, _partial_chunk, _table
+from .chunkread import (
+    ChunkReader,
+    ChunkTable,
+    _compressed_buffer,
+    _partial_chunk,
+    _table,
+    filters_if_whole_frame_chunks,
+)
 
 __all__ = [
     "BLOCK_READS",
@@ -354,17 +361,11 @@ def bitshuffle_reader(path: str, ds_path: str, dset, nav_dims: int) -> Bitshuffl
     True
     """
     lib = bitshuffle_lib()
-    if lib is None or dset.chunks is None:
+    filters = filters_if_whole_frame_chunks(dset, nav_dims)
+    if lib is None or filters is None or len(filters) != 1:
         return None
-    plist = dset.id.get_create_plist()
-    if plist.get_nfilters() != 1:
-        return None
-    fid, _, values, _ = plist.get_filter(0)
+    fid, _, values = filters[0]
     if int(fid) != _BITSHUFFLE or len(values) < 5 or int(values[4]) != _LZ4:
-        return None
-    if getattr(dset, "is_virtual", False) or dset.external is not None:
-        return None
-    if tuple(dset.chunks[nav_dims:]) != tuple(dset.shape[nav_dims:]):
         return None
     if int(values[2]) != dset.dtype.itemsize:
         return None

@@ -47,7 +47,14 @@ from . import files as _files
 from .cache import PerFileCache, file_identity
 from .dataset import DataSetError
 
-__all__ = ["CHUNK_READS", "ChunkReader", "ChunkTable", "cached_reader", "release_tables"]
+__all__ = [
+    "CHUNK_READS",
+    "ChunkReader",
+    "ChunkTable",
+    "cached_reader",
+    "filters_if_whole_frame_chunks",
+    "release_tables",
+]
 
 #: Chunks decoded whole (or copied, when stored unfiltered) by this process's readers.
 CHUNK_READS = {"chunks": 0}
@@ -405,6 +412,31 @@ class ChunkReader:
             else:
                 pos = order[a:b]
                 out[pos] = flat[local[pos]]
+
+
+def filters_if_whole_frame_chunks(dset, nav_dims: int) -> list[tuple] | None:
+    """The filter pipeline of ``dset`` when our readers can read it, else None.
+
+    Our readers need stored chunks that each hold whole frames
+    (``chunks[nav_dims:]`` equal to the frame shape) in this file: not a
+    contiguous, virtual or external dataset. The pipeline is a list of
+    ``(filter id, flags, values)``, one per filter, in order.
+
+    Examples
+    --------
+    >>> import os, tempfile, numpy as np
+    >>> from udfwidgets.io.hdf5 import open_file, write_hdf5
+    >>> p = write_hdf5(os.path.join(tempfile.mkdtemp(), "a.h5"), np.ones((4, 6, 8, 8)),
+    ...                chunks=(1, 6, 8, 8), compression="gzip")
+    >>> [f[0] for f in filters_if_whole_frame_chunks(open_file(p)["data"], 2)]  # 1: gzip
+    [1]
+    """
+    if dset.chunks is None or getattr(dset, "is_virtual", False) or dset.external is not None:
+        return None
+    if tuple(dset.chunks[nav_dims:]) != tuple(dset.shape[nav_dims:]):
+        return None
+    plist = dset.id.get_create_plist()
+    return [tuple(plist.get_filter(i)[:3]) for i in range(plist.get_nfilters())]
 
 
 #: the decision of :func:`cached_reader` (a reader, or None: h5py reads), per file version

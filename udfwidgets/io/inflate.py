@@ -23,7 +23,7 @@ import ctypes.util
 import os
 import threading
 
-from .chunkread import ChunkReader, ChunkTable, _table
+from .chunkread import ChunkReader, ChunkTable, _table, filters_if_whole_frame_chunks
 
 __all__ = ["GzipChunkReader", "gzip_reader", "libdeflate"]
 
@@ -165,13 +165,7 @@ def gzip_reader(path: str, ds_path: str, dset, nav_dims: int) -> GzipChunkReader
     True
     """
     lib = libdeflate()
-    if lib is None or dset.chunks is None:
-        return None
-    plist = dset.id.get_create_plist()
-    if plist.get_nfilters() != 1 or int(plist.get_filter(0)[0]) != _GZIP:
-        return None
-    if getattr(dset, "is_virtual", False) or dset.external is not None:
-        return None
-    if tuple(dset.chunks[nav_dims:]) != tuple(dset.shape[nav_dims:]):
+    filters = filters_if_whole_frame_chunks(dset, nav_dims)
+    if lib is None or filters is None or [int(f[0]) for f in filters] != [_GZIP]:
         return None
     return GzipChunkReader(_table(path, ds_path, dset, nav_dims), lib)

@@ -29,7 +29,7 @@ import os
 
 import numpy as np
 
-from .chunkread import CHUNK_READS, ChunkReader, _table
+from .chunkread import CHUNK_READS, ChunkReader, _table, filters_if_whole_frame_chunks
 
 __all__ = ["UnfilteredChunkReader", "unfiltered_reader"]
 
@@ -117,10 +117,6 @@ def unfiltered_reader(path: str, ds_path: str, dset, nav_dims: int) -> Unfiltere
     """
     if os.environ.get("UDFWIDGETS_UNFILTERED", "").lower() in ("h5py", "off", "0", "no"):
         return None
-    if dset.chunks is None or dset.id.get_create_plist().get_nfilters() != 0:
-        return None
-    if getattr(dset, "is_virtual", False) or dset.external is not None:
-        return None
-    if tuple(dset.chunks[nav_dims:]) != tuple(dset.shape[nav_dims:]):
+    if filters_if_whole_frame_chunks(dset, nav_dims) != []:
         return None
     return UnfilteredChunkReader(_table(path, ds_path, dset, nav_dims))
