@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 import types
+import warnings
 
 import numpy as np
 import pytest
@@ -338,6 +339,18 @@ def test_the_first_tasks_of_a_run_go_out_as_one_graph(dask_client, monkeypatch, 
 def sleepy(task):
     time.sleep(0.5)
     return task.partition.index
+
+
+def test_a_first_graph_of_in_memory_frames_gives_no_dask_warning(dctx):
+    # the first tasks go out as one graph; with an in-memory dataset they carry 16 MiB of
+    # frames, over dask's 10 MB "Sending large graph" warning (it showed up in notebook 05)
+    data = np.arange(16 * 16 * 128 * 128, dtype=np.float32).reshape(16, 16, 128, 128)
+    ds = dctx.load("memory", data=data, num_partitions=4)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        got = dctx.run_udf(dataset=ds, udf=SumUDF())["intensity"].data
+    np.testing.assert_allclose(got, data.sum(axis=(0, 1), dtype=np.float64), rtol=1e-6)
+    assert not [w for w in caught if "large graph" in str(w.message)]
 
 
 def test_each_task_of_the_first_graph_asks_for_its_own_worker(dask_client):

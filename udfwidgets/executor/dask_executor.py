@@ -24,6 +24,7 @@ import copy
 import itertools
 import os
 import uuid
+import warnings
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
@@ -325,7 +326,11 @@ class DaskExecutor(Executor):
                     "workers": collections.defaultdict(list, where).__getitem__,
                     "allow_other_workers": True,
                 }
-            with dask.annotate(**annotations):
+            with dask.annotate(**annotations), warnings.catch_warnings():
+                # an in-memory dataset's tasks carry their frames, which must reach the
+                # workers whether in one graph or one message per task: dask's advice for
+                # a graph over 10 MB ("load the data with dask") is not for our users
+                warnings.filterwarnings("ignore", "Sending large graph", UserWarning)
                 futures = client.map(
                     run_task,
                     [fn] * len(keys),
