@@ -64,7 +64,6 @@ from .chunkread import (
     ChunkReader,
     ChunkTable,
     _compressed_buffer,
-    _partial_chunk,
     _table,
     filters_if_whole_frame_chunks,
 )
@@ -306,42 +305,28 @@ class BitshuffleChunkReader(ChunkReader):
                 at_src = size - (t.chunk_bytes - raw) + (x0 - raw)
                 flat[o + x0 : o + b] = src[at_src : at_src + b - x0]
 
-    def take(self, file_idx: np.ndarray, out: np.ndarray) -> None:
-        """Fill ``out`` with the frames at flat file indices ``file_idx``.
-
-        A chunk that holds some of them has only their blocks decoded when
-        that is less than half of its blocks; otherwise it is decoded whole
-        (see :data:`BLOCK_READS` and :data:`~udfwidgets.io.chunkread.CHUNK_READS`).
+    def _take_chunk(self, at: tuple[int, ...], frames: np.ndarray, pos: np.ndarray, out) -> None:
+        """Frames of chunk ``at``: the whole chunk in place when all of it is wanted in
+        order, only their blocks when they are fewer than half of its frames, else the
+        chunk decoded whole (see :data:`BLOCK_READS` and
+        :data:`~udfwidgets.io.chunkread.CHUNK_READS`).
         """
         t = self.table
-        nd = t.nav_dims
-        if not len(file_idx):
-            return
-        coords = np.unravel_index(np.asarray(file_idx, dtype=np.int64), t.shape[:nd])
-        cid = np.ravel_multi_index(tuple(x // c for x, c in zip(coords, t.chunks[:nd])), t.grid)
-        order = np.argsort(cid, kind="stable")
-        cuts = np.flatnonzero(np.diff(cid[order])) + 1
-        per_chunk = int(np.prod(t.chunks[:nd]))
-        for pos in np.split(order, cuts):
-            at = tuple(int(x[pos[0]]) // c for x, c in zip(coords, t.chunks[:nd]))
-            local = tuple(x[pos] - a * c for x, a, c in zip(coords, at, t.chunks[:nd]))
-            written = int(t.offsets[at]) >= 0 and not t.masks[at] & 1
-            first = int(pos[0])  # pos ascends: a run of out's rows when it has no gap
-            run = int(pos[-1]) - first + 1 == len(pos) and out.flags.c_contiguous
-            flat = np.ravel_multi_index(local, t.chunks[:nd])
-            if run and len(pos) == per_chunk and (np.diff(flat) == 1).all():
-                # the whole chunk, in order (one-frame chunks of DECTRIS files): decoded in place
-                self._chunk_into(at, out[first : first + len(pos)].reshape(t.chunks))
-            elif written and 2 * len(pos) < per_chunk:
-                if run:
-                    self._frames_into(at, flat, out[first : first + len(pos)])
-                else:
-                    rows = np.empty((len(pos),) + tuple(t.chunks[nd:]), t.dtype)
-                    self._frames_into(at, flat, rows)
-                    out[pos] = rows
+        per_chunk = math.prod(t.chunks[: t.nav_dims])
+        first = int(pos[0])  # pos ascends: a run of out's rows when it has no gap
+        run = int(pos[-1]) - first + 1 == len(pos) and out.flags.c_contiguous
+        if run and len(pos) == per_chunk and (np.diff(frames) == 1).all():
+            # the whole chunk, in order (one-frame chunks of DECTRIS files): decoded in place
+            self._chunk_into(at, out[first : first + len(pos)].reshape(t.chunks))
+        elif int(t.offsets[at]) >= 0 and not t.masks[at] & 1 and 2 * len(pos) < per_chunk:
+            if run:
+                self._frames_into(at, frames, out[first : first + len(pos)])
             else:
-                buf = _partial_chunk(t, at, self._chunk_into)
-                out[pos] = buf[local]
+                rows = np.empty((len(pos),) + tuple(t.chunks[t.nav_dims :]), t.dtype)
+                self._frames_into(at, frames, rows)
+                out[pos] = rows
+        else:
+            super()._take_chunk(at, frames, pos, out)
 
 
 def bitshuffle_reader(path: str, ds_path: str, dset, nav_dims: int) -> BitshuffleChunkReader | None:

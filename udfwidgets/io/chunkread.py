@@ -388,7 +388,9 @@ class ChunkReader:
     def take(self, file_idx: np.ndarray, out: np.ndarray) -> None:
         """Fill ``out`` with the frames at flat file indices ``file_idx``, each chunk read once.
 
-        Only the chunks that hold one of the frames are read (see :data:`CHUNK_READS`).
+        Only the chunks that hold one of the frames are read (see
+        :data:`CHUNK_READS`); each is handed to :meth:`_take_chunk` with its
+        frames.
         """
         t = self.table
         nd = t.nav_dims
@@ -402,16 +404,22 @@ class ChunkReader:
         order = np.argsort(cid, kind="stable")
         cuts = (np.flatnonzero(np.diff(cid[order])) + 1).tolist()
         ats = list(zip(*(a.tolist() for a in np.unravel_index(cid[order[[0, *cuts]]], t.grid))))
-        order_l, local_l = order.tolist(), local.tolist()
-        frames = math.prod(cn)
-        sig = t.chunks[nd:]
-        for at, a, b in zip(ats, [0, *cuts], [*cuts, len(order_l)]):
-            flat = _partial_chunk(t, at, self._chunk_into).reshape((frames, *sig))
-            if b - a == 1:  # mostly one frame of a chunk (a sparse roi): no fancy indexing
-                out[order_l[a]] = flat[local_l[order_l[a]]]
-            else:
-                pos = order[a:b]
-                out[pos] = flat[local[pos]]
+        for at, a, b in zip(ats, [0, *cuts], [*cuts, len(order)]):
+            pos = order[a:b]
+            self._take_chunk(at, local[pos], pos, out)
+
+    def _take_chunk(self, at: tuple[int, ...], frames: np.ndarray, pos: np.ndarray, out) -> None:
+        """Fill ``out[pos]`` with the frames ``frames`` (flat, ascending) of chunk ``at``.
+
+        Here: the chunk decoded whole into a per-thread buffer, then copied
+        from. A codec that can do with less overrides this.
+        """
+        t = self.table
+        flat = _partial_chunk(t, at, self._chunk_into).reshape((-1, *t.chunks[t.nav_dims :]))
+        if len(pos) == 1:  # mostly one frame of a chunk (a sparse roi): no fancy indexing
+            out[int(pos[0])] = flat[int(frames[0])]
+        else:
+            out[pos] = flat[frames]
 
 
 def filters_if_whole_frame_chunks(dset, nav_dims: int) -> list[tuple] | None:

@@ -25,6 +25,7 @@ True
 from __future__ import annotations
 
 import ctypes
+import math
 import os
 
 import numpy as np
@@ -74,29 +75,22 @@ class UnfilteredChunkReader(ChunkReader):
             t.read_into(off, size, _at(dst, size))
         CHUNK_READS["chunks"] += len(offs)
 
-    def take(self, file_idx: np.ndarray, out: np.ndarray) -> None:
-        """Fill ``out`` with the frames at flat file indices ``file_idx``, each read on its own."""
+    def _take_chunk(self, at: tuple[int, ...], frames: np.ndarray, pos: np.ndarray, out) -> None:
+        """Each frame read on its own from its place in chunk ``at`` (not the whole chunk)."""
         t = self.table
-        nd = t.nav_dims
-        if not len(file_idx):
+        off, size = int(t.offsets[at]), int(t.sizes[at])
+        if off < 0:  # a chunk never written: the fill value
+            out[pos] = t.fill
             return
+        if size != t.chunk_bytes:
+            raise self._damaged(at)
         if not out.flags.c_contiguous:
-            super().take(file_idx, out)
+            super()._take_chunk(at, frames, pos, out)
             return
-        cn = t.chunks[:nd]
-        coords = np.unravel_index(np.asarray(file_idx, dtype=np.int64), t.shape[:nd])
-        chunk = np.ravel_multi_index(tuple(x // c for x, c in zip(coords, cn)), t.grid)
-        local = np.ravel_multi_index(tuple(x % c for x, c in zip(coords, cn)), cn)
-        fb = t.chunk_bytes // max(1, int(np.prod(cn)))
-        offs, sizes = t.offsets.reshape(-1)[chunk], t.sizes.reshape(-1)[chunk]
-        rows = out.reshape(len(file_idx), -1).view(np.uint8)
-        for i, (off, size, f) in enumerate(zip(offs.tolist(), sizes.tolist(), local.tolist())):
-            if off < 0:  # a chunk never written: the fill value
-                out[i] = t.fill
-            elif size != t.chunk_bytes:
-                raise self._damaged(tuple(int(x[i]) // c for x, c in zip(coords, cn)))
-            else:
-                t.read_into(off + f * fb, fb, rows[i].data)
+        fb = t.chunk_bytes // math.prod(t.chunks[: t.nav_dims])
+        rows = out.reshape(len(out), -1).view(np.uint8)
+        for i, f in zip(pos.tolist(), frames.tolist()):
+            t.read_into(off + f * fb, fb, rows[i].data)
 
 
 def unfiltered_reader(path: str, ds_path: str, dset, nav_dims: int) -> UnfilteredChunkReader | None:
