@@ -145,3 +145,27 @@ def test_turned_off_h5py_reads(tmp_path, ctx, monkeypatch):
     monkeypatch.delenv("UDFWIDGETS_UNFILTERED")
     assert not uses_ours(ctx.load("hdf5", path=q))
     np.testing.assert_array_equal(picked(ctx, ctx.load("hdf5", path=q)), data)
+
+
+@pytest.mark.parametrize("read_run", [1, 3, 1 << 30])
+def test_runs_of_chunks_read_together_frame_exact(tmp_path, monkeypatch, read_run):
+    # chunks next to each other in the file and in the partition are read in one call, up to
+    # _READ_RUN bytes (here: one chunk, three chunks, everything)
+    data = make((6, 8, 8, 8), "uint16", seed=5)
+    p = write_hdf5(tmp_path / "u.h5", data, chunks=(1, 2, 8, 8))
+    chunk = 2 * 8 * 8 * 2
+    monkeypatch.setattr(
+        unfiltered, "_READ_RUN", read_run * chunk if read_run < 1 << 30 else read_run
+    )
+    calls = []
+    real = chunkread.ChunkTable.read_into
+    monkeypatch.setattr(
+        chunkread.ChunkTable,
+        "read_into",
+        lambda self, o, n, d: calls.append(n) or real(self, o, n, d),
+    )
+    (part,) = HDF5DataSet(p, num_partitions=1).get_partitions(1)
+    np.testing.assert_array_equal(part.read(0, 48), data.reshape(48, 8, 8))
+    assert sum(calls) == data.nbytes and max(calls) <= min(read_run * chunk, data.nbytes)
+    if read_run == 1 << 30:
+        assert len(calls) == 1  # the whole file's chunks lie in order: one read
