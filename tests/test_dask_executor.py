@@ -336,6 +336,23 @@ def test_the_first_tasks_of_a_run_go_out_as_one_graph(dask_client, monkeypatch, 
     assert graphs == [4, 1, 1, 1, 1]
 
 
+def test_a_short_run_is_one_task_per_worker_thread(dask_client, monkeypatch, rng):
+    # a worker's second task ran up to 1.5x slower while the first one's result was
+    # fetched: one partition per thread, not two, for scans under two of 256 MiB per thread
+    with Context(executor=DaskExecutor(client=dask_client)) as ctx:
+        data = rng.random((8, 4, 2, 2)).astype(np.float32)
+        ds = ctx.load("memory", data=data)
+        ctx.run_udf(dataset=ds, udf=SumUDF())  # the workers are known from here on
+        graphs = _count_graphs(dask_client, monkeypatch)
+        res = ctx.run_udf(dataset=ds, udf=SumUDF())
+        shown = ctx.display(ds)._repr_html_()
+    np.testing.assert_allclose(res["intensity"].data, data.sum(axis=(0, 1)), rtol=1e-6)
+    assert graphs == [2]  # 2 single-threaded workers
+    assert "<th style='text-align:left'>partitions</th><td>2</td>" in shown
+    with Context(executor="threads", n_jobs=2) as local:  # the other executors: two per worker
+        assert "<td>4</td>" in local.display(local.load("memory", data=data))._repr_html_()
+
+
 def sleepy(task):
     time.sleep(0.5)
     return task.partition.index

@@ -178,7 +178,8 @@ class Context:
         """
         from .io.display import DataSetDisplay
 
-        return DataSetDisplay(dataset, self.executor.n_workers, self.executor.partition_bytes)
+        ex = self.executor
+        return DataSetDisplay(dataset, ex.n_workers, ex.partition_bytes, ex.partitions_per_worker)
 
     def load(self, kind: str, **kwargs) -> DataSet:
         """Open a dataset: ``"memory"``, ``"npy"``, ``"raw"``, ``"auto"`` or ``"synthetic"``.

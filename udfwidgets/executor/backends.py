@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from ..io.dataset import TARGET_PARTITION_BYTES
+from ..io.dataset import PARTITIONS_PER_WORKER, TARGET_PARTITION_BYTES
 
 __all__ = ["Executor", "InlineExecutor", "DaskExecutor", "make_executor", "EXECUTORS"]
 
@@ -44,6 +44,8 @@ class Executor:
     pickles_tasks: bool = True
     #: Default partitions of a run aim at this size (a dataset's ``num_partitions`` wins).
     partition_bytes: int = TARGET_PARTITION_BYTES
+    #: ... and there are at least this many per worker.
+    partitions_per_worker: int = PARTITIONS_PER_WORKER
 
     def imap_unordered(self, fn: Callable, tasks: Iterable) -> Iterator:
         raise NotImplementedError

@@ -155,6 +155,11 @@ class DaskExecutor(Executor):
     #: Each task costs the main node about 6 ms (client, and the scheduler of a LocalCluster):
     #: 256 MiB partitions halve that per GiB; measured in benchmarks/README.md ("dask").
     partition_bytes = 256 * 2**20
+    #: A scan of less than two partitions per worker thread is split into one per thread,
+    #: not two: a worker's second task ran up to 1.5x slower while the first one's result
+    #: was fetched, and short runs took up to 1.3x the processes executor's time with two
+    #: (benchmarks/README.md, "dask").
+    partitions_per_worker = 1
 
     def __init__(
         self,

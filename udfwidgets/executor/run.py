@@ -12,7 +12,12 @@ import numpy as np
 
 from ..corrections import resolve_corrections
 from ..export import buffer_context
-from ..io.dataset import TARGET_PARTITION_BYTES, DataSet, partition_size
+from ..io.dataset import (
+    PARTITIONS_PER_WORKER,
+    TARGET_PARTITION_BYTES,
+    DataSet,
+    partition_size,
+)
 from ..io.shape import Shape
 from ..progress import make_progress
 from ..results import UDFResults
@@ -104,7 +109,10 @@ class UDFRun:
             self.arrays.append(arrays)
             original.meta = udf.meta  # as in LiberTEM, the caller's UDF object knows its run
         self.partitions = []  # (partition, offset into the selected frames, count)
-        with partition_size(getattr(executor, "partition_bytes", TARGET_PARTITION_BYTES)):
+        with partition_size(
+            getattr(executor, "partition_bytes", TARGET_PARTITION_BYTES),
+            getattr(executor, "partitions_per_worker", PARTITIONS_PER_WORKER),
+        ):
             parts = dataset.get_partitions(executor.n_workers)
         for part in parts:
             lo = int(np.searchsorted(self.selected, part.start))

@@ -49,16 +49,23 @@ class DataSetError(ValueError):
     """
 
 
-_TARGET = contextvars.ContextVar("udfwidgets_partition_bytes", default=TARGET_PARTITION_BYTES)
+#: Default partitions per worker at least (see :func:`default_num_partitions`).
+PARTITIONS_PER_WORKER = 2
+
+_PARTITIONING = contextvars.ContextVar(
+    "udfwidgets_partitioning", default=(TARGET_PARTITION_BYTES, PARTITIONS_PER_WORKER)
+)
 
 
 @contextlib.contextmanager
-def partition_size(nbytes: int) -> Iterator[None]:
-    """Within this block, default partitions aim at ``nbytes`` each.
+def partition_size(nbytes: int, per_worker: int = PARTITIONS_PER_WORKER) -> Iterator[None]:
+    """Within this block, default partitions aim at ``nbytes`` each, at least
+    ``per_worker`` per worker.
 
-    A run sets it from its executor's ``partition_bytes``: a dask task costs the
-    main node more than a loky task, so the dask executor asks for larger
-    partitions. An explicit ``num_partitions`` of a dataset always wins.
+    A run sets both from its executor (``partition_bytes``,
+    ``partitions_per_worker``): a dask task costs the main node more than a loky
+    task, so the dask executor asks for larger partitions and one per worker
+    thread for short runs. An explicit ``num_partitions`` of a dataset always wins.
 
     Examples
     --------
@@ -67,22 +74,30 @@ def partition_size(nbytes: int) -> Iterator[None]:
     >>> with partition_size(256 * 2**20):
     ...     default_num_partitions(2**30, 16384, num_workers=2)
     4
+    >>> with partition_size(256 * 2**20, per_worker=1):
+    ...     default_num_partitions(2**29, 16384, num_workers=2)
+    2
     """
     if int(nbytes) <= 0:
         raise ValueError(f"partition_size needs a positive number of bytes, got {nbytes!r}")
-    token = _TARGET.set(int(nbytes))
+    if int(per_worker) < 1:
+        raise ValueError(f"partition_size needs per_worker >= 1, got {per_worker!r}")
+    token = _PARTITIONING.set((int(nbytes), int(per_worker)))
     try:
         yield
     finally:
-        _TARGET.reset(token)
+        _PARTITIONING.reset(token)
 
 
-def default_num_partitions(nbytes: int, num_frames: int, num_workers: int) -> int:
+def default_num_partitions(
+    nbytes: int, num_frames: int, num_workers: int, per_worker: int | None = None
+) -> int:
     """How many partitions a dataset is split into by default.
 
-    At least two per worker (so a slow partition does not leave a core idle),
-    about 128 MiB each for large data (see :func:`partition_size`), never more
-    than there are frames.
+    About 128 MiB each for large data (see :func:`partition_size`), at least
+    ``per_worker`` per worker (by default two, so that a slow partition does not
+    leave a core idle; the dask executor asks for one), never more than there
+    are frames.
 
     Examples
     --------
@@ -90,8 +105,13 @@ def default_num_partitions(nbytes: int, num_frames: int, num_workers: int) -> in
     8
     >>> default_num_partitions(1000, 3, num_workers=2)
     3
+    >>> default_num_partitions(2**20, 100, num_workers=2), default_num_partitions(
+    ...     2**20, 100, num_workers=2, per_worker=1)
+    (4, 2)
     """
-    n = max(2 * max(1, num_workers), round(nbytes / _TARGET.get()))
+    target, default_per_worker = _PARTITIONING.get()
+    per_worker = default_per_worker if per_worker is None else int(per_worker)
+    n = max(per_worker * max(1, num_workers), round(nbytes / target))
     return max(1, min(n, num_frames))
 
 
@@ -299,7 +319,7 @@ class DataSet:
         bounds = [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
         if self.num_partitions is None and n > 4 * max(1, num_workers):
             frame_bytes = self.nbytes // max(1, n_frames)
-            first = min(FIRST_PARTITION_BYTES, _TARGET.get() // 8)
+            first = min(FIRST_PARTITION_BYTES, _PARTITIONING.get()[0] // 8)
             bounds = ramp_up(bounds[0], frame_bytes, first) + bounds[1:]
         return bounds
 

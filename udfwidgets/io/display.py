@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 
-from .dataset import TARGET_PARTITION_BYTES, partition_size
+from .dataset import PARTITIONS_PER_WORKER, TARGET_PARTITION_BYTES, partition_size
 
 __all__ = ["DataSetDisplay", "dataset_html", "format_bytes"]
 
@@ -26,9 +26,12 @@ def format_bytes(n: int) -> str:
 
 
 def _rows(
-    ds, n_workers: int = 1, partition_bytes: int = TARGET_PARTITION_BYTES
+    ds,
+    n_workers: int = 1,
+    partition_bytes: int = TARGET_PARTITION_BYTES,
+    per_worker: int = PARTITIONS_PER_WORKER,
 ) -> list[tuple[str, str]]:
-    with partition_size(partition_bytes):  # as a run on that executor splits it
+    with partition_size(partition_bytes, per_worker):  # as a run on that executor splits it
         bounds = ds.partition_bounds(n_workers)
     rows = [
         ("type", type(ds).__name__),
@@ -46,7 +49,12 @@ def _rows(
     return rows
 
 
-def dataset_html(ds, n_workers: int = 1, partition_bytes: int = TARGET_PARTITION_BYTES) -> str:
+def dataset_html(
+    ds,
+    n_workers: int = 1,
+    partition_bytes: int = TARGET_PARTITION_BYTES,
+    per_worker: int = PARTITIONS_PER_WORKER,
+) -> str:
     """An HTML table describing ``ds`` (what ``DataSet._repr_html_`` shows).
 
     Examples
@@ -58,7 +66,7 @@ def dataset_html(ds, n_workers: int = 1, partition_bytes: int = TARGET_PARTITION
     """
     body = "".join(
         f"<tr><th style='text-align:left'>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>"
-        for k, v in _rows(ds, n_workers, partition_bytes)
+        for k, v in _rows(ds, n_workers, partition_bytes, per_worker)
     )
     return f"<table class='udfwidgets-dataset'>{body}</table>"
 
@@ -75,13 +83,20 @@ class DataSetDisplay:
     'MemoryDataSet: nav (2, 3), sig (4, 4), uint16, 192 B'
     """
 
-    def __init__(self, dataset, n_workers: int = 1, partition_bytes: int = TARGET_PARTITION_BYTES):
+    def __init__(
+        self,
+        dataset,
+        n_workers: int = 1,
+        partition_bytes: int = TARGET_PARTITION_BYTES,
+        per_worker: int = PARTITIONS_PER_WORKER,
+    ):
         self.dataset = dataset
         self.n_workers = n_workers
         self.partition_bytes = partition_bytes
+        self.per_worker = per_worker
 
     def _repr_html_(self) -> str:
-        return dataset_html(self.dataset, self.n_workers, self.partition_bytes)
+        return dataset_html(self.dataset, self.n_workers, self.partition_bytes, self.per_worker)
 
     def __str__(self) -> str:
         ds = self.dataset
