@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import enum
+import functools
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from ..masks import check_number, disk, radius_map
-from ._products import float32_product, pack_weights, pixel_span
+from ._products import float32_product, get_kernel, pack_weights, pixel_span
 from .base import UDF
 from .stddev import check_float_dtype, working_dtype
 
@@ -360,36 +361,25 @@ class CoMUDF(UDF):
         # one matrix product per tile: BLAS is faster per frame on more rows
         return {"total_size": 4 << 20}
 
-    def _mask(self, sig, cy, cx) -> np.ndarray:
+    def _mask_key(self) -> tuple:
+        """What the mask depends on besides the frame shape and centre (hashable)."""
         lt = self._lt()
         if lt is not None:
-            rr = radius_map(sig, (cy, cx))
-            ri = 0.0 if lt.ri is None else float(lt.ri)
-            return ((rr <= float(lt.r)) & ((rr > ri) if ri > 0 else True)).astype(np.float64)
+            return ("annulus", float(lt.r), 0.0 if lt.ri is None else float(lt.ri))
         if self.params.r is None:
-            return np.ones(sig)
-        return disk(sig, (cy, cx), self.params.r, dtype=np.float64)
+            return ("frame",)
+        return ("disk", float(self.params.r))
 
     def get_task_data(self) -> dict[str, Any]:
         sig = tuple(self.meta.dataset_shape.sig)
         cy, cx = self._centre()
-        mask = self._mask(sig, cy, cx)
-        # coordinates relative to the centre keep the weighted sums small (float32 work)
-        y, x = np.indices(sig, dtype=np.float64)
-        weights = np.stack([mask, mask * (y - cy), mask * (x - cx)], axis=-1).reshape(-1, 3)
-        # only the pixels from the mask's first to its last non-zero one take part
-        start, stop = pixel_span(weights)
         work = working_dtype(self.meta.input_dtype, self.params.dtype)
-        w = weights[start:stop].astype(work)
-        return {
-            "span": (start, stop),
-            "weights": w,
-            # the compiled kernel's layout, only where frames are processed (imports numba)
-            "packed": (
-                pack_weights(w) if w.dtype == np.float32 and not self.meta.on_main_node else None
-            ),
-            "centre": np.array([0.0, cy, cx]),
-        }
+        # the compiled kernel's layout only where frames are processed (imports numba)
+        packed = work == np.float32 and not self.meta.on_main_node and get_kernel() is not None
+        key = (sig, cy, cx, self._mask_key(), np.dtype(work))
+        span, w = _weights(*key)
+        packed_w = _packed_weights(*key) if packed else None
+        return {"span": span, "weights": w, "packed": packed_w, "centre": np.array([0.0, cy, cx])}
 
     def process_tile(self, tile):
         td = self.task_data
@@ -528,6 +518,43 @@ def _check_lt_params(p: CoMParams) -> None:
             f"regression must be -1, 0, 1 or a (3, 2) array of coefficients "
             f"[[y, x], [dy/dy, dx/dy], [dy/dx, dx/dx]], got {reg!r}"
         )
+
+
+@functools.lru_cache(maxsize=8)
+def _weights(
+    sig: tuple[int, int], cy: float, cx: float, mask_key: tuple, work: np.dtype
+) -> tuple[tuple[int, int], np.ndarray]:
+    """``(pixel span, weights)`` of CoMUDF (a read-only array).
+
+    Kept for the last few frame shapes and parameters: a 256x256 frame's weights
+    took 8 ms to make, once per run on the main node and once per task in every
+    worker, a tenth of a short run.
+    """
+    if mask_key[0] == "annulus":
+        rr = radius_map(sig, (cy, cx))
+        r, ri = mask_key[1:]
+        mask = ((rr <= r) & ((rr > ri) if ri > 0 else True)).astype(np.float64)
+    elif mask_key[0] == "disk":
+        mask = disk(sig, (cy, cx), mask_key[1], dtype=np.float64)
+    else:
+        mask = np.ones(sig)
+    # coordinates relative to the centre keep the weighted sums small (float32 work)
+    y, x = np.indices(sig, dtype=np.float64)
+    weights = np.stack([mask, mask * (y - cy), mask * (x - cx)], axis=-1).reshape(-1, 3)
+    # only the pixels from the mask's first to its last non-zero one take part
+    start, stop = pixel_span(weights)
+    w = weights[start:stop].astype(work)
+    w.flags.writeable = False
+    return (start, stop), w
+
+
+@functools.lru_cache(maxsize=8)
+def _packed_weights(*key) -> np.ndarray | None:
+    """:func:`_weights` laid out for the compiled kernel (read-only), or None."""
+    packed = pack_weights(_weights(*key)[1])
+    if packed is not None:
+        packed.flags.writeable = False
+    return packed
 
 
 def _lt_regression(reg, field: np.ndarray, nav_shape) -> np.ndarray:
