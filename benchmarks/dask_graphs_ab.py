@@ -11,8 +11,9 @@ alternates), so that a busy machine slows them alike:
   current ``WORKER_CONFIG``.
 
 Jobs: ``tiny2`` (a 2-partition in-memory run of SumUDF: nothing but the fixed
-cost of a run), ``tiny4`` (the same with 4 partitions), and CoMUDF / SumOverSig
-on the 512 MiB uint16 file of ``run.py``. Prints the median of each engine, the
+cost of a run), ``tiny4`` (the same with 4 partitions), and CoMUDF, SumOverSig,
+SumUDF and ApplyMasksUDF on the 512 MiB uint16 file of ``run.py`` (default
+partitioning of each executor). Prints the median of each engine, the
 ratios to processes, and the median of the paired ratios after/before, with the
 load average before and after.
 
@@ -47,7 +48,7 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-JOBS = ("tiny2", "tiny4", "com-u16", "sumoversig-u16")
+JOBS = ("tiny2", "tiny4", "com-u16", "sumoversig-u16", "sum-u16", "masks-u16")
 
 
 def load_revision(rev: str):
@@ -121,6 +122,8 @@ def ab(args) -> None:
             "tiny4": (ctx.load("memory", data=small, num_partitions=4), SumUDF()),
             "com-u16": (u16, W["com"].make_ours(ns, U16.sig)),
             "sumoversig-u16": (u16, W["sumoversig"].make_ours(ns, U16.sig)),
+            "sum-u16": (u16, W["sum"].make_ours(ns, U16.sig)),
+            "masks-u16": (u16, W["masks"].make_ours(ns, U16.sig)),
         }
     times: dict[tuple[str, str], list[float]] = {}
     for rep in range(args.reps + 2):  # two warm-up rounds
