@@ -11,9 +11,9 @@ alternates), so that a busy machine slows them alike:
   current ``WORKER_CONFIG``.
 
 Jobs: ``tiny2`` (a 2-partition in-memory run of SumUDF: nothing but the fixed
-cost of a run), ``tiny4`` (the same with 4 partitions), and CoMUDF, SumOverSig,
-SumUDF and ApplyMasksUDF on the 512 MiB uint16 file of ``run.py`` (default
-partitioning of each executor). Prints the median of each engine, the
+cost of a run), ``tiny4`` (the same with 4 partitions), and ``<workload>-u16`` /
+``<workload>-f32``: a workload of ``run.py`` (``sum``, ``masks``, ``com``, ...) on its 512 MiB
+uint16 or 1 GiB float32 file, with each executor's default partitioning. Prints the median of each engine, the
 ratios to processes, and the median of the paired ratios after/before, with the
 load average before and after.
 
@@ -92,7 +92,7 @@ def loadavg() -> str:
 
 
 def ab(args) -> None:
-    from _data import U16, ensure
+    from _data import F32, U16, ensure
     from _engines import ours_namespace
     from _workloads import workloads
     from udfwidgets import Context
@@ -101,8 +101,10 @@ def ab(args) -> None:
 
     before = load_revision(args.before)
     jobs = args.jobs.split(",")
-    if any(j.endswith("u16") for j in jobs):
-        ensure(U16)
+    files = {"u16": U16, "f32": F32}
+    for job in jobs:
+        if job not in ("tiny2", "tiny4"):
+            ensure(files[job.rsplit("-", 1)[1]])
     print(f"load average before: {loadavg()}")
     cl_b, client_b = local_cluster(dict(getattr(before, "WORKER_CONFIG", {})))
     cl_a, client_a = local_cluster(dict(WORKER_CONFIG))
@@ -112,19 +114,20 @@ def ab(args) -> None:
         "after": Context(executor=DaskExecutor(client=client_a)),
     }
     ns = ours_namespace()
-    W = workloads(lambda d: U16.sig)
     runs = {}
     for name, ctx in ctxs.items():
         small = np.ones((4, 8, 16, 16), np.float32)
-        u16 = ctx.load("raw", path=U16.path, nav_shape=U16.nav, sig_shape=U16.sig, dtype=U16.dtype)
         runs[name] = {
             "tiny2": (ctx.load("memory", data=small, num_partitions=2), SumUDF()),
             "tiny4": (ctx.load("memory", data=small, num_partitions=4), SumUDF()),
-            "com-u16": (u16, W["com"].make_ours(ns, U16.sig)),
-            "sumoversig-u16": (u16, W["sumoversig"].make_ours(ns, U16.sig)),
-            "sum-u16": (u16, W["sum"].make_ours(ns, U16.sig)),
-            "masks-u16": (u16, W["masks"].make_ours(ns, U16.sig)),
         }
+        for job in jobs:
+            if job in runs[name]:
+                continue
+            workload, which = job.rsplit("-", 1)
+            f = files[which]
+            ds = ctx.load("raw", path=f.path, nav_shape=f.nav, sig_shape=f.sig, dtype=f.dtype)
+            runs[name][job] = (ds, workloads(lambda d, f=f: f.sig)[workload].make_ours(ns, f.sig))
     times: dict[tuple[str, str], list[float]] = {}
     for rep in range(args.reps + 2):  # two warm-up rounds
         order = list(ctxs) if rep % 2 == 0 else list(ctxs)[::-1]

@@ -338,7 +338,7 @@ def test_the_first_tasks_of_a_run_go_out_as_one_graph(dask_client, monkeypatch, 
 
 def test_a_short_run_is_one_task_per_worker_thread(dask_client, monkeypatch, rng):
     # a worker's second task ran up to 1.5x slower while the first one's result was
-    # fetched: one partition per thread, not two, for scans under two of 256 MiB per thread
+    # fetched: one partition per thread, not two, for scans under two of 512 MiB per thread
     with Context(executor=DaskExecutor(client=dask_client)) as ctx:
         data = rng.random((8, 4, 2, 2)).astype(np.float32)
         ds = ctx.load("memory", data=data)
@@ -738,7 +738,7 @@ def test_a_scheduler_and_workers_started_as_separate_commands(tmp_path, rng):
 
 
 def test_dask_runs_use_larger_default_partitions(dctx, tmp_path):
-    """Each dask task costs the main node more than a loky task: 256 MiB partitions."""
+    """Each dask task costs the main node more than a loky task: 512 MiB partitions."""
     path = tmp_path / "sparse.raw"
     with open(path, "wb") as f:
         f.truncate(2**30)  # 1 GiB of zeros, a sparse file: nothing is written to disk
@@ -748,7 +748,7 @@ def test_dask_runs_use_larger_default_partitions(dctx, tmp_path):
             list(local.run_udf_iter(dataset=local.load("raw", path=path, **kw), udf=SumUDF()))
         )
     parts = list(dctx.run_udf_iter(dataset=dctx.load("raw", path=path, **kw), udf=SumUDF()))
-    assert n_local == 8 and len(parts) == max(4, 2 * dctx.executor.n_workers)
+    assert n_local == 8 and len(parts) == max(2, dctx.executor.n_workers)
     # ctx.display counts the partitions as the run splits them
     shown = dctx.display(dctx.load("raw", path=path, **kw))._repr_html_()
     assert f"<th style='text-align:left'>partitions</th><td>{len(parts)}</td>" in shown

@@ -152,13 +152,14 @@ class DaskExecutor(Executor):
 
     name = "dask"
     pickles_tasks = True
-    #: Each task costs the main node about 6 ms (client, and the scheduler of a LocalCluster):
-    #: 256 MiB partitions halve that per GiB; measured in benchmarks/README.md ("dask").
-    partition_bytes = 256 * 2**20
-    #: A scan of less than two partitions per worker thread is split into one per thread,
-    #: not two: a worker's second task ran up to 1.5x slower while the first one's result
-    #: was fetched, and short runs took up to 1.3x the processes executor's time with two
-    #: (benchmarks/README.md, "dask").
+    #: Each task costs the main node about 6 ms (client, and the scheduler of a LocalCluster)
+    #: and a latency of about 10 ms that the next task on a worker partly sits behind, where
+    #: a loky task costs 1-2 ms: 512 MiB partitions (LiberTEM's size too) made 1 GiB runs
+    #: 10-20% faster than 256 MiB ones (benchmarks/README.md, "dask").
+    partition_bytes = 512 * 2**20
+    #: Scans too small for two partitions per worker thread are split into one per
+    #: thread, not two: a worker's second task ran slower while the first one's result
+    #: was being fetched (benchmarks/results/dask-one-per-worker-2026-12-07.md).
     partitions_per_worker = 1
 
     def __init__(
