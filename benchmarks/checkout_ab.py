@@ -8,8 +8,8 @@ driven over a pipe, so that the two sides' runs alternate in one session
 timed run the file is read once into the page cache (warm). One untimed run
 per side and workload comes first (workers started, file opened).
 
-Workloads: ``sum`` (SumUDF over the whole scan) and ``roi`` (SumUDF on a 1% roi,
-the same random roi on both sides). Reported per side and workload: the median
+Workloads: ``sum`` (SumUDF over the whole scan), ``roi`` (SumUDF on a 1% roi,
+the same random roi on both sides) and ``com`` (CoMUDF with its defaults). Reported per side and workload: the median
 time, its ratio to side ``a``'s, the median of the ratios of each run to the run
 of ``a`` next to it, and the workers' largest ``VmHWM`` (peak resident
 size since the worker started, so it includes any memory map the worker keeps
@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 import udfwidgets
 from udfwidgets import Context
+from udfwidgets.udf.com import CoMUDF
 from udfwidgets.udf.sum import SumUDF
 
 ctx = Context(executor="processes", n_jobs=2)
@@ -73,13 +74,14 @@ for line in sys.stdin:
     roi = None
     if cmd["workload"] == "roi":
         roi = np.random.default_rng(0).random(tuple(ds.shape.nav)) < 0.01
+    udf, name = (CoMUDF(), "raw_com") if cmd["workload"] == "com" else (SumUDF(), "intensity")
     t0 = time.perf_counter()
-    res = ctx.run_udf(dataset=ds, udf=SumUDF(), roi=roi)["intensity"].data
+    res = ctx.run_udf(dataset=ds, udf=udf, roi=roi)[name].data
     dt = time.perf_counter() - t0
     pids = workers()
     print(json.dumps({
         "seconds": dt,
-        "check": float(np.asarray(res, np.float64).sum()),
+        "check": float(np.nansum(np.asarray(res, np.float64))),
         "hwm_mib": max(kib(p, "VmHWM") for p in pids) / 1024,
         "rss_mib": max(kib(p, "VmRSS") for p in pids) / 1024,
     }), flush=True)

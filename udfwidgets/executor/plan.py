@@ -3,6 +3,7 @@ of the UDFs, their buffers and whether they can travel to workers."""
 
 from __future__ import annotations
 
+import functools
 import os
 import pickle
 import sys
@@ -632,11 +633,15 @@ class ProcessReturnWarning(UserWarning):
 
 def _returns_value(func: Any) -> bool:
     """True when the function's code has a ``return`` of something other than None."""
+    code = getattr(func, "__code__", None)
+    return code is not None and _code_returns_value(code)
+
+
+@functools.lru_cache(maxsize=256)
+def _code_returns_value(code: Any) -> bool:
+    # once per code object: disassembling a UDF's methods took 1-2 ms of every run
     import dis
 
-    code = getattr(func, "__code__", None)
-    if code is None:
-        return False
     prev = None
     for ins in dis.get_instructions(code):
         if ins.opname == "RETURN_CONST" and ins.argval is not None:
