@@ -160,12 +160,9 @@ def test_partial_results_arrive_as_tasks_finish(dctx, rng):
     assert counts == [8, 16, 24, 32, 40, 48, 56, 64]  # seven partials, then the final result
 
 
-@pytest.mark.parametrize("inline_bytes", [dask_executor.INLINE_FIRST_BYTES, 0])
-def test_large_udf_parameters_give_the_right_result(dctx, rng, monkeypatch, inline_bytes):
-    # 0: scattered once per run, as all tasks after the first two per worker thread get them
-    monkeypatch.setattr(dask_executor, "INLINE_FIRST_BYTES", inline_bytes)
+def test_large_udf_parameters_travel_once_and_give_the_right_result(dctx, rng):
     data = rng.random((4, 6, 16, 16), dtype=np.float32)
-    weights = rng.random(300_000)  # 2.4 MB of pickled UDF
+    weights = rng.random(300_000)  # 2.4 MB: scattered once per run, not sent per task
     ds = dctx.load("memory", data=data, num_partitions=4)
     res = dctx.run_udf(dataset=ds, udf=DotUDF(weights))
     want = data.reshape(24, -1).astype(np.float64) @ weights[:256]
@@ -220,16 +217,11 @@ class RoiSeenUDF(UDF):
         self.results.seen[:] = int(self.meta.roi.sum())
 
 
-@pytest.mark.parametrize("inline_bytes", [dask_executor.INLINE_FIRST_BYTES, 0])
 @pytest.mark.parametrize("num_partitions", [1, 3, 7])
-def test_a_large_roi_travels_with_the_first_tasks_then_once_per_worker(
-    dctx, dask_client, tmp_path, rng, monkeypatch, num_partitions, inline_bytes
+def test_a_large_roi_travels_to_each_worker_once_not_with_every_task(
+    dctx, dask_client, tmp_path, rng, monkeypatch, num_partitions
 ):
-    # scattering it is a round trip before the first task starts (10-15 ms); a short run
-    # is one batch of tasks (two per worker thread), which carry it themselves
     import cloudpickle
-
-    monkeypatch.setattr(dask_executor, "INLINE_FIRST_BYTES", inline_bytes)
 
     nav, sig = (1024, 1024), (2, 2)
     data = rng.integers(0, 200, size=nav + sig, dtype=np.uint8)
@@ -249,11 +241,6 @@ def test_a_large_roi_travels_with_the_first_tasks_then_once_per_worker(
             sizes.extend(len(cloudpickle.dumps(args)) for args in zip(*iterables[:3]))
         return map_(fn, *iterables, **kwargs)
 
-    scatters = []
-    scatter = dask_client.scatter
-    monkeypatch.setattr(
-        dask_client, "scatter", lambda *a, **k: scatters.append(1) or scatter(*a, **k)
-    )
     monkeypatch.setattr(dask_client, "submit", spy)
     monkeypatch.setattr(dask_client, "map", spy_map)
     ds = dctx.load(
@@ -266,14 +253,7 @@ def test_a_large_roi_travels_with_the_first_tasks_then_once_per_worker(
     )
     total, sums, seen = dctx.run_udf(dataset=ds, udf=[SumUDF(), SumSigUDF(), RoiSeenUDF()], roi=roi)
     assert len(sizes) == num_partitions
-    first = min(num_partitions, 4)  # two tasks per worker thread in flight
-    if inline_bytes:
-        assert min(sizes[:first]) > 1 << 20, sizes  # each carries the 1 MiB roi
-        assert max(sizes[first:], default=0) < 64 << 10, sizes
-        assert len(scatters) == (num_partitions > first)
-    else:  # over the limit: every task uses the one scattered copy
-        assert max(sizes) < 64 << 10, sizes
-        assert len(scatters) == 1
+    assert max(sizes) < 64 << 10, sizes  # without scattering, each task carried the 1 MiB roi
     want_total = data[roi].sum(axis=0, dtype=np.float64)
     np.testing.assert_allclose(total["intensity"].data, want_total, rtol=1e-5)  # float32 sums
     want = data.sum(axis=(2, 3), dtype=np.float64)

@@ -68,13 +68,6 @@ WORKERS_TTL = 1.0
 #: otherwise carry 1 MiB. Tasks still see the whole roi (``meta.roi``).
 SCATTER_ROI_BYTES = 64 << 10
 
-#: The first tasks of a run (up to two per worker thread) carry large UDFs and roi
-#: themselves while all their copies together stay under this size; only the tasks
-#: after them use scattered copies. A scatter is a round trip to the cluster before
-#: the first task can start: it made ApplyMasksUDF with four 256x256 masks (a 2 MiB
-#: blob) start 10-15 ms later than other UDFs, and short runs are one batch.
-INLINE_FIRST_BYTES = 32 << 20
-
 
 class ClusterClosedError(RuntimeError):
     """The executor's dask client (or the Context) is closed.
@@ -291,22 +284,17 @@ class DaskExecutor(Executor):
                 fut = blobs[id(value)] = client.scatter(value, hash=False)
             return fut
 
-        def large(task) -> dict[str, Any]:
-            """The task's values that are scattered unless it carries them itself."""
-            blob = getattr(task, "blob", None)
-            roi = getattr(task, "roi", None)
-            out: dict[str, Any] = {}
-            if isinstance(blob, bytes) and len(blob) > SCATTER_BLOB_BYTES:
-                out["blob"] = blob
-            if isinstance(roi, np.ndarray) and roi.nbytes > SCATTER_ROI_BYTES:
-                out["roi"] = roi
-            return out
-
-        def prepare(task, inline: bool) -> tuple[str, Any, str | None, dict[str, Any]]:
+        def prepare(task) -> tuple[str, Any, str | None, dict[str, Any]]:
             """(key, task, worker asked for, values scattered once per run) of one task."""
             key = f"udfwidgets-{run_id}-{next(counter)}"
             task, part = self._localize(task)
-            extra = {} if inline else {k: scattered(v) for k, v in large(task).items()}
+            blob = getattr(task, "blob", None)
+            roi = getattr(task, "roi", None)
+            extra: dict[str, Any] = {}
+            if isinstance(blob, bytes) and len(blob) > SCATTER_BLOB_BYTES:
+                extra["blob"] = scattered(blob)
+            if isinstance(roi, np.ndarray) and roi.nbytes > SCATTER_ROI_BYTES:
+                extra["roi"] = scattered(roi)
             if extra:
                 task = copy.copy(task)
                 for name in extra:
@@ -316,18 +304,11 @@ class DaskExecutor(Executor):
                 worker = workers[_slot(part, len(workers))]
             return key, task, worker, extra
 
-        def submit(tasks_now: Iterable, first: bool = False) -> None:
+        def submit(tasks_now: Iterable) -> None:
             """Submit tasks as one graph (one ``client.map``): the scheduler gets them in
             one message and handles one graph update. The worker each task asks for is an
             annotation that the scheduler looks up by the task's key."""
-            tasks_now = list(tasks_now)
-            copies = sum(
-                len(v) if isinstance(v, bytes) else v.nbytes
-                for task in tasks_now
-                for v in large(task).values()
-            )
-            inline = first and copies <= INLINE_FIRST_BYTES
-            batch = [prepare(task, inline) for task in tasks_now]
+            batch = [prepare(task) for task in tasks_now]
             if not batch:
                 return
             extra = batch[0][3]
@@ -371,7 +352,7 @@ class DaskExecutor(Executor):
 
         finished = False
         try:
-            submit(itertools.islice(tasks, in_flight), first=True)
+            submit(itertools.islice(tasks, in_flight))
             while pending:
                 future, result = next(done)
                 pending.pop(future.key, None)
