@@ -89,15 +89,13 @@ def partition_size(nbytes: int, per_worker: int = PARTITIONS_PER_WORKER) -> Iter
         _PARTITIONING.reset(token)
 
 
-def default_num_partitions(
-    nbytes: int, num_frames: int, num_workers: int, per_worker: int | None = None
-) -> int:
+def default_num_partitions(nbytes: int, num_frames: int, num_workers: int) -> int:
     """How many partitions a dataset is split into by default.
 
-    About 128 MiB each for large data (see :func:`partition_size`), at least
-    ``per_worker`` per worker (by default two, so that a slow partition does not
-    leave a core idle; the dask executor asks for one), never more than there
-    are frames.
+    About 128 MiB each for large data, at least two per worker (so that a slow
+    partition does not leave a core idle), never more than there are frames;
+    :func:`partition_size` changes both (the dask executor asks for 512 MiB and
+    one per worker thread).
 
     Examples
     --------
@@ -105,12 +103,10 @@ def default_num_partitions(
     8
     >>> default_num_partitions(1000, 3, num_workers=2)
     3
-    >>> default_num_partitions(2**20, 100, num_workers=2), default_num_partitions(
-    ...     2**20, 100, num_workers=2, per_worker=1)
-    (4, 2)
+    >>> default_num_partitions(2**20, 100, num_workers=2)
+    4
     """
-    target, default_per_worker = _PARTITIONING.get()
-    per_worker = default_per_worker if per_worker is None else int(per_worker)
+    target, per_worker = _PARTITIONING.get()
     n = max(per_worker * max(1, num_workers), round(nbytes / target))
     return max(1, min(n, num_frames))
 
